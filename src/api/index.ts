@@ -1,0 +1,6 @@
+export * from './errors.js'
+export * from './options.js'
+export * from './paths.js'
+export * from './extent-store.js'
+export * from './metadata.js'
+export * from './registry.js'

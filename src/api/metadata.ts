@@ -1,0 +1,125 @@
+import type { Checksum } from './extent-store.js'
+import type { CallOptions, Logger } from './options.js'
+
+/** A PeerId in its string (base58btc) form. */
+export type PeerIdString = string
+
+export type Role = 'admin' | 'user' | 'readonly'
+
+/** An extent as metadata knows it: its bytes' size and checksum and the nodes that hold a copy. */
+export interface ExtentRecord {
+  id: string
+  size: number
+  checksum: Checksum
+  /** PeerIds of the nodes that hold (or are to hold) a copy, without duplicates. */
+  replicas: PeerIdString[]
+}
+
+/** One version of a file. A put replaces the whole record atomically. */
+export interface FileRecord {
+  path: string
+  size: number
+  /** Modification time chosen by the proposer (apply never reads a clock). */
+  mtimeMs: number
+  /** Increases by one with every put of this path; 1 for the first. */
+  version: number
+  /** Extent ids in file order. */
+  extents: string[]
+}
+
+export interface DirEntry {
+  path: string
+  name: string
+  type: 'file' | 'dir'
+  /** Bytes of a file; for a directory, the number of entries directly in it. */
+  size: number
+}
+
+export interface MemberRecord {
+  id: PeerIdString
+  name: string
+  region: string
+  addrs: string[]
+}
+
+export interface ClusterRecord {
+  clusterId: string
+  createdAtMs: number
+}
+
+/**
+ * Operations of the metadata state machine. `apply` of the same sequence of operations gives the same
+ * state and results on every replica: operations carry every input (times, ids, placement) and apply
+ * never reads a clock or a random source.
+ */
+export type MetadataOp =
+  | { type: 'InitCluster', clusterId: string, createdAtMs: number, admin: PeerIdString, member: MemberRecord }
+  | { type: 'PutMember', member: MemberRecord }
+  | { type: 'RemoveMember', id: PeerIdString }
+  | { type: 'SetRole', peer: PeerIdString, role: Role | null }
+  | { type: 'CreateExtent', extent: ExtentRecord }
+  | { type: 'DeleteExtent', id: string }
+  | { type: 'UpdateReplication', id: string, replicas: PeerIdString[] }
+  | { type: 'MigrateExtent', id: string, from: PeerIdString, to: PeerIdString }
+  /** Creates the file's extents and replaces the file at `path` in one step. */
+  | { type: 'PutFile', path: string, size: number, mtimeMs: number, extents: ExtentRecord[] }
+  /** Removes the file and its extent records; the result lists the extents whose bytes may be freed. */
+  | { type: 'DeleteFile', path: string }
+
+export type MetadataOpType = MetadataOp['type']
+
+/**
+ * What apply returns. `ok: false` results carry a typed error in wire form (name, message, details):
+ * a rejected operation is a deterministic outcome, the same on every replica, not an exception.
+ */
+export type MetadataResult =
+  | { ok: true, index: number, file?: FileRecord, freed?: ExtentRecord[], extent?: ExtentRecord }
+  | { ok: false, index: number, error: { name: string, message: string, details?: Record<string, unknown> } }
+
+/** A read-only view of the applied metadata state. */
+export interface MetadataView {
+  cluster: () => ClusterRecord | undefined
+  members: () => MemberRecord[]
+  role: (peer: PeerIdString) => Role | undefined
+  getFile: (path: string) => FileRecord | undefined
+  getExtent: (id: string) => ExtentRecord | undefined
+  /** Entries directly under a directory, sorted by name. Throws NotFound or NotADirectory. */
+  list: (dir: string) => DirEntry[]
+  /** Every extent id the metadata references (for garbage collection of unreferenced bytes). */
+  extentIds: () => Iterable<string>
+  /** Index of the last operation applied to this view. */
+  appliedIndex: () => number
+}
+
+export interface MetadataStatus {
+  /** PeerId of the current leader, or undefined when none is known. */
+  leader: PeerIdString | undefined
+  term: number
+  commitIndex: number
+  appliedIndex: number
+}
+
+/**
+ * Replicated (or, on one node, locally logged) metadata.
+ * - `propose` resolves once the operation is durable on a quorum and applied locally; it resolves
+ *   with the result of apply, and throws that result's typed error when `ok` is false.
+ * - `read` runs `fn` against state that includes every operation committed before `read` was called
+ *   (linearizable).
+ */
+export interface MetadataService {
+  start: (options?: CallOptions) => Promise<void>
+  stop: () => Promise<void>
+  propose: (op: MetadataOp, options?: CallOptions) => Promise<MetadataResult & { ok: true }>
+  read: <T>(fn: (view: MetadataView) => T, options?: CallOptions) => Promise<T>
+  status: () => MetadataStatus
+}
+
+export interface MetadataServiceInit {
+  /** A directory the service owns exclusively (created if missing). */
+  dir: string
+  /** PeerId of this node. */
+  nodeId: PeerIdString
+  logger: Logger
+}
+
+export type MetadataServiceFactory = (init: MetadataServiceInit) => MetadataService

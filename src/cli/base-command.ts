@@ -1,0 +1,86 @@
+import { Command, Flags, type Interfaces } from '@oclif/core'
+import { join } from 'node:path'
+import { DfsError } from '@dfs/api'
+import { DfsClient } from '../client/index.js'
+
+export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<typeof DfsCommand['baseFlags'] & T['flags']>
+
+/**
+ * The one base of every dfs command. `--json` makes the command print exactly one JSON document on
+ * stdout (its result, or `{"error": …}`); without it, human output. Errors print one line on stderr
+ * and exit non-zero; stack traces only with DEBUG=dfs:*.
+ */
+export abstract class DfsCommand<T> extends Command {
+  static override enableJsonFlag = true
+
+  abstract override run (): Promise<T>
+
+  /** Prints human output; silent in JSON mode. */
+  protected say (text: string): void {
+    if (!this.jsonEnabled()) this.log(text)
+  }
+
+  /** The data dir a command uses by default: DFS_DATA_DIR, else the user's data dir for dfs. */
+  protected defaultDataDir (): string {
+    return process.env.DFS_DATA_DIR ?? this.config.dataDir
+  }
+
+  /** The CLI user's key file: DFS_IDENTITY, else identity.key in the user's config dir. */
+  protected identityPath (): string {
+    return process.env.DFS_IDENTITY ?? join(this.config.configDir, 'identity.key')
+  }
+
+  protected override async catch (err: Error & { code?: string, oclif?: { exit?: number }, details?: unknown }): Promise<any> {
+    // this.exit() and oclif's own control flow travel as errors: let them through
+    if (err.code === 'EEXIT') throw err
+    const parseError = err.oclif?.exit === 2 || /^(Nonexistent|Unexpected argument|Missing|Expected|Parsing)/.test(err.message ?? '')
+    const name = err instanceof DfsError || (err.name != null && err.name !== 'Error' && err.name !== 'CLIError')
+      ? err.name
+      : parseError ? 'UsageError' : 'Error'
+    process.exitCode = parseError ? 2 : 1
+    if (this.jsonEnabled()) {
+      this.logJson({ error: { name, message: err.message, ...(err.details != null ? { details: err.details } : {}) } })
+    }
+    const message = (err.message ?? String(err)).split('\n')[0]
+    process.stderr.write(`dfs: ${name}: ${message}\n`)
+    if (/(^|,)\s*dfs[:*]/.test(process.env.DEBUG ?? '') && err.stack != null) process.stderr.write(`${err.stack}\n`)
+  }
+}
+
+export const nodeFlag = Flags.string({
+  description: 'node to talk to: host:port or a multiaddr (default: $DFS_NODE, else the node of the default data dir)',
+  helpGroup: 'CONNECTION'
+})
+
+export const timeoutFlag = Flags.integer({
+  description: 'deadline in ms for connecting and for each request',
+  default: 30_000,
+  min: 1,
+  helpGroup: 'CONNECTION'
+})
+
+/** A command that talks to a running node as the CLI user's identity. */
+export abstract class ClientCommand<T> extends DfsCommand<T> {
+  static override baseFlags = {
+    node: nodeFlag,
+    timeout: timeoutFlag
+  }
+
+  #client: DfsClient | undefined
+
+  /** Connects to the node chosen by --node / DFS_NODE / the default data dir's node.json. */
+  protected async client (flags: { node?: string, timeout: number }): Promise<DfsClient> {
+    this.#client ??= await DfsClient.open({
+      node: flags.node,
+      identityPath: this.identityPath(),
+      dataDir: this.defaultDataDir(),
+      timeoutMs: flags.timeout
+    })
+    return this.#client
+  }
+
+  protected override async finally (err: Error | undefined): Promise<any> {
+    await this.#client?.close().catch(() => {})
+    return await super.finally(err)
+  }
+}

@@ -1,0 +1,69 @@
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { ConfigError } from '@dfs/api'
+import { parseAddress } from '../net/address.js'
+import { createHost, type Host } from '../net/host.js'
+import { loadOrCreateKey } from '../net/keys.js'
+import { RpcClient } from '../net/rpc/client.js'
+import type { Multiaddr } from '@multiformats/multiaddr'
+
+export interface ClientInit {
+  /** `--node`: host:port or multiaddr. */
+  node?: string
+  /** Key file of the user's identity (created on first use). */
+  identityPath: string
+  /** Data dir whose node.json names the node when neither `node` nor DFS_NODE is given. */
+  dataDir: string
+  timeoutMs?: number
+}
+
+/** A CLI user's authenticated session with one node. */
+export class DfsClient {
+  readonly host: Host
+  readonly rpc: RpcClient
+  readonly target: Multiaddr
+  readonly timeoutMs: number
+
+  private constructor (host: Host, rpc: RpcClient, target: Multiaddr, timeoutMs: number) {
+    this.host = host
+    this.rpc = rpc
+    this.target = target
+    this.timeoutMs = timeoutMs
+  }
+
+  static async open (init: ClientInit): Promise<DfsClient> {
+    const target = await resolveNode(init)
+    const { key } = await loadOrCreateKey(init.identityPath)
+    const host = await createHost({ privateKey: key })
+    const timeoutMs = init.timeoutMs ?? 30_000
+    return new DfsClient(host, new RpcClient({ host, target, dialTimeoutMs: timeoutMs }), target, timeoutMs)
+  }
+
+  async call<R> (method: string, params: unknown): Promise<R> {
+    return await this.rpc.call<R>(method, params, { timeoutMs: this.timeoutMs })
+  }
+
+  async close (): Promise<void> {
+    await this.rpc.close()
+    await this.host.stop()
+  }
+}
+
+/** `--node`, else DFS_NODE, else the first address in `<dataDir>/node.json`. */
+export async function resolveNode (init: { node?: string, dataDir: string }): Promise<Multiaddr> {
+  const explicit = init.node ?? process.env.DFS_NODE
+  if (explicit != null && explicit !== '') return parseAddress(explicit)
+  const path = join(init.dataDir, 'node.json')
+  let info: { addrs?: unknown }
+  try {
+    info = JSON.parse(await readFile(path, 'utf8'))
+  } catch (err: any) {
+    if (err?.code === 'ENOENT') {
+      throw new ConfigError(`no node to talk to: pass --node ADDR, set DFS_NODE, or start one with \`dfs node start\` (no ${path})`, { path })
+    }
+    throw new ConfigError(`cannot read ${path}: ${err.message}`, { path })
+  }
+  const addrs = Array.isArray(info.addrs) ? info.addrs.filter((a): a is string => typeof a === 'string') : []
+  if (addrs.length === 0) throw new ConfigError(`${path} lists no addresses`, { path })
+  return parseAddress(addrs[0])
+}

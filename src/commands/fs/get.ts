@@ -1,0 +1,31 @@
+import { Args } from '@oclif/core'
+import { basename } from 'node:path'
+import { ClientCommand } from '../../cli/base-command.js'
+import { Progress, formatBytes } from '../../cli/progress.js'
+import { getFile } from '../../client/files.js'
+
+interface GetResult { path: string, size: number, local: string }
+
+export default class FsGet extends ClientCommand<GetResult> {
+  static override summary = 'Read a file from dfs into a local file, a directory, or stdout (-)'
+  static override args = {
+    remote: Args.string({ required: true, description: 'dfs path to read' }),
+    local: Args.string({ required: false, description: 'local file or directory to write, or - for stdout (default: the file name in the current directory)' })
+  }
+
+  async run (): Promise<GetResult> {
+    const { args, flags } = await this.parse(FsGet)
+    const client = await this.client(flags)
+    const toStdout = args.local === '-'
+    if (toStdout && this.jsonEnabled()) {
+      this.error('--json and - cannot be combined: stdout carries the file', { exit: 2 })
+    }
+    let progress: Progress | undefined
+    const r = await getFile(client, args.remote, toStdout ? process.stdout : (args.local ?? basename(args.remote)),
+      (size) => { progress = new Progress('get', size, { json: this.jsonEnabled() || toStdout }) },
+      (n) => { progress?.add(n) })
+    progress?.finish()
+    if (!toStdout) this.say(`${r.path} -> ${r.local}  ${formatBytes(r.size)}`)
+    return { path: r.path, size: r.size, local: r.local }
+  }
+}

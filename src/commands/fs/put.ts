@@ -1,0 +1,24 @@
+import { Args } from '@oclif/core'
+import { stat } from 'node:fs/promises'
+import { ClientCommand } from '../../cli/base-command.js'
+import { Progress, formatBytes } from '../../cli/progress.js'
+import { putFile, type PutReply } from '../../client/files.js'
+
+export default class FsPut extends ClientCommand<PutReply> {
+  static override summary = 'Store a local file at a path in dfs (replacing any file there atomically)'
+  static override args = {
+    local: Args.string({ required: true, description: 'local file to read' }),
+    remote: Args.string({ required: true, description: 'dfs path to write, e.g. /docs/a.bin' })
+  }
+
+  async run (): Promise<PutReply> {
+    const { args, flags } = await this.parse(FsPut)
+    const client = await this.client(flags)
+    const size = (await stat(args.local).catch(() => undefined))?.size ?? 0
+    const progress = new Progress('put', size, { json: this.jsonEnabled() })
+    const r = await putFile(client, args.local, args.remote, (n) => { progress.add(n) })
+    progress.finish()
+    this.say(`${r.path}  ${formatBytes(r.size)} in ${r.extents} extent${r.extents === 1 ? '' : 's'}`)
+    return { path: r.path, size: r.size, extents: r.extents }
+  }
+}

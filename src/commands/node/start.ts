@@ -1,0 +1,72 @@
+import { Flags } from '@oclif/core'
+import { resolve } from 'node:path'
+import { EXTENT_SIZE_MAX, ServiceRegistry, SERVICES_HOOK } from '@dfs/api'
+import { DfsCommand } from '../../cli/base-command.js'
+import { parseAddress } from '../../net/address.js'
+import { loadOrCreateKey, peerIdString } from '../../net/keys.js'
+import { NodeRuntime } from '../../node/runtime.js'
+
+interface StartResult { id: string, addrs: string[], dataDir: string, clusterId: string }
+
+export default class NodeStart extends DfsCommand<StartResult> {
+  static override summary = 'Run a dfs node in the foreground until SIGINT or SIGTERM'
+  static override description = `On an empty data dir the node creates a new cluster, and the identity of the user who started it
+(see \`dfs identity show\`) becomes its first Admin. Once it serves requests it writes <data-dir>/node.json
+with its PeerId and addresses; the CLI finds it there by default.`
+
+  static override examples = [
+    '<%= config.bin %> node start',
+    '<%= config.bin %> node start --data-dir /var/lib/dfs --listen 0.0.0.0:7400 --name n1 --region eu-west'
+  ]
+
+  static override flags = {
+    'data-dir': Flags.string({ description: 'where the node keeps its key, metadata and extents (default: $DFS_DATA_DIR, else the user data dir)' }),
+    listen: Flags.string({ description: 'address to listen on: host:port or a multiaddr; repeat or comma-separate for several', default: ['127.0.0.1:7400'], multiple: true, delimiter: ',' }),
+    name: Flags.string({ description: 'human-readable node name (default: the end of its PeerId)' }),
+    region: Flags.string({ description: 'region or failure domain of this node', default: 'default' }),
+    store: Flags.string({ description: 'extent store implementation, as provided by a plugin', default: 'level' }),
+    metadata: Flags.string({ description: 'metadata service implementation, as provided by a plugin', default: 'local', hidden: true }),
+    'extent-size': Flags.integer({ description: 'bytes per extent of new files', default: EXTENT_SIZE_MAX, min: 1, max: EXTENT_SIZE_MAX, hidden: true })
+  }
+
+  async run (): Promise<StartResult> {
+    const { flags } = await this.parse(NodeStart)
+    const dataDir = resolve(flags['data-dir'] ?? this.defaultDataDir())
+    const listen = flags.listen.map((a) => parseAddress(a).toString())
+
+    const registry = new ServiceRegistry()
+    const hook = await this.config.runHook(SERVICES_HOOK, { registry })
+    for (const failure of hook.failures) {
+      process.stderr.write(`dfs: plugin ${failure.plugin.name} failed to register its services: ${failure.error.message}\n`)
+    }
+    const { key: userKey } = await loadOrCreateKey(this.identityPath())
+
+    const node = await NodeRuntime.start({
+      dataDir,
+      listen,
+      name: flags.name,
+      region: flags.region,
+      store: flags.store,
+      metadata: flags.metadata,
+      registry,
+      admin: peerIdString(userKey),
+      extentSize: flags['extent-size']
+    })
+    const info = node.info()
+    this.say(`dfs node ${info.id}\ncluster ${node.clusterId}\ndata dir ${dataDir}\nlistening on\n${info.addrs.map((a) => `  ${a}`).join('\n')}`)
+    // the one JSON document, printed as soon as the node serves; oclif prints nothing more
+    if (this.jsonEnabled()) this.logJson({ id: info.id, addrs: info.addrs, dataDir, clusterId: node.clusterId })
+
+    const signal = await new Promise<string>((resolveSignal) => {
+      process.once('SIGINT', () => { resolveSignal('SIGINT') })
+      process.once('SIGTERM', () => { resolveSignal('SIGTERM') })
+    })
+    process.stderr.write(`dfs: ${signal}: stopping\n`)
+    const force = (): void => { process.stderr.write('dfs: stopping forcefully\n'); process.exit(1) }
+    process.once('SIGINT', force)
+    process.once('SIGTERM', force)
+    await node.stop()
+    process.stderr.write('dfs: stopped\n')
+    return undefined as unknown as StartResult
+  }
+}

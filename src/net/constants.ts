@@ -1,0 +1,32 @@
+/** Prefix of every dfs protocol id: `/${PROTOCOL_PREFIX}/${name}/${version}`. */
+export const PROTOCOL_PREFIX = 'dfs'
+
+/** The client/admin RPC protocol (file and cluster operations). */
+export const RPC_PROTOCOL = `/${PROTOCOL_PREFIX}/rpc/1.0.0`
+
+/** Largest frame on an RPC stream (payload, excluding the varint length prefix). */
+export const FRAME_BYTES_MAX = 1024 * 1024 + 4096
+
+/** Largest chunk of bulk bytes in one DATA frame. */
+export const DATA_CHUNK_BYTES_MAX = 1024 * 1024
+
+/** DATA frames a receiver lets a sender have in flight before it grants more (flow control window). */
+export const DATA_WINDOW_FRAMES = 8
+
+/** Default deadline of a unary call. */
+export const CALL_TIMEOUT_MS_DEFAULT = 30_000
+
+/** Longest a streaming call may go without progress (a frame in either direction). */
+export const STREAM_IDLE_TIMEOUT_MS_DEFAULT = 30_000
+
+/** Deadline of dialling a node. */
+export const DIAL_TIMEOUT_MS_DEFAULT = 10_000
+
+/** Concurrent inbound RPC streams a node accepts from one connection. */
+export const RPC_INBOUND_STREAMS_MAX = 64
+
+/** Idle streams a client keeps per connection for reuse. */
+export const RPC_IDLE_STREAMS_MAX = 4
+
+/** A server closes an RPC stream that carries no new call for this long. */
+export const RPC_STREAM_IDLE_CLOSE_MS = 60_000

@@ -1,0 +1,249 @@
+import { setMaxListeners } from 'node:events'
+import { logger } from '@libp2p/logger'
+import {
+  AbortedError, DeadlineExceededError, DfsError, MalformedFrameError, NodeUnreachableError, errorFromWire
+} from '@dfs/api'
+import {
+  CALL_TIMEOUT_MS_DEFAULT, DATA_CHUNK_BYTES_MAX, DATA_WINDOW_FRAMES, DIAL_TIMEOUT_MS_DEFAULT, RPC_IDLE_STREAMS_MAX,
+  RPC_PROTOCOL, STREAM_IDLE_TIMEOUT_MS_DEFAULT
+} from '../constants.js'
+import { FramedStream, FrameKind, type Frame } from './frames.js'
+import { IdleTimer } from './idle-timer.js'
+import type { Host } from '../host.js'
+import type { PeerId } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+
+const log = logger('dfs:net:rpc:client')
+
+export interface CallOptions {
+  signal?: AbortSignal
+  /** Deadline of a unary call, or the longest a streaming call may go without progress. */
+  timeoutMs?: number
+}
+
+export interface RpcClientInit {
+  host: Host
+  /** The node: a PeerId it is already connected to or can find, or an address (with or without /p2p). */
+  target: PeerId | Multiaddr
+  dialTimeoutMs?: number
+}
+
+/**
+ * Calls `/dfs/rpc/1.0.0` on one node. Streams are reused for consecutive calls (a new stream costs a
+ * protocol negotiation); at most RPC_IDLE_STREAMS_MAX idle streams are kept.
+ */
+export class RpcClient {
+  readonly #host: Host
+  readonly #target: PeerId | Multiaddr
+  readonly #dialTimeoutMs: number
+  readonly #idle: FramedStream[] = []
+  #remotePeer: PeerId | undefined
+
+  constructor (init: RpcClientInit) {
+    this.#host = init.host
+    this.#target = init.target
+    this.#dialTimeoutMs = init.dialTimeoutMs ?? DIAL_TIMEOUT_MS_DEFAULT
+  }
+
+  /** The PeerId of the node, known once a call has connected. */
+  get remotePeer (): PeerId | undefined {
+    return this.#remotePeer
+  }
+
+  /** Connects (if needed) and returns the node's PeerId. */
+  async connect (options: CallOptions = {}): Promise<PeerId> {
+    const framed = await this.#take(options.signal)
+    this.#give(framed)
+    return this.#remotePeer as PeerId
+  }
+
+  async call<R = unknown> (method: string, params: unknown, options: CallOptions = {}): Promise<R> {
+    const timeoutMs = options.timeoutMs ?? CALL_TIMEOUT_MS_DEFAULT
+    const signal = withDeadline(options.signal, timeoutMs, method)
+    const framed = await this.#take(signal)
+    try {
+      await framed.write({ kind: FrameKind.Header, header: { method, params, timeoutMs } }, { signal })
+      const frame = await readFrame(framed, signal, method)
+      if (frame.kind === FrameKind.Result) {
+        this.#give(framed)
+        return frame.value as R
+      }
+      if (frame.kind === FrameKind.Error) {
+        this.#give(framed)
+        throw errorFromWire(frame.error)
+      }
+      throw new MalformedFrameError(`unexpected frame kind ${frame.kind} in reply to ${method}`)
+    } catch (err) {
+      throw this.#fail(framed, err, signal, method)
+    }
+  }
+
+  /** Sends `body` as the call's bulk bytes, under the server's flow control. */
+  async upload<R = unknown> (method: string, params: unknown, body: AsyncIterable<Uint8Array>, options: CallOptions = {}): Promise<R> {
+    const idleMs = options.timeoutMs ?? STREAM_IDLE_TIMEOUT_MS_DEFAULT
+    const idle = new IdleTimer(idleMs, method)
+    const signal = options.signal == null ? idle.signal : AbortSignal.any([options.signal, idle.signal])
+    setMaxListeners(Infinity, signal)
+    let framed: FramedStream | undefined
+    try {
+      framed = await this.#take(signal)
+      const f = framed
+      await f.write({ kind: FrameKind.Header, header: { method, params, timeoutMs: 24 * 3600 * 1000 } }, { signal })
+      let credit = 0
+      /** Reads server frames until there is credit; a RESULT or ERROR here ends the call early. */
+      const awaitCredit = async (): Promise<Frame | undefined> => {
+        while (credit === 0) {
+          const frame = await readFrame(f, signal, method)
+          idle.touch()
+          if (frame.kind === FrameKind.Credit) credit += frame.frames
+          else return frame
+        }
+        return undefined
+      }
+      for await (const chunk of body) {
+        for (let offset = 0; offset < chunk.byteLength; offset += DATA_CHUNK_BYTES_MAX) {
+          const early = await awaitCredit()
+          if (early != null) return this.#finish<R>(f, early, method, false)
+          credit -= 1
+          await f.write({ kind: FrameKind.Data, bytes: chunk.subarray(offset, offset + DATA_CHUNK_BYTES_MAX) }, { signal })
+          idle.touch()
+        }
+      }
+      await f.write({ kind: FrameKind.End }, { signal })
+      while (true) {
+        const frame = await readFrame(f, signal, method)
+        idle.touch()
+        if (frame.kind !== FrameKind.Credit) return this.#finish<R>(f, frame, method, true)
+      }
+    } catch (err) {
+      throw this.#fail(framed, err, signal, method)
+    } finally {
+      idle.clear()
+    }
+  }
+
+  /** Starts a download: resolves with the call's result; `body` yields the bulk bytes. */
+  async download<R = unknown> (method: string, params: unknown, options: CallOptions = {}): Promise<{ result: R, body: AsyncGenerator<Uint8Array> }> {
+    const idleMs = options.timeoutMs ?? STREAM_IDLE_TIMEOUT_MS_DEFAULT
+    const idle = new IdleTimer(idleMs, method)
+    const signal = options.signal == null ? idle.signal : AbortSignal.any([options.signal, idle.signal])
+    setMaxListeners(Infinity, signal)
+    let framed: FramedStream | undefined
+    try {
+      framed = await this.#take(signal)
+      await framed.write({ kind: FrameKind.Header, header: { method, params, timeoutMs: 24 * 3600 * 1000 } }, { signal })
+      await framed.write({ kind: FrameKind.Credit, frames: DATA_WINDOW_FRAMES }, { signal })
+      const first = await readFrame(framed, signal, method)
+      idle.touch()
+      if (first.kind === FrameKind.Error) throw errorFromWire(first.error)
+      if (first.kind !== FrameKind.Result) throw new MalformedFrameError(`unexpected frame kind ${first.kind} starting ${method}`)
+      return { result: first.value as R, body: this.#downloadBody(framed, idle, signal, method) }
+    } catch (err) {
+      idle.clear()
+      throw this.#fail(framed, err, signal, method)
+    }
+  }
+
+  async * #downloadBody (framed: FramedStream, idle: IdleTimer, signal: AbortSignal, method: string): AsyncGenerator<Uint8Array> {
+    let done = false
+    try {
+      while (true) {
+        const frame = await readFrame(framed, signal, method)
+        idle.touch()
+        if (frame.kind === FrameKind.End) break
+        if (frame.kind === FrameKind.Error) throw errorFromWire(frame.error)
+        if (frame.kind !== FrameKind.Data) throw new MalformedFrameError(`unexpected frame kind ${frame.kind} in ${method}`)
+        yield frame.bytes instanceof Uint8Array ? frame.bytes : frame.bytes.subarray()
+        await framed.write({ kind: FrameKind.Credit, frames: 1 }, { signal })
+      }
+      await framed.write({ kind: FrameKind.End }, { signal })
+      done = true
+      this.#give(framed)
+    } catch (err) {
+      done = true
+      throw this.#fail(framed, err, signal, method)
+    } finally {
+      idle.clear()
+      // the consumer stopped early: the stream is mid-call and cannot be reused
+      if (!done) framed.stream.abort(new AbortedError('download abandoned'))
+    }
+  }
+
+  #finish<R> (framed: FramedStream, frame: Frame, method: string, reusable: boolean): R {
+    if (frame.kind === FrameKind.Result) {
+      if (reusable) this.#give(framed)
+      else framed.stream.abort(new AbortedError('call ended early'))
+      return frame.value as R
+    }
+    if (frame.kind === FrameKind.Error) {
+      framed.stream.abort(new AbortedError('call failed'))
+      throw errorFromWire(frame.error)
+    }
+    throw new MalformedFrameError(`unexpected frame kind ${frame.kind} ending ${method}`)
+  }
+
+  /** Maps a failure to a typed error and drops the stream (its state is unknown). */
+  #fail (framed: FramedStream | undefined, err: unknown, signal: AbortSignal, method: string): Error {
+    if (framed != null && !this.#idle.includes(framed)) framed.stream.abort(err instanceof Error ? err : new Error(String(err)))
+    if (err instanceof DfsError && err.name !== 'Aborted') return err
+    if (signal.aborted) {
+      const reason = signal.reason
+      if (reason instanceof DfsError) return reason
+      if (reason?.name === 'TimeoutError') return new DeadlineExceededError(`${method} timed out`)
+      return new AbortedError(`${method} was aborted`)
+    }
+    if (err instanceof DfsError) return err
+    const e = err as any
+    log('%s failed: %s', method, e?.message)
+    return new NodeUnreachableError(`the node closed the connection during ${method} (${e?.message ?? String(e)}); ` +
+      'if it keeps happening, this identity may not be allowed on the node', { method })
+  }
+
+  async #take (signal?: AbortSignal): Promise<FramedStream> {
+    while (this.#idle.length > 0) {
+      const s = this.#idle.pop() as FramedStream
+      if (s.reusable()) return s
+    }
+    const dialSignal = withDeadline(signal, this.#dialTimeoutMs, 'dial')
+    try {
+      const stream = await this.#host.dialProtocol(this.#target, RPC_PROTOCOL, { signal: dialSignal, negotiateFully: false })
+      const conn = this.#host.getConnections().find((c) => c.streams.includes(stream))
+      if (conn != null) this.#remotePeer = conn.remotePeer
+      return new FramedStream(stream)
+    } catch (err: any) {
+      if (dialSignal.aborted && signal?.aborted !== true) {
+        throw new NodeUnreachableError(`could not connect to ${String(this.#target)} within ${this.#dialTimeoutMs} ms`, { target: String(this.#target) })
+      }
+      if (signal?.aborted === true) throw err
+      throw new NodeUnreachableError(`could not connect to ${String(this.#target)}: ${err?.message ?? String(err)}`, { target: String(this.#target) })
+    }
+  }
+
+  #give (framed: FramedStream): void {
+    if (framed.reusable() && this.#idle.length < RPC_IDLE_STREAMS_MAX) this.#idle.push(framed)
+    else void framed.stream.close().catch(() => {})
+  }
+
+  async close (): Promise<void> {
+    const idle = this.#idle.splice(0)
+    await Promise.all(idle.map(async (s) => { await s.stream.close().catch(() => {}) }))
+  }
+}
+
+async function readFrame (framed: FramedStream, signal: AbortSignal, method: string): Promise<Frame> {
+  const frame = await framed.read({ signal })
+  if (frame == null) {
+    throw new NodeUnreachableError(`the node closed the stream during ${method}; if it keeps happening, this identity may not be allowed on the node`, { method })
+  }
+  return frame
+}
+
+function withDeadline (signal: AbortSignal | undefined, timeoutMs: number, what: string): AbortSignal {
+  const timer = new AbortController()
+  const t = setTimeout(() => { timer.abort(new DeadlineExceededError(`${what} did not finish within ${timeoutMs} ms`, { timeoutMs })) }, timeoutMs)
+  t.unref()
+  const combined = signal == null ? timer.signal : AbortSignal.any([signal, timer.signal])
+  // one listener per pending read or write of the call; they are removed as each settles
+  setMaxListeners(Infinity, combined)
+  return combined
+}

@@ -1,0 +1,206 @@
+import { setMaxListeners } from 'node:events'
+import { logger } from '@libp2p/logger'
+import { AbortedError, DeadlineExceededError, MalformedFrameError, UnknownMethodError, errorToWire } from '@dfs/api'
+import { DATA_CHUNK_BYTES_MAX, DATA_WINDOW_FRAMES, RPC_INBOUND_STREAMS_MAX, RPC_PROTOCOL, RPC_STREAM_IDLE_CLOSE_MS } from '../constants.js'
+import { FramedStream, FrameKind, type CallHeader } from './frames.js'
+import type { Authorizer, RpcMethod } from './types.js'
+import type { Host } from '../host.js'
+import type { Connection, Stream } from '@libp2p/interface'
+
+const log = logger('dfs:net:rpc:server')
+
+export interface RpcServerInit {
+  host: Host
+  authorize: Authorizer
+}
+
+/**
+ * Serves `/dfs/rpc/1.0.0`. Every call is attributed to the PeerId Noise proved for the connection and
+ * authorized before its handler runs. Bad frames are answered with a typed error and the stream is
+ * closed; the node keeps serving everyone else.
+ */
+export class RpcServer {
+  readonly #host: Host
+  readonly #authorize: Authorizer
+  readonly #methods = new Map<string, RpcMethod>()
+  readonly #active = new Set<Stream>()
+  #started = false
+
+  constructor (init: RpcServerInit) {
+    this.#host = init.host
+    this.#authorize = init.authorize
+  }
+
+  register (...methods: RpcMethod[]): void {
+    for (const m of methods) {
+      if (this.#methods.has(m.name)) throw new Error(`RPC method ${m.name} registered twice`)
+      this.#methods.set(m.name, m)
+    }
+  }
+
+  async start (): Promise<void> {
+    await this.#host.handle(RPC_PROTOCOL, (stream, connection) => {
+      void this.#serveStream(stream, connection)
+    }, { maxInboundStreams: RPC_INBOUND_STREAMS_MAX, runOnLimitedConnection: false })
+    this.#started = true
+  }
+
+  async stop (): Promise<void> {
+    if (!this.#started) return
+    this.#started = false
+    await this.#host.unhandle(RPC_PROTOCOL)
+    for (const s of this.#active) s.abort(new AbortedError('the node is stopping'))
+  }
+
+  async #serveStream (stream: Stream, connection: Connection): Promise<void> {
+    const peer = connection.remotePeer.toString()
+    const framed = new FramedStream(stream)
+    this.#active.add(stream)
+    try {
+      while (true) {
+        const idle = AbortSignal.timeout(RPC_STREAM_IDLE_CLOSE_MS)
+        let frame
+        try {
+          frame = await framed.read({ signal: idle })
+        } catch (err: any) {
+          if (idle.aborted) break
+          await this.#refuse(framed, peer, err)
+          return
+        }
+        if (frame == null) break
+        if (frame.kind !== FrameKind.Header) {
+          await this.#refuse(framed, peer, new MalformedFrameError(`expected a call header, got frame kind ${frame.kind}`))
+          return
+        }
+        const clean = await this.#serveCall(framed, peer, frame.header)
+        if (!clean) {
+          await framed.stream.close().catch(() => framed.stream.abort(new Error('close failed')))
+          return
+        }
+      }
+      await stream.close().catch(() => {})
+    } catch (err: any) {
+      log.error('stream from %s failed: %s', peer, err.message)
+      stream.abort(err)
+    } finally {
+      this.#active.delete(stream)
+    }
+  }
+
+  /** Answers a protocol violation with its typed error, then closes the stream. */
+  async #refuse (framed: FramedStream, peer: string, err: Error): Promise<void> {
+    log('refusing stream from %s: %s: %s', peer, err.name, err.message)
+    try {
+      await framed.write({ kind: FrameKind.Error, error: errorToWire(err) }, { signal: AbortSignal.timeout(1000) })
+      await framed.stream.close({ signal: AbortSignal.timeout(1000) })
+    } catch {
+      framed.stream.abort(err)
+    }
+  }
+
+  /** Serves one call. Resolves true when the stream is at a call boundary and may carry another. */
+  async #serveCall (framed: FramedStream, peer: string, header: CallHeader): Promise<boolean> {
+    const method = this.#methods.get(header.method)
+    const deadline = AbortSignal.timeout(header.timeoutMs)
+    const closed = new AbortController()
+    const onClose = (): void => { closed.abort(new AbortedError('the caller closed the stream')) }
+    framed.stream.addEventListener('close', onClose, { once: true })
+    const signal = AbortSignal.any([deadline, closed.signal])
+    setMaxListeners(Infinity, signal)
+    const started = Date.now()
+    try {
+      if (method == null) throw new UnknownMethodError(`unknown method ${JSON.stringify(header.method)}`, { method: header.method })
+      await this.#authorize(peer, method.action, { signal })
+      const params = method.params(header.params)
+      switch (method.kind) {
+        case 'unary': {
+          const result = await method.handle({ peer, params, signal })
+          await framed.write({ kind: FrameKind.Result, value: result }, { signal })
+          return true
+        }
+        case 'upload':
+          return await this.#serveUpload(framed, peer, params, method, signal)
+        case 'download':
+          return await this.#serveDownload(framed, peer, params, method, signal)
+      }
+    } catch (err: any) {
+      const error = deadline.aborted && err?.name !== 'DeadlineExceeded'
+        ? new DeadlineExceededError(`${header.method} did not finish within ${header.timeoutMs} ms`, { timeoutMs: header.timeoutMs })
+        : err
+      log('%s from %s failed after %d ms: %s: %s', header.method, peer, Date.now() - started, error?.name, error?.message)
+      if (closed.signal.aborted) return false
+      try {
+        await framed.write({ kind: FrameKind.Error, error: errorToWire(error) }, { signal: AbortSignal.timeout(5000) })
+      } catch {
+        return false
+      }
+      // a unary call that failed leaves the stream at a call boundary; a streaming one may not
+      return method?.kind === 'unary' || method == null
+    } finally {
+      framed.stream.removeEventListener('close', onClose)
+    }
+  }
+
+  async #serveUpload (framed: FramedStream, peer: string, params: unknown, method: RpcMethod & { kind: 'upload' }, signal: AbortSignal): Promise<boolean> {
+    let ended = false
+    let credit = DATA_WINDOW_FRAMES
+    await framed.write({ kind: FrameKind.Credit, frames: DATA_WINDOW_FRAMES }, { signal })
+    async function * body (): AsyncGenerator<Uint8Array> {
+      while (!ended) {
+        const frame = await framed.read({ signal })
+        if (frame == null) throw new AbortedError('the caller closed the stream before the end of the upload')
+        if (frame.kind === FrameKind.End) {
+          ended = true
+          return
+        }
+        if (frame.kind !== FrameKind.Data) throw new MalformedFrameError(`expected DATA or END in an upload, got frame kind ${frame.kind}`)
+        if (credit === 0) throw new MalformedFrameError('DATA frame beyond the granted credit')
+        credit -= 1
+        yield frame.bytes instanceof Uint8Array ? frame.bytes : frame.bytes.subarray()
+        // the consumer is done with the chunk: let the sender have one more in flight
+        await framed.write({ kind: FrameKind.Credit, frames: 1 }, { signal })
+        credit += 1
+      }
+    }
+    const result = await method.handle({ peer, params, signal, body: body() })
+    if (!ended) throw new MalformedFrameError(`${method.name} returned before the upload ended`)
+    await framed.write({ kind: FrameKind.Result, value: result }, { signal })
+    return true
+  }
+
+  async #serveDownload (framed: FramedStream, peer: string, params: unknown, method: RpcMethod & { kind: 'download' }, signal: AbortSignal): Promise<boolean> {
+    const reply = await method.handle({ peer, params, signal })
+    await framed.write({ kind: FrameKind.Result, value: reply.result }, { signal })
+    let credit = 0
+    let callerEnded = false
+    const takeCredit = async (): Promise<void> => {
+      while (credit === 0) {
+        const frame = await framed.read({ signal })
+        if (frame == null) throw new AbortedError('the caller closed the stream during a download')
+        if (frame.kind === FrameKind.End) {
+          callerEnded = true
+          throw new AbortedError('the caller ended the download early')
+        }
+        if (frame.kind !== FrameKind.Credit) throw new MalformedFrameError(`expected CREDIT during a download, got frame kind ${frame.kind}`)
+        credit += frame.frames
+        if (credit > DATA_WINDOW_FRAMES * 2) throw new MalformedFrameError('the caller granted more credit than the window')
+      }
+    }
+    for await (const chunk of reply.body) {
+      for (let offset = 0; offset < chunk.byteLength; offset += DATA_CHUNK_BYTES_MAX) {
+        await takeCredit()
+        credit -= 1
+        await framed.write({ kind: FrameKind.Data, bytes: chunk.subarray(offset, offset + DATA_CHUNK_BYTES_MAX) }, { signal })
+      }
+    }
+    await framed.write({ kind: FrameKind.End }, { signal })
+    // the caller answers END with END; credits it sent meanwhile are discarded
+    while (!callerEnded) {
+      const frame = await framed.read({ signal })
+      if (frame == null) return false
+      if (frame.kind === FrameKind.End) break
+      if (frame.kind !== FrameKind.Credit) throw new MalformedFrameError(`expected END after a download, got frame kind ${frame.kind}`)
+    }
+    return !callerEnded
+  }
+}

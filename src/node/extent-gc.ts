@@ -1,0 +1,72 @@
+import { logger } from '@libp2p/logger'
+import type { ExtentStore, MetadataService } from '@dfs/api'
+
+const log = logger('dfs:node:gc')
+
+/**
+ * Frees extent bytes that metadata no longer references. A reader pins the extents of the file
+ * version it reads, so replacing or removing a file while it is being read never pulls bytes from
+ * under the reader: the version's extents are deleted when the last reader lets go.
+ */
+export class ExtentGc {
+  readonly #store: ExtentStore
+  readonly #pins = new Map<string, number>()
+  readonly #doomed = new Set<string>()
+
+  constructor (store: ExtentStore) {
+    this.#store = store
+  }
+
+  pin (ids: Iterable<string>): () => void {
+    const list = [...ids]
+    for (const id of list) this.#pins.set(id, (this.#pins.get(id) ?? 0) + 1)
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      for (const id of list) {
+        const n = (this.#pins.get(id) ?? 1) - 1
+        if (n > 0) {
+          this.#pins.set(id, n)
+          continue
+        }
+        this.#pins.delete(id)
+        if (this.#doomed.delete(id)) void this.#delete(id)
+      }
+    }
+  }
+
+  /** Deletes the bytes of extents metadata dropped, now or when their last reader finishes. */
+  async free (ids: Iterable<string>): Promise<void> {
+    const now: Array<Promise<void>> = []
+    for (const id of ids) {
+      if (this.#pins.has(id)) this.#doomed.add(id)
+      else now.push(this.#delete(id))
+    }
+    await Promise.all(now)
+  }
+
+  /**
+   * Deletes stored extents that metadata does not reference: the leftovers of puts that failed or
+   * of a crash between writing bytes and committing the file. Runs at start-up, before any put.
+   */
+  async sweep (metadata: MetadataService): Promise<number> {
+    const referenced = await metadata.read((view) => new Set(view.extentIds()))
+    const orphans: string[] = []
+    for await (const info of this.#store.list()) {
+      if (!referenced.has(info.id)) orphans.push(info.id)
+    }
+    await this.free(orphans)
+    if (orphans.length > 0) log('swept %d unreferenced extents', orphans.length)
+    return orphans.length
+  }
+
+  async #delete (id: string): Promise<void> {
+    try {
+      await this.#store.delete(id)
+    } catch (err: any) {
+      // a later sweep frees it; nothing acknowledged depends on these bytes
+      log.error('could not delete extent %s: %s', id, err.message)
+    }
+  }
+}

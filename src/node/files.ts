@@ -1,0 +1,199 @@
+import { randomUUID } from 'node:crypto'
+import {
+  EXTENT_SIZE_MAX, IsADirectoryError, NotADirectoryError, NotFoundError, normalizePath, parentPath,
+  type CallOptions, type DirEntry, type ExtentRecord, type ExtentStore, type FileRecord, type MetadataService,
+  type MetadataView
+} from '@dfs/api'
+import type { ExtentGc } from './extent-gc.js'
+
+/** Extent writes a put keeps in flight while it receives the next extent's bytes. */
+const PUT_EXTENTS_IN_FLIGHT_MAX = 2
+
+/** Largest page of `ls`. */
+export const LIST_PAGE_MAX = 1000
+
+export interface FileServiceInit {
+  nodeId: string
+  store: ExtentStore
+  metadata: MetadataService
+  gc: ExtentGc
+  /** Bytes per extent (the last one of a file may be shorter). */
+  extentSize?: number
+}
+
+export interface PutResult {
+  path: string
+  size: number
+  extents: number
+}
+
+export interface StatResult {
+  path: string
+  size: number
+  version: number
+  mtimeMs: number
+  extents: ExtentRecord[]
+}
+
+export interface OpenFile {
+  stat: StatResult
+  /** The file's bytes, extent by extent, each verified against its checksum by the store. */
+  body: AsyncGenerator<Uint8Array>
+}
+
+/**
+ * Files on top of extents and metadata: a put writes extents (each fsync'd) and then commits the
+ * new file version in one metadata operation, so readers see the old or the new version, never a mix.
+ */
+export class FileService {
+  readonly #nodeId: string
+  readonly #store: ExtentStore
+  readonly #metadata: MetadataService
+  readonly #gc: ExtentGc
+  readonly #extentSize: number
+
+  constructor (init: FileServiceInit) {
+    this.#nodeId = init.nodeId
+    this.#store = init.store
+    this.#metadata = init.metadata
+    this.#gc = init.gc
+    this.#extentSize = init.extentSize ?? EXTENT_SIZE_MAX
+    if (!(this.#extentSize > 0 && this.#extentSize <= EXTENT_SIZE_MAX)) throw new Error(`extent size ${this.#extentSize} out of range`)
+  }
+
+  async put (rawPath: string, body: AsyncIterable<Uint8Array>, options: CallOptions = {}): Promise<PutResult> {
+    const path = normalizePath(rawPath)
+    // refuse early what the commit would refuse, before receiving any bytes
+    await this.#metadata.read((view) => { checkPutTarget(view, path) }, options)
+    const written: ExtentRecord[] = []
+    const inFlight: Array<Promise<void>> = []
+    let size = 0
+    let buffer = new Uint8Array(this.#extentSize)
+    let filled = 0
+    const flush = async (): Promise<void> => {
+      const bytes = buffer.subarray(0, filled)
+      buffer = new Uint8Array(this.#extentSize)
+      filled = 0
+      const id = randomUUID()
+      const record: ExtentRecord = { id, size: bytes.byteLength, checksum: '', replicas: [this.#nodeId] }
+      written.push(record)
+      const stored = this.#store.put(id, bytes, options).then((info) => { record.checksum = info.checksum })
+      // handled here so a failure while the next extent is still arriving is not an unhandled
+      // rejection; it is rethrown when this write is awaited
+      stored.catch(() => {})
+      inFlight.push(stored)
+      if (inFlight.length >= PUT_EXTENTS_IN_FLIGHT_MAX) await inFlight.shift()
+    }
+    try {
+      for await (const chunk of body) {
+        let offset = 0
+        while (offset < chunk.byteLength) {
+          const n = Math.min(chunk.byteLength - offset, this.#extentSize - filled)
+          buffer.set(chunk.subarray(offset, offset + n), filled)
+          filled += n
+          offset += n
+          size += n
+          if (filled === this.#extentSize) await flush()
+        }
+      }
+      if (filled > 0) await flush()
+      await Promise.all(inFlight.splice(0))
+      const result = await this.#metadata.propose({ type: 'PutFile', path, size, mtimeMs: Date.now(), extents: written }, options)
+      if (result.freed != null && result.freed.length > 0) await this.#gc.free(result.freed.map((e) => e.id))
+      return { path, size, extents: written.length }
+    } catch (err) {
+      await Promise.allSettled(inFlight)
+      await this.#gc.free(written.map((e) => e.id))
+      throw err
+    }
+  }
+
+  async stat (rawPath: string, options: CallOptions = {}): Promise<StatResult> {
+    const path = normalizePath(rawPath)
+    return await this.#metadata.read((view) => statOf(view, path), options)
+  }
+
+  async open (rawPath: string, options: CallOptions = {}): Promise<OpenFile> {
+    const path = normalizePath(rawPath)
+    let release: () => void = () => {}
+    const stat = await this.#metadata.read((view) => {
+      const s = statOf(view, path)
+      // pinned in the same synchronous step that read the version: no rm can slip in between
+      release = this.#gc.pin(s.extents.map((e) => e.id))
+      return s
+    }, options)
+    const store = this.#store
+    async function * body (): AsyncGenerator<Uint8Array> {
+      try {
+        for (const extent of stat.extents) yield await store.get(extent.id, options)
+      } finally {
+        release()
+      }
+    }
+    return { stat, body: body() }
+  }
+
+  async list (rawPath: string, page: { after?: string, limit?: number } = {}, options: CallOptions = {}): Promise<{ entries: DirEntry[], more: boolean }> {
+    const path = normalizePath(rawPath)
+    const limit = Math.min(page.limit ?? LIST_PAGE_MAX, LIST_PAGE_MAX)
+    return await this.#metadata.read((view) => {
+      const file = view.getFile(path)
+      if (file != null) {
+        return { entries: [{ path, name: path.slice(path.lastIndexOf('/') + 1), type: 'file' as const, size: file.size }], more: false }
+      }
+      const all = view.list(path)
+      const start = page.after == null ? 0 : firstAfter(all, page.after)
+      return { entries: all.slice(start, start + limit), more: start + limit < all.length }
+    }, options)
+  }
+
+  async remove (rawPath: string, options: CallOptions = {}): Promise<{ path: string, freed: number }> {
+    const path = normalizePath(rawPath)
+    const result = await this.#metadata.propose({ type: 'DeleteFile', path }, options)
+    const freed = result.freed ?? []
+    await this.#gc.free(freed.map((e) => e.id))
+    return { path, freed: freed.length }
+  }
+}
+
+function firstAfter (entries: DirEntry[], after: string): number {
+  let lo = 0
+  let hi = entries.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (entries[mid].name <= after) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
+function statOf (view: MetadataView, path: string): StatResult {
+  const file: FileRecord | undefined = view.getFile(path)
+  if (file == null) {
+    let isDir = false
+    try {
+      isDir = path === '/' || view.list(path).length > 0
+    } catch {}
+    if (isDir) throw new IsADirectoryError(`${path} is a directory`, { path })
+    throw new NotFoundError(`no file at ${path}`, { path })
+  }
+  const extents = file.extents.map((id) => {
+    const e = view.getExtent(id)
+    if (e == null) throw new Error(`metadata invariant broken: file ${path} references missing extent ${id}`)
+    return e
+  })
+  return { path, size: file.size, version: file.version, mtimeMs: file.mtimeMs, extents }
+}
+
+/** The checks PutFile applies, made before any bytes are received. */
+function checkPutTarget (view: MetadataView, path: string): void {
+  if (path === '/') throw new IsADirectoryError('/ is a directory', { path })
+  if (view.getFile(path) == null) {
+    let children = 0
+    try { children = view.list(path).length } catch {}
+    if (children > 0) throw new IsADirectoryError(`${path} is a directory`, { path })
+  }
+  for (let p = parentPath(path); p !== '/'; p = parentPath(p)) {
+    if (view.getFile(p) != null) throw new NotADirectoryError(`${p} is a file, not a directory`, { path: p })
+  }
+}

@@ -1,0 +1,44 @@
+import { Action } from '../../security/index.js'
+import { record } from './params.js'
+import type { MetadataService } from '@dfs/api'
+import type { RpcMethod } from '../../net/rpc/types.js'
+
+export interface ClusterStatus {
+  clusterId: string
+  leader: string | null
+  term: number
+  nodes: { total: number, healthy: number, suspected: number, failed: number }
+}
+
+/** `cluster.status`: the cluster as this node sees it. */
+export function clusterMethods (init: { nodeId: string, metadata: MetadataService }): RpcMethod[] {
+  return [
+    {
+      name: 'cluster.status',
+      action: Action.ClusterRead,
+      kind: 'unary',
+      params: (raw) => record(raw ?? {}, 'cluster.status'),
+      handle: async ({ signal }): Promise<ClusterStatus> => {
+        const { cluster, members } = await init.metadata.read((view) => ({ cluster: view.cluster(), members: view.members() }), { signal })
+        const status = init.metadata.status()
+        // one node: it is the only member and it is serving this request; membership and the failure
+        // detector (next milestone) fill in the others
+        const total = members.length
+        const healthy = members.filter((m) => m.id === init.nodeId).length
+        return {
+          clusterId: cluster?.clusterId ?? '',
+          leader: status.leader ?? null,
+          term: status.term,
+          nodes: { total, healthy, suspected: 0, failed: total - healthy }
+        }
+      }
+    },
+    {
+      name: 'node.info',
+      action: Action.ClusterRead,
+      kind: 'unary',
+      params: (raw) => record(raw ?? {}, 'node.info'),
+      handle: async ({ peer }) => ({ id: init.nodeId, peer })
+    }
+  ]
+}

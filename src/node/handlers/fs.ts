@@ -1,0 +1,63 @@
+import { Action } from '../../security/index.js'
+import { LIST_PAGE_MAX, type FileService } from '../files.js'
+import { integer, record, text } from './params.js'
+import type { RpcMethod } from '../../net/rpc/types.js'
+
+/** The file RPCs: `fs.put` (upload), `fs.get` (download), `fs.ls`, `fs.stat`, `fs.rm`. */
+export function fsMethods (files: FileService): RpcMethod[] {
+  const pathOnly = (method: string) => (raw: unknown) => ({ path: text(record(raw, method), 'path', {}) })
+  return [
+    {
+      name: 'fs.put',
+      action: Action.FsWrite,
+      kind: 'upload',
+      params: pathOnly('fs.put'),
+      handle: async ({ params, body, signal }) => await files.put(params.path, body, { signal })
+    },
+    {
+      name: 'fs.get',
+      action: Action.FsRead,
+      kind: 'download',
+      params: pathOnly('fs.get'),
+      handle: async ({ params, signal }) => {
+        const { stat, body } = await files.open(params.path, { signal })
+        return {
+          result: {
+            path: stat.path,
+            size: stat.size,
+            extents: stat.extents.map((e) => ({ id: e.id, size: e.size, checksum: e.checksum }))
+          },
+          body
+        }
+      }
+    },
+    {
+      name: 'fs.stat',
+      action: Action.FsRead,
+      kind: 'unary',
+      params: pathOnly('fs.stat'),
+      handle: async ({ params, signal }) => await files.stat(params.path, { signal })
+    },
+    {
+      name: 'fs.ls',
+      action: Action.FsRead,
+      kind: 'unary',
+      params: (raw) => {
+        const p = record(raw, 'fs.ls')
+        return {
+          path: text(p, 'path', {}),
+          after: text(p, 'after', { optional: true, max: 255 }),
+          limit: integer(p, 'limit', { min: 1, max: LIST_PAGE_MAX, optional: true })
+        }
+      },
+      handle: async ({ params, signal }) => await files.list(params.path, { after: params.after, limit: params.limit }, { signal })
+    },
+    {
+      name: 'fs.rm',
+      action: Action.FsWrite,
+      kind: 'unary',
+      params: pathOnly('fs.rm'),
+      handle: async ({ params, signal }) => await files.remove(params.path, { signal })
+    }
+  ]
+}

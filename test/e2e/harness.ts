@@ -1,0 +1,138 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+/**
+ * Drives the real `dfs` binary (bin/dfs, built) as separate processes, in a temporary HOME so no
+ * test touches the user's identity or data. Everything started is killed and removed by cleanup().
+ */
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
+export const DFS = join(ROOT, 'bin', 'dfs')
+
+export interface RunResult {
+  code: number | null
+  stdout: string
+  stderr: string
+  /** stdout as bytes (for binary output such as `fs get PATH -`). */
+  stdoutBytes: Buffer
+  /** stdout parsed as JSON when it is one JSON document. */
+  json: any
+}
+
+export interface NodeHandle {
+  proc: ChildProcess
+  dataDir: string
+  id: string
+  addrs: string[]
+  /** The address a client passes with --node. */
+  addr: string
+  stderr: () => string
+  /** SIGTERM (or another signal) and wait for exit; resolves the exit code. */
+  stop: (signal?: NodeJS.Signals) => Promise<number | null>
+}
+
+export class Sandbox {
+  readonly dir: string
+  readonly env: NodeJS.ProcessEnv
+  readonly #procs = new Set<ChildProcess>()
+
+  private constructor (dir: string) {
+    this.dir = dir
+    this.env = {
+      ...process.env,
+      HOME: join(dir, 'home'),
+      XDG_CONFIG_HOME: join(dir, 'home', '.config'),
+      XDG_DATA_HOME: join(dir, 'home', '.local', 'share'),
+      DFS_IDENTITY: join(dir, 'admin.key'),
+      DFS_NODE: '',
+      DFS_DATA_DIR: '',
+      DEBUG: ''
+    }
+    delete this.env.DFS_NODE
+    delete this.env.DFS_DATA_DIR
+  }
+
+  static async create (): Promise<Sandbox> {
+    return new Sandbox(await mkdtemp(join(tmpdir(), 'dfs-e2e-')))
+  }
+
+  /** Runs `dfs ARGS` to completion (with a deadline) and captures its output. */
+  async run (args: string[], options: { env?: NodeJS.ProcessEnv, timeoutMs?: number, stdin?: 'ignore' } = {}): Promise<RunResult> {
+    const child = spawn(process.execPath, [DFS, ...args], { cwd: this.dir, env: { ...this.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    this.#procs.add(child)
+    const out: Buffer[] = []
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => { out.push(d) })
+    child.stderr.setEncoding('utf8').on('data', (d) => { stderr += d })
+    const timeoutMs = options.timeoutMs ?? 60_000
+    const timer = setTimeout(() => { child.kill('SIGKILL') }, timeoutMs)
+    const code = await new Promise<number | null>((resolveExit) => child.on('close', (c) => { resolveExit(c) }))
+    clearTimeout(timer)
+    this.#procs.delete(child)
+    const stdoutBytes = Buffer.concat(out)
+    const stdout = stdoutBytes.toString('utf8')
+    let json: any
+    try { json = JSON.parse(stdout) } catch {}
+    return { code, stdout, stderr, stdoutBytes, json }
+  }
+
+  /** Starts `dfs node start` on a free loopback port and waits until it serves (node.json written). */
+  async startNode (options: { dataDir?: string, args?: string[], env?: NodeJS.ProcessEnv } = {}): Promise<NodeHandle> {
+    const dataDir = options.dataDir ?? await mkdtemp(join(this.dir, 'node-'))
+    const child = spawn(process.execPath, [DFS, 'node', 'start', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--json', ...(options.args ?? [])], {
+      cwd: this.dir,
+      env: { ...this.env, ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    this.#procs.add(child)
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (d) => { stdout += d })
+    child.stderr.setEncoding('utf8').on('data', (d) => { stderr += d })
+    const exited = new Promise<number | null>((resolveExit) => child.on('close', (c) => { this.#procs.delete(child); resolveExit(c) }))
+    const info = await waitFor(async () => {
+      if (child.exitCode != null) throw new Error(`node exited with ${child.exitCode}: ${stderr}`)
+      const text = await readFile(join(dataDir, 'node.json'), 'utf8').catch(() => undefined)
+      if (text == null || !stdout.includes('\n')) return undefined
+      return JSON.parse(text) as { id: string, addrs: string[] }
+    }, 30_000, `node in ${dataDir} to serve`)
+    return {
+      proc: child,
+      dataDir,
+      id: info.id,
+      addrs: info.addrs,
+      addr: info.addrs[0],
+      stderr: () => stderr,
+      stop: async (signal = 'SIGTERM') => {
+        if (child.exitCode == null && child.signalCode == null) child.kill(signal)
+        return await exited
+      }
+    }
+  }
+
+  async cleanup (): Promise<void> {
+    for (const p of this.#procs) p.kill('SIGKILL')
+    await new Promise((r) => setTimeout(r, 50))
+    await rm(this.dir, { recursive: true, force: true })
+  }
+}
+
+/** Polls `probe` until it returns a value other than undefined, or fails after `timeoutMs`. */
+export async function waitFor<T> (probe: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  let last: unknown
+  while (Date.now() < deadline) {
+    try {
+      const v = await probe()
+      if (v !== undefined) return v
+    } catch (err) {
+      last = err
+      if ((err as Error).message?.startsWith('node exited')) throw err
+    }
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last != null ? `: ${String(last)}` : ''}`)
+}

@@ -1,0 +1,203 @@
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { lpStream } from '@libp2p/utils'
+import { InvalidArgumentError, PermissionDeniedError } from '@dfs/api'
+import { createHost, type Host } from '../../src/net/host.js'
+import { RpcServer } from '../../src/net/rpc/server.js'
+import { RpcClient } from '../../src/net/rpc/client.js'
+import { FRAME_BYTES_MAX, RPC_PROTOCOL } from '../../src/net/constants.js'
+import { FramedStream, FrameKind } from '../../src/net/rpc/frames.js'
+import type { Multiaddr } from '@multiformats/multiaddr'
+
+const test = suite('net/rpc over real libp2p')
+
+interface Ctx { server: Host, client: Host, stranger: Host, addr: Multiaddr, rpc: RpcServer, calls: string[] }
+const ctx = {} as Ctx
+
+test.before(async () => {
+  ctx.server = await createHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'] })
+  ctx.client = await createHost({ privateKey: await generateKeyPair('Ed25519') })
+  ctx.stranger = await createHost({ privateKey: await generateKeyPair('Ed25519') })
+  ctx.addr = ctx.server.getMultiaddrs()[0]
+  ctx.calls = []
+  const allowed = ctx.client.peerId.toString()
+  ctx.rpc = new RpcServer({
+    host: ctx.server,
+    authorize: async (peer, action) => {
+      ctx.calls.push(`${action}:${peer === allowed ? 'client' : 'stranger'}`)
+      if (peer !== allowed) throw new PermissionDeniedError(`peer ${peer} may not ${action}`, { peer, action })
+    }
+  })
+  ctx.rpc.register(
+    {
+      name: 'echo',
+      action: 'test.read',
+      kind: 'unary',
+      params: (raw) => {
+        if (typeof raw !== 'object' || raw == null) throw new InvalidArgumentError('params must be a map')
+        return raw as { text: string, bytes?: Uint8Array }
+      },
+      handle: async ({ params, peer }) => ({ text: params.text, bytes: params.bytes, peer })
+    },
+    {
+      name: 'sum',
+      action: 'test.write',
+      kind: 'upload',
+      params: () => null,
+      handle: async ({ body }) => {
+        let total = 0
+        let sum = 0
+        for await (const chunk of body) {
+          total += chunk.byteLength
+          for (const b of chunk) sum = (sum + b) % 65521
+        }
+        return { total, sum }
+      }
+    },
+    {
+      name: 'gen',
+      action: 'test.read',
+      kind: 'download',
+      params: (raw) => raw as { size: number, failAt?: number },
+      handle: async ({ params }) => ({
+        result: { size: params.size },
+        body: (async function * () {
+          let sent = 0
+          while (sent < params.size) {
+            if (params.failAt != null && sent >= params.failAt) throw new InvalidArgumentError('failing on purpose')
+            const n = Math.min(3 * 1024 * 1024 + 7, params.size - sent)
+            const chunk = new Uint8Array(n)
+            for (let i = 0; i < n; i++) chunk[i] = (sent + i) & 0xff
+            sent += n
+            yield chunk
+          }
+        })()
+      })
+    }
+  )
+  await ctx.rpc.start()
+})
+
+test.after(async () => {
+  await ctx.rpc.stop()
+  await Promise.all([ctx.server.stop(), ctx.client.stop(), ctx.stranger.stop()])
+})
+
+test('a unary call returns its result, bytes stay bytes, and the handler sees the Noise-proven peer', async () => {
+  const c = new RpcClient({ host: ctx.client, target: ctx.addr })
+  const bytes = new Uint8Array([0, 1, 2, 255])
+  const r = await c.call<any>('echo', { text: 'hi', bytes })
+  assert.is(r.text, 'hi')
+  assert.ok(r.bytes instanceof Uint8Array)
+  assert.equal([...r.bytes], [...bytes])
+  assert.is(r.peer, ctx.client.peerId.toString())
+  // the stream is reused for the next call
+  for (let i = 0; i < 20; i++) assert.is((await c.call<any>('echo', { text: String(i) })).text, String(i))
+  await c.close()
+})
+
+test('typed errors cross the wire by name, and the call is authorized first', async () => {
+  const c = new RpcClient({ host: ctx.stranger, target: ctx.addr })
+  try {
+    await c.call('echo', { text: 'x' })
+    assert.unreachable('a stranger must be refused')
+  } catch (err: any) {
+    assert.is(err.name, 'PermissionDenied')
+    assert.is(err.details.action, 'test.read')
+  }
+  const ok = new RpcClient({ host: ctx.client, target: ctx.addr })
+  try {
+    await ok.call('nope', {})
+    assert.unreachable()
+  } catch (err: any) {
+    assert.is(err.name, 'UnknownMethod')
+  }
+  try {
+    await ok.call('echo', 7)
+    assert.unreachable()
+  } catch (err: any) {
+    assert.is(err.name, 'InvalidArgument')
+  }
+  await ok.close()
+  await c.close()
+})
+
+test('an upload of 40 MiB streams under flow control', async () => {
+  const c = new RpcClient({ host: ctx.client, target: ctx.addr })
+  let expected = 0
+  let sent = 0
+  async function * body (): AsyncGenerator<Uint8Array> {
+    for (let i = 0; i < 40; i++) {
+      const chunk = new Uint8Array(1024 * 1024 + (i % 3))
+      for (let j = 0; j < chunk.length; j += 4096) chunk[j] = (i + j) & 0xff
+      for (let j = 0; j < chunk.length; j += 4096) expected = (expected + chunk[j]) % 65521
+      sent += chunk.length
+      yield chunk
+    }
+  }
+  const r = await c.upload<any>('sum', null, body())
+  assert.is(r.total, sent)
+  assert.is(r.sum, expected)
+  // and the stream still serves a unary call afterwards
+  assert.is((await c.call<any>('echo', { text: 'after' })).text, 'after')
+  await c.close()
+})
+
+test('a download streams its body and an error mid-stream reaches the caller typed', async () => {
+  const c = new RpcClient({ host: ctx.client, target: ctx.addr })
+  const size = 20 * 1024 * 1024 + 13
+  const { result, body } = await c.download<any>('gen', { size })
+  assert.is(result.size, size)
+  let got = 0
+  let ok = true
+  for await (const chunk of body) {
+    for (let i = 0; i < chunk.length; i += 997) if (chunk[i] !== ((got + i) & 0xff)) ok = false
+    got += chunk.length
+  }
+  assert.is(got, size)
+  assert.ok(ok)
+  const failing = await c.download<any>('gen', { size, failAt: 4 * 1024 * 1024 })
+  try {
+    for await (const _ of failing.body) { /* drain */ }
+    assert.unreachable()
+  } catch (err: any) {
+    assert.is(err.name, 'InvalidArgument')
+  }
+  assert.is((await c.call<any>('echo', { text: 'still here' })).text, 'still here')
+  await c.close()
+})
+
+test('garbage and oversized frames are refused with a typed error and the server keeps serving', async () => {
+  const raw = lpStream(await ctx.client.dialProtocol(ctx.addr, RPC_PROTOCOL))
+  await raw.write(new Uint8Array([FrameKind.Header, 0xff, 0xfe, 0x00]))
+  const framed = new FramedStream(raw.unwrap())
+  const reply = await framed.read()
+  assert.is(reply?.kind, FrameKind.Error)
+  assert.is((reply as any).error.name, 'MalformedFrame')
+
+  const s2 = await ctx.client.dialProtocol(ctx.addr, RPC_PROTOCOL)
+  const lp2 = lpStream(s2, { maxDataLength: FRAME_BYTES_MAX * 4 })
+  await lp2.write(new Uint8Array(FRAME_BYTES_MAX + 10))
+  const reply2 = await new FramedStream(lp2.unwrap()).read()
+  assert.is(reply2?.kind, FrameKind.Error)
+  assert.is((reply2 as any).error.name, 'FrameTooLarge')
+
+  const c = new RpcClient({ host: ctx.client, target: ctx.addr })
+  assert.is((await c.call<any>('echo', { text: 'alive' })).text, 'alive')
+  await c.close()
+})
+
+test('a node that cannot be reached gives NodeUnreachable within the dial deadline', async () => {
+  const started = Date.now()
+  const c = new RpcClient({ host: ctx.client, target: ctx.addr.decapsulate('/tcp').encapsulate('/tcp/1'), dialTimeoutMs: 3000 })
+  try {
+    await c.call('echo', { text: 'x' })
+    assert.unreachable()
+  } catch (err: any) {
+    assert.is(err.name, 'NodeUnreachable')
+  }
+  assert.ok(Date.now() - started < 5000)
+})
+
+test.run()
