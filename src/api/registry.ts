@@ -1,4 +1,4 @@
-import type {} from '@oclif/core'
+import type {} from '@oclif/core/hooks'
 import { UnknownServiceError } from './errors.js'
 import type { ExtentStoreFactory } from './extent-store.js'
 import type { MetadataServiceFactory } from './metadata.js'
@@ -52,7 +52,7 @@ export interface ServicesHookOptions {
   registry: ServiceRegistry
 }
 
-declare module '@oclif/core' {
+declare module '@oclif/core/hooks' {
   interface Hooks {
     'dfs:services': { options: ServicesHookOptions, return: void }
   }

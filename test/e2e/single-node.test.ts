@@ -9,7 +9,7 @@ import { createHost } from '../../src/net/host.js'
 import { readKeyFile } from '../../src/net/keys.js'
 import { FRAME_BYTES_MAX, RPC_PROTOCOL } from '../../src/net/constants.js'
 import { FramedStream, FrameKind } from '../../src/net/rpc/frames.js'
-import { corruptOneExtent, countExtents } from './extents-on-disk.js'
+import { corruptExtent, countExtents } from './extents-on-disk.js'
 import { Sandbox, type NodeHandle } from './harness.js'
 
 const test = suite('e2e: one node through the CLI')
@@ -207,14 +207,17 @@ test('after a restart the node has the same PeerId and the file reads back ident
 
 test('a flipped byte in a stored extent gives CorruptExtent, not wrong bytes', async () => {
   const dataDir = node.dataDir
+  const st = await sb.run(['fs', 'stat', '/data/big.bin', '--json', '--node', node.addr])
+  const victim = st.json.extents[2].id
   assert.is(await node.stop(), 0)
-  const st = await corruptOneExtent(join(dataDir, 'extents'))
+  await corruptExtent(join(dataDir, 'extents'), victim)
   node = await sb.startNode({ dataDir })
   const out = join(sb.dir, 'corrupt.out')
   const r = await sb.run(['fs', 'get', '/data/big.bin', out, '--json', '--node', node.addr])
   assert.not.equal(r.code, 0)
   assert.is(r.json.error.name, 'CorruptExtent')
-  assert.is(r.json.error.details.extentId, st.id)
+  assert.is(r.json.error.details.extentId, victim)
+  assert.match(r.stderr, new RegExp(victim))
   assert.ok(await stat(out).catch(() => undefined) == null, 'no output file from a corrupt read')
 })
 

@@ -1,0 +1,2 @@
+export { MetadataStateMachine, SNAPSHOT_VERSION } from './state-machine.js'
+export * from './limits.js'

@@ -1,0 +1,609 @@
+/**
+ * The metadata state machine: files, extents, members, roles and the cluster record.
+ *
+ * `apply(op, index)` is deterministic: it reads no clock, no random source and does no I/O, so every
+ * replica that applies the same operations in the same order holds the same state and returns the same
+ * results. How operations get committed (a local log today, Raft next) is not this class's concern.
+ *
+ * Operations are untrusted (a buggy or malicious peer may have proposed them): each handler first
+ * validates every field and checks every precondition, and only then mutates. A rejected operation is
+ * an ordinary, deterministic outcome — `{ ok: false, index, error }` — that changes nothing except the
+ * applied index. A broken invariant found while mutating is a bug and throws a plain Error.
+ *
+ * Files live in a flat namespace with implicit directories (like an object store), with POSIX-like
+ * conflict rules: a directory exists exactly while some file lies under it; a file may not sit at a
+ * directory's path, and no ancestor of a file may be a file. `/` is always a directory.
+ */
+import {
+  AlreadyExistsError, DfsError, InvalidArgumentError, IsADirectoryError, NotADirectoryError,
+  NotFoundError, baseName, errorToWire, normalizePath, parentPath
+} from '@dfs/api'
+import type {
+  ClusterRecord, DirEntry, ExtentRecord, FileRecord, MemberRecord, MetadataOp, MetadataResult,
+  MetadataView, PeerIdString, Role
+} from '@dfs/api'
+import { decodeCbor, encodeCbor } from '../codec.js'
+import { CLUSTER_ID_LENGTH_MAX, FILE_EXTENTS_MAX } from './limits.js'
+import {
+  field, requireArray, requireExtent, requireExtentId, requireInteger, requireMember, requirePath,
+  requirePeerId, requireRecord, requireReplicas, requireRole, requireString
+} from './validate.js'
+import type { Fields } from './validate.js'
+
+/** Version of the snapshot encoding. */
+export const SNAPSHOT_VERSION = 1
+
+type EntryType = 'file' | 'dir'
+type OkResult = MetadataResult & { ok: true }
+
+function invariant (condition: boolean, message: string): asserts condition {
+  if (!condition) {
+    throw new Error(`metadata state machine invariant broken: ${message}`)
+  }
+}
+
+/** Orders strings by UTF-16 code units, independent of locale. */
+function compareStrings (a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0
+}
+
+function joinPath (dir: string, name: string): string {
+  return dir === '/' ? `/${name}` : `${dir}/${name}`
+}
+
+/** Proper ancestors of a canonical path, nearest first, without `/`. */
+function * ancestors (path: string): Generator<string> {
+  for (let p = parentPath(path); p !== '/'; p = parentPath(p)) {
+    yield p
+  }
+}
+
+export class MetadataStateMachine implements MetadataView {
+  /** Set once by InitCluster; never changes afterwards. */
+  #cluster: ClusterRecord | undefined
+  /** Members by PeerId. */
+  readonly #members = new Map<PeerIdString, MemberRecord>()
+  /** Roles by PeerId; a peer without an entry has no role. */
+  readonly #roles = new Map<PeerIdString, Role>()
+  /** Current file versions by canonical path. No key is also a key of #dirs. */
+  readonly #files = new Map<string, FileRecord>()
+  /** Every extent record by id: those of files and standalone ones (CreateExtent). */
+  readonly #extents = new Map<string, ExtentRecord>()
+  /** Extent id → path of the file whose current version lists it. At most one file per extent. */
+  readonly #owners = new Map<string, string>()
+  /**
+   * Directory path → its direct children (name → type). `/` is always present; any other directory is
+   * present exactly while it has at least one child, i.e. while some file lies under it.
+   */
+  readonly #dirs = new Map<string, Map<string, EntryType>>([['/', new Map()]])
+  /** Cache of each directory's child names in sorted order; dropped whenever the children change. */
+  readonly #sortedNames = new Map<string, string[]>()
+  /** Index of the last applied operation; strictly increasing. */
+  #applied = 0
+
+  /** A read-only view of this state (without `apply`), for handing to readers. */
+  readonly view: MetadataView = Object.freeze({
+    cluster: () => this.cluster(),
+    members: () => this.members(),
+    role: (peer: PeerIdString) => this.role(peer),
+    getFile: (path: string) => this.getFile(path),
+    getExtent: (id: string) => this.getExtent(id),
+    list: (dir: string) => this.list(dir),
+    extentIds: () => this.extentIds(),
+    appliedIndex: () => this.appliedIndex()
+  })
+
+  // ---------------------------------------------------------------------------------------------
+  // apply
+
+  /**
+   * Applies the operation committed at `index` (which must be greater than the applied index: that
+   * is the caller's invariant, not untrusted input). Never throws for a bad operation.
+   */
+  apply (op: MetadataOp, index: number): MetadataResult {
+    invariant(Number.isSafeInteger(index), `index ${index} is not an integer`)
+    invariant(index > this.#applied, `index ${index} is not after the applied index ${this.#applied}`)
+    let result: MetadataResult
+    try {
+      result = this.#dispatch(op as unknown, index)
+    } catch (err) {
+      if (!(err instanceof DfsError)) {
+        throw err
+      }
+      const wire = errorToWire(err)
+      result = { ok: false, index, error: { name: wire.name, message: wire.message, details: wire.details ?? {} } }
+    }
+    this.#applied = index
+    return result
+  }
+
+  #dispatch (input: unknown, index: number): OkResult {
+    const op = requireRecord(input, 'op')
+    const type = field(op, 'type')
+    switch (type) {
+      case 'InitCluster': return this.#initCluster(op, index)
+      case 'PutMember': return this.#putMember(op, index)
+      case 'RemoveMember': return this.#removeMember(op, index)
+      case 'SetRole': return this.#setRole(op, index)
+      case 'CreateExtent': return this.#createExtent(op, index)
+      case 'DeleteExtent': return this.#deleteExtent(op, index)
+      case 'UpdateReplication': return this.#updateReplication(op, index)
+      case 'MigrateExtent': return this.#migrateExtent(op, index)
+      case 'PutFile': return this.#putFile(op, index)
+      case 'DeleteFile': return this.#deleteFile(op, index)
+      default:
+        throw new InvalidArgumentError('unknown operation type',
+          { type: typeof type === 'string' ? type.slice(0, 64) : typeof type })
+    }
+  }
+
+  #initCluster (op: Fields, index: number): OkResult {
+    const clusterId = requireString(field(op, 'clusterId'), 'clusterId', 1, CLUSTER_ID_LENGTH_MAX)
+    const createdAtMs = requireInteger(field(op, 'createdAtMs'), 'createdAtMs', 0, Number.MAX_SAFE_INTEGER)
+    const admin = requirePeerId(field(op, 'admin'), 'admin')
+    const member = requireMember(field(op, 'member'), 'member')
+    if (this.#cluster !== undefined) {
+      throw new AlreadyExistsError(`the cluster is already initialized as ${this.#cluster.clusterId}`,
+        { clusterId: this.#cluster.clusterId })
+    }
+    this.#cluster = Object.freeze({ clusterId, createdAtMs })
+    this.#members.set(member.id, member)
+    this.#roles.set(admin, 'admin')
+    return { ok: true, index }
+  }
+
+  #putMember (op: Fields, index: number): OkResult {
+    const member = requireMember(field(op, 'member'), 'member')
+    this.#members.set(member.id, member)
+    return { ok: true, index }
+  }
+
+  #removeMember (op: Fields, index: number): OkResult {
+    const id = requirePeerId(field(op, 'id'), 'id')
+    if (!this.#members.has(id)) {
+      throw new NotFoundError(`no member ${id}`, { id })
+    }
+    this.#members.delete(id)
+    return { ok: true, index }
+  }
+
+  #setRole (op: Fields, index: number): OkResult {
+    const peer = requirePeerId(field(op, 'peer'), 'peer')
+    const raw = field(op, 'role')
+    const role = raw === null ? null : requireRole(raw, 'role')
+    if (role === null) {
+      if (!this.#roles.has(peer)) {
+        throw new NotFoundError(`peer ${peer} has no role`, { peer })
+      }
+      this.#roles.delete(peer)
+    } else {
+      this.#roles.set(peer, role)
+    }
+    return { ok: true, index }
+  }
+
+  #createExtent (op: Fields, index: number): OkResult {
+    const extent = requireExtent(field(op, 'extent'), 'extent')
+    if (this.#extents.has(extent.id)) {
+      throw new AlreadyExistsError(`extent ${extent.id} exists`, { id: extent.id })
+    }
+    this.#extents.set(extent.id, extent)
+    return { ok: true, index, extent }
+  }
+
+  #deleteExtent (op: Fields, index: number): OkResult {
+    const id = requireExtentId(field(op, 'id'), 'id')
+    const extent = this.#requireExtentRecord(id)
+    const owner = this.#owners.get(id)
+    if (owner !== undefined) {
+      throw new InvalidArgumentError(`extent ${id} belongs to file ${owner}: delete or replace the file instead`,
+        { id, path: owner })
+    }
+    this.#extents.delete(id)
+    return { ok: true, index, extent, freed: [extent] }
+  }
+
+  #updateReplication (op: Fields, index: number): OkResult {
+    const id = requireExtentId(field(op, 'id'), 'id')
+    const replicas = requireReplicas(field(op, 'replicas'), 'replicas')
+    const old = this.#requireExtentRecord(id)
+    const extent = Object.freeze({ ...old, replicas })
+    this.#extents.set(id, extent)
+    return { ok: true, index, extent }
+  }
+
+  #migrateExtent (op: Fields, index: number): OkResult {
+    const id = requireExtentId(field(op, 'id'), 'id')
+    const from = requirePeerId(field(op, 'from'), 'from')
+    const to = requirePeerId(field(op, 'to'), 'to')
+    if (from === to) {
+      throw new InvalidArgumentError('from and to are the same node', { id, from, to })
+    }
+    const old = this.#requireExtentRecord(id)
+    const at = old.replicas.indexOf(from)
+    if (at < 0) {
+      throw new NotFoundError(`extent ${id} has no replica on ${from}`, { id, from, replicas: [...old.replicas] })
+    }
+    if (old.replicas.includes(to)) {
+      throw new AlreadyExistsError(`extent ${id} already has a replica on ${to}`, { id, to, replicas: [...old.replicas] })
+    }
+    const replicas = old.replicas.slice()
+    replicas[at] = to
+    const extent = Object.freeze({ ...old, replicas: Object.freeze(replicas) as PeerIdString[] })
+    this.#extents.set(id, extent)
+    return { ok: true, index, extent }
+  }
+
+  #putFile (op: Fields, index: number): OkResult {
+    const path = requirePath(field(op, 'path'), 'path')
+    const size = requireInteger(field(op, 'size'), 'size', 0, Number.MAX_SAFE_INTEGER)
+    const mtimeMs = requireInteger(field(op, 'mtimeMs'), 'mtimeMs', 0, Number.MAX_SAFE_INTEGER)
+    const list = requireArray(field(op, 'extents'), 'extents', 0, FILE_EXTENTS_MAX)
+    const extents = list.map((e, i) => requireExtent(e, `extents[${i}]`))
+    const ids = new Set<string>()
+    let total = 0
+    for (const e of extents) {
+      if (ids.has(e.id)) {
+        throw new InvalidArgumentError(`extent ${e.id} is listed twice`, { path, id: e.id })
+      }
+      ids.add(e.id)
+      total += e.size
+    }
+    if (total !== size) {
+      throw new InvalidArgumentError(`size ${size} is not the sum of the extent sizes (${total})`,
+        { path, size, extentBytes: total })
+    }
+    this.#checkFilePath(path)
+    this.#checkExtentsFree(path, extents)
+
+    // Every check passed: mutate.
+    const old = this.#files.get(path)
+    const freed: ExtentRecord[] = []
+    if (old !== undefined) {
+      for (const id of old.extents) {
+        if (ids.has(id)) {
+          continue // kept by the new version: its bytes stay
+        }
+        const record = this.#extents.get(id)
+        invariant(record !== undefined, `file ${path} lists missing extent ${id}`)
+        this.#extents.delete(id)
+        this.#owners.delete(id)
+        freed.push(record)
+      }
+    }
+    invariant(old === undefined || old.version < Number.MAX_SAFE_INTEGER, `version of ${path} overflows`)
+    const file: FileRecord = Object.freeze({
+      path,
+      size,
+      mtimeMs,
+      version: old === undefined ? 1 : old.version + 1,
+      extents: Object.freeze(extents.map((e) => e.id)) as string[]
+    })
+    this.#insertFile(file, extents, old === undefined)
+    return { ok: true, index, file, freed }
+  }
+
+  #deleteFile (op: Fields, index: number): OkResult {
+    const path = requirePath(field(op, 'path'), 'path')
+    if (this.#dirs.has(path)) {
+      throw new IsADirectoryError(`${path} is a directory`, { path })
+    }
+    const file = this.#files.get(path)
+    if (file === undefined) {
+      throw new NotFoundError(`no file ${path}`, { path })
+    }
+    const freed: ExtentRecord[] = []
+    for (const id of file.extents) {
+      const record = this.#extents.get(id)
+      invariant(record !== undefined, `file ${path} lists missing extent ${id}`)
+      invariant(this.#owners.get(id) === path, `extent ${id} of ${path} has another owner`)
+      this.#extents.delete(id)
+      this.#owners.delete(id)
+      freed.push(record)
+    }
+    this.#files.delete(path)
+    this.#unlink(path)
+    return { ok: true, index, freed }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // checks (throw typed errors, change nothing) and mutations (never throw typed errors)
+
+  #requireExtentRecord (id: string): ExtentRecord {
+    const extent = this.#extents.get(id)
+    if (extent === undefined) {
+      throw new NotFoundError(`no extent ${id}`, { id })
+    }
+    return extent
+  }
+
+  /** A file may be put at `path`: it is not a directory and no ancestor is a file. */
+  #checkFilePath (path: string): void {
+    if (this.#dirs.has(path)) {
+      throw new IsADirectoryError(`${path} is a directory`, { path })
+    }
+    for (const a of ancestors(path)) {
+      if (this.#files.has(a)) {
+        throw new NotADirectoryError(`${a} is a file, so ${path} cannot be created under it`, { path, file: a })
+      }
+    }
+  }
+
+  /** Each extent is unreferenced or referenced by `path` itself, and an existing record has the same bytes. */
+  #checkExtentsFree (path: string, extents: readonly ExtentRecord[]): void {
+    for (const e of extents) {
+      const owner = this.#owners.get(e.id)
+      if (owner !== undefined && owner !== path) {
+        throw new AlreadyExistsError(`extent ${e.id} belongs to file ${owner}`, { path, id: e.id, owner })
+      }
+      const existing = this.#extents.get(e.id)
+      if (existing !== undefined && (existing.size !== e.size || existing.checksum !== e.checksum)) {
+        throw new AlreadyExistsError(`extent ${e.id} exists with a different size or checksum`, {
+          path, id: e.id, size: existing.size, checksum: existing.checksum
+        })
+      }
+    }
+  }
+
+  #insertFile (file: FileRecord, extents: readonly ExtentRecord[], isNew: boolean): void {
+    for (const e of extents) {
+      this.#extents.set(e.id, e)
+      this.#owners.set(e.id, file.path)
+    }
+    this.#files.set(file.path, file)
+    if (isNew) {
+      this.#link(file.path)
+    }
+  }
+
+  /** Adds a new file to its parent directory, creating the implicit directories above it. */
+  #link (path: string): void {
+    let child = path
+    let type: EntryType = 'file'
+    for (;;) {
+      const parent = parentPath(child)
+      invariant(!this.#files.has(parent), `${parent} is both a file and a directory`)
+      let children = this.#dirs.get(parent)
+      const created = children === undefined
+      if (children === undefined) {
+        children = new Map()
+        this.#dirs.set(parent, children)
+      }
+      invariant(!children.has(baseName(child)), `${child} is linked twice`)
+      children.set(baseName(child), type)
+      this.#sortedNames.delete(parent)
+      if (!created) {
+        return
+      }
+      child = parent
+      type = 'dir'
+    }
+  }
+
+  /** Removes a file from its parent, and every directory that becomes empty (except `/`). */
+  #unlink (path: string): void {
+    let child = path
+    for (;;) {
+      const parent = parentPath(child)
+      const children = this.#dirs.get(parent)
+      invariant(children !== undefined, `parent ${parent} of ${child} is missing`)
+      invariant(children.delete(baseName(child)), `${child} is not linked in ${parent}`)
+      this.#sortedNames.delete(parent)
+      if (parent === '/' || children.size > 0) {
+        return
+      }
+      this.#dirs.delete(parent)
+      child = parent
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // MetadataView
+
+  cluster (): ClusterRecord | undefined {
+    return this.#cluster
+  }
+
+  /** Members sorted by id. */
+  members (): MemberRecord[] {
+    return [...this.#members.values()].sort((a, b) => compareStrings(a.id, b.id))
+  }
+
+  role (peer: PeerIdString): Role | undefined {
+    return this.#roles.get(peer)
+  }
+
+  /** Every peer that has a role, sorted by peer id. */
+  roles (): Array<{ peer: PeerIdString, role: Role }> {
+    return [...this.#roles].sort((a, b) => compareStrings(a[0], b[0])).map(([peer, role]) => ({ peer, role }))
+  }
+
+  /** The current version of the file at `path` (normalized; InvalidArgument if malformed). */
+  getFile (path: string): FileRecord | undefined {
+    return this.#files.get(normalizePath(path))
+  }
+
+  getExtent (id: string): ExtentRecord | undefined {
+    return typeof id === 'string' ? this.#extents.get(id) : undefined
+  }
+
+  /**
+   * Entries directly under `dir`, sorted by name (UTF-16 code unit order). Costs O(k) for k entries
+   * (plus O(k log k) the first time after the directory changed).
+   */
+  list (dir: string): DirEntry[] {
+    const path = normalizePath(dir)
+    if (this.#files.has(path)) {
+      throw new NotADirectoryError(`${path} is a file`, { path })
+    }
+    const children = this.#dirs.get(path)
+    if (children === undefined) {
+      throw new NotFoundError(`no directory ${path}`, { path })
+    }
+    let names = this.#sortedNames.get(path)
+    if (names === undefined) {
+      names = [...children.keys()].sort(compareStrings)
+      this.#sortedNames.set(path, names)
+    }
+    return names.map((name) => {
+      const childPath = joinPath(path, name)
+      const type = children.get(name)
+      if (type === 'file') {
+        const file = this.#files.get(childPath)
+        invariant(file !== undefined, `listed file ${childPath} is missing`)
+        return { path: childPath, name, type, size: file.size }
+      }
+      const sub = this.#dirs.get(childPath)
+      invariant(sub !== undefined, `listed directory ${childPath} is missing`)
+      return { path: childPath, name, type: 'dir', size: sub.size }
+    })
+  }
+
+  /** Every extent id the metadata holds (of files and standalone), as a copy. */
+  extentIds (): string[] {
+    return [...this.#extents.keys()]
+  }
+
+  appliedIndex (): number {
+    return this.#applied
+  }
+
+  /** Counts, for status and tests. */
+  counts (): { files: number, extents: number, dirs: number, members: number, roles: number } {
+    return {
+      files: this.#files.size,
+      extents: this.#extents.size,
+      dirs: this.#dirs.size,
+      members: this.#members.size,
+      roles: this.#roles.size
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // snapshots
+
+  /**
+   * The whole state as deterministic CBOR: every collection is a list sorted by its key, and map keys
+   * are sorted by the encoder, so equal states give equal bytes.
+   */
+  snapshot (): Uint8Array {
+    const byKey = <T>(key: (t: T) => string) => (a: T, b: T) => compareStrings(key(a), key(b))
+    return encodeCbor({
+      v: SNAPSHOT_VERSION,
+      appliedIndex: this.#applied,
+      cluster: this.#cluster === undefined ? null : { clusterId: this.#cluster.clusterId, createdAtMs: this.#cluster.createdAtMs },
+      members: [...this.#members.values()].sort(byKey((m) => m.id)),
+      roles: [...this.#roles].sort((a, b) => compareStrings(a[0], b[0])),
+      extents: [...this.#extents.values()].sort(byKey((e) => e.id)),
+      files: [...this.#files.values()].sort(byKey((f) => f.path))
+    })
+  }
+
+  /**
+   * Rebuilds a state machine from `snapshot()` bytes. The bytes are untrusted (they may come from
+   * another node): everything is validated, and InvalidArgument / MalformedFrame name what is wrong.
+   */
+  static restore (bytes: Uint8Array): MetadataStateMachine {
+    try {
+      return MetadataStateMachine.#restore(decodeCbor(bytes))
+    } catch (err) {
+      if (err instanceof DfsError && err.name === 'InvalidArgument') {
+        throw new InvalidArgumentError(`invalid metadata snapshot: ${err.message}`, err.details)
+      }
+      throw err
+    }
+  }
+
+  static #restore (input: unknown): MetadataStateMachine {
+    const sm = new MetadataStateMachine()
+    const snap = requireRecord(input, 'snapshot')
+    if (field(snap, 'v') !== SNAPSHOT_VERSION) {
+      throw new InvalidArgumentError(`unsupported snapshot version (expected ${SNAPSHOT_VERSION})`, { field: 'v' })
+    }
+    sm.#applied = requireInteger(field(snap, 'appliedIndex'), 'appliedIndex', 0, Number.MAX_SAFE_INTEGER)
+
+    const cluster = field(snap, 'cluster')
+    if (cluster !== null) {
+      const c = requireRecord(cluster, 'cluster')
+      sm.#cluster = Object.freeze({
+        clusterId: requireString(field(c, 'clusterId'), 'cluster.clusterId', 1, CLUSTER_ID_LENGTH_MAX),
+        createdAtMs: requireInteger(field(c, 'createdAtMs'), 'cluster.createdAtMs', 0, Number.MAX_SAFE_INTEGER)
+      })
+    }
+
+    const members = requireArray(field(snap, 'members'), 'members', 0, Number.MAX_SAFE_INTEGER)
+    members.forEach((m, i) => {
+      const member = requireMember(m, `members[${i}]`)
+      if (sm.#members.has(member.id)) {
+        throw new InvalidArgumentError(`member ${member.id} appears twice`, { id: member.id })
+      }
+      sm.#members.set(member.id, member)
+    })
+
+    const roles = requireArray(field(snap, 'roles'), 'roles', 0, Number.MAX_SAFE_INTEGER)
+    roles.forEach((r, i) => {
+      const pair = requireArray(r, `roles[${i}]`, 2, 2)
+      const peer = requirePeerId(pair[0], `roles[${i}][0]`)
+      const role = requireRole(pair[1], `roles[${i}][1]`)
+      if (sm.#roles.has(peer)) {
+        throw new InvalidArgumentError(`role of ${peer} appears twice`, { peer })
+      }
+      sm.#roles.set(peer, role)
+    })
+
+    const extents = requireArray(field(snap, 'extents'), 'extents', 0, Number.MAX_SAFE_INTEGER)
+    extents.forEach((e, i) => {
+      const extent = requireExtent(e, `extents[${i}]`)
+      if (sm.#extents.has(extent.id)) {
+        throw new InvalidArgumentError(`extent ${extent.id} appears twice`, { id: extent.id })
+      }
+      sm.#extents.set(extent.id, extent)
+    })
+
+    const files = requireArray(field(snap, 'files'), 'files', 0, Number.MAX_SAFE_INTEGER)
+    files.forEach((f, i) => {
+      const obj = requireRecord(f, `files[${i}]`)
+      const path = requirePath(field(obj, 'path'), `files[${i}].path`)
+      if (path !== field(obj, 'path') || path === '/') {
+        throw new InvalidArgumentError(`files[${i}].path is not a canonical file path`, { path })
+      }
+      if (sm.#files.has(path)) {
+        throw new InvalidArgumentError(`file ${path} appears twice`, { path })
+      }
+      const size = requireInteger(field(obj, 'size'), `files[${i}].size`, 0, Number.MAX_SAFE_INTEGER)
+      const mtimeMs = requireInteger(field(obj, 'mtimeMs'), `files[${i}].mtimeMs`, 0, Number.MAX_SAFE_INTEGER)
+      const version = requireInteger(field(obj, 'version'), `files[${i}].version`, 1, Number.MAX_SAFE_INTEGER)
+      const ids = requireArray(field(obj, 'extents'), `files[${i}].extents`, 0, FILE_EXTENTS_MAX)
+      const records: ExtentRecord[] = []
+      const seen = new Set<string>()
+      let total = 0
+      ids.forEach((x, j) => {
+        const id = requireExtentId(x, `files[${i}].extents[${j}]`)
+        const record = sm.#extents.get(id)
+        if (record === undefined) {
+          throw new InvalidArgumentError(`file ${path} lists missing extent ${id}`, { path, id })
+        }
+        if (sm.#owners.has(id) || seen.has(id)) {
+          throw new InvalidArgumentError(`extent ${id} is listed by two files`, { path, id })
+        }
+        seen.add(id)
+        records.push(record)
+        total += record.size
+      })
+      if (total !== size) {
+        throw new InvalidArgumentError(`file ${path} has size ${size} but its extents hold ${total} bytes`, { path })
+      }
+      // Throws IsADirectory / NotADirectory on a conflict; rethrown as InvalidArgument below.
+      try {
+        sm.#checkFilePath(path)
+      } catch (err) {
+        throw new InvalidArgumentError(`file ${path} conflicts with another file: ${(err as Error).message}`, { path })
+      }
+      const file: FileRecord = Object.freeze({
+        path, size, mtimeMs, version, extents: Object.freeze(records.map((r) => r.id)) as string[]
+      })
+      sm.#insertFile(file, records, true)
+    })
+    return sm
+  }
+}
