@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { chmod, link, mkdir, open, readFile, stat, unlink } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
@@ -41,7 +42,7 @@ export async function loadOrCreateKey (path: string): Promise<{ key: PrivateKey,
   }
   await mkdir(dirname(path), { recursive: true, mode: 0o700 })
   const key = await generateKeyPair('Ed25519')
-  const tmp = `${path}.${process.pid}.tmp`
+  const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`
   const fh = await open(tmp, 'wx', 0o600)
   try {
     await fh.writeFile(privateKeyToProtobuf(key))

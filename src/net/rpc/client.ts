@@ -89,7 +89,8 @@ export class RpcClient {
       framed = await this.#take(signal)
       const f = framed
       await f.write({ kind: FrameKind.Header, header: { method, params, timeoutMs: 24 * 3600 * 1000 } }, { signal })
-      let credit = 0
+      // the implicit initial window: no round trip before the first bytes
+      let credit = DATA_WINDOW_FRAMES
       /** Reads server frames until there is credit; a RESULT or ERROR here ends the call early. */
       const awaitCredit = async (): Promise<Frame | undefined> => {
         while (credit === 0) {
@@ -132,7 +133,6 @@ export class RpcClient {
     try {
       framed = await this.#take(signal)
       await framed.write({ kind: FrameKind.Header, header: { method, params, timeoutMs: 24 * 3600 * 1000 } }, { signal })
-      await framed.write({ kind: FrameKind.Credit, frames: DATA_WINDOW_FRAMES }, { signal })
       const first = await readFrame(framed, signal, method)
       idle.touch()
       if (first.kind === FrameKind.Error) throw errorFromWire(first.error)

@@ -22,6 +22,9 @@ import { Uint8ArrayList } from 'uint8arraylist'
  *   upload:   C: HEADER DATA* END            S: CREDIT* then RESULT | ERROR   (C sends DATA only within credit)
  *   download: C: HEADER CREDIT* END          S: RESULT DATA* END | ERROR     (S sends DATA only within credit;
  *                                                                            C sends END after S's END)
+ * Flow control: the sender of DATA starts with DATA_WINDOW_FRAMES credits (implicit, so small
+ * transfers need no extra round trip); the receiver grants one more for each DATA frame it has
+ * consumed. Outstanding credit never exceeds the window, so a receiver buffers at most a window.
  * After a call that ended cleanly the stream may carry the next call. After any ERROR other than one
  * answering a unary call, or any protocol violation, the server closes the stream.
  */

@@ -143,8 +143,8 @@ export class RpcServer {
 
   async #serveUpload (framed: FramedStream, peer: string, params: unknown, method: RpcMethod & { kind: 'upload' }, signal: AbortSignal): Promise<boolean> {
     let ended = false
+    // every upload starts with an implicit window of DATA_WINDOW_FRAMES (no round trip before data)
     let credit = DATA_WINDOW_FRAMES
-    await framed.write({ kind: FrameKind.Credit, frames: DATA_WINDOW_FRAMES }, { signal })
     async function * body (): AsyncGenerator<Uint8Array> {
       while (!ended) {
         const frame = await framed.read({ signal })
@@ -171,7 +171,8 @@ export class RpcServer {
   async #serveDownload (framed: FramedStream, peer: string, params: unknown, method: RpcMethod & { kind: 'download' }, signal: AbortSignal): Promise<boolean> {
     const reply = await method.handle({ peer, params, signal })
     await framed.write({ kind: FrameKind.Result, value: reply.result }, { signal })
-    let credit = 0
+    // every download starts with an implicit window of DATA_WINDOW_FRAMES
+    let credit = DATA_WINDOW_FRAMES
     let callerEnded = false
     const takeCredit = async (): Promise<void> => {
       while (credit === 0) {
@@ -183,7 +184,7 @@ export class RpcServer {
         }
         if (frame.kind !== FrameKind.Credit) throw new MalformedFrameError(`expected CREDIT during a download, got frame kind ${frame.kind}`)
         credit += frame.frames
-        if (credit > DATA_WINDOW_FRAMES * 2) throw new MalformedFrameError('the caller granted more credit than the window')
+        if (credit > DATA_WINDOW_FRAMES) throw new MalformedFrameError('the caller granted more credit than the window')
       }
     }
     for await (const chunk of reply.body) {

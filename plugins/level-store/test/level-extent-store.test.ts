@@ -1,0 +1,275 @@
+import { execFileSync } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Level } from 'level'
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import type { Logger } from '@dfs/api'
+import { LevelExtentStore, extentKeys, mapLevelError } from '../src/index.js'
+import { extentStoreSuite, patternBytes, rejects, sha256 } from '../../../test/support/extent-store-suite.js'
+import type { ExtentStoreHarness } from '../../../test/support/extent-store-suite.js'
+import { flipByte } from '../../../test/support/memory-extent-store.js'
+
+const MiB = 1024 * 1024
+
+/** A logger that keeps what the store reports as errors, so tests can look at it. */
+function testLogger (): Logger & { errors: string[] } {
+  const errors: string[] = []
+  const log = Object.assign(() => {}, {
+    error: (format: string, ...args: unknown[]) => { errors.push([format, ...args].join(' ')) },
+    trace: () => {},
+    enabled: false,
+    errors
+  })
+  return log
+}
+
+async function tempDir (): Promise<string> {
+  return await mkdtemp(join(tmpdir(), 'dfs-level-store-'))
+}
+
+async function openStore (dir: string, node?: string): Promise<LevelExtentStore> {
+  const store = new LevelExtentStore({ dir, logger: testLogger(), node })
+  await store.open()
+  return store
+}
+
+/** Opens the LevelDB under a (closed) store directly, as a disk-level tool would. */
+async function withRawDb (dir: string, fn: (db: Level<string, Uint8Array>) => Promise<void>): Promise<void> {
+  const db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
+  await db.open()
+  try {
+    await fn(db)
+  } finally {
+    await db.close()
+  }
+}
+
+async function makeHarness (): Promise<ExtentStoreHarness> {
+  const dir = await tempDir()
+  const harness: ExtentStoreHarness = {
+    store: await openStore(join(dir, 'extents')),
+    reopen: async () => {
+      await harness.store.close()
+      harness.store = await openStore(join(dir, 'extents'))
+      return harness.store
+    },
+    // Real corruption: close the store, flip one bit of the stored value of the extent's bytes in
+    // LevelDB itself (its header keeps the old checksum), and open the store again.
+    corrupt: async (id) => {
+      await harness.store.close()
+      await withRawDb(join(dir, 'extents'), async (db) => {
+        const stored = await db.get(extentKeys.bytes(id))
+        assert.ok(stored !== undefined, `extent ${id} has stored bytes`)
+        await db.put(extentKeys.bytes(id), flipByte(stored), { sync: true })
+      })
+      harness.store = await openStore(join(dir, 'extents'))
+    },
+    cleanup: async () => {
+      await harness.store.close()
+      await rm(dir, { recursive: true, force: true })
+    }
+  }
+  return harness
+}
+
+extentStoreSuite('level', makeHarness)
+
+// ---------------------------------------------------------------------------------------------
+// What only a disk-backed store has to get right
+
+const test = suite<{ dir: string }>('LevelExtentStore', { dir: '' })
+
+test.before.each(async (ctx) => {
+  ctx.dir = await tempDir()
+})
+test.after.each(async (ctx) => {
+  await rm(ctx.dir, { recursive: true, force: true })
+})
+
+test('usage is rebuilt correctly after a restart, and kept right afterwards', async (ctx) => {
+  const dir = join(ctx.dir, 'extents')
+  let store = await openStore(dir)
+  const ids = Array.from({ length: 40 }, () => randomUUID())
+  let extents = 0
+  let bytes = 0
+  for (const [i, id] of ids.entries()) {
+    const size = (i * 7919) % (256 * 1024)
+    await store.put(id, patternBytes(size, i))
+    extents += 1
+    bytes += size
+  }
+  for (const [i, id] of ids.entries()) {
+    if (i % 3 === 0) {
+      await store.delete(id)
+      extents -= 1
+      bytes -= (i * 7919) % (256 * 1024)
+    }
+  }
+  assert.equal(await store.usage(), { extents, bytes })
+  await store.close()
+
+  store = await openStore(dir)
+  assert.equal(await store.usage(), { extents, bytes })
+  await store.put(randomUUID(), patternBytes(1234, 1))
+  await store.delete(ids[1])
+  const after = { extents: extents + 1 - 1, bytes: bytes + 1234 - 7919 }
+  assert.equal(await store.usage(), after)
+  await store.close()
+
+  store = await openStore(dir)
+  assert.equal(await store.usage(), after)
+  await store.close()
+})
+
+test('a directory held by another open store is DataDirLocked, naming the directory', async (ctx) => {
+  const dir = join(ctx.dir, 'extents')
+  const first = await openStore(dir)
+  const id = randomUUID()
+  await first.put(id, patternBytes(100, 1))
+  const second = new LevelExtentStore({ dir, logger: testLogger() })
+  const err = await rejects(second.open(), 'DataDirLocked')
+  assert.is(err.details?.dir, dir)
+  assert.ok(err.message.includes(dir), 'message names the directory')
+  // the holder is unaffected, and a failed open can be retried once the lock is free
+  assert.equal(await first.get(id), patternBytes(100, 1))
+  await first.close()
+  await second.open()
+  assert.equal(await second.get(id), patternBytes(100, 1))
+  await second.close()
+})
+
+test('header and bytes live under the documented keys, bytes unframed', async (ctx) => {
+  const dir = join(ctx.dir, 'extents')
+  const store = await openStore(dir)
+  const id = randomUUID()
+  const bytes = patternBytes(3000, 4)
+  await store.put(id, bytes)
+  await store.close()
+  await withRawDb(dir, async (db) => {
+    const stored = (await db.get(extentKeys.bytes(id)))!
+    assert.equal(new Uint8Array(stored.buffer, stored.byteOffset, stored.byteLength), bytes)
+    const header = JSON.parse(new TextDecoder().decode(await db.get(extentKeys.header(id))))
+    assert.equal(header, { size: 3000, checksum: sha256(bytes) })
+    assert.equal(JSON.parse(new TextDecoder().decode(await db.get(extentKeys.format))), { format: 'dfs-level-store', version: 1 })
+  })
+})
+
+test('an unreadable header is CorruptExtent on get and stat; list and usage still see the extent', async (ctx) => {
+  const dir = join(ctx.dir, 'extents')
+  let store = await openStore(dir)
+  const id = randomUUID()
+  await store.put(id, patternBytes(500, 1))
+  await store.close()
+  await withRawDb(dir, async (db) => {
+    await db.put(extentKeys.header(id), new TextEncoder().encode('{"size":5'), { sync: true })
+  })
+  store = await openStore(dir)
+  const err = await rejects(store.get(id), 'CorruptExtent')
+  assert.is(err.details?.extentId, id)
+  assert.is(err.details?.actual, sha256(patternBytes(500, 1)))
+  await rejects(store.stat(id), 'CorruptExtent')
+  const listed = []
+  for await (const info of store.list()) listed.push(info.id)
+  assert.equal(listed, [id])
+  assert.equal(await store.usage(), { extents: 1, bytes: 0 })
+  await rejects(store.put(id, patternBytes(500, 1)), 'AlreadyExists')
+  assert.is(await store.delete(id), true)
+  assert.equal(await store.usage(), { extents: 0, bytes: 0 })
+  await store.close()
+})
+
+test('a missing bytes value (header without bytes) is CorruptExtent, not empty bytes', async (ctx) => {
+  const dir = join(ctx.dir, 'extents')
+  let store = await openStore(dir)
+  const id = randomUUID()
+  const info = await store.put(id, patternBytes(10, 1))
+  await store.close()
+  await withRawDb(dir, async (db) => { await db.del(extentKeys.bytes(id), { sync: true }) })
+  store = await openStore(dir)
+  const err = await rejects(store.get(id), 'CorruptExtent')
+  assert.is(err.details?.expected, info.checksum)
+  assert.is(err.details?.actual, 'missing')
+  // the right bytes heal it
+  await store.put(id, patternBytes(10, 1))
+  assert.equal(await store.get(id), patternBytes(10, 1))
+  await store.close()
+})
+
+test('CorruptExtent names the node when the store knows it', async (ctx) => {
+  const dir = join(ctx.dir, 'extents')
+  let store = await openStore(dir, 'node-a')
+  const id = randomUUID()
+  await store.put(id, patternBytes(100, 1))
+  await store.close()
+  await withRawDb(dir, async (db) => {
+    await db.put(extentKeys.bytes(id), flipByte((await db.get(extentKeys.bytes(id)))!), { sync: true })
+  })
+  store = await openStore(dir, 'node-a')
+  const err = await rejects(store.get(id), 'CorruptExtent')
+  assert.is(err.details?.node, 'node-a')
+  assert.ok(err.message.includes('node-a'))
+  await store.close()
+})
+
+test('a LevelDB that is not an extent store, or of another format version, is ConfigError', async (ctx) => {
+  const foreign = join(ctx.dir, 'foreign')
+  await withRawDb(foreign, async (db) => { await db.put('something', new Uint8Array([1])) })
+  await rejects(new LevelExtentStore({ dir: foreign, logger: testLogger() }).open(), 'ConfigError')
+
+  const future = join(ctx.dir, 'future')
+  await (await openStore(future)).close()
+  await withRawDb(future, async (db) => {
+    await db.put(extentKeys.format, new TextEncoder().encode('{"format":"dfs-level-store","version":2}'))
+  })
+  const err = await rejects(new LevelExtentStore({ dir: future, logger: testLogger() }).open(), 'ConfigError')
+  assert.is(err.details?.dir, future)
+})
+
+test('calls before open and open after close are Unavailable', async (ctx) => {
+  const store = new LevelExtentStore({ dir: join(ctx.dir, 'extents'), logger: testLogger() })
+  await rejects(store.get(randomUUID()), 'Unavailable')
+  await store.open()
+  await store.open() // idempotent
+  await store.close()
+  await rejects(store.open(), 'Unavailable')
+})
+
+test('LevelDB\'s out-of-space error maps to StorageFull; other errors pass through', () => {
+  // The shape classic-level gives a failed write on a full disk (LEVEL_IO_ERROR from env_posix).
+  const enospc = Object.assign(new Error('IO error: /data/extents/000003.log: No space left on device'), { code: 'LEVEL_IO_ERROR' })
+  const mapped = mapLevelError(enospc, { dir: '/data/extents', op: 'put' }) as Error & { details: Record<string, unknown> }
+  assert.is(mapped.name, 'StorageFull')
+  assert.is(mapped.details.dir, '/data/extents')
+  const wrapped = new Error('write failed', { cause: Object.assign(new Error('disk'), { code: 'ENOSPC' }) })
+  assert.is((mapLevelError(wrapped) as Error).name, 'StorageFull')
+  const other = Object.assign(new Error('IO error: permission denied'), { code: 'LEVEL_IO_ERROR' })
+  assert.is(mapLevelError(other), other)
+})
+
+test('a real full disk is StorageFull and does not change usage (needs root to mount a tmpfs)', async (ctx) => {
+  const mnt = join(ctx.dir, 'small')
+  await mkdir(mnt)
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', mnt], { stdio: 'ignore' })
+  } catch {
+    console.log('  (skipped the real ENOSPC check: cannot mount a tmpfs here)')
+    return
+  }
+  try {
+    const store = await openStore(join(mnt, 'extents'))
+    await store.put(randomUUID(), patternBytes(2 * MiB, 1))
+    const usage = await store.usage()
+    const id = randomUUID()
+    const err = await rejects(store.put(id, patternBytes(2 * MiB, 2)), 'StorageFull')
+    assert.is(err.details?.id, id)
+    assert.equal(await store.usage(), usage)
+    await store.close()
+  } finally {
+    execFileSync('umount', ['-l', mnt], { stdio: 'ignore' })
+  }
+})
+
+test.run()

@@ -1,0 +1,145 @@
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { LocalMetadataService } from '@dfs/raft-metadata'
+import { MemoryExtentStore } from '../support/memory-extent-store.js'
+import { FileService } from '../../src/node/files.js'
+import { ExtentGc } from '../../src/node/extent-gc.js'
+import type { ExtentStore } from '@dfs/api'
+
+/** FileService over an in-memory extent store and the real (LevelDB) local metadata log. */
+const test = suite('node/files')
+const NODE = '12D3KooWRyh2zNmr7R2ixgMm9AXDBYUYPzfntKCELAq8HDtpAVMX'
+const logger: any = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false })
+
+interface Ctx { dir: string, store: MemoryExtentStore, metadata: LocalMetadataService, gc: ExtentGc, files: FileService }
+let ctx: Ctx
+
+async function make (store: ExtentStore = new MemoryExtentStore()): Promise<Ctx> {
+  const dir = await mkdtemp(join(tmpdir(), 'dfs-files-'))
+  const metadata = new LocalMetadataService({ dir, nodeId: NODE, logger })
+  await metadata.start()
+  await store.open()
+  const gc = new ExtentGc(store)
+  return { dir, store: store as MemoryExtentStore, metadata, gc, files: new FileService({ nodeId: NODE, store, metadata, gc, extentSize: 1000 }) }
+}
+
+async function * chunks (bytes: Uint8Array, sizes: number[]): AsyncGenerator<Uint8Array> {
+  let offset = 0
+  let i = 0
+  while (offset < bytes.length) {
+    const n = sizes[i++ % sizes.length]
+    yield bytes.subarray(offset, offset + n)
+    offset += n
+  }
+}
+
+async function readAll (body: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const parts: Uint8Array[] = []
+  for await (const c of body) parts.push(c)
+  return Buffer.concat(parts)
+}
+
+test.before.each(async () => { ctx = await make() })
+test.after.each(async () => {
+  await ctx.metadata.stop()
+  await rm(ctx.dir, { recursive: true, force: true })
+})
+
+test('a put splits bytes into extents whatever the chunking, and open reads them back', async () => {
+  const bytes = randomBytes(4321)
+  const r = await ctx.files.put('/a/b.bin', chunks(bytes, [1, 999, 7, 3000]))
+  assert.equal(r, { path: '/a/b.bin', size: 4321, extents: 5 })
+  const st = await ctx.files.stat('/a/b.bin')
+  assert.equal(st.extents.map((e) => e.size), [1000, 1000, 1000, 1000, 321])
+  for (const e of st.extents) assert.match(e.checksum, /^sha256:[0-9a-f]{64}$/)
+  const { body } = await ctx.files.open('/a/b.bin')
+  assert.ok((await readAll(body)).equals(bytes))
+})
+
+test('an empty file has no extents and reads back empty', async () => {
+  assert.equal(await ctx.files.put('/empty', chunks(new Uint8Array(0), [1])), { path: '/empty', size: 0, extents: 0 })
+  const { body, stat } = await ctx.files.open('/empty')
+  assert.is(stat.size, 0)
+  assert.is((await readAll(body)).length, 0)
+})
+
+test('a put that fails part-way commits nothing and frees the extents it wrote', async () => {
+  await ctx.files.put('/keep', chunks(randomBytes(10), [10]))
+  const before = (await ctx.store.usage()).extents
+  async function * failing (): AsyncGenerator<Uint8Array> {
+    yield randomBytes(2500)
+    throw new Error('client went away')
+  }
+  try {
+    await ctx.files.put('/broken', failing())
+    assert.unreachable()
+  } catch (err: any) {
+    assert.is(err.message, 'client went away')
+  }
+  assert.is((await ctx.store.usage()).extents, before)
+  try {
+    await ctx.files.stat('/broken')
+    assert.unreachable()
+  } catch (err: any) {
+    assert.is(err.name, 'NotFound')
+  }
+})
+
+test('replacing a file while it is read: the reader gets the whole old version; its extents are freed after', async () => {
+  const v1 = randomBytes(3000)
+  const v2 = randomBytes(2000)
+  await ctx.files.put('/f', chunks(v1, [3000]))
+  const old = await ctx.files.open('/f')
+  const first = await old.body.next()
+  await ctx.files.put('/f', chunks(v2, [2000]))
+  assert.is((await ctx.store.usage()).extents, 5, 'old extents stay while pinned')
+  const rest = await readAll(old.body)
+  assert.ok(Buffer.concat([first.value as Uint8Array, rest]).equals(v1))
+  assert.is((await ctx.store.usage()).extents, 2, 'old extents freed once the reader is done')
+  assert.ok((await readAll((await ctx.files.open('/f')).body)).equals(v2))
+  assert.is((await ctx.files.stat('/f')).version, 2)
+})
+
+test('rm frees the extents; the sweep at start-up frees orphans', async () => {
+  await ctx.files.put('/x', chunks(randomBytes(2500), [2500]))
+  assert.equal(await ctx.files.remove('/x'), { path: '/x', freed: 3 })
+  assert.is((await ctx.store.usage()).extents, 0)
+  await ctx.store.put('11111111-2222-4333-8444-555555555555', randomBytes(10))
+  await ctx.files.put('/y', chunks(randomBytes(10), [10]))
+  assert.is(await ctx.gc.sweep(ctx.metadata), 1)
+  assert.is((await ctx.store.usage()).extents, 1)
+})
+
+test('ls pages through a directory in name order', async () => {
+  for (let i = 0; i < 25; i++) await ctx.files.put(`/d/f${String(i).padStart(2, '0')}`, chunks(randomBytes(1), [1]))
+  const p1 = await ctx.files.list('/d', { limit: 10 })
+  assert.is(p1.entries.length, 10)
+  assert.ok(p1.more)
+  const p3 = await ctx.files.list('/d', { after: 'f19', limit: 10 })
+  assert.equal(p3.entries.map((e) => e.name), ['f20', 'f21', 'f22', 'f23', 'f24'])
+  assert.not.ok(p3.more)
+  assert.equal((await ctx.files.list('/d/f03')).entries, [{ path: '/d/f03', name: 'f03', type: 'file', size: 1 }])
+})
+
+test('a corrupt extent fails the read with CorruptExtent naming it', async () => {
+  const backing = new Map()
+  await ctx.metadata.stop()
+  ctx = await make(new MemoryExtentStore(backing))
+  await ctx.files.put('/c', chunks(randomBytes(2000), [2000]))
+  const victim = (await ctx.files.stat('/c')).extents[1].id
+  backing.get(victim).bytes[5] ^= 1
+  const { body } = await ctx.files.open('/c')
+  try {
+    await readAll(body)
+    assert.unreachable()
+  } catch (err: any) {
+    assert.is(err.name, 'CorruptExtent')
+    assert.is(err.details.extentId, victim)
+  }
+})
+
+test.run()
