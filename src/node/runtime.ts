@@ -3,7 +3,7 @@ import { mkdir, rename, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { logger } from '@libp2p/logger'
 import { multiaddr } from '@multiformats/multiaddr'
-import type { ExtentStore, MetadataService, ServiceRegistry } from '@dfs/api'
+import { ConfigError, type ExtentStore, type MetadataService, type ServiceRegistry } from '@dfs/api'
 import { createHost, type Host } from '../net/host.js'
 import { loadOrCreateKey } from '../net/keys.js'
 import { RpcServer } from '../net/rpc/server.js'
@@ -74,7 +74,13 @@ export class NodeRuntime {
       // the registry throws UnknownService (naming what is installed) before anything is opened
       const makeStore = init.registry.get('extentStore', init.store ?? 'level')
       const makeMetadata = init.registry.get('metadata', init.metadata ?? 'local')
-      const host = await createHost({ privateKey: key, listen: init.listen })
+      let host: Host
+      try {
+        host = await createHost({ privateKey: key, listen: init.listen })
+      } catch (err: any) {
+        if (err?.name !== 'UnsupportedListenAddressesError') throw err
+        throw new ConfigError(`cannot listen on ${init.listen.join(', ')}: the port is in use or the address is not on this machine`, { listen: init.listen })
+      }
       undo.unshift(async () => { await host.stop() })
       const id = host.peerId.toString()
 

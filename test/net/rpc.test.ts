@@ -41,6 +41,17 @@ test.before(async () => {
       handle: async ({ params, peer }) => ({ text: params.text, bytes: params.bytes, peer })
     },
     {
+      name: 'hang',
+      action: 'test.read',
+      kind: 'unary',
+      params: () => null,
+      handle: async ({ signal }) => {
+        await new Promise((resolve) => { signal.addEventListener('abort', resolve, { once: true }) })
+        ctx.calls.push('hang:aborted')
+        return null
+      }
+    },
+    {
       name: 'sum',
       action: 'test.write',
       kind: 'upload',
@@ -185,6 +196,33 @@ test('garbage and oversized frames are refused with a typed error and the server
 
   const c = new RpcClient({ host: ctx.client, target: ctx.addr })
   assert.is((await c.call<any>('echo', { text: 'alive' })).text, 'alive')
+  await c.close()
+})
+
+test('a call past its deadline fails with DeadlineExceeded, a caller abort with Aborted, and the handler sees its signal fire', async () => {
+  const c = new RpcClient({ host: ctx.client, target: ctx.addr })
+  let started = Date.now()
+  try {
+    await c.call('hang', null, { timeoutMs: 300 })
+    assert.unreachable()
+  } catch (err: any) {
+    assert.is(err.name, 'DeadlineExceeded')
+  }
+  assert.ok(Date.now() - started < 2000)
+  const controller = new AbortController()
+  setTimeout(() => { controller.abort() }, 200)
+  started = Date.now()
+  try {
+    await c.call('hang', null, { signal: controller.signal })
+    assert.unreachable()
+  } catch (err: any) {
+    assert.is(err.name, 'Aborted')
+  }
+  assert.ok(Date.now() - started < 2000)
+  const deadline = Date.now() + 2000
+  while (ctx.calls.filter((x) => x === 'hang:aborted').length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+  assert.is(ctx.calls.filter((x) => x === 'hang:aborted').length, 2, 'both handlers were told to stop')
+  assert.is((await c.call<any>('echo', { text: 'next' })).text, 'next')
   await c.close()
 })
 

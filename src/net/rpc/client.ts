@@ -189,7 +189,10 @@ export class RpcClient {
     if (signal.aborted) {
       const reason = signal.reason
       if (reason instanceof DfsError) return reason
-      if (reason?.name === 'TimeoutError') return new DeadlineExceededError(`${method} timed out`)
+      if (reason?.name === 'TimeoutError') {
+        const d = deadlines.get(signal)
+        return new DeadlineExceededError(`${d?.what ?? method} did not finish within ${d?.timeoutMs ?? '?'} ms`, { timeoutMs: d?.timeoutMs })
+      }
       return new AbortedError(`${method} was aborted`)
     }
     if (err instanceof DfsError) return err
@@ -239,11 +242,13 @@ async function readFrame (framed: FramedStream, signal: AbortSignal, method: str
 }
 
 function withDeadline (signal: AbortSignal | undefined, timeoutMs: number, what: string): AbortSignal {
-  const timer = new AbortController()
-  const t = setTimeout(() => { timer.abort(new DeadlineExceededError(`${what} did not finish within ${timeoutMs} ms`, { timeoutMs })) }, timeoutMs)
-  t.unref()
-  const combined = signal == null ? timer.signal : AbortSignal.any([signal, timer.signal])
+  const deadline = AbortSignal.timeout(timeoutMs)
+  const combined = signal == null ? deadline : AbortSignal.any([signal, deadline])
   // one listener per pending read or write of the call; they are removed as each settles
   setMaxListeners(Infinity, combined)
+  deadlines.set(combined, { what, timeoutMs })
   return combined
 }
+
+/** What a deadline signal was for, so its TimeoutError becomes a DeadlineExceeded that says so. */
+const deadlines = new WeakMap<AbortSignal, { what: string, timeoutMs: number }>()
