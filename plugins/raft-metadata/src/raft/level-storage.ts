@@ -1,0 +1,293 @@
+/**
+ * LevelStorage: the production Storage of the Raft core, on LevelDB (level v10). Every Ready is
+ * persisted in ONE batch written with `sync: true` (fsync) before the driver sends its messages. Reads
+ * are synchronous, served from an in-memory copy of the persisted log (a MemoryStorage) that is only
+ * updated after the write succeeded, so the core never sees anything that is not durable.
+ *
+ * Layout (utf8 keys, byte values; each value is CBOR followed by a big-endian CRC-32 of that CBOR,
+ * computed before writing and verified after reading):
+ *   m/hs         hard state            { t, v, c }
+ *   m/snap       newest snapshot       { i, t, v: voters, l: learners, d: data }
+ *   m/compacted  last compacted entry  { i, t }   (<= snapshot index)
+ *   e/<index>    one entry             { i, t, y, d }   index as 16 hex digits, so keys sort by index
+ */
+import { crc32 } from 'node:zlib'
+import { decode, encode } from 'cborg'
+import { Level } from 'level'
+import { cloneConfState } from './conf-change.js'
+import { CompactedError, CorruptLogError, SnapshotOutOfDateError } from './errors.js'
+import { MemoryStorage } from './memory-storage.js'
+import { EntryType } from './types.js'
+import type { ConfState, Entry, HardState, Snapshot, Storage } from './types.js'
+
+const KEY_HARD_STATE = 'm/hs'
+const KEY_SNAPSHOT = 'm/snap'
+const KEY_COMPACTED = 'm/compacted'
+const ENTRY_PREFIX = 'e/'
+/** Largest number of entry keys deleted or written in one batch (a limit against runaway batches). */
+const MAX_BATCH_OPS = 10_000_000
+
+function entryKey (index: number): string {
+  return ENTRY_PREFIX + index.toString(16).padStart(16, '0')
+}
+
+const decodeOptions = {
+  strict: true,
+  allowIndefinite: false,
+  allowUndefined: false,
+  allowInfinity: false,
+  allowNaN: false,
+  allowBigInt: false,
+  rejectDuplicateMapKeys: true,
+  useMaps: false
+} as const
+
+/** CBOR + CRC-32 (pair assertion: computed before writing, verified after reading). */
+function seal (value: unknown): Uint8Array {
+  const body = encode(value)
+  const out = new Uint8Array(body.byteLength + 4)
+  out.set(body, 0)
+  new DataView(out.buffer).setUint32(body.byteLength, crc32(body) >>> 0, false)
+  return out
+}
+
+function unseal (key: string, bytes: Uint8Array): Record<string, unknown> {
+  if (bytes.byteLength < 5) throw new CorruptLogError(key, `record of ${bytes.byteLength} bytes is too short`)
+  const body = bytes.subarray(0, bytes.byteLength - 4)
+  const stored = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(bytes.byteLength - 4, false)
+  const actual = crc32(body) >>> 0
+  if (stored !== actual) throw new CorruptLogError(key, `checksum mismatch: stored ${stored.toString(16)}, computed ${actual.toString(16)}`)
+  let v: unknown
+  try {
+    v = decode(body, decodeOptions)
+  } catch (err) {
+    throw new CorruptLogError(key, `not CBOR: ${(err as Error).message}`)
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new CorruptLogError(key, 'not a map')
+  return v as Record<string, unknown>
+}
+
+function num (key: string, v: unknown, field: string): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new CorruptLogError(key, `${field} is not a non-negative integer`)
+  return v
+}
+
+function str (key: string, v: unknown, field: string): string {
+  if (typeof v !== 'string') throw new CorruptLogError(key, `${field} is not a string`)
+  return v
+}
+
+function bytesOf (key: string, v: unknown, field: string): Uint8Array {
+  if (!(v instanceof Uint8Array)) throw new CorruptLogError(key, `${field} is not bytes`)
+  return v
+}
+
+function strList (key: string, v: unknown, field: string): string[] {
+  if (!Array.isArray(v)) throw new CorruptLogError(key, `${field} is not a list`)
+  return v.map((x, i) => str(key, x, `${field}[${i}]`))
+}
+
+const encodeHardState = (hs: HardState): Uint8Array => seal({ t: hs.term, v: hs.vote, c: hs.commit })
+function decodeHardState (key: string, b: Uint8Array): HardState {
+  const v = unseal(key, b)
+  return { term: num(key, v.t, 'term'), vote: str(key, v.v, 'vote'), commit: num(key, v.c, 'commit') }
+}
+
+const encodeSnapshot = (s: Snapshot): Uint8Array => seal({
+  i: s.metadata.index,
+  t: s.metadata.term,
+  v: s.metadata.confState.voters,
+  l: s.metadata.confState.learners,
+  d: s.data
+})
+function decodeSnapshot (key: string, b: Uint8Array): Snapshot {
+  const v = unseal(key, b)
+  return {
+    metadata: {
+      index: num(key, v.i, 'index'),
+      term: num(key, v.t, 'term'),
+      confState: { voters: strList(key, v.v, 'voters'), learners: strList(key, v.l, 'learners') }
+    },
+    data: bytesOf(key, v.d, 'data')
+  }
+}
+
+const encodeCompacted = (c: { index: number, term: number }): Uint8Array => seal({ i: c.index, t: c.term })
+function decodeCompacted (key: string, b: Uint8Array): { index: number, term: number } {
+  const v = unseal(key, b)
+  return { index: num(key, v.i, 'index'), term: num(key, v.t, 'term') }
+}
+
+const encodeEntry = (e: Entry): Uint8Array => seal({ i: e.index, t: e.term, y: e.type, d: e.data })
+function decodeEntry (key: string, b: Uint8Array): Entry {
+  const v = unseal(key, b)
+  const type = num(key, v.y, 'type')
+  if (type !== EntryType.Normal && type !== EntryType.ConfChange) throw new CorruptLogError(key, `unknown entry type ${type}`)
+  return { index: num(key, v.i, 'index'), term: num(key, v.t, 'term'), type, data: bytesOf(key, v.d, 'data') }
+}
+
+type BatchOp = { type: 'put', key: string, value: Uint8Array } | { type: 'del', key: string }
+
+export class LevelStorage implements Storage {
+  private readonly db: Level<string, Uint8Array>
+  /** Exactly what is durable in `db`, for synchronous reads; updated only after a write succeeded. */
+  private readonly mem: MemoryStorage
+  /** Serializes writes: each starts after the previous one finished (in call order). */
+  private tail: Promise<void> = Promise.resolve()
+  private closed = false
+
+  private constructor (db: Level<string, Uint8Array>, mem: MemoryStorage) {
+    this.db = db
+    this.mem = mem
+  }
+
+  /**
+   * Opens (creating if needed) the log in `dir` and loads it. A new directory with `init.confState`
+   * is a founding node of a new group (genesis snapshot, as MemoryStorage); without it, a joining node.
+   */
+  static async open (dir: string, init?: { confState?: ConfState }): Promise<LevelStorage> {
+    const db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
+    await db.open()
+    try {
+      const hsBytes = await db.get(KEY_HARD_STATE)
+      if (hsBytes === undefined) {
+        const mem = new MemoryStorage(init)
+        const snap = mem.snapshot()
+        await db.batch([
+          { type: 'put', key: KEY_SNAPSHOT, value: encodeSnapshot(snap) },
+          { type: 'put', key: KEY_COMPACTED, value: encodeCompacted({ index: snap.metadata.index, term: snap.metadata.term }) },
+          { type: 'put', key: KEY_HARD_STATE, value: encodeHardState(mem.hardStateNow()) }
+        ], { sync: true })
+        return new LevelStorage(db, mem)
+      }
+      const hardState = decodeHardState(KEY_HARD_STATE, hsBytes)
+      const snapBytes = await db.get(KEY_SNAPSHOT)
+      const compBytes = await db.get(KEY_COMPACTED)
+      if (snapBytes === undefined) throw new CorruptLogError(KEY_SNAPSHOT, 'missing')
+      if (compBytes === undefined) throw new CorruptLogError(KEY_COMPACTED, 'missing')
+      const snapshot = decodeSnapshot(KEY_SNAPSHOT, snapBytes)
+      const compacted = decodeCompacted(KEY_COMPACTED, compBytes)
+      const entries: Entry[] = []
+      for await (const [key, value] of db.iterator({ gte: ENTRY_PREFIX, lt: ENTRY_PREFIX + '\xff' })) {
+        const e = decodeEntry(key, value)
+        const want = compacted.index + 1 + entries.length
+        if (key !== entryKey(e.index) || e.index !== want) throw new CorruptLogError(key, `expected entry ${want}, found ${e.index}`)
+        entries.push(e)
+      }
+      if (compacted.index > snapshot.metadata.index) throw new CorruptLogError(KEY_COMPACTED, 'after the snapshot index')
+      return new LevelStorage(db, MemoryStorage.fromParts({ hardState, snapshot, compacted, entries }))
+    } catch (err) {
+      await db.close()
+      throw err
+    }
+  }
+
+  // ---------------------------------------------------------------- Storage (synchronous, from memory)
+
+  initialState (): { hardState: HardState, confState: ConfState } {
+    return this.mem.initialState()
+  }
+
+  entries (lo: number, hi: number, maxSize?: number): Entry[] {
+    return this.mem.entries(lo, hi, maxSize)
+  }
+
+  term (i: number): number {
+    return this.mem.term(i)
+  }
+
+  firstIndex (): number {
+    return this.mem.firstIndex()
+  }
+
+  lastIndex (): number {
+    return this.mem.lastIndex()
+  }
+
+  snapshot (): Snapshot {
+    return this.mem.snapshot()
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  private serialize<T> (fn: () => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new Error('raft storage is closed'))
+    const run = this.tail.then(fn)
+    this.tail = run.then(() => undefined, () => undefined)
+    return run
+  }
+
+  /**
+   * Persists a Ready in one fsync'd batch: the snapshot (replacing the whole log), then the entries
+   * (deleting any conflicting suffix, paper §5.3), then the hard state.
+   */
+  async saveReady (rd: { hardState?: HardState, entries: Entry[], snapshot?: Snapshot }): Promise<void> {
+    return await this.serialize(async () => {
+      const ops: BatchOp[] = []
+      let first = this.mem.firstIndex()
+      let last = this.mem.lastIndex()
+      if (rd.snapshot !== undefined) {
+        const s = rd.snapshot
+        const cur = this.mem.snapshot().metadata.index
+        if (s.metadata.index <= cur) throw new SnapshotOutOfDateError(s.metadata.index, cur)
+        for (let i = first; i <= last; i++) ops.push({ type: 'del', key: entryKey(i) })
+        ops.push({ type: 'put', key: KEY_SNAPSHOT, value: encodeSnapshot(s) })
+        ops.push({ type: 'put', key: KEY_COMPACTED, value: encodeCompacted({ index: s.metadata.index, term: s.metadata.term }) })
+        first = s.metadata.index + 1
+        last = s.metadata.index
+      }
+      let es = rd.entries
+      if (es.length > 0 && es[0].index + es.length - 1 >= first) {
+        if (es[0].index < first) es = es.slice(first - es[0].index)
+        const start = es[0].index
+        if (start > last + 1) throw new Error(`raft storage: missing log entries: appending at ${start} after last index ${last}`)
+        for (let i = 0; i < es.length; i++) {
+          if (es[i].index !== start + i) throw new Error('raft storage: appended entries are not contiguous')
+          ops.push({ type: 'put', key: entryKey(es[i].index), value: encodeEntry(es[i]) })
+        }
+        // The conflicting suffix beyond the new entries.
+        for (let i = start + es.length; i <= last; i++) ops.push({ type: 'del', key: entryKey(i) })
+      }
+      if (rd.hardState !== undefined) ops.push({ type: 'put', key: KEY_HARD_STATE, value: encodeHardState(rd.hardState) })
+      if (ops.length === 0) return
+      if (ops.length > MAX_BATCH_OPS) throw new Error(`raft storage: batch of ${ops.length} operations exceeds ${MAX_BATCH_OPS}`)
+      await this.db.batch(ops, { sync: true })
+      if (rd.snapshot !== undefined) this.mem.applySnapshot(rd.snapshot)
+      this.mem.append(rd.entries)
+      if (rd.hardState !== undefined) this.mem.setHardState(rd.hardState)
+    })
+  }
+
+  /** Records an application-made snapshot at an applied index (see MemoryStorage.createSnapshot). */
+  async createSnapshot (index: number, confState: ConfState, data: Uint8Array): Promise<Snapshot> {
+    return await this.serialize(async () => {
+      const cur = this.mem.snapshot().metadata.index
+      if (index <= cur) throw new SnapshotOutOfDateError(index, cur)
+      if (index > this.mem.lastIndex()) throw new Error(`raft storage: snapshot index ${index} is after the last index ${this.mem.lastIndex()}`)
+      const snap: Snapshot = { metadata: { index, term: this.mem.term(index), confState: cloneConfState(confState) }, data }
+      await this.db.put(KEY_SNAPSHOT, encodeSnapshot(snap), { sync: true })
+      return this.mem.createSnapshot(index, confState, data)
+    })
+  }
+
+  /** Discards entries up to and including `index` (which the snapshot must cover). */
+  async compact (index: number): Promise<void> {
+    return await this.serialize(async () => {
+      const first = this.mem.firstIndex()
+      if (index < first) throw new CompactedError(index, first)
+      const snapIndex = this.mem.snapshot().metadata.index
+      if (index > snapIndex) throw new Error(`raft storage: compact index ${index} is after the snapshot index ${snapIndex}: create a snapshot first`)
+      const ops: BatchOp[] = []
+      for (let i = first; i <= index; i++) ops.push({ type: 'del', key: entryKey(i) })
+      ops.push({ type: 'put', key: KEY_COMPACTED, value: encodeCompacted({ index, term: this.mem.term(index) }) })
+      await this.db.batch(ops, { sync: true })
+      this.mem.compact(index)
+    })
+  }
+
+  async close (): Promise<void> {
+    if (this.closed) return
+    await this.serialize(async () => { await this.db.close() })
+    this.closed = true
+  }
+}

@@ -1,0 +1,70 @@
+/** Small helpers shared by the core files. */
+import { ENTRY_OVERHEAD_BYTES } from './constants.js'
+import type { Entry, HardState, Message, MessageType } from './types.js'
+
+/** Bytes an entry counts for in message and Ready size limits. */
+export function entrySize (e: Entry): number {
+  return e.data.byteLength + ENTRY_OVERHEAD_BYTES
+}
+
+/** Bytes of application payload (the uncommitted-size limit counts only these, so no-ops are free). */
+export function payloadSize (entries: Entry[]): number {
+  let n = 0
+  for (const e of entries) n += e.data.byteLength
+  return n
+}
+
+/**
+ * The longest prefix of `entries` whose total entrySize is at most `maxSize`, but never fewer than one
+ * entry (so one oversized entry still makes progress).
+ */
+export function limitSize (entries: Entry[], maxSize: number | undefined): Entry[] {
+  if (maxSize === undefined || entries.length === 0) return entries
+  let size = entrySize(entries[0])
+  let n = 1
+  for (; n < entries.length; n++) {
+    size += entrySize(entries[n])
+    if (size > maxSize) break
+  }
+  return n === entries.length ? entries : entries.slice(0, n)
+}
+
+export const EMPTY_HARD_STATE: HardState = Object.freeze({ term: 0, vote: '', commit: 0 })
+
+export function isEmptyHardState (hs: HardState): boolean {
+  return hs.term === 0 && hs.vote === '' && hs.commit === 0
+}
+
+export function hardStateEquals (a: HardState, b: HardState): boolean {
+  return a.term === b.term && a.vote === b.vote && a.commit === b.commit
+}
+
+/** A message with every field not given at its zero value. */
+export function makeMessage (m: Partial<Message> & { type: MessageType }): Message {
+  return {
+    type: m.type,
+    to: m.to ?? '',
+    from: m.from ?? '',
+    term: m.term ?? 0,
+    index: m.index ?? 0,
+    logTerm: m.logTerm ?? 0,
+    entries: m.entries ?? [],
+    commit: m.commit ?? 0,
+    reject: m.reject ?? false,
+    rejectHint: m.rejectHint ?? 0,
+    ...(m.snapshot !== undefined ? { snapshot: m.snapshot } : {}),
+    ...(m.context !== undefined ? { context: m.context } : {})
+  }
+}
+
+export function bytesEqual (a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b
+  if (a.byteLength !== b.byteLength) return false
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+/** A Map key for a byte string (ReadIndex contexts). */
+export function bytesKey (b: Uint8Array | undefined): string {
+  return b === undefined ? '' : Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
+}

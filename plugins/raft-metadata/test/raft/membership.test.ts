@@ -1,0 +1,183 @@
+/**
+ * Tier 1 and 2: membership changes (paper §6, thesis §4: single-server changes, one at a time, learners,
+ * removing the leader).
+ */
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import {
+  ConfChangeType, MessageType, StateType, decodeConfChange, encodeConfChange
+} from '../../src/raft/index.js'
+import { Network, bytes } from './network.js'
+import { newNode, newStorage, persist } from './helpers.js'
+
+function dropped (fn: () => void): string {
+  try {
+    fn()
+  } catch (err) {
+    assert.is((err as Error).name, 'ProposalDropped')
+    return (err as Error).message
+  }
+  assert.unreachable('expected ProposalDropped')
+  return ''
+}
+
+test('conf change codec round-trips and rejects garbage', () => {
+  const cc = { type: ConfChangeType.AddLearner, node: 'peer-1', context: bytes('addr') }
+  assert.equal(decodeConfChange(encodeConfChange(cc)), cc)
+  assert.equal(decodeConfChange(encodeConfChange({ type: ConfChangeType.RemoveNode, node: 'x' })), { type: ConfChangeType.RemoveNode, node: 'x' })
+  for (const bad of [new Uint8Array([0xff]), bytes('hello'), encodeConfChange({ type: ConfChangeType.AddVoter, node: 'x' }).slice(0, 3)]) {
+    try {
+      decodeConfChange(bad)
+      assert.unreachable()
+    } catch (err) {
+      assert.is((err as Error).name, 'InvalidConfChange')
+    }
+  }
+})
+
+test('thesis §4.2.1 a learner receives the log but is not counted in the quorum', () => {
+  const net = new Network(['a', 'b', 'c'])
+  net.elect('a')
+  net.addNode('d')
+  net.confChange('a', ConfChangeType.AddLearner, 'd')
+  net.propose('a', 'x')
+  assert.equal(net.node('d').applied, ['x'], 'the learner got the log')
+  assert.equal(net.raw('a').status().confState, { voters: ['a', 'b', 'c'], learners: ['d'] })
+  assert.equal(net.raw('d').status().confState, { voters: ['a', 'b', 'c'], learners: ['d'] }, 'the joining node learnt the membership')
+  // With b and c down, a and the learner d are not a quorum.
+  net.isolate('b'); net.isolate('c')
+  net.raw('a').propose(bytes('y'))
+  net.deliver()
+  assert.not.ok(net.node('a').applied.includes('y'))
+  assert.ok(net.node('d').storage.lastIndex() >= net.node('a').storage.lastIndex(), 'the learner still receives entries')
+})
+
+test('thesis §4.2.1 a learner never campaigns nor grants… its vote is never asked', () => {
+  const net = new Network(['a', 'b', 'c'])
+  net.elect('a')
+  net.addNode('d')
+  net.confChange('a', ConfChangeType.AddLearner, 'd')
+  net.isolate('d')
+  net.tickAll(100)
+  assert.is(net.raw('d').status().state, StateType.Follower)
+  assert.not.ok(net.sent.some(m => m.type === MessageType.Vote && m.to === 'd'))
+  net.recover()
+  net.isolate('a')
+  net.tickAll(60)
+  const l = net.leader()
+  assert.ok(l === 'b' || l === 'c')
+  assert.not.ok(net.sent.some(m => (m.type === MessageType.Vote || m.type === MessageType.PreVote) && m.to === 'd'))
+})
+
+test('thesis §4.2.1 AddVoter on a learner promotes it; it then counts in the quorum', () => {
+  const net = new Network(['a', 'b', 'c'])
+  net.elect('a')
+  net.addNode('d')
+  net.confChange('a', ConfChangeType.AddLearner, 'd')
+  net.confChange('a', ConfChangeType.AddVoter, 'd')
+  assert.equal(net.raw('a').status().confState, { voters: ['a', 'b', 'c', 'd'], learners: [] })
+  assert.equal(net.raw('d').status().confState, { voters: ['a', 'b', 'c', 'd'], learners: [] })
+  // 4 voters: quorum 3. With b and c down, a and d cannot commit; with only c down they can.
+  net.isolate('b'); net.isolate('c')
+  net.raw('a').propose(bytes('no'))
+  net.deliver()
+  assert.not.ok(net.node('a').applied.includes('no'))
+  net.recover()
+  net.isolate('c')
+  net.tickAll(3)
+  assert.ok(net.node('a').applied.includes('no'))
+})
+
+test('thesis §4.1 one membership change at a time: a second is dropped until the first is applied', () => {
+  const net = new Network(['a', 'b', 'c'])
+  net.elect('a')
+  net.cut('a', 'b'); net.cut('a', 'c')
+  net.raw('a').proposeConfChange({ type: ConfChangeType.AddLearner, node: 'd' })
+  net.deliver()
+  dropped(() => net.raw('a').proposeConfChange({ type: ConfChangeType.AddLearner, node: 'e' }))
+  net.recover()
+  net.tickAll(2)
+  assert.equal(net.raw('a').status().confState.learners, ['d'])
+  net.raw('a').proposeConfChange({ type: ConfChangeType.AddLearner, node: 'e' })
+  net.deliver()
+  assert.equal(net.raw('a').status().confState.learners, ['d', 'e'])
+})
+
+test('thesis §4.1 (Ongaro\'s fix) a new leader accepts no conf change before its own no-op is applied', () => {
+  const s = newStorage(['a', 'b', 'c'])
+  const n = newNode('a', s)
+  n.campaign()
+  n.step({ type: MessageType.VoteResp, from: 'b', to: 'a', term: 2, index: 0, logTerm: 0, entries: [], commit: 0, reject: false, rejectHint: 0 })
+  assert.is(n.status().state, StateType.Leader)
+  dropped(() => n.proposeConfChange({ type: ConfChangeType.RemoveNode, node: 'c' }))
+  persist(n, s)
+  n.step({ type: MessageType.AppResp, from: 'b', to: 'a', term: 2, index: 2, logTerm: 0, entries: [], commit: 0, reject: false, rejectHint: 0 })
+  const rd = persist(n, s)
+  assert.equal(rd.committedEntries.map(e => e.index), [2])
+  n.proposeConfChange({ type: ConfChangeType.RemoveNode, node: 'c' })
+})
+
+test('§6 a removed follower is no longer sent messages and the quorum shrinks', () => {
+  const net = new Network(['a', 'b', 'c', 'd'])
+  net.elect('a')
+  net.confChange('a', ConfChangeType.RemoveNode, 'd')
+  assert.equal(net.raw('a').status().confState.voters, ['a', 'b', 'c'])
+  const before = net.sent.length
+  net.isolate('c')
+  net.propose('a', 'x')
+  net.tickAll(5)
+  assert.ok(net.node('a').applied.includes('x'), 'a and b are a quorum of 3')
+  assert.not.ok(net.sent.slice(before).some(m => m.to === 'd'), 'nothing sent to the removed node')
+  assert.equal(net.raw('d').status().confState.voters, ['a', 'b', 'c'], 'd applied its own removal')
+  net.tickAll(100)
+  assert.is(net.raw('d').status().state, StateType.Follower, 'a removed node never campaigns')
+})
+
+test('thesis §4.2.2 removing the leader: it steps down once the change is applied; the rest elect a new leader', () => {
+  const net = new Network(['a', 'b', 'c'], { preVote: true, checkQuorum: true })
+  net.elect('a')
+  net.propose('a', 'before')
+  net.confChange('a', ConfChangeType.RemoveNode, 'a')
+  assert.is(net.raw('a').status().state, StateType.Follower)
+  assert.equal(net.raw('b').status().confState.voters, ['b', 'c'])
+  const l = net.tickUntilLeader(500, ['b', 'c'])
+  net.propose(l, 'after')
+  assert.equal(net.node('b').applied, ['before', 'after'])
+  assert.equal(net.node('c').applied, ['before', 'after'])
+  net.tickAll(100)
+  assert.is(net.raw('a').status().state, StateType.Follower, 'the removed leader stays out')
+  assert.equal(net.leaders(), [l])
+})
+
+test('thesis §4.2.2 a leader cannot remove the last voter', () => {
+  const net = new Network(['a'])
+  net.elect('a')
+  dropped(() => net.raw('a').proposeConfChange({ type: ConfChangeType.RemoveNode, node: 'a' }))
+})
+
+test('§6 a proposal forwarded by a follower is committed by the leader; a follower without a leader drops it', () => {
+  const net = new Network(['a', 'b', 'c'])
+  dropped(() => net.raw('b').propose(bytes('x')))
+  net.elect('a')
+  net.propose('c', 'via-c')
+  assert.equal(net.node('a').applied, ['via-c'])
+})
+
+test('§6 a joining node grows a 1-node group to 3 and the group survives the loss of the founder', () => {
+  const net = new Network(['a'], { preVote: true, checkQuorum: true })
+  net.elect('a')
+  net.propose('a', 'one')
+  for (const id of ['b', 'c']) {
+    net.addNode(id)
+    net.confChange('a', ConfChangeType.AddLearner, id)
+    net.confChange('a', ConfChangeType.AddVoter, id)
+  }
+  assert.equal(net.raw('c').status().confState.voters, ['a', 'b', 'c'])
+  net.isolate('a')
+  const l = net.tickUntilLeader(500, ['b', 'c'])
+  net.propose(l, 'two')
+  assert.equal(net.node('b').applied, ['one', 'two'])
+  assert.equal(net.node('c').applied, ['one', 'two'])
+})
+
+test.run()
