@@ -50,6 +50,26 @@ test('§5.1 a request with a stale term is rejected and changes nothing', () => 
   assert.is(n.status().term, 4)
   assert.is(n.status().vote, '')
   assert.is(rd.messages.filter(m => m.type === MessageType.VoteResp && !m.reject).length, 0)
+  // the rejection tells the stale candidate the term it has to exceed
+  const rejections = rd.messages.filter(m => m.type === MessageType.VoteResp && m.reject && m.to === 'c')
+  assert.is(rejections.length, 1)
+  assert.is(rejections[0].term, 4)
+})
+
+test('§5.1 a candidate learns the higher term from a stale-term rejection and wins the next election (pre-vote off)', () => {
+  const net = new Network(['a', 'b', 'c'], { preVote: false, checkQuorum: false })
+  // c, cut off, campaigns on its own and runs its term up; b stays unreachable throughout
+  net.isolate('c')
+  for (let i = 0; i < 3; i++) { net.raw('c').campaign(); net.deliver() }
+  const termC = net.raw('c').status().term
+  net.recover()
+  net.isolate('b')
+  net.raw('a').campaign()
+  net.deliver()
+  assert.ok(net.raw('a').status().term >= termC, `a learned c's term ${termC} from the rejection (has ${net.raw('a').status().term})`)
+  net.raw('a').campaign()
+  net.deliver()
+  assert.is(net.raw('a').status().state, StateType.Leader)
 })
 
 // ---------------------------------------------------------------- §5.2 leader election
