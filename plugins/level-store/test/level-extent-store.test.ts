@@ -8,6 +8,7 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import type { Logger } from '@dfs/api'
 import { LevelExtentStore, extentKeys, mapLevelError } from '../src/index.js'
+import { bytesKeyOf } from '../src/level-extent-store.js'
 import { extentStoreSuite, patternBytes, rejects, sha256 } from '../../../test/support/extent-store-suite.js'
 import type { ExtentStoreHarness } from '../../../test/support/extent-store-suite.js'
 import { flipByte } from '../../../test/support/memory-extent-store.js'
@@ -61,9 +62,11 @@ async function makeHarness (): Promise<ExtentStoreHarness> {
     corrupt: async (id) => {
       await harness.store.close()
       await withRawDb(join(dir, 'extents'), async (db) => {
-        const stored = await db.get(extentKeys.bytes(id))
+        const key = await bytesKeyOf(db, id)
+        assert.ok(key !== undefined, `extent ${id} has a header naming its bytes`)
+        const stored = await db.get(key)
         assert.ok(stored !== undefined, `extent ${id} has stored bytes`)
-        await db.put(extentKeys.bytes(id), flipByte(stored), { sync: true })
+        await db.put(key, flipByte(stored), { sync: true })
       })
       harness.store = await openStore(join(dir, 'extents'))
     },
@@ -149,36 +152,155 @@ test('header and bytes live under the documented keys, bytes unframed', async (c
   await store.put(id, bytes)
   await store.close()
   await withRawDb(dir, async (db) => {
-    const stored = (await db.get(extentKeys.bytes(id)))!
-    assert.equal(new Uint8Array(stored.buffer, stored.byteOffset, stored.byteLength), bytes)
     const header = JSON.parse(new TextDecoder().decode(await db.get(extentKeys.header(id))))
-    assert.equal(header, { size: 3000, checksum: sha256(bytes) })
-    assert.equal(JSON.parse(new TextDecoder().decode(await db.get(extentKeys.format))), { format: 'dfs-level-store', version: 1 })
+    assert.equal(header, { seq: 1, size: 3000, checksum: sha256(bytes) })
+    assert.is(extentKeys.bytes(1), 'b/0000000000000001')
+    assert.is(await bytesKeyOf(db, id), 'b/0000000000000001')
+    const stored = (await db.get('b/0000000000000001'))!
+    assert.equal(new Uint8Array(stored.buffer, stored.byteOffset, stored.byteLength), bytes)
+    assert.equal(JSON.parse(new TextDecoder().decode(await db.get(extentKeys.format))), { format: 'dfs-level-store', version: 2 })
+    assert.equal(await db.keys().all(), [extentKeys.bytes(1), extentKeys.header(id), extentKeys.format])
   })
+})
+
+/** Every `b/` key in the (closed) store's LevelDB, in key order. */
+async function bytesKeys (dir: string): Promise<string[]> {
+  let keys: string[] = []
+  await withRawDb(dir, async (db) => { keys = await db.keys({ gt: 'b/', lt: 'b0' }).all() })
+  return keys
+}
+
+test('later puts store their bytes under keys that sort after earlier puts, across reopens, never reusing a live seq', async (ctx) => {
+  // This order is what lets LevelDB flush and move tables instead of rewriting them (see the key
+  // layout in level-extent-store.ts): the ids are random, the bytes keys must not be.
+  const dir = join(ctx.dir, 'extents')
+  const order: string[] = []
+  let store = await openStore(dir)
+  for (let i = 0; i < 60; i++) {
+    const id = randomUUID()
+    await store.put(id, patternBytes(100 + i, i))
+    order.push(id)
+  }
+  // some concurrently, too: each gets its own key, all after the sequential ones
+  const concurrent = Array.from({ length: 20 }, () => randomUUID())
+  await Promise.all(concurrent.map(async (id, i) => await store.put(id, patternBytes(50, 100 + i))))
+  await store.close()
+
+  const keyOf = async (ids: string[]): Promise<string[]> => {
+    const keys: string[] = []
+    await withRawDb(dir, async (db) => { for (const id of ids) keys.push((await bytesKeyOf(db, id))!) })
+    return keys
+  }
+  const sequentialKeys = await keyOf(order)
+  assert.equal(sequentialKeys, [...sequentialKeys].sort(), 'sequential puts have increasing bytes keys')
+  assert.is(new Set(sequentialKeys).size, sequentialKeys.length)
+  const concurrentKeys = await keyOf(concurrent)
+  assert.is(new Set([...sequentialKeys, ...concurrentKeys]).size, 80, 'every extent has its own bytes key')
+  assert.ok(concurrentKeys.every((k) => k > sequentialKeys[sequentialKeys.length - 1]))
+  assert.equal(await bytesKeys(dir), [...sequentialKeys, ...concurrentKeys].sort(), 'no other bytes keys exist')
+
+  // After a reopen, new puts continue after the largest key.
+  store = await openStore(dir)
+  const largest = [...concurrentKeys].sort().at(-1)!
+  const afterReopen = randomUUID()
+  await store.put(afterReopen, patternBytes(10, 1))
+  await store.close()
+  const [k1] = await keyOf([afterReopen])
+  assert.ok(k1 > largest, `${k1} sorts after ${largest}`)
+
+  // Deleting the extent with the largest seq and reopening may hand that seq out again: nothing
+  // names it any more (header and bytes went in one batch), so it cannot alias a live extent.
+  store = await openStore(dir)
+  await store.delete(afterReopen)
+  await store.close()
+  store = await openStore(dir)
+  const next = randomUUID()
+  await store.put(next, patternBytes(20, 2))
+  assert.equal(await store.get(next), patternBytes(20, 2))
+  for (const [i, id] of order.entries()) assert.equal(await store.get(id), patternBytes(100 + i, i))
+  await store.close()
+  const [k2] = await keyOf([next])
+  assert.ok(k2 > largest, `${k2} sorts after every live extent's key ${largest}`)
+  assert.is((await bytesKeys(dir)).length, 81)
+
+  // A header whose bytes are missing (damage) keeps its seq reserved even when it is the largest:
+  // a new extent must not get it, or healing the damaged one would overwrite the new one.
+  await withRawDb(dir, async (db) => { await db.del(k2, { sync: true }) })
+  store = await openStore(dir)
+  const other = randomUUID()
+  await store.put(other, patternBytes(30, 3))
+  await rejects(store.get(next), 'CorruptExtent')
+  await store.put(next, patternBytes(20, 2)) // heals it
+  assert.equal(await store.get(next), patternBytes(20, 2))
+  assert.equal(await store.get(other), patternBytes(30, 3))
+  await store.close()
+  const [k3, k4] = await keyOf([other, next])
+  assert.ok(k3 > k2 && k4 > k3, `${k2} < ${k3} < ${k4}`)
+  assert.is((await bytesKeys(dir)).length, 82)
+})
+
+test('reads racing deletes and re-puts of the same id see the extent whole or not at all', async (ctx) => {
+  const store = await openStore(join(ctx.dir, 'extents'))
+  const id = randomUUID()
+  const bytes = patternBytes(64 * 1024, 7)
+  let writing = true
+  const writer = (async () => {
+    for (let i = 0; i < 100; i++) {
+      await store.put(id, bytes)
+      await store.delete(id)
+    }
+    writing = false
+  })()
+  const outcomes = { found: 0, notFound: 0 }
+  await Promise.all(Array.from({ length: 4 }, async () => {
+    while (writing) {
+      try {
+        assert.equal(await store.get(id), bytes)
+        outcomes.found++
+      } catch (err) {
+        assert.is((err as Error).name, 'NotFound', `a racing read failed with ${(err as Error).name}: ${(err as Error).message}`)
+        outcomes.notFound++
+      }
+    }
+  }))
+  await writer
+  assert.ok(outcomes.found + outcomes.notFound > 0)
+  await store.close()
 })
 
 test('an unreadable header is CorruptExtent on get and stat; list and usage still see the extent', async (ctx) => {
   const dir = join(ctx.dir, 'extents')
   let store = await openStore(dir)
   const id = randomUUID()
+  const lost = randomUUID()
   await store.put(id, patternBytes(500, 1))
+  await store.put(lost, patternBytes(600, 2))
   await store.close()
   await withRawDb(dir, async (db) => {
-    await db.put(extentKeys.header(id), new TextEncoder().encode('{"size":5'), { sync: true })
+    // cut short after the seq (which the header writes first): the bytes can still be found
+    const raw = new TextDecoder().decode(await db.get(extentKeys.header(id)))
+    await db.put(extentKeys.header(id), new TextEncoder().encode(raw.slice(0, raw.indexOf('"checksum"'))), { sync: true })
+    // no seq left at all: the bytes cannot be found
+    await db.put(extentKeys.header(lost), new TextEncoder().encode('{"size":5'), { sync: true })
   })
   store = await openStore(dir)
   const err = await rejects(store.get(id), 'CorruptExtent')
   assert.is(err.details?.extentId, id)
   assert.is(err.details?.actual, sha256(patternBytes(500, 1)))
+  const lostErr = await rejects(store.get(lost), 'CorruptExtent')
+  assert.is(lostErr.details?.actual, 'unknown')
   await rejects(store.stat(id), 'CorruptExtent')
   const listed = []
   for await (const info of store.list()) listed.push(info.id)
-  assert.equal(listed, [id])
-  assert.equal(await store.usage(), { extents: 1, bytes: 0 })
+  assert.equal(listed, [id, lost].sort())
+  assert.equal(await store.usage(), { extents: 2, bytes: 0 })
   await rejects(store.put(id, patternBytes(500, 1)), 'AlreadyExists')
   assert.is(await store.delete(id), true)
+  assert.is(await store.delete(lost), true)
   assert.equal(await store.usage(), { extents: 0, bytes: 0 })
   await store.close()
+  // the bytes of the extent whose header still named its seq went with it
+  assert.equal(await bytesKeys(dir), [extentKeys.bytes(2)])
 })
 
 test('a missing bytes value (header without bytes) is CorruptExtent, not empty bytes', async (ctx) => {
@@ -187,7 +309,7 @@ test('a missing bytes value (header without bytes) is CorruptExtent, not empty b
   const id = randomUUID()
   const info = await store.put(id, patternBytes(10, 1))
   await store.close()
-  await withRawDb(dir, async (db) => { await db.del(extentKeys.bytes(id), { sync: true }) })
+  await withRawDb(dir, async (db) => { await db.del((await bytesKeyOf(db, id))!, { sync: true }) })
   store = await openStore(dir)
   const err = await rejects(store.get(id), 'CorruptExtent')
   assert.is(err.details?.expected, info.checksum)
@@ -196,6 +318,7 @@ test('a missing bytes value (header without bytes) is CorruptExtent, not empty b
   await store.put(id, patternBytes(10, 1))
   assert.equal(await store.get(id), patternBytes(10, 1))
   await store.close()
+  assert.is((await bytesKeys(dir)).length, 1)
 })
 
 test('CorruptExtent names the node when the store knows it', async (ctx) => {
@@ -205,7 +328,8 @@ test('CorruptExtent names the node when the store knows it', async (ctx) => {
   await store.put(id, patternBytes(100, 1))
   await store.close()
   await withRawDb(dir, async (db) => {
-    await db.put(extentKeys.bytes(id), flipByte((await db.get(extentKeys.bytes(id)))!), { sync: true })
+    const key = (await bytesKeyOf(db, id))!
+    await db.put(key, flipByte((await db.get(key))!), { sync: true })
   })
   store = await openStore(dir, 'node-a')
   const err = await rejects(store.get(id), 'CorruptExtent')
@@ -219,13 +343,23 @@ test('a LevelDB that is not an extent store, or of another format version, is Co
   await withRawDb(foreign, async (db) => { await db.put('something', new Uint8Array([1])) })
   await rejects(new LevelExtentStore({ dir: foreign, logger: testLogger() }).open(), 'ConfigError')
 
-  const future = join(ctx.dir, 'future')
-  await (await openStore(future)).close()
-  await withRawDb(future, async (db) => {
-    await db.put(extentKeys.format, new TextEncoder().encode('{"format":"dfs-level-store","version":2}'))
-  })
-  const err = await rejects(new LevelExtentStore({ dir: future, logger: testLogger() }).open(), 'ConfigError')
-  assert.is(err.details?.dir, future)
+  for (const version of [1, 3]) {
+    // 1 is the layout with bytes under `b/<id>`; 3 is a future one
+    const other = join(ctx.dir, `version-${version}`)
+    await (await openStore(other)).close()
+    await withRawDb(other, async (db) => {
+      await db.put(extentKeys.format, new TextEncoder().encode(`{"format":"dfs-level-store","version":${version}}`))
+    })
+    const err = await rejects(new LevelExtentStore({ dir: other, logger: testLogger() }).open(), 'ConfigError')
+    assert.is(err.details?.dir, other)
+    assert.is(err.details?.version, 2)
+  }
+
+  // a bytes key this build cannot read (the open must not guess the next seq past it)
+  const odd = join(ctx.dir, 'odd')
+  await (await openStore(odd)).close()
+  await withRawDb(odd, async (db) => { await db.put('b/' + randomUUID(), new Uint8Array([1])) })
+  await rejects(new LevelExtentStore({ dir: odd, logger: testLogger() }).open(), 'ConfigError')
 })
 
 test('calls before open and open after close are Unavailable', async (ctx) => {
