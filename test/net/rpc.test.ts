@@ -226,6 +226,32 @@ test('a call past its deadline fails with DeadlineExceeded, a caller abort with 
   await c.close()
 })
 
+test('a node whose gater closes the connection gives NodeUnreachable within the deadline, not a hang', async () => {
+  const gated = await createHost({
+    privateKey: await generateKeyPair('Ed25519'),
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    connectionGater: { denyInboundEncryptedConnection: () => true }
+  })
+  const rpc = new RpcServer({ host: gated, authorize: async () => {} })
+  rpc.register({ name: 'echo', action: 'x', kind: 'unary', params: (r) => r, handle: async ({ params }) => params })
+  await rpc.start()
+  try {
+    const started = Date.now()
+    const c = new RpcClient({ host: ctx.stranger, target: gated.getMultiaddrs()[0], dialTimeoutMs: 5000 })
+    try {
+      await c.call('echo', { text: 'x' }, { timeoutMs: 5000 })
+      assert.unreachable()
+    } catch (err: any) {
+      assert.is(err.name, 'NodeUnreachable')
+      assert.match(err.message, /may not be allowed/)
+    }
+    assert.ok(Date.now() - started < 7000)
+  } finally {
+    await rpc.stop()
+    await gated.stop()
+  }
+})
+
 test('a node that cannot be reached gives NodeUnreachable within the dial deadline', async () => {
   const started = Date.now()
   const c = new RpcClient({ host: ctx.client, target: ctx.addr.decapsulate('/tcp').encapsulate('/tcp/1'), dialTimeoutMs: 3000 })

@@ -218,7 +218,11 @@ export class RpcClient {
         throw new NodeUnreachableError(`could not connect to ${String(this.#target)} within ${this.#dialTimeoutMs} ms`, { target: String(this.#target) })
       }
       if (signal?.aborted === true) throw err
-      throw new NodeUnreachableError(`could not connect to ${String(this.#target)}: ${err?.message ?? String(err)}`, { target: String(this.#target) })
+      const detail = String(err?.message ?? err)
+      const closed = /EOF|closed|reset|aborted/i.test(detail) || err?.name === 'StreamResetError'
+      throw new NodeUnreachableError(closed
+        ? `${String(this.#target)} closed the connection during the handshake; this identity may not be allowed on that node (${detail})`
+        : `could not connect to ${String(this.#target)}: ${detail}`, { target: String(this.#target) })
     }
   }
 
