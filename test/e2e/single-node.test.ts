@@ -42,7 +42,7 @@ test('identity show prints the CLI user PeerId, creating a 0600 key on first use
 })
 
 test('node start serves and writes node.json with its PeerId and /p2p addresses; its key is 0600', async () => {
-  node = await sb.startNode()
+  node = await sb.startNode({ args: ['--name', 'alpha', '--region', 'eu-west'] })
   const info = JSON.parse(await readFile(join(node.dataDir, 'node.json'), 'utf8'))
   assert.is(info.id, node.id)
   assert.ok(info.addrs.length > 0)
@@ -66,6 +66,9 @@ test('cluster status on one node', async () => {
   assert.is(r.json.leader, node.id)
   assert.type(r.json.term, 'number')
   assert.equal(r.json.nodes, { total: 1, healthy: 1, suspected: 0, failed: 0 })
+  const nodes = await sb.run(['cluster', 'nodes', '--json', '--node', node.addr])
+  assert.is(nodes.code, 0, nodes.stderr)
+  assert.equal(nodes.json, { nodes: [{ id: node.id, name: 'alpha', addrs: node.addrs, region: 'eu-west', health: 'healthy', voter: true }] })
 })
 
 test('a 20 MiB random file is put and read back byte-identical; ls and stat describe it', async () => {

@@ -9,6 +9,6 @@ export default class ClusterStatusCommand extends ClientCommand<ClusterStatus> {
     const client = await this.client(flags)
     const s = await client.call<ClusterStatus>('cluster.status', {})
     this.say(`cluster  ${s.clusterId}\nleader   ${s.leader ?? '(none)'}\nterm     ${s.term}\nnodes    ${s.nodes.total} total, ${s.nodes.healthy} healthy, ${s.nodes.suspected} suspected, ${s.nodes.failed} failed`)
-    return s
+    return { clusterId: s.clusterId, leader: s.leader, term: s.term, nodes: { total: s.nodes.total, healthy: s.nodes.healthy, suspected: s.nodes.suspected, failed: s.nodes.failed } }
   }
 }

@@ -10,7 +10,16 @@ export interface ClusterStatus {
   nodes: { total: number, healthy: number, suspected: number, failed: number }
 }
 
-/** `cluster.status`: the cluster as this node sees it. */
+export interface ClusterNode {
+  id: string
+  name: string
+  addrs: string[]
+  region: string
+  health: 'healthy' | 'suspected' | 'failed'
+  voter: boolean
+}
+
+/** `cluster.status`: the cluster as this node sees it; `cluster.nodes`: its members. */
 export function clusterMethods (init: { nodeId: string, metadata: MetadataService }): RpcMethod[] {
   return [
     {
@@ -30,6 +39,27 @@ export function clusterMethods (init: { nodeId: string, metadata: MetadataServic
           leader: status.leader ?? null,
           term: status.term,
           nodes: { total, healthy, suspected: 0, failed: total - healthy }
+        }
+      }
+    },
+    {
+      name: 'cluster.nodes',
+      action: Action.ClusterRead,
+      kind: 'unary',
+      params: (raw) => record(raw ?? {}, 'cluster.nodes'),
+      handle: async ({ signal }): Promise<{ nodes: ClusterNode[] }> => {
+        const members = await init.metadata.read((view) => view.members(), { signal })
+        // one node: itself, serving this request, is the only voter; the failure detector and Raft
+        // membership (next milestone) report the others
+        return {
+          nodes: members.map((m) => ({
+            id: m.id,
+            name: m.name,
+            addrs: m.addrs,
+            region: m.region,
+            health: m.id === init.nodeId ? 'healthy' : 'failed',
+            voter: m.id === init.nodeId
+          }))
         }
       }
     },

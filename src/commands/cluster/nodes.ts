@@ -1,0 +1,16 @@
+import { ClientCommand } from '../../cli/base-command.js'
+import type { ClusterNode } from '../../node/handlers/cluster.js'
+
+export default class ClusterNodes extends ClientCommand<{ nodes: ClusterNode[] }> {
+  static override summary = 'List the cluster members with their health, region and addresses'
+
+  async run (): Promise<{ nodes: ClusterNode[] }> {
+    const { flags } = await this.parse(ClusterNodes)
+    const client = await this.client(flags)
+    const r = await client.call<{ nodes: ClusterNode[] }>('cluster.nodes', {})
+    for (const n of r.nodes) {
+      this.say(`${n.id}  ${n.name.padEnd(12)} ${n.region.padEnd(10)} ${n.health.padEnd(9)} ${n.voter ? 'voter' : 'learner'}  ${n.addrs.join(',')}`)
+    }
+    return { nodes: r.nodes.map((n) => ({ id: n.id, name: n.name, addrs: n.addrs, region: n.region, health: n.health, voter: n.voter })) }
+  }
+}
