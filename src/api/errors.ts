@@ -171,6 +171,22 @@ export class UnknownMethodError extends DfsError {
   }
 }
 
+/** A join token is malformed, unknown, or its secret does not match. */
+export class InvalidTokenError extends DfsError {
+  constructor (message: string, details: ErrorDetails = {}) {
+    super(message, details)
+    this.name = 'InvalidToken'
+  }
+}
+
+/** A join token was valid but has expired. */
+export class TokenExpiredError extends DfsError {
+  constructor (message: string, details: ErrorDetails = {}) {
+    super(message, details)
+    this.name = 'TokenExpired'
+  }
+}
+
 /** A local configuration or key file is unusable. */
 export class ConfigError extends DfsError {
   constructor (message: string, details: ErrorDetails = {}) {
@@ -221,7 +237,9 @@ const builders = new Map<string, ErrorBuilder>([
   ['StorageFull', (m, d) => new StorageFullError(m, d)],
   ['UnknownService', (m, d) => new UnknownServiceError(m, d)],
   ['UnknownMethod', (m, d) => new UnknownMethodError(m, d)],
-  ['ConfigError', (m, d) => new ConfigError(m, d)]
+  ['ConfigError', (m, d) => new ConfigError(m, d)],
+  ['InvalidToken', (m, d) => new InvalidTokenError(m, d)],
+  ['TokenExpired', (m, d) => new TokenExpiredError(m, d)]
 ])
 
 /** Turns any thrown value into the wire form. Unexpected errors keep their name but not their stack. */

@@ -42,6 +42,21 @@ export interface MemberRecord {
   addrs: string[]
 }
 
+/**
+ * A join token as metadata keeps it: only the SHA-256 of its secret, so reading metadata never
+ * reveals a usable token. Tokens may be used by several nodes until they expire (like kubeadm's).
+ */
+export interface JoinTokenRecord {
+  /** Public part of the token: 16 lower-case hex digits. */
+  id: string
+  /** `sha256:<hex>` of the secret part. */
+  secretHash: string
+  createdAtMs: number
+  expiresAtMs: number
+  /** PeerId of the Admin who created it. */
+  createdBy: PeerIdString
+}
+
 export interface ClusterRecord {
   clusterId: string
   createdAtMs: number
@@ -57,6 +72,9 @@ export type MetadataOp =
   | { type: 'PutMember', member: MemberRecord }
   | { type: 'RemoveMember', id: PeerIdString }
   | { type: 'SetRole', peer: PeerIdString, role: Role | null }
+  /** Records a join token; tokens that expired before `token.createdAtMs` are dropped at the same time. */
+  | { type: 'CreateJoinToken', token: JoinTokenRecord }
+  | { type: 'RevokeJoinToken', id: string }
   | { type: 'CreateExtent', extent: ExtentRecord }
   | { type: 'DeleteExtent', id: string }
   | { type: 'UpdateReplication', id: string, replicas: PeerIdString[] }
@@ -81,6 +99,7 @@ export interface MetadataView {
   cluster: () => ClusterRecord | undefined
   members: () => MemberRecord[]
   role: (peer: PeerIdString) => Role | undefined
+  joinToken: (id: string) => JoinTokenRecord | undefined
   getFile: (path: string) => FileRecord | undefined
   getExtent: (id: string) => ExtentRecord | undefined
   /** Entries directly under a directory, sorted by name. Throws NotFound or NotADirectory. */

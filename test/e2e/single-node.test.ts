@@ -71,6 +71,20 @@ test('cluster status on one node', async () => {
   assert.equal(nodes.json, { nodes: [{ id: node.id, name: 'alpha', addrs: node.addrs, region: 'eu-west', health: 'healthy', voter: true }] })
 })
 
+test('cluster token create gives a join token to an Admin only; a bad ttl changes nothing', async () => {
+  const r = await sb.run(['cluster', 'token', 'create', '--ttl', '2h', '--json', '--node', node.addr])
+  assert.is(r.code, 0, r.stderr)
+  assert.match(r.json.token, /^dfs-join\.[0-9a-f]{16}\.[A-Za-z0-9_-]{43}$/)
+  const expires = Date.parse(r.json.expiresAt)
+  assert.ok(Math.abs(expires - Date.now() - 2 * 3600_000) < 60_000, r.json.expiresAt)
+  const bad = await sb.run(['cluster', 'token', 'create', '--ttl', 'soon', '--json', '--node', node.addr])
+  assert.not.equal(bad.code, 0)
+  assert.is(bad.json.error.name, 'InvalidArgument')
+  const stranger = await sb.run(['cluster', 'token', 'create', '--json', '--node', node.addr], { env: { DFS_IDENTITY: join(sb.dir, 'stranger.key') } })
+  assert.not.equal(stranger.code, 0)
+  assert.is(stranger.json.error.name, 'PermissionDenied')
+})
+
 test('a 20 MiB random file is put and read back byte-identical; ls and stat describe it', async () => {
   const put = await sb.run(['fs', 'put', bigPath, '/data/big.bin', '--json', '--node', node.addr])
   assert.is(put.code, 0, put.stderr)

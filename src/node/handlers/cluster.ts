@@ -1,5 +1,6 @@
 import { Action } from '../../security/index.js'
-import { record } from './params.js'
+import { JOIN_TOKEN_TTL_MS_DEFAULT, JOIN_TOKEN_TTL_MS_MAX, mintJoinToken } from '../../security/join-token.js'
+import { integer, record } from './params.js'
 import type { MetadataService } from '@dfs/api'
 import type { RpcMethod } from '../../net/rpc/types.js'
 
@@ -61,6 +62,20 @@ export function clusterMethods (init: { nodeId: string, metadata: MetadataServic
             voter: m.id === init.nodeId
           }))
         }
+      }
+    },
+    {
+      name: 'cluster.token.create',
+      action: Action.ClusterAdmin,
+      kind: 'unary',
+      params: (raw) => {
+        const p = record(raw ?? {}, 'cluster.token.create')
+        return { ttlMs: integer(p, 'ttlMs', { min: 1000, max: JOIN_TOKEN_TTL_MS_MAX, optional: true }) ?? JOIN_TOKEN_TTL_MS_DEFAULT }
+      },
+      handle: async ({ peer, params, signal }) => {
+        const { token, record: rec } = mintJoinToken(peer, params.ttlMs, Date.now())
+        await init.metadata.propose({ type: 'CreateJoinToken', token: rec }, { signal })
+        return { token, id: rec.id, expiresAtMs: rec.expiresAtMs }
       }
     },
     {

@@ -19,19 +19,19 @@ import {
   NotFoundError, baseName, errorToWire, normalizePath, parentPath
 } from '@dfs/api'
 import type {
-  ClusterRecord, DirEntry, ExtentRecord, FileRecord, MemberRecord, MetadataOp, MetadataResult,
+  ClusterRecord, DirEntry, ExtentRecord, FileRecord, JoinTokenRecord, MemberRecord, MetadataOp, MetadataResult,
   MetadataView, PeerIdString, Role
 } from '@dfs/api'
 import { decodeCbor, encodeCbor } from '../codec.js'
 import { CLUSTER_ID_LENGTH_MAX, FILE_EXTENTS_MAX } from './limits.js'
 import {
-  field, requireArray, requireExtent, requireExtentId, requireInteger, requireMember, requirePath,
-  requirePeerId, requireRecord, requireReplicas, requireRole, requireString
+  field, requireArray, requireExtent, requireExtentId, requireInteger, requireJoinToken, requireMember, requirePath,
+  requirePeerId, requireRecord, requireReplicas, requireRole, requireString, requireTokenId
 } from './validate.js'
 import type { Fields } from './validate.js'
 
-/** Version of the snapshot encoding. */
-export const SNAPSHOT_VERSION = 1
+/** Version of the snapshot encoding (2 added join tokens; version 1 snapshots are read as having none). */
+export const SNAPSHOT_VERSION = 2
 
 type EntryType = 'file' | 'dir'
 type OkResult = MetadataResult & { ok: true }
@@ -65,6 +65,8 @@ export class MetadataStateMachine implements MetadataView {
   readonly #members = new Map<PeerIdString, MemberRecord>()
   /** Roles by PeerId; a peer without an entry has no role. */
   readonly #roles = new Map<PeerIdString, Role>()
+  /** Join tokens by id; none has expired before the creation time of the newest one. */
+  readonly #tokens = new Map<string, JoinTokenRecord>()
   /** Current file versions by canonical path. No key is also a key of #dirs. */
   readonly #files = new Map<string, FileRecord>()
   /** Every extent record by id: those of files and standalone ones (CreateExtent). */
@@ -86,6 +88,7 @@ export class MetadataStateMachine implements MetadataView {
     cluster: () => this.cluster(),
     members: () => this.members(),
     role: (peer: PeerIdString) => this.role(peer),
+    joinToken: (id: string) => this.joinToken(id),
     getFile: (path: string) => this.getFile(path),
     getExtent: (id: string) => this.getExtent(id),
     list: (dir: string) => this.list(dir),
@@ -125,6 +128,8 @@ export class MetadataStateMachine implements MetadataView {
       case 'PutMember': return this.#putMember(op, index)
       case 'RemoveMember': return this.#removeMember(op, index)
       case 'SetRole': return this.#setRole(op, index)
+      case 'CreateJoinToken': return this.#createJoinToken(op, index)
+      case 'RevokeJoinToken': return this.#revokeJoinToken(op, index)
       case 'CreateExtent': return this.#createExtent(op, index)
       case 'DeleteExtent': return this.#deleteExtent(op, index)
       case 'UpdateReplication': return this.#updateReplication(op, index)
@@ -178,6 +183,27 @@ export class MetadataStateMachine implements MetadataView {
       this.#roles.delete(peer)
     } else {
       this.#roles.set(peer, role)
+    }
+    return { ok: true, index }
+  }
+
+  #createJoinToken (op: Fields, index: number): OkResult {
+    const token = requireJoinToken(field(op, 'token'), 'token')
+    if (this.#tokens.has(token.id)) {
+      throw new AlreadyExistsError(`join token ${token.id} exists`, { id: token.id })
+    }
+    // the op's own time (chosen by the proposer) decides what has expired: apply reads no clock
+    for (const [id, t] of this.#tokens) {
+      if (t.expiresAtMs <= token.createdAtMs) this.#tokens.delete(id)
+    }
+    this.#tokens.set(token.id, token)
+    return { ok: true, index }
+  }
+
+  #revokeJoinToken (op: Fields, index: number): OkResult {
+    const id = requireTokenId(field(op, 'id'), 'id')
+    if (!this.#tokens.delete(id)) {
+      throw new NotFoundError(`no join token ${id}`, { id })
     }
     return { ok: true, index }
   }
@@ -413,6 +439,10 @@ export class MetadataStateMachine implements MetadataView {
     return this.#roles.get(peer)
   }
 
+  joinToken (id: string): JoinTokenRecord | undefined {
+    return this.#tokens.get(id)
+  }
+
   /** Every peer that has a role, sorted by peer id. */
   roles (): Array<{ peer: PeerIdString, role: Role }> {
     return [...this.#roles].sort((a, b) => compareStrings(a[0], b[0])).map(([peer, role]) => ({ peer, role }))
@@ -494,6 +524,7 @@ export class MetadataStateMachine implements MetadataView {
       cluster: this.#cluster === undefined ? null : { clusterId: this.#cluster.clusterId, createdAtMs: this.#cluster.createdAtMs },
       members: [...this.#members.values()].sort(byKey((m) => m.id)),
       roles: [...this.#roles].sort((a, b) => compareStrings(a[0], b[0])),
+      tokens: [...this.#tokens.values()].sort(byKey((t) => t.id)),
       extents: [...this.#extents.values()].sort(byKey((e) => e.id)),
       files: [...this.#files.values()].sort(byKey((f) => f.path))
     })
@@ -517,8 +548,9 @@ export class MetadataStateMachine implements MetadataView {
   static #restore (input: unknown): MetadataStateMachine {
     const sm = new MetadataStateMachine()
     const snap = requireRecord(input, 'snapshot')
-    if (field(snap, 'v') !== SNAPSHOT_VERSION) {
-      throw new InvalidArgumentError(`unsupported snapshot version (expected ${SNAPSHOT_VERSION})`, { field: 'v' })
+    const version = field(snap, 'v')
+    if (version !== SNAPSHOT_VERSION && version !== 1) {
+      throw new InvalidArgumentError(`unsupported snapshot version (expected 1 or ${SNAPSHOT_VERSION})`, { field: 'v' })
     }
     sm.#applied = requireInteger(field(snap, 'appliedIndex'), 'appliedIndex', 0, Number.MAX_SAFE_INTEGER)
 
@@ -549,6 +581,15 @@ export class MetadataStateMachine implements MetadataView {
         throw new InvalidArgumentError(`role of ${peer} appears twice`, { peer })
       }
       sm.#roles.set(peer, role)
+    })
+
+    const tokens = version === 1 ? [] : requireArray(field(snap, 'tokens'), 'tokens', 0, Number.MAX_SAFE_INTEGER)
+    tokens.forEach((t, i) => {
+      const token = requireJoinToken(t, `tokens[${i}]`)
+      if (sm.#tokens.has(token.id)) {
+        throw new InvalidArgumentError(`join token ${token.id} appears twice`, { id: token.id })
+      }
+      sm.#tokens.set(token.id, token)
     })
 
     const extents = requireArray(field(snap, 'extents'), 'extents', 0, Number.MAX_SAFE_INTEGER)

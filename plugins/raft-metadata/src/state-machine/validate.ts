@@ -3,7 +3,7 @@
  * holds only the known fields, or throws InvalidArgument naming the field. Nothing here reads state.
  */
 import { EXTENT_ID_PATTERN, EXTENT_SIZE_MAX, InvalidArgumentError, normalizePath } from '@dfs/api'
-import type { ExtentRecord, MemberRecord, PeerIdString, Role } from '@dfs/api'
+import type { ExtentRecord, JoinTokenRecord, MemberRecord, PeerIdString, Role } from '@dfs/api'
 import {
   ADDR_LENGTH_MAX, CHECKSUM_LENGTH_MAX, CHECKSUM_PATTERN, MEMBER_ADDRS_MAX, MEMBER_NAME_LENGTH_MAX,
   PEER_ID_LENGTH_MAX, PEER_ID_PATTERN, REGION_LENGTH_MAX, REPLICAS_MAX
@@ -81,6 +81,32 @@ export function requireRole (value: unknown, what: string): Role {
     throw new InvalidArgumentError(`${what} must be admin, user or readonly`, { field: what, value: typeof value === 'string' ? value.slice(0, 64) : typeof value })
   }
   return value
+}
+
+/** The public id of a join token: 16 lower-case hex digits. */
+export const TOKEN_ID_PATTERN = /^[0-9a-f]{16}$/
+
+export function requireTokenId (value: unknown, what: string): string {
+  if (typeof value !== 'string' || !TOKEN_ID_PATTERN.test(value)) {
+    throw new InvalidArgumentError(`${what} must be 16 lower-case hex digits`, { field: what })
+  }
+  return value
+}
+
+export function requireJoinToken (value: unknown, what: string): JoinTokenRecord {
+  const t = requireRecord(value, what)
+  const id = requireTokenId(field(t, 'id'), `${what}.id`)
+  const secretHash = field(t, 'secretHash')
+  if (typeof secretHash !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(secretHash)) {
+    throw new InvalidArgumentError(`${what}.secretHash must be sha256:<64 hex digits>`, { field: `${what}.secretHash` })
+  }
+  const createdAtMs = requireInteger(field(t, 'createdAtMs'), `${what}.createdAtMs`, 0, Number.MAX_SAFE_INTEGER)
+  const expiresAtMs = requireInteger(field(t, 'expiresAtMs'), `${what}.expiresAtMs`, 0, Number.MAX_SAFE_INTEGER)
+  if (expiresAtMs <= createdAtMs) {
+    throw new InvalidArgumentError(`${what} expires before it is created`, { field: `${what}.expiresAtMs` })
+  }
+  const createdBy = requirePeerId(field(t, 'createdBy'), `${what}.createdBy`)
+  return Object.freeze({ id, secretHash, createdAtMs, expiresAtMs, createdBy })
 }
 
 export function requirePath (value: unknown, what: string): string {

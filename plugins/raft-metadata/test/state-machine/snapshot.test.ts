@@ -149,7 +149,8 @@ test('restore rejects bytes that are not a snapshot', () => {
     return encodeCbor(copy)
   }
   for (const bytes of [
-    bad((s) => { s.v = 2 }),
+    bad((s) => { s.v = 3 }),
+    bad((s) => { s.tokens = [{ id: 'nothex' }] }),
     bad((s) => { s.appliedIndex = -1 }),
     bad((s) => { s.extents = [] }), // the file lists a missing extent
     bad((s) => { s.files.push({ ...s.files[0], path: '/a' }) }), // /a is a dir
