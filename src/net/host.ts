@@ -1,25 +1,75 @@
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
+import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
+import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import type { ConnectionGater, PrivateKey } from '@libp2p/interface'
+import { PROTOCOL_PREFIX } from './constants.js'
+
+/** Kad-DHT protocol id of dfs: its own prefix, so a dfs node never joins (or answers) the public IPFS DHT. */
+export const DHT_PROTOCOL = `/${PROTOCOL_PREFIX}/kad/1.0.0`
+
+/** `node`: a cluster member (gossipsub + kad-dht in server mode); `client`: a CLI user that only dials. */
+export type HostRole = 'node' | 'client'
 
 export interface HostInit {
   privateKey: PrivateKey
   /** Multiaddrs to listen on; none for a client. */
   listen?: string[]
   connectionGater?: ConnectionGater
+  /** Which services the host runs; `client` (the default) keeps the host minimal. */
+  role?: HostRole
+}
+
+/** The services of a node host: a client's, plus gossipsub (heartbeats ride it) and kad-dht (discovery). */
+export type NodeServices = {
+  identify: ReturnType<ReturnType<typeof identify>>
+  ping: ReturnType<ReturnType<typeof ping>>
+  pubsub: GossipSub
+  dht: KadDHT
 }
 
 export type Host = Libp2p<{ identify: ReturnType<ReturnType<typeof identify>>, ping: ReturnType<ReturnType<typeof ping>> }>
 
+/** A host built with `role: 'node'`. It is also a `Host`, so everything that takes a `Host` takes it. */
+export type NodeHost = Libp2p<NodeServices>
+
 /**
  * One libp2p host per process: TCP, Noise (the remote PeerId on a connection is proved by its key),
- * Yamux. Nodes listen; CLI clients only dial.
+ * Yamux. Nodes listen and run gossipsub and kad-dht; CLI clients only dial.
  */
-export async function createHost (init: HostInit): Promise<Host> {
+export async function createHost (init: HostInit & { role: 'node' }): Promise<NodeHost>
+export async function createHost (init: HostInit): Promise<Host>
+export async function createHost (init: HostInit): Promise<Host | NodeHost> {
+  const services = init.role === 'node'
+    ? {
+        identify: identify(),
+        ping: ping(),
+        pubsub: gossipsub({
+          // a lone node (or the first of a cluster) still publishes its heartbeat
+          allowPublishToZeroTopicPeers: true,
+          // every message is signed by its publisher's key, so `from` is authenticated
+          globalSignaturePolicy: 'StrictSign',
+          emitSelf: false
+        }),
+        dht: kadDHT({
+          protocol: DHT_PROTOCOL,
+          logPrefix: 'dfs:dht',
+          datastorePrefix: `/${PROTOCOL_PREFIX}/dht`,
+          metricsPrefix: `${PROTOCOL_PREFIX}_dht`,
+          // nodes are dialable by assumption (they listen on the address the operator gave)
+          clientMode: false,
+          // dfs runs on loopback and private networks: keep their addresses in the routing table
+          peerInfoMapper: passthroughMapper
+        })
+      }
+    : {
+        identify: identify(),
+        ping: ping()
+      }
   const node = await createLibp2p({
     privateKey: init.privateKey,
     addresses: { listen: init.listen ?? [] },
@@ -31,10 +81,7 @@ export async function createHost (init: HostInit): Promise<Host> {
       denyDialMultiaddr: () => false,
       ...init.connectionGater
     },
-    services: {
-      identify: identify(),
-      ping: ping()
-    }
+    services
   })
-  return node as unknown as Host
+  return node as unknown as Host | NodeHost
 }

@@ -1,0 +1,5 @@
+export * from './constants.js'
+export * from './failure-detector.js'
+export * from './heartbeat-message.js'
+export * from './heartbeat.js'
+export * from './discovery.js'
