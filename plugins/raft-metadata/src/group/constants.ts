@@ -1,0 +1,22 @@
+/** Defaults and limits of the Raft group driver. */
+
+/** Milliseconds per Raft tick. */
+export const TICK_MS_DEFAULT = 100
+/** Ticks without a leader before an election (randomized in [t, 2t)): 1–2 s with 100 ms ticks. */
+export const ELECTION_TICK_DEFAULT = 10
+/** Ticks between leader heartbeats. */
+export const HEARTBEAT_TICK_DEFAULT = 1
+/** Snapshot the state machine and compact the log every this many applied entries. */
+export const SNAPSHOT_EVERY_DEFAULT = 10_000
+/** Entries kept before the snapshot index after a compaction, for followers that lag a little. */
+export const SNAPSHOT_KEEP_ENTRIES_DEFAULT = 1_000
+/** Deadline of a proposal or a read when the caller's signal does not end it sooner. */
+export const CALL_TIMEOUT_MS_DEFAULT = 10_000
+/** Most proposals and reads waiting at once; beyond it calls fail with Unavailable. */
+export const PENDING_MAX_DEFAULT = 16_384
+/** Most inbound messages waiting for the loop; beyond it messages are dropped (Raft tolerates loss). */
+export const INBOX_MESSAGES_MAX_DEFAULT = 65_536
+/** Largest proposal payload (the App message that carries it must fit a transport frame). */
+export const PROPOSAL_BYTES_MAX_DEFAULT = 8 * 1024 * 1024
+/** Ticks that may be owed to the core after a stall (more are dropped, as etcd's tick channel does). */
+export const PENDING_TICKS_MAX = 4

@@ -1,0 +1,677 @@
+/**
+ * RaftGroup: the driver of one Raft group (after etcd's raftexample / etcdserver raft loop). It owns a
+ * RawNode, the group's durable log storage, a ticker, its registration on the transport and the
+ * application's state machine, and runs ONE loop that alone touches the core:
+ *
+ *   1. step everything that arrived (ticks, inbound messages, send reports, proposals, read requests);
+ *   2. if the core has a Ready: persist its snapshot / entries / hard state in one durable write
+ *      (LevelStorage.saveReady: one fsync'd batch) BEFORE sending the messages that depend on it,
+ *      send, apply the snapshot and the committed entries (ConfChange entries via applyConfChange),
+ *      record read states, advance; then serve reads whose index is applied and snapshot/compact
+ *      every `snapshotEvery` applied entries;
+ *   3. otherwise sleep until something arrives.
+ *
+ * Group commit: while step 2 awaits its fsync, new proposals only queue; the next turn steps them all
+ * and they share the next Ready, so there is one fsync per loop turn, not one per proposal.
+ *
+ * propose(data): the payload is wrapped in an envelope with a unique id (envelope.ts) and proposed to
+ * the core (a follower's core forwards it to the leader as a Prop message). The call resolves with the
+ * state machine's result when this node applies the entry. While no leader is known (an election) it
+ * waits and is proposed once one is, retried on every tick. It rejects with Aborted when its signal is
+ * aborted, and at its deadline (the signal's TimeoutError, or `callTimeoutMs`) with NoQuorum when no
+ * leader is known by then (with check-quorum a leader without a quorum steps down within an election
+ * timeout, so a minority partition knows no leader), else DeadlineExceeded. After a deadline or an
+ * abort the entry may still be committed later: the outcome is unknown, as with any timed-out write.
+ *
+ * read(fn): linearizable via ReadIndex (Raft thesis §6.4): request a read index (retried each election
+ * timeout while no answer comes), wait for the read state, then for applied ≥ that index, then run fn
+ * in the loop, between two applies.
+ */
+import { randomBytes } from 'node:crypto'
+import {
+  AbortedError, DeadlineExceededError, InvalidArgumentError, NoQuorumError, UnavailableError
+} from '@dfs/api'
+import type { Logger } from '@dfs/api'
+import { EntryType, RawNode, StateType, decodeConfChange } from '../raft/index.js'
+import type { ConfState, Entry, Message, NodeId, Rand, Ready } from '../raft/index.js'
+import type { GroupTransport, RaftTransportHandler } from '../transport/index.js'
+import {
+  CALL_TIMEOUT_MS_DEFAULT, ELECTION_TICK_DEFAULT, HEARTBEAT_TICK_DEFAULT, INBOX_MESSAGES_MAX_DEFAULT,
+  PENDING_MAX_DEFAULT, PENDING_TICKS_MAX, PROPOSAL_BYTES_MAX_DEFAULT, SNAPSHOT_EVERY_DEFAULT,
+  SNAPSHOT_KEEP_ENTRIES_DEFAULT, TICK_MS_DEFAULT
+} from './constants.js'
+import { NONCE_BYTES, openEnvelope, sealEnvelope } from './envelope.js'
+import type { DurableStorage } from './storage.js'
+
+/** The application side of a group. Every replica applies the same payloads in the same order. */
+export interface GroupStateMachine<R> {
+  /** Applies the payload committed at `index` (indexes increase strictly; some are skipped). */
+  apply: (payload: Uint8Array, index: number) => R
+  /** The state as of the last applied index. */
+  snapshot: () => Uint8Array
+  /** Replaces the state with a snapshot taken at `index` (empty bytes: the initial state). */
+  restore: (data: Uint8Array, index: number) => void
+}
+
+export interface RaftGroupInit<R> {
+  /** This node's id (its PeerId string). */
+  id: NodeId
+  /** The group's number on the transport (0: the system group). */
+  group?: number
+  storage: DurableStorage
+  transport: GroupTransport
+  stateMachine: GroupStateMachine<R>
+  tickMs?: number
+  electionTick?: number
+  heartbeatTick?: number
+  snapshotEvery?: number
+  snapshotKeepEntries?: number
+  /** Deadline of propose / read when the caller's signal does not end them sooner. */
+  callTimeoutMs?: number
+  pendingMax?: number
+  inboxMessagesMax?: number
+  proposalBytesMax?: number
+  preVote?: boolean
+  checkQuorum?: boolean
+  rand?: Rand
+  logger?: Logger
+}
+
+export interface GroupCallOptions {
+  signal?: AbortSignal
+  /** Overrides callTimeoutMs for this call. */
+  timeoutMs?: number
+}
+
+export interface RaftGroupStatus {
+  id: NodeId
+  /** The leader this node knows of, or undefined. */
+  leader: NodeId | undefined
+  state: StateType
+  term: number
+  commit: number
+  applied: number
+  confState: ConfState
+}
+
+export interface RaftGroupStats {
+  /** Ready batches handled. */
+  readies: number
+  /** Durable writes of Ready content (LevelStorage: fsync'd batches). */
+  persistBatches: number
+  entriesPersisted: number
+  proposals: number
+  proposalsApplied: number
+  entriesApplied: number
+  /** Committed Normal entries that were not an envelope (skipped on every replica alike). */
+  foreignEntries: number
+  snapshotsCreated: number
+  snapshotsRestored: number
+  /** Forwarded proposals proposed again because the transport dropped them unsent. */
+  proposalsRequeued: number
+  /** Inbound messages dropped: inbox full, or from a node that is not a member. */
+  messagesDropped: number
+}
+
+type GroupState = 'new' | 'running' | 'stopping' | 'stopped' | 'failed'
+
+interface Waiter {
+  done: boolean
+  reject: (err: Error) => void
+  timer?: ReturnType<typeof setTimeout>
+  signal?: AbortSignal
+  onAbort?: () => void
+  timeoutMs: number
+}
+
+interface PendingProposal<R> extends Waiter {
+  seq: number
+  entry: Uint8Array
+  submitted: boolean
+  resolve: (result: R) => void
+}
+
+interface PendingRead extends Waiter {
+  key: string
+  context: Uint8Array
+  /** The read index, once the read state arrived. */
+  index: number | undefined
+  /** Tick count when the read index was last requested. */
+  requestedAt: number | undefined
+  run: () => void
+}
+
+type Report =
+  | { kind: 'unreachable', peer: NodeId }
+  | { kind: 'snapshot', peer: NodeId, ok: boolean }
+  | { kind: 'dropped', peer: NodeId, messages: Message[] }
+
+const noop = (): void => {}
+const silentLogger: Logger = Object.assign(noop, { error: noop, trace: noop, enabled: false })
+
+function positiveInt (value: number | undefined, fallback: number, what: string): number {
+  if (value === undefined) return fallback
+  if (!Number.isSafeInteger(value) || value < 1) throw new InvalidArgumentError(`${what} must be a positive integer`, { [what]: value })
+  return value
+}
+
+function hex (b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
+}
+
+export class RaftGroup<R> {
+  readonly id: NodeId
+  readonly group: number
+  readonly stats: RaftGroupStats = {
+    readies: 0, persistBatches: 0, entriesPersisted: 0, proposals: 0, proposalsApplied: 0, entriesApplied: 0,
+    foreignEntries: 0, snapshotsCreated: 0, snapshotsRestored: 0, proposalsRequeued: 0, messagesDropped: 0
+  }
+
+  readonly #storage: DurableStorage
+  readonly #transport: GroupTransport
+  readonly #sm: GroupStateMachine<R>
+  readonly #log: Logger
+  readonly #tickMs: number
+  readonly #electionTick: number
+  readonly #heartbeatTick: number
+  readonly #snapshotEvery: number
+  readonly #snapshotKeep: number
+  readonly #callTimeoutMs: number
+  readonly #pendingMax: number
+  readonly #inboxMax: number
+  readonly #proposalBytesMax: number
+  readonly #preVote: boolean
+  readonly #checkQuorum: boolean
+  readonly #rand: Rand
+  /** Random per group instance: proposal ids and read contexts of different lives never collide. */
+  readonly #nonce = new Uint8Array(randomBytes(NONCE_BYTES))
+
+  #state: GroupState = 'new'
+  #failure: Error | undefined
+  #node: RawNode | undefined
+  #loop: Promise<void> | undefined
+  #ticker: ReturnType<typeof setInterval> | undefined
+  #wake: (() => void) | undefined
+  #dirty = false
+
+  // inputs, filled by callbacks, drained by the loop
+  #pendingTicks = 0
+  #inbox: Message[] = []
+  #reports: Report[] = []
+  #unsubmitted: Array<PendingProposal<R>> = []
+  /** A proposal was dropped by the core: retry on the next tick or leader change, not on every wake. */
+  #submitBlocked = false
+
+  #proposals = new Map<number, PendingProposal<R>>()
+  #reads = new Map<string, PendingRead>()
+  #seq = 0
+  #ticks = 0
+  #lead: NodeId = ''
+  #role: StateType = StateType.Follower
+  #applied = 0
+  #snapshotIndex = 0
+  #confState: ConfState = { voters: [], learners: [] }
+  #members = new Set<NodeId>()
+
+  constructor (init: RaftGroupInit<R>) {
+    if (typeof init.id !== 'string' || init.id.length === 0) throw new InvalidArgumentError('id must be a node id', { id: init.id })
+    this.id = init.id
+    this.group = init.group ?? 0
+    this.#storage = init.storage
+    this.#transport = init.transport
+    this.#sm = init.stateMachine
+    this.#log = init.logger ?? silentLogger
+    this.#tickMs = positiveInt(init.tickMs, TICK_MS_DEFAULT, 'tickMs')
+    this.#electionTick = positiveInt(init.electionTick, ELECTION_TICK_DEFAULT, 'electionTick')
+    this.#heartbeatTick = positiveInt(init.heartbeatTick, HEARTBEAT_TICK_DEFAULT, 'heartbeatTick')
+    if (this.#heartbeatTick >= this.#electionTick) {
+      throw new InvalidArgumentError('heartbeatTick must be less than electionTick', { heartbeatTick: this.#heartbeatTick, electionTick: this.#electionTick })
+    }
+    this.#snapshotEvery = positiveInt(init.snapshotEvery, SNAPSHOT_EVERY_DEFAULT, 'snapshotEvery')
+    this.#snapshotKeep = init.snapshotKeepEntries === 0 ? 0 : positiveInt(init.snapshotKeepEntries, SNAPSHOT_KEEP_ENTRIES_DEFAULT, 'snapshotKeepEntries')
+    this.#callTimeoutMs = positiveInt(init.callTimeoutMs, CALL_TIMEOUT_MS_DEFAULT, 'callTimeoutMs')
+    this.#pendingMax = positiveInt(init.pendingMax, PENDING_MAX_DEFAULT, 'pendingMax')
+    this.#inboxMax = positiveInt(init.inboxMessagesMax, INBOX_MESSAGES_MAX_DEFAULT, 'inboxMessagesMax')
+    this.#proposalBytesMax = positiveInt(init.proposalBytesMax, PROPOSAL_BYTES_MAX_DEFAULT, 'proposalBytesMax')
+    this.#preVote = init.preVote ?? true
+    this.#checkQuorum = init.checkQuorum ?? true
+    this.#rand = init.rand ?? Math.random
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // lifecycle
+
+  /** Restores the state machine from the storage's snapshot and starts the loop and the ticker. */
+  start (): void {
+    if (this.#state !== 'new') throw new UnavailableError(`the raft group is ${this.#state} and cannot be started`, { state: this.#state })
+    const snap = this.#storage.snapshot()
+    if (snap.metadata.index > 0) {
+      this.#sm.restore(snap.data, snap.metadata.index)
+    }
+    this.#applied = snap.metadata.index
+    this.#snapshotIndex = snap.metadata.index
+    this.#setConfState(this.#storage.initialState().confState)
+    this.#node = new RawNode({
+      id: this.id,
+      electionTick: this.#electionTick,
+      heartbeatTick: this.#heartbeatTick,
+      storage: this.#storage,
+      rand: this.#rand,
+      preVote: this.#preVote,
+      checkQuorum: this.#checkQuorum
+    })
+    const handler: RaftTransportHandler = {
+      receive: (from, messages) => { this.#receive(from, messages) },
+      reportUnreachable: (peer) => { this.#report({ kind: 'unreachable', peer }) },
+      reportSnapshot: (peer, ok) => { this.#report({ kind: 'snapshot', peer, ok }) },
+      reportDroppedProposals: (peer, messages) => { this.#report({ kind: 'dropped', peer, messages }) }
+    }
+    this.#transport.register(this.group, handler)
+    this.#state = 'running'
+    this.#ticker = setInterval(() => {
+      if (this.#pendingTicks < PENDING_TICKS_MAX) this.#pendingTicks++
+      this.#signal()
+    }, this.#tickMs)
+    this.#ticker.unref?.()
+    this.#loop = this.#run()
+    this.#log('raft group %d started on %s at applied %d, members %o', this.group, this.id, this.#applied, this.#confState)
+  }
+
+  /** Stops the loop (after the Ready in progress), the ticker and the transport registration. */
+  async stop (): Promise<void> {
+    if (this.#state === 'new') { this.#state = 'stopped'; return }
+    if (this.#state === 'running') this.#state = 'stopping'
+    this.#halt()
+    await this.#loop
+    this.#rejectAll(new UnavailableError('the raft group stopped', { group: this.group }))
+    if (this.#state === 'stopping') this.#state = 'stopped'
+  }
+
+  #halt (): void {
+    if (this.#ticker !== undefined) clearInterval(this.#ticker)
+    this.#ticker = undefined
+    this.#transport.unregister(this.group)
+    this.#signal()
+  }
+
+  #fail (err: Error): void {
+    if (this.#state === 'running') this.#state = 'failed'
+    this.#failure = err
+    this.#log.error('raft group %d on %s failed: %s', this.group, this.id, err.stack ?? err.message)
+    this.#halt()
+    this.#rejectAll(new UnavailableError(`the raft group failed: ${err.message}`, { group: this.group }))
+  }
+
+  #rejectAll (err: Error): void {
+    for (const p of this.#proposals.values()) this.#settle(p, err)
+    for (const r of this.#reads.values()) this.#settle(r, err)
+    this.#proposals.clear()
+    this.#reads.clear()
+    this.#unsubmitted = []
+  }
+
+  status (): RaftGroupStatus {
+    const node = this.#node
+    const st = node?.status()
+    return {
+      id: this.id,
+      leader: this.#lead === '' ? undefined : this.#lead,
+      state: this.#role,
+      term: st?.term ?? 0,
+      commit: st?.commit ?? 0,
+      applied: this.#applied,
+      confState: { voters: [...this.#confState.voters], learners: [...this.#confState.learners] }
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // calls
+
+  propose (payload: Uint8Array, options: GroupCallOptions = {}): Promise<R> {
+    const refused = this.#refuse(options)
+    if (refused !== undefined) return Promise.reject(refused)
+    if (!(payload instanceof Uint8Array)) return Promise.reject(new InvalidArgumentError('a proposal is bytes'))
+    if (payload.byteLength > this.#proposalBytesMax) {
+      return Promise.reject(new InvalidArgumentError(`the proposal is ${payload.byteLength} bytes, more than ${this.#proposalBytesMax}`,
+        { bytes: payload.byteLength, bytesMax: this.#proposalBytesMax }))
+    }
+    const seq = ++this.#seq
+    const entry = sealEnvelope(this.#nonce, seq, payload)
+    return new Promise<R>((resolve, reject) => {
+      const p: PendingProposal<R> = {
+        seq, entry, submitted: false, done: false, resolve, reject, timeoutMs: options.timeoutMs ?? this.#callTimeoutMs
+      }
+      this.#arm(p, options, 'proposal')
+      this.#proposals.set(seq, p)
+      this.#unsubmitted.push(p)
+      this.stats.proposals++
+      this.#signal()
+    })
+  }
+
+  read<T> (fn: () => T, options: GroupCallOptions = {}): Promise<T> {
+    const refused = this.#refuse(options)
+    if (refused !== undefined) return Promise.reject(refused)
+    const context = sealEnvelope(this.#nonce, ++this.#seq, new Uint8Array(0))
+    const key = hex(context)
+    return new Promise<T>((resolve, reject) => {
+      const r: PendingRead = {
+        key,
+        context,
+        index: undefined,
+        requestedAt: undefined,
+        done: false,
+        reject,
+        timeoutMs: options.timeoutMs ?? this.#callTimeoutMs,
+        run: () => {
+          try {
+            resolve(fn())
+          } catch (err) {
+            reject(err as Error)
+          }
+        }
+      }
+      this.#arm(r, options, 'read')
+      this.#reads.set(key, r)
+      this.#signal()
+    })
+  }
+
+  #refuse (options: GroupCallOptions): Error | undefined {
+    if (this.#state !== 'running') {
+      return new UnavailableError(this.#state === 'failed'
+        ? `the raft group failed: ${this.#failure?.message ?? 'unknown error'}`
+        : `the raft group is ${this.#state}`, { group: this.group, state: this.#state })
+    }
+    if (options.signal?.aborted === true) return this.#abortError(options.signal, 'call', false)
+    if (this.#proposals.size + this.#reads.size >= this.#pendingMax) {
+      return new UnavailableError('too many raft proposals and reads are waiting', { pending: this.#proposals.size + this.#reads.size, pendingMax: this.#pendingMax })
+    }
+    return undefined
+  }
+
+  /** Starts a call's deadline timer and abort listener. */
+  #arm (w: Waiter, options: GroupCallOptions, what: string): void {
+    w.timer = setTimeout(() => { this.#expire(w, this.#deadlineError(w, what)) }, w.timeoutMs)
+    const signal = options.signal
+    if (signal !== undefined) {
+      w.signal = signal
+      w.onAbort = () => { this.#expire(w, this.#abortError(signal, what, true)) }
+      signal.addEventListener('abort', w.onAbort, { once: true })
+    }
+  }
+
+  #abortError (signal: AbortSignal, what: string, started: boolean): Error {
+    const reason = signal.reason as Error | undefined
+    if (reason?.name === 'TimeoutError') {
+      return started ? this.#deadlineError(undefined, what) : new DeadlineExceededError(`the ${what}'s deadline had passed`)
+    }
+    return new AbortedError(`the ${what} was aborted${started ? '; it may still be applied' : ''}`)
+  }
+
+  /** At a deadline: NoQuorum when no leader is known (a minority), else DeadlineExceeded. */
+  #deadlineError (w: Waiter | undefined, what: string): Error {
+    const details = {
+      group: this.group,
+      node: this.id,
+      leader: this.#lead === '' ? null : this.#lead,
+      state: this.#role,
+      voters: this.#confState.voters.length,
+      timeoutMs: w?.timeoutMs ?? null,
+      submitted: (w as PendingProposal<R> | undefined)?.submitted ?? null
+    }
+    if (this.#lead === '') {
+      return new NoQuorumError(`the ${what} failed: no leader is elected (a quorum of the ${details.voters} voters is not reachable)`, details)
+    }
+    return new DeadlineExceededError(`the ${what} was not applied in time; it may still be applied`, details)
+  }
+
+  #expire (w: Waiter, err: Error): void {
+    if (w.done) return
+    this.#settle(w, err)
+    if ('seq' in w) this.#proposals.delete((w as PendingProposal<R>).seq)
+    if ('key' in w) this.#reads.delete((w as PendingRead).key)
+  }
+
+  /** Marks a call done, stops its timer and listener and rejects it if `err` is given. */
+  #settle (w: Waiter, err?: Error): void {
+    if (w.done) return
+    w.done = true
+    if (w.timer !== undefined) clearTimeout(w.timer)
+    if (w.onAbort !== undefined) w.signal?.removeEventListener('abort', w.onAbort)
+    if (err !== undefined) w.reject(err)
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // transport callbacks
+
+  #receive (from: NodeId, messages: Message[]): void {
+    if (this.#state !== 'running') return
+    // Only members may talk to the group (a node that joins knows no members until its first snapshot).
+    const open = this.#members.size === 0
+    for (const m of messages) {
+      if (!open && (!this.#members.has(from) || !this.#members.has(m.from))) {
+        this.stats.messagesDropped++
+        continue
+      }
+      if (this.#inbox.length >= this.#inboxMax) {
+        this.stats.messagesDropped++
+        continue
+      }
+      this.#inbox.push(m)
+    }
+    this.#signal()
+  }
+
+  #report (r: Report): void {
+    if (this.#state !== 'running') return
+    if (this.#reports.length < this.#inboxMax) this.#reports.push(r)
+    this.#signal()
+  }
+
+  #signal (): void {
+    this.#dirty = true
+    const wake = this.#wake
+    this.#wake = undefined
+    wake?.()
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // the loop
+
+  async #run (): Promise<void> {
+    const node = this.#node as RawNode
+    try {
+      while (this.#state === 'running') {
+        this.#drain(node)
+        if (node.hasReady()) {
+          await this.#handleReady(node)
+          continue
+        }
+        if (!this.#dirty) await new Promise<void>((resolve) => { this.#wake = resolve })
+      }
+    } catch (err) {
+      this.#fail(err as Error)
+    }
+  }
+
+  /** Steps every input that arrived since the last turn. */
+  #drain (node: RawNode): void {
+    this.#dirty = false
+    const ticks = this.#pendingTicks
+    this.#pendingTicks = 0
+    for (let i = 0; i < ticks; i++) {
+      node.tick()
+      this.#ticks++
+    }
+    if (ticks > 0) this.#submitBlocked = false
+
+    const inbox = this.#inbox
+    this.#inbox = []
+    for (const m of inbox) node.step(m)
+
+    const reports = this.#reports
+    this.#reports = []
+    for (const r of reports) {
+      if (r.kind === 'snapshot') node.reportSnapshot(r.peer, r.ok)
+      else if (r.kind === 'unreachable') node.reportUnreachable(r.peer)
+      else this.#requeue(r.messages)
+    }
+
+    if (!this.#submitBlocked && this.#unsubmitted.length > 0) {
+      let n = 0
+      for (; n < this.#unsubmitted.length; n++) {
+        const p = this.#unsubmitted[n]
+        if (p.done) continue
+        try {
+          node.propose(p.entry)
+        } catch (err) {
+          if ((err as Error).name !== 'ProposalDropped') throw err
+          this.#submitBlocked = true
+          break
+        }
+        p.submitted = true
+      }
+      this.#unsubmitted.splice(0, n)
+    }
+
+    if (this.#lead !== '') {
+      for (const r of this.#reads.values()) {
+        if (r.done || r.index !== undefined) continue
+        if (r.requestedAt !== undefined && this.#ticks - r.requestedAt < this.#electionTick) continue
+        r.requestedAt = this.#ticks
+        node.readIndex(r.context)
+      }
+    }
+  }
+
+  /**
+   * Proposals whose forwarding message was dropped before it was written (typically: forwarded to a
+   * leader that just died) never reached any log, so proposing them again cannot apply them twice.
+   * They are retried on the next tick, by then usually towards the new leader.
+   */
+  #requeue (messages: Message[]): void {
+    for (const m of messages) {
+      for (const e of m.entries) {
+        const env = openEnvelope(e.data)
+        if (env === undefined || Buffer.compare(env.nonce, this.#nonce) !== 0) continue
+        const p = this.#proposals.get(env.seq)
+        if (p === undefined || p.done || !p.submitted) continue
+        p.submitted = false
+        this.#unsubmitted.push(p)
+        this.#submitBlocked = true
+        this.stats.proposalsRequeued++
+      }
+    }
+  }
+
+  async #handleReady (node: RawNode): Promise<void> {
+    const rd: Ready = node.ready()
+    this.stats.readies++
+    if (rd.softState !== undefined) {
+      const before = this.#lead
+      this.#lead = rd.softState.lead
+      this.#role = rd.softState.state
+      if (before !== this.#lead) {
+        this.#submitBlocked = false
+        for (const r of this.#reads.values()) if (r.index === undefined) r.requestedAt = undefined
+        this.#log('raft group %d on %s: leader %s (%s)', this.group, this.id, this.#lead === '' ? 'none' : this.#lead, this.#role)
+      }
+    }
+
+    // 1. Persist before sending anything that depends on it (votes, appended entries).
+    if (rd.snapshot !== undefined || rd.entries.length > 0 || rd.hardState !== undefined) {
+      await this.#storage.saveReady(rd)
+      this.stats.persistBatches++
+      this.stats.entriesPersisted += rd.entries.length
+    }
+
+    // 2. Send.
+    if (rd.messages.length > 0) this.#transport.send(this.group, rd.messages)
+
+    // 3. Apply.
+    if (rd.snapshot !== undefined) {
+      const s = rd.snapshot
+      this.#sm.restore(s.data, s.metadata.index)
+      this.#applied = s.metadata.index
+      this.#snapshotIndex = s.metadata.index
+      this.#setConfState(s.metadata.confState)
+      this.stats.snapshotsRestored++
+      this.#log('raft group %d on %s restored a snapshot at %d', this.group, this.id, s.metadata.index)
+    }
+    for (const e of rd.committedEntries) this.#apply(node, e)
+
+    // 4. Read states.
+    for (const rs of rd.readStates) {
+      const r = this.#reads.get(hex(rs.context))
+      if (r !== undefined && !r.done && r.index === undefined) r.index = rs.index
+    }
+
+    // 5. Advance.
+    node.advance(rd)
+
+    this.#serveReads()
+    if (this.#applied - this.#snapshotIndex >= this.#snapshotEvery) await this.#snapshot()
+  }
+
+  #apply (node: RawNode, e: Entry): void {
+    if (e.index <= this.#applied) return
+    if (e.type === EntryType.ConfChange) {
+      let cc
+      try {
+        cc = decodeConfChange(e.data)
+      } catch (err) {
+        // The leader validates conf changes before appending them; every replica skips this alike.
+        this.#log.error('raft group %d: committed conf change at %d does not decode: %s', this.group, e.index, (err as Error).message)
+      }
+      if (cc !== undefined) this.#setConfState(node.applyConfChange(cc))
+    } else if (e.data.byteLength > 0) {
+      const env = openEnvelope(e.data)
+      if (env === undefined) {
+        this.stats.foreignEntries++
+        this.#log.error('raft group %d: committed entry %d is not a proposal envelope: skipped', this.group, e.index)
+      } else {
+        const result = this.#sm.apply(env.payload, e.index)
+        this.stats.entriesApplied++
+        if (Buffer.compare(env.nonce, this.#nonce) === 0) {
+          const p = this.#proposals.get(env.seq)
+          if (p !== undefined) {
+            this.#proposals.delete(env.seq)
+            if (!p.done) {
+              this.#settle(p)
+              this.stats.proposalsApplied++
+              p.resolve(result)
+            }
+          }
+        }
+      }
+    }
+    this.#applied = e.index
+  }
+
+  #serveReads (): void {
+    for (const r of this.#reads.values()) {
+      if (r.done || r.index === undefined || r.index > this.#applied) continue
+      this.#reads.delete(r.key)
+      this.#settle(r)
+      r.run()
+    }
+  }
+
+  /** Snapshots the state machine at the applied index and compacts the log before it. */
+  async #snapshot (): Promise<void> {
+    const index = this.#applied
+    const data = this.#sm.snapshot()
+    await this.#storage.createSnapshot(index, this.#confState, data)
+    this.#snapshotIndex = index
+    this.stats.snapshotsCreated++
+    const compactTo = index - this.#snapshotKeep
+    if (compactTo >= this.#storage.firstIndex()) await this.#storage.compact(compactTo)
+    this.#log('raft group %d on %s: snapshot at %d (%d bytes), log compacted to %d', this.group, this.id, index, data.byteLength, compactTo)
+  }
+
+  #setConfState (cs: ConfState): void {
+    this.#confState = { voters: [...cs.voters], learners: [...cs.learners] }
+    this.#members = new Set([...cs.voters, ...cs.learners])
+  }
+}

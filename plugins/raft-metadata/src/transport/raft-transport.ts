@@ -1,0 +1,392 @@
+/**
+ * RaftTransport: Raft messages between nodes over libp2p (`/dfs/raft/1.0.0`), reached only through the
+ * `PeerNetwork` of `@dfs/api`.
+ *
+ * Outbound: ONE long-lived stream per peer, carrying varint-length-prefixed frames, each frame a batch
+ * of the messages that queued up while the previous frame was being written (see codec.ts). Messages
+ * wait in a bounded per-peer queue (count and bytes); a message that does not fit, or that is sent while
+ * the peer is in reconnect back-off, is dropped — Raft tolerates loss — and the group is told
+ * `reportUnreachable(peer)` (and `reportSnapshot(peer, false)` for a dropped snapshot). A failed dial or
+ * write drops the stream and whatever was queued, then reconnects after an exponential back-off. A
+ * snapshot is reported `reportSnapshot(peer, true)` once its frame was written to the stream.
+ * The streams are one-way: each node writes on the stream it opened and reads the ones its peers opened.
+ *
+ * Inbound: each frame is decoded and validated (codec.ts) and its messages handed to the registered
+ * group together with the PeerId that Noise proved. A message whose `from` is not that peer (a forged
+ * sender), or whose `to` is not this node, is dropped and counted; a frame that does not decode resets
+ * the stream. (A forwarded TransferLeader names the transferee in `from`, not the sender: it is
+ * accepted only from a peer and for a transferee that the group itself vets; see RaftGroup.)
+ */
+import { lpStream } from '@libp2p/utils'
+import { AbortedError, DeadlineExceededError, UnavailableError } from '@dfs/api'
+import type { Logger, PeerIdString, PeerNetwork } from '@dfs/api'
+import type { LengthPrefixedStream } from '@libp2p/utils'
+import type { Stream } from '@libp2p/interface'
+import { MessageType } from '../raft/index.js'
+import type { Message, NodeId } from '../raft/index.js'
+import { FRAME_HEADER_BYTES_MAX, decodeFrame, encodeFrame, encodeMessage } from './codec.js'
+import {
+  BACKOFF_MS_MAX_DEFAULT, BACKOFF_MS_MIN_DEFAULT, DIAL_TIMEOUT_MS_DEFAULT, FRAME_BYTES_MAX, FRAME_MESSAGES_MAX,
+  INBOUND_STREAMS_MAX, PEER_QUEUE_BYTES_MAX_DEFAULT, PEER_QUEUE_MESSAGES_MAX_DEFAULT, RAFT_PROTOCOL,
+  SNAPSHOT_DATA_BYTES_MAX, WRITE_TIMEOUT_MS_DEFAULT
+} from './constants.js'
+
+/** What a Raft group gives the transport: where inbound messages and send outcomes go. */
+export interface RaftTransportHandler {
+  /** Messages from `from` (proven by Noise) addressed to this node, in arrival order. */
+  receive: (from: NodeId, messages: Message[]) => void
+  /** Messages to `peer` were dropped (queue full, peer unreachable). */
+  reportUnreachable: (peer: NodeId) => void
+  /** A snapshot to `peer` was written to its stream (ok) or dropped (not ok). */
+  reportSnapshot: (peer: NodeId, ok: boolean) => void
+  /**
+   * Forwarded proposals (Prop messages) to `peer` that were dropped before being written to its
+   * stream: they certainly never reached the leader, so the group may propose them again.
+   */
+  reportDroppedProposals?: (peer: NodeId, messages: Message[]) => void
+}
+
+/** The transport as a Raft group uses it (RaftTransport, or an in-memory one in tests). */
+export interface GroupTransport {
+  readonly self: NodeId
+  register: (group: number, handler: RaftTransportHandler) => void
+  unregister: (group: number) => void
+  send: (group: number, messages: Message[]) => void
+}
+
+export interface RaftTransportInit {
+  network: PeerNetwork
+  logger?: Logger
+  /** Most messages queued for one peer (default 4096). */
+  queueMessagesMax?: number
+  /** Most encoded bytes queued for one peer (default 64 MiB). */
+  queueBytesMax?: number
+  dialTimeoutMs?: number
+  writeTimeoutMs?: number
+  backoffMsMin?: number
+  backoffMsMax?: number
+}
+
+export interface RaftTransportStats {
+  framesSent: number
+  messagesSent: number
+  /** Messages dropped on the sending side (queue full, back-off, failed write, too large). */
+  messagesDropped: number
+  framesReceived: number
+  messagesReceived: number
+  /** Inbound messages refused: forged `from`, wrong `to`, unknown group. */
+  messagesRejected: number
+  /** Inbound frames that did not decode (the stream was reset). */
+  framesMalformed: number
+  /** Streams opened to peers (the first and every reconnect). */
+  streamsOpened: number
+}
+
+interface Queued {
+  group: number
+  bytes: Uint8Array
+  /** Set for a Snap: its outcome is reported. */
+  snapshot: boolean
+  /** Set for a Prop: reported if it is dropped. */
+  prop?: Message
+}
+
+const noop = (): void => {}
+const silentLogger: Logger = Object.assign(noop, { error: noop, trace: noop, enabled: false })
+
+function positive (value: number | undefined, fallback: number): number {
+  return value !== undefined && Number.isFinite(value) && value > 0 ? value : fallback
+}
+
+/** One peer's outbound side: its queue, its stream and the loop that writes frames. */
+class PeerSender {
+  readonly peer: NodeId
+  private readonly transport: RaftTransport
+  private queue: Queued[] = []
+  private queuedBytes = 0
+  private stream: Stream | undefined
+  private lp: LengthPrefixedStream<Stream> | undefined
+  private pumping = false
+  /** Until when new messages are dropped (reconnect back-off after a failure). */
+  private backoffUntil = 0
+  private backoffMs: number
+  private stopped = false
+
+  constructor (transport: RaftTransport, peer: NodeId) {
+    this.transport = transport
+    this.peer = peer
+    this.backoffMs = transport.backoffMsMin
+  }
+
+  enqueue (group: number, m: Message): void {
+    const t = this.transport
+    const snapshot = m.type === MessageType.Snap
+    if (this.stopped) return
+    if (snapshot && (m.snapshot?.data.byteLength ?? 0) > SNAPSHOT_DATA_BYTES_MAX) {
+      t.log.error('raft snapshot to %s of %d bytes exceeds the transport limit of %d bytes: not sent',
+        this.peer, m.snapshot?.data.byteLength, SNAPSHOT_DATA_BYTES_MAX)
+      this.drop(group, [{ group, bytes: new Uint8Array(0), snapshot }])
+      return
+    }
+    const bytes = encodeMessage(m)
+    const item: Queued = { group, bytes, snapshot, ...(m.type === MessageType.Prop ? { prop: m } : {}) }
+    if (bytes.byteLength + FRAME_HEADER_BYTES_MAX > FRAME_BYTES_MAX) {
+      t.log.error('raft %s message to %s of %d bytes exceeds the frame limit: not sent', m.type, this.peer, bytes.byteLength)
+      this.drop(group, [item])
+      return
+    }
+    if (Date.now() < this.backoffUntil ||
+        this.queue.length >= t.queueMessagesMax ||
+        (this.queue.length > 0 && this.queuedBytes + bytes.byteLength > t.queueBytesMax)) {
+      this.drop(group, [item])
+      return
+    }
+    this.queue.push(item)
+    this.queuedBytes += bytes.byteLength
+    if (!this.pumping) void this.pump()
+  }
+
+  /** Drops messages and tells their groups (one Unreachable per group, one SnapStatus per snapshot). */
+  private drop (group: number | undefined, items: Queued[]): void {
+    if (items.length === 0) return
+    const t = this.transport
+    t.stats.messagesDropped += items.length
+    const groups = new Set<number>(group !== undefined ? [group] : [])
+    const props = new Map<number, Message[]>()
+    for (const it of items) {
+      groups.add(it.group)
+      if (it.snapshot) t.handlerOf(it.group)?.reportSnapshot(this.peer, false)
+      if (it.prop !== undefined) props.set(it.group, [...(props.get(it.group) ?? []), it.prop])
+    }
+    for (const g of groups) t.handlerOf(g)?.reportUnreachable(this.peer)
+    for (const [g, ms] of props) t.handlerOf(g)?.reportDroppedProposals?.(this.peer, ms)
+  }
+
+  private async pump (): Promise<void> {
+    this.pumping = true
+    const t = this.transport
+    try {
+      while (!this.stopped && this.queue.length > 0) {
+        if (this.lp === undefined) {
+          try {
+            await this.connect()
+          } catch (err) {
+            this.fail(err as Error, [])
+            return
+          }
+          continue
+        }
+        const batch = this.takeBatch()
+        const frame = encodeFrame(batch[0].group, batch.map((b) => b.bytes))
+        try {
+          await this.lp.write(frame, { signal: AbortSignal.timeout(t.writeTimeoutMs) })
+        } catch (err) {
+          this.fail(err as Error, batch)
+          return
+        }
+        t.stats.framesSent++
+        t.stats.messagesSent += batch.length
+        this.backoffMs = t.backoffMsMin
+        for (const b of batch) if (b.snapshot) t.handlerOf(b.group)?.reportSnapshot(this.peer, true)
+      }
+    } finally {
+      this.pumping = false
+    }
+  }
+
+  /** The longest prefix of the queue of one group that fits in one frame. */
+  private takeBatch (): Queued[] {
+    const group = this.queue[0].group
+    let size = FRAME_HEADER_BYTES_MAX
+    let n = 0
+    for (; n < this.queue.length && n < FRAME_MESSAGES_MAX; n++) {
+      const q = this.queue[n]
+      if (q.group !== group) break
+      if (n > 0 && size + q.bytes.byteLength > FRAME_BYTES_MAX) break
+      size += q.bytes.byteLength
+    }
+    const batch = this.queue.splice(0, n)
+    for (const b of batch) this.queuedBytes -= b.bytes.byteLength
+    return batch
+  }
+
+  private async connect (): Promise<void> {
+    const t = this.transport
+    const stream = await t.network.openStream(this.peer, RAFT_PROTOCOL, { signal: AbortSignal.timeout(t.dialTimeoutMs) })
+    if (this.stopped) {
+      stream.abort(new AbortedError('raft transport stopped'))
+      throw new UnavailableError('raft transport stopped')
+    }
+    this.stream = stream
+    this.lp = lpStream(stream, { maxDataLength: FRAME_BYTES_MAX })
+    t.stats.streamsOpened++
+    stream.addEventListener('close', () => {
+      if (this.stream === stream) {
+        this.stream = undefined
+        this.lp = undefined
+      }
+    }, { once: true })
+    t.log.trace('raft stream to %s opened', this.peer)
+  }
+
+  /** A dial or write failed: reset the stream, drop everything queued, back off before reconnecting. */
+  private fail (err: Error, inFlight: Queued[]): void {
+    const t = this.transport
+    const stream = this.stream
+    this.stream = undefined
+    this.lp = undefined
+    if (stream !== undefined && stream.status === 'open') stream.abort(err)
+    const dropped = [...inFlight, ...this.queue]
+    this.queue = []
+    this.queuedBytes = 0
+    if (!this.stopped) {
+      this.backoffUntil = Date.now() + this.backoffMs
+      t.log('raft peer %s unreachable (%s): dropped %d messages, retrying in %d ms',
+        this.peer, err.name === 'TimeoutError' ? new DeadlineExceededError('write or dial timed out').message : err.message,
+        dropped.length, this.backoffMs)
+      this.backoffMs = Math.min(this.backoffMs * 2, t.backoffMsMax)
+    }
+    this.drop(undefined, dropped)
+  }
+
+  stop (): void {
+    this.stopped = true
+    const stream = this.stream
+    this.stream = undefined
+    this.lp = undefined
+    if (stream !== undefined && stream.status === 'open') stream.abort(new AbortedError('raft transport stopped'))
+    this.queue = []
+    this.queuedBytes = 0
+  }
+}
+
+export class RaftTransport implements GroupTransport {
+  readonly network: PeerNetwork
+  readonly self: NodeId
+  readonly log: Logger
+  readonly queueMessagesMax: number
+  readonly queueBytesMax: number
+  readonly dialTimeoutMs: number
+  readonly writeTimeoutMs: number
+  readonly backoffMsMin: number
+  readonly backoffMsMax: number
+  readonly stats: RaftTransportStats = {
+    framesSent: 0, messagesSent: 0, messagesDropped: 0, framesReceived: 0, messagesReceived: 0,
+    messagesRejected: 0, framesMalformed: 0, streamsOpened: 0
+  }
+
+  private readonly handlers = new Map<number, RaftTransportHandler>()
+  private readonly senders = new Map<NodeId, PeerSender>()
+  private readonly inbound = new Set<Stream>()
+  private started = false
+
+  constructor (init: RaftTransportInit) {
+    this.network = init.network
+    this.self = init.network.self
+    this.log = init.logger ?? silentLogger
+    this.queueMessagesMax = positive(init.queueMessagesMax, PEER_QUEUE_MESSAGES_MAX_DEFAULT)
+    this.queueBytesMax = positive(init.queueBytesMax, PEER_QUEUE_BYTES_MAX_DEFAULT)
+    this.dialTimeoutMs = positive(init.dialTimeoutMs, DIAL_TIMEOUT_MS_DEFAULT)
+    this.writeTimeoutMs = positive(init.writeTimeoutMs, WRITE_TIMEOUT_MS_DEFAULT)
+    this.backoffMsMin = positive(init.backoffMsMin, BACKOFF_MS_MIN_DEFAULT)
+    this.backoffMsMax = Math.max(this.backoffMsMin, positive(init.backoffMsMax, BACKOFF_MS_MAX_DEFAULT))
+  }
+
+  async start (): Promise<void> {
+    if (this.started) return
+    await this.network.handle(RAFT_PROTOCOL, (stream, peer) => { void this.serve(stream, peer) },
+      { maxInboundStreams: INBOUND_STREAMS_MAX })
+    this.started = true
+  }
+
+  async stop (): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    await this.network.unhandle(RAFT_PROTOCOL).catch(() => {})
+    for (const s of this.senders.values()) s.stop()
+    this.senders.clear()
+    for (const s of this.inbound) if (s.status === 'open') s.abort(new AbortedError('raft transport stopped'))
+    this.inbound.clear()
+  }
+
+  register (group: number, handler: RaftTransportHandler): void {
+    if (this.handlers.has(group)) throw new Error(`raft transport: group ${group} is registered twice`)
+    this.handlers.set(group, handler)
+  }
+
+  unregister (group: number): void {
+    this.handlers.delete(group)
+  }
+
+  handlerOf (group: number): RaftTransportHandler | undefined {
+    return this.handlers.get(group)
+  }
+
+  /** Queues messages (each to its `to`); never blocks and never throws for a network condition. */
+  send (group: number, messages: Message[]): void {
+    for (const m of messages) {
+      if (m.to === this.self || m.to === '') throw new Error(`raft transport: message ${m.type} addressed to ${m.to === '' ? 'nobody' : 'self'}`)
+      if (!this.started) {
+        this.stats.messagesDropped++
+        continue
+      }
+      let s = this.senders.get(m.to)
+      if (s === undefined) {
+        s = new PeerSender(this, m.to)
+        this.senders.set(m.to, s)
+      }
+      s.enqueue(group, m)
+    }
+  }
+
+  /** Reads frames from a stream a peer opened, until it ends or misbehaves. */
+  private async serve (stream: Stream, peer: PeerIdString): Promise<void> {
+    if (!this.started) {
+      stream.abort(new UnavailableError('raft transport stopped'))
+      return
+    }
+    this.inbound.add(stream)
+    const lp = lpStream(stream, { maxDataLength: FRAME_BYTES_MAX, maxBufferSize: FRAME_BYTES_MAX + 64 * 1024 })
+    try {
+      for (;;) {
+        let bytes: Uint8Array
+        try {
+          bytes = (await lp.read()).subarray()
+        } catch (err) {
+          // The end of the stream (the peer closed or went away), or a frame over the size limit.
+          const name = (err as Error).name
+          if (name !== 'UnexpectedEOFError' && name !== 'StreamResetError' && name !== 'StreamAbortedError' && name !== 'AbortError') {
+            this.stats.framesMalformed++
+            this.log.error('raft stream from %s failed: %s', peer, (err as Error).message)
+          }
+          if (stream.status === 'open') stream.abort(err as Error)
+          return
+        }
+        this.stats.framesReceived++
+        let frame
+        try {
+          frame = decodeFrame(bytes)
+        } catch (err) {
+          this.stats.framesMalformed++
+          this.log.error('raft frame from %s refused, resetting its stream: %s', peer, (err as Error).message)
+          stream.abort(err as Error)
+          return
+        }
+        const handler = this.handlers.get(frame.group)
+        const accepted: Message[] = []
+        for (const m of frame.messages) {
+          if (handler === undefined || m.to !== this.self || (m.from !== peer && m.type !== MessageType.TransferLeader)) {
+            this.stats.messagesRejected++
+            this.log('raft message %s from %s refused: from %s, to %s, group %d', m.type, peer, m.from, m.to, frame.group)
+            continue
+          }
+          accepted.push(m)
+        }
+        this.stats.messagesReceived += accepted.length
+        if (accepted.length > 0) handler?.receive(peer, accepted)
+      }
+    } finally {
+      this.inbound.delete(stream)
+    }
+  }
+}

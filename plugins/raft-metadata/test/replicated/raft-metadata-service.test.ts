@@ -1,0 +1,138 @@
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { PrivateKey } from '@libp2p/interface'
+import { RaftMetadataService } from '../../src/replicated/index.js'
+import type { RaftMetadataServiceInit } from '../../src/replicated/index.js'
+import { extent, member, putFile } from '../state-machine/fixtures.js'
+import { newKey, plain, startHost, stopQuietly, testLogger, waitFor } from '../transport/libp2p-network.js'
+import type { TestHost } from '../transport/libp2p-network.js'
+
+interface Node { key: PrivateKey, port: number, host?: TestHost, service?: RaftMetadataService }
+interface Ctx { dir: string, nodes: Node[] }
+
+const test = suite<Ctx>('RaftMetadataService: 3 nodes over libp2p', { dir: '', nodes: [] })
+
+test.before.each(async (ctx) => {
+  ctx.dir = await mkdtemp(join(tmpdir(), 'dfs-raft-meta-'))
+  ctx.nodes = []
+})
+
+test.after.each(async (ctx) => {
+  for (const n of ctx.nodes) {
+    await n.service?.stop().catch(() => {})
+    await stopQuietly(n.host?.node)
+  }
+  await rm(ctx.dir, { recursive: true, force: true })
+})
+
+async function cluster (ctx: Ctx, extra: Partial<RaftMetadataServiceInit> = {}): Promise<RaftMetadataService[]> {
+  for (let i = 0; i < 3; i++) ctx.nodes.push({ key: await newKey(), port: 0 })
+  // Hosts first (every node must know every PeerId and address), then the services.
+  for (const n of ctx.nodes) { n.host = await startHost(n.key); n.port = n.host.port }
+  const peers = ctx.nodes.map((m) => ({ id: m.host?.id ?? '', addrs: m.host?.addrs ?? [] }))
+  const out: RaftMetadataService[] = []
+  for (const [i, n] of ctx.nodes.entries()) {
+    const host = n.host as TestHost
+    n.service = new RaftMetadataService({
+      dir: join(ctx.dir, `node-${i}`), nodeId: host.id, logger: testLogger(`[m${i}]`), network: host.network, peers, tickMs: 20, ...extra
+    })
+    out.push(n.service)
+  }
+  await Promise.all(out.map(async (s) => { await s.start() }))
+  return out
+}
+
+/** Waits until all services agree on one leader; returns its index. */
+async function leaderOf (ctx: Ctx, services: RaftMetadataService[]): Promise<number> {
+  let lead = -1
+  await waitFor(() => {
+    const leaders = new Set(services.map((s) => s.status().leader))
+    const [l] = [...leaders]
+    lead = ctx.nodes.findIndex((n) => n.host?.id === l)
+    return leaders.size === 1 && lead >= 0
+  }, 5000, 'a leader')
+  return lead
+}
+
+test('a file put on a follower is read (linearizably) on every node, with typed errors', plain(async (ctx) => {
+  const services = await cluster(ctx)
+  const lead = await leaderOf(ctx, services)
+  const follower = services[(lead + 1) % 3]
+  await follower.propose({ type: 'InitCluster', clusterId: 'c1', createdAtMs: 1, admin: 'admin-peer', member: member('n1') })
+  const r = await follower.propose(putFile('/docs/a.bin', [extent(1), extent(2)]))
+  assert.is(r.ok, true)
+  assert.is(r.file?.version, 1)
+  for (const s of services) {
+    const f = await s.read((v) => v.getFile('/docs/a.bin'))
+    assert.is(f?.extents.length, 2)
+    assert.is(await s.read((v) => v.cluster()?.clusterId), 'c1')
+  }
+  // A rejected operation is the state machine's typed error, the same on every node.
+  try {
+    await services[lead].propose({ type: 'InitCluster', clusterId: 'c2', createdAtMs: 2, admin: 'x', member: member('n2') })
+    assert.unreachable('a second InitCluster must fail')
+  } catch (err) {
+    assert.is((err as Error).name, 'AlreadyExists')
+  }
+  const st = follower.status()
+  assert.ok(st.leader !== undefined && st.appliedIndex >= 4 && st.commitIndex >= st.appliedIndex)
+}))
+
+test('state survives a restart of every node (log + snapshot replay)', plain(async (ctx) => {
+  const services = await cluster(ctx, { snapshotEvery: 10, snapshotKeepEntries: 2 })
+  await leaderOf(ctx, services)
+  await services[0].propose({ type: 'InitCluster', clusterId: 'c1', createdAtMs: 1, admin: 'admin-peer', member: member('n1') })
+  for (let k = 0; k < 25; k++) await services[k % 3].propose(putFile(`/f/${k}`, [extent(100 + k)]))
+  for (const n of ctx.nodes) {
+    await n.service?.stop()
+    await n.host?.node.stop()
+    n.service = undefined
+    n.host = undefined
+  }
+  // Restart all three on the same ports, data dirs and keys.
+  for (let i = 0; i < 3; i++) {
+    const n = ctx.nodes[i]
+    n.host = await startHost(n.key, n.port)
+  }
+  const peers = ctx.nodes.map((m) => ({ id: m.host?.id ?? '', addrs: m.host?.addrs ?? [] }))
+  const again: RaftMetadataService[] = []
+  for (const [i, n] of ctx.nodes.entries()) {
+    const host = n.host as TestHost
+    n.service = new RaftMetadataService({ dir: join(ctx.dir, `node-${i}`), nodeId: host.id, logger: testLogger(`[m${i}]`), network: host.network, peers, tickMs: 20 })
+    again.push(n.service)
+  }
+  await Promise.all(again.map(async (s) => { await s.start() }))
+  await leaderOf(ctx, again)
+  for (const s of again) {
+    const names = await s.read((v) => v.list('/f').map((e) => e.name))
+    assert.is(names.length, 25)
+  }
+  await again[2].propose(putFile('/f/new', [extent(999)]))
+  assert.ok((await again[0].read((v) => v.getFile('/f/new'))) !== undefined)
+}))
+
+test('init is validated', plain(async (ctx) => {
+  const host = await startHost()
+  ctx.nodes.push({ key: host.privateKey, port: host.port, host })
+  const base = { dir: join(ctx.dir, 'x'), nodeId: host.id, logger: testLogger('[v]'), network: host.network }
+  assert.throws(() => new RaftMetadataService({ ...base, peers: [] }), (e: Error) => e.name === 'InvalidArgument')
+  assert.throws(() => new RaftMetadataService({ ...base, peers: [{ id: 'other', addrs: [] }] }), (e: Error) => e.name === 'InvalidArgument')
+  const s = new RaftMetadataService({ ...base, peers: [{ id: host.id, addrs: [] }], tickMs: 20 })
+  try {
+    await s.propose(putFile('/a', []))
+    assert.unreachable('propose before start')
+  } catch (err) {
+    assert.is((err as Error).name, 'Unavailable')
+  }
+  // A single-voter group works too.
+  ctx.nodes[0].service = s
+  await s.start()
+  await waitFor(() => s.status().leader === host.id, 3000, 'the single voter to lead')
+  await s.propose({ type: 'InitCluster', clusterId: 'solo', createdAtMs: 1, admin: 'a', member: member('n1') })
+  assert.is(await s.read((v) => v.cluster()?.clusterId), 'solo')
+}))
+
+test.run()

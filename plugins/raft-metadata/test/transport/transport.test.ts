@@ -1,0 +1,131 @@
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { lpStream } from '@libp2p/utils'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { MessageType } from '../../src/raft/index.js'
+import type { Message } from '../../src/raft/index.js'
+import { RAFT_PROTOCOL, RaftTransport, encodeFrame, encodeMessage } from '../../src/transport/index.js'
+import type { RaftTransportHandler } from '../../src/transport/index.js'
+import { plain, startHost, stopQuietly, waitFor } from './libp2p-network.js'
+import type { TestHost } from './libp2p-network.js'
+
+interface Recorder extends RaftTransportHandler {
+  received: Array<{ from: string, m: Message }>
+  unreachable: string[]
+  snapshots: Array<{ peer: string, ok: boolean }>
+}
+
+function recorder (): Recorder {
+  const r: Recorder = {
+    received: [],
+    unreachable: [],
+    snapshots: [],
+    receive: (from, ms) => { for (const m of ms) r.received.push({ from, m }) },
+    reportUnreachable: (peer) => { r.unreachable.push(peer) },
+    reportSnapshot: (peer, ok) => { r.snapshots.push({ peer, ok }) }
+  }
+  return r
+}
+
+function msg (type: MessageType, from: string, to: string, extra: Partial<Message> = {}): Message {
+  return { type, from, to, term: 3, index: 0, logTerm: 0, entries: [], commit: 0, reject: false, rejectHint: 0, ...extra }
+}
+
+interface Ctx { hosts: TestHost[], transports: RaftTransport[] }
+const test = suite<Ctx>('raft transport over libp2p', { hosts: [], transports: [] })
+
+test.before.each((ctx) => { ctx.hosts = []; ctx.transports = [] })
+test.after.each(async (ctx) => {
+  for (const t of ctx.transports) await t.stop().catch(() => {})
+  for (const h of ctx.hosts) await stopQuietly(h.node)
+})
+
+async function pair (ctx: Ctx): Promise<{ a: TestHost, b: TestHost, ta: RaftTransport, tb: RaftTransport, ra: Recorder, rb: Recorder }> {
+  const a = await startHost()
+  const b = await startHost()
+  ctx.hosts.push(a, b)
+  await a.network.addAddresses(b.id, b.addrs)
+  await b.network.addAddresses(a.id, a.addrs)
+  const ta = new RaftTransport({ network: a.network, backoffMsMin: 20, backoffMsMax: 100, dialTimeoutMs: 1000 })
+  const tb = new RaftTransport({ network: b.network, backoffMsMin: 20, backoffMsMax: 100, dialTimeoutMs: 1000 })
+  ctx.transports.push(ta, tb)
+  await ta.start()
+  await tb.start()
+  const ra = recorder()
+  const rb = recorder()
+  ta.register(0, ra)
+  tb.register(0, rb)
+  return { a, b, ta, tb, ra, rb }
+}
+
+test('messages arrive in order, batched on one stream, with the proven sender', plain(async (ctx) => {
+  const { a, b, ta, rb } = await pair(ctx)
+  const sent: Message[] = []
+  for (let i = 0; i < 500; i++) sent.push(msg(MessageType.Heartbeat, a.id, b.id, { commit: i }))
+  for (const m of sent) ta.send(0, [m])
+  await waitFor(() => rb.received.length === 500, 5000, '500 messages')
+  assert.equal(rb.received.map((r) => r.m.commit), sent.map((m) => m.commit))
+  assert.ok(rb.received.every((r) => r.from === a.id))
+  assert.is(ta.stats.streamsOpened, 1)
+  assert.ok(ta.stats.framesSent < 500, `frames ${ta.stats.framesSent} should batch 500 messages`)
+}))
+
+test('a snapshot is delivered and reported; a message to an unreachable peer is reported', plain(async (ctx) => {
+  const { a, b, ta, ra, rb } = await pair(ctx)
+  const snap = msg(MessageType.Snap, a.id, b.id, {
+    snapshot: { metadata: { index: 10, term: 2, confState: { voters: [a.id, b.id], learners: [] } }, data: new Uint8Array(3 * 1024 * 1024).fill(7) }
+  })
+  ta.send(0, [snap])
+  await waitFor(() => rb.received.length === 1, 5000, 'the snapshot')
+  assert.equal(rb.received[0].m.snapshot, snap.snapshot)
+  await waitFor(() => ra.snapshots.length === 1, 2000, 'the snapshot report')
+  assert.equal(ra.snapshots, [{ peer: b.id, ok: true }])
+
+  await ctx.hosts[1].node.stop()
+  ta.send(0, [msg(MessageType.Snap, a.id, b.id, { snapshot: snap.snapshot })])
+  ta.send(0, [msg(MessageType.App, a.id, b.id)])
+  await waitFor(() => ra.unreachable.includes(b.id) && ra.snapshots.length === 2, 5000, 'unreachable reports')
+  assert.equal(ra.snapshots[1], { peer: b.id, ok: false })
+}))
+
+test('a message whose from is not the proven peer is dropped; the stream goes on', plain(async (ctx) => {
+  const { a, b, tb, rb } = await pair(ctx)
+  // A raw stream from A that claims to carry messages of a third node.
+  const stream = await a.node.dialProtocol(peerIdFromString(b.id), RAFT_PROTOCOL)
+  const lp = lpStream(stream)
+  const forged = msg(MessageType.App, '12D3KooWSomeoneElse', b.id)
+  const wrongTo = msg(MessageType.App, a.id, 'not-b')
+  const genuine = msg(MessageType.Heartbeat, a.id, b.id, { commit: 42 })
+  await lp.write(encodeFrame(0, [encodeMessage(forged), encodeMessage(wrongTo), encodeMessage(genuine)]))
+  await waitFor(() => rb.received.length === 1, 3000, 'the genuine message')
+  assert.is(rb.received[0].m.commit, 42)
+  assert.is(rb.received[0].from, a.id)
+  assert.is(tb.stats.messagesRejected, 2)
+  // A malformed frame resets the stream; the sender's transport opens a new one and is heard.
+  await lp.write(Uint8Array.of(0xff, 0xfe, 0xfd))
+  await waitFor(() => tb.stats.framesMalformed === 1, 3000, 'the malformed frame')
+  await waitFor(() => stream.status !== 'open', 3000, 'the reset of the stream')
+}))
+
+test('a sender reconnects after the peer restarts', plain(async (ctx) => {
+  const { a, b, ta, rb } = await pair(ctx)
+  ta.send(0, [msg(MessageType.Heartbeat, a.id, b.id, { commit: 1 })])
+  await waitFor(() => rb.received.length === 1, 3000, 'the first message')
+  await ctx.transports[1].stop()
+  await b.node.stop()
+  const b2 = await startHost(b.privateKey, b.port)
+  ctx.hosts.push(b2)
+  const tb2 = new RaftTransport({ network: b2.network })
+  ctx.transports.push(tb2)
+  await tb2.start()
+  const rb2 = recorder()
+  tb2.register(0, rb2)
+  // Keep sending (as heartbeats would) until one arrives on the new host.
+  await waitFor(() => {
+    ta.send(0, [msg(MessageType.Heartbeat, a.id, b.id, { commit: 2 })])
+    return rb2.received.length > 0
+  }, 5000, 'a message after the restart')
+  assert.ok(ta.stats.streamsOpened >= 2)
+}))
+
+test.run()
