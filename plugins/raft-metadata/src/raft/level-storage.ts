@@ -135,6 +135,8 @@ export class LevelStorage implements Storage {
   /** Serializes writes: each starts after the previous one finished (in call order). */
   private tail: Promise<void> = Promise.resolve()
   private closed = false
+  /** Batches written by saveReady, and how many of them were fsync'd. */
+  readonly stats = { batches: 0, syncedBatches: 0 }
 
   private constructor (db: Level<string, Uint8Array>, mem: MemoryStorage) {
     this.db = db
@@ -251,7 +253,16 @@ export class LevelStorage implements Storage {
       if (rd.hardState !== undefined) ops.push({ type: 'put', key: KEY_HARD_STATE, value: encodeHardState(rd.hardState) })
       if (ops.length === 0) return
       if (ops.length > MAX_BATCH_OPS) throw new Error(`raft storage: batch of ${ops.length} operations exceeds ${MAX_BATCH_OPS}`)
-      await this.db.batch(ops, { sync: true })
+      // Only entries, a snapshot, the term and the vote must be on disk before messages go out (paper
+      // figure 2: currentTerm, votedFor and log[] are the persistent state). A Ready that only moves the
+      // commit index is written without fsync: commitIndex is volatile state a restarted node re-learns
+      // from the leader, and the next synced write (LevelDB's log is sequential) makes it durable too.
+      const prev = this.mem.hardStateNow()
+      const mustSync = rd.snapshot !== undefined || es.length > 0 ||
+        (rd.hardState !== undefined && (rd.hardState.term !== prev.term || rd.hardState.vote !== prev.vote))
+      await this.db.batch(ops, { sync: mustSync })
+      this.stats.batches++
+      if (mustSync) this.stats.syncedBatches++
       if (rd.snapshot !== undefined) this.mem.applySnapshot(rd.snapshot)
       this.mem.append(rd.entries)
       if (rd.hardState !== undefined) this.mem.setHardState(rd.hardState)

@@ -143,6 +143,23 @@ test('LevelStorage: hard state, entries, snapshot and compaction survive close a
   await l.close()
 })
 
+test('LevelStorage: only entries, snapshots, term and vote are fsync\'d; a commit-only hard state is written without (etcd MustSync)', async () => {
+  const dir = await tempDir()
+  const l = await LevelStorage.open(dir, { confState: CS })
+  await l.saveReady({ entries: [ent(2, 2)], hardState: { term: 2, vote: 'a', commit: 1 } })
+  assert.equal(l.stats, { batches: 1, syncedBatches: 1 })
+  await l.saveReady({ entries: [], hardState: { term: 2, vote: 'a', commit: 2 } })
+  assert.equal(l.stats, { batches: 2, syncedBatches: 1 }, 'commit only: no fsync')
+  await l.saveReady({ entries: [], hardState: { term: 3, vote: '', commit: 2 } })
+  assert.equal(l.stats, { batches: 3, syncedBatches: 2 }, 'a new term is fsync\'d')
+  await l.saveReady({ entries: [], hardState: { term: 3, vote: 'b', commit: 2 } })
+  assert.equal(l.stats, { batches: 4, syncedBatches: 3 }, 'a vote is fsync\'d')
+  await l.close()
+  const again = await LevelStorage.open(dir)
+  assert.equal(again.initialState().hardState, { term: 3, vote: 'b', commit: 2 })
+  await again.close()
+})
+
 test('LevelStorage: a joining node opens empty; a corrupted record is detected on open', async () => {
   const dir = await tempDir()
   const l = await LevelStorage.open(dir)
