@@ -1,5 +1,6 @@
 import type { Checksum } from './extent-store.js'
 import type { CallOptions, Logger } from './options.js'
+import type { PeerNetwork } from './network.js'
 
 /** A PeerId in its string (base58btc) form. */
 export type PeerIdString = string
@@ -139,6 +140,8 @@ export interface MetadataServiceInit {
   /** PeerId of this node. */
   nodeId: PeerIdString
   logger: Logger
+  /** The node's libp2p host, for services that replicate over the network (e.g. Raft). */
+  network?: PeerNetwork
 }
 
 export type MetadataServiceFactory = (init: MetadataServiceInit) => MetadataService

@@ -30,3 +30,12 @@ export const RPC_IDLE_STREAMS_MAX = 4
 
 /** A server closes an RPC stream that carries no new call for this long. */
 export const RPC_STREAM_IDLE_CLOSE_MS = 60_000
+
+/** Inbound connections one remote host may open per second before the node refuses more. */
+export const INBOUND_CONNECTIONS_PER_SECOND_MAX = 100
+
+/** Inbound connections still in their handshake at once. */
+export const INBOUND_PENDING_CONNECTIONS_MAX = 64
+
+/** Open connections a node keeps. */
+export const CONNECTIONS_MAX = 1000

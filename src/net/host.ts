@@ -7,7 +7,7 @@ import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import type { ConnectionGater, PrivateKey } from '@libp2p/interface'
-import { PROTOCOL_PREFIX } from './constants.js'
+import { CONNECTIONS_MAX, INBOUND_CONNECTIONS_PER_SECOND_MAX, INBOUND_PENDING_CONNECTIONS_MAX, PROTOCOL_PREFIX } from './constants.js'
 
 /** Kad-DHT protocol id of dfs: its own prefix, so a dfs node never joins (or answers) the public IPFS DHT. */
 export const DHT_PROTOCOL = `/${PROTOCOL_PREFIX}/kad/1.0.0`
@@ -80,6 +80,13 @@ export async function createHost (init: HostInit): Promise<Host | NodeHost> {
       // dfs runs on loopback and private networks: allow dialling them
       denyDialMultiaddr: () => false,
       ...init.connectionGater
+    },
+    connectionManager: {
+      // every CLI command is a new connection: libp2p's default of 5 per second per host refuses a
+      // script that runs a few commands at once
+      inboundConnectionThreshold: INBOUND_CONNECTIONS_PER_SECOND_MAX,
+      maxIncomingPendingConnections: INBOUND_PENDING_CONNECTIONS_MAX,
+      maxConnections: CONNECTIONS_MAX
     },
     services
   })

@@ -6,6 +6,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { ConfigError, type ExtentStore, type MetadataService, type ServiceRegistry } from '@dfs/api'
 import { createHost, type Host } from '../net/host.js'
 import { loadOrCreateKey } from '../net/keys.js'
+import { peerNetwork } from '../net/peer-network.js'
 import { RpcServer } from '../net/rpc/server.js'
 import { Security } from '../security/index.js'
 import { ExtentGc } from './extent-gc.js'
@@ -87,7 +88,7 @@ export class NodeRuntime {
       const store = makeStore({ dir: join(init.dataDir, 'extents'), logger: logger('dfs:store') })
       await store.open()
       undo.unshift(async () => { await store.close() })
-      const metadata = makeMetadata({ dir: join(init.dataDir, 'metadata'), nodeId: id, logger: logger('dfs:metadata') })
+      const metadata = makeMetadata({ dir: join(init.dataDir, 'metadata'), nodeId: id, logger: logger('dfs:metadata'), network: peerNetwork(host) })
       await metadata.start()
       undo.unshift(async () => { await metadata.stop() })
 

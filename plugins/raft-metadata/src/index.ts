@@ -1,4 +1,6 @@
 export * from './state-machine/index.js'
 export * from './local/index.js'
+export { RaftMetadataService } from './replicated/index.js'
+export type { RaftMetadataServiceInit, RaftPeer } from './replicated/index.js'
 export { encodeOp, decodeOp, encodeCbor, decodeCbor } from './codec.js'
-// TODO: export * from './raft/index.js' once the Raft core (src/raft/index.ts) exists.
+// The Raft core itself is the subpath export `@dfs/raft-metadata/raft`.
