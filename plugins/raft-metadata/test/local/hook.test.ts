@@ -7,10 +7,10 @@ import { ServiceRegistry } from '@dfs/api'
 import hook from '../../src/hooks/services.js'
 import { LocalMetadataService } from '../../src/index.js'
 
-test('the dfs:services hook provides metadata "local", which builds a working LocalMetadataService', async () => {
+test('the dfs:services hook provides metadata "local" and "raft"; "local" builds a working LocalMetadataService', async () => {
   const registry = new ServiceRegistry()
   await (hook as unknown as (opts: { registry: ServiceRegistry }) => Promise<void>).call({}, { registry })
-  assert.equal(registry.names('metadata'), ['local'])
+  assert.equal(registry.names('metadata'), ['local', 'raft'])
   const factory = registry.get('metadata', 'local')
   const dir = await mkdtemp(join(tmpdir(), 'dfs-hook-'))
   try {
@@ -24,6 +24,18 @@ test('the dfs:services hook provides metadata "local", which builds a working Lo
     await service.stop()
   } finally {
     await rm(dir, { recursive: true, force: true })
+  }
+})
+
+test('the "raft" metadata service refuses to start without the node network', async () => {
+  const registry = new ServiceRegistry()
+  await (hook as unknown as (opts: { registry: ServiceRegistry }) => Promise<void>).call({}, { registry })
+  const logger = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false })
+  try {
+    registry.get('metadata', 'raft')({ dir: '/nonexistent', nodeId: 'peer-1', logger })
+    assert.unreachable()
+  } catch (err: any) {
+    assert.is(err.name, 'ConfigError')
   }
 })
 
