@@ -132,6 +132,27 @@ export interface MetadataService {
   propose: (op: MetadataOp, options?: CallOptions) => Promise<MetadataResult & { ok: true }>
   read: <T>(fn: (view: MetadataView) => T, options?: CallOptions) => Promise<T>
   status: () => MetadataStatus
+  /**
+   * Runs `fn` on this node's applied state without asking anyone: it may be stale. For routing and
+   * discovery only (e.g. where members listen), never to answer a client.
+   */
+  staleRead?: <T>(fn: (view: MetadataView) => T) => T
+  /** Present when the service replicates through a consensus group. */
+  membership?: MetadataMembership
+}
+
+/** Membership of a replicated metadata service's consensus group. */
+export interface MetadataMembership {
+  /** The group's voters and learners as this node last applied them. */
+  members: () => { voters: PeerIdString[], learners: PeerIdString[] }
+  /**
+   * Adds a node as a learner (it receives the log but does not vote); the service promotes learners
+   * to voters as the cluster grows (1 → 3 → 5 voters). Resolves once the change is applied here;
+   * a node that is already a member is left as it is.
+   */
+  addLearner: (id: PeerIdString, options?: CallOptions) => Promise<void>
+  /** Removes a node from the group (a voter or a learner); resolves once the change is applied here. */
+  remove: (id: PeerIdString, options?: CallOptions) => Promise<void>
 }
 
 export interface MetadataServiceInit {
@@ -142,6 +163,11 @@ export interface MetadataServiceInit {
   logger: Logger
   /** The node's libp2p host, for services that replicate over the network (e.g. Raft). */
   network?: PeerNetwork
+  /**
+   * This node joins an existing cluster: it starts with an empty log and learns the membership and
+   * the state from the group's leader (after a member added it with `membership.addLearner`).
+   */
+  join?: boolean
 }
 
 export type MetadataServiceFactory = (init: MetadataServiceInit) => MetadataService

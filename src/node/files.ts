@@ -5,6 +5,7 @@ import {
   type MetadataView
 } from '@dfs/api'
 import type { ExtentGc } from './extent-gc.js'
+import type { ExtentReader } from './extents.js'
 
 /** Extent writes a put keeps in flight while it receives the next extent's bytes. */
 const PUT_EXTENTS_IN_FLIGHT_MAX = 2
@@ -19,6 +20,11 @@ export interface FileServiceInit {
   gc: ExtentGc
   /** Bytes per extent (the last one of a file may be shorter). */
   extentSize?: number
+  /**
+   * Where `open` reads extents from (e.g. RemoteExtents: the local copy, else another replica). Without
+   * it every extent is read from `store`, which must then hold them all.
+   */
+  extents?: ExtentReader
 }
 
 export interface PutResult {
@@ -37,7 +43,12 @@ export interface StatResult {
 
 export interface OpenFile {
   stat: StatResult
-  /** The file's bytes, extent by extent, each verified against its checksum by the store. */
+  /**
+   * The file's bytes, extent by extent, each verified against its checksum (by the store, and with an
+   * ExtentReader also against metadata's record). The extents' local bytes stay pinned until the body
+   * ends, fails or is left (a generator that was never started does not run its cleanup, so a caller
+   * that decides not to read must still start it).
+   */
   body: AsyncGenerator<Uint8Array>
 }
 
@@ -51,6 +62,7 @@ export class FileService {
   readonly #metadata: MetadataService
   readonly #gc: ExtentGc
   readonly #extentSize: number
+  readonly #extents: ExtentReader | undefined
 
   constructor (init: FileServiceInit) {
     this.#nodeId = init.nodeId
@@ -58,6 +70,7 @@ export class FileService {
     this.#metadata = init.metadata
     this.#gc = init.gc
     this.#extentSize = init.extentSize ?? EXTENT_SIZE_MAX
+    this.#extents = init.extents
     if (!(this.#extentSize > 0 && this.#extentSize <= EXTENT_SIZE_MAX)) throw new Error(`extent size ${this.#extentSize} out of range`)
   }
 
@@ -123,14 +136,39 @@ export class FileService {
       return s
     }, options)
     const store = this.#store
-    async function * body (): AsyncGenerator<Uint8Array> {
+    const reader = this.#extents
+    async function * local (): AsyncGenerator<Uint8Array> {
       try {
         for (const extent of stat.extents) yield await store.get(extent.id, options)
       } finally {
         release()
       }
     }
-    return { stat, body: body() }
+    /** Reads through `reader`, fetching the next extent while the caller consumes this one. */
+    async function * through (reader: ExtentReader): AsyncGenerator<Uint8Array> {
+      const stop = new AbortController()
+      const signal = options.signal == null ? stop.signal : AbortSignal.any([options.signal, stop.signal])
+      const fetch = (i: number): Promise<Uint8Array> | undefined => {
+        if (i >= stat.extents.length) return undefined
+        const p = reader.get(stat.extents[i], { signal })
+        // rethrown when awaited; a prefetch the caller never reaches must not be an unhandled rejection
+        p.catch(() => {})
+        return p
+      }
+      let next = fetch(0)
+      try {
+        for (let i = 0; next != null; i++) {
+          const bytes = await next
+          next = fetch(i + 1)
+          yield bytes
+        }
+      } finally {
+        stop.abort()
+        if (next != null) await next.catch(() => {})
+        release()
+      }
+    }
+    return { stat, body: reader == null ? local() : through(reader) }
   }
 
   async list (rawPath: string, page: { after?: string, limit?: number } = {}, options: CallOptions = {}): Promise<{ entries: DirEntry[], more: boolean }> {

@@ -1,12 +1,17 @@
 import { randomUUID } from 'node:crypto'
-import { mkdir, rename, unlink, writeFile } from 'node:fs/promises'
+import { mkdir, rename, stat, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { logger } from '@libp2p/logger'
 import { multiaddr } from '@multiformats/multiaddr'
-import { ConfigError, type ExtentStore, type MetadataService, type ServiceRegistry } from '@dfs/api'
-import { createHost, type Host } from '../net/host.js'
+import { ConfigError, UnavailableError, type ClusterRecord, type ExtentStore, type MetadataService, type ServiceRegistry } from '@dfs/api'
+import { createHost, type Host, type NodeHost } from '../net/host.js'
 import { loadOrCreateKey } from '../net/keys.js'
 import { peerNetwork } from '../net/peer-network.js'
+import { parseAddress } from '../net/address.js'
+import { joinCluster } from './join.js'
+import { ClusterMembership } from './membership.js'
+import { RemoteExtents } from './extents.js'
+import { extentMethods } from './handlers/extent.js'
 import { RpcServer } from '../net/rpc/server.js'
 import { Security } from '../security/index.js'
 import { ExtentGc } from './extent-gc.js'
@@ -32,6 +37,14 @@ export interface NodeRuntimeInit {
   admin: string
   /** Bytes per extent of new files. */
   extentSize?: number
+  /** Addresses of cluster members (host:port or multiaddrs): where a new node asks to join. */
+  peers?: string[]
+  /** The join token a new node presents (`dfs cluster token create`). */
+  joinToken?: string
+  /** Interval of membership heartbeats. */
+  heartbeatMs?: number
+  /** Silence after which a member is considered Failed. */
+  failureTimeoutMs?: number
 }
 
 /** What `<data-dir>/node.json` holds while the node serves. */
@@ -53,9 +66,11 @@ export class NodeRuntime {
   readonly #store: ExtentStore
   readonly #metadata: MetadataService
   readonly #rpc: RpcServer
+  readonly #membership: ClusterMembership
+  readonly #extents: RemoteExtents
   #stopping: Promise<void> | undefined
 
-  private constructor (parts: { dataDir: string, id: string, clusterId: string, host: Host, lock: DataDirLock, store: ExtentStore, metadata: MetadataService, rpc: RpcServer }) {
+  private constructor (parts: { dataDir: string, id: string, clusterId: string, host: Host, lock: DataDirLock, store: ExtentStore, metadata: MetadataService, rpc: RpcServer, membership: ClusterMembership, extents: RemoteExtents }) {
     this.dataDir = parts.dataDir
     this.id = parts.id
     this.clusterId = parts.clusterId
@@ -64,6 +79,8 @@ export class NodeRuntime {
     this.#store = parts.store
     this.#metadata = parts.metadata
     this.#rpc = parts.rpc
+    this.#membership = parts.membership
+    this.#extents = parts.extents
   }
 
   static async start (init: NodeRuntimeInit): Promise<NodeRuntime> {
@@ -75,9 +92,9 @@ export class NodeRuntime {
       // the registry throws UnknownService (naming what is installed) before anything is opened
       const makeStore = init.registry.get('extentStore', init.store ?? 'level')
       const makeMetadata = init.registry.get('metadata', init.metadata ?? 'local')
-      let host: Host
+      let host: NodeHost
       try {
-        host = await createHost({ privateKey: key, listen: init.listen })
+        host = await createHost({ privateKey: key, listen: init.listen, role: 'node' })
       } catch (err: any) {
         if (err?.name !== 'UnsupportedListenAddressesError') throw err
         throw new ConfigError(`cannot listen on ${init.listen.join(', ')}: the port is in use or the address is not on this machine`, { listen: init.listen })
@@ -88,12 +105,34 @@ export class NodeRuntime {
       const store = makeStore({ dir: join(init.dataDir, 'extents'), logger: logger('dfs:store') })
       await store.open()
       undo.unshift(async () => { await store.close() })
-      const metadata = makeMetadata({ dir: join(init.dataDir, 'metadata'), nodeId: id, logger: logger('dfs:metadata'), network: peerNetwork(host) })
+      const addrs = host.getMultiaddrs().map((a) => a.toString())
+      const network = peerNetwork(host)
+      const metadataDir = join(init.dataDir, 'metadata')
+      const fresh = !(await exists(metadataDir))
+      const peers = (init.peers ?? []).map((a) => parseAddress(a))
+      let joining = false
+      if (fresh && peers.length > 0) {
+        if (init.joinToken == null) throw new ConfigError('a new node joins a cluster with --peers and --join-token (see dfs cluster token create)')
+        const reply = await joinCluster(host, peers, {
+          token: init.joinToken,
+          name: init.name ?? id.slice(-8),
+          region: init.region ?? 'default',
+          addrs
+        })
+        for (const m of reply.members) if (m.id !== id) await network.addAddresses(m.id, m.addrs)
+        joining = true
+        log('joined cluster %s through %s', reply.clusterId, reply.via)
+      } else if (peers.length > 0) {
+        // a restarted member: the peers given help it find the cluster; its own log knows the members
+        await Promise.allSettled(peers.map(async (p) => { await host.dial(p, { signal: AbortSignal.timeout(5000) }) }))
+      }
+      const metadata = makeMetadata({ dir: metadataDir, nodeId: id, logger: logger('dfs:metadata'), network, join: joining })
       await metadata.start()
       undo.unshift(async () => { await metadata.stop() })
 
-      const addrs = host.getMultiaddrs().map((a) => a.toString())
-      let cluster = await metadata.read((view) => view.cluster())
+      let cluster = joining
+        ? await waitForCluster(metadata)
+        : await metadata.read((view) => view.cluster())
       if (cluster == null) {
         await metadata.propose({
           type: 'InitCluster',
@@ -117,16 +156,31 @@ export class NodeRuntime {
       }
       if (cluster == null) throw new Error('metadata invariant broken: no cluster record after InitCluster')
 
+      const membership = new ClusterMembership({
+        host, nodeId: id, clusterId: cluster.clusterId, metadata, store, name: init.name, region: init.region,
+        heartbeatMs: init.heartbeatMs, failureTimeoutMs: init.failureTimeoutMs
+      })
+      membership.start()
+      undo.unshift(async () => { membership.stop() })
+
       const gc = new ExtentGc(store)
       await gc.sweep(metadata)
-      const files = new FileService({ nodeId: id, store, metadata, gc, extentSize: init.extentSize })
+      // extents another node holds are read from it (members' addresses come from metadata)
+      const extents = new RemoteExtents({
+        host,
+        nodeId: id,
+        store,
+        resolveAddrs: (peer) => metadata.staleRead?.((view) => view.members().find((m) => m.id === peer)?.addrs ?? []) ?? []
+      })
+      undo.unshift(async () => { await extents.stop() })
+      const files = new FileService({ nodeId: id, store, metadata, gc, extentSize: init.extentSize, extents })
       const security = new Security({ nodeId: id, metadata })
       const rpc = new RpcServer({ host, authorize: async (peer, action, options) => { await security.authorize(peer, action, options) } })
-      rpc.register(...fsMethods(files), ...clusterMethods({ nodeId: id, metadata }))
+      rpc.register(...fsMethods(files), ...clusterMethods({ nodeId: id, metadata, health: (m) => membership.health(m) }), ...extentMethods(store))
       await rpc.start()
       undo.unshift(async () => { await rpc.stop() })
 
-      const runtime = new NodeRuntime({ dataDir: init.dataDir, id, clusterId: cluster.clusterId, host, lock, store, metadata, rpc })
+      const runtime = new NodeRuntime({ dataDir: init.dataDir, id, clusterId: cluster.clusterId, host, lock, store, metadata, rpc, membership, extents })
       await runtime.#writeInfo()
       return runtime
     } catch (err) {
@@ -157,6 +211,8 @@ export class NodeRuntime {
     this.#stopping ??= (async () => {
       await unlink(join(this.dataDir, 'node.json')).catch(() => {})
       await this.#rpc.stop().catch((err) => { log.error('rpc stop: %s', err.message) })
+      this.#membership.stop()
+      await this.#extents.stop().catch((err) => { log.error('extents stop: %s', err.message) })
       try { await this.#host.stop() } catch (err: any) { log.error('host stop: %s', err.message) }
       await this.#metadata.stop().catch((err) => { log.error('metadata stop: %s', err.message) })
       await this.#store.close().catch((err) => { log.error('store stop: %s', err.message) })
@@ -165,3 +221,27 @@ export class NodeRuntime {
     await this.#stopping
   }
 }
+
+async function exists (path: string): Promise<boolean> {
+  return await stat(path).then(() => true, () => false)
+}
+
+/** A joining node has the cluster record once it caught up with the leader's snapshot. */
+async function waitForCluster (metadata: MetadataService): Promise<ClusterRecord> {
+  const deadline = Date.now() + JOIN_CATCH_UP_TIMEOUT_MS
+  let last: unknown
+  while (Date.now() < deadline) {
+    try {
+      const cluster = await metadata.read((view) => view.cluster(), { signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())) })
+      if (cluster != null) return cluster
+    } catch (err) {
+      last = err
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  throw new UnavailableError(`joined, but did not catch up with the cluster within ${JOIN_CATCH_UP_TIMEOUT_MS} ms` +
+    (last instanceof Error ? ` (${last.message})` : ''))
+}
+
+/** How long a joining node may take to receive the metadata from the leader. */
+const JOIN_CATCH_UP_TIMEOUT_MS = 60_000

@@ -1,4 +1,4 @@
-import { PermissionDeniedError, type CallOptions, type MetadataService, type Role } from '@dfs/api'
+import { PermissionDeniedError, type CallOptions, type MetadataService, type MetadataView, type Role } from '@dfs/api'
 
 /**
  * Actions an RPC handler asks about. Each RPC method names exactly one; roles grant sets of them.
@@ -7,13 +7,19 @@ export const Action = {
   FsRead: 'fs.read',
   FsWrite: 'fs.write',
   ClusterRead: 'cluster.read',
-  ClusterAdmin: 'cluster.admin'
+  ClusterAdmin: 'cluster.admin',
+  /** Asking to join: open to any peer; the join token it presents is the authorization. */
+  ClusterJoin: 'cluster.join',
+  /** Node-to-node work (reading extents of another node): members only. */
+  ExtentRead: 'extent.read'
 } as const
 
 export type ActionName = typeof Action[keyof typeof Action]
 
-const ROLE_ACTIONS: Record<Role, ReadonlySet<string>> = {
-  admin: new Set(Object.values(Action)),
+const ROLE_ACTIONS: Record<Role | 'node', ReadonlySet<string>> = {
+  /** Cluster members (nodes) act for clients they serve and for each other. */
+  node: new Set(Object.values(Action)),
+  admin: new Set([Action.FsRead, Action.FsWrite, Action.ClusterRead, Action.ClusterAdmin]),
   user: new Set([Action.FsRead, Action.FsWrite, Action.ClusterRead]),
   readonly: new Set([Action.FsRead, Action.ClusterRead])
 }
@@ -25,9 +31,10 @@ export interface SecurityInit {
 }
 
 /**
- * Authorization of every request by the PeerId that Noise proved. The node's own key is Admin; other
- * peers get the role bound to their PeerId in cluster metadata (the identity that created the
- * cluster is bound to Admin at creation); a peer with no role is refused.
+ * Authorization of every request by the PeerId that Noise proved. The node's own key and the other
+ * members of the cluster act as nodes; other peers get the role bound to their PeerId in cluster
+ * metadata (the identity that created the cluster is bound to Admin at creation); a peer with no
+ * role is refused everything but asking to join with a token.
  */
 export class Security {
   readonly #nodeId: string
@@ -38,12 +45,18 @@ export class Security {
     this.#metadata = init.metadata
   }
 
-  async roleOf (peer: string, options?: CallOptions): Promise<Role | undefined> {
-    if (peer === this.#nodeId) return 'admin'
-    return await this.#metadata.read((view) => view.role(peer), options)
+  async roleOf (peer: string, options?: CallOptions): Promise<Role | 'node' | undefined> {
+    if (peer === this.#nodeId) return 'node'
+    const lookup = (view: MetadataView): Role | 'node' | undefined =>
+      view.members().some((m) => m.id === peer) ? 'node' : view.role(peer)
+    // this node's applied state decides: a grant or revocation takes effect here once applied
+    return this.#metadata.staleRead != null
+      ? this.#metadata.staleRead(lookup)
+      : await this.#metadata.read(lookup, options)
   }
 
   async authorize (peer: string, action: string, options?: CallOptions): Promise<void> {
+    if (action === Action.ClusterJoin) return
     const role = await this.roleOf(peer, options)
     if (role == null) {
       throw new PermissionDeniedError(`peer ${peer} is not a member or user of this cluster`, { peer, action })

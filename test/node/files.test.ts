@@ -8,7 +8,7 @@ import { LocalMetadataService } from '@dfs/raft-metadata'
 import { MemoryExtentStore } from '../support/memory-extent-store.js'
 import { FileService } from '../../src/node/files.js'
 import { ExtentGc } from '../../src/node/extent-gc.js'
-import type { ExtentStore } from '@dfs/api'
+import type { CallOptions, ExtentRecord, ExtentStore } from '@dfs/api'
 
 /** FileService over an in-memory extent store and the real (LevelDB) local metadata log. */
 const test = suite('node/files')
@@ -140,6 +140,39 @@ test('a corrupt extent fails the read with CorruptExtent naming it', async () =>
     assert.is(err.name, 'CorruptExtent')
     assert.is(err.details.extentId, victim)
   }
+})
+
+test('with an extent reader, open reads through it one extent ahead, and pins still hold the local bytes', async () => {
+  const calls: string[] = []
+  const signals: AbortSignal[] = []
+  const reader = {
+    get: async (extent: ExtentRecord, options?: CallOptions): Promise<Uint8Array> => {
+      calls.push(extent.id)
+      if (options?.signal != null) signals.push(options.signal)
+      return await ctx.store.get(extent.id)
+    }
+  }
+  const files = new FileService({ nodeId: NODE, store: ctx.store, metadata: ctx.metadata, gc: ctx.gc, extentSize: 1000, extents: reader })
+  const v1 = randomBytes(3000)
+  await files.put('/f', chunks(v1, [3000]))
+  const ids = (await files.stat('/f')).extents.map((e) => e.id)
+  const old = await files.open('/f')
+  const first = await old.body.next()
+  assert.equal(calls, ids.slice(0, 2), 'the second extent is fetched while the first is consumed')
+  await files.put('/f', chunks(randomBytes(1500), [1500]))
+  assert.is((await ctx.store.usage()).extents, 5, 'old extents stay while pinned')
+  const rest = await readAll(old.body)
+  assert.ok(Buffer.concat([first.value as Uint8Array, rest]).equals(v1))
+  assert.equal(calls, ids)
+  assert.is((await ctx.store.usage()).extents, 2, 'old extents freed once the reader is done')
+
+  // a reader that leaves early aborts the prefetch and lets go of the pins
+  const left = await files.open('/f')
+  await left.body.next()
+  await left.body.return(undefined)
+  assert.ok(signals[signals.length - 1].aborted, 'the prefetch was told to stop')
+  await files.put('/f', chunks(randomBytes(10), [10]))
+  assert.is((await ctx.store.usage()).extents, 1, 'nothing pinned after the reader left')
 })
 
 test.run()

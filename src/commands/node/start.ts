@@ -16,6 +16,7 @@ with its PeerId and addresses; the CLI finds it there by default.`
 
   static override examples = [
     '<%= config.bin %> node start',
+    '<%= config.bin %> node start --data-dir ./n2 --listen 127.0.0.1:7401 --peers 127.0.0.1:7400 --join-token dfs-join.…',
     '<%= config.bin %> node start --data-dir /var/lib/dfs --listen 0.0.0.0:7400 --name n1 --region eu-west'
   ]
 
@@ -25,7 +26,11 @@ with its PeerId and addresses; the CLI finds it there by default.`
     name: Flags.string({ description: 'human-readable node name (default: the end of its PeerId)' }),
     region: Flags.string({ description: 'region or failure domain of this node', default: 'default' }),
     store: Flags.string({ description: 'extent store implementation, as provided by a plugin', default: 'level' }),
-    metadata: Flags.string({ description: 'metadata service implementation, as provided by a plugin', default: 'local', hidden: true }),
+    metadata: Flags.string({ description: 'metadata service implementation: raft (replicated; the default) or local (one node, no joining)', default: 'raft', hidden: true }),
+    peers: Flags.string({ description: 'addresses of cluster members (host:port or multiaddrs): a new node joins through them, a restarted one uses them to find the cluster', multiple: true, delimiter: ',' }),
+    'join-token': Flags.string({ description: 'join token for a new node (see dfs cluster token create); also $DFS_JOIN_TOKEN', env: 'DFS_JOIN_TOKEN' }),
+    'heartbeat-ms': Flags.integer({ description: 'interval of membership heartbeats', default: 5000, min: 50 }),
+    'failure-timeout-ms': Flags.integer({ description: 'silence after which a member is considered failed', default: 15000, min: 200 }),
     'extent-size': Flags.integer({ description: 'bytes per extent of new files', default: EXTENT_SIZE_MAX, min: 1, max: EXTENT_SIZE_MAX, hidden: true })
   }
 
@@ -50,7 +55,11 @@ with its PeerId and addresses; the CLI finds it there by default.`
       metadata: flags.metadata,
       registry,
       admin: peerIdString(userKey),
-      extentSize: flags['extent-size']
+      extentSize: flags['extent-size'],
+      peers: flags.peers,
+      joinToken: flags['join-token'],
+      heartbeatMs: flags['heartbeat-ms'],
+      failureTimeoutMs: flags['failure-timeout-ms']
     })
     const info = node.info()
     this.say(`dfs node ${info.id}\ncluster ${node.clusterId}\ndata dir ${dataDir}\nlistening on\n${info.addrs.map((a) => `  ${a}`).join('\n')}`)

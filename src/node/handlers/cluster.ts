@@ -1,6 +1,7 @@
 import { Action } from '../../security/index.js'
-import { JOIN_TOKEN_TTL_MS_DEFAULT, JOIN_TOKEN_TTL_MS_MAX, mintJoinToken } from '../../security/join-token.js'
-import { integer, record } from './params.js'
+import { JOIN_TOKEN_TTL_MS_DEFAULT, JOIN_TOKEN_TTL_MS_MAX, mintJoinToken, verifyJoinToken } from '../../security/join-token.js'
+import { integer, record, text } from './params.js'
+import { InvalidArgumentError, UnavailableError } from '@dfs/api'
 import type { MetadataService } from '@dfs/api'
 import type { RpcMethod } from '../../net/rpc/types.js'
 
@@ -21,7 +22,9 @@ export interface ClusterNode {
 }
 
 /** `cluster.status`: the cluster as this node sees it; `cluster.nodes`: its members. */
-export function clusterMethods (init: { nodeId: string, metadata: MetadataService }): RpcMethod[] {
+export function clusterMethods (init: { nodeId: string, metadata: MetadataService, health: (member: string) => 'healthy' | 'suspected' | 'failed' }): RpcMethod[] {
+  const voters = (members: string[]): Set<string> =>
+    new Set(init.metadata.membership?.members().voters ?? members.slice(0, 1))
   return [
     {
       name: 'cluster.status',
@@ -31,15 +34,17 @@ export function clusterMethods (init: { nodeId: string, metadata: MetadataServic
       handle: async ({ signal }): Promise<ClusterStatus> => {
         const { cluster, members } = await init.metadata.read((view) => ({ cluster: view.cluster(), members: view.members() }), { signal })
         const status = init.metadata.status()
-        // one node: it is the only member and it is serving this request; membership and the failure
-        // detector (next milestone) fill in the others
-        const total = members.length
-        const healthy = members.filter((m) => m.id === init.nodeId).length
+        const health = members.map((m) => init.health(m.id))
         return {
           clusterId: cluster?.clusterId ?? '',
           leader: status.leader ?? null,
           term: status.term,
-          nodes: { total, healthy, suspected: 0, failed: total - healthy }
+          nodes: {
+            total: members.length,
+            healthy: health.filter((h) => h === 'healthy').length,
+            suspected: health.filter((h) => h === 'suspected').length,
+            failed: health.filter((h) => h === 'failed').length
+          }
         }
       }
     },
@@ -50,16 +55,15 @@ export function clusterMethods (init: { nodeId: string, metadata: MetadataServic
       params: (raw) => record(raw ?? {}, 'cluster.nodes'),
       handle: async ({ signal }): Promise<{ nodes: ClusterNode[] }> => {
         const members = await init.metadata.read((view) => view.members(), { signal })
-        // one node: itself, serving this request, is the only voter; the failure detector and Raft
-        // membership (next milestone) report the others
+        const voting = voters(members.map((m) => m.id))
         return {
           nodes: members.map((m) => ({
             id: m.id,
             name: m.name,
             addrs: m.addrs,
             region: m.region,
-            health: m.id === init.nodeId ? 'healthy' : 'failed',
-            voter: m.id === init.nodeId
+            health: init.health(m.id),
+            voter: voting.has(m.id)
           }))
         }
       }
@@ -76,6 +80,36 @@ export function clusterMethods (init: { nodeId: string, metadata: MetadataServic
         const { token, record: rec } = mintJoinToken(peer, params.ttlMs, Date.now())
         await init.metadata.propose({ type: 'CreateJoinToken', token: rec }, { signal })
         return { token, id: rec.id, expiresAtMs: rec.expiresAtMs }
+      }
+    },
+    {
+      name: 'cluster.join',
+      action: Action.ClusterJoin,
+      kind: 'unary',
+      params: (raw) => {
+        const p = record(raw, 'cluster.join')
+        const addrs = p.addrs
+        if (!Array.isArray(addrs) || addrs.length > 16 || addrs.some((a) => typeof a !== 'string' || a.length > 1024)) {
+          throw new InvalidArgumentError('addrs must be at most 16 multiaddr strings')
+        }
+        return {
+          token: text(p, 'token', { max: 256 }),
+          name: text(p, 'name', { max: 255 }),
+          region: text(p, 'region', { max: 64 }),
+          addrs: addrs as string[]
+        }
+      },
+      handle: async ({ peer, params, signal }) => {
+        const membership = init.metadata.membership
+        if (membership == null) {
+          throw new UnavailableError('this node keeps its metadata without consensus (--metadata local) and cannot admit members')
+        }
+        // the token is checked against committed metadata, at this node's time
+        await init.metadata.read((view) => verifyJoinToken(view, params.token, Date.now()), { signal })
+        await init.metadata.propose({ type: 'PutMember', member: { id: peer, name: params.name, region: params.region, addrs: params.addrs } }, { signal })
+        await membership.addLearner(peer, { signal })
+        const { cluster, members } = await init.metadata.read((view) => ({ cluster: view.cluster(), members: view.members() }), { signal })
+        return { clusterId: cluster?.clusterId ?? '', members: members.map((m) => ({ id: m.id, addrs: m.addrs })) }
       }
     },
     {

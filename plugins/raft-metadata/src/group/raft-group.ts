@@ -33,7 +33,7 @@ import {
 } from '@dfs/api'
 import type { Logger } from '@dfs/api'
 import { EntryType, RawNode, StateType, decodeConfChange } from '../raft/index.js'
-import type { ConfState, Entry, Message, NodeId, Rand, Ready } from '../raft/index.js'
+import type { ConfChange, ConfState, Entry, Message, NodeId, ProgressStatus, Rand, Ready } from '../raft/index.js'
 import type { GroupTransport, RaftTransportHandler } from '../transport/index.js'
 import {
   CALL_TIMEOUT_MS_DEFAULT, ELECTION_TICK_DEFAULT, HEARTBEAT_TICK_DEFAULT, INBOX_MESSAGES_MAX_DEFAULT,
@@ -126,9 +126,13 @@ interface Waiter {
 
 interface PendingProposal<R> extends Waiter {
   seq: number
+  /** Normal proposals: the sealed entry. Conf changes: the sealed envelope, carried in `cc.context`. */
   entry: Uint8Array
+  /** Set for a membership change; resolved with the ConfState after it is applied. */
+  cc?: ConfChange
   submitted: boolean
   resolve: (result: R) => void
+  resolveConf?: (cs: ConfState) => void
 }
 
 interface PendingRead extends Waiter {
@@ -268,6 +272,8 @@ export class RaftGroup<R> {
     }
     this.#transport.register(this.group, handler)
     this.#state = 'running'
+    // the only voter need not wait an election timeout to find out nobody else will campaign
+    if (this.#confState.voters.length === 1 && this.#confState.voters[0] === this.id) this.#node.campaign()
     this.#ticker = setInterval(() => {
       if (this.#pendingTicks < PENDING_TICKS_MAX) this.#pendingTicks++
       this.#signal()
@@ -375,6 +381,41 @@ export class RaftGroup<R> {
       this.#reads.set(key, r)
       this.#signal()
     })
+  }
+
+  /**
+   * Proposes a membership change (one at a time: while an earlier one is not applied the core drops
+   * it and it is retried on the next tick) and resolves with the membership once this node applied it.
+   * The change's `context` carries the proposal id, so the proposer recognizes its own change.
+   */
+  proposeConfChange (cc: Omit<ConfChange, 'context'>, options: GroupCallOptions = {}): Promise<ConfState> {
+    const refused = this.#refuse(options)
+    if (refused !== undefined) return Promise.reject(refused)
+    const seq = ++this.#seq
+    const entry = sealEnvelope(this.#nonce, seq, new Uint8Array(0))
+    return new Promise<ConfState>((resolve, reject) => {
+      const p: PendingProposal<R> = {
+        seq,
+        entry,
+        cc: { type: cc.type, node: cc.node, context: entry },
+        submitted: false,
+        done: false,
+        resolve: () => { reject(new Error('a conf change resolved as a normal proposal')) },
+        resolveConf: resolve,
+        reject,
+        timeoutMs: options.timeoutMs ?? this.#callTimeoutMs
+      }
+      this.#arm(p, options, 'membership change')
+      this.#proposals.set(seq, p)
+      this.#unsubmitted.push(p)
+      this.stats.proposals++
+      this.#signal()
+    })
+  }
+
+  /** On the leader: every member's replication progress (match = highest index known replicated). */
+  progress (): Record<NodeId, ProgressStatus> | undefined {
+    return this.#node?.status().progress
   }
 
   #refuse (options: GroupCallOptions): Error | undefined {
@@ -524,7 +565,8 @@ export class RaftGroup<R> {
         const p = this.#unsubmitted[n]
         if (p.done) continue
         try {
-          node.propose(p.entry)
+          if (p.cc !== undefined) node.proposeConfChange(p.cc)
+          else node.propose(p.entry)
         } catch (err) {
           if ((err as Error).name !== 'ProposalDropped') throw err
           this.#submitBlocked = true
@@ -624,7 +666,22 @@ export class RaftGroup<R> {
         // The leader validates conf changes before appending them; every replica skips this alike.
         this.#log.error('raft group %d: committed conf change at %d does not decode: %s', this.group, e.index, (err as Error).message)
       }
-      if (cc !== undefined) this.#setConfState(node.applyConfChange(cc))
+      if (cc !== undefined) {
+        const cs = node.applyConfChange(cc)
+        this.#setConfState(cs)
+        const env = cc.context === undefined ? undefined : openEnvelope(cc.context)
+        if (env !== undefined && Buffer.compare(env.nonce, this.#nonce) === 0) {
+          const p = this.#proposals.get(env.seq)
+          if (p !== undefined) {
+            this.#proposals.delete(env.seq)
+            if (!p.done) {
+              this.#settle(p)
+              this.stats.proposalsApplied++
+              p.resolveConf?.({ voters: [...cs.voters], learners: [...cs.learners] })
+            }
+          }
+        }
+      }
     } else if (e.data.byteLength > 0) {
       const env = openEnvelope(e.data)
       if (env === undefined) {

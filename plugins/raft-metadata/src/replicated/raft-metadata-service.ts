@@ -16,19 +16,19 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
-  DataDirLockedError, InvalidArgumentError, UnavailableError, errorFromWire
+  DataDirLockedError, InvalidArgumentError, NotFoundError, UnavailableError, errorFromWire
 } from '@dfs/api'
 import type {
-  CallOptions, Logger, MetadataOp, MetadataResult, MetadataService, MetadataServiceInit, MetadataStatus,
-  MetadataView, PeerIdString, PeerNetwork
+  CallOptions, Logger, MetadataMembership, MetadataOp, MetadataResult, MetadataService, MetadataServiceInit,
+  MetadataStatus, MetadataView, PeerIdString, PeerNetwork
 } from '@dfs/api'
 import { decodeOp, encodeOp } from '../codec.js'
 import { RaftGroup } from '../group/index.js'
 import type { GroupStateMachine, RaftGroupStats } from '../group/index.js'
-import { LevelStorage } from '../raft/index.js'
+import { ConfChangeType, LevelStorage } from '../raft/index.js'
 import { MetadataStateMachine } from '../state-machine/index.js'
 import { RaftTransport } from '../transport/index.js'
-import { OP_BYTES_MAX_DEFAULT, RAFT_DIR, SYSTEM_GROUP } from './constants.js'
+import { OP_BYTES_MAX_DEFAULT, PROMOTE_EVERY_MS_DEFAULT, RAFT_DIR, SYSTEM_GROUP } from './constants.js'
 
 export interface RaftPeer {
   id: PeerIdString
@@ -38,8 +38,13 @@ export interface RaftPeer {
 
 export interface RaftMetadataServiceInit extends MetadataServiceInit {
   network: PeerNetwork
-  /** The group's initial voters, this node included. Used only when the log is created. */
+  /**
+   * The group's initial voters, this node included. Used only when the log is created, and not when
+   * `join` is set (a joining node learns the membership from the leader's snapshot).
+   */
   peers: RaftPeer[]
+  /** How often the leader checks whether a learner should be promoted (default 500 ms). */
+  promoteEveryMs?: number
   /** Milliseconds per Raft tick (default 100: elections after 1–2 s without a leader). */
   tickMs?: number
   electionTick?: number
@@ -97,6 +102,30 @@ export class RaftMetadataService implements MetadataService {
   #ownsTransport = false
   #group: RaftGroup<MetadataResult> | undefined
   readonly #applier = new MetadataApplier()
+  #promoter: ReturnType<typeof setInterval> | undefined
+  #promoting = false
+
+  /** Membership of the metadata group (see MetadataMembership in @dfs/api). */
+  readonly membership: MetadataMembership = {
+    members: () => {
+      const cs = this.#group?.status().confState ?? { voters: [], learners: [] }
+      return { voters: [...cs.voters].sort(), learners: [...cs.learners].sort() }
+    },
+    addLearner: async (id, options) => {
+      const group = this.#running()
+      const cs = group.status().confState
+      if (cs.voters.includes(id) || cs.learners.includes(id)) return
+      await group.proposeConfChange({ type: ConfChangeType.AddLearner, node: id }, { signal: options?.signal })
+    },
+    remove: async (id, options) => {
+      const group = this.#running()
+      const cs = group.status().confState
+      if (!cs.voters.includes(id) && !cs.learners.includes(id)) {
+        throw new NotFoundError(`${id} is not a member of the metadata group`, { id })
+      }
+      await group.proposeConfChange({ type: ConfChangeType.RemoveNode, node: id }, { signal: options?.signal })
+    }
+  }
 
   constructor (init: RaftMetadataServiceInit) {
     if (typeof init?.dir !== 'string' || init.dir.length === 0) throw new InvalidArgumentError('init.dir must be a directory path', { dir: init?.dir })
@@ -104,10 +133,10 @@ export class RaftMetadataService implements MetadataService {
     if (init.network === undefined || init.network.self !== init.nodeId) {
       throw new InvalidArgumentError('init.network must be the network of init.nodeId', { nodeId: init.nodeId, self: init.network?.self })
     }
-    if (!Array.isArray(init.peers) || init.peers.length === 0) throw new InvalidArgumentError('init.peers must list the initial voters')
+    if (!Array.isArray(init.peers) || (init.peers.length === 0 && init.join !== true)) throw new InvalidArgumentError('init.peers must list the initial voters')
     const voters = [...new Set(init.peers.map((p) => p.id))].sort()
     if (voters.some((v) => typeof v !== 'string' || v.length === 0)) throw new InvalidArgumentError('every peer needs a PeerId string')
-    if (!voters.includes(init.nodeId)) {
+    if (init.join !== true && !voters.includes(init.nodeId)) {
       throw new InvalidArgumentError('init.peers must include this node', { nodeId: init.nodeId, peers: voters })
     }
     const opBytesMax = init.opBytesMax ?? OP_BYTES_MAX_DEFAULT
@@ -132,7 +161,8 @@ export class RaftMetadataService implements MetadataService {
     try {
       await mkdir(init.dir, { recursive: true })
       try {
-        this.#storage = await LevelStorage.open(join(init.dir, RAFT_DIR), { confState: { voters: this.#voters, learners: [] } })
+        this.#storage = await LevelStorage.open(join(init.dir, RAFT_DIR),
+          init.join === true ? undefined : { confState: { voters: this.#voters, learners: [] } })
       } catch (err) {
         const cause = (err as { cause?: { code?: string } }).cause
         if (cause?.code === 'LEVEL_LOCKED') {
@@ -166,6 +196,12 @@ export class RaftMetadataService implements MetadataService {
         logger: init.logger
       })
       this.#group.start()
+      // a restarted node finds the other members where metadata last saw them
+      for (const m of this.#applier.sm.members()) {
+        if (m.id !== init.nodeId && m.addrs.length > 0) await init.network.addAddresses(m.id, m.addrs).catch(() => {})
+      }
+      this.#promoter = setInterval(() => { void this.#promoteLearners() }, init.promoteEveryMs ?? PROMOTE_EVERY_MS_DEFAULT)
+      this.#promoter.unref?.()
       this.#state = 'running'
       this.#log('replicated metadata started on %s with voters %o', init.nodeId, this.#voters)
     } catch (err) {
@@ -181,7 +217,43 @@ export class RaftMetadataService implements MetadataService {
     await this.#close()
   }
 
+  /**
+   * On the leader: grows the voters with the cluster — 1 voter for 1–2 members, 3 for 3–4, 5 beyond —
+   * by promoting, one at a time, a learner that has caught up with the commit index. Larger voter sets
+   * only slow writes down; the other members stay learners (thesis §4.2.1: learners first).
+   */
+  async #promoteLearners (): Promise<void> {
+    const group = this.#group
+    if (this.#promoting || this.#state !== 'running' || group === undefined) return
+    const st = group.status()
+    if (st.leader !== this.#init.nodeId) return
+    const { voters, learners } = st.confState
+    const members = voters.length + learners.length
+    const target = members >= 5 ? 5 : members >= 3 ? 3 : 1
+    if (voters.length >= target || learners.length === 0) return
+    const progress = group.progress() ?? {}
+    const ready = learners.filter((id) => (progress[id]?.match ?? 0) >= st.commit).sort()
+    if (ready.length === 0) return
+    this.#promoting = true
+    try {
+      await group.proposeConfChange({ type: ConfChangeType.AddVoter, node: ready[0] })
+      this.#log('promoted %s to voter', ready[0])
+    } catch (err) {
+      this.#log('promoting %s failed: %s', ready[0], (err as Error).message)
+    } finally {
+      this.#promoting = false
+    }
+  }
+
+  /** This node's applied state, possibly stale (see MetadataService.staleRead). */
+  staleRead<T> (fn: (view: MetadataView) => T): T {
+    this.#running()
+    return fn(this.#applier.sm.view)
+  }
+
   async #close (): Promise<void> {
+    if (this.#promoter !== undefined) clearInterval(this.#promoter)
+    this.#promoter = undefined
     await this.#group?.stop()
     this.#group = undefined
     if (this.#ownsTransport) await this.#transport?.stop()
