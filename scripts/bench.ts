@@ -20,11 +20,13 @@ const opt = (name: string, def: number): number => {
 const sizeMiB = opt('size-mib', 256)
 const reps = opt('reps', 3)
 const smallCount = opt('small', 1000)
+const metadataIdx = args.indexOf('--metadata')
+const metadata = metadataIdx >= 0 ? args[metadataIdx + 1] : 'raft'
 
 const dir = await mkdtemp(join(tmpdir(), 'dfs-bench-'))
 const env = { ...process.env, HOME: dir, DFS_IDENTITY: join(dir, 'admin.key'), DEBUG: '' }
 const dataDir = join(dir, 'node')
-const node = spawn(process.execPath, [DFS, 'node', 'start', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--json'], { env, stdio: ['ignore', 'pipe', 'inherit'] })
+const node = spawn(process.execPath, [DFS, 'node', 'start', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--metadata', metadata, '--json'], { env, stdio: ['ignore', 'pipe', 'inherit'] })
 try {
   const info = await waitFor(async () => {
     const t = await readFile(join(dataDir, 'node.json'), 'utf8').catch(() => undefined)
@@ -61,7 +63,7 @@ try {
     [`get ${sizeMiB} MiB (MiB/s)`, fmt(median(getRates)), fmt(pct(getRates, 0.01)), ''],
     ['put 4 KiB latency (ms)', fmt(median(latencies)), fmt(pct(latencies, 0.99)), 'p50 <= 2']
   ]
-  console.log(`\nsingle node, fsync on, ${reps} reps of ${sizeMiB} MiB, ${smallCount} × 4 KiB puts over one connection`)
+  console.log(`\nsingle node (--metadata ${metadata}), fsync on, ${reps} reps of ${sizeMiB} MiB, ${smallCount} × 4 KiB puts over one connection`)
   console.log('(for throughput the p99 column is the worst rep)\n')
   for (const row of rows) console.log(row.map((c, i) => i === 0 ? c.padEnd(26) : c.padStart(10)).join(' '))
 } finally {

@@ -39,3 +39,6 @@ export const INBOUND_PENDING_CONNECTIONS_MAX = 64
 
 /** Open connections a node keeps. */
 export const CONNECTIONS_MAX = 1000
+
+/** Initial Yamux receive window of a stream (the sender may have this much in flight on it). */
+export const STREAM_WINDOW_BYTES = 4 * 1024 * 1024

@@ -8,7 +8,7 @@ import type { ExtentGc } from './extent-gc.js'
 import type { ExtentReader } from './extents.js'
 
 /** Extent writes a put keeps in flight while it receives the next extent's bytes. */
-const PUT_EXTENTS_IN_FLIGHT_MAX = 2
+const PUT_EXTENTS_IN_FLIGHT_MAX = 4
 
 /** Largest page of `ls`. */
 export const LIST_PAGE_MAX = 1000
@@ -77,15 +77,19 @@ export class FileService {
   async put (rawPath: string, body: AsyncIterable<Uint8Array>, options: CallOptions = {}): Promise<PutResult> {
     const path = normalizePath(rawPath)
     // refuse early what the commit would refuse, before receiving any bytes
-    await this.#metadata.read((view) => { checkPutTarget(view, path) }, options)
+    // (the commit checks again, so this node's possibly stale state is good enough to refuse early)
+    const precheck = (view: MetadataView): void => { checkPutTarget(view, path) }
+    if (this.#metadata.staleRead != null) this.#metadata.staleRead(precheck)
+    else await this.#metadata.read(precheck, options)
     const written: ExtentRecord[] = []
     const inFlight: Array<Promise<void>> = []
     let size = 0
-    let buffer = new Uint8Array(this.#extentSize)
+    // every byte handed on is written first (only buffer[0, filled) leaves), so no zero-fill is needed
+    let buffer: Uint8Array = Buffer.allocUnsafeSlow(this.#extentSize)
     let filled = 0
     const flush = async (): Promise<void> => {
       const bytes = buffer.subarray(0, filled)
-      buffer = new Uint8Array(this.#extentSize)
+      buffer = Buffer.allocUnsafeSlow(this.#extentSize)
       filled = 0
       const id = randomUUID()
       const record: ExtentRecord = { id, size: bytes.byteLength, checksum: '', replicas: [this.#nodeId] }

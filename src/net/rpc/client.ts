@@ -153,7 +153,9 @@ export class RpcClient {
         if (frame.kind === FrameKind.End) break
         if (frame.kind === FrameKind.Error) throw errorFromWire(frame.error)
         if (frame.kind !== FrameKind.Data) throw new MalformedFrameError(`unexpected frame kind ${frame.kind} in ${method}`)
-        yield frame.bytes instanceof Uint8Array ? frame.bytes : frame.bytes.subarray()
+        // the frame's pieces as they arrived: no copy into one buffer
+        if (frame.bytes instanceof Uint8Array) yield frame.bytes
+        else yield * frame.bytes
         await framed.write({ kind: FrameKind.Credit, frames: 1 }, { signal })
       }
       await framed.write({ kind: FrameKind.End }, { signal })

@@ -156,7 +156,9 @@ export class RpcServer {
         if (frame.kind !== FrameKind.Data) throw new MalformedFrameError(`expected DATA or END in an upload, got frame kind ${frame.kind}`)
         if (credit === 0) throw new MalformedFrameError('DATA frame beyond the granted credit')
         credit -= 1
-        yield frame.bytes instanceof Uint8Array ? frame.bytes : frame.bytes.subarray()
+        // the frame's pieces as they arrived: no copy into one buffer
+        if (frame.bytes instanceof Uint8Array) yield frame.bytes
+        else yield * frame.bytes
         // the consumer is done with the chunk: let the sender have one more in flight
         await framed.write({ kind: FrameKind.Credit, frames: 1 }, { signal })
         credit += 1
