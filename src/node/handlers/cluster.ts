@@ -1,7 +1,7 @@
 import { Action } from '../../security/index.js'
 import { JOIN_TOKEN_TTL_MS_DEFAULT, JOIN_TOKEN_TTL_MS_MAX, mintJoinToken, verifyJoinToken } from '../../security/join-token.js'
 import { integer, record, text } from './params.js'
-import { InvalidArgumentError, UnavailableError } from '@dfs/api'
+import { InvalidArgumentError, NotFoundError, UnavailableError } from '@dfs/api'
 import type { MetadataService } from '@dfs/api'
 import type { RpcMethod } from '../../net/rpc/types.js'
 
@@ -110,6 +110,33 @@ export function clusterMethods (init: { nodeId: string, metadata: MetadataServic
         await membership.addLearner(peer, { signal })
         const { cluster, members } = await init.metadata.read((view) => ({ cluster: view.cluster(), members: view.members() }), { signal })
         return { clusterId: cluster?.clusterId ?? '', members: members.map((m) => ({ id: m.id, addrs: m.addrs })) }
+      }
+    },
+    {
+      name: 'cluster.nodes.remove',
+      action: Action.ClusterAdmin,
+      kind: 'unary',
+      params: (raw) => ({ node: text(record(raw, 'cluster.nodes.remove'), 'node', { max: 255 }) }),
+      handle: async ({ params, signal }) => {
+        const membership = init.metadata.membership
+        if (membership == null) throw new UnavailableError('this node keeps its metadata without consensus (--metadata local): there are no other members')
+        const members = await init.metadata.read((view) => view.members(), { signal })
+        // a PeerId, or a name that only one member has
+        const byId = members.find((m) => m.id === params.node)
+        const byName = members.filter((m) => m.name === params.node)
+        if (byId == null && byName.length > 1) {
+          throw new InvalidArgumentError(`${byName.length} members are named ${params.node}: give the PeerId`, { node: params.node, ids: byName.map((m) => m.id) })
+        }
+        const member = byId ?? byName[0]
+        if (member == null) throw new NotFoundError(`no member ${params.node}`, { node: params.node })
+        const { voters, learners } = membership.members()
+        if (voters.length === 1 && voters[0] === member.id && learners.length === 0) {
+          throw new InvalidArgumentError('the last member cannot be removed', { node: member.id })
+        }
+        // first out of the consensus group (so it no longer counts towards quorums), then out of the member list
+        if (voters.includes(member.id) || learners.includes(member.id)) await membership.remove(member.id, { signal })
+        await init.metadata.propose({ type: 'RemoveMember', id: member.id }, { signal })
+        return { id: member.id, name: member.name }
       }
     },
     {

@@ -1,5 +1,5 @@
-import { ClientCommand } from '../../cli/base-command.js'
-import type { ClusterNode } from '../../node/handlers/cluster.js'
+import { ClientCommand } from '../../../cli/base-command.js'
+import type { ClusterNode } from '../../../node/handlers/cluster.js'
 
 export default class ClusterNodes extends ClientCommand<{ nodes: ClusterNode[] }> {
   static override summary = 'List the cluster members with their health, region and addresses'
