@@ -168,6 +168,8 @@ export interface MetadataServiceInit {
    * the state from the group's leader (after a member added it with `membership.addLearner`).
    */
   join?: boolean
+  /** Applied operations between snapshots of the metadata (after which the log before it is compacted). */
+  snapshotEvery?: number
 }
 
 export type MetadataServiceFactory = (init: MetadataServiceInit) => MetadataService

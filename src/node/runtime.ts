@@ -45,6 +45,8 @@ export interface NodeRuntimeInit {
   heartbeatMs?: number
   /** Silence after which a member is considered Failed. */
   failureTimeoutMs?: number
+  /** Metadata operations between snapshots (tests make it small to exercise snapshot catch-up). */
+  metadataSnapshotEvery?: number
 }
 
 /** What `<data-dir>/node.json` holds while the node serves. */
@@ -126,7 +128,7 @@ export class NodeRuntime {
         // a restarted member: the peers given help it find the cluster; its own log knows the members
         await Promise.allSettled(peers.map(async (p) => { await host.dial(p, { signal: AbortSignal.timeout(5000) }) }))
       }
-      const metadata = makeMetadata({ dir: metadataDir, nodeId: id, logger: logger('dfs:metadata'), network, join: joining })
+      const metadata = makeMetadata({ dir: metadataDir, nodeId: id, logger: logger('dfs:metadata'), network, join: joining, snapshotEvery: init.metadataSnapshotEvery })
       await metadata.start()
       undo.unshift(async () => { await metadata.stop() })
 

@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert'
 import { randomBytes } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { DfsClient } from '../../src/client/index.js'
 import { Sandbox, waitFor, type NodeHandle } from './harness.js'
 
 /**
@@ -11,7 +12,8 @@ import { Sandbox, waitFor, type NodeHandle } from './harness.js'
  * catches up when it comes back.
  */
 const test = suite('e2e: a three-node cluster')
-const FAST = ['--heartbeat-ms', '200', '--failure-timeout-ms', '1500']
+// short heartbeats; frequent metadata snapshots so a node that missed writes catches up by snapshot
+const FAST = ['--heartbeat-ms', '200', '--failure-timeout-ms', '1500', '--metadata-snapshot-every', '20']
 
 let sb: Sandbox
 const nodes = new Map<string, NodeHandle>()
@@ -99,14 +101,27 @@ test('kill -9 of the leader: a new leader and successful writes within seconds, 
   }, 10_000, 'the killed node to be reported failed')
   assert.is(failed.nodes.healthy, 2)
 
-  // the old leader restarts from its data dir, without --peers, and catches up
-  const back = await sb.startNode({ dataDir: leader.dataDir, args: FAST })
+  // many more writes than the snapshot interval while it is down: its log is compacted away
+  const client = await DfsClient.open({ node: survivors[0].addr, identityPath: sb.env.DFS_IDENTITY as string, dataDir: sb.dir })
+  try {
+    for (let i = 0; i < 60; i++) {
+      await client.rpc.upload('fs.put', { path: `/while-down/${i}` }, (async function * () { yield new Uint8Array([i]) })())
+    }
+  } finally {
+    await client.close()
+  }
+
+  // the old leader restarts from its data dir, on another port, without --peers, and catches up by snapshot
+  const back = await sb.startNode({ dataDir: leader.dataDir, args: FAST, env: { DEBUG: 'dfs:metadata' } })
   nodes.set(leaderName, back)
   const seen = await waitFor(async () => {
     const r = await sb.run(['fs', 'stat', '/after.bin', '--json', '--node', back.addr, '--timeout', '3000'])
     return r.code === 0 ? r.json : undefined
   }, 20_000, 'the restarted node to see the write it missed')
   assert.is(seen.path, '/after.bin')
+  const last = await sb.run(['fs', 'stat', '/while-down/59', '--json', '--node', back.addr])
+  assert.is(last.code, 0, last.stderr)
+  assert.match(back.stderr(), /restored a snapshot/, 'it caught up by snapshot')
   await waitFor(async () => {
     const st = await status(back)
     return st.nodes.healthy === 3 ? st : undefined

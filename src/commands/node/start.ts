@@ -30,6 +30,7 @@ with its PeerId and addresses; the CLI finds it there by default.`
     peers: Flags.string({ description: 'addresses of cluster members (host:port or multiaddrs): a new node joins through them, a restarted one uses them to find the cluster', multiple: true, delimiter: ',' }),
     'join-token': Flags.string({ description: 'join token for a new node (see dfs cluster token create); also $DFS_JOIN_TOKEN', env: 'DFS_JOIN_TOKEN' }),
     'heartbeat-ms': Flags.integer({ description: 'interval of membership heartbeats', default: 5000, min: 50 }),
+    'metadata-snapshot-every': Flags.integer({ description: 'metadata operations between snapshots of the metadata log', min: 2, hidden: true }),
     'failure-timeout-ms': Flags.integer({ description: 'silence after which a member is considered failed', default: 15000, min: 200 }),
     'extent-size': Flags.integer({ description: 'bytes per extent of new files', default: EXTENT_SIZE_MAX, min: 1, max: EXTENT_SIZE_MAX, hidden: true })
   }
@@ -59,7 +60,8 @@ with its PeerId and addresses; the CLI finds it there by default.`
       peers: flags.peers,
       joinToken: flags['join-token'],
       heartbeatMs: flags['heartbeat-ms'],
-      failureTimeoutMs: flags['failure-timeout-ms']
+      failureTimeoutMs: flags['failure-timeout-ms'],
+      metadataSnapshotEvery: flags['metadata-snapshot-every']
     })
     const info = node.info()
     this.say(`dfs node ${info.id}\ncluster ${node.clusterId}\ndata dir ${dataDir}\nlistening on\n${info.addrs.map((a) => `  ${a}`).join('\n')}`)

@@ -13,11 +13,17 @@ import { RaftMetadataService } from '../replicated/index.js'
 const hook: Hook<'dfs:services'> = async function (opts) {
   opts.registry.provide('metadata', 'local', (init) => {
     if (init.join === true) throw new ConfigError('the local metadata service cannot join a cluster: use --metadata raft')
-    return new LocalMetadataService(init)
+    return new LocalMetadataService({ ...init, compactEvery: init.snapshotEvery })
   })
   opts.registry.provide('metadata', 'raft', (init) => {
     if (init.network == null) throw new ConfigError('the raft metadata service needs the node\'s network')
-    return new RaftMetadataService({ ...init, network: init.network, peers: init.join === true ? [] : [{ id: init.nodeId, addrs: [] }] })
+    return new RaftMetadataService({
+      ...init,
+      network: init.network,
+      peers: init.join === true ? [] : [{ id: init.nodeId, addrs: [] }],
+      // keep a short tail after a snapshot when snapshots are frequent, so lagging nodes need them
+      snapshotKeepEntries: init.snapshotEvery != null ? Math.min(1000, Math.floor(init.snapshotEvery / 2)) : undefined
+    })
   })
 }
 
