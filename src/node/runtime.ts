@@ -10,6 +10,7 @@ import { peerNetwork } from '../net/peer-network.js'
 import { parseAddress } from '../net/address.js'
 import { joinCluster } from './join.js'
 import { ClusterMembership } from './membership.js'
+import { PartitionFault } from './faults.js'
 import { RemoteExtents } from './extents.js'
 import { extentMethods } from './handlers/extent.js'
 import { RpcServer } from '../net/rpc/server.js'
@@ -47,6 +48,8 @@ export interface NodeRuntimeInit {
   failureTimeoutMs?: number
   /** Metadata operations between snapshots (tests make it small to exercise snapshot catch-up). */
   metadataSnapshotEvery?: number
+  /** Test-only: accept `test.partition` RPCs that cut this node off from chosen peers. */
+  testFaults?: boolean
 }
 
 /** What `<data-dir>/node.json` holds while the node serves. */
@@ -94,14 +97,16 @@ export class NodeRuntime {
       // the registry throws UnknownService (naming what is installed) before anything is opened
       const makeStore = init.registry.get('extentStore', init.store ?? 'level')
       const makeMetadata = init.registry.get('metadata', init.metadata ?? 'local')
+      const faults = init.testFaults === true ? new PartitionFault() : undefined
       let host: NodeHost
       try {
-        host = await createHost({ privateKey: key, listen: init.listen, role: 'node' })
+        host = await createHost({ privateKey: key, listen: init.listen, role: 'node', connectionGater: faults?.gater() })
       } catch (err: any) {
         if (err?.name !== 'UnsupportedListenAddressesError') throw err
         throw new ConfigError(`cannot listen on ${init.listen.join(', ')}: the port is in use or the address is not on this machine`, { listen: init.listen })
       }
       undo.unshift(async () => { await host.stop() })
+      faults?.attach(host)
       const id = host.peerId.toString()
 
       const store = makeStore({ dir: join(init.dataDir, 'extents'), logger: logger('dfs:store') })
@@ -178,7 +183,7 @@ export class NodeRuntime {
       const files = new FileService({ nodeId: id, store, metadata, gc, extentSize: init.extentSize, extents })
       const security = new Security({ nodeId: id, metadata })
       const rpc = new RpcServer({ host, authorize: async (peer, action, options) => { await security.authorize(peer, action, options) } })
-      rpc.register(...fsMethods(files), ...clusterMethods({ nodeId: id, metadata, health: (m) => membership.health(m) }), ...extentMethods(store))
+      rpc.register(...fsMethods(files), ...clusterMethods({ nodeId: id, metadata, health: (m) => membership.health(m) }), ...extentMethods(store), ...(faults?.methods() ?? []))
       await rpc.start()
       undo.unshift(async () => { await rpc.stop() })
 

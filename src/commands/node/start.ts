@@ -61,7 +61,8 @@ with its PeerId and addresses; the CLI finds it there by default.`
       joinToken: flags['join-token'],
       heartbeatMs: flags['heartbeat-ms'],
       failureTimeoutMs: flags['failure-timeout-ms'],
-      metadataSnapshotEvery: flags['metadata-snapshot-every']
+      metadataSnapshotEvery: flags['metadata-snapshot-every'],
+      testFaults: process.env.DFS_TEST_FAULTS === '1'
     })
     const info = node.info()
     this.say(`dfs node ${info.id}\ncluster ${node.clusterId}\ndata dir ${dataDir}\nlistening on\n${info.addrs.map((a) => `  ${a}`).join('\n')}`)
