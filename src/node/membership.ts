@@ -66,6 +66,8 @@ export class ClusterMembership {
 
   health (id: string): Health {
     if (id === this.#init.nodeId) return 'healthy'
+    // a member that joined since the last sync starts being watched now (with the detector's grace)
+    if (!this.#members.has(id)) this.#sync()
     const h = this.#heartbeats.health(id)
     return h === 'Healthy' ? 'healthy' : h === 'Suspected' ? 'suspected' : 'failed'
   }
@@ -83,7 +85,9 @@ export class ClusterMembership {
       return
     }
     const next = new Set(members.map((m) => m.id).filter((id) => id !== this.#init.nodeId))
-    for (const id of next) if (!this.#members.has(id)) this.#heartbeats.watch(id)
+    const added = [...next].filter((id) => !this.#members.has(id))
+    // the service asks isMember() before it watches, so the new set goes in first
     this.#members = next
+    for (const id of added) this.#heartbeats.watch(id)
   }
 }
