@@ -11,6 +11,7 @@
 import { decode, encode } from 'cborg'
 import { InvalidArgumentError, MalformedFrameError } from '@dfs/api'
 import type { MetadataOp } from '@dfs/api'
+import { STRICT_CBOR_DECODE_OPTIONS } from './raft/util.js'
 
 const encodeOptions = {
   // An `undefined` property is an absent one (as in JSON); an `undefined` elsewhere is refused by the
@@ -18,16 +19,7 @@ const encodeOptions = {
   ignoreUndefinedProperties: true
 } as const
 
-const decodeOptions = {
-  strict: true,
-  allowIndefinite: false,
-  allowUndefined: false,
-  allowInfinity: false,
-  allowNaN: false,
-  allowBigInt: false,
-  rejectDuplicateMapKeys: true,
-  useMaps: false
-} as const
+const decodeOptions = STRICT_CBOR_DECODE_OPTIONS
 
 /** Deterministic CBOR. Throws InvalidArgument for values CBOR cannot carry (functions, symbols …). */
 export function encodeCbor (value: unknown): Uint8Array {

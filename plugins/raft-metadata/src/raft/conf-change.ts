@@ -6,22 +6,14 @@ import { decode, encode } from 'cborg'
 import { InvalidConfChangeError } from './errors.js'
 import { ConfChangeType } from './types.js'
 import type { ConfChange, ConfState, NodeId } from './types.js'
+import { STRICT_CBOR_DECODE_OPTIONS } from './util.js'
 
 /** Longest node id accepted in a conf change (a PeerId string is ~52 characters). */
 export const MAX_NODE_ID_LENGTH = 256
 /** Largest ConfChange.context accepted. */
 export const MAX_CONF_CHANGE_CONTEXT_BYTES = 64 * 1024
 
-const decodeOptions = {
-  strict: true,
-  allowIndefinite: false,
-  allowUndefined: false,
-  allowInfinity: false,
-  allowNaN: false,
-  allowBigInt: false,
-  rejectDuplicateMapKeys: true,
-  useMaps: false
-} as const
+const decodeOptions = STRICT_CBOR_DECODE_OPTIONS
 
 /** Deterministic CBOR: `{ t: type, n: node, c?: context }`. */
 export function encodeConfChange (cc: ConfChange): Uint8Array {

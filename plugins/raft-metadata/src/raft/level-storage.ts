@@ -19,6 +19,7 @@ import { CompactedError, CorruptLogError, SnapshotOutOfDateError } from './error
 import { MemoryStorage } from './memory-storage.js'
 import { EntryType } from './types.js'
 import type { ConfState, Entry, HardState, Snapshot, Storage } from './types.js'
+import { STRICT_CBOR_DECODE_OPTIONS } from './util.js'
 
 const KEY_HARD_STATE = 'm/hs'
 const KEY_SNAPSHOT = 'm/snap'
@@ -31,16 +32,7 @@ function entryKey (index: number): string {
   return ENTRY_PREFIX + index.toString(16).padStart(16, '0')
 }
 
-const decodeOptions = {
-  strict: true,
-  allowIndefinite: false,
-  allowUndefined: false,
-  allowInfinity: false,
-  allowNaN: false,
-  allowBigInt: false,
-  rejectDuplicateMapKeys: true,
-  useMaps: false
-} as const
+const decodeOptions = STRICT_CBOR_DECODE_OPTIONS
 
 /** CBOR + CRC-32 (pair assertion: computed before writing, verified after reading). */
 function seal (value: unknown): Uint8Array {

@@ -68,3 +68,19 @@ export function bytesEqual (a: Uint8Array | undefined, b: Uint8Array | undefined
 export function bytesKey (b: Uint8Array | undefined): string {
   return b === undefined ? '' : Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
 }
+
+/**
+ * cborg decode options for untrusted bytes (entries, messages, snapshots, operations): strict
+ * canonical-ish CBOR, no indefinite lengths, undefined, Infinity, NaN or bigints, no duplicate keys,
+ * plain objects rather than Maps.
+ */
+export const STRICT_CBOR_DECODE_OPTIONS = {
+  strict: true,
+  allowIndefinite: false,
+  allowUndefined: false,
+  allowInfinity: false,
+  allowNaN: false,
+  allowBigInt: false,
+  rejectDuplicateMapKeys: true,
+  useMaps: false
+} as const

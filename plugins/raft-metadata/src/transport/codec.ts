@@ -27,6 +27,7 @@ import {
   CONTEXT_BYTES_MAX, FRAME_BYTES_MAX, FRAME_MESSAGES_MAX, GROUP_ID_MAX, MEMBERS_MAX, MESSAGE_ENTRIES_MAX,
   NODE_ID_LENGTH_MAX, SNAPSHOT_DATA_BYTES_MAX
 } from './constants.js'
+import { STRICT_CBOR_DECODE_OPTIONS } from '../raft/util.js'
 
 /** Wire codes of the message types that may cross the network. Never renumber: it is the protocol. */
 const TYPE_CODES: ReadonlyMap<MessageType, number> = new Map([
@@ -51,16 +52,7 @@ const MESSAGE_FIELDS = 12
 const ENTRY_FIELDS = 4
 const SNAPSHOT_FIELDS = 5
 
-const decodeOptions = {
-  strict: true,
-  allowIndefinite: false,
-  allowUndefined: false,
-  allowInfinity: false,
-  allowNaN: false,
-  allowBigInt: false,
-  rejectDuplicateMapKeys: true,
-  useMaps: false
-} as const
+const decodeOptions = STRICT_CBOR_DECODE_OPTIONS
 
 /** Whether a message of this type may be sent to a peer. */
 export function isWireType (type: MessageType): boolean {
