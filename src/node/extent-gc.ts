@@ -48,14 +48,18 @@ export class ExtentGc {
 
   /**
    * Deletes stored extents that metadata does not reference: the leftovers of puts that failed or
-   * of a crash between writing bytes and committing the file. Runs at start-up, before any put.
+   * of a crash between writing bytes and committing the file. Safe while puts run: a put pins its
+   * extents before writing them and until its commit, so the store is listed first (skipping pinned
+   * extents) and metadata read after — any extent listed unpinned was either committed before the
+   * read, and is referenced, or is an orphan.
    */
   async sweep (metadata: MetadataService): Promise<number> {
-    const referenced = await metadata.read((view) => new Set(view.extentIds()))
-    const orphans: string[] = []
+    const candidates: string[] = []
     for await (const info of this.#store.list()) {
-      if (!referenced.has(info.id)) orphans.push(info.id)
+      if (!this.#pins.has(info.id)) candidates.push(info.id)
     }
+    const referenced = await metadata.read((view) => new Set(view.extentIds()))
+    const orphans = candidates.filter((id) => !referenced.has(id))
     await this.free(orphans)
     if (orphans.length > 0) log('swept %d unreferenced extents', orphans.length)
     return orphans.length

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import {
-  EXTENT_SIZE_MAX, IsADirectoryError, NotADirectoryError, NotFoundError, normalizePath, parentPath,
+  DfsError, EXTENT_SIZE_MAX, IsADirectoryError, NotADirectoryError, NotFoundError, normalizePath, parentPath,
   type CallOptions, type DirEntry, type ExtentRecord, type ExtentStore, type FileRecord, type MetadataService,
   type MetadataView
 } from '@dfs/api'
@@ -82,6 +82,8 @@ export class FileService {
     if (this.#metadata.staleRead != null) this.#metadata.staleRead(precheck)
     else await this.#metadata.read(precheck, options)
     const written: ExtentRecord[] = []
+    const unpins: Array<() => void> = []
+    let proposed = false
     const inFlight: Array<Promise<void>> = []
     let size = 0
     // every byte handed on is written first (only buffer[0, filled) leaves), so no zero-fill is needed
@@ -94,6 +96,8 @@ export class FileService {
       const id = randomUUID()
       const record: ExtentRecord = { id, size: bytes.byteLength, checksum: '', replicas: [this.#nodeId] }
       written.push(record)
+      // pinned from before its bytes exist until the file commits: a concurrent sweep leaves it alone
+      unpins.push(this.#gc.pin([id]))
       const stored = this.#store.put(id, bytes, options).then((info) => { record.checksum = info.checksum })
       // handled here so a failure while the next extent is still arriving is not an unhandled
       // rejection; it is rethrown when this write is awaited
@@ -115,13 +119,22 @@ export class FileService {
       }
       if (filled > 0) await flush()
       await Promise.all(inFlight.splice(0))
+      proposed = true
       const result = await this.#metadata.propose({ type: 'PutFile', path, size, mtimeMs: Date.now(), extents: written }, options)
       if (result.freed != null && result.freed.length > 0) await this.#gc.free(result.freed.map((e) => e.id))
       return { path, size, extents: written.length }
     } catch (err) {
       await Promise.allSettled(inFlight)
-      await this.#gc.free(written.map((e) => e.id))
+      // Free the bytes only when the file certainly did not commit: the put failed before its
+      // proposal, or apply rejected it (the rejection carries its log index). A deadline or a lost
+      // leader leaves the outcome unknown — the file may still commit — so the bytes stay, and the
+      // sweep frees them if it never does.
+      const rejected = err instanceof DfsError && typeof err.details.index === 'number'
+      if (!proposed || rejected) await this.#gc.free(written.map((e) => e.id))
       throw err
+    } finally {
+      // after a failure the extents were freed while pinned: letting go deletes them now
+      for (const unpin of unpins) unpin()
     }
   }
 

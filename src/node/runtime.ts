@@ -73,9 +73,11 @@ export class NodeRuntime {
   readonly #rpc: RpcServer
   readonly #membership: ClusterMembership
   readonly #extents: RemoteExtents
+  readonly #settle: AbortController
+  readonly #settled: Promise<void>
   #stopping: Promise<void> | undefined
 
-  private constructor (parts: { dataDir: string, id: string, clusterId: string, host: Host, lock: DataDirLock, store: ExtentStore, metadata: MetadataService, rpc: RpcServer, membership: ClusterMembership, extents: RemoteExtents }) {
+  private constructor (parts: { dataDir: string, id: string, clusterId: string, host: Host, lock: DataDirLock, store: ExtentStore, metadata: MetadataService, rpc: RpcServer, membership: ClusterMembership, extents: RemoteExtents, settle: AbortController, settled: Promise<void> }) {
     this.dataDir = parts.dataDir
     this.id = parts.id
     this.clusterId = parts.clusterId
@@ -86,6 +88,13 @@ export class NodeRuntime {
     this.#rpc = parts.rpc
     this.#membership = parts.membership
     this.#extents = parts.extents
+    this.#settle = parts.settle
+    this.#settled = parts.settled
+  }
+
+  /** Resolves once this node's member record is current and the start-up sweep is done. */
+  async settled (): Promise<void> {
+    await this.#settled
   }
 
   static async start (init: NodeRuntimeInit): Promise<NodeRuntime> {
@@ -96,7 +105,7 @@ export class NodeRuntime {
       const { key } = await loadOrCreateKey(join(init.dataDir, 'node.key'))
       // the registry throws UnknownService (naming what is installed) before anything is opened
       const makeStore = init.registry.get('extentStore', init.store ?? 'level')
-      const makeMetadata = init.registry.get('metadata', init.metadata ?? 'local')
+      const makeMetadata = init.registry.get('metadata', init.metadata ?? 'raft')
       const faults = init.testFaults === true ? new PartitionFault() : undefined
       let host: NodeHost
       try {
@@ -137,9 +146,14 @@ export class NodeRuntime {
       await metadata.start()
       undo.unshift(async () => { await metadata.stop() })
 
-      let cluster = joining
+      // A restarted member starts from what it has applied: the others may not be up yet (a whole
+      // cluster restarting one machine at a time), so it must not wait for a quorum to serve.
+      const known = !fresh && !joining && metadata.staleRead != null
+        ? metadata.staleRead((view) => view.cluster())
+        : undefined
+      let cluster = known ?? (joining
         ? await waitForCluster(metadata)
-        : await metadata.read((view) => view.cluster())
+        : await metadata.read((view) => view.cluster()))
       if (cluster == null) {
         await metadata.propose({
           type: 'InitCluster',
@@ -150,16 +164,6 @@ export class NodeRuntime {
         })
         cluster = await metadata.read((view) => view.cluster())
         log('created cluster %s with admin %s', cluster?.clusterId, init.admin)
-      } else {
-        const self = await metadata.read((view) => view.members().find((m) => m.id === id))
-        const changed = self == null || self.addrs.join() !== addrs.join() ||
-          (init.name != null && self.name !== init.name) || (init.region != null && self.region !== init.region)
-        if (changed) {
-          await metadata.propose({
-            type: 'PutMember',
-            member: { id, name: init.name ?? self?.name ?? id.slice(-8), region: init.region ?? self?.region ?? 'default', addrs }
-          })
-        }
       }
       if (cluster == null) throw new Error('metadata invariant broken: no cluster record after InitCluster')
 
@@ -171,7 +175,11 @@ export class NodeRuntime {
       undo.unshift(async () => { membership.stop() })
 
       const gc = new ExtentGc(store)
-      await gc.sweep(metadata)
+      // once a quorum answers: record this node's current addresses and name, and free the extents
+      // a crash left unreferenced (both need committed metadata, so they wait for it in the background)
+      const settle = new AbortController()
+      undo.unshift(async () => { settle.abort() })
+      const settled = settleMember(metadata, gc, { id, name: init.name, region: init.region, addrs }, settle.signal)
       // extents another node holds are read from it (members' addresses come from metadata)
       const extents = new RemoteExtents({
         host,
@@ -187,7 +195,7 @@ export class NodeRuntime {
       await rpc.start()
       undo.unshift(async () => { await rpc.stop() })
 
-      const runtime = new NodeRuntime({ dataDir: init.dataDir, id, clusterId: cluster.clusterId, host, lock, store, metadata, rpc, membership, extents })
+      const runtime = new NodeRuntime({ dataDir: init.dataDir, id, clusterId: cluster.clusterId, host, lock, store, metadata, rpc, membership, extents, settle, settled })
       await runtime.#writeInfo()
       return runtime
     } catch (err) {
@@ -217,6 +225,8 @@ export class NodeRuntime {
   async stop (): Promise<void> {
     this.#stopping ??= (async () => {
       await unlink(join(this.dataDir, 'node.json')).catch(() => {})
+      this.#settle.abort()
+      await this.#settled
       await this.#rpc.stop().catch((err) => { log.error('rpc stop: %s', err.message) })
       this.#membership.stop()
       await this.#extents.stop().catch((err) => { log.error('extents stop: %s', err.message) })
@@ -252,3 +262,29 @@ async function waitForCluster (metadata: MetadataService): Promise<ClusterRecord
 
 /** How long a joining node may take to receive the metadata from the leader. */
 const JOIN_CATCH_UP_TIMEOUT_MS = 60_000
+
+/**
+ * Brings this node's member record up to date (addresses change with every restart on port 0) and
+ * sweeps unreferenced extents, retrying until metadata answers or `signal` aborts. Never throws.
+ */
+async function settleMember (metadata: MetadataService, gc: ExtentGc, me: { id: string, name?: string, region?: string, addrs: string[] }, signal: AbortSignal): Promise<void> {
+  for (let attempt = 0; !signal.aborted; attempt++) {
+    try {
+      const self = await metadata.read((view) => view.members().find((m) => m.id === me.id), { signal })
+      const changed = self == null || self.addrs.join() !== me.addrs.join() ||
+        (me.name != null && self.name !== me.name) || (me.region != null && self.region !== me.region)
+      if (changed) {
+        await metadata.propose({
+          type: 'PutMember',
+          member: { id: me.id, name: me.name ?? self?.name ?? me.id.slice(-8), region: me.region ?? self?.region ?? 'default', addrs: me.addrs }
+        }, { signal })
+      }
+      await gc.sweep(metadata)
+      return
+    } catch (err: any) {
+      if (signal.aborted) return
+      log('settling member record (attempt %d): %s', attempt + 1, err.message)
+      await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 250 * 2 ** attempt)).unref())
+    }
+  }
+}

@@ -104,6 +104,47 @@ test('replacing a file while it is read: the reader gets the whole old version; 
   assert.is((await ctx.files.stat('/f')).version, 2)
 })
 
+test('a put whose commit was rejected frees its bytes; one whose outcome is unknown keeps them for the sweep', async () => {
+  await ctx.files.put('/dir/f', chunks(randomBytes(10), [10]))
+  // rejected by apply (a file cannot replace a directory): certain, so the bytes go
+  const usage = (await ctx.store.usage()).extents
+  const real = ctx.metadata.propose.bind(ctx.metadata)
+  ;(ctx.metadata as any).propose = async (op: any, options: any) => await real({ ...op, path: '/dir' }, options)
+  try {
+    await ctx.files.put('/elsewhere', chunks(randomBytes(2500), [2500]))
+    assert.unreachable()
+  } catch (err: any) {
+    assert.is(err.name, 'IsADirectory')
+  }
+  assert.is((await ctx.store.usage()).extents, usage, 'rejected: freed')
+  // a deadline: the proposal may still commit, so nothing is freed yet
+  ;(ctx.metadata as any).propose = async () => { throw Object.assign(new Error('the proposal was not applied in time'), { name: 'DeadlineExceeded' }) }
+  try {
+    await ctx.files.put('/slow', chunks(randomBytes(2500), [2500]))
+    assert.unreachable()
+  } catch (err: any) {
+    assert.is(err.name, 'DeadlineExceeded')
+  }
+  assert.is((await ctx.store.usage()).extents, usage + 3, 'unknown outcome: kept')
+  ;(ctx.metadata as any).propose = real
+  assert.is(await ctx.gc.sweep(ctx.metadata), 3, 'the sweep frees them once metadata shows they never committed')
+})
+
+test('a sweep running beside a put leaves the put\'s extents alone', async () => {
+  let release!: () => void
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  const real = ctx.metadata.propose.bind(ctx.metadata)
+  ;(ctx.metadata as any).propose = async (op: any, options: any) => { await gate; return await real(op, options) }
+  const bytes = randomBytes(2500)
+  const put = ctx.files.put('/racing', chunks(bytes, [2500]))
+  while ((await ctx.store.usage()).extents < 3) await new Promise((resolve) => setTimeout(resolve, 5))
+  assert.is(await ctx.gc.sweep(ctx.metadata), 0, 'extents of a put not yet committed are not orphans')
+  release()
+  await put
+  ;(ctx.metadata as any).propose = real
+  assert.ok((await readAll((await ctx.files.open('/racing')).body)).equals(bytes))
+})
+
 test('rm frees the extents; the sweep at start-up frees orphans', async () => {
   await ctx.files.put('/x', chunks(randomBytes(2500), [2500]))
   assert.equal(await ctx.files.remove('/x'), { path: '/x', freed: 3 })
