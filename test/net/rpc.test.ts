@@ -48,7 +48,7 @@ test.before(async () => {
       handle: async ({ signal }) => {
         await new Promise((resolve) => { signal.addEventListener('abort', resolve, { once: true }) })
         ctx.calls.push('hang:aborted')
-        return null
+        throw signal.reason
       }
     },
     {

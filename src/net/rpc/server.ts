@@ -9,6 +9,9 @@ import type { Connection, Stream } from '@libp2p/interface'
 
 const log = logger('dfs:net:rpc:server')
 
+/** How much earlier than the caller's deadline a handler is stopped (at most a tenth of it). */
+const DEADLINE_MARGIN_MS = 500
+
 export interface RpcServerInit {
   host: Host
   authorize: Authorizer
@@ -101,7 +104,9 @@ export class RpcServer {
   /** Serves one call. Resolves true when the stream is at a call boundary and may carry another. */
   async #serveCall (framed: FramedStream, peer: string, header: CallHeader): Promise<boolean> {
     const method = this.#methods.get(header.method)
-    const deadline = AbortSignal.timeout(header.timeoutMs)
+    // stop a little before the caller gives up, so the handler's own typed error (NoQuorum …)
+    // reaches the caller rather than its bare DeadlineExceeded
+    const deadline = AbortSignal.timeout(Math.max(1, header.timeoutMs - Math.min(DEADLINE_MARGIN_MS, Math.floor(header.timeoutMs / 10))))
     const closed = new AbortController()
     const onClose = (): void => { closed.abort(new AbortedError('the caller closed the stream')) }
     framed.stream.addEventListener('close', onClose, { once: true })
