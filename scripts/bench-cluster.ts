@@ -1,0 +1,360 @@
+// Three-node cluster figures through the real parts: three `dfs node start` processes (Raft
+// metadata, fsync on, default timeouts) formed by join token, driven by in-process clients over
+// libp2p. Prints a table; asserts nothing.
+//
+//   node --import ./bin/polyfill.js --import tsx --conditions=dfs-source scripts/bench-cluster.ts \
+//     [--ops 1000] [--seconds 5] [--failovers 5] [--clients 1,16,64] [--profile DIR] [--verbose]
+//
+// Metadata ops are empty-file puts (no extents: one PutFile through Raft) and stats (a ReadIndex
+// read). Each concurrent client is its own DfsClient (own libp2p host, own connection), spread
+// round-robin over the three nodes. Failover: SIGKILL the leader, then put through a survivor with
+// a 1 s deadline per attempt until one succeeds; the killed node restarts on its data dir and port.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { rmSync } from 'node:fs'
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
+import { cpus, loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DfsClient } from '../src/client/index.js'
+import { DFS, waitFor } from '../test/e2e/harness.js'
+
+const args = process.argv.slice(2)
+const opt = (name: string, def: number): number => {
+  const i = args.indexOf(`--${name}`)
+  const v = i >= 0 ? Number(args[i + 1]) : def
+  if (!Number.isFinite(v) || v < 0) throw new Error(`--${name} needs a number`)
+  return v
+}
+const ops = opt('ops', 1000)
+const seconds = opt('seconds', 5)
+const failovers = opt('failovers', 5)
+const clientsIdx = args.indexOf('--clients')
+const clientCounts = (clientsIdx >= 0 ? args[clientsIdx + 1] : '1,16,64').split(',').map(Number)
+/** `--verbose`: each failover's leader changes as the survivors logged them. */
+const verbose = args.includes('--verbose')
+const profileIdx = args.indexOf('--profile')
+/** `--profile DIR`: each node writes a V8 CPU profile (.cpuprofile) into DIR when it stops. */
+const nodeFlags = profileIdx >= 0 ? ['--cpu-prof', `--cpu-prof-dir=${args[profileIdx + 1]}`] : []
+/** Deadline of one put attempt while the cluster fails over. */
+const FAILOVER_ATTEMPT_TIMEOUT_MS = 1000
+/** Longest a failover may take before the bench gives up on it. */
+const FAILOVER_GIVE_UP_MS = 30_000
+/** Idle connections opened at once while setting up concurrent clients (nodes rate-limit inbound connections per host). */
+const OPEN_BATCH = 8
+
+interface Node {
+  name: string
+  dataDir: string
+  port: number
+  id: string
+  addr: string
+  proc: ChildProcess
+  exited: Promise<unknown>
+  /** performance.now() of each leader change this process logged (dfs:metadata), with the new leader and its own role; and of each peer its transport found unreachable. */
+  leaderLog: Array<{ at: number, leader: string, role: string }>
+}
+
+const dir = await mkdtemp(join(tmpdir(), 'dfs-bench-cluster-'))
+const env: NodeJS.ProcessEnv = {
+  ...process.env,
+  HOME: join(dir, 'home'),
+  XDG_CONFIG_HOME: join(dir, 'home', '.config'),
+  XDG_DATA_HOME: join(dir, 'home', '.local', 'share'),
+  DFS_IDENTITY: join(dir, 'admin.key'),
+  // only the metadata service's own lines (leader changes): not on the request path
+  DEBUG: 'dfs:metadata'
+}
+delete env.DFS_NODE
+delete env.DFS_DATA_DIR
+delete env.DFS_JOIN_TOKEN
+const identityPath = env.DFS_IDENTITY as string
+const procs = new Set<ChildProcess>()
+const clients = new Set<DfsClient>()
+
+// Ctrl-C or a crash: nothing may outlive the bench
+let cleaned = false
+function killAllSync (): void {
+  if (cleaned) return
+  cleaned = true
+  for (const p of procs) p.kill('SIGKILL')
+  rmSync(dir, { recursive: true, force: true })
+}
+process.on('exit', killAllSync)
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => { console.error(`\n${sig}: stopping the nodes`); killAllSync(); process.exit(130) })
+}
+
+async function startNode (name: string, dataDir: string, extra: string[], listen = '127.0.0.1:0'): Promise<Node> {
+  await mkdir(dataDir, { recursive: true })
+  // a killed node leaves its node.json behind: wait for the new process's own line on stdout too
+  const proc = spawn(process.execPath, [...nodeFlags, DFS, 'node', 'start', '--data-dir', dataDir, '--listen', listen, '--name', name, '--json', ...extra],
+    { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  procs.add(proc)
+  const exited = new Promise((resolve) => proc.on('close', (code) => { procs.delete(proc); resolve(code) }))
+  let stdout = ''
+  let stderr = ''
+  const leaderLog: Node['leaderLog'] = []
+  proc.stdout?.setEncoding('utf8').on('data', (d: string) => { stdout += d })
+  proc.stderr?.setEncoding('utf8').on('data', (d: string) => {
+    const at = performance.now()
+    stderr = (stderr + d).slice(-20_000)
+    for (const m of d.matchAll(/: leader (\S+) \((\w+)\)/g)) leaderLog.push({ at, leader: m[1], role: m[2] })
+    // the Raft transport giving up on a peer for a while (reconnect back-off)
+    for (const m of d.matchAll(/raft peer (\S+) unreachable \(([^)]*)\): dropped (\d+) messages, retrying in (\d+) ms/g)) {
+      leaderLog.push({ at, leader: m[1], role: `unreachable:${m[3]}msgs:backoff${m[4]}ms` })
+    }
+  })
+  const info = await waitFor(async () => {
+    if (proc.exitCode != null) throw new Error(`node exited with ${proc.exitCode}: ${stderr}`)
+    if (!stdout.includes('\n')) return undefined
+    return JSON.parse(await readFile(join(dataDir, 'node.json'), 'utf8')) as { id: string, addrs: string[] }
+  }, 60_000, `${name} to serve`)
+  const port = Number(/\/tcp\/(\d+)/.exec(info.addrs[0])?.[1])
+  return { name, dataDir, port, id: info.id, addr: info.addrs[0], proc, exited, leaderLog }
+}
+
+async function open (n: Node, timeoutMs = 30_000): Promise<DfsClient> {
+  const c = await DfsClient.open({ node: n.addr, identityPath, dataDir: dir, timeoutMs })
+  clients.add(c)
+  return c
+}
+
+async function close (c: DfsClient): Promise<void> {
+  clients.delete(c)
+  await c.close().catch(() => {})
+}
+
+const empty = async function * (): AsyncGenerator<Uint8Array> {}
+async function putEmpty (c: DfsClient, path: string, timeoutMs = c.timeoutMs): Promise<void> {
+  await c.rpc.upload('fs.put', { path }, empty(), { timeoutMs })
+}
+
+/** One admin connection per node process, reopened after a failure. */
+const admins = new Map<ChildProcess, DfsClient>()
+/** Admin calls go to the first node that answers. */
+async function ask<R> (nodes: Node[], method: string, params: unknown = {}): Promise<R> {
+  let last: unknown
+  for (const n of nodes) {
+    let c = admins.get(n.proc)
+    try {
+      if (c == null) {
+        c = await open(n, 3000)
+        admins.set(n.proc, c)
+      }
+      return await c.call<R>(method, params)
+    } catch (err) {
+      last = err
+      // a typed answer (NoQuorum, Unavailable…) leaves the connection good; a lost one is reopened
+      if (c != null && ['NodeUnreachable', 'DeadlineExceeded', 'Aborted'].includes((err as Error).name)) {
+        admins.delete(n.proc)
+        await close(c)
+      }
+    }
+  }
+  throw last
+}
+
+/** Three voters, all healthy, every node answering a linearizable read; resolves the leader's PeerId. */
+async function settled (nodes: Node[]): Promise<string> {
+  return await waitFor(async () => {
+    const { nodes: listed } = await ask<{ nodes: Array<{ voter: boolean, health: string }> }>(nodes, 'cluster.nodes')
+    if (listed.length !== 3 || !listed.every((m) => m.voter && m.health === 'healthy')) return undefined
+    let leader: string | undefined
+    for (const n of nodes) {
+      const s = await ask<{ leader: string | null }>([n], 'cluster.status')
+      if (s.leader == null || (leader != null && s.leader !== leader)) return undefined
+      leader = s.leader
+    }
+    return leader
+  }, 60_000, 'three healthy voters that agree on a leader')
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux); undefined elsewhere. */
+async function cpuSeconds (pid: number | undefined): Promise<number | undefined> {
+  if (pid == null) return undefined
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / 100 // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return undefined
+  }
+}
+
+const rows: string[][] = [['metric', 'median', 'p99', 'target', '']]
+const notes: string[] = []
+function row (metric: string, med: number, p99: number | string, target: string, ok?: boolean): void {
+  rows.push([metric, fmt(med), typeof p99 === 'number' ? fmt(p99) : p99, target, ok == null ? '' : ok ? 'ok' : 'MISSED'])
+}
+
+try {
+  console.log(`${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} before start`)
+  const nodes: Node[] = []
+  nodes.push(await startNode('n1', join(dir, 'n1'), []))
+  const { token } = await ask<{ token: string }>(nodes, 'cluster.token.create', { ttlMs: 3600_000 })
+  const joined = await Promise.all(['n2', 'n3'].map(async (name) =>
+    await startNode(name, join(dir, name), ['--peers', nodes[0].addr, '--join-token', token])))
+  nodes.push(...joined)
+  let leaderId = await settled(nodes)
+  const byId = (id: string): Node => nodes.find((n) => n.id === id) as Node
+  console.log(`cluster formed; leader ${byId(leaderId).name}`)
+
+  // 1. Latency, one connection, sequential
+  for (const role of ['follower', 'leader'] as const) {
+    const target = role === 'leader' ? byId(leaderId) : nodes.find((n) => n.id !== leaderId) as Node
+    const c = await open(target)
+    try {
+      for (let i = 0; i < Math.min(100, ops); i++) await putEmpty(c, `/bench/warm/${role}/${i}`)
+      const put: number[] = []
+      for (let i = 0; i < ops; i++) {
+        const t = performance.now()
+        await putEmpty(c, `/bench/lat/${role}/${i}`)
+        put.push(performance.now() - t)
+      }
+      const stat: number[] = []
+      for (let i = 0; i < ops; i++) {
+        const t = performance.now()
+        await c.call('fs.stat', { path: `/bench/lat/${role}/${i}` })
+        stat.push(performance.now() - t)
+      }
+      row(`empty put via ${role} (ms)`, pct(put, 0.5), pct(put, 0.99), 'p50 <= 2', pct(put, 0.5) <= 2)
+      row(`stat via ${role} (ms)`, pct(stat, 0.5), pct(stat, 0.99), 'p50 <= 2', pct(stat, 0.5) <= 2)
+      console.log(`latency via ${role} ${target.name}: put p50 ${fmt(pct(put, 0.5))} ms, stat p50 ${fmt(pct(stat, 0.5))} ms`)
+    } finally {
+      await close(c)
+    }
+  }
+
+  // 2. Throughput: C clients, each its own host and connection, each putting sequentially
+  for (const count of clientCounts) {
+    const cs: DfsClient[] = []
+    try {
+      for (let i = 0; i < count; i += OPEN_BATCH) {
+        cs.push(...await Promise.all(Array.from({ length: Math.min(OPEN_BATCH, count - i) }, async (_, j) => await open(nodes[(i + j) % nodes.length]))))
+      }
+      await Promise.all(cs.map(async (c, j) => { await putEmpty(c, `/bench/warm/c${count}/${j}`) }))
+      const lat: number[] = []
+      let done = 0
+      let failed = 0
+      const errors = new Map<string, number>()
+      const cpu0 = await Promise.all(nodes.map(async (n) => await cpuSeconds(n.proc.pid)))
+      const self0 = process.cpuUsage()
+      const t0 = performance.now()
+      const end = t0 + seconds * 1000
+      await Promise.all(cs.map(async (c, j) => {
+        for (let i = 0; performance.now() < end; i++) {
+          const t = performance.now()
+          try {
+            await putEmpty(c, `/bench/tp/c${count}/w${j}/${i}`)
+            lat.push(performance.now() - t)
+            done++
+          } catch (err) {
+            failed++
+            const name = (err as Error).name
+            errors.set(name, (errors.get(name) ?? 0) + 1)
+          }
+        }
+      }))
+      const elapsedS = (performance.now() - t0) / 1000
+      const self = process.cpuUsage(self0)
+      const cpu1 = await Promise.all(nodes.map(async (n) => await cpuSeconds(n.proc.pid)))
+      const rate = done / elapsedS
+      row(`put ops/s, ${count} client${count === 1 ? '' : 's'}`, rate, '', count === 64 ? '>= 2000' : '', count === 64 ? rate >= 2000 : undefined)
+      row(`put latency, ${count} client${count === 1 ? '' : 's'} (ms)`, pct(lat, 0.5), pct(lat, 0.99), '')
+      const nodeCpu = nodes.map((n, k) => {
+        const a = cpu0[k]
+        const b = cpu1[k]
+        return `${n.name}${n.id === leaderId ? '*' : ''} ${a == null || b == null ? '?' : `${((b - a) / elapsedS * 100).toFixed(0)}%`}`
+      }).join(', ')
+      notes.push(`${count} clients: ${done} puts in ${elapsedS.toFixed(2)} s${failed > 0 ? `, ${failed} failed (${[...errors].map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}; ` +
+        `CPU of one core: bench ${((self.user + self.system) / 1e4 / elapsedS).toFixed(0)}%, ${nodeCpu} (* leader)`)
+      console.log(`${count} clients: ${fmt(rate)} ops/s, p50 ${fmt(pct(lat, 0.5))} ms, p99 ${fmt(pct(lat, 0.99))} ms`)
+    } finally {
+      await Promise.all(cs.map(close))
+    }
+  }
+
+  // 3. Failover: kill -9 the leader, put through a survivor until one succeeds
+  const failoverMs: number[] = []
+  const electionMs: number[] = []
+  for (let k = 0; k < failovers; k++) {
+    leaderId = await settled(nodes)
+    const leader = byId(leaderId)
+    const survivors = nodes.filter((n) => n !== leader)
+    const c = await open(survivors[0], FAILOVER_ATTEMPT_TIMEOUT_MS)
+    let attempts = 0
+    const errors = new Map<string, number>()
+    try {
+      await putEmpty(c, `/bench/failover/${k}/warm`)
+      const logged = survivors.map((n) => n.leaderLog.length)
+      leader.proc.kill('SIGKILL')
+      const killedAt = performance.now()
+      while (true) {
+        attempts++
+        const t = performance.now()
+        try {
+          await putEmpty(c, `/bench/failover/${k}/${attempts}`, FAILOVER_ATTEMPT_TIMEOUT_MS)
+          break
+        } catch (err) {
+          const name = (err as Error).name
+          errors.set(name, (errors.get(name) ?? 0) + 1)
+          if (performance.now() - killedAt > FAILOVER_GIVE_UP_MS) throw new Error(`no write succeeded within ${FAILOVER_GIVE_UP_MS} ms of killing the leader`)
+          // an attempt that failed at once (NoQuorum, NotLeader…) is retried after a short pause
+          const spent = performance.now() - t
+          if (spent < 10) await new Promise((resolve) => setTimeout(resolve, 10 - spent))
+        }
+      }
+      const ms = performance.now() - killedAt
+      failoverMs.push(ms)
+      // the first survivor that logged a leader other than the dead one
+      const first = survivors.flatMap((n, i) => n.leaderLog.slice(logged[i]))
+        .filter((e) => !e.role.startsWith('unreachable') && e.leader !== 'none' && e.leader !== leaderId).sort((a, b) => a.at - b.at)[0]
+      const election = first == null ? undefined : first.at - killedAt
+      if (election != null) electionMs.push(election)
+      const newLeader = nodes.find((n) => n.id === first?.leader)?.name ?? '?'
+      const nameOf = (id: string): string => id === 'none' ? 'none' : nodes.find((n) => n.id === id)?.name ?? id.slice(-6)
+      const timeline = survivors.map((n, i) => `${n.name}: ${n.leaderLog.slice(logged[i])
+        .map((e) => `${nameOf(e.leader)}/${e.role.replace(/^State/, '')}@${(e.at - killedAt).toFixed(0)}`).join(' ')}`).join('; ')
+      console.log(`failover ${k + 1}: killed ${leader.name}; new leader ${newLeader} known after ${election == null ? '?' : fmt(election)} ms; ` +
+        `first put through ${survivors[0].name} after ${fmt(ms)} ms (${attempts} attempt${attempts === 1 ? '' : 's'}` +
+        `${errors.size > 0 ? `: ${[...errors].map(([e, n]) => `${e} ×${n}`).join(', ')}` : ''})`)
+      if (verbose) console.log(`  leader changes logged (leader/own role@ms after the kill): ${timeline}`)
+    } finally {
+      await close(c)
+    }
+    await leader.exited
+    // back on its data dir and its port, as an operator would restart it
+    const back = await startNode(leader.name, leader.dataDir, [], `127.0.0.1:${leader.port}`)
+    nodes[nodes.indexOf(leader)] = back
+  }
+  if (failovers > 0) {
+    await settled(nodes)
+    row('failover: kill -9 → write (ms)', pct(failoverMs, 0.5), `${fmt(Math.max(...failoverMs))} max`, 'median <= 1500', pct(failoverMs, 0.5) <= 1500)
+    if (electionMs.length > 0) row('  of which: new leader (ms)', pct(electionMs, 0.5), `${fmt(Math.max(...electionMs))} max`, '')
+  }
+
+  console.log(`\nthree nodes (raft metadata, default timeouts), fsync on, ${cpus().length} CPUs shared by nodes and clients; ` +
+    `${ops} sequential ops per latency row over one connection; ${seconds} s per concurrency row, clients spread over the three nodes; ` +
+    `${failovers} failovers, ${FAILOVER_ATTEMPT_TIMEOUT_MS} ms per put attempt\n`)
+  for (const r of rows) console.log(r.map((c, i) => i === 0 ? c.padEnd(32) : c.padStart(i === 4 ? 7 : 14)).join(' '))
+  console.log('')
+  for (const n of notes) console.log(n)
+  console.log(`load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at the end (other processes on this machine skew every figure)`)
+} finally {
+  await Promise.all([...clients].map(close))
+  // leave the nodes as a user would (SIGTERM), and kill what does not stop
+  await Promise.all([...procs].map(async (p) => {
+    const exited = new Promise((resolve) => { if (p.exitCode != null || p.signalCode != null) resolve(null); else p.on('close', resolve) })
+    p.kill('SIGTERM')
+    const timer = setTimeout(() => p.kill('SIGKILL'), 10_000)
+    await exited
+    clearTimeout(timer)
+  }))
+  await rm(dir, { recursive: true, force: true })
+}
+
+function pct (xs: number[], p: number): number {
+  if (xs.length === 0) return NaN
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]
+}
+function fmt (x: number): string { return Number.isNaN(x) ? '-' : x.toFixed(x < 10 ? 2 : 1) }
