@@ -80,10 +80,7 @@ export class RpcClient {
 
   /** Sends `body` as the call's bulk bytes, under the server's flow control. */
   async upload<R = unknown> (method: string, params: unknown, body: AsyncIterable<Uint8Array>, options: CallOptions = {}): Promise<R> {
-    const idleMs = options.timeoutMs ?? STREAM_IDLE_TIMEOUT_MS_DEFAULT
-    const idle = new IdleTimer(idleMs, method)
-    const signal = options.signal == null ? idle.signal : AbortSignal.any([options.signal, idle.signal])
-    setMaxListeners(Infinity, signal)
+    const { idle, signal } = streamSignal(options, method)
     let framed: FramedStream | undefined
     try {
       framed = await this.#take(signal)
@@ -125,10 +122,7 @@ export class RpcClient {
 
   /** Starts a download: resolves with the call's result; `body` yields the bulk bytes. */
   async download<R = unknown> (method: string, params: unknown, options: CallOptions = {}): Promise<{ result: R, body: AsyncGenerator<Uint8Array> }> {
-    const idleMs = options.timeoutMs ?? STREAM_IDLE_TIMEOUT_MS_DEFAULT
-    const idle = new IdleTimer(idleMs, method)
-    const signal = options.signal == null ? idle.signal : AbortSignal.any([options.signal, idle.signal])
-    setMaxListeners(Infinity, signal)
+    const { idle, signal } = streamSignal(options, method)
     let framed: FramedStream | undefined
     try {
       framed = await this.#take(signal)
@@ -245,6 +239,14 @@ async function readFrame (framed: FramedStream, signal: AbortSignal, method: str
     throw new NodeUnreachableError(`the node closed the stream during ${method}; if it keeps happening, this identity may not be allowed on the node`, { method })
   }
   return frame
+}
+
+/** A streaming call's signal: the caller's, or no progress for `timeoutMs` (an idle deadline). */
+function streamSignal (options: CallOptions, method: string): { idle: IdleTimer, signal: AbortSignal } {
+  const idle = new IdleTimer(options.timeoutMs ?? STREAM_IDLE_TIMEOUT_MS_DEFAULT, method)
+  const signal = options.signal == null ? idle.signal : AbortSignal.any([options.signal, idle.signal])
+  setMaxListeners(Infinity, signal)
+  return { idle, signal }
 }
 
 function withDeadline (signal: AbortSignal | undefined, timeoutMs: number, what: string): AbortSignal {

@@ -669,18 +669,8 @@ export class RaftGroup<R> {
       if (cc !== undefined) {
         const cs = node.applyConfChange(cc)
         this.#setConfState(cs)
-        const env = cc.context === undefined ? undefined : openEnvelope(cc.context)
-        if (env !== undefined && Buffer.compare(env.nonce, this.#nonce) === 0) {
-          const p = this.#proposals.get(env.seq)
-          if (p !== undefined) {
-            this.#proposals.delete(env.seq)
-            if (!p.done) {
-              this.#settle(p)
-              this.stats.proposalsApplied++
-              p.resolveConf?.({ voters: [...cs.voters], learners: [...cs.learners] })
-            }
-          }
-        }
+        this.#resolveOwn(cc.context === undefined ? undefined : openEnvelope(cc.context),
+          (p) => { p.resolveConf?.({ voters: [...cs.voters], learners: [...cs.learners] }) })
       }
     } else if (e.data.byteLength > 0) {
       const env = openEnvelope(e.data)
@@ -690,20 +680,22 @@ export class RaftGroup<R> {
       } else {
         const result = this.#sm.apply(env.payload, e.index)
         this.stats.entriesApplied++
-        if (Buffer.compare(env.nonce, this.#nonce) === 0) {
-          const p = this.#proposals.get(env.seq)
-          if (p !== undefined) {
-            this.#proposals.delete(env.seq)
-            if (!p.done) {
-              this.#settle(p)
-              this.stats.proposalsApplied++
-              p.resolve(result)
-            }
-          }
-        }
+        this.#resolveOwn(env, (p) => { p.resolve(result) })
       }
     }
     this.#applied = e.index
+  }
+
+  /** Completes the waiting call of this group instance's own proposal carried by `env`, if any. */
+  #resolveOwn (env: { nonce: Uint8Array, seq: number } | undefined, complete: (p: PendingProposal<R>) => void): void {
+    if (env === undefined || Buffer.compare(env.nonce, this.#nonce) !== 0) return
+    const p = this.#proposals.get(env.seq)
+    if (p === undefined) return
+    this.#proposals.delete(env.seq)
+    if (p.done) return
+    this.#settle(p)
+    this.stats.proposalsApplied++
+    complete(p)
   }
 
   #serveReads (): void {
