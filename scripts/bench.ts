@@ -1,7 +1,7 @@
-// npm run bench: single-node figures through the real parts (a `dfs node start` process, a libp2p
+// npm run bench:node: single-node figures through the real parts (a `dfs node start` process, a libp2p
 // client connection, LevelDB with fsync). Prints a table; asserts nothing.
 //
-//   npm run bench [-- --size-mib 256 --reps 3 --small 1000]
+//   npm run bench:node [-- --size-mib 256 --reps 3 --small 1000 --metadata raft|local]
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
