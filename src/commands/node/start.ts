@@ -11,8 +11,9 @@ interface StartResult { id: string, addrs: string[], dataDir: string, clusterId:
 export default class NodeStart extends DfsCommand<StartResult> {
   static override summary = 'Run a dfs node in the foreground until SIGINT or SIGTERM'
   static override description = `On an empty data dir the node creates a new cluster, and the identity of the user who started it
-(see \`dfs identity show\`) becomes its first Admin. Once it serves requests it writes <data-dir>/node.json
-with its PeerId and addresses; the CLI finds it there by default.`
+(see \`dfs identity show\`) becomes its first Admin; given --peers and --join-token it joins an existing cluster
+instead. Once it serves requests it writes <data-dir>/node.json with its PeerId and addresses; the CLI finds
+it there by default.`
 
   static override examples = [
     '<%= config.bin %> node start',
@@ -24,11 +25,11 @@ with its PeerId and addresses; the CLI finds it there by default.`
     'data-dir': Flags.string({ description: 'where the node keeps its key, metadata and extents (default: $DFS_DATA_DIR, else the user data dir)' }),
     listen: Flags.string({ description: 'address to listen on: host:port or a multiaddr; repeat or comma-separate for several', default: ['127.0.0.1:7400'], multiple: true, delimiter: ',' }),
     name: Flags.string({ description: 'human-readable node name (default: the end of its PeerId)' }),
-    region: Flags.string({ description: 'region or failure domain of this node', default: 'default' }),
+    region: Flags.string({ description: 'region or failure domain of this node (default: "default", or what the node had)' }),
     store: Flags.string({ description: 'extent store implementation, as provided by a plugin', default: 'level' }),
     metadata: Flags.string({ description: 'metadata service implementation: raft (replicated; the default) or local (one node, no joining)', default: 'raft', hidden: true }),
     peers: Flags.string({ description: 'addresses of cluster members (host:port or multiaddrs): a new node joins through them, a restarted one uses them to find the cluster', multiple: true, delimiter: ',' }),
-    'join-token': Flags.string({ description: 'join token for a new node (see dfs cluster token create); also $DFS_JOIN_TOKEN', env: 'DFS_JOIN_TOKEN' }),
+    'join-token': Flags.string({ description: 'join token for a new node (see dfs cluster token create)', env: 'DFS_JOIN_TOKEN' }),
     'heartbeat-ms': Flags.integer({ description: 'interval of membership heartbeats', default: 5000, min: 50 }),
     'metadata-snapshot-every': Flags.integer({ description: 'metadata operations between snapshots of the metadata log', min: 2, hidden: true }),
     'failure-timeout-ms': Flags.integer({ description: 'silence after which a member is considered failed', default: 15000, min: 200 }),
