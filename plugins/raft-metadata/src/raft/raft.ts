@@ -287,10 +287,17 @@ export class Raft {
     this.pendingReadIndexMessages = []
   }
 
+  /**
+   * Paper §5.2: a random timeout, here in (electionTimeout, 2·electionTimeout] ticks. Starting one
+   * tick past the base timeout matters with pre-vote and check-quorum: a follower grants a (pre-)vote
+   * only when it has not heard from a leader for electionTimeout ticks (thesis §9.6, §4.2.3), so the
+   * first follower to time out must already be past every other follower's lease — with [T, 2T) it
+   * could fire one tick early and be ignored, delaying failover by a whole extra timeout.
+   */
   resetRandomizedElectionTimeout (): void {
     const x = this.rand()
     assert(x >= 0 && x < 1, `config.rand returned ${x}, not in [0, 1)`)
-    this.randomizedElectionTimeout = this.electionTimeout + Math.floor(x * this.electionTimeout)
+    this.randomizedElectionTimeout = this.electionTimeout + 1 + Math.floor(x * this.electionTimeout)
   }
 
   becomeFollower (term: number, lead: string): void {

@@ -161,7 +161,7 @@ export type Rand = () => number
 
 export interface RaftConfig {
   id: NodeId
-  /** Ticks without hearing from a leader before a follower starts an election; randomized in [t, 2t). */
+  /** Ticks without hearing from a leader before a follower starts an election; randomized in (t, 2t]. */
   electionTick: number
   /** Ticks between heartbeats; must be < electionTick. */
   heartbeatTick: number
