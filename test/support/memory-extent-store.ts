@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto'
 import {
-  AbortedError,
+  throwIfAborted,
   AlreadyExistsError,
   CorruptExtentError,
-  DeadlineExceededError,
   EXTENT_ID_PATTERN,
   EXTENT_SIZE_MAX,
   InvalidArgumentError,
@@ -166,13 +165,4 @@ export function flipByte (bytes: Uint8Array): Uint8Array {
   const at = copy.byteLength >> 1
   copy[at] = copy[at] ^ 0x01
   return copy
-}
-
-function throwIfAborted (signal: AbortSignal | undefined): void {
-  if (signal?.aborted !== true) return
-  const reason: unknown = signal.reason
-  if (reason instanceof Error && reason.name === 'TimeoutError') {
-    throw new DeadlineExceededError('the deadline of the call passed before it started')
-  }
-  throw new AbortedError()
 }

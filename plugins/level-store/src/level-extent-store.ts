@@ -2,12 +2,11 @@ import { createHash } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
 import { Level } from 'level'
 import {
-  AbortedError,
+  throwIfAborted,
   AlreadyExistsError,
   ConfigError,
   CorruptExtentError,
   DataDirLockedError,
-  DeadlineExceededError,
   DfsError,
   EXTENT_ID_PATTERN,
   EXTENT_SIZE_MAX,
@@ -555,14 +554,6 @@ function hasCode (err: unknown, pattern: RegExp): boolean {
   return false
 }
 
-function throwIfAborted (signal: AbortSignal | undefined): void {
-  if (signal?.aborted !== true) return
-  const reason: unknown = signal.reason
-  if (reason instanceof Error && reason.name === 'TimeoutError') {
-    throw new DeadlineExceededError('the deadline of the call passed before it started')
-  }
-  throw new AbortedError()
-}
 
 function notFound (id: string): NotFoundError {
   return new NotFoundError(`extent ${id} does not exist`, { id })

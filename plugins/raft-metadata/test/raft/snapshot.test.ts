@@ -6,16 +6,8 @@ import * as assert from 'uvu/assert'
 import { ConfChangeType, MemoryStorage, MessageType, StateType } from '../../src/raft/index.js'
 import { Network, bytes } from './network.js'
 import { ent, logTerms, msg, newNode, newStorage, ofType, persist, readMessages, storageWithLog } from './helpers.js'
+import { throwsNamed as expectError } from '../throws-named.js'
 
-function expectError (fn: () => unknown, name: string): void {
-  try {
-    fn()
-  } catch (err) {
-    assert.is((err as Error).name, name)
-    return
-  }
-  assert.unreachable(`expected ${name}`)
-}
 
 test('MemoryStorage: genesis, append with truncation of a conflicting suffix, term/entries bounds', () => {
   const s = newStorage(['a', 'b'])

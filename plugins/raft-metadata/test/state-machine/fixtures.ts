@@ -1,4 +1,8 @@
+import { seededRand as prng } from '../raft/network.js'
 import type { ExtentRecord, MemberRecord, MetadataOp } from '@dfs/api'
+
+/** A small seeded PRNG (mulberry32), so a failing run can be replayed. */
+export { prng }
 
 /** A deterministic UUID for a small number. */
 export function uuid (n: number): string {
@@ -20,18 +24,6 @@ export function member (id: string, name = id): MemberRecord {
 /** A PutFile op whose size is the sum of its extents. */
 export function putFile (path: string, extents: ExtentRecord[], mtimeMs = 1000): MetadataOp {
   return { type: 'PutFile', path, size: extents.reduce((s, e) => s + e.size, 0), mtimeMs, extents }
-}
-
-/** Mulberry32: a small seeded PRNG, so a failing run can be replayed. */
-export function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 /** A random mix of valid and invalid operations over a small namespace. */

@@ -4,6 +4,7 @@ import type { DirEntry, FileRecord, MetadataResult } from '@dfs/api'
 import { MetadataStateMachine } from '../../src/state-machine/index.js'
 import { decodeCbor, encodeCbor, encodeOp, decodeOp } from '../../src/codec.js'
 import { extent, member, putFile, randomOps, uuid } from './fixtures.js'
+import { throwsNamed } from '../throws-named.js'
 
 function run (seed: number, count: number): { sm: MetadataStateMachine, results: MetadataResult[] } {
   const sm = new MetadataStateMachine()
@@ -11,15 +12,6 @@ function run (seed: number, count: number): { sm: MetadataStateMachine, results:
   return { sm, results }
 }
 
-function throwsNamed (fn: () => unknown, name: string): void {
-  try {
-    fn()
-  } catch (err) {
-    assert.is((err as Error).name, name)
-    return
-  }
-  assert.unreachable(`expected ${name}`)
-}
 
 /** What list(dir) must return, computed by scanning every file (the slow, obvious way). */
 function naiveList (files: FileRecord[], dir: string): DirEntry[] | string {

@@ -5,6 +5,7 @@ import type { MetadataOp, MetadataResult } from '@dfs/api'
 import { MetadataStateMachine } from '../../src/state-machine/index.js'
 import { decodeCbor, encodeCbor } from '../../src/codec.js'
 import { checksumOf, extent, member, putFile, uuid } from './fixtures.js'
+import { throwsNamed } from '../throws-named.js'
 
 /** The snapshot without its applied index: equal iff the states are equal. */
 function stateBytes (sm: MetadataStateMachine): Uint8Array {
@@ -42,15 +43,6 @@ function rejects (sm: MetadataStateMachine, op: unknown, name: string): void {
   assert.equal(stateBytes(sm), before, 'a rejected op changes nothing')
 }
 
-function throwsNamed (fn: () => unknown, name: string): void {
-  try {
-    fn()
-  } catch (err) {
-    assert.is((err as Error).name, name)
-    return
-  }
-  assert.unreachable(`expected ${name}`)
-}
 
 const init: MetadataOp = { type: 'InitCluster', clusterId: 'c-1', createdAtMs: 1700000000000, admin: 'alice', member: member('n1') }
 
