@@ -187,6 +187,14 @@ export class TokenExpiredError extends DfsError {
   }
 }
 
+/** A metadata operation reached a Raft group that does not own its shard (a routing bug or a forged op). */
+export class WrongShardError extends DfsError {
+  constructor (message: string, details: ErrorDetails = {}) {
+    super(message, details)
+    this.name = 'WrongShard'
+  }
+}
+
 /** A local configuration or key file is unusable. */
 export class ConfigError extends DfsError {
   constructor (message: string, details: ErrorDetails = {}) {
@@ -239,7 +247,8 @@ const builders = new Map<string, ErrorBuilder>([
   ['UnknownMethod', (m, d) => new UnknownMethodError(m, d)],
   ['ConfigError', (m, d) => new ConfigError(m, d)],
   ['InvalidToken', (m, d) => new InvalidTokenError(m, d)],
-  ['TokenExpired', (m, d) => new TokenExpiredError(m, d)]
+  ['TokenExpired', (m, d) => new TokenExpiredError(m, d)],
+  ['WrongShard', (m, d) => new WrongShardError(m, d)]
 ])
 
 /** Turns any thrown value into the wire form. Unexpected errors keep their name but not their stack. */

@@ -61,6 +61,11 @@ export interface JoinTokenRecord {
 export interface ClusterRecord {
   clusterId: string
   createdAtMs: number
+  /**
+   * Number of Raft groups that own the metadata shards (set at creation by a sharded metadata
+   * service; absent when one group holds everything).
+   */
+  metadataGroups?: number
 }
 
 /**
@@ -69,7 +74,7 @@ export interface ClusterRecord {
  * never reads a clock or a random source.
  */
 export type MetadataOp =
-  | { type: 'InitCluster', clusterId: string, createdAtMs: number, admin: PeerIdString, member: MemberRecord }
+  | { type: 'InitCluster', clusterId: string, createdAtMs: number, admin: PeerIdString, member: MemberRecord, metadataGroups?: number }
   | { type: 'PutMember', member: MemberRecord }
   | { type: 'RemoveMember', id: PeerIdString }
   | { type: 'SetRole', peer: PeerIdString, role: Role | null }
@@ -95,6 +100,38 @@ export type MetadataResult =
   | { ok: true, index: number, file?: FileRecord, freed?: ExtentRecord[], extent?: ExtentRecord }
   | { ok: false, index: number, error: { name: string, message: string, details?: Record<string, unknown> } }
 
+/**
+ * What a read looks at, so a sharded service confirms only the groups that hold it (a ReadIndex
+ * round per group). Without a scope a read covers everything. A function that looks outside its
+ * scope still runs, but what it sees there may be stale.
+ */
+export interface ReadScope {
+  /** Cluster record, members, roles, join tokens. */
+  system?: boolean
+  /** Files and directories at or under these paths (`/` covers every file). */
+  paths?: string[]
+  /** Extent records looked up by id. */
+  extents?: boolean
+}
+
+export interface ReadOptions extends CallOptions {
+  scope?: ReadScope
+}
+
+/** One consensus group of a replicated metadata service, as this node last applied it. */
+export interface MetadataGroupInfo {
+  /** 0: the system group (or the only group); 1..n: data groups. */
+  group: number
+  /** `all`: one group holds every kind of metadata (an unsharded service). */
+  kind: 'system' | 'data' | 'all'
+  /** Shards the group owns (none for the system group). */
+  shards: number[]
+  voters: PeerIdString[]
+  learners: PeerIdString[]
+  leader: PeerIdString | undefined
+  term: number
+}
+
 /** A read-only view of the applied metadata state. */
 export interface MetadataView {
   cluster: () => ClusterRecord | undefined
@@ -107,7 +144,7 @@ export interface MetadataView {
   list: (dir: string) => DirEntry[]
   /** Every extent id the metadata references (for garbage collection of unreferenced bytes). */
   extentIds: () => Iterable<string>
-  /** Index of the last operation applied to this view. */
+  /** Index of the last operation applied to this view (of the system group when sharded). */
   appliedIndex: () => number
 }
 
@@ -130,8 +167,14 @@ export interface MetadataService {
   start: (options?: CallOptions) => Promise<void>
   stop: () => Promise<void>
   propose: (op: MetadataOp, options?: CallOptions) => Promise<MetadataResult & { ok: true }>
-  read: <T>(fn: (view: MetadataView) => T, options?: CallOptions) => Promise<T>
+  read: <T>(fn: (view: MetadataView) => T, options?: ReadOptions) => Promise<T>
+  /** The system group's (or the only group's) leader and term. */
   status: () => MetadataStatus
+  /**
+   * Present when metadata is sharded over several consensus groups: how many shards keys hash
+   * into, and the groups with their shards, replicas and leaders.
+   */
+  groups?: () => { shardCount: number, groups: MetadataGroupInfo[] }
   /**
    * Runs `fn` on this node's applied state without asking anyone: it may be stale. For routing and
    * discovery only (e.g. where members listen), never to answer a client.
@@ -170,6 +213,8 @@ export interface MetadataServiceInit {
   join?: boolean
   /** Applied operations between snapshots of the metadata (after which the log before it is compacted). */
   snapshotEvery?: number
+  /** A sharded service creating a new cluster: how many groups own the shards (the service's default otherwise). */
+  metadataGroups?: number
 }
 
 export type MetadataServiceFactory = (init: MetadataServiceInit) => MetadataService

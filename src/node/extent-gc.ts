@@ -58,7 +58,7 @@ export class ExtentGc {
     for await (const info of this.#store.list()) {
       if (!this.#pins.has(info.id)) candidates.push(info.id)
     }
-    const referenced = await metadata.read((view) => new Set(view.extentIds()))
+    const referenced = await metadata.read((view) => new Set(view.extentIds()), { scope: { extents: true } })
     const orphans = candidates.filter((id) => !referenced.has(id))
     await this.free(orphans)
     if (orphans.length > 0) log('swept %d unreferenced extents', orphans.length)

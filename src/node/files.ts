@@ -140,7 +140,7 @@ export class FileService {
 
   async stat (rawPath: string, options: CallOptions = {}): Promise<StatResult> {
     const path = normalizePath(rawPath)
-    return await this.#metadata.read((view) => statOf(view, path), options)
+    return await this.#metadata.read((view) => statOf(view, path), { ...options, scope: { paths: [path] } })
   }
 
   async open (rawPath: string, options: CallOptions = {}): Promise<OpenFile> {
@@ -151,7 +151,7 @@ export class FileService {
       // pinned in the same synchronous step that read the version: no rm can slip in between
       release = this.#gc.pin(s.extents.map((e) => e.id))
       return s
-    }, options)
+    }, { ...options, scope: { paths: [path] } })
     const store = this.#store
     const reader = this.#extents
     async function * local (): AsyncGenerator<Uint8Array> {
@@ -199,7 +199,7 @@ export class FileService {
       const all = view.list(path)
       const start = page.after == null ? 0 : firstAfter(all, page.after)
       return { entries: all.slice(start, start + limit), more: start + limit < all.length }
-    }, options)
+    }, { ...options, scope: { paths: [path] } })
   }
 
   async remove (rawPath: string, options: CallOptions = {}): Promise<{ path: string, freed: number }> {

@@ -22,6 +22,8 @@ import { fsMethods } from './handlers/fs.js'
 import { DataDirLock } from './lock.js'
 
 const log = logger('dfs:node')
+/** Reads of the cluster record and members need only the system group. */
+const SYSTEM = { scope: { system: true } }
 
 export interface NodeRuntimeInit {
   dataDir: string
@@ -48,6 +50,8 @@ export interface NodeRuntimeInit {
   failureTimeoutMs?: number
   /** Metadata operations between snapshots (tests make it small to exercise snapshot catch-up). */
   metadataSnapshotEvery?: number
+  /** Raft groups that own the metadata shards of a cluster this node creates (the service's default otherwise). */
+  metadataGroups?: number
   /** Test-only: accept `test.partition` RPCs that cut this node off from chosen peers. */
   testFaults?: boolean
 }
@@ -142,7 +146,7 @@ export class NodeRuntime {
         // a restarted member: the peers given help it find the cluster; its own log knows the members
         await Promise.allSettled(peers.map(async (p) => { await host.dial(p, { signal: AbortSignal.timeout(5000) }) }))
       }
-      const metadata = makeMetadata({ dir: metadataDir, nodeId: id, logger: logger('dfs:metadata'), network, join: joining, snapshotEvery: init.metadataSnapshotEvery })
+      const metadata = makeMetadata({ dir: metadataDir, nodeId: id, logger: logger('dfs:metadata'), network, join: joining, snapshotEvery: init.metadataSnapshotEvery, metadataGroups: init.metadataGroups })
       await metadata.start()
       undo.unshift(async () => { await metadata.stop() })
 
@@ -153,7 +157,7 @@ export class NodeRuntime {
         : undefined
       let cluster = known ?? (joining
         ? await waitForCluster(metadata)
-        : await metadata.read((view) => view.cluster()))
+        : await metadata.read((view) => view.cluster(), SYSTEM))
       if (cluster == null) {
         await metadata.propose({
           type: 'InitCluster',
@@ -162,7 +166,7 @@ export class NodeRuntime {
           admin: init.admin,
           member: { id, name: init.name ?? id.slice(-8), region: init.region ?? 'default', addrs }
         })
-        cluster = await metadata.read((view) => view.cluster())
+        cluster = await metadata.read((view) => view.cluster(), SYSTEM)
         log('created cluster %s with admin %s', cluster?.clusterId, init.admin)
       }
       if (cluster == null) throw new Error('metadata invariant broken: no cluster record after InitCluster')
@@ -249,7 +253,7 @@ async function waitForCluster (metadata: MetadataService): Promise<ClusterRecord
   let last: unknown
   while (Date.now() < deadline) {
     try {
-      const cluster = await metadata.read((view) => view.cluster(), { signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())) })
+      const cluster = await metadata.read((view) => view.cluster(), { ...SYSTEM, signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())) })
       if (cluster != null) return cluster
     } catch (err) {
       last = err
@@ -270,7 +274,7 @@ const JOIN_CATCH_UP_TIMEOUT_MS = 60_000
 async function settleMember (metadata: MetadataService, gc: ExtentGc, me: { id: string, name?: string, region?: string, addrs: string[] }, signal: AbortSignal): Promise<void> {
   for (let attempt = 0; !signal.aborted; attempt++) {
     try {
-      const self = await metadata.read((view) => view.members().find((m) => m.id === me.id), { signal })
+      const self = await metadata.read((view) => view.members().find((m) => m.id === me.id), { ...SYSTEM, signal })
       const changed = self == null || self.addrs.join() !== me.addrs.join() ||
         (me.name != null && self.name !== me.name) || (me.region != null && self.region !== me.region)
       if (changed) {

@@ -52,7 +52,7 @@ export class Security {
     // this node's applied state decides: a grant or revocation takes effect here once applied
     return this.#metadata.staleRead != null
       ? this.#metadata.staleRead(lookup)
-      : await this.#metadata.read(lookup, options)
+      : await this.#metadata.read(lookup, { ...options, scope: { system: true } })
   }
 
   async authorize (peer: string, action: string, options?: CallOptions): Promise<void> {

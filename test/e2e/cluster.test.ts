@@ -57,6 +57,28 @@ test('three nodes form a cluster by join token; a wrong token is refused and cha
   assert.ok([...nodes.values()].some((n) => n.id === s.leader))
 })
 
+test('cluster shards: 256 shards over three data groups, replicated on every node, one data group led by each node', async () => {
+  const ids = [...nodes.values()].map((n) => n.id).sort()
+  const map = await waitFor(async () => {
+    const r = await sb.run(['cluster', 'shards', '--json', '--node', (nodes.get('n2') as NodeHandle).addr])
+    if (r.code !== 0) throw new Error(r.stderr)
+    const data = r.json.groups.filter((g: any) => g.kind === 'data')
+    // leaders spread by leadership transfer once the joined nodes are caught-up voters
+    return new Set(data.map((g: any) => g.leader)).size === 3 ? r.json : undefined
+  }, 30_000, 'data group leaders on three different nodes')
+  assert.is(map.shardCount, 256)
+  assert.equal(map.groups.map((g: any) => [g.group, g.kind]), [[0, 'system'], [1, 'data'], [2, 'data'], [3, 'data']])
+  assert.equal(map.shards.map((s: any) => s.shard), Array.from({ length: 256 }, (_, i) => i))
+  for (const s of map.shards) {
+    assert.equal(s.replicas, ids, `shard ${s.shard} is replicated on every node`)
+    assert.ok(ids.includes(s.leader), `shard ${s.shard} has a leader`)
+    assert.equal(s.leader, map.groups[s.group].leader)
+  }
+  const human = await sb.run(['cluster', 'shards', '--node', (nodes.get('n1') as NodeHandle).addr])
+  assert.match(human.stdout, /^group 0 \(system\)  shards -  leader \S+/m)
+  assert.match(human.stdout, /^group 1 \(data\)  shards 0-85  leader \S+/m)
+})
+
 test('any node serves any request: a file put through one node reads back through another', async () => {
   const bytes = randomBytes(9 * 1024 * 1024 + 17)
   await writeFile(join(sb.dir, 'x.bin'), bytes)

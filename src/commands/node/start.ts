@@ -32,6 +32,7 @@ it there by default.`
     'join-token': Flags.string({ description: 'join token for a new node (see dfs cluster token create)', env: 'DFS_JOIN_TOKEN' }),
     'heartbeat-ms': Flags.integer({ description: 'interval of membership heartbeats', default: 5000, min: 50 }),
     'metadata-snapshot-every': Flags.integer({ description: 'metadata operations between snapshots of the metadata log', min: 2, hidden: true }),
+    'metadata-groups': Flags.integer({ description: 'Raft groups that own the metadata shards of a cluster this node creates', min: 1, max: 16, hidden: true }),
     'failure-timeout-ms': Flags.integer({ description: 'silence after which a member is considered failed', default: 15000, min: 200 }),
     'extent-size': Flags.integer({ description: 'bytes per extent of new files', default: EXTENT_SIZE_MAX, min: 1, max: EXTENT_SIZE_MAX, hidden: true })
   }
@@ -63,6 +64,7 @@ it there by default.`
       heartbeatMs: flags['heartbeat-ms'],
       failureTimeoutMs: flags['failure-timeout-ms'],
       metadataSnapshotEvery: flags['metadata-snapshot-every'],
+      metadataGroups: flags['metadata-groups'],
       testFaults: process.env.DFS_TEST_FAULTS === '1'
     })
     const info = node.info()

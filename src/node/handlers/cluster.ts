@@ -2,7 +2,7 @@ import { Action } from '../../security/index.js'
 import { JOIN_TOKEN_TTL_MS_DEFAULT, JOIN_TOKEN_TTL_MS_MAX, mintJoinToken, verifyJoinToken } from '../../security/join-token.js'
 import { integer, record, text } from './params.js'
 import { InvalidArgumentError, NotFoundError, UnavailableError } from '@dfs/api'
-import type { MetadataService } from '@dfs/api'
+import type { MetadataGroupInfo, MetadataService } from '@dfs/api'
 import type { RpcMethod } from '../../net/rpc/types.js'
 
 export interface ClusterStatus {
@@ -11,6 +11,33 @@ export interface ClusterStatus {
   term: number
   nodes: { total: number, healthy: number, suspected: number, failed: number }
 }
+
+export interface ClusterShards {
+  shardCount: number
+  groups: Array<Omit<MetadataGroupInfo, 'leader'> & { leader: string | null }>
+  /** Every shard with its group, the nodes that hold a replica (voters and learners) and the group's leader. */
+  shards: Array<{ shard: number, group: number, replicas: string[], voters: string[], leader: string | null }>
+}
+
+/** The shard map as this node last applied it (an unsharded service: one group holds every shard). */
+export function shardMap (nodeId: string, metadata: MetadataService): ClusterShards {
+  const st = metadata.status()
+  const { shardCount, groups } = metadata.groups?.() ?? {
+    shardCount: SHARD_COUNT_UNSHARDED,
+    groups: [{ group: 0, kind: 'all', shards: Array.from({ length: SHARD_COUNT_UNSHARDED }, (_, i) => i), voters: [nodeId], learners: [], leader: st.leader ?? nodeId, term: st.term }]
+  }
+  const shards: ClusterShards['shards'] = []
+  for (const g of groups) {
+    for (const shard of g.shards) {
+      shards.push({ shard, group: g.group, replicas: [...g.voters, ...g.learners].sort(), voters: g.voters, leader: g.leader ?? null })
+    }
+  }
+  shards.sort((a, b) => a.shard - b.shard)
+  return { shardCount, groups: groups.map((g) => ({ ...g, leader: g.leader ?? null })), shards }
+}
+
+/** What an unsharded metadata service reports: the same key space, all in one group. */
+const SHARD_COUNT_UNSHARDED = 256
 
 export interface ClusterNode {
   id: string
@@ -32,7 +59,7 @@ export function clusterMethods (init: { nodeId: string, metadata: MetadataServic
       kind: 'unary',
       params: (raw) => record(raw ?? {}, 'cluster.status'),
       handle: async ({ signal }): Promise<ClusterStatus> => {
-        const { cluster, members } = await init.metadata.read((view) => ({ cluster: view.cluster(), members: view.members() }), { signal })
+        const { cluster, members } = await init.metadata.read((view) => ({ cluster: view.cluster(), members: view.members() }), { signal, scope: { system: true } })
         const status = init.metadata.status()
         const health = members.map((m) => init.health(m.id))
         return {
@@ -54,7 +81,7 @@ export function clusterMethods (init: { nodeId: string, metadata: MetadataServic
       kind: 'unary',
       params: (raw) => record(raw ?? {}, 'cluster.nodes'),
       handle: async ({ signal }): Promise<{ nodes: ClusterNode[] }> => {
-        const members = await init.metadata.read((view) => view.members(), { signal })
+        const members = await init.metadata.read((view) => view.members(), { signal, scope: { system: true } })
         const voting = voters(members.map((m) => m.id))
         return {
           nodes: members.map((m) => ({
@@ -67,6 +94,13 @@ export function clusterMethods (init: { nodeId: string, metadata: MetadataServic
           }))
         }
       }
+    },
+    {
+      name: 'cluster.shards',
+      action: Action.ClusterRead,
+      kind: 'unary',
+      params: (raw) => record(raw ?? {}, 'cluster.shards'),
+      handle: async () => shardMap(init.nodeId, init.metadata)
     },
     {
       name: 'cluster.token.create',
@@ -105,10 +139,10 @@ export function clusterMethods (init: { nodeId: string, metadata: MetadataServic
           throw new UnavailableError('this node keeps its metadata without consensus (--metadata local) and cannot admit members')
         }
         // the token is checked against committed metadata, at this node's time
-        await init.metadata.read((view) => verifyJoinToken(view, params.token, Date.now()), { signal })
+        await init.metadata.read((view) => verifyJoinToken(view, params.token, Date.now()), { signal, scope: { system: true } })
         await init.metadata.propose({ type: 'PutMember', member: { id: peer, name: params.name, region: params.region, addrs: params.addrs } }, { signal })
         await membership.addLearner(peer, { signal })
-        const { cluster, members } = await init.metadata.read((view) => ({ cluster: view.cluster(), members: view.members() }), { signal })
+        const { cluster, members } = await init.metadata.read((view) => ({ cluster: view.cluster(), members: view.members() }), { signal, scope: { system: true } })
         return { clusterId: cluster?.clusterId ?? '', members: members.map((m) => ({ id: m.id, addrs: m.addrs })) }
       }
     },
@@ -120,7 +154,7 @@ export function clusterMethods (init: { nodeId: string, metadata: MetadataServic
       handle: async ({ params, signal }) => {
         const membership = init.metadata.membership
         if (membership == null) throw new UnavailableError('this node keeps its metadata without consensus (--metadata local): there are no other members')
-        const members = await init.metadata.read((view) => view.members(), { signal })
+        const members = await init.metadata.read((view) => view.members(), { signal, scope: { system: true } })
         // a PeerId, or a name that only one member has
         const byId = members.find((m) => m.id === params.node)
         const byName = members.filter((m) => m.name === params.node)

@@ -149,6 +149,7 @@ type Report =
   | { kind: 'unreachable', peer: NodeId }
   | { kind: 'snapshot', peer: NodeId, ok: boolean }
   | { kind: 'dropped', peer: NodeId, messages: Message[] }
+  | { kind: 'transfer', to: NodeId }
 
 const noop = (): void => {}
 const silentLogger: Logger = Object.assign(noop, { error: noop, trace: noop, enabled: false })
@@ -413,6 +414,16 @@ export class RaftGroup<R> {
     })
   }
 
+  /**
+   * On the leader: hands leadership to the voter `to` (Raft thesis §3.10). The core ignores it on a
+   * follower, for a non-voter, or while another transfer runs; proposals are refused until the
+   * transfer ends (at most an election timeout). Returns at once: watch status() for the outcome.
+   */
+  transferLeadership (to: NodeId): void {
+    if (this.#state !== 'running' || typeof to !== 'string' || to.length === 0) return
+    this.#report({ kind: 'transfer', to })
+  }
+
   /** On the leader: every member's replication progress (match = highest index known replicated). */
   progress (): Record<NodeId, ProgressStatus> | undefined {
     return this.#node?.status().progress
@@ -556,6 +567,7 @@ export class RaftGroup<R> {
     for (const r of reports) {
       if (r.kind === 'snapshot') node.reportSnapshot(r.peer, r.ok)
       else if (r.kind === 'unreachable') node.reportUnreachable(r.peer)
+      else if (r.kind === 'transfer') node.transferLeadership(r.to)
       else this.#requeue(r.messages)
     }
 

@@ -6,9 +6,9 @@ import { RaftMetadataService } from '../replicated/index.js'
 /**
  * Provides the metadata services:
  * - `local`: a group-committed log on this node only (one-node clusters, no joining);
- * - `raft`: Raft over libp2p. A node that creates a new cluster starts a group whose only voter is
- *   itself; a joining node starts empty and learns the group from its leader; a restarted node
- *   resumes the group recorded in its log.
+ * - `raft`: Raft over libp2p, sharded over a system group and data groups. A node that creates a new
+ *   cluster starts groups whose only voter is itself; a joining node starts empty and learns the
+ *   groups from their leaders; a restarted node resumes the groups recorded in its logs.
  */
 const hook: Hook<'dfs:services'> = async function (opts) {
   opts.registry.provide('metadata', 'local', (init) => {
@@ -21,6 +21,7 @@ const hook: Hook<'dfs:services'> = async function (opts) {
       ...init,
       network: init.network,
       peers: init.join === true ? [] : [{ id: init.nodeId, addrs: [] }],
+      dataGroups: init.metadataGroups,
       // keep a short tail after a snapshot when snapshots are frequent, so lagging nodes need them
       snapshotKeepEntries: init.snapshotEvery != null ? Math.min(1000, Math.floor(init.snapshotEvery / 2)) : undefined
     })

@@ -1,4 +1,4 @@
-/** The MetadataService replicated with Raft over libp2p (one group, static initial voters). */
+/** The MetadataService replicated with Raft over libp2p, sharded over a system group and data groups. */
 export { RaftMetadataService } from './raft-metadata-service.js'
 export type { RaftMetadataServiceInit, RaftPeer } from './raft-metadata-service.js'
 export * from './constants.js'

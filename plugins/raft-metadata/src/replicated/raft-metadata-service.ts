@@ -1,34 +1,51 @@
 /**
- * RaftMetadataService: the MetadataService replicated with Raft over libp2p, for ONE group whose
- * initial voters are a static list (joining by token and several groups come later).
+ * RaftMetadataService: the MetadataService replicated with Raft over libp2p, sharded over several
+ * Raft groups that share one transport (see ../shards for which key lives where).
  *
- * - The Raft log and hard state live in LevelDB under `<dir>/raft` (LevelStorage: one fsync'd batch
- *   per Ready). The MetadataStateMachine lives in memory: on start it is rebuilt from the Raft snapshot
- *   and the committed entries after it; every `snapshotEvery` applied entries its snapshot becomes the
- *   Raft snapshot and the log before it is compacted.
- * - propose: the operation is CBOR-encoded (only bytes that decode again are proposed), replicated,
- *   and the call resolves with the result of apply on this node, or throws that result's typed error.
- *   Any node may propose: a follower's Raft core forwards the proposal to the leader.
- * - read: linearizable (ReadIndex), on any node.
- * - errors: Unavailable (not running, no leader during an election that outlasts the call),
- *   NoQuorum (no leader by the deadline: a minority), DeadlineExceeded, Aborted (see RaftGroup).
+ * - Group 0, the system group, holds the cluster record, members, roles and join tokens. Groups
+ *   1..G, the data groups, hold files and extents, each the shards of a contiguous range. G is
+ *   chosen when the cluster is created (DATA_GROUPS_DEFAULT), recorded in the cluster record so
+ *   joining nodes learn it, and in `<dir>/layout.json` so a restarted node opens its groups at once.
+ * - Every member replicates every group (a voter or a learner in each): on the 1–7 node clusters dfs
+ *   is for, the metadata fits on every node, reads are served locally after a ReadIndex round, and
+ *   any node can answer for any shard. Voters grow 1 → 3 → 5 per group as the cluster grows.
+ * - Leaders spread: the leader of data group g hands leadership to the group's preferred voter
+ *   (voters sorted, the ((g−1) mod n)-th) once it has caught up, so with three nodes each node leads
+ *   one data group. A transfer that does not happen backs off (5 s doubling to 5 min).
+ * - Each group's log and hard state live in their own LevelDB (`raft`, `raft-g1` …; one fsync'd
+ *   batch per Ready). Each state machine lives in memory, rebuilt at start from the group's snapshot
+ *   and the committed entries after it.
+ * - propose: routed by the operation (system ops to the system group, a path's ops to its shard's
+ *   group, an extent's ops to the group that holds it); resolves with the result of apply here.
+ * - read: linearizable: one ReadIndex round in each group the read's scope names (all when none),
+ *   then the function runs on the applied states, which by then include every operation committed
+ *   before the call in those groups. Each key lives in exactly one group, so this composes.
+ * - errors: Unavailable (not running; data groups not yet received by a joining node), NoQuorum,
+ *   DeadlineExceeded, Aborted (see RaftGroup), WrongShard (a state machine refused a misrouted op).
  */
-import { mkdir } from 'node:fs/promises'
+import { mkdir, open, readFile, rename, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
-  DataDirLockedError, InvalidArgumentError, NotFoundError, UnavailableError, errorFromWire
+  DataDirLockedError, InvalidArgumentError, NotFoundError, UnavailableError, errorFromWire, normalizePath
 } from '@dfs/api'
 import type {
-  CallOptions, Logger, MetadataMembership, MetadataOp, MetadataResult, MetadataService, MetadataServiceInit,
-  MetadataStatus, MetadataView, PeerIdString, PeerNetwork
+  CallOptions, ClusterRecord, DirEntry, ExtentRecord, FileRecord, JoinTokenRecord, Logger, MemberRecord,
+  MetadataGroupInfo, MetadataMembership, MetadataOp, MetadataResult, MetadataService, MetadataServiceInit,
+  MetadataStatus, MetadataView, PeerIdString, ReadOptions, ReadScope, Role
 } from '@dfs/api'
 import { decodeOp, encodeOp } from '../codec.js'
 import { RaftGroup } from '../group/index.js'
 import type { GroupStateMachine, RaftGroupStats } from '../group/index.js'
 import { ConfChangeType, LevelStorage } from '../raft/index.js'
+import type { ConfState } from '../raft/index.js'
 import { MetadataStateMachine } from '../state-machine/index.js'
+import type { StateMachineScope } from '../state-machine/index.js'
 import { RaftTransport } from '../transport/index.js'
-import { OP_BYTES_MAX_DEFAULT, PROMOTE_EVERY_MS_DEFAULT, RAFT_DIR, SYSTEM_GROUP } from './constants.js'
+import { SHARD_COUNT, groupOfShard, requireDataGroups, shardOfExtent, shardOfPath, shardsOfGroup } from '../shards/index.js'
+import {
+  DATA_GROUPS_DEFAULT, LAYOUT_FILE, OP_BYTES_MAX_DEFAULT, PROMOTE_EVERY_MS_DEFAULT, RAFT_DIR, SYSTEM_GROUP,
+  TRANSFER_BACKOFF_MS_MAX, TRANSFER_BACKOFF_MS_MIN, dataGroupDir
+} from './constants.js'
 
 export interface RaftPeer {
   id: PeerIdString
@@ -37,19 +54,21 @@ export interface RaftPeer {
 }
 
 export interface RaftMetadataServiceInit extends MetadataServiceInit {
-  network: PeerNetwork
+  network: NonNullable<MetadataServiceInit['network']>
   /**
-   * The group's initial voters, this node included. Used only when the log is created, and not when
-   * `join` is set (a joining node learns the membership from the leader's snapshot).
+   * The groups' initial voters, this node included. Used only when the logs are created, and not
+   * when `join` is set (a joining node learns the membership from the leaders).
    */
   peers: RaftPeer[]
-  /** How often the leader checks whether a learner should be promoted (default 500 ms). */
+  /** Data groups of a cluster this node creates (default 3, at most 16); ignored when joining. */
+  dataGroups?: number
+  /** How often the leaders check for learners to promote and leaderships to hand over (default 500 ms). */
   promoteEveryMs?: number
   /** Milliseconds per Raft tick (default 100: elections after 1–2 s without a leader). */
   tickMs?: number
   electionTick?: number
   heartbeatTick?: number
-  /** Snapshot and compact every this many applied entries (default 10,000). */
+  /** Snapshot and compact every this many applied entries (default 10,000), per group. */
   snapshotEvery?: number
   /** Entries kept before a snapshot for lagging followers (default 1,000). */
   snapshotKeepEntries?: number
@@ -57,7 +76,7 @@ export interface RaftMetadataServiceInit extends MetadataServiceInit {
   callTimeoutMs?: number
   /** Largest encoded operation (default 4 MiB). */
   opBytesMax?: number
-  /** A transport shared with other groups; without one the service creates, starts and stops its own. */
+  /** A transport shared with other services; without one the service creates, starts and stops its own. */
   transport?: RaftTransport
 }
 
@@ -66,10 +85,16 @@ type ServiceState = 'new' | 'starting' | 'running' | 'stopped'
 
 const noop = (): void => {}
 const silentLogger: Logger = Object.assign(noop, { error: noop, trace: noop, enabled: false })
+const CALL_TIMEOUT_MS_DEFAULT = 10_000
+const SYSTEM_OPS = new Set<string>(['InitCluster', 'PutMember', 'RemoveMember', 'SetRole', 'CreateJoinToken', 'RevokeJoinToken'])
 
-/** The MetadataStateMachine behind the group's byte interface. */
+/** A MetadataStateMachine of one scope behind the group's byte interface. */
 class MetadataApplier implements GroupStateMachine<MetadataResult> {
-  sm = new MetadataStateMachine()
+  sm: MetadataStateMachine
+
+  constructor (readonly scope: StateMachineScope, private readonly onChange: () => void = noop) {
+    this.sm = new MetadataStateMachine(scope)
+  }
 
   apply (payload: Uint8Array, index: number): MetadataResult {
     let op: MetadataOp
@@ -79,7 +104,9 @@ class MetadataApplier implements GroupStateMachine<MetadataResult> {
       // Deterministic on every replica: bytes that are not CBOR are a rejected operation.
       return { ok: false, index, error: { name: 'InvalidArgument', message: `the operation is not CBOR: ${(err as Error).message}`, details: {} } }
     }
-    return this.sm.apply(op, index)
+    const result = this.sm.apply(op, index)
+    this.onChange()
+    return result
   }
 
   snapshot (): Uint8Array {
@@ -87,45 +114,96 @@ class MetadataApplier implements GroupStateMachine<MetadataResult> {
   }
 
   restore (data: Uint8Array): void {
-    this.sm = data.byteLength === 0 ? new MetadataStateMachine() : MetadataStateMachine.restore(data)
+    this.sm = data.byteLength === 0 ? new MetadataStateMachine(this.scope) : MetadataStateMachine.restore(data, this.scope)
+    this.onChange()
   }
 }
+
+/** One group this node replicates: its number, log, driver and state machine. */
+interface Replica {
+  g: number
+  applier: MetadataApplier
+  storage: LevelStorage
+  group: RaftGroup<MetadataResult>
+}
+
+/** Leadership hand-over bookkeeping of one data group on its leader. */
+interface TransferState { at: number, to: PeerIdString, backoffMs: number, notBefore: number }
 
 export class RaftMetadataService implements MetadataService {
   readonly #init: RaftMetadataServiceInit
   readonly #log: Logger
   readonly #voters: PeerIdString[]
   readonly #opBytesMax: number
+  readonly #callTimeoutMs: number
   #state: ServiceState = 'new'
-  #storage: LevelStorage | undefined
   #transport: RaftTransport | undefined
   #ownsTransport = false
-  #group: RaftGroup<MetadataResult> | undefined
-  readonly #applier = new MetadataApplier()
+  #system: Replica | undefined
+  /** Data groups 1..G at index g−1, once G is known and their logs are open. */
+  #data: Replica[] = []
+  /** G, once known (layout file, creation, or the system group's cluster record). */
+  #dataGroups: number | undefined
+  #opening: Promise<void> | undefined
+  #dataWaiters = new Set<() => void>()
   #promoter: ReturnType<typeof setInterval> | undefined
   #promoting = false
+  readonly #transfers = new Map<number, TransferState>()
 
-  /** Membership of the metadata group (see MetadataMembership in @dfs/api). */
+  /** Membership of every group (see MetadataMembership in @dfs/api); `members` is the system group's. */
   readonly membership: MetadataMembership = {
     members: () => {
-      const cs = this.#group?.status().confState ?? { voters: [], learners: [] }
+      const cs = this.#system?.group.status().confState ?? { voters: [], learners: [] }
       return { voters: [...cs.voters].sort(), learners: [...cs.learners].sort() }
     },
     addLearner: async (id, options) => {
-      const group = this.#running()
-      const cs = group.status().confState
-      if (cs.voters.includes(id) || cs.learners.includes(id)) return
-      await group.proposeConfChange({ type: ConfChangeType.AddLearner, node: id }, { signal: options?.signal })
+      const system = this.#running().group
+      if (!isMember(system.status().confState, id)) {
+        await system.proposeConfChange({ type: ConfChangeType.AddLearner, node: id }, { signal: options?.signal })
+      }
+      for (const r of await this.#dataReplicas(options?.signal)) {
+        if (isMember(r.group.status().confState, id)) continue
+        await r.group.proposeConfChange({ type: ConfChangeType.AddLearner, node: id }, { signal: options?.signal })
+      }
     },
     remove: async (id, options) => {
-      const group = this.#running()
-      const cs = group.status().confState
-      if (!cs.voters.includes(id) && !cs.learners.includes(id)) {
+      const system = this.#running().group
+      if (!isMember(system.status().confState, id)) {
         throw new NotFoundError(`${id} is not a member of the metadata group`, { id })
       }
-      await group.proposeConfChange({ type: ConfChangeType.RemoveNode, node: id }, { signal: options?.signal })
+      // out of the data groups first: the system group's membership is what marks a member
+      for (const r of await this.#dataReplicas(options?.signal)) {
+        if (!isMember(r.group.status().confState, id)) continue
+        await r.group.proposeConfChange({ type: ConfChangeType.RemoveNode, node: id }, { signal: options?.signal })
+      }
+      await system.proposeConfChange({ type: ConfChangeType.RemoveNode, node: id }, { signal: options?.signal })
     }
   }
+
+  /** The applied state of every group as one MetadataView. */
+  readonly #view: MetadataView = Object.freeze({
+    cluster: (): ClusterRecord | undefined => this.#systemSm().cluster(),
+    members: (): MemberRecord[] => this.#systemSm().members(),
+    role: (peer: PeerIdString): Role | undefined => this.#systemSm().role(peer),
+    joinToken: (id: string): JoinTokenRecord | undefined => this.#systemSm().joinToken(id),
+    getFile: (path: string): FileRecord | undefined => {
+      const p = normalizePath(path)
+      return p === '/' ? undefined : this.#replicaOfPath(p)?.applier.sm.getFile(p)
+    },
+    getExtent: (id: string): ExtentRecord | undefined => this.#holderOfExtent(id)?.applier.sm.getExtent(id),
+    list: (dir: string): DirEntry[] => {
+      const p = normalizePath(dir)
+      if (p !== '/') {
+        const r = this.#replicaOfPath(p)
+        if (r === undefined) throw new NotFoundError(`no directory ${p}`, { path: p })
+        return r.applier.sm.list(p)
+      }
+      // each top-level name lives in exactly one group: merge their sorted lists
+      return this.#data.flatMap((r) => r.applier.sm.list('/')).sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+    },
+    extentIds: (): string[] => this.#data.flatMap((r) => r.applier.sm.extentIds()),
+    appliedIndex: (): number => this.#systemSm().appliedIndex()
+  })
 
   constructor (init: RaftMetadataServiceInit) {
     if (typeof init?.dir !== 'string' || init.dir.length === 0) throw new InvalidArgumentError('init.dir must be a directory path', { dir: init?.dir })
@@ -139,17 +217,19 @@ export class RaftMetadataService implements MetadataService {
     if (init.join !== true && !voters.includes(init.nodeId)) {
       throw new InvalidArgumentError('init.peers must include this node', { nodeId: init.nodeId, peers: voters })
     }
+    if (init.dataGroups !== undefined) requireDataGroups(init.dataGroups)
     const opBytesMax = init.opBytesMax ?? OP_BYTES_MAX_DEFAULT
     if (!Number.isSafeInteger(opBytesMax) || opBytesMax < 1) throw new InvalidArgumentError('opBytesMax must be a positive integer', { opBytesMax })
     this.#init = init
     this.#log = init.logger ?? silentLogger
     this.#voters = voters
     this.#opBytesMax = opBytesMax
+    this.#callTimeoutMs = init.callTimeoutMs ?? CALL_TIMEOUT_MS_DEFAULT
   }
 
-  /** The group's counters (fsync'd batches, proposals …), for tests and benchmarks. */
+  /** The system group's counters (fsync'd batches, proposals …), for tests and benchmarks. */
   get stats (): RaftGroupStats | undefined {
-    return this.#group?.stats
+    return this.#system?.group.stats
   }
 
   async start (options?: CallOptions): Promise<void> {
@@ -160,15 +240,11 @@ export class RaftMetadataService implements MetadataService {
     const init = this.#init
     try {
       await mkdir(init.dir, { recursive: true })
-      try {
-        this.#storage = await LevelStorage.open(join(init.dir, RAFT_DIR),
-          init.join === true ? undefined : { confState: { voters: this.#voters, learners: [] } })
-      } catch (err) {
-        const cause = (err as { cause?: { code?: string } }).cause
-        if (cause?.code === 'LEVEL_LOCKED') {
-          throw new DataDirLockedError(`the metadata directory ${init.dir} is in use by another process`, { dir: init.dir })
-        }
-        throw err
+      const creating = init.join !== true && !(await exists(join(init.dir, RAFT_DIR)))
+      let groups = await readLayout(join(init.dir, LAYOUT_FILE))
+      if (creating && groups === undefined) {
+        groups = init.dataGroups ?? DATA_GROUPS_DEFAULT
+        await writeLayout(init.dir, groups)
       }
       for (const p of init.peers) {
         if (p.id !== init.nodeId && p.addrs.length > 0) await init.network.addAddresses(p.id, p.addrs)
@@ -180,30 +256,21 @@ export class RaftMetadataService implements MetadataService {
         this.#ownsTransport = true
         await this.#transport.start()
       }
-      this.#group = new RaftGroup<MetadataResult>({
-        id: init.nodeId,
-        group: SYSTEM_GROUP,
-        storage: this.#storage,
-        transport: this.#transport,
-        stateMachine: this.#applier,
-        tickMs: init.tickMs,
-        electionTick: init.electionTick,
-        heartbeatTick: init.heartbeatTick,
-        snapshotEvery: init.snapshotEvery,
-        snapshotKeepEntries: init.snapshotKeepEntries,
-        callTimeoutMs: init.callTimeoutMs,
-        proposalBytesMax: this.#opBytesMax + 64,
-        logger: init.logger
-      })
-      this.#group.start()
+      // Data logs first: the system log's existence is what marks a created cluster on restart.
+      if (groups !== undefined) await this.#openData(groups, creating)
+      const applier = new MetadataApplier({ kind: 'system' }, () => { this.#adoptLayout() })
+      const storage = await openStorage(join(init.dir, RAFT_DIR), init.join === true ? undefined : { voters: this.#voters, learners: [] })
+      this.#system = { g: SYSTEM_GROUP, applier, storage, group: this.#newGroup(SYSTEM_GROUP, storage, applier) }
+      this.#system.group.start()
       // a restarted node finds the other members where metadata last saw them
-      for (const m of this.#applier.sm.members()) {
+      for (const m of applier.sm.members()) {
         if (m.id !== init.nodeId && m.addrs.length > 0) await init.network.addAddresses(m.id, m.addrs).catch(() => {})
       }
-      this.#promoter = setInterval(() => { void this.#promoteLearners() }, init.promoteEveryMs ?? PROMOTE_EVERY_MS_DEFAULT)
+      this.#promoter = setInterval(() => { void this.#tend() }, init.promoteEveryMs ?? PROMOTE_EVERY_MS_DEFAULT)
       this.#promoter.unref?.()
       this.#state = 'running'
-      this.#log('replicated metadata started on %s with voters %o', init.nodeId, this.#voters)
+      this.#adoptLayout()
+      this.#log('replicated metadata started on %s: %s data groups, voters %o', init.nodeId, groups ?? 'unknown (joining)', this.#voters)
     } catch (err) {
       await this.#close()
       this.#state = 'new'
@@ -214,57 +281,178 @@ export class RaftMetadataService implements MetadataService {
   async stop (): Promise<void> {
     if (this.#state !== 'running') return
     this.#state = 'stopped'
+    await this.#opening?.catch(() => {})
     await this.#close()
   }
 
+  #newGroup (g: number, storage: LevelStorage, applier: MetadataApplier): RaftGroup<MetadataResult> {
+    const init = this.#init
+    if (this.#transport === undefined) throw new Error('raft metadata: the transport is not started')
+    return new RaftGroup<MetadataResult>({
+      id: init.nodeId,
+      group: g,
+      storage,
+      transport: this.#transport,
+      stateMachine: applier,
+      tickMs: init.tickMs,
+      electionTick: init.electionTick,
+      heartbeatTick: init.heartbeatTick,
+      snapshotEvery: init.snapshotEvery,
+      snapshotKeepEntries: init.snapshotKeepEntries,
+      callTimeoutMs: init.callTimeoutMs,
+      proposalBytesMax: this.#opBytesMax + 64,
+      logger: init.logger
+    })
+  }
+
+  /** Opens and starts data groups 1..groups (their logs are created with the initial voters when creating). */
+  async #openData (groups: number, creating: boolean): Promise<void> {
+    const opened: Replica[] = []
+    try {
+      for (let g = 1; g <= groups; g++) {
+        const applier = new MetadataApplier({ kind: 'data', group: g, groups })
+        const storage = await openStorage(join(this.#init.dir, dataGroupDir(g)), creating ? { voters: this.#voters, learners: [] } : undefined)
+        const replica: Replica = { g, applier, storage, group: this.#newGroup(g, storage, applier) }
+        opened.push(replica)
+        replica.group.start()
+      }
+    } catch (err) {
+      for (const r of opened) { await r.group.stop(); await r.storage.close() }
+      throw err
+    }
+    this.#data = opened
+    this.#dataGroups = groups
+    for (const wake of this.#dataWaiters) wake()
+    this.#dataWaiters.clear()
+  }
+
   /**
-   * On the leader: grows the voters with the cluster — 1 voter for 1–2 members, 3 for 3–4, 5 beyond —
-   * by promoting, one at a time, a learner that has caught up with the commit index. Larger voter sets
-   * only slow writes down; the other members stay learners (thesis §4.2.1: learners first).
+   * A joining node (or one restarted before it learnt the layout) opens the data groups once the
+   * system group has given it the cluster record, which says how many there are.
    */
-  async #promoteLearners (): Promise<void> {
-    const group = this.#group
-    if (this.#promoting || this.#state !== 'running' || group === undefined) return
-    const st = group.status()
-    if (st.leader !== this.#init.nodeId) return
-    const { voters, learners } = st.confState
-    const members = voters.length + learners.length
-    const target = members >= 5 ? 5 : members >= 3 ? 3 : 1
-    if (voters.length >= target || learners.length === 0) return
-    const progress = group.progress() ?? {}
-    const ready = learners.filter((id) => (progress[id]?.match ?? 0) >= st.commit).sort()
-    if (ready.length === 0) return
+  #adoptLayout (): void {
+    if (this.#state !== 'running' || this.#dataGroups !== undefined || this.#opening !== undefined) return
+    const groups = this.#system?.applier.sm.cluster()?.metadataGroups
+    if (groups === undefined) return
+    this.#opening = (async () => {
+      await writeLayout(this.#init.dir, groups)
+      if (this.#state !== 'running') return
+      await this.#openData(groups, false)
+      this.#log('opened %d data groups', groups)
+    })().catch((err) => {
+      this.#log.error('opening the data groups failed (retried on the next change): %s', (err as Error).message)
+    }).finally(() => { this.#opening = undefined })
+  }
+
+  /** The data groups, waiting (until the call's deadline) for a joining node to learn them. */
+  async #dataReplicas (signal?: AbortSignal): Promise<Replica[]> {
+    this.#running()
+    if (this.#dataGroups !== undefined) return this.#data
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => { done(new UnavailableError('this node has not yet received the metadata groups from the cluster')) }, this.#callTimeoutMs)
+      const onAbort = (): void => { done(new UnavailableError('aborted while waiting for the metadata groups')) }
+      const wake = (): void => { done() }
+      const done = (err?: Error): void => {
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
+        this.#dataWaiters.delete(wake)
+        if (err !== undefined) reject(err); else resolve()
+      }
+      if (signal?.aborted === true) { onAbort(); return }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      this.#dataWaiters.add(wake)
+    })
+    return this.#data
+  }
+
+  /** Periodic leader duties in every group this node leads. */
+  async #tend (): Promise<void> {
+    if (this.#promoting || this.#state !== 'running') return
     this.#promoting = true
     try {
-      await group.proposeConfChange({ type: ConfChangeType.AddVoter, node: ready[0] })
-      this.#log('promoted %s to voter', ready[0])
-    } catch (err) {
-      this.#log('promoting %s failed: %s', ready[0], (err as Error).message)
+      for (const r of [...(this.#system !== undefined ? [this.#system] : []), ...this.#data]) {
+        if (this.#state !== 'running') return
+        await this.#promoteLearners(r)
+        if (r.g !== SYSTEM_GROUP) this.#spreadLeadership(r)
+      }
     } finally {
       this.#promoting = false
     }
   }
 
+  /**
+   * On a group's leader: grows the voters with the cluster — 1 voter for 1–2 members, 3 for 3–4, 5
+   * beyond — by promoting, one at a time, a learner that has caught up with the commit index. Larger
+   * voter sets only slow writes down; the other members stay learners (thesis §4.2.1: learners first).
+   */
+  async #promoteLearners (r: Replica): Promise<void> {
+    const st = r.group.status()
+    if (st.leader !== this.#init.nodeId) return
+    const { voters, learners } = st.confState
+    const members = voters.length + learners.length
+    const target = members >= 5 ? 5 : members >= 3 ? 3 : 1
+    if (voters.length >= target || learners.length === 0) return
+    const progress = r.group.progress() ?? {}
+    const ready = learners.filter((id) => (progress[id]?.match ?? 0) >= st.commit).sort()
+    if (ready.length === 0) return
+    try {
+      await r.group.proposeConfChange({ type: ConfChangeType.AddVoter, node: ready[0] })
+      this.#log('group %d: promoted %s to voter', r.g, ready[0])
+    } catch (err) {
+      this.#log('group %d: promoting %s failed: %s', r.g, ready[0], (err as Error).message)
+    }
+  }
+
+  /**
+   * On a data group's leader: hands leadership to the group's preferred voter when that voter has
+   * everything committed, so leaders (and the work of writes) spread over the nodes.
+   */
+  #spreadLeadership (r: Replica): void {
+    const st = r.group.status()
+    const me = this.#init.nodeId
+    const now = Date.now()
+    const t = this.#transfers.get(r.g)
+    if (st.leader !== me) {
+      if (t !== undefined && st.leader === t.to) this.#transfers.delete(r.g) // it worked
+      return
+    }
+    const voters = [...st.confState.voters].sort()
+    const preferred = voters[(r.g - 1) % voters.length]
+    if (preferred === undefined || preferred === me) return
+    if (t !== undefined && now < t.notBefore) return
+    const pr = r.group.progress()?.[preferred]
+    if (pr === undefined || pr.match < st.commit || pr.state !== 'Replicate') return
+    // still leading after an earlier attempt: the preferred node did not take over, so wait longer
+    const backoffMs = t === undefined ? TRANSFER_BACKOFF_MS_MIN : Math.min(TRANSFER_BACKOFF_MS_MAX, t.backoffMs * 2)
+    this.#transfers.set(r.g, { at: now, to: preferred, backoffMs, notBefore: now + backoffMs })
+    this.#log('group %d: handing leadership to its preferred voter %s', r.g, preferred)
+    r.group.transferLeadership(preferred)
+  }
+
   /** This node's applied state, possibly stale (see MetadataService.staleRead). */
   staleRead<T> (fn: (view: MetadataView) => T): T {
     this.#running()
-    return fn(this.#applier.sm.view)
+    return fn(this.#view)
   }
 
   async #close (): Promise<void> {
     if (this.#promoter !== undefined) clearInterval(this.#promoter)
     this.#promoter = undefined
-    await this.#group?.stop()
-    this.#group = undefined
+    for (const wake of this.#dataWaiters) wake()
+    this.#dataWaiters.clear()
+    const replicas = [...this.#data, ...(this.#system !== undefined ? [this.#system] : [])]
+    this.#data = []
+    this.#system = undefined
+    this.#dataGroups = undefined
+    for (const r of replicas) await r.group.stop()
     if (this.#ownsTransport) await this.#transport?.stop()
     this.#transport = undefined
     this.#ownsTransport = false
-    await this.#storage?.close()
-    this.#storage = undefined
+    for (const r of replicas) await r.storage.close()
   }
 
   status (): MetadataStatus {
-    const st = this.#group?.status()
+    const st = this.#system?.group.status()
     return {
       leader: st?.leader,
       term: st?.term ?? 0,
@@ -273,8 +461,27 @@ export class RaftMetadataService implements MetadataService {
     }
   }
 
+  groups (): { shardCount: number, groups: MetadataGroupInfo[] } {
+    const info = (r: Replica): MetadataGroupInfo => {
+      const st = r.group.status()
+      return {
+        group: r.g,
+        kind: r.g === SYSTEM_GROUP ? 'system' : 'data',
+        shards: r.g === SYSTEM_GROUP ? [] : shardsOfGroup(r.g, this.#dataGroups ?? 1),
+        voters: [...st.confState.voters].sort(),
+        learners: [...st.confState.learners].sort(),
+        leader: st.leader,
+        term: st.term
+      }
+    }
+    return { shardCount: SHARD_COUNT, groups: [...(this.#system !== undefined ? [this.#system] : []), ...this.#data].map(info) }
+  }
+
   async propose (op: MetadataOp, options?: CallOptions): Promise<OkResult> {
-    const group = this.#running()
+    this.#running()
+    if (op?.type === 'InitCluster' && op.metadataGroups === undefined && this.#dataGroups !== undefined) {
+      op = { ...op, metadataGroups: this.#dataGroups }
+    }
     const bytes = encodeOp(op)
     if (bytes.byteLength > this.#opBytesMax) {
       throw new InvalidArgumentError(`the operation is ${bytes.byteLength} bytes, more than ${this.#opBytesMax}`,
@@ -285,20 +492,129 @@ export class RaftMetadataService implements MetadataService {
     } catch (err) {
       throw new InvalidArgumentError(`the operation cannot be logged: ${(err as Error).message}`)
     }
-    const result = await group.propose(bytes, { signal: options?.signal })
+    const replica = await this.#route(op, options?.signal)
+    const result = await replica.group.propose(bytes, { signal: options?.signal })
     if (!result.ok) throw errorFromWire({ ...result.error, details: { ...result.error.details, index: result.index } })
     return result
   }
 
-  async read<T> (fn: (view: MetadataView) => T, options?: CallOptions): Promise<T> {
-    const group = this.#running()
-    return await group.read(() => fn(this.#applier.sm.view), { signal: options?.signal })
+  /** The group an operation belongs to (invalid fields are left to the state machine to reject). */
+  async #route (op: MetadataOp, signal?: AbortSignal): Promise<Replica> {
+    const type: unknown = (op as { type?: unknown } | undefined)?.type
+    const system = this.#running()
+    if (typeof type !== 'string' || SYSTEM_OPS.has(type)) return system
+    const data = await this.#dataReplicas(signal)
+    const groups = data.length
+    const fields = op as unknown as Record<string, unknown>
+    if (type === 'PutFile' || type === 'DeleteFile') {
+      const path = normalizePath(fields.path as string) // InvalidArgument for a malformed path
+      return path === '/' ? data[0] : data[groupOfShard(shardOfPath(path), groups) - 1]
+    }
+    const extent = fields.extent as { id?: unknown } | undefined
+    const id = type === 'CreateExtent' ? extent?.id : fields.id
+    if (typeof id !== 'string') return data[0]
+    return (type === 'CreateExtent' ? undefined : this.#holderOfExtent(id)) ?? data[groupOfShard(shardOfExtent(id), groups) - 1]
   }
 
-  #running (): RaftGroup<MetadataResult> {
-    if (this.#state !== 'running' || this.#group === undefined) {
+  async read<T> (fn: (view: MetadataView) => T, options?: ReadOptions): Promise<T> {
+    const replicas = await this.#replicasFor(options?.scope, options?.signal)
+    if (replicas.length === 1) return await replicas[0].group.read(() => fn(this.#view), { signal: options?.signal })
+    await Promise.all(replicas.map(async (r) => { await r.group.read(noop, { signal: options?.signal }) }))
+    return fn(this.#view)
+  }
+
+  /** The groups a read of `scope` must confirm with a ReadIndex round. */
+  async #replicasFor (scope: ReadScope | undefined, signal?: AbortSignal): Promise<Replica[]> {
+    const system = this.#running()
+    if (scope === undefined) return [system, ...await this.#dataReplicas(signal)]
+    const out = new Set<Replica>()
+    if (scope.system === true) out.add(system)
+    if (scope.extents === true || (scope.paths !== undefined && scope.paths.length > 0)) {
+      const data = await this.#dataReplicas(signal)
+      if (scope.extents === true) for (const r of data) out.add(r)
+      for (const raw of scope.paths ?? []) {
+        const p = normalizePath(raw)
+        if (p === '/') for (const r of data) out.add(r)
+        else out.add(data[groupOfShard(shardOfPath(p), data.length) - 1])
+      }
+    }
+    if (out.size === 0) out.add(system)
+    return [...out]
+  }
+
+  #systemSm (): MetadataStateMachine {
+    return this.#running().applier.sm
+  }
+
+  #replicaOfPath (canonical: string): Replica | undefined {
+    if (this.#data.length === 0) return undefined
+    return this.#data[groupOfShard(shardOfPath(canonical), this.#data.length) - 1]
+  }
+
+  /** The data group whose state holds extent `id` (an extent lives in its file's group). */
+  #holderOfExtent (id: string): Replica | undefined {
+    if (typeof id !== 'string') return undefined
+    return this.#data.find((r) => r.applier.sm.getExtent(id) !== undefined)
+  }
+
+  #running (): Replica {
+    if (this.#state !== 'running' || this.#system === undefined) {
       throw new UnavailableError(`the metadata service is ${this.#state}`, { state: this.#state })
     }
-    return this.#group
+    return this.#system
   }
+}
+
+function isMember (cs: ConfState, id: PeerIdString): boolean {
+  return cs.voters.includes(id) || cs.learners.includes(id)
+}
+
+async function exists (path: string): Promise<boolean> {
+  return await stat(path).then(() => true, () => false)
+}
+
+async function openStorage (dir: string, confState: ConfState | undefined): Promise<LevelStorage> {
+  try {
+    return await LevelStorage.open(dir, confState !== undefined ? { confState } : undefined)
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string } }).cause
+    if (cause?.code === 'LEVEL_LOCKED') {
+      throw new DataDirLockedError(`the metadata directory ${dir} is in use by another process`, { dir })
+    }
+    throw err
+  }
+}
+
+/** The number of data groups recorded in the layout file, or undefined when there is none yet. */
+async function readLayout (path: string): Promise<number | undefined> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw err
+  }
+  let groups: unknown
+  try {
+    groups = (JSON.parse(text) as { dataGroups?: unknown }).dataGroups
+  } catch {
+    throw new InvalidArgumentError(`${path} is not JSON`, { path })
+  }
+  return requireDataGroups(groups as number)
+}
+
+/** Records the number of data groups durably (written aside, fsync'd, renamed) before their logs exist. */
+async function writeLayout (dir: string, groups: number): Promise<void> {
+  const path = join(dir, LAYOUT_FILE)
+  const tmp = `${path}.tmp`
+  const fh = await open(tmp, 'w', 0o600)
+  try {
+    await fh.writeFile(JSON.stringify({ dataGroups: groups }) + '\n')
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+  await rename(tmp, path)
+  const d = await open(dir, 'r')
+  try { await d.sync() } finally { await d.close() }
 }

@@ -16,13 +16,14 @@
  */
 import {
   AlreadyExistsError, DfsError, InvalidArgumentError, IsADirectoryError, NotADirectoryError,
-  NotFoundError, baseName, errorToWire, normalizePath, parentPath
+  NotFoundError, WrongShardError, baseName, errorToWire, normalizePath, parentPath
 } from '@dfs/api'
 import type {
   ClusterRecord, DirEntry, ExtentRecord, FileRecord, JoinTokenRecord, MemberRecord, MetadataOp, MetadataResult,
   MetadataView, PeerIdString, Role
 } from '@dfs/api'
 import { decodeCbor, encodeCbor } from '../codec.js'
+import { DATA_GROUPS_MAX, groupOfShard, shardOfExtent, shardOfPath } from '../shards/index.js'
 import { CLUSTER_ID_LENGTH_MAX, FILE_EXTENTS_MAX } from './limits.js'
 import {
   field, requireArray, requireExtent, requireExtentId, requireInteger, requireJoinToken, requireMember, requirePath,
@@ -30,8 +31,35 @@ import {
 } from './validate.js'
 import type { Fields } from './validate.js'
 
-/** Version of the snapshot encoding (2 added join tokens; version 1 snapshots are read as having none). */
-export const SNAPSHOT_VERSION = 2
+/**
+ * Version of the snapshot encoding: 2 added join tokens (version 1 snapshots are read as having
+ * none), 3 the state machine's scope and the cluster's number of data groups.
+ */
+export const SNAPSHOT_VERSION = 3
+
+/**
+ * Which operations a state machine accepts:
+ * - `all`: every operation (the whole metadata in one log: the local service, one-group setups);
+ * - `system`: cluster record, members, roles and join tokens (the system group of a sharded service);
+ * - `data`: files and extents of the shards that data group `group` of `groups` owns.
+ * An operation outside the scope is rejected with WrongShard, deterministically on every replica.
+ */
+export type StateMachineScope =
+  | { kind: 'all' }
+  | { kind: 'system' }
+  | { kind: 'data', group: number, groups: number }
+
+const ALL: StateMachineScope = Object.freeze({ kind: 'all' })
+
+const SYSTEM_OPS = new Set(['InitCluster', 'PutMember', 'RemoveMember', 'SetRole', 'CreateJoinToken', 'RevokeJoinToken'])
+
+function sameScope (a: StateMachineScope, b: StateMachineScope): boolean {
+  return a.kind === b.kind && (a.kind !== 'data' || (b.kind === 'data' && a.group === b.group && a.groups === b.groups))
+}
+
+function describeScope (scope: StateMachineScope): string {
+  return scope.kind === 'data' ? `data group ${scope.group} of ${scope.groups}` : `${scope.kind} scope`
+}
 
 type EntryType = 'file' | 'dir'
 type OkResult = MetadataResult & { ok: true }
@@ -82,6 +110,16 @@ export class MetadataStateMachine implements MetadataView {
   readonly #sortedNames = new Map<string, string[]>()
   /** Index of the last applied operation; strictly increasing. */
   #applied = 0
+  /** Which operations this state machine accepts (fixed for its life, recorded in snapshots). */
+  readonly scope: StateMachineScope
+
+  constructor (scope: StateMachineScope = ALL) {
+    if (scope.kind === 'data' && (!Number.isSafeInteger(scope.groups) || scope.groups < 1 || scope.groups > DATA_GROUPS_MAX ||
+        !Number.isSafeInteger(scope.group) || scope.group < 1 || scope.group > scope.groups)) {
+      throw new InvalidArgumentError('a data scope needs 1 <= group <= groups <= ' + DATA_GROUPS_MAX, { ...scope })
+    }
+    this.scope = Object.freeze({ ...scope })
+  }
 
   /** A read-only view of this state (without `apply`), for handing to readers. */
   readonly view: MetadataView = Object.freeze({
@@ -123,6 +161,7 @@ export class MetadataStateMachine implements MetadataView {
   #dispatch (input: unknown, index: number): OkResult {
     const op = requireRecord(input, 'op')
     const type = field(op, 'type')
+    this.#checkScope(op, type)
     switch (type) {
       case 'InitCluster': return this.#initCluster(op, index)
       case 'PutMember': return this.#putMember(op, index)
@@ -142,16 +181,45 @@ export class MetadataStateMachine implements MetadataView {
     }
   }
 
+  /**
+   * Rejects an operation this state machine's scope does not own. Validation of the fields the
+   * routing needs happens here too; everything else is validated by the handler.
+   */
+  #checkScope (op: Fields, type: unknown): void {
+    const scope = this.scope
+    if (scope.kind === 'all' || typeof type !== 'string') return
+    const system = SYSTEM_OPS.has(type)
+    if (scope.kind === 'system') {
+      if (!system) throw new WrongShardError(`${type} does not belong to the system group`, { type })
+      return
+    }
+    if (system) throw new WrongShardError(`${type} belongs to the system group, not to ${describeScope(scope)}`, { type })
+    let shard: number | undefined
+    if (type === 'PutFile' || type === 'DeleteFile') {
+      const path = requirePath(field(op, 'path'), 'path')
+      if (path === '/') return // rejected by the handler
+      shard = shardOfPath(path)
+    } else if (type === 'CreateExtent') {
+      shard = shardOfExtent(requireExtent(field(op, 'extent'), 'extent').id)
+    }
+    if (shard !== undefined && groupOfShard(shard, scope.groups) !== scope.group) {
+      throw new WrongShardError(`${type} is for shard ${shard}, owned by data group ${groupOfShard(shard, scope.groups)}, not by ${describeScope(scope)}`,
+        { type, shard, group: groupOfShard(shard, scope.groups) })
+    }
+  }
+
   #initCluster (op: Fields, index: number): OkResult {
     const clusterId = requireString(field(op, 'clusterId'), 'clusterId', 1, CLUSTER_ID_LENGTH_MAX)
     const createdAtMs = requireInteger(field(op, 'createdAtMs'), 'createdAtMs', 0, Number.MAX_SAFE_INTEGER)
     const admin = requirePeerId(field(op, 'admin'), 'admin')
     const member = requireMember(field(op, 'member'), 'member')
+    const rawGroups = field(op, 'metadataGroups')
+    const groups = rawGroups === undefined ? undefined : requireInteger(rawGroups, 'metadataGroups', 1, DATA_GROUPS_MAX)
     if (this.#cluster !== undefined) {
       throw new AlreadyExistsError(`the cluster is already initialized as ${this.#cluster.clusterId}`,
         { clusterId: this.#cluster.clusterId })
     }
-    this.#cluster = Object.freeze({ clusterId, createdAtMs })
+    this.#cluster = Object.freeze(groups === undefined ? { clusterId, createdAtMs } : { clusterId, createdAtMs, metadataGroups: groups })
     this.#members.set(member.id, member)
     this.#roles.set(admin, 'admin')
     return { ok: true, index }
@@ -518,10 +586,14 @@ export class MetadataStateMachine implements MetadataView {
    */
   snapshot (): Uint8Array {
     const byKey = <T>(key: (t: T) => string) => (a: T, b: T) => compareStrings(key(a), key(b))
+    const c = this.#cluster
     return encodeCbor({
       v: SNAPSHOT_VERSION,
+      scope: this.scope,
       appliedIndex: this.#applied,
-      cluster: this.#cluster === undefined ? null : { clusterId: this.#cluster.clusterId, createdAtMs: this.#cluster.createdAtMs },
+      cluster: c === undefined
+        ? null
+        : { clusterId: c.clusterId, createdAtMs: c.createdAtMs, ...(c.metadataGroups !== undefined ? { metadataGroups: c.metadataGroups } : {}) },
       members: [...this.#members.values()].sort(byKey((m) => m.id)),
       roles: [...this.#roles].sort((a, b) => compareStrings(a[0], b[0])),
       tokens: [...this.#tokens.values()].sort(byKey((t) => t.id)),
@@ -533,10 +605,12 @@ export class MetadataStateMachine implements MetadataView {
   /**
    * Rebuilds a state machine from `snapshot()` bytes. The bytes are untrusted (they may come from
    * another node): everything is validated, and InvalidArgument / MalformedFrame name what is wrong.
+   * The snapshot must have been taken with the same `scope` (snapshots before version 3 had none and
+   * held everything).
    */
-  static restore (bytes: Uint8Array): MetadataStateMachine {
+  static restore (bytes: Uint8Array, scope: StateMachineScope = ALL): MetadataStateMachine {
     try {
-      return MetadataStateMachine.#restore(decodeCbor(bytes))
+      return MetadataStateMachine.#restore(decodeCbor(bytes), scope)
     } catch (err) {
       if (err instanceof DfsError && err.name === 'InvalidArgument') {
         throw new InvalidArgumentError(`invalid metadata snapshot: ${err.message}`, err.details)
@@ -545,21 +619,28 @@ export class MetadataStateMachine implements MetadataView {
     }
   }
 
-  static #restore (input: unknown): MetadataStateMachine {
-    const sm = new MetadataStateMachine()
+  static #restore (input: unknown, scope: StateMachineScope): MetadataStateMachine {
+    const sm = new MetadataStateMachine(scope)
     const snap = requireRecord(input, 'snapshot')
     const version = field(snap, 'v')
-    if (version !== SNAPSHOT_VERSION && version !== 1) {
-      throw new InvalidArgumentError(`unsupported snapshot version (expected 1 or ${SNAPSHOT_VERSION})`, { field: 'v' })
+    if (version !== SNAPSHOT_VERSION && version !== 2 && version !== 1) {
+      throw new InvalidArgumentError(`unsupported snapshot version (expected 1 to ${SNAPSHOT_VERSION})`, { field: 'v' })
+    }
+    const taken = version === SNAPSHOT_VERSION ? requireScope(field(snap, 'scope')) : ALL
+    if (!sameScope(taken, scope)) {
+      throw new InvalidArgumentError(`the snapshot is of ${describeScope(taken)}, not of ${describeScope(scope)}`, { field: 'scope' })
     }
     sm.#applied = requireInteger(field(snap, 'appliedIndex'), 'appliedIndex', 0, Number.MAX_SAFE_INTEGER)
 
     const cluster = field(snap, 'cluster')
     if (cluster !== null) {
       const c = requireRecord(cluster, 'cluster')
+      const rawGroups = field(c, 'metadataGroups')
+      const groups = rawGroups === undefined ? undefined : requireInteger(rawGroups, 'cluster.metadataGroups', 1, DATA_GROUPS_MAX)
       sm.#cluster = Object.freeze({
         clusterId: requireString(field(c, 'clusterId'), 'cluster.clusterId', 1, CLUSTER_ID_LENGTH_MAX),
-        createdAtMs: requireInteger(field(c, 'createdAtMs'), 'cluster.createdAtMs', 0, Number.MAX_SAFE_INTEGER)
+        createdAtMs: requireInteger(field(c, 'createdAtMs'), 'cluster.createdAtMs', 0, Number.MAX_SAFE_INTEGER),
+        ...(groups !== undefined ? { metadataGroups: groups } : {})
       })
     }
 
@@ -646,5 +727,17 @@ export class MetadataStateMachine implements MetadataView {
       sm.#insertFile(file, records, true)
     })
     return sm
+  }
+}
+
+function requireScope (input: unknown): StateMachineScope {
+  const obj = requireRecord(input, 'scope')
+  const kind = field(obj, 'kind')
+  if (kind === 'all' || kind === 'system') return { kind }
+  if (kind !== 'data') throw new InvalidArgumentError('scope.kind must be all, system or data', { field: 'scope.kind' })
+  return {
+    kind,
+    group: requireInteger(field(obj, 'group'), 'scope.group', 1, DATA_GROUPS_MAX),
+    groups: requireInteger(field(obj, 'groups'), 'scope.groups', 1, DATA_GROUPS_MAX)
   }
 }

@@ -7,6 +7,7 @@ import type { PrivateKey } from '@libp2p/interface'
 import { RaftMetadataService } from '../../src/replicated/index.js'
 import type { RaftMetadataServiceInit } from '../../src/replicated/index.js'
 import { extent, member, putFile } from '../state-machine/fixtures.js'
+import { groupOfShard, shardOfPath } from '../../src/shards/index.js'
 import { newKey, plain, startHost, stopQuietly, testLogger, waitFor } from '../transport/libp2p-network.js'
 import type { TestHost } from '../transport/libp2p-network.js'
 
@@ -78,7 +79,8 @@ test('a file put on a follower is read (linearizably) on every node, with typed 
     assert.is((err as Error).name, 'AlreadyExists')
   }
   const st = follower.status()
-  assert.ok(st.leader !== undefined && st.appliedIndex >= 4 && st.commitIndex >= st.appliedIndex)
+  // status() is the system group's: InitCluster and the rejected second one (plus leader no-ops)
+  assert.ok(st.leader !== undefined && st.appliedIndex >= 2 && st.commitIndex >= st.appliedIndex)
 }))
 
 test('state survives a restart of every node (log + snapshot replay)', plain(async (ctx) => {
@@ -112,6 +114,77 @@ test('state survives a restart of every node (log + snapshot replay)', plain(asy
   }
   await again[2].propose(putFile('/f/new', [extent(999)]))
   assert.ok((await again[0].read((v) => v.getFile('/f/new'))) !== undefined)
+}))
+
+/** A top-level directory whose shard data group `group` (of `groups`) owns. */
+function dirIn (group: number, groups = 3): string {
+  for (let i = 0; ; i++) if (groupOfShard(shardOfPath(`/top${i}`), groups) === group) return `/top${i}`
+}
+
+test('metadata is sharded over a system group and three data groups whose leaders spread over the nodes', plain(async (ctx) => {
+  const services = await cluster(ctx, { promoteEveryMs: 50 })
+  await leaderOf(ctx, services)
+  await services[0].propose({ type: 'InitCluster', clusterId: 'c1', createdAtMs: 1, admin: 'admin-peer', member: member('n1') })
+  assert.is(await services[1].read((v) => v.cluster()?.metadataGroups, { scope: { system: true } }), 3, 'the layout is in the cluster record')
+  // one file in each data group, each written through a different node
+  for (let g = 1; g <= 3; g++) await services[g % 3].propose(putFile(`${dirIn(g)}/f`, [extent(g)]))
+  const ids = ctx.nodes.map((n) => n.host?.id ?? '')
+  await waitFor(() => {
+    const info = services[0].groups()
+    const dataLeaders = info.groups.filter((x) => x.kind === 'data').map((x) => x.leader)
+    return new Set(dataLeaders).size === 3 && dataLeaders.every((l) => l !== undefined && ids.includes(l))
+  }, 10_000, 'each node to lead one data group')
+  const { shardCount, groups } = services[2].groups()
+  assert.is(shardCount, 256)
+  assert.equal(groups.map((x) => [x.group, x.kind]), [[0, 'system'], [1, 'data'], [2, 'data'], [3, 'data']])
+  assert.equal(groups.flatMap((x) => x.shards), Array.from({ length: 256 }, (_, i) => i), 'every shard in one data group')
+  for (const x of groups) assert.equal(x.voters, [...ids].sort())
+  for (const s of services) {
+    // the top level merges every group's entries, sorted; below it one group answers
+    const top = await s.read((v) => v.list('/').map((e) => e.path), { scope: { paths: ['/'] } })
+    assert.equal(top, [dirIn(1), dirIn(2), dirIn(3)].sort())
+    for (let g = 1; g <= 3; g++) {
+      assert.is(await s.read((v) => v.getFile(`${dirIn(g)}/f`)?.size, { scope: { paths: [`${dirIn(g)}/f`] } }), 10)
+      assert.equal(await s.read((v) => v.getExtent(extent(g).id)?.id, { scope: { extents: true } }), extent(g).id)
+    }
+    assert.is([...await s.read((v) => v.extentIds())].length, 3)
+  }
+  // an extent's later operations reach the group that holds it, wherever its id would hash
+  const moved = await services[1].propose({ type: 'UpdateReplication', id: extent(2).id, replicas: ['n9'] })
+  assert.equal(moved.extent?.replicas, ['n9'])
+  // a misrouted operation would be refused by the group (never applied in the wrong place)
+  const rm = await services[0].propose({ type: 'DeleteFile', path: `${dirIn(3)}/f` })
+  assert.is(rm.freed?.length, 1)
+  assert.is(await services[2].read((v) => v.getFile(`${dirIn(3)}/f`), { scope: { paths: [dirIn(3)] } }), undefined)
+}))
+
+test('a joining node learns the data groups from the system group and serves every shard', plain(async (ctx) => {
+  const services = await cluster(ctx, { promoteEveryMs: 50 })
+  await leaderOf(ctx, services)
+  await services[0].propose({ type: 'InitCluster', clusterId: 'c1', createdAtMs: 1, admin: 'admin-peer', member: member('n1') })
+  for (let g = 1; g <= 3; g++) await services[0].propose(putFile(`${dirIn(g)}/f`, [extent(g)]))
+  const key = await newKey()
+  const host = await startHost(key)
+  const n: Node = { key, port: host.port, host }
+  ctx.nodes.push(n)
+  for (const s of services) await s.read((v) => v.cluster()) // warm
+  for (const other of ctx.nodes.slice(0, 3)) await host.network.addAddresses(other.host?.id ?? '', other.host?.addrs ?? [])
+  for (const other of ctx.nodes.slice(0, 3)) await other.host?.network.addAddresses(host.id, host.addrs)
+  n.service = new RaftMetadataService({ dir: join(ctx.dir, 'joiner'), nodeId: host.id, logger: testLogger('[m3]'), network: host.network, peers: [], join: true, tickMs: 20 })
+  await n.service.start()
+  await services[1].membership.addLearner(host.id)
+  const joiner = n.service
+  await waitFor(() => joiner.groups().groups.length === 4, 10_000, 'the joiner to open the data groups')
+  for (let g = 1; g <= 3; g++) {
+    assert.is(await joiner.read((v) => v.getFile(`${dirIn(g)}/f`)?.size), 10)
+  }
+  for (const x of services[0].groups().groups) assert.ok(x.learners.includes(host.id) || x.voters.includes(host.id), `in group ${x.group}`)
+  // it writes to every group too
+  for (let g = 1; g <= 3; g++) await joiner.propose(putFile(`${dirIn(g)}/new`, [extent(10 + g)]))
+  assert.is([...await services[2].read((v) => v.extentIds())].length, 6)
+  // and leaves every group when removed
+  await services[0].membership.remove(host.id)
+  for (const x of services[0].groups().groups) assert.ok(!x.learners.includes(host.id) && !x.voters.includes(host.id), `out of group ${x.group}`)
 }))
 
 test('init is validated', plain(async (ctx) => {

@@ -141,7 +141,9 @@ test('restore rejects bytes that are not a snapshot', () => {
     return encodeCbor(copy)
   }
   for (const bytes of [
-    bad((s) => { s.v = 3 }),
+    bad((s) => { s.v = 99 }),
+    bad((s) => { s.scope = { kind: 'system' } }), // taken in another scope
+    bad((s) => { s.scope = { kind: 'data', group: 3, groups: 2 } }),
     bad((s) => { s.tokens = [{ id: 'nothex' }] }),
     bad((s) => { s.appliedIndex = -1 }),
     bad((s) => { s.extents = [] }), // the file lists a missing extent
