@@ -52,3 +52,12 @@ export const BOOTSTRAP_RETRY_MS_MAX = 30_000
 
 /** Most bootstrap addresses accepted (`--peers`). */
 export const BOOTSTRAP_PEERS_MAX = 64
+
+/** A member's addresses are asked of the DHT at most once per this interval (per member). */
+export const LOCATE_INTERVAL_MS_DEFAULT = 5_000
+
+/** Deadline of one DHT lookup made because a member could not be dialled. */
+export const LOCATE_TIMEOUT_MS_DEFAULT = 4_000
+
+/** Members whose last lookup time is remembered; the oldest is forgotten beyond this. */
+export const LOCATE_PEERS_MAX = 1024

@@ -6,11 +6,17 @@ import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p, type Libp2p } from 'libp2p'
-import type { ConnectionGater, PrivateKey } from '@libp2p/interface'
+import type { ConnectionGater, PeerInfo, PrivateKey } from '@libp2p/interface'
 import { CONNECTIONS_MAX, INBOUND_CONNECTIONS_PER_SECOND_MAX, INBOUND_PENDING_CONNECTIONS_MAX, PROTOCOL_PREFIX, STREAM_WINDOW_BYTES } from './constants.js'
 
 /** Kad-DHT protocol id of dfs: its own prefix, so a dfs node never joins (or answers) the public IPFS DHT. */
 export const DHT_PROTOCOL = `/${PROTOCOL_PREFIX}/kad/1.0.0`
+
+/** Keeps private addresses (dfs runs on loopback and LANs); empties those of filtered-out peers. */
+function dhtMapper (filter: HostInit['dhtPeerFilter']): (peer: PeerInfo) => PeerInfo {
+  if (filter == null) return passthroughMapper
+  return (peer) => filter(peer.id.toString()) ? passthroughMapper(peer) : { ...peer, multiaddrs: [] }
+}
 
 /** `node`: a cluster member (gossipsub + kad-dht in server mode); `client`: a CLI user that only dials. */
 export type HostRole = 'node' | 'client'
@@ -20,6 +26,13 @@ export interface HostInit {
   /** Multiaddrs to listen on; none for a client. */
   listen?: string[]
   connectionGater?: ConnectionGater
+  /**
+   * A libp2p service factory that wraps the registrar's protocol handlers (Admission.streamGate):
+   * installed before any service starts, so every handler, libp2p's own included, goes through it.
+   */
+  streamGate?: (components: any) => object
+  /** False for a peer the DHT must not keep or tell others about (Admission.mayJoinDht). */
+  dhtPeerFilter?: (peer: string) => boolean
   /** Which services the host runs; `client` (the default) keeps the host minimal. */
   role?: HostRole
 }
@@ -44,8 +57,10 @@ export type NodeHost = Libp2p<NodeServices>
 export async function createHost (init: HostInit & { role: 'node' }): Promise<NodeHost>
 export async function createHost (init: HostInit): Promise<Host>
 export async function createHost (init: HostInit): Promise<Host | NodeHost> {
+  const gate = init.streamGate == null ? {} : { streamGate: init.streamGate }
   const services = init.role === 'node'
     ? {
+        ...gate,
         identify: identify(),
         ping: ping(),
         pubsub: gossipsub({
@@ -63,10 +78,11 @@ export async function createHost (init: HostInit): Promise<Host | NodeHost> {
           // nodes are dialable by assumption (they listen on the address the operator gave)
           clientMode: false,
           // dfs runs on loopback and private networks: keep their addresses in the routing table
-          peerInfoMapper: passthroughMapper
+          peerInfoMapper: dhtMapper(init.dhtPeerFilter)
         })
       }
     : {
+        ...gate,
         identify: identify(),
         ping: ping()
       }

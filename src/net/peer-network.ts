@@ -1,10 +1,21 @@
+import { logger } from '@libp2p/logger'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { InvalidArgumentError, type PeerNetwork } from '@dfs/api'
+import { InvalidArgumentError, type CallOptions, type PeerNetwork } from '@dfs/api'
 import type { Host } from './host.js'
 
+const log = logger('dfs:net:peer-network')
+
+export interface PeerNetworkInit {
+  /**
+   * Asked when a peer this host was not connected to cannot be dialled: finds its current addresses
+   * (e.g. MemberLocator, through the DHT) and says whether a second dial is worth it.
+   */
+  locate?: (peer: string, options?: CallOptions) => Promise<boolean>
+}
+
 /** The PeerNetwork plugins see: the node's host, addressed by PeerId strings. */
-export function peerNetwork (host: Host): PeerNetwork {
+export function peerNetwork (host: Host, init: PeerNetworkInit = {}): PeerNetwork {
   const toPeerId = (peer: string): ReturnType<typeof peerIdFromString> => {
     try {
       return peerIdFromString(peer)
@@ -21,7 +32,19 @@ export function peerNetwork (host: Host): PeerNetwork {
       })
     },
     unhandle: async (protocol) => { await host.unhandle(protocol) },
-    openStream: async (peer, protocol, options) => await host.dialProtocol(toPeerId(peer), protocol, { signal: options?.signal }),
+    openStream: async (peer, protocol, options) => {
+      const id = toPeerId(peer)
+      const connected = host.getConnections(id).length > 0
+      try {
+        return await host.dialProtocol(id, protocol, { signal: options?.signal })
+      } catch (err: any) {
+        // only a failed dial means the addresses may be stale; a failure on a live connection does not
+        if (connected || init.locate == null || options?.signal?.aborted === true) throw err
+        if (!(await init.locate(peer, options))) throw err
+        log('%s was not reachable (%s); dialling the addresses the DHT told', peer, err?.message)
+        return await host.dialProtocol(id, protocol, { signal: options?.signal })
+      }
+    },
     addAddresses: async (peer, addrs) => {
       await host.peerStore.merge(toPeerId(peer), { multiaddrs: addrs.map((a) => multiaddr(a)) })
     }

@@ -58,6 +58,11 @@ export interface RemoteExtentsInit {
    */
   resolveAddrs?: (peer: PeerIdString) => string[] | Promise<string[]>
   /**
+   * Asked when a replica this host was not connected to cannot be reached: finds its current
+   * addresses (MemberLocator, through the DHT) and says whether one more attempt is worth it.
+   */
+  locate?: (peer: PeerIdString, options?: CallOptions) => Promise<boolean>
+  /**
    * Orders the remote replicas to try (e.g. healthy and near first, failed ones dropped); the local
    * copy is always tried first. Default: metadata's order.
    */
@@ -91,6 +96,7 @@ export class RemoteExtents implements ExtentReader {
   readonly #nodeId: PeerIdString
   readonly #store: ExtentStore
   readonly #resolveAddrs: RemoteExtentsInit['resolveAddrs']
+  readonly #locate: RemoteExtentsInit['locate']
   readonly #orderReplicas: RemoteExtentsInit['orderReplicas']
   readonly #replicaIdleTimeoutMs: number
   readonly #dialTimeoutMs: number
@@ -104,6 +110,7 @@ export class RemoteExtents implements ExtentReader {
     this.#nodeId = init.nodeId
     this.#store = init.store
     this.#resolveAddrs = init.resolveAddrs
+    this.#locate = init.locate
     this.#orderReplicas = init.orderReplicas
     this.#replicaIdleTimeoutMs = init.replicaIdleTimeoutMs ?? REPLICA_IDLE_TIMEOUT_MS_DEFAULT
     this.#dialTimeoutMs = init.dialTimeoutMs ?? REPLICA_DIAL_TIMEOUT_MS_DEFAULT
@@ -178,7 +185,20 @@ export class RemoteExtents implements ExtentReader {
     return bytes
   }
 
+  /** One replica; if it was unreachable where it was thought to be, once more where the DHT says it is. */
   async #readRemote (node: PeerIdString, extent: ExtentRecord, outer: AbortSignal): Promise<Uint8Array> {
+    const connected = this.#host.getConnections().some((c) => c.remotePeer.toString() === node)
+    try {
+      return await this.#readRemoteOnce(node, extent, outer)
+    } catch (err: any) {
+      if (connected || this.#locate == null || err?.name !== 'NodeUnreachable' || outer.aborted) throw err
+      if (!(await this.#locate(node, { signal: outer }))) throw err
+      log('replica %s was unreachable (%s); trying the addresses the DHT told', node, err.message)
+      return await this.#readRemoteOnce(node, extent, outer)
+    }
+  }
+
+  async #readRemoteOnce (node: PeerIdString, extent: ExtentRecord, outer: AbortSignal): Promise<Uint8Array> {
     const attempt = new AbortController()
     const idleMs = this.#replicaIdleTimeoutMs
     const timer = setTimeout(() => {

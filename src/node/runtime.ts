@@ -2,9 +2,12 @@ import { randomUUID } from 'node:crypto'
 import { mkdir, rename, stat, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { logger } from '@libp2p/logger'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { ConfigError, UnavailableError, type ClusterRecord, type ExtentStore, type MetadataService, type ServiceRegistry } from '@dfs/api'
 import { createHost, type Host, type NodeHost } from '../net/host.js'
+import { Admission, composeGaters } from '../net/admission.js'
+import { MemberLocator } from '../membership/locate.js'
 import { loadOrCreateKey } from '../net/keys.js'
 import { peerNetwork } from '../net/peer-network.js'
 import { parseAddress } from '../net/address.js'
@@ -77,11 +80,12 @@ export class NodeRuntime {
   readonly #rpc: RpcServer
   readonly #membership: ClusterMembership
   readonly #extents: RemoteExtents
+  readonly #admission: Admission
   readonly #settle: AbortController
   readonly #settled: Promise<void>
   #stopping: Promise<void> | undefined
 
-  private constructor (parts: { dataDir: string, id: string, clusterId: string, host: Host, lock: DataDirLock, store: ExtentStore, metadata: MetadataService, rpc: RpcServer, membership: ClusterMembership, extents: RemoteExtents, settle: AbortController, settled: Promise<void> }) {
+  private constructor (parts: { dataDir: string, id: string, clusterId: string, host: Host, lock: DataDirLock, store: ExtentStore, metadata: MetadataService, rpc: RpcServer, membership: ClusterMembership, extents: RemoteExtents, admission: Admission, settle: AbortController, settled: Promise<void> }) {
     this.dataDir = parts.dataDir
     this.id = parts.id
     this.clusterId = parts.clusterId
@@ -92,6 +96,7 @@ export class NodeRuntime {
     this.#rpc = parts.rpc
     this.#membership = parts.membership
     this.#extents = parts.extents
+    this.#admission = parts.admission
     this.#settle = parts.settle
     this.#settled = parts.settled
   }
@@ -111,9 +116,20 @@ export class NodeRuntime {
       const makeStore = init.registry.get('extentStore', init.store ?? 'level')
       const makeMetadata = init.registry.get('metadata', init.metadata ?? 'raft')
       const faults = init.testFaults === true ? new PartitionFault() : undefined
+      // strangers are admitted in restricted mode (see admission.ts); members and known identities
+      // normally, once metadata can tell them apart
+      const admission = new Admission({ self: peerIdFromPrivateKey(key).toString() })
+      undo.unshift(async () => { admission.stop() })
       let host: NodeHost
       try {
-        host = await createHost({ privateKey: key, listen: init.listen, role: 'node', connectionGater: faults?.gater() })
+        host = await createHost({
+          privateKey: key,
+          listen: init.listen,
+          role: 'node',
+          connectionGater: composeGaters(faults?.gater(), admission.gater()),
+          streamGate: admission.streamGate(),
+          dhtPeerFilter: (peer) => admission.mayJoinDht(peer)
+        })
       } catch (err: any) {
         if (err?.name !== 'UnsupportedListenAddressesError') throw err
         throw new ConfigError(`cannot listen on ${init.listen.join(', ')}: the port is in use or the address is not on this machine`, { listen: init.listen })
@@ -126,7 +142,10 @@ export class NodeRuntime {
       await store.open()
       undo.unshift(async () => { await store.close() })
       const addrs = host.getMultiaddrs().map((a) => a.toString())
-      const network = peerNetwork(host)
+      // a member that moved (restarted on another port) is looked up in the DHT when it cannot be dialled
+      const locator = new MemberLocator(host)
+      const locate = async (peer: string, options?: { signal?: AbortSignal }): Promise<boolean> => await locator.locate(peer, options)
+      const network = peerNetwork(host, { locate })
       const metadataDir = join(init.dataDir, 'metadata')
       const fresh = !(await exists(metadataDir))
       const peers = (init.peers ?? []).map((a) => parseAddress(a))
@@ -140,6 +159,10 @@ export class NodeRuntime {
           addrs
         })
         for (const m of reply.members) if (m.id !== id) await network.addAddresses(m.id, m.addrs)
+        admission.trust(reply.members.map((m) => m.id))
+        // the members admitted this node's connections as a stranger's (they refused its gossip and
+        // DHT streams); reconnect as the member it now is, so every protocol is accepted
+        await Promise.all(host.getConnections().map(async (c) => { await c.close().catch((err) => { c.abort(err) }) }))
         joining = true
         log('joined cluster %s through %s', reply.clusterId, reply.via)
       } else if (peers.length > 0) {
@@ -149,6 +172,11 @@ export class NodeRuntime {
       const metadata = makeMetadata({ dir: metadataDir, nodeId: id, logger: logger('dfs:metadata'), network, join: joining, snapshotEvery: init.metadataSnapshotEvery, metadataGroups: init.metadataGroups })
       await metadata.start()
       undo.unshift(async () => { await metadata.stop() })
+      const security = new Security({ nodeId: id, metadata })
+      admission.attach(async (peer) => {
+        const role = await security.roleOf(peer, { signal: AbortSignal.timeout(STANDING_TIMEOUT_MS) })
+        return role === 'node' ? 'member' : role == null ? 'stranger' : 'known'
+      })
 
       // A restarted member starts from what it has applied: the others may not be up yet (a whole
       // cluster restarting one machine at a time), so it must not wait for a quorum to serve.
@@ -189,17 +217,17 @@ export class NodeRuntime {
         host,
         nodeId: id,
         store,
-        resolveAddrs: (peer) => metadata.staleRead?.((view) => view.members().find((m) => m.id === peer)?.addrs ?? []) ?? []
+        resolveAddrs: (peer) => metadata.staleRead?.((view) => view.members().find((m) => m.id === peer)?.addrs ?? []) ?? [],
+        locate
       })
       undo.unshift(async () => { await extents.stop() })
       const files = new FileService({ nodeId: id, store, metadata, gc, extentSize: init.extentSize, extents })
-      const security = new Security({ nodeId: id, metadata })
       const rpc = new RpcServer({ host, authorize: async (peer, action, options) => { await security.authorize(peer, action, options) } })
       rpc.register(...fsMethods(files), ...clusterMethods({ nodeId: id, metadata, health: (m) => membership.health(m) }), ...extentMethods(store), ...(faults?.methods() ?? []))
       await rpc.start()
       undo.unshift(async () => { await rpc.stop() })
 
-      const runtime = new NodeRuntime({ dataDir: init.dataDir, id, clusterId: cluster.clusterId, host, lock, store, metadata, rpc, membership, extents, settle, settled })
+      const runtime = new NodeRuntime({ dataDir: init.dataDir, id, clusterId: cluster.clusterId, host, lock, store, metadata, rpc, membership, extents, admission, settle, settled })
       await runtime.#writeInfo()
       return runtime
     } catch (err) {
@@ -237,6 +265,7 @@ export class NodeRuntime {
       try { await this.#host.stop() } catch (err: any) { log.error('host stop: %s', err.message) }
       await this.#metadata.stop().catch((err) => { log.error('metadata stop: %s', err.message) })
       await this.#store.close().catch((err) => { log.error('store stop: %s', err.message) })
+      this.#admission.stop()
       await this.#lock.release()
     })()
     await this.#stopping
@@ -263,6 +292,9 @@ async function waitForCluster (metadata: MetadataService): Promise<ClusterRecord
   throw new UnavailableError(`joined, but did not catch up with the cluster within ${JOIN_CATCH_UP_TIMEOUT_MS} ms` +
     (last instanceof Error ? ` (${last.message})` : ''))
 }
+
+/** Deadline of telling a peer's standing when metadata has no stale read and must ask a quorum. */
+const STANDING_TIMEOUT_MS = 5_000
 
 /** How long a joining node may take to receive the metadata from the leader. */
 const JOIN_CATCH_UP_TIMEOUT_MS = 60_000

@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert'
 import { randomBytes } from 'node:crypto'
 import { readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { generateKeyPair } from '@libp2p/crypto/keys'
 import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createHost } from '../../src/net/host.js'
@@ -144,6 +145,37 @@ test('an unknown identity is refused with PermissionDenied and changes nothing',
   assert.match(put.stderr, /PermissionDenied/)
   const after = await sb.run(['fs', 'ls', '/', '--json', '--node', node.addr])
   assert.not.ok(after.json.entries.some((e: any) => e.name === 'stranger.bin'))
+})
+
+test('an unknown identity may only reach the RPC protocol: its Raft and DHT streams are reset', async () => {
+  const stranger = await createHost({ privateKey: await generateKeyPair('Ed25519') })
+  const user = await createHost({ privateKey: await readKeyFile(sb.env.DFS_IDENTITY as string) })
+  try {
+    const target = multiaddr(node.addr)
+    const echoes = async (host: typeof stranger, protocol: string): Promise<boolean> => {
+      try {
+        const stream = await host.dialProtocol(target, protocol, { signal: AbortSignal.timeout(10_000) })
+        // a served stream waits for our first frame; a refused one is reset at once
+        await lpStream(stream).read({ signal: AbortSignal.timeout(3_000) })
+        return true
+      } catch (err: any) {
+        return err?.name === 'TimeoutError' || err?.name === 'AbortError'
+      }
+    }
+    assert.is(await echoes(stranger, '/dfs/raft/1.0.0'), false, 'raft refused to a stranger')
+    assert.is(await echoes(stranger, '/dfs/kad/1.0.0'), false, 'kad refused to a stranger')
+    assert.is(await echoes(user, '/dfs/raft/1.0.0'), true, 'the admin (a known identity) is not refused')
+    // the RPC protocol still answers the stranger, with PermissionDenied
+    const stream = await stranger.dialProtocol(target, RPC_PROTOCOL, { signal: AbortSignal.timeout(10_000) })
+    const framed = new FramedStream(stream)
+    await framed.write({ kind: FrameKind.Header, header: { method: 'fs.ls', params: { path: '/' }, timeoutMs: 5000 } })
+    const reply = await framed.read({ signal: AbortSignal.timeout(10_000) })
+    assert.is(reply?.kind, FrameKind.Error)
+    assert.is((reply as any).error.name, 'PermissionDenied')
+  } finally {
+    await stranger.stop()
+    await user.stop()
+  }
 })
 
 test('garbage and oversized frames are refused with a typed error and the node keeps serving', async () => {
