@@ -6,8 +6,9 @@
  *   1. step everything that arrived (ticks, inbound messages, send reports, proposals, read requests);
  *   2. if the core has a Ready: persist its snapshot / entries / hard state in one durable write
  *      (LevelStorage.saveReady: one fsync'd batch) BEFORE sending the messages that depend on it
- *      (a leader's App and Heartbeat messages go first, see #sendsEarly), send the rest, apply the
- *      snapshot and the committed entries (ConfChange entries via applyConfChange),
+ *      (a leader's App and Heartbeat messages go first, see #sendsEarly; a write of nothing but the
+ *      commit index overlaps the rest), send the rest, apply the snapshot and the committed entries
+ *      (ConfChange entries via applyConfChange),
  *      record read states, advance; then serve reads whose index is applied and snapshot/compact
  *      every `snapshotEvery` applied entries;
  *   3. otherwise sleep until something arrives.
@@ -641,11 +642,17 @@ export class RaftGroup<R> {
     }
 
     // 2. Persist before sending anything that depends on it (votes, a follower's acknowledgements).
+    //    A Ready that only moves the commit index holds nothing that messages or applying depend on
+    //    (its committed entries came in earlier Readies, all durable by now): its write overlaps them.
+    let saving: Promise<void> | undefined
     if (rd.snapshot !== undefined || rd.entries.length > 0 || rd.hardState !== undefined) {
-      await this.#storage.saveReady(rd)
-      if (rd.hardState !== undefined) this.#durable = { ...rd.hardState }
-      this.stats.persistBatches++
-      this.stats.entriesPersisted += rd.entries.length
+      saving = this.#persist(rd)
+      if (this.#commitOnly(rd)) {
+        saving.catch(() => {}) // awaited before advance
+      } else {
+        await saving
+        saving = undefined
+      }
     }
 
     // 3. Send the rest.
@@ -669,11 +676,26 @@ export class RaftGroup<R> {
       if (r !== undefined && !r.done && r.index === undefined) r.index = rs.index
     }
 
-    // 6. Advance.
+    // 6. Advance, once everything of this Ready is durable.
+    if (saving !== undefined) await saving
     node.advance(rd)
 
     this.#serveReads()
     if (this.#applied - this.#snapshotIndex >= this.#snapshotEvery) await this.#snapshot()
+  }
+
+  async #persist (rd: Ready): Promise<void> {
+    await this.#storage.saveReady(rd)
+    if (rd.hardState !== undefined) this.#durable = { ...rd.hardState }
+    this.stats.persistBatches++
+    this.stats.entriesPersisted += rd.entries.length
+  }
+
+  /** A Ready whose only durable change is the commit index (term and vote as already durable). */
+  #commitOnly (rd: Ready): boolean {
+    const hs = rd.hardState
+    return rd.snapshot === undefined && rd.entries.length === 0 && hs !== undefined &&
+      hs.term === this.#durable.term && hs.vote === this.#durable.vote
   }
 
   /**

@@ -33,25 +33,27 @@ class Hub {
   }
 }
 
-/** A DurableStorage whose saveReady waits while held. */
-interface Gated { storage: DurableStorage, hold: () => void, release: () => void, pending: () => number }
+type SaveReady = DurableStorage['saveReady']
+
+/** A DurableStorage whose saveReady waits while held (every write, or those `which` picks). */
+interface Gated { storage: DurableStorage, hold: (which?: (rd: Parameters<SaveReady>[0]) => boolean) => void, release: () => void, pending: () => number }
 
 function gated (mem: MemoryStorage): Gated {
   const inner = durableMemoryStorage(mem)
-  let held = false
+  let held: ((rd: Parameters<SaveReady>[0]) => boolean) | undefined
   let waiting: Array<() => void> = []
   const storage: DurableStorage = {
     ...inner,
     saveReady: async (rd) => {
-      if (held) await new Promise<void>((resolve) => { waiting.push(resolve) })
+      if (held?.(rd) === true) await new Promise<void>((resolve) => { waiting.push(resolve) })
       await inner.saveReady(rd)
     }
   }
   return {
     storage,
-    hold: () => { held = true },
+    hold: (which = () => true) => { held = which },
     release: () => {
-      held = false
+      held = undefined
       const w = waiting
       waiting = []
       for (const r of w) r()
@@ -75,7 +77,9 @@ async function start (ctx: Ctx, hub: Hub): Promise<{ leader: Node, followers: No
   for (const id of ids) {
     const gate = gated(new MemoryStorage({ confState: { voters: ids, learners: [] } }))
     const sm = new ListMachine()
-    const group = new RaftGroup<Result>({ id, storage: gate.storage, transport: hub.transport(id), stateMachine: sm, tickMs: 10 })
+    // elections time out after 1–2 s: a leader whose write is held for a few hundred ms stays leader
+    // (longer, and the followers would rightly elect one of them and commit the entry without it)
+    const group = new RaftGroup<Result>({ id, storage: gate.storage, transport: hub.transport(id), stateMachine: sm, tickMs: 20, electionTick: 50 })
     ctx.nodes.push({ id, gate, sm, group })
   }
   for (const n of ctx.nodes) n.group.start()
@@ -114,6 +118,7 @@ test('the leader sends the entry while its own fsync is held; nothing commits un
   assert.is(applied, false, 'a commit must not rest on the leader before its fsync')
   assert.is(ctx.nodes.some((n) => n.sm.items.includes('early')), false, 'applied nowhere yet')
   assert.ok(leader.group.stats.messagesSentEarly > 0)
+  assert.ok(followers.every((f) => f.group.status().leader === leader.id), 'no election meanwhile')
   leader.gate.release()
   const r = await p
   assert.is(r.length, 2)
@@ -139,6 +144,20 @@ test('a follower acknowledges only what it has made durable', async (ctx) => {
   f.gate.release()
   await waitFor(() => hub.sent.some((m) => m.type === MessageType.AppResp && m.from === f.id && !m.reject && m.index >= index), 5000,
     'the acknowledgement after the fsync')
+})
+
+test('a write of nothing but the commit index does not hold up applying', async (ctx) => {
+  const hub = new Hub()
+  const { leader, followers } = await start(ctx, hub)
+  const [f] = followers
+  const index = leader.group.status().commit + 1
+  // hold only the follower's write that records the new entry's commit
+  f.gate.hold((rd) => rd.entries.length === 0 && rd.snapshot === undefined && (rd.hardState?.commit ?? 0) >= index)
+  await leader.group.propose(enc('commit-only'))
+  await waitFor(() => f.gate.pending() === 1, 5000, "the follower's commit-only write waits")
+  await waitFor(() => f.sm.items.includes('commit-only'), 5000, 'the follower applies meanwhile')
+  f.gate.release()
+  await waitFor(() => f.gate.pending() === 0, 5000, 'the write ends')
 })
 
 test.run()
