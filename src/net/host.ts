@@ -7,6 +7,7 @@ import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import type { ConnectionGater, PeerInfo, PrivateKey } from '@libp2p/interface'
+import { coalescingWrites } from './coalesce-writes.js'
 import { CONNECTIONS_MAX, INBOUND_CONNECTIONS_PER_SECOND_MAX, INBOUND_PENDING_CONNECTIONS_MAX, PROTOCOL_PREFIX, STREAM_WINDOW_BYTES } from './constants.js'
 
 /** Kad-DHT protocol id of dfs: its own prefix, so a dfs node never joins (or answers) the public IPFS DHT. */
@@ -90,7 +91,7 @@ export async function createHost (init: HostInit): Promise<Host | NodeHost> {
     privateKey: init.privateKey,
     addresses: { listen: init.listen ?? [] },
     transports: [tcp()],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: [coalescingWrites(noise())],
     streamMuxers: [yamux({
       streamOptions: {
         // Yamux grows a stream's window only when it can measure a round trip, which on loopback

@@ -86,12 +86,13 @@ export class FileService {
     let proposed = false
     const inFlight: Array<Promise<void>> = []
     let size = 0
-    // every byte handed on is written first (only buffer[0, filled) leaves), so no zero-fill is needed
-    let buffer: Uint8Array = Buffer.allocUnsafeSlow(this.#extentSize)
+    // every byte handed on is written first (only buffer[0, filled) leaves), so no zero-fill is needed;
+    // allocated when bytes arrive, so an empty file (a pure metadata write) costs no extent buffer
+    let buffer: Uint8Array | undefined
     let filled = 0
     const flush = async (): Promise<void> => {
-      const bytes = buffer.subarray(0, filled)
-      buffer = Buffer.allocUnsafeSlow(this.#extentSize)
+      const bytes = (buffer as Uint8Array).subarray(0, filled)
+      buffer = undefined
       filled = 0
       const id = randomUUID()
       const record: ExtentRecord = { id, size: bytes.byteLength, checksum: '', replicas: [this.#nodeId] }
@@ -110,6 +111,7 @@ export class FileService {
         let offset = 0
         while (offset < chunk.byteLength) {
           const n = Math.min(chunk.byteLength - offset, this.#extentSize - filled)
+          buffer ??= Buffer.allocUnsafeSlow(this.#extentSize)
           buffer.set(chunk.subarray(offset, offset + n), filled)
           filled += n
           offset += n

@@ -155,6 +155,28 @@ test('an upload of 40 MiB streams under flow control', async () => {
   await c.close()
 })
 
+test('an empty upload is one stream write (header and END together); a body\'s header leaves with its first DATA', async () => {
+  const c = new RpcClient({ host: ctx.client, target: ctx.addr })
+  const writes: number[] = []
+  const dial = ctx.client.dialProtocol
+  // count the client stream's writes: each is one muxer frame the node reads and acknowledges
+  ctx.client.dialProtocol = async (...args: Parameters<Host['dialProtocol']>) => {
+    const stream = await dial.apply(ctx.client, args)
+    const send = stream.send.bind(stream)
+    stream.send = (data) => { writes.push(data.byteLength); return send(data) }
+    return stream
+  }
+  try {
+    assert.equal(await c.upload<any>('sum', null, (async function * () {})()), { total: 0, sum: 0 })
+    assert.is(writes.length, 1)
+    assert.equal(await c.upload<any>('sum', null, (async function * () { yield Uint8Array.of(1, 2, 3) })()), { total: 3, sum: 6 })
+    assert.is(writes.length, 3, 'header with DATA, then END')
+  } finally {
+    ctx.client.dialProtocol = dial
+    await c.close()
+  }
+})
+
 test('a download streams its body and an error mid-stream reaches the caller typed', async () => {
   const c = new RpcClient({ host: ctx.client, target: ctx.addr })
   const size = 20 * 1024 * 1024 + 13

@@ -85,7 +85,15 @@ export class RpcClient {
     try {
       framed = await this.#take(signal)
       const f = framed
-      await f.write({ kind: FrameKind.Header, header: { method, params, timeoutMs: 24 * 3600 * 1000 } }, { signal })
+      // the header leaves with the first DATA frame, or with END for an empty body (an empty-file put
+      // is then one write, one muxer frame for the node to read and acknowledge)
+      let header: Frame | undefined = { kind: FrameKind.Header, header: { method, params, timeoutMs: 24 * 3600 * 1000 } }
+      const send = async (frame: Frame): Promise<void> => {
+        if (header === undefined) return await f.write(frame, { signal })
+        const frames = [header, frame]
+        header = undefined
+        await f.writeMany(frames, { signal })
+      }
       // the implicit initial window: no round trip before the first bytes
       let credit = DATA_WINDOW_FRAMES
       /** Reads server frames until there is credit; a RESULT or ERROR here ends the call early. */
@@ -103,11 +111,11 @@ export class RpcClient {
           const early = await awaitCredit()
           if (early != null) return this.#finish<R>(f, early, method, false)
           credit -= 1
-          await f.write({ kind: FrameKind.Data, bytes: chunk.subarray(offset, offset + DATA_CHUNK_BYTES_MAX) }, { signal })
+          await send({ kind: FrameKind.Data, bytes: chunk.subarray(offset, offset + DATA_CHUNK_BYTES_MAX) })
           idle.touch()
         }
       }
-      await f.write({ kind: FrameKind.End }, { signal })
+      await send({ kind: FrameKind.End })
       while (true) {
         const frame = await readFrame(f, signal, method)
         idle.touch()

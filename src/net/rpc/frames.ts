@@ -189,6 +189,11 @@ export class FramedStream {
     await this.#lp.write(new Uint8ArrayList(...encodeFrame(frame)), options)
   }
 
+  /** Several frames in one stream write: one muxer frame for the node to read, not one each. */
+  async writeMany (frames: Frame[], options?: AbortOptions): Promise<void> {
+    await this.#lp.writeV(frames.map((f) => new Uint8ArrayList(...encodeFrame(f))), options)
+  }
+
   /** True while both directions are open, so the stream can carry another call. */
   reusable (): boolean {
     const s = this.stream

@@ -5,8 +5,10 @@
  *
  *   1. step everything that arrived (ticks, inbound messages, send reports, proposals, read requests);
  *   2. if the core has a Ready: persist its snapshot / entries / hard state in one durable write
- *      (LevelStorage.saveReady: one fsync'd batch) BEFORE sending the messages that depend on it,
- *      send, apply the snapshot and the committed entries (ConfChange entries via applyConfChange),
+ *      (LevelStorage.saveReady: one fsync'd batch) BEFORE sending the messages that depend on it
+ *      (a leader's App and Heartbeat messages go first, see #sendsEarly; a write of nothing but the
+ *      commit index overlaps the rest), send the rest, apply the snapshot and the committed entries
+ *      (ConfChange entries via applyConfChange),
  *      record read states, advance; then serve reads whose index is applied and snapshot/compact
  *      every `snapshotEvery` applied entries;
  *   3. otherwise sleep until something arrives.
@@ -32,8 +34,8 @@ import {
   AbortedError, DeadlineExceededError, InvalidArgumentError, NoQuorumError, UnavailableError
 } from '@dfs/api'
 import type { Logger } from '@dfs/api'
-import { EntryType, RawNode, StateType, decodeConfChange } from '../raft/index.js'
-import type { ConfChange, ConfState, Entry, Message, NodeId, ProgressStatus, Rand, Ready } from '../raft/index.js'
+import { EntryType, MessageType, RawNode, StateType, decodeConfChange } from '../raft/index.js'
+import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, ProgressStatus, Rand, Ready } from '../raft/index.js'
 import type { GroupTransport, RaftTransportHandler } from '../transport/index.js'
 import {
   CALL_TIMEOUT_MS_DEFAULT, ELECTION_TICK_DEFAULT, HEARTBEAT_TICK_DEFAULT, INBOX_MESSAGES_MAX_DEFAULT,
@@ -111,6 +113,8 @@ export interface RaftGroupStats {
   proposalsRequeued: number
   /** Inbound messages dropped: inbox full, or from a node that is not a member. */
   messagesDropped: number
+  /** Leader messages (App, Heartbeat) sent before the Ready they came with was durable. */
+  messagesSentEarly: number
 }
 
 type GroupState = 'new' | 'running' | 'stopping' | 'stopped' | 'failed'
@@ -169,7 +173,8 @@ export class RaftGroup<R> {
   readonly group: number
   readonly stats: RaftGroupStats = {
     readies: 0, persistBatches: 0, entriesPersisted: 0, proposals: 0, proposalsApplied: 0, entriesApplied: 0,
-    foreignEntries: 0, snapshotsCreated: 0, snapshotsRestored: 0, proposalsRequeued: 0, messagesDropped: 0
+    foreignEntries: 0, snapshotsCreated: 0, snapshotsRestored: 0, proposalsRequeued: 0, messagesDropped: 0,
+    messagesSentEarly: 0
   }
 
   readonly #storage: DurableStorage
@@ -217,6 +222,8 @@ export class RaftGroup<R> {
   #snapshotIndex = 0
   #confState: ConfState = { voters: [], learners: [] }
   #members = new Set<NodeId>()
+  /** Term and vote as last made durable (a Ready that changes them sends nothing before its fsync). */
+  #durable: HardState = { term: 0, vote: '', commit: 0 }
 
   constructor (init: RaftGroupInit<R>) {
     if (typeof init.id !== 'string' || init.id.length === 0) throw new InvalidArgumentError('id must be a node id', { id: init.id })
@@ -255,7 +262,9 @@ export class RaftGroup<R> {
     }
     this.#applied = snap.metadata.index
     this.#snapshotIndex = snap.metadata.index
-    this.#setConfState(this.#storage.initialState().confState)
+    const initial = this.#storage.initialState()
+    this.#setConfState(initial.confState)
+    this.#durable = { ...initial.hardState }
     this.#node = new RawNode({
       id: this.id,
       electionTick: this.#electionTick,
@@ -633,17 +642,35 @@ export class RaftGroup<R> {
       }
     }
 
-    // 1. Persist before sending anything that depends on it (votes, appended entries).
-    if (rd.snapshot !== undefined || rd.entries.length > 0 || rd.hardState !== undefined) {
-      await this.#storage.saveReady(rd)
-      this.stats.persistBatches++
-      this.stats.entriesPersisted += rd.entries.length
+    // 1. A leader's appends and heartbeats go out at once, replicating while it fsyncs.
+    let late = rd.messages
+    if (late.length > 0 && this.#sendsEarly(rd)) {
+      const early = late.filter((m) => m.type === MessageType.App || m.type === MessageType.Heartbeat)
+      if (early.length > 0) {
+        late = late.filter((m) => m.type !== MessageType.App && m.type !== MessageType.Heartbeat)
+        this.#transport.send(this.group, early)
+        this.stats.messagesSentEarly += early.length
+      }
     }
 
-    // 2. Send.
-    if (rd.messages.length > 0) this.#transport.send(this.group, rd.messages)
+    // 2. Persist before sending anything that depends on it (votes, a follower's acknowledgements).
+    //    A Ready that only moves the commit index holds nothing that messages or applying depend on
+    //    (its committed entries came in earlier Readies, all durable by now): its write overlaps them.
+    let saving: Promise<void> | undefined
+    if (rd.snapshot !== undefined || rd.entries.length > 0 || rd.hardState !== undefined) {
+      saving = this.#persist(rd)
+      if (this.#commitOnly(rd)) {
+        saving.catch(() => {}) // awaited before advance
+      } else {
+        await saving
+        saving = undefined
+      }
+    }
 
-    // 3. Apply.
+    // 3. Send the rest.
+    if (late.length > 0) this.#transport.send(this.group, late)
+
+    // 4. Apply.
     if (rd.snapshot !== undefined) {
       const s = rd.snapshot
       this.#sm.restore(s.data, s.metadata.index)
@@ -655,17 +682,47 @@ export class RaftGroup<R> {
     }
     for (const e of rd.committedEntries) this.#apply(node, e)
 
-    // 4. Read states.
+    // 5. Read states.
     for (const rs of rd.readStates) {
       const r = this.#reads.get(hex(rs.context))
       if (r !== undefined && !r.done && r.index === undefined) r.index = rs.index
     }
 
-    // 5. Advance.
+    // 6. Advance, once everything of this Ready is durable.
+    if (saving !== undefined) await saving
     node.advance(rd)
 
     this.#serveReads()
     if (this.#applied - this.#snapshotIndex >= this.#snapshotEvery) await this.#snapshot()
+  }
+
+  async #persist (rd: Ready): Promise<void> {
+    await this.#storage.saveReady(rd)
+    if (rd.hardState !== undefined) this.#durable = { ...rd.hardState }
+    this.stats.persistBatches++
+    this.stats.entriesPersisted += rd.entries.length
+  }
+
+  /** A Ready whose only durable change is the commit index (term and vote as already durable). */
+  #commitOnly (rd: Ready): boolean {
+    const hs = rd.hardState
+    return rd.snapshot === undefined && rd.entries.length === 0 && hs !== undefined &&
+      hs.term === this.#durable.term && hs.vote === this.#durable.vote
+  }
+
+  /**
+   * Whether this Ready's App and Heartbeat messages may be sent before its entries are durable
+   * (Raft thesis §10.2.1: a leader may write its log in parallel with replicating it). Safe because
+   * the leader counts itself towards a commit only for durable entries: acknowledgements are stepped
+   * in a later loop turn, after this Ready's fsync completed, so no commit can rest on the leader's
+   * unsynced copy. Only while the term and vote are already durable: a message of a term this node
+   * might forget in a crash could let it lead that term twice (a single voter that campaigns and
+   * wins in one Ready), and only without a snapshot to install.
+   */
+  #sendsEarly (rd: Ready): boolean {
+    if (this.#role !== StateType.Leader || rd.snapshot !== undefined) return false
+    const hs = rd.hardState
+    return hs === undefined || (hs.term === this.#durable.term && hs.vote === this.#durable.vote)
   }
 
   #apply (node: RawNode, e: Entry): void {

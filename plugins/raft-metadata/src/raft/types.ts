@@ -143,8 +143,9 @@ export interface SoftState {
  *  3. apply `snapshot` (if any) to the state machine, then apply `committedEntries` in order;
  *  4. serve `readStates` once applied index ≥ readState.index;
  *  5. call `advance(ready)`.
- * (A leader may send `messages` before persisting, as etcd allows, but the simple order above is
- * always correct and is what the dfs driver does.)
+ * (A leader may send its App and Heartbeat messages before persisting, Raft thesis §10.2.1: it counts
+ * itself towards a commit only once its entries are durable. The dfs driver does so while the term and
+ * vote are already durable; see RaftGroup.)
  */
 export interface Ready {
   softState?: SoftState

@@ -2,8 +2,11 @@
  * RaftTransport: Raft messages between nodes over libp2p (`/dfs/raft/1.0.0`), reached only through the
  * `PeerNetwork` of `@dfs/api`.
  *
- * Outbound: ONE long-lived stream per peer, carrying varint-length-prefixed frames, each frame a batch
- * of the messages that queued up while the previous frame was being written (see codec.ts). Messages
+ * Outbound: ONE long-lived stream per peer, carrying varint-length-prefixed frames (see codec.ts), each
+ * frame a batch of one group's messages. Sends are coalesced: everything queued for a peer in one
+ * event-loop turn (every group, every Ready batch) or while the previous write was in flight leaves in
+ * ONE stream write of one frame per group, so the muxer, Noise and the socket see one chunk, not one per
+ * message or per group — at a few hundred bytes a message that per-chunk cost is what dominates. Messages
  * wait in a bounded per-peer queue (count and bytes); a message that does not fit, or that is sent while
  * the peer is in reconnect back-off, is dropped — Raft tolerates loss — and the group is told
  * `reportUnreachable(peer)` (and `reportSnapshot(peer, false)` for a dropped snapshot). A failed dial or
@@ -68,6 +71,8 @@ export interface RaftTransportInit {
 }
 
 export interface RaftTransportStats {
+  /** Stream writes (each carries one or more frames: everything that was queued for the peer). */
+  writes: number
   framesSent: number
   messagesSent: number
   /** Messages dropped on the sending side (queue full, back-off, failed write, too large). */
@@ -106,6 +111,7 @@ class PeerSender {
   private queuedBytes = 0
   private stream: Stream | undefined
   private lp: LengthPrefixedStream<Stream> | undefined
+  /** A write is in flight, or one is scheduled for the end of this event-loop turn. */
   private pumping = false
   /** Until when new messages are dropped (reconnect back-off after a failure). */
   private backoffUntil = 0
@@ -143,7 +149,17 @@ class PeerSender {
     }
     this.queue.push(item)
     this.queuedBytes += bytes.byteLength
-    if (!this.pumping) void this.pump()
+    this.schedule()
+  }
+
+  /**
+   * Starts the pump at the end of this event-loop turn (setImmediate runs after the I/O callbacks and
+   * microtasks of the turn), so every message queued until then shares one write.
+   */
+  private schedule (): void {
+    if (this.pumping) return
+    this.pumping = true
+    setImmediate(() => { void this.pump() })
   }
 
   /** Drops messages and tells their groups (one Unreachable per group, one SnapStatus per snapshot). */
@@ -162,8 +178,8 @@ class PeerSender {
     for (const [g, ms] of props) t.handlerOf(g)?.reportDroppedProposals?.(this.peer, ms)
   }
 
+  /** Writes everything queued (in chunks of at most FRAME_BYTES_MAX), then waits for the next turn. */
   private async pump (): Promise<void> {
-    this.pumping = true
     const t = this.transport
     try {
       while (!this.stopped && this.queue.length > 0) {
@@ -176,38 +192,52 @@ class PeerSender {
           }
           continue
         }
-        const batch = this.takeBatch()
-        const frame = encodeFrame(batch[0].group, batch.map((b) => b.bytes))
+        const { items, frames } = this.takeChunk()
         try {
-          await this.lp.write(frame, { signal: AbortSignal.timeout(t.writeTimeoutMs) })
+          await this.lp.writeV(frames, { signal: AbortSignal.timeout(t.writeTimeoutMs) })
         } catch (err) {
-          this.fail(err as Error, batch)
+          this.fail(err as Error, items)
           return
         }
-        t.stats.framesSent++
-        t.stats.messagesSent += batch.length
+        t.stats.writes++
+        t.stats.framesSent += frames.length
+        t.stats.messagesSent += items.length
         this.backoffMs = t.backoffMsMin
-        for (const b of batch) if (b.snapshot) t.handlerOf(b.group)?.reportSnapshot(this.peer, true)
+        for (const b of items) if (b.snapshot) t.handlerOf(b.group)?.reportSnapshot(this.peer, true)
       }
     } finally {
       this.pumping = false
     }
   }
 
-  /** The longest prefix of the queue of one group that fits in one frame. */
-  private takeBatch (): Queued[] {
-    const group = this.queue[0].group
-    let size = FRAME_HEADER_BYTES_MAX
+  /**
+   * The longest prefix of the queue that fits one write, as one frame per group (each group's
+   * messages in queue order; groups are independent, so their relative order does not matter).
+   * A frame holds at most FRAME_MESSAGES_MAX messages and FRAME_BYTES_MAX bytes, and a write at most
+   * FRAME_BYTES_MAX bytes of frames, except that a single message always goes (enqueue checked that
+   * it fits a frame of its own).
+   */
+  private takeChunk (): { items: Queued[], frames: Uint8Array[] } {
+    const byGroup = new Map<number, { parts: Uint8Array[], bytes: number }>()
+    let total = 0
     let n = 0
-    for (; n < this.queue.length && n < FRAME_MESSAGES_MAX; n++) {
+    for (; n < this.queue.length; n++) {
       const q = this.queue[n]
-      if (q.group !== group) break
-      if (n > 0 && size + q.bytes.byteLength > FRAME_BYTES_MAX) break
-      size += q.bytes.byteLength
+      let f = byGroup.get(q.group)
+      const added = q.bytes.byteLength + (f === undefined ? FRAME_HEADER_BYTES_MAX : 0)
+      if (n > 0 && (total + added > FRAME_BYTES_MAX || (f !== undefined && f.parts.length >= FRAME_MESSAGES_MAX))) break
+      if (f === undefined) {
+        f = { parts: [], bytes: FRAME_HEADER_BYTES_MAX }
+        byGroup.set(q.group, f)
+      }
+      f.parts.push(q.bytes)
+      f.bytes += q.bytes.byteLength
+      total += added
     }
-    const batch = this.queue.splice(0, n)
-    for (const b of batch) this.queuedBytes -= b.bytes.byteLength
-    return batch
+    const items = this.queue.splice(0, n)
+    for (const b of items) this.queuedBytes -= b.bytes.byteLength
+    const frames = [...byGroup].map(([group, f]) => encodeFrame(group, f.parts))
+    return { items, frames }
   }
 
   private async connect (): Promise<void> {
@@ -271,7 +301,7 @@ export class RaftTransport implements GroupTransport {
   readonly backoffMsMin: number
   readonly backoffMsMax: number
   readonly stats: RaftTransportStats = {
-    framesSent: 0, messagesSent: 0, messagesDropped: 0, framesReceived: 0, messagesReceived: 0,
+    writes: 0, framesSent: 0, messagesSent: 0, messagesDropped: 0, framesReceived: 0, messagesReceived: 0,
     messagesRejected: 0, framesMalformed: 0, streamsOpened: 0
   }
 

@@ -70,6 +70,30 @@ test('messages arrive in order, batched on one stream, with the proven sender', 
   assert.ok(ta.stats.framesSent < 500, `frames ${ta.stats.framesSent} should batch 500 messages`)
 }))
 
+test('everything queued for a peer in one turn leaves in one write, one frame per group', plain(async (ctx) => {
+  const { a, b, ta, tb, rb } = await pair(ctx)
+  const rb7 = recorder()
+  tb.register(7, rb7)
+  // open the stream first, so the measured sends do not wait for a dial
+  ta.send(0, [msg(MessageType.Heartbeat, a.id, b.id)])
+  await waitFor(() => rb.received.length === 1, 5000, 'the first message')
+  const before = { ...ta.stats }
+  // one turn: several Ready batches of two groups, interleaved
+  for (let i = 0; i < 10; i++) {
+    ta.send(0, [msg(MessageType.App, a.id, b.id, { index: i }), msg(MessageType.Heartbeat, a.id, b.id, { commit: i })])
+    ta.send(7, [msg(MessageType.App, a.id, b.id, { index: 100 + i })])
+  }
+  await waitFor(() => rb.received.length === 21 && rb7.received.length === 10, 5000, 'the 30 messages')
+  assert.is(ta.stats.writes - before.writes, 1, 'one stream write for the whole turn')
+  assert.is(ta.stats.framesSent - before.framesSent, 2, 'one frame per group')
+  assert.is(ta.stats.messagesSent - before.messagesSent, 30)
+  assert.is(tb.stats.framesReceived, 3)
+  // each group's messages in the order they were queued
+  assert.equal(rb.received.slice(1).map((r) => r.m.type === MessageType.App ? `a${r.m.index}` : `h${r.m.commit}`),
+    Array.from({ length: 10 }, (_, i) => [`a${i}`, `h${i}`]).flat())
+  assert.equal(rb7.received.map((r) => r.m.index), Array.from({ length: 10 }, (_, i) => 100 + i))
+}))
+
 test('a snapshot is delivered and reported; a message to an unreachable peer is reported', plain(async (ctx) => {
   const { a, b, ta, ra, rb } = await pair(ctx)
   const snap = msg(MessageType.Snap, a.id, b.id, {

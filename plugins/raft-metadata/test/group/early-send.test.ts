@@ -1,0 +1,163 @@
+/**
+ * The leader replicates while it fsyncs (Raft thesis §10.2.1), and durability still holds: three
+ * RaftGroups over an in-memory transport, each on a MemoryStorage whose durable writes a test can hold.
+ */
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { RaftGroup, durableMemoryStorage } from '../../src/group/index.js'
+import type { DurableStorage } from '../../src/group/index.js'
+import { MemoryStorage, MessageType } from '../../src/raft/index.js'
+import type { Message, NodeId } from '../../src/raft/index.js'
+import type { GroupTransport, RaftTransportHandler } from '../../src/transport/index.js'
+import { waitFor } from '../transport/libp2p-network.js'
+import { ListMachine, enc } from './cluster.js'
+import type { Result } from './cluster.js'
+
+/** Delivers every message in a later microtask, and records what was sent. */
+class Hub {
+  readonly handlers = new Map<NodeId, RaftTransportHandler>()
+  readonly sent: Message[] = []
+
+  transport (self: NodeId): GroupTransport {
+    return {
+      self,
+      register: (_group, handler) => { this.handlers.set(self, handler) },
+      unregister: () => { this.handlers.delete(self) },
+      send: (_group, messages) => {
+        for (const m of messages) {
+          this.sent.push(m)
+          queueMicrotask(() => { this.handlers.get(m.to)?.receive(self, [m]) })
+        }
+      }
+    }
+  }
+}
+
+type SaveReady = DurableStorage['saveReady']
+
+/** A DurableStorage whose saveReady waits while held (every write, or those `which` picks). */
+interface Gated { storage: DurableStorage, hold: (which?: (rd: Parameters<SaveReady>[0]) => boolean) => void, release: () => void, pending: () => number }
+
+function gated (mem: MemoryStorage): Gated {
+  const inner = durableMemoryStorage(mem)
+  let held: ((rd: Parameters<SaveReady>[0]) => boolean) | undefined
+  let waiting: Array<() => void> = []
+  const storage: DurableStorage = {
+    ...inner,
+    saveReady: async (rd) => {
+      if (held?.(rd) === true) await new Promise<void>((resolve) => { waiting.push(resolve) })
+      await inner.saveReady(rd)
+    }
+  }
+  return {
+    storage,
+    hold: (which = () => true) => { held = which },
+    release: () => {
+      held = undefined
+      const w = waiting
+      waiting = []
+      for (const r of w) r()
+    },
+    pending: () => waiting.length
+  }
+}
+
+interface Node { id: NodeId, gate: Gated, sm: ListMachine, group: RaftGroup<Result> }
+interface Ctx { nodes: Node[] }
+const test = suite<Ctx>('RaftGroup: a leader sends before its fsync, and counts itself only after it', { nodes: [] })
+
+test.after.each(async (ctx) => {
+  for (const n of ctx.nodes) n.gate.release()
+  for (const n of ctx.nodes) await n.group.stop()
+  ctx.nodes = []
+})
+
+async function start (ctx: Ctx, hub: Hub): Promise<{ leader: Node, followers: Node[] }> {
+  const ids = ['node-a', 'node-b', 'node-c']
+  for (const id of ids) {
+    const gate = gated(new MemoryStorage({ confState: { voters: ids, learners: [] } }))
+    const sm = new ListMachine()
+    // elections time out after 1–2 s: a leader whose write is held for a few hundred ms stays leader
+    // (longer, and the followers would rightly elect one of them and commit the entry without it)
+    const group = new RaftGroup<Result>({ id, storage: gate.storage, transport: hub.transport(id), stateMachine: sm, tickMs: 20, electionTick: 50 })
+    ctx.nodes.push({ id, gate, sm, group })
+  }
+  for (const n of ctx.nodes) n.group.start()
+  let leader: Node | undefined
+  await waitFor(() => {
+    leader = ctx.nodes.find((n) => n.group.status().state === 'Leader')
+    return leader !== undefined && ctx.nodes.every((n) => n.group.status().leader === leader?.id)
+  }, 10_000, 'a leader')
+  const l = leader as Node
+  // a first write, so that the term's no-op entry is committed everywhere
+  await l.group.propose(enc('warm'))
+  await waitFor(() => ctx.nodes.every((n) => n.sm.items.length === 1), 5000, 'the first write everywhere')
+  return { leader: l, followers: ctx.nodes.filter((n) => n !== l) }
+}
+
+function appCarrying (hub: Hub, to: NodeId, payload: string): boolean {
+  const needle = Buffer.from(payload)
+  return hub.sent.some((m) => m.type === MessageType.App && m.to === to &&
+    m.entries.some((e) => Buffer.from(e.data).includes(needle)))
+}
+
+test('the leader sends the entry while its own fsync is held; nothing commits until that fsync ends', async (ctx) => {
+  const hub = new Hub()
+  const { leader, followers } = await start(ctx, hub)
+  leader.gate.hold()
+  let applied = false
+  const index = leader.group.status().commit + 1
+  const p = leader.group.propose(enc('early')).then((r) => { applied = true; return r })
+  p.catch(() => {}) // a failed assertion stops the group, which rejects p
+  // both followers get the entry, persist it and acknowledge it, while the leader's write waits
+  await waitFor(() => followers.every((f) => appCarrying(hub, f.id, 'early')), 5000, 'the entry sent to both followers')
+  await waitFor(() => followers.every((f) => hub.sent.some((m) => m.type === MessageType.AppResp && m.from === f.id && m.to === leader.id &&
+    !m.reject && m.index >= index)), 5000, 'both acknowledgements')
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  assert.is(leader.gate.pending(), 1, "the leader's write is still held")
+  assert.is(applied, false, 'a commit must not rest on the leader before its fsync')
+  assert.is(ctx.nodes.some((n) => n.sm.items.includes('early')), false, 'applied nowhere yet')
+  assert.ok(leader.group.stats.messagesSentEarly > 0)
+  assert.ok(followers.every((f) => f.group.status().leader === leader.id), 'no election meanwhile')
+  leader.gate.release()
+  const r = await p
+  assert.is(r.length, 2)
+  await waitFor(() => ctx.nodes.every((n) => n.sm.items.join() === 'warm,early'), 5000, 'applied everywhere')
+})
+
+test('a follower acknowledges only what it has made durable', async (ctx) => {
+  const hub = new Hub()
+  const { leader, followers } = await start(ctx, hub)
+  const [f] = followers
+  f.gate.hold()
+  // after the first write the log ends at the commit index: the new entry comes next
+  const index = leader.group.status().commit + 1
+  const p = leader.group.propose(enc('held'))
+  p.catch(() => {}) // a failed assertion stops the group, which rejects p
+  await waitFor(() => appCarrying(hub, f.id, 'held'), 5000, 'the entry sent to the held follower')
+  await waitFor(() => f.gate.pending() === 1, 5000, "the follower's write waits")
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  assert.is(hub.sent.some((m) => m.type === MessageType.AppResp && m.from === f.id && !m.reject && m.index >= index), false,
+    'no acknowledgement before the fsync')
+  // the other follower and the leader form a quorum meanwhile
+  assert.is((await p).length, 2)
+  f.gate.release()
+  await waitFor(() => hub.sent.some((m) => m.type === MessageType.AppResp && m.from === f.id && !m.reject && m.index >= index), 5000,
+    'the acknowledgement after the fsync')
+})
+
+test('a write of nothing but the commit index does not hold up applying', async (ctx) => {
+  const hub = new Hub()
+  const { leader, followers } = await start(ctx, hub)
+  const [f] = followers
+  const index = leader.group.status().commit + 1
+  // hold only the follower's write that records the new entry's commit
+  f.gate.hold((rd) => rd.entries.length === 0 && rd.snapshot === undefined && (rd.hardState?.commit ?? 0) >= index)
+  await leader.group.propose(enc('commit-only'))
+  await waitFor(() => f.gate.pending() === 1, 5000, "the follower's commit-only write waits")
+  await waitFor(() => f.sm.items.includes('commit-only'), 5000, 'the follower applies meanwhile')
+  f.gate.release()
+  await waitFor(() => f.gate.pending() === 0, 5000, 'the write ends')
+})
+
+test.run()
