@@ -2,11 +2,17 @@ import type {} from '@oclif/core/hooks'
 import { UnknownServiceError } from './errors.js'
 import type { ExtentStoreFactory } from './extent-store.js'
 import type { MetadataServiceFactory } from './metadata.js'
+import type { PlacementPolicyFactory } from './placement.js'
+import type { RebalancePolicyFactory } from './rebalance.js'
 
 /** The kinds of service a plugin may provide, and the factory type of each. */
 export interface ServiceKinds {
   extentStore: ExtentStoreFactory
   metadata: MetadataServiceFactory
+  /** Where copies of an extent go; cluster-wide, selected by `dfs cluster policy set placement NAME`. */
+  placement: PlacementPolicyFactory
+  /** Which copies move when nodes are unevenly full; selected by `dfs cluster policy set rebalance NAME`. */
+  rebalance: RebalancePolicyFactory
 }
 
 export type ServiceKind = keyof ServiceKinds

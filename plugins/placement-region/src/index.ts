@@ -1,0 +1,1 @@
+export { RegionPlacement } from './region-placement.js'

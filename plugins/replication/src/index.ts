@@ -1,0 +1,2 @@
+export { DefaultPlacement } from './policies/default-placement.js'
+export { DefaultRebalance } from './policies/default-rebalance.js'
