@@ -4,6 +4,7 @@ import type { ExtentStoreFactory } from './extent-store.js'
 import type { MetadataServiceFactory } from './metadata.js'
 import type { PlacementPolicyFactory } from './placement.js'
 import type { RebalancePolicyFactory } from './rebalance.js'
+import type { ReplicationServiceFactory } from './replication.js'
 
 /** The kinds of service a plugin may provide, and the factory type of each. */
 export interface ServiceKinds {
@@ -13,6 +14,8 @@ export interface ServiceKinds {
   placement: PlacementPolicyFactory
   /** Which copies move when nodes are unevenly full; selected by `dfs cluster policy set rebalance NAME`. */
   rebalance: RebalancePolicyFactory
+  /** Placement, replicated writes and reads, repair and rebalancing of extent copies (per node, `--replication NAME`). */
+  replication: ReplicationServiceFactory
 }
 
 export type ServiceKind = keyof ServiceKinds

@@ -1,0 +1,126 @@
+import { createHash } from 'node:crypto'
+import type { Checksum, ExtentStore } from './extent-store.js'
+import type { ExtentRecord, MetadataService, PeerIdString } from './metadata.js'
+import type { CallOptions, Logger } from './options.js'
+import type { PlacementNode, PlacementPolicy } from './placement.js'
+import type { RebalancePolicy } from './rebalance.js'
+
+/**
+ * Replication: where an extent's copies go, how they are written and read, and how the cluster keeps
+ * RF good copies of every extent while nodes fail, rot, join and leave.
+ *
+ * The core provides the transport (`ExtentPeers`: node-to-node extent RPCs), the cluster's state
+ * (`ClusterView`: members with their health and fill) and the metadata; a replication plugin decides
+ * what to do with them. Policies (placement, rebalancing) are plugins of their own, selected by cluster
+ * configuration.
+ */
+
+/** How many acknowledgements a write waits for: a majority of the replicas placed, or every one. */
+export type WriteSync = 'quorum' | 'all'
+
+/** Default time a member may be Failed before its copies are re-created elsewhere. */
+export const REPAIR_DELAY_MS_DEFAULT = 10 * 60_000
+
+/** Checksum of extent bytes in the form every dfs store records (`sha256:<hex>`). */
+export function extentChecksum (bytes: Uint8Array): Checksum {
+  return 'sha256:' + createHash('sha256').update(bytes).digest('hex')
+}
+
+/** A member as replication sees it: placement's view plus how long it has been Failed. */
+export interface ClusterNode extends PlacementNode {
+  /** Milliseconds since the failure detector moved the node to Failed (0 unless `health` is failed). */
+  failedForMs: number
+}
+
+/** The cluster as this node sees it now (failure detector, heartbeats, metadata's member list). */
+export interface ClusterView {
+  /** Every member, this node included. */
+  nodes: () => ClusterNode[]
+}
+
+/** The extent as a replica is asked to store it. */
+export interface ExtentIdentity {
+  id: string
+  size: number
+  checksum: Checksum
+}
+
+/** Node-to-node extent operations; `peer` may be this node (then the local store serves). */
+export interface ExtentPeers {
+  /**
+   * Stores `bytes` as extent `extent.id` on `peer`. The peer verifies size and checksum and fsyncs
+   * before it answers; an existing identical copy is success. Throws CorruptExtent when the bytes do
+   * not match, NodeUnreachable/DeadlineExceeded when the peer does not answer.
+   */
+  put: (peer: PeerIdString, extent: ExtentIdentity, bytes: Uint8Array, options?: CallOptions) => Promise<void>
+  /**
+   * Makes `peer` hold a good copy of `extent`: a peer whose copy verifies does nothing; otherwise it
+   * fetches the bytes from `sources` (in order, each verified) and stores them. Bytes travel from a
+   * source to the peer directly.
+   */
+  replicate: (peer: PeerIdString, extent: ExtentRecord, sources: PeerIdString[], options?: CallOptions) => Promise<void>
+  /** Deletes `peer`'s copy (none is success). */
+  delete: (peer: PeerIdString, id: string, options?: CallOptions) => Promise<void>
+  /**
+   * Reads a verified copy, trying `order` in turn (default: the local copy, then `extent.replicas`).
+   * Throws the typed error of the last attempt when none succeeds, with every attempt in `details`.
+   */
+  read: (extent: ExtentRecord, options?: CallOptions & { order?: PeerIdString[] }) => Promise<Uint8Array>
+}
+
+/** What a node gives the replication service it builds. */
+export interface ReplicationServiceInit {
+  nodeId: PeerIdString
+  logger: Logger
+  store: ExtentStore
+  metadata: MetadataService
+  cluster: ClusterView
+  peers: ExtentPeers
+  /** The placement policy a cluster configuration names (UnknownService if none is installed by that name). */
+  placement: (name: string) => PlacementPolicy
+  /** The rebalance policy a cluster configuration names. */
+  rebalance: (name: string) => RebalancePolicy
+  /** How long a member stays Failed before its copies are re-created elsewhere. */
+  repairDelayMs?: number
+}
+
+export interface ReplicatedWriteOptions extends CallOptions {
+  sync?: WriteSync
+}
+
+/** An extent whose bytes are durable on a write quorum. `replicas` lists only copies that acknowledged. */
+export interface ReplicatedWrite {
+  extent: ExtentRecord
+  /** Nodes placed but not acknowledged: repair completes them in the background. */
+  missing: PeerIdString[]
+}
+
+/** `dfs cluster replication --json`. */
+export interface ReplicationStatus {
+  replicationFactor: number
+  /** Extents metadata knows. */
+  extents: number
+  /** Extents with fewer live copies than the replication factor (live: on a member not Failed past the repair delay). */
+  underReplicated: number
+  /** Extents with no live copy at all (unreadable until a node returns). */
+  missing: number
+  /** Copies being made now by this cluster's repair coordinator. */
+  repairing: number
+}
+
+export interface ReplicationService {
+  start: () => Promise<void>
+  stop: () => Promise<void>
+  /**
+   * Places an extent (RF distinct nodes by the cluster's placement policy), writes every copy in
+   * parallel and resolves once a write quorum has fsync'd it. Throws Unavailable when fewer than a
+   * quorum acknowledged (nothing is recorded then; the copies written are garbage).
+   */
+  write: (id: string, bytes: Uint8Array, options?: ReplicatedWriteOptions) => Promise<ReplicatedWrite>
+  /** Reads a verified copy: local first, then healthy replicas nearest first; a corrupt copy is rewritten from a good one. */
+  read: (extent: ExtentRecord, options?: CallOptions) => Promise<Uint8Array>
+  /** Replication state of the whole cluster, from linearizable metadata and this node's view of health. */
+  status: (options?: CallOptions) => Promise<ReplicationStatus>
+}
+
+export type ReplicationServiceFactory = (init: ReplicationServiceInit) => ReplicationService
