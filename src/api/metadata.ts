@@ -58,6 +58,28 @@ export interface JoinTokenRecord {
   createdBy: PeerIdString
 }
 
+/** Cluster-wide settings, kept in the system group; `SetConfig` changes one at a time. */
+export interface ClusterConfig {
+  /** Copies of every extent (1..16, default 3). */
+  replicationFactor: number
+  /** Name of the placement policy (a `placement` service; default `default`). */
+  placementPolicy: string
+  /** Name of the rebalance policy (a `rebalance` service; default `default`). */
+  rebalancePolicy: string
+  /** Imbalance past which a rebalance plans moves (> 0, default 0.5). */
+  imbalanceThreshold: number
+  /** Fraction of a node's capacity past which it takes no new copy ((0, 1], default 0.9). */
+  fillLimit: number
+}
+
+export const CLUSTER_CONFIG_DEFAULTS: Readonly<ClusterConfig> = Object.freeze({
+  replicationFactor: 3,
+  placementPolicy: 'default',
+  rebalancePolicy: 'default',
+  imbalanceThreshold: 0.5,
+  fillLimit: 0.9
+})
+
 export interface ClusterRecord {
   clusterId: string
   createdAtMs: number
@@ -81,6 +103,8 @@ export type MetadataOp =
   /** Records a join token; tokens that expired before `token.createdAtMs` are dropped at the same time. */
   | { type: 'CreateJoinToken', token: JoinTokenRecord }
   | { type: 'RevokeJoinToken', id: string }
+  /** Sets one cluster setting (validated by key: see ClusterConfig). */
+  | { type: 'SetConfig', key: keyof ClusterConfig, value: number | string }
   | { type: 'CreateExtent', extent: ExtentRecord }
   | { type: 'DeleteExtent', id: string }
   | { type: 'UpdateReplication', id: string, replicas: PeerIdString[] }
@@ -138,6 +162,8 @@ export interface MetadataView {
   members: () => MemberRecord[]
   role: (peer: PeerIdString) => Role | undefined
   joinToken: (id: string) => JoinTokenRecord | undefined
+  /** Cluster settings, defaults filled in. */
+  config: () => ClusterConfig
   getFile: (path: string) => FileRecord | undefined
   getExtent: (id: string) => ExtentRecord | undefined
   /** Entries directly under a directory, sorted by name. Throws NotFound or NotADirectory. */

@@ -119,6 +119,12 @@ export interface ReplicationService {
   write: (id: string, bytes: Uint8Array, options?: ReplicatedWriteOptions) => Promise<ReplicatedWrite>
   /** Reads a verified copy: local first, then healthy replicas nearest first; a corrupt copy is rewritten from a good one. */
   read: (extent: ExtentRecord, options?: CallOptions) => Promise<Uint8Array>
+  /**
+   * Deletes the copies on OTHER nodes of extents metadata no longer references (a file replaced or
+   * removed), in the background after a grace period so readers elsewhere finish. This node's own
+   * copy is the caller's to free (after its local readers let go). Never throws.
+   */
+  release: (extents: ExtentRecord[]) => void
   /** Replication state of the whole cluster, from linearizable metadata and this node's view of health. */
   status: (options?: CallOptions) => Promise<ReplicationStatus>
 }

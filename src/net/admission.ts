@@ -48,6 +48,10 @@ export const STRANGER_LIFETIME_MS_DEFAULT = 60_000
 /** Longest a restricted stream waits for this node to be able to judge its peer (start-up only). */
 export const STANDING_WAIT_MS_DEFAULT = 30_000
 
+/** A restricted stream from an apparent stranger is judged again for this long before it is refused. */
+export const STANDING_RECHECK_MS_DEFAULT = 5_000
+const STANDING_RECHECK_EVERY_MS = 100
+
 /** Peers whose last standing is remembered for `mayJoinDht`. */
 const RECENT_PEERS_MAX = 1024
 
@@ -57,6 +61,7 @@ export interface AdmissionInit {
   strangersMax?: number
   strangerLifetimeMs?: number
   standingWaitMs?: number
+  standingRecheckMs?: number
 }
 
 export interface AdmissionStats {
@@ -84,6 +89,8 @@ export class Admission {
   readonly strangersMax: number
   readonly strangerLifetimeMs: number
   readonly standingWaitMs: number
+  /** How long a restricted stream from an apparent stranger waits for this node's metadata to admit it. */
+  readonly standingRecheckMs: number
   readonly stats: AdmissionStats = { connectionsDenied: 0, connectionsExpired: 0, streamsRefused: 0 }
   readonly #tracked = new Set<Tracked>()
   /** Members told by the join reply, trusted until metadata lists them itself (see `trust`). */
@@ -100,6 +107,7 @@ export class Admission {
     this.strangersMax = init.strangersMax ?? STRANGERS_MAX_DEFAULT
     this.strangerLifetimeMs = init.strangerLifetimeMs ?? STRANGER_LIFETIME_MS_DEFAULT
     this.standingWaitMs = init.standingWaitMs ?? STANDING_WAIT_MS_DEFAULT
+    this.standingRecheckMs = init.standingRecheckMs ?? STANDING_RECHECK_MS_DEFAULT
     let markReady = (): void => {}
     this.#ready = new Promise<void>((resolve) => { markReady = resolve })
     this.#markReady = markReady
@@ -201,7 +209,14 @@ export class Admission {
   async admitStream (protocol: string, stream: Stream, connection: Connection): Promise<boolean> {
     if (OPEN_PROTOCOLS.includes(protocol)) return true
     const peer = connection.remotePeer.toString()
-    const standing = await this.#standingWhenReady(peer)
+    let standing = await this.#standingWhenReady(peer)
+    // A node that just joined talks to every member at once, and a member may open its stream a
+    // moment before this node has applied the membership change that admits it: look again for a
+    // short while before refusing (a stranger stays refused, only later).
+    for (const deadline = Date.now() + this.standingRecheckMs; standing === 'stranger' && Date.now() < deadline && !this.#stopped;) {
+      await new Promise((resolve) => setTimeout(resolve, STANDING_RECHECK_EVERY_MS).unref?.())
+      standing = await this.standing(peer)
+    }
     if (standing === 'member' || standing === 'known') return true
     this.stats.streamsRefused++
     log('refusing a %s stream from %s (%s)', protocol, peer, standing ?? 'not judged in time')

@@ -53,16 +53,27 @@ export class ExtentGc {
    * extents) and metadata read after — any extent listed unpinned was either committed before the
    * read, and is referenced, or is an orphan.
    */
-  async sweep (metadata: MetadataService): Promise<number> {
+  async sweep (metadata: MetadataService, listed?: string[]): Promise<number> {
     const candidates: string[] = []
-    for await (const info of this.#store.list()) {
-      if (!this.#pins.has(info.id)) candidates.push(info.id)
+    for (const id of listed ?? await this.list()) {
+      if (!this.#pins.has(id)) candidates.push(id)
     }
     const referenced = await metadata.read((view) => new Set(view.extentIds()), { scope: { extents: true } })
     const orphans = candidates.filter((id) => !referenced.has(id))
     await this.free(orphans)
     if (orphans.length > 0) log('swept %d unreferenced extents', orphans.length)
     return orphans.length
+  }
+
+  /**
+   * The ids in the store now. A node that holds copies for other nodes' puts lists them before it
+   * serves anyone, and sweeps only those: a copy another node writes here later belongs to a put
+   * that has not committed yet, which this node cannot see or pin.
+   */
+  async list (): Promise<string[]> {
+    const ids: string[] = []
+    for await (const info of this.#store.list()) ids.push(info.id)
+    return ids
   }
 
   async #delete (id: string): Promise<void> {

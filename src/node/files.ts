@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import {
   DfsError, EXTENT_SIZE_MAX, IsADirectoryError, NotADirectoryError, NotFoundError, normalizePath, parentPath,
   type CallOptions, type DirEntry, type ExtentRecord, type ExtentStore, type FileRecord, type MetadataService,
-  type MetadataView
+  type MetadataView, type ReplicationService
 } from '@dfs/api'
 import type { ExtentGc } from './extent-gc.js'
 import type { ExtentReader } from './extents.js'
@@ -25,6 +25,11 @@ export interface FileServiceInit {
    * it every extent is read from `store`, which must then hold them all.
    */
   extents?: ExtentReader
+  /**
+   * Where extents are written, read and released when they have copies on several nodes. Without
+   * it every extent has one copy, in `store`.
+   */
+  replication?: ReplicationService
 }
 
 export interface PutResult {
@@ -63,6 +68,7 @@ export class FileService {
   readonly #gc: ExtentGc
   readonly #extentSize: number
   readonly #extents: ExtentReader | undefined
+  readonly #replication: ReplicationService | undefined
 
   constructor (init: FileServiceInit) {
     this.#nodeId = init.nodeId
@@ -70,7 +76,8 @@ export class FileService {
     this.#metadata = init.metadata
     this.#gc = init.gc
     this.#extentSize = init.extentSize ?? EXTENT_SIZE_MAX
-    this.#extents = init.extents
+    this.#replication = init.replication
+    this.#extents = init.replication != null ? { get: async (e, o) => await (init.replication as ReplicationService).read(e, o) } : init.extents
     if (!(this.#extentSize > 0 && this.#extentSize <= EXTENT_SIZE_MAX)) throw new Error(`extent size ${this.#extentSize} out of range`)
   }
 
@@ -99,7 +106,10 @@ export class FileService {
       written.push(record)
       // pinned from before its bytes exist until the file commits: a concurrent sweep leaves it alone
       unpins.push(this.#gc.pin([id]))
-      const stored = this.#store.put(id, bytes, options).then((info) => { record.checksum = info.checksum })
+      const replication = this.#replication
+      const stored = replication != null
+        ? replication.write(id, bytes, options).then((w) => { record.checksum = w.extent.checksum; record.replicas = w.extent.replicas })
+        : this.#store.put(id, bytes, options).then((info) => { record.checksum = info.checksum })
       // handled here so a failure while the next extent is still arriving is not an unhandled
       // rejection; it is rethrown when this write is awaited
       stored.catch(() => {})
@@ -123,7 +133,7 @@ export class FileService {
       await Promise.all(inFlight.splice(0))
       proposed = true
       const result = await this.#metadata.propose({ type: 'PutFile', path, size, mtimeMs: Date.now(), extents: written }, options)
-      if (result.freed != null && result.freed.length > 0) await this.#gc.free(result.freed.map((e) => e.id))
+      if (result.freed != null && result.freed.length > 0) await this.#free(result.freed)
       return { path, size, extents: written.length }
     } catch (err) {
       await Promise.allSettled(inFlight)
@@ -132,7 +142,7 @@ export class FileService {
       // leader leaves the outcome unknown — the file may still commit — so the bytes stay, and the
       // sweep frees them if it never does.
       const rejected = err instanceof DfsError && typeof err.details.index === 'number'
-      if (!proposed || rejected) await this.#gc.free(written.map((e) => e.id))
+      if (!proposed || rejected) await this.#free(written.filter((e) => e.checksum !== ''))
       throw err
     } finally {
       // after a failure the extents were freed while pinned: letting go deletes them now
@@ -204,11 +214,17 @@ export class FileService {
     }, { ...options, scope: { paths: [path] } })
   }
 
+  /** Frees extents metadata dropped: this node's copy once its readers let go, other copies through replication. */
+  async #free (extents: ExtentRecord[]): Promise<void> {
+    this.#replication?.release(extents)
+    await this.#gc.free(extents.map((e) => e.id))
+  }
+
   async remove (rawPath: string, options: CallOptions = {}): Promise<{ path: string, freed: number }> {
     const path = normalizePath(rawPath)
     const result = await this.#metadata.propose({ type: 'DeleteFile', path }, options)
     const freed = result.freed ?? []
-    await this.#gc.free(freed.map((e) => e.id))
+    await this.#free(freed)
     return { path, freed: freed.length }
   }
 }

@@ -207,11 +207,13 @@ export class NodeRuntime {
       undo.unshift(async () => { membership.stop() })
 
       const gc = new ExtentGc(store)
+      // listed before this node serves anyone: only these may be swept (see ExtentGc.list)
+      const stored = await gc.list()
       // once a quorum answers: record this node's current addresses and name, and free the extents
       // a crash left unreferenced (both need committed metadata, so they wait for it in the background)
       const settle = new AbortController()
       undo.unshift(async () => { settle.abort() })
-      const settled = settleMember(metadata, gc, { id, name: init.name, region: init.region, addrs }, settle.signal)
+      const settled = settleMember(metadata, gc, stored, { id, name: init.name, region: init.region, addrs }, settle.signal)
       // extents another node holds are read from it (members' addresses come from metadata)
       const extents = new RemoteExtents({
         host,
@@ -303,7 +305,7 @@ const JOIN_CATCH_UP_TIMEOUT_MS = 60_000
  * Brings this node's member record up to date (addresses change with every restart on port 0) and
  * sweeps unreferenced extents, retrying until metadata answers or `signal` aborts. Never throws.
  */
-async function settleMember (metadata: MetadataService, gc: ExtentGc, me: { id: string, name?: string, region?: string, addrs: string[] }, signal: AbortSignal): Promise<void> {
+async function settleMember (metadata: MetadataService, gc: ExtentGc, stored: string[], me: { id: string, name?: string, region?: string, addrs: string[] }, signal: AbortSignal): Promise<void> {
   for (let attempt = 0; !signal.aborted; attempt++) {
     try {
       const self = await metadata.read((view) => view.members().find((m) => m.id === me.id), { ...SYSTEM, signal })
@@ -315,7 +317,7 @@ async function settleMember (metadata: MetadataService, gc: ExtentGc, me: { id: 
           member: { id: me.id, name: me.name ?? self?.name ?? me.id.slice(-8), region: me.region ?? self?.region ?? 'default', addrs: me.addrs }
         }, { signal })
       }
-      await gc.sweep(metadata)
+      await gc.sweep(metadata, stored)
       return
     } catch (err: any) {
       if (signal.aborted) return

@@ -125,9 +125,22 @@ test('the (limit+1)th stranger connection is denied; members are never counted; 
   assert.is(await echo(strangers[2], node, RPC_PROTOCOL), 'hello', 'a slot is free again')
 })
 
+test('a restricted stream from a peer this node learns is a member moments later is admitted, not refused', async () => {
+  const key = await generateKeyPair('Ed25519')
+  const admission = new Admission({ self: peerIdFromPrivateKey(key).toString(), standingRecheckMs: 3000 })
+  const node = await gatedNode(admission, key)
+  const members = new Set<string>()
+  admission.attach(sets(members))
+  const joiner = await nodeHost()
+  // the membership change reaches this node 500 ms after the new member's first Raft stream
+  setTimeout(() => { members.add(joiner.peerId.toString()) }, 500)
+  assert.is(await echo(joiner, node, RAFT), 'hello')
+  assert.is(admission.stats.streamsRefused, 0)
+})
+
 test('a stranger\'s connection is closed after its lifetime unless it has become a member by then', async () => {
   const key = await generateKeyPair('Ed25519')
-  const admission = new Admission({ self: peerIdFromPrivateKey(key).toString(), strangerLifetimeMs: 1500 })
+  const admission = new Admission({ self: peerIdFromPrivateKey(key).toString(), strangerLifetimeMs: 1500, standingRecheckMs: 0 })
   const node = await gatedNode(admission, key)
   const members = new Set<string>()
   admission.attach(sets(members))

@@ -77,6 +77,13 @@ export interface RaftGroupInit<R> {
   checkQuorum?: boolean
   rand?: Rand
   logger?: Logger
+  /**
+   * Who may talk to the group besides its current members. A node's applied membership lags: a
+   * learner that restored an old snapshot does not yet know the leader that sent it, and would drop
+   * the very messages that tell it. A service running several groups passes the members it knows
+   * from all of them (and from its member list). Default: nobody else.
+   */
+  isPeer?: (id: NodeId) => boolean
 }
 
 export interface GroupCallOptions {
@@ -193,6 +200,7 @@ export class RaftGroup<R> {
   readonly #preVote: boolean
   readonly #checkQuorum: boolean
   readonly #rand: Rand
+  readonly #isPeer: (id: NodeId) => boolean
   /** Random per group instance: proposal ids and read contexts of different lives never collide. */
   readonly #nonce = new Uint8Array(randomBytes(NONCE_BYTES))
 
@@ -248,6 +256,7 @@ export class RaftGroup<R> {
     this.#preVote = init.preVote ?? true
     this.#checkQuorum = init.checkQuorum ?? true
     this.#rand = init.rand ?? Math.random
+    this.#isPeer = init.isPeer ?? (() => false)
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -511,7 +520,7 @@ export class RaftGroup<R> {
     // Only members may talk to the group (a node that joins knows no members until its first snapshot).
     const open = this.#members.size === 0
     for (const m of messages) {
-      if (!open && (!this.#members.has(from) || !this.#members.has(m.from))) {
+      if (!open && !this.#knows(from)) {
         this.stats.messagesDropped++
         continue
       }
@@ -522,6 +531,10 @@ export class RaftGroup<R> {
       this.#inbox.push(m)
     }
     this.#signal()
+  }
+
+  #knows (id: NodeId): boolean {
+    return this.#members.has(id) || this.#isPeer(id)
   }
 
   #report (r: Report): void {

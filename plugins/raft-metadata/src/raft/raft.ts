@@ -153,7 +153,7 @@ export class Raft {
     }
     if (this.state === StateType.Leader) {
       const progress: Record<string, ProgressStatus> = {}
-      for (const [id, pr] of this.trk.progress) progress[id] = { match: pr.match, next: pr.next, state: pr.state }
+      for (const [id, pr] of this.trk.progress) progress[id] = { match: pr.match, next: pr.next, state: pr.state, recentActive: pr.recentActive }
       s.progress = progress
       s.leadTransferee = this.leadTransferee
     }

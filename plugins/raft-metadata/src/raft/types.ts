@@ -200,6 +200,8 @@ export interface ProgressStatus {
   match: number
   next: number
   state: ProgressStateType
+  /** The member answered since the last check-quorum round (about an election timeout). */
+  recentActive: boolean
 }
 
 /** A consistent view of one node's Raft state (RawNode.status()). */

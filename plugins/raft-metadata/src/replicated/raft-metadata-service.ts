@@ -29,7 +29,7 @@ import {
   DataDirLockedError, InvalidArgumentError, NotFoundError, UnavailableError, errorFromWire, normalizePath
 } from '@dfs/api'
 import type {
-  CallOptions, ClusterRecord, DirEntry, ExtentRecord, FileRecord, JoinTokenRecord, Logger, MemberRecord,
+  CallOptions, ClusterConfig, ClusterRecord, DirEntry, ExtentRecord, FileRecord, JoinTokenRecord, Logger, MemberRecord,
   MetadataGroupInfo, MetadataMembership, MetadataOp, MetadataResult, MetadataService, MetadataServiceInit,
   MetadataStatus, MetadataView, PeerIdString, ReadOptions, ReadScope, Role
 } from '@dfs/api'
@@ -38,7 +38,7 @@ import { RaftGroup } from '../group/index.js'
 import type { GroupStateMachine, RaftGroupStats } from '../group/index.js'
 import { ConfChangeType, LevelStorage } from '../raft/index.js'
 import type { ConfState } from '../raft/index.js'
-import { MetadataStateMachine } from '../state-machine/index.js'
+import { MetadataStateMachine, SYSTEM_OPS } from '../state-machine/index.js'
 import type { StateMachineScope } from '../state-machine/index.js'
 import { RaftTransport } from '../transport/index.js'
 import { SHARD_COUNT, groupOfShard, requireDataGroups, shardOfExtent, shardOfPath, shardsOfGroup } from '../shards/index.js'
@@ -86,7 +86,6 @@ type ServiceState = 'new' | 'starting' | 'running' | 'stopped'
 const noop = (): void => {}
 const silentLogger: Logger = Object.assign(noop, { error: noop, trace: noop, enabled: false })
 const CALL_TIMEOUT_MS_DEFAULT = 10_000
-const SYSTEM_OPS = new Set<string>(['InitCluster', 'PutMember', 'RemoveMember', 'SetRole', 'CreateJoinToken', 'RevokeJoinToken'])
 
 /** A MetadataStateMachine of one scope behind the group's byte interface. */
 class MetadataApplier implements GroupStateMachine<MetadataResult> {
@@ -150,11 +149,17 @@ export class RaftMetadataService implements MetadataService {
   #promoting = false
   readonly #transfers = new Map<number, TransferState>()
 
-  /** Membership of every group (see MetadataMembership in @dfs/api); `members` is the system group's. */
+  /**
+   * Membership of every group (see MetadataMembership in @dfs/api). A node counts as a voter once it
+   * votes in every group (a node that votes in only some would leave the others short of a quorum
+   * if it and another voter failed); any other member of any group is a learner.
+   */
   readonly membership: MetadataMembership = {
     members: () => {
-      const cs = this.#system?.group.status().confState ?? { voters: [], learners: [] }
-      return { voters: [...cs.voters].sort(), learners: [...cs.learners].sort() }
+      const states = [...(this.#system !== undefined ? [this.#system] : []), ...this.#data].map((r) => r.group.status().confState)
+      const all = new Set(states.flatMap((cs) => [...cs.voters, ...cs.learners]))
+      const voters = [...all].filter((id) => states.every((cs) => cs.voters.includes(id))).sort()
+      return { voters, learners: [...all].filter((id) => !voters.includes(id)).sort() }
     },
     addLearner: async (id, options) => {
       const system = this.#running().group
@@ -186,6 +191,7 @@ export class RaftMetadataService implements MetadataService {
     members: (): MemberRecord[] => this.#systemSm().members(),
     role: (peer: PeerIdString): Role | undefined => this.#systemSm().role(peer),
     joinToken: (id: string): JoinTokenRecord | undefined => this.#systemSm().joinToken(id),
+    config: (): ClusterConfig => this.#systemSm().config(),
     getFile: (path: string): FileRecord | undefined => {
       const p = normalizePath(path)
       return p === '/' ? undefined : this.#replicaOfPath(p)?.applier.sm.getFile(p)
@@ -301,8 +307,18 @@ export class RaftMetadataService implements MetadataService {
       snapshotKeepEntries: init.snapshotKeepEntries,
       callTimeoutMs: init.callTimeoutMs,
       proposalBytesMax: this.#opBytesMax + 64,
-      logger: init.logger
+      logger: init.logger,
+      isPeer: (id) => this.#knowsPeer(id)
     })
+  }
+
+  /** A member of any group here, or of the cluster's member list (see RaftGroupInit.isPeer). */
+  #knowsPeer (id: PeerIdString): boolean {
+    for (const r of [...(this.#system !== undefined ? [this.#system] : []), ...this.#data]) {
+      const cs = r.group.status().confState
+      if (cs.voters.includes(id) || cs.learners.includes(id)) return true
+    }
+    return this.#system?.applier.sm.members().some((m) => m.id === id) ?? false
   }
 
   /** Opens and starts data groups 1..groups (their logs are created with the initial voters when creating). */
@@ -370,11 +386,11 @@ export class RaftMetadataService implements MetadataService {
     if (this.#promoting || this.#state !== 'running') return
     this.#promoting = true
     try {
-      for (const r of [...(this.#system !== undefined ? [this.#system] : []), ...this.#data]) {
-        if (this.#state !== 'running') return
-        await this.#promoteLearners(r)
-        if (r.g !== SYSTEM_GROUP) this.#spreadLeadership(r)
-      }
+      // groups are independent: one waiting on a membership change must not hold up the others
+      await Promise.all([...(this.#system !== undefined ? [this.#system] : []), ...this.#data].map(async (r) => {
+        if (await this.#promoteLearners(r) || r.g === SYSTEM_GROUP) return
+        this.#spreadLeadership(r)
+      }))
     } finally {
       this.#promoting = false
     }
@@ -384,23 +400,29 @@ export class RaftMetadataService implements MetadataService {
    * On a group's leader: grows the voters with the cluster — 1 voter for 1–2 members, 3 for 3–4, 5
    * beyond — by promoting, one at a time, a learner that has caught up with the commit index. Larger
    * voter sets only slow writes down; the other members stay learners (thesis §4.2.1: learners first).
+   * True while the voters are short of their target (the group should keep its leader meanwhile).
    */
-  async #promoteLearners (r: Replica): Promise<void> {
+  async #promoteLearners (r: Replica): Promise<boolean> {
     const st = r.group.status()
-    if (st.leader !== this.#init.nodeId) return
+    if (st.leader !== this.#init.nodeId) return false
     const { voters, learners } = st.confState
     const members = voters.length + learners.length
     const target = members >= 5 ? 5 : members >= 3 ? 3 : 1
-    if (voters.length >= target || learners.length === 0) return
+    if (voters.length >= target || learners.length === 0) return false
+    // while the voters still grow, leadership stays put (a transfer would stall the promotions)
     const progress = r.group.progress() ?? {}
     const ready = learners.filter((id) => (progress[id]?.match ?? 0) >= st.commit).sort()
-    if (ready.length === 0) return
+    if (ready.length === 0) {
+      this.#log.trace('group %d: learners %o not caught up with commit %d', r.g, learners, st.commit)
+      return true
+    }
     try {
       await r.group.proposeConfChange({ type: ConfChangeType.AddVoter, node: ready[0] })
       this.#log('group %d: promoted %s to voter', r.g, ready[0])
     } catch (err) {
       this.#log('group %d: promoting %s failed: %s', r.g, ready[0], (err as Error).message)
     }
+    return true
   }
 
   /**
@@ -421,7 +443,8 @@ export class RaftMetadataService implements MetadataService {
     if (preferred === undefined || preferred === me) return
     if (t !== undefined && now < t.notBefore) return
     const pr = r.group.progress()?.[preferred]
-    if (pr === undefined || pr.match < st.commit || pr.state !== 'Replicate') return
+    // only to a voter that answers and has everything: a transfer blocks proposals until it ends
+    if (pr === undefined || !pr.recentActive || pr.match < st.commit || pr.state !== 'Replicate') return
     // still leading after an earlier attempt: the preferred node did not take over, so wait longer
     const backoffMs = t === undefined ? TRANSFER_BACKOFF_MS_MIN : Math.min(TRANSFER_BACKOFF_MS_MAX, t.backoffMs * 2)
     this.#transfers.set(r.g, { at: now, to: preferred, backoffMs, notBefore: now + backoffMs })

@@ -16,10 +16,10 @@
  */
 import {
   AlreadyExistsError, DfsError, InvalidArgumentError, IsADirectoryError, NotADirectoryError,
-  NotFoundError, WrongShardError, baseName, errorToWire, normalizePath, parentPath
+  NotFoundError, WrongShardError, CLUSTER_CONFIG_DEFAULTS, baseName, errorToWire, normalizePath, parentPath
 } from '@dfs/api'
 import type {
-  ClusterRecord, DirEntry, ExtentRecord, FileRecord, JoinTokenRecord, MemberRecord, MetadataOp, MetadataResult,
+  ClusterConfig, ClusterRecord, DirEntry, ExtentRecord, FileRecord, JoinTokenRecord, MemberRecord, MetadataOp, MetadataResult,
   MetadataView, PeerIdString, Role
 } from '@dfs/api'
 import { decodeCbor, encodeCbor } from '../codec.js'
@@ -51,7 +51,37 @@ export type StateMachineScope =
 
 const ALL: StateMachineScope = Object.freeze({ kind: 'all' })
 
-const SYSTEM_OPS = new Set(['InitCluster', 'PutMember', 'RemoveMember', 'SetRole', 'CreateJoinToken', 'RevokeJoinToken'])
+/** Operations of the system group (cluster record, members, roles, tokens, settings). */
+export const SYSTEM_OPS: ReadonlySet<string> = new Set(['InitCluster', 'PutMember', 'RemoveMember', 'SetRole', 'CreateJoinToken', 'RevokeJoinToken', 'SetConfig'])
+
+/** Policy names follow the service registry's rule. */
+const POLICY_NAME = /^[a-z][a-z0-9-]{0,63}$/
+
+/** Validates one setting's value; InvalidArgument names the key. */
+function requireConfigValue (key: unknown, value: unknown): [keyof ClusterConfig, number | string] {
+  switch (key) {
+    case 'replicationFactor':
+      return [key, requireInteger(value, 'value', 1, 16)]
+    case 'placementPolicy':
+    case 'rebalancePolicy':
+      if (typeof value !== 'string' || !POLICY_NAME.test(value)) {
+        throw new InvalidArgumentError(`${key} must be a policy name (lower-case letters, digits and dashes)`, { key })
+      }
+      return [key, value]
+    case 'imbalanceThreshold':
+      if (typeof value !== 'number' || !Number.isFinite(value) || !(value > 0) || value > 100) {
+        throw new InvalidArgumentError('imbalanceThreshold must be a number in (0, 100]', { key })
+      }
+      return [key, value]
+    case 'fillLimit':
+      if (typeof value !== 'number' || !(value > 0 && value <= 1)) {
+        throw new InvalidArgumentError('fillLimit must be a fraction in (0, 1]', { key })
+      }
+      return [key, value]
+    default:
+      throw new InvalidArgumentError('unknown cluster setting', { key: typeof key === 'string' ? key.slice(0, 64) : typeof key })
+  }
+}
 
 function sameScope (a: StateMachineScope, b: StateMachineScope): boolean {
   return a.kind === b.kind && (a.kind !== 'data' || (b.kind === 'data' && a.group === b.group && a.groups === b.groups))
@@ -93,6 +123,8 @@ export class MetadataStateMachine implements MetadataView {
   readonly #members = new Map<PeerIdString, MemberRecord>()
   /** Roles by PeerId; a peer without an entry has no role. */
   readonly #roles = new Map<PeerIdString, Role>()
+  /** Cluster settings that differ from CLUSTER_CONFIG_DEFAULTS (set by SetConfig). */
+  readonly #config = new Map<keyof ClusterConfig, number | string>()
   /** Join tokens by id; none has expired before the creation time of the newest one. */
   readonly #tokens = new Map<string, JoinTokenRecord>()
   /** Current file versions by canonical path. No key is also a key of #dirs. */
@@ -127,6 +159,7 @@ export class MetadataStateMachine implements MetadataView {
     members: () => this.members(),
     role: (peer: PeerIdString) => this.role(peer),
     joinToken: (id: string) => this.joinToken(id),
+    config: () => this.config(),
     getFile: (path: string) => this.getFile(path),
     getExtent: (id: string) => this.getExtent(id),
     list: (dir: string) => this.list(dir),
@@ -169,6 +202,7 @@ export class MetadataStateMachine implements MetadataView {
       case 'SetRole': return this.#setRole(op, index)
       case 'CreateJoinToken': return this.#createJoinToken(op, index)
       case 'RevokeJoinToken': return this.#revokeJoinToken(op, index)
+      case 'SetConfig': return this.#setConfig(op, index)
       case 'CreateExtent': return this.#createExtent(op, index)
       case 'DeleteExtent': return this.#deleteExtent(op, index)
       case 'UpdateReplication': return this.#updateReplication(op, index)
@@ -273,6 +307,13 @@ export class MetadataStateMachine implements MetadataView {
     if (!this.#tokens.delete(id)) {
       throw new NotFoundError(`no join token ${id}`, { id })
     }
+    return { ok: true, index }
+  }
+
+  #setConfig (op: Fields, index: number): OkResult {
+    const [key, value] = requireConfigValue(field(op, 'key'), field(op, 'value'))
+    if (value === CLUSTER_CONFIG_DEFAULTS[key]) this.#config.delete(key)
+    else this.#config.set(key, value)
     return { ok: true, index }
   }
 
@@ -511,6 +552,10 @@ export class MetadataStateMachine implements MetadataView {
     return this.#tokens.get(id)
   }
 
+  config (): ClusterConfig {
+    return { ...CLUSTER_CONFIG_DEFAULTS, ...Object.fromEntries(this.#config) }
+  }
+
   /** Every peer that has a role, sorted by peer id. */
   roles (): Array<{ peer: PeerIdString, role: Role }> {
     return [...this.#roles].sort((a, b) => compareStrings(a[0], b[0])).map(([peer, role]) => ({ peer, role }))
@@ -597,6 +642,7 @@ export class MetadataStateMachine implements MetadataView {
       members: [...this.#members.values()].sort(byKey((m) => m.id)),
       roles: [...this.#roles].sort((a, b) => compareStrings(a[0], b[0])),
       tokens: [...this.#tokens.values()].sort(byKey((t) => t.id)),
+      config: [...this.#config].sort((a, b) => compareStrings(a[0], b[0])),
       extents: [...this.#extents.values()].sort(byKey((e) => e.id)),
       files: [...this.#files.values()].sort(byKey((f) => f.path))
     })
@@ -671,6 +717,14 @@ export class MetadataStateMachine implements MetadataView {
         throw new InvalidArgumentError(`join token ${token.id} appears twice`, { id: token.id })
       }
       sm.#tokens.set(token.id, token)
+    })
+
+    const config = version === SNAPSHOT_VERSION ? requireArray(field(snap, 'config'), 'config', 0, 16) : []
+    config.forEach((c, i) => {
+      const pair = requireArray(c, `config[${i}]`, 2, 2)
+      const [key, value] = requireConfigValue(pair[0], pair[1])
+      if (sm.#config.has(key)) throw new InvalidArgumentError(`setting ${key} appears twice`, { key })
+      sm.#config.set(key, value)
     })
 
     const extents = requireArray(field(snap, 'extents'), 'extents', 0, Number.MAX_SAFE_INTEGER)

@@ -133,7 +133,7 @@ test('metadata is sharded over a system group and three data groups whose leader
     const info = services[0].groups()
     const dataLeaders = info.groups.filter((x) => x.kind === 'data').map((x) => x.leader)
     return new Set(dataLeaders).size === 3 && dataLeaders.every((l) => l !== undefined && ids.includes(l))
-  }, 10_000, 'each node to lead one data group')
+  }, 30_000, 'each node to lead one data group')
   const { shardCount, groups } = services[2].groups()
   assert.is(shardCount, 256)
   assert.equal(groups.map((x) => [x.group, x.kind]), [[0, 'system'], [1, 'data'], [2, 'data'], [3, 'data']])
@@ -185,6 +185,28 @@ test('a joining node learns the data groups from the system group and serves eve
   // and leaves every group when removed
   await services[0].membership.remove(host.id)
   for (const x of services[0].groups().groups) assert.ok(!x.learners.includes(host.id) && !x.voters.includes(host.id), `out of group ${x.group}`)
+}))
+
+test('voters grow to five in every group as two nodes join, whichever node leads each group', plain(async (ctx) => {
+  const services = await cluster(ctx, { promoteEveryMs: 50 })
+  await leaderOf(ctx, services)
+  await services[0].propose({ type: 'InitCluster', clusterId: 'c1', createdAtMs: 1, admin: 'admin-peer', member: member('n1') })
+  for (let j = 0; j < 2; j++) {
+    const key = await newKey()
+    const host = await startHost(key)
+    const n: Node = { key, port: host.port, host }
+    ctx.nodes.push(n)
+    for (const other of ctx.nodes) {
+      if (other === n) continue
+      await host.network.addAddresses(other.host?.id ?? '', other.host?.addrs ?? [])
+      await other.host?.network.addAddresses(host.id, host.addrs)
+    }
+    n.service = new RaftMetadataService({ dir: join(ctx.dir, `joiner-${j}`), nodeId: host.id, logger: testLogger(`[j${j}]`), network: host.network, peers: [], join: true, tickMs: 20, promoteEveryMs: 50 })
+    await n.service.start()
+    await services[j].membership.addLearner(host.id)
+    services.push(n.service)
+  }
+  await waitFor(() => services.every((s) => s.membership.members().voters.length === 5), 20_000, 'five voters in every group, seen by every node')
 }))
 
 test('init is validated', plain(async (ctx) => {
