@@ -42,7 +42,18 @@ export interface ExtentReader {
 export interface ExtentReadOptions extends CallOptions {
   /** Deadline of the whole read over every replica tried; EXTENT_READ_TIMEOUT_MS_DEFAULT if absent. */
   timeoutMs?: number
+  /**
+   * The nodes to try, in this order, instead of the local copy and then `extent.replicas` in the
+   * configured order: a caller that knows better (a repair copying from chosen sources, a read
+   * ordered by health and distance) says exactly where to look. This node is tried only if listed.
+   */
+  order?: PeerIdString[]
+  /** Told of each failed attempt as it happens, also when a later one succeeds (e.g. to heal a bad local copy). */
+  onFailure?: (failure: ReplicaFailure) => void
 }
+
+/** Most nodes one read may be told to try (`order`): far more than any replication factor. */
+export const READ_ORDER_MAX = 32
 
 export interface RemoteExtentsInit {
   /** The node's libp2p host: replicas are dialled by PeerId from it. */
@@ -141,7 +152,7 @@ export class RemoteExtents implements ExtentReader {
     setMaxListeners(Infinity, signal)
 
     const failures: ReplicaFailure[] = []
-    const order = this.#order(extent.replicas)
+    const order = options.order == null ? this.#order(extent.replicas) : explicitOrder(options.order, extent.id)
     try {
       for (const node of order) {
         if (signal.aborted) break
@@ -153,8 +164,10 @@ export class RemoteExtents implements ExtentReader {
           return bytes
         } catch (err: any) {
           const wire = errorToWire(err)
-          failures.push({ node, error: wire.name, message: wire.message })
+          const failure = { node, error: wire.name, message: wire.message }
+          failures.push(failure)
           log('extent %s: replica %s failed: %s: %s', extent.id, node, wire.name, wire.message)
+          options.onFailure?.(failure)
         }
       }
       const untried = order.slice(failures.length)
@@ -187,18 +200,27 @@ export class RemoteExtents implements ExtentReader {
 
   /** One replica; if it was unreachable where it was thought to be, once more where the DHT says it is. */
   async #readRemote (node: PeerIdString, extent: ExtentRecord, outer: AbortSignal): Promise<Uint8Array> {
+    return await this.withPeer(node, outer, async (client) => await this.#readRemoteOnce(client, node, extent, outer))
+  }
+
+  /**
+   * Runs `attempt` against `node` with this component's client of it (one client per peer, shared by
+   * every extent RPC of this node); if the node was unreachable where it was thought to be, runs it
+   * once more at the addresses `locate` finds. `attempt` must be safe to repeat.
+   */
+  async withPeer<T> (node: PeerIdString, signal: AbortSignal, attempt: (client: RpcClient) => Promise<T>): Promise<T> {
     const connected = this.#host.getConnections().some((c) => c.remotePeer.toString() === node)
     try {
-      return await this.#readRemoteOnce(node, extent, outer)
+      return await attempt(await this.#client(node, signal))
     } catch (err: any) {
-      if (connected || this.#locate == null || err?.name !== 'NodeUnreachable' || outer.aborted) throw err
-      if (!(await this.#locate(node, { signal: outer }))) throw err
-      log('replica %s was unreachable (%s); trying the addresses the DHT told', node, err.message)
-      return await this.#readRemoteOnce(node, extent, outer)
+      if (connected || this.#locate == null || err?.name !== 'NodeUnreachable' || signal.aborted) throw err
+      if (!(await this.#locate(node, { signal }))) throw err
+      log('node %s was unreachable (%s); trying the addresses the DHT told', node, err.message)
+      return await attempt(await this.#client(node, signal))
     }
   }
 
-  async #readRemoteOnce (node: PeerIdString, extent: ExtentRecord, outer: AbortSignal): Promise<Uint8Array> {
+  async #readRemoteOnce (client: RpcClient, node: PeerIdString, extent: ExtentRecord, outer: AbortSignal): Promise<Uint8Array> {
     const attempt = new AbortController()
     const idleMs = this.#replicaIdleTimeoutMs
     const timer = setTimeout(() => {
@@ -209,7 +231,6 @@ export class RemoteExtents implements ExtentReader {
     const signal = AbortSignal.any([outer, attempt.signal])
     setMaxListeners(Infinity, signal)
     try {
-      const client = await this.#client(node, signal)
       const { result, body } = await client.download<unknown>(EXTENT_GET_METHOD, { id: extent.id }, { signal, timeoutMs: idleMs })
       timer.refresh()
       const mismatch = checkResult(result, extent, node)
@@ -320,6 +341,14 @@ export class RemoteExtents implements ExtentReader {
     return new UnavailableError(`extent ${extent.id} could not be read from any of its ${failures.length} replicas` +
       (summary === '' ? '' : `: ${summary}`), details)
   }
+}
+
+/** A caller's replica order: PeerId-shaped strings, each once, at most READ_ORDER_MAX. */
+function explicitOrder (order: PeerIdString[], extentId: string): PeerIdString[] {
+  if (!Array.isArray(order) || order.length > READ_ORDER_MAX || !order.every((n) => typeof n === 'string')) {
+    throw new InvalidArgumentError(`the replica order of extent ${extentId} must be at most ${READ_ORDER_MAX} PeerIds`, { extentId })
+  }
+  return [...new Set(order)]
 }
 
 /** Metadata records are trusted but checked: a reader refuses a checksum it cannot verify. */

@@ -1,7 +1,8 @@
+import { statfs } from 'node:fs/promises'
 import { logger } from '@libp2p/logger'
-import { HeartbeatService, heartbeatComponents } from '../membership/heartbeat.js'
+import { HeartbeatService, heartbeatComponents, type NodeStats } from '../membership/heartbeat.js'
 import type { NodeHost } from '../net/host.js'
-import type { ExtentStore, MemberRecord, MetadataService } from '@dfs/api'
+import type { ClusterNode, ClusterView, ExtentStore, MemberRecord, MetadataService } from '@dfs/api'
 
 const log = logger('dfs:node:membership')
 
@@ -17,7 +18,20 @@ export interface ClusterMembershipInit {
   region?: string
   heartbeatMs?: number
   failureTimeoutMs?: number
+  /**
+   * A directory on the filesystem of the extent store (the node's data dir): the bytes available
+   * there count into the capacity this node reports. Without it the node reports no capacity and
+   * the other nodes never choose it for new copies.
+   */
+  dataDir?: string
+  /** Fraction of its capacity past which a node takes no new copy, in (0, 1]; FILL_LIMIT_DEFAULT if absent. */
+  fillLimit?: number
+  /** Monotonic clock in ms of the failure detector (default `performance.now`); `failedForMs` is on it too. */
+  clock?: () => number
 }
+
+/** Default fill limit of every node: room is kept for rebalancing and repair. */
+export const FILL_LIMIT_DEFAULT = 0.9
 
 /** How often the set of watched members is brought in line with metadata. */
 const MEMBER_SYNC_MS = 1000
@@ -26,14 +40,21 @@ const MEMBER_SYNC_MS = 1000
  * The node's view of the other members' health: heartbeats over gossip, judged by the failure
  * detector, for exactly the members metadata lists (this node counts itself healthy).
  */
-export class ClusterMembership {
+export class ClusterMembership implements ClusterView {
   readonly #init: ClusterMembershipInit
   readonly #heartbeats: HeartbeatService
+  readonly #clock: () => number
+  readonly #fillLimit: number
   #members = new Set<string>()
   #timer: ReturnType<typeof setInterval> | undefined
+  /** This node's load and capacity as its last heartbeat reported them (none before the first). */
+  #selfStats: NodeStats | undefined
 
   constructor (init: ClusterMembershipInit) {
     this.#init = init
+    this.#clock = init.clock ?? (() => performance.now())
+    this.#fillLimit = init.fillLimit ?? FILL_LIMIT_DEFAULT
+    if (!(this.#fillLimit > 0 && this.#fillLimit <= 1)) throw new Error(`fillLimit must be in (0, 1], got ${this.#fillLimit}`)
     this.#heartbeats = new HeartbeatService(heartbeatComponents(init.host), {
       clusterId: init.clusterId,
       isMember: (peer) => this.#members.has(peer),
@@ -41,9 +62,10 @@ export class ClusterMembership {
       region: init.region,
       heartbeatMs: init.heartbeatMs,
       failureTimeoutMs: init.failureTimeoutMs,
+      clock: this.#clock,
       stats: async ({ signal }) => {
-        const usage = await init.store.usage({ signal })
-        return { load: { extents: usage.extents, bytes: usage.bytes }, capacity: { bytes: 0 } }
+        this.#selfStats = await this.#stats(signal)
+        return this.#selfStats
       }
     })
     this.#heartbeats.addEventListener('transition', (evt) => {
@@ -70,6 +92,39 @@ export class ClusterMembership {
     if (!this.#members.has(id)) this.#sync()
     const h = this.#heartbeats.health(id)
     return h === 'Healthy' ? 'healthy' : h === 'Suspected' ? 'suspected' : 'failed'
+  }
+
+  /**
+   * Every member metadata lists, this node included, as replication sees it. A member that has sent
+   * no heartbeat yet (or reported no capacity) gets `capacityBytes = usedBytes + 1`: a valid node
+   * that is full, so it is counted (its copies, its health) but never chosen for a new copy until
+   * it says how much room it has.
+   */
+  nodes (): ClusterNode[] {
+    const members = this.#listMembers()
+    const latest = new Map(this.#heartbeats.members().map((m) => [m.member, m]))
+    const now = this.#clock()
+    return members.map((m) => {
+      const self = m.id === this.#init.nodeId
+      const health = this.health(m.id)
+      const view = self ? undefined : latest.get(m.id)
+      const stats = self ? this.#selfStats : view?.heartbeat
+      const usedBytes = stats?.load.bytes ?? 0
+      const capacityBytes = stats != null && stats.capacity.bytes > 0 ? stats.capacity.bytes : usedBytes + 1
+      const failedForMs = health === 'failed' && view != null ? Math.max(0, now - view.sinceMs) : 0
+      return { id: m.id, region: m.region, health, usedBytes, capacityBytes, fillLimit: this.#fillLimit, failedForMs }
+    })
+  }
+
+  /** Load from the store; capacity = what the store holds + what this process may still write there. */
+  async #stats (signal: AbortSignal): Promise<NodeStats> {
+    const usage = await this.#init.store.usage({ signal })
+    let capacity = 0
+    if (this.#init.dataDir != null) {
+      const fs = await statfs(this.#init.dataDir)
+      capacity = Math.min(Number.MAX_SAFE_INTEGER, usage.bytes + fs.bavail * fs.bsize)
+    }
+    return { load: { extents: usage.extents, bytes: usage.bytes }, capacity: { bytes: capacity } }
   }
 
   #listMembers (): MemberRecord[] {

@@ -11,7 +11,9 @@ export const Action = {
   /** Asking to join: open to any peer; the join token it presents is the authorization. */
   ClusterJoin: 'cluster.join',
   /** Node-to-node work (reading extents of another node): members only. */
-  ExtentRead: 'extent.read'
+  ExtentRead: 'extent.read',
+  /** Node-to-node work (storing, copying and deleting extents on another node): members only. */
+  ExtentWrite: 'extent.write'
 } as const
 
 export type ActionName = typeof Action[keyof typeof Action]

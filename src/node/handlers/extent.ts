@@ -1,6 +1,11 @@
 import { setMaxListeners } from 'node:events'
-import { AbortedError, EXTENT_ID_PATTERN, InvalidArgumentError, type ExtentStore } from '@dfs/api'
-import { record, text } from './params.js'
+import { peerIdFromString } from '@libp2p/peer-id'
+import {
+  AbortedError, CorruptExtentError, EXTENT_ID_PATTERN, EXTENT_SIZE_MAX, FrameTooLargeError, InvalidArgumentError,
+  REPLICATION_FACTOR_MAX, type ExtentIdentity, type ExtentRecord, type ExtentStore, type PeerIdString
+} from '@dfs/api'
+import { integer, record, text } from './params.js'
+import type { LocalExtents, ReplicateResult } from '../local-extents.js'
 import type { RpcMethod } from '../../net/rpc/types.js'
 
 /**
@@ -11,6 +16,40 @@ export const EXTENT_READ_ACTION = 'extent.read'
 
 /** Name of the node-to-node extent read. */
 export const EXTENT_GET_METHOD = 'extent.get'
+
+/**
+ * The action `extent.put`, `extent.replicate` and `extent.delete` are authorized as: members only,
+ * like reads. Users never write extents directly; a node writes them for the files it serves.
+ */
+export const EXTENT_WRITE_ACTION = 'extent.write'
+
+/** Stores one copy (upload): params ExtentIdentity, body the bytes. */
+export const EXTENT_PUT_METHOD = 'extent.put'
+
+/** Makes the node hold a good copy, pulled from sources (unary): params ExtentReplicateParams. */
+export const EXTENT_REPLICATE_METHOD = 'extent.replicate'
+
+/** Deletes the node's copy (unary): params `{ id }`. */
+export const EXTENT_DELETE_METHOD = 'extent.delete'
+
+/** Most sources one `extent.replicate` may name. */
+export const REPLICATE_SOURCES_MAX = 16
+
+/**
+ * Extent puts and replications one node serves at once (each holds up to EXTENT_SIZE_MAX bytes in
+ * memory until stored); further calls wait for a slot, under their own deadline.
+ */
+export const EXTENT_WRITES_IN_FLIGHT_MAX = 8
+
+/** `extent.replicate` params. */
+export interface ExtentReplicateParams {
+  extent: ExtentRecord
+  sources: PeerIdString[]
+}
+
+const CHECKSUM_PATTERN = /^sha256:[0-9a-f]{64}$/
+/** Longest PeerId text accepted (Ed25519 ids are 52 characters, RSA ones longer). */
+const PEER_ID_CHARS_MAX = 128
 
 /**
  * Extent reads one node serves at once (each holds up to EXTENT_SIZE_MAX bytes in memory until its
@@ -39,9 +78,7 @@ export function extentMethods (store: ExtentStore, init: { readsInFlightMax?: nu
       action: EXTENT_READ_ACTION,
       kind: 'download',
       params: (raw) => {
-        const id = text(record(raw, EXTENT_GET_METHOD), 'id', { max: 36 })
-        if (!EXTENT_ID_PATTERN.test(id)) throw new InvalidArgumentError(`${JSON.stringify(id)} is not an extent id`, { key: 'id' })
-        return { id }
+        return { id: extentId(record(raw, EXTENT_GET_METHOD)) }
       },
       handle: async ({ params, signal }) => {
         const release = await slots.acquire(signal)
@@ -66,6 +103,140 @@ export function extentMethods (store: ExtentStore, init: { readsInFlightMax?: nu
   ]
 }
 
+/**
+ * The node-to-node extent writes, served by `local` (this node's store and its reader of other nodes):
+ * - `extent.put` (upload): params `{ id, size, checksum }`, body the bytes. Stored and fsync'd only if
+ *   they match size and checksum (CorruptExtent otherwise, nothing stored); a body longer than the
+ *   announced size is refused as FrameTooLarge as soon as it passes it, so no call makes the node hold
+ *   more than EXTENT_SIZE_MAX. Result `{}`.
+ * - `extent.replicate` (unary): result ReplicateResult, `{ copied: false }` if the copy here was good.
+ * - `extent.delete` (unary): result `{}`, also when there was no copy.
+ */
+export function extentWriteMethods (local: LocalExtents, init: { writesInFlightMax?: number } = {}): RpcMethod[] {
+  const slots = new Slots(init.writesInFlightMax ?? EXTENT_WRITES_IN_FLIGHT_MAX)
+  return [
+    {
+      name: EXTENT_PUT_METHOD,
+      action: EXTENT_WRITE_ACTION,
+      kind: 'upload',
+      params: (raw) => identity(record(raw, EXTENT_PUT_METHOD)),
+      handle: async ({ params, body, signal }) => {
+        const extent = params as ExtentIdentity
+        const release = await slots.acquire(signal)
+        try {
+          await local.put(extent, await receive(extent, body), { signal })
+          return {}
+        } finally {
+          release()
+        }
+      }
+    },
+    {
+      name: EXTENT_REPLICATE_METHOD,
+      action: EXTENT_WRITE_ACTION,
+      kind: 'unary',
+      params: (raw): ExtentReplicateParams => {
+        const p = record(raw, EXTENT_REPLICATE_METHOD)
+        onlyKeys(p, ['extent', 'sources'], EXTENT_REPLICATE_METHOD)
+        return { extent: extentRecord(p.extent), sources: peerIds(p.sources, 'sources', REPLICATE_SOURCES_MAX) }
+      },
+      handle: async ({ params, signal }): Promise<ReplicateResult> => {
+        const { extent, sources } = params as ExtentReplicateParams
+        const release = await slots.acquire(signal)
+        try {
+          return await local.replicate(extent, sources, { signal })
+        } finally {
+          release()
+        }
+      }
+    },
+    {
+      name: EXTENT_DELETE_METHOD,
+      action: EXTENT_WRITE_ACTION,
+      kind: 'unary',
+      params: (raw) => {
+        const p = record(raw, EXTENT_DELETE_METHOD)
+        onlyKeys(p, ['id'], EXTENT_DELETE_METHOD)
+        return { id: extentId(p) }
+      },
+      handle: async ({ params, signal }) => {
+        await local.delete((params as { id: string }).id, { signal })
+        return {}
+      }
+    }
+  ]
+}
+
+/** Collects an upload's bytes, never more than the announced size; a short body is CorruptExtent. */
+async function receive (extent: ExtentIdentity, body: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+  const bytes = new Uint8Array(extent.size)
+  let received = 0
+  for await (const chunk of body) {
+    if (received + chunk.byteLength > extent.size) {
+      throw new FrameTooLargeError(`the body of extent ${extent.id} is longer than the ${extent.size} bytes announced`, {
+        extentId: extent.id, size: extent.size, sizeMax: EXTENT_SIZE_MAX
+      })
+    }
+    bytes.set(chunk, received)
+    received += chunk.byteLength
+  }
+  if (received !== extent.size) {
+    throw new CorruptExtentError(extent.id, extent.checksum, 'unknown', {
+      expectedSize: extent.size, actualSize: received, reason: 'the body is shorter than the size announced'
+    })
+  }
+  return bytes
+}
+
+function extentId (p: Record<string, unknown>): string {
+  const id = text(p, 'id', { max: 36 })
+  if (!EXTENT_ID_PATTERN.test(id)) throw new InvalidArgumentError(`${JSON.stringify(id)} is not an extent id`, { key: 'id' })
+  return id
+}
+
+function identity (p: Record<string, unknown>): ExtentIdentity {
+  onlyKeys(p, ['id', 'size', 'checksum'], 'an extent')
+  const id = extentId(p)
+  const size = integer(p, 'size', { min: 0, max: EXTENT_SIZE_MAX }) as number
+  const checksum = text(p, 'checksum', { max: 71 })
+  if (!CHECKSUM_PATTERN.test(checksum)) throw new InvalidArgumentError(`checksum ${JSON.stringify(checksum)} is not sha256:<64 lower-case hex digits>`, { key: 'checksum' })
+  return { id, size, checksum }
+}
+
+function extentRecord (raw: unknown): ExtentRecord {
+  const p = record(raw, 'extent')
+  onlyKeys(p, ['id', 'size', 'checksum', 'replicas'], 'an extent record')
+  return { ...identity({ id: p.id, size: p.size, checksum: p.checksum }), replicas: peerIds(p.replicas, 'replicas', REPLICATION_FACTOR_MAX) }
+}
+
+/** A list of distinct PeerIds of at most `max` entries. */
+function peerIds (raw: unknown, key: string, max: number): PeerIdString[] {
+  if (!Array.isArray(raw) || raw.length > max) throw new InvalidArgumentError(`parameter ${key} must be a list of at most ${max} PeerIds`, { key })
+  for (const peer of raw) {
+    if (typeof peer !== 'string' || peer.length > PEER_ID_CHARS_MAX || !isPeerId(peer)) {
+      throw new InvalidArgumentError(`parameter ${key} holds ${JSON.stringify(String(peer).slice(0, PEER_ID_CHARS_MAX))}, which is not a PeerId`, { key })
+    }
+  }
+  if (new Set(raw).size !== raw.length) throw new InvalidArgumentError(`parameter ${key} lists a PeerId twice`, { key })
+  return raw as PeerIdString[]
+}
+
+function isPeerId (text: string): boolean {
+  try {
+    peerIdFromString(text)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Strict maps: a key this version does not know is refused, not ignored. */
+function onlyKeys (p: Record<string, unknown>, keys: string[], what: string): void {
+  for (const key of Object.keys(p)) {
+    if (!keys.includes(key)) throw new InvalidArgumentError(`${what} has an unknown key ${JSON.stringify(key.slice(0, 64))}`, { key: key.slice(0, 64) })
+  }
+}
+
 async function * once (bytes: Uint8Array, done: () => void): AsyncGenerator<Uint8Array> {
   try {
     if (bytes.byteLength > 0) yield bytes
@@ -81,12 +252,12 @@ class Slots {
   readonly #waiters: Array<() => void> = []
 
   constructor (max: number) {
-    if (!(Number.isInteger(max) && max > 0)) throw new Error(`reads in flight must be a positive integer, got ${max}`)
+    if (!(Number.isInteger(max) && max > 0)) throw new Error(`calls in flight must be a positive integer, got ${max}`)
     this.#max = max
   }
 
   async acquire (signal: AbortSignal): Promise<() => void> {
-    if (signal.aborted) throw new AbortedError('extent read aborted before it started')
+    if (signal.aborted) throw new AbortedError('extent call aborted before it started')
     if (this.#used < this.#max) {
       this.#used += 1
       return this.#releaser()
@@ -96,7 +267,7 @@ class Slots {
       const onAbort = (): void => {
         const i = this.#waiters.indexOf(wake)
         if (i >= 0) this.#waiters.splice(i, 1)
-        reject(new AbortedError('extent read aborted while waiting for a slot'))
+        reject(new AbortedError('extent call aborted while waiting for a slot'))
       }
       const wake = (): void => {
         signal.removeEventListener('abort', onAbort)

@@ -1,0 +1,118 @@
+import { logger } from '@libp2p/logger'
+import {
+  CorruptExtentError, UnavailableError, extentChecksum,
+  type CallOptions, type ExtentIdentity, type ExtentRecord, type ExtentStore, type PeerIdString
+} from '@dfs/api'
+import type { ExtentReader } from './extents.js'
+
+const log = logger('dfs:node:local-extents')
+
+/** What `replicate` did: whether bytes were copied (false: the local copy was good already). */
+export interface ReplicateResult {
+  copied: boolean
+}
+
+export interface LocalExtentsInit {
+  nodeId: PeerIdString
+  store: ExtentStore
+  /** Fetches copies from other nodes (RemoteExtents). */
+  reader: ExtentReader
+}
+
+/**
+ * This node's side of replication: storing a copy only once it is known to be the right bytes, and
+ * pulling a good copy from other nodes. Both the `extent.*` write RPCs and `ExtentPeers` for this
+ * node itself use it, so a copy is checked the same way whoever asks.
+ */
+export class LocalExtents {
+  readonly #nodeId: PeerIdString
+  readonly #store: ExtentStore
+  readonly #reader: ExtentReader
+
+  constructor (init: LocalExtentsInit) {
+    this.#nodeId = init.nodeId
+    this.#store = init.store
+    this.#reader = init.reader
+  }
+
+  /**
+   * Stores `bytes` as `extent` once they match its size and checksum (the store checks the checksum
+   * before it writes anything, so bytes that do not match leave nothing behind). A copy of the same
+   * bytes is success; a damaged copy is replaced; a good copy of other bytes under the same id is
+   * AlreadyExists (extents are immutable, and a caller's claim does not outrank a good copy).
+   */
+  async put (extent: ExtentIdentity, bytes: Uint8Array, options: CallOptions = {}): Promise<void> {
+    if (bytes.byteLength !== extent.size) {
+      throw new CorruptExtentError(extent.id, extent.checksum, 'unknown', {
+        node: this.#nodeId, expectedSize: extent.size, actualSize: bytes.byteLength, reason: 'the bytes are not the size announced'
+      })
+    }
+    try {
+      await this.#storeChecked(extent, bytes, options)
+    } catch (err: any) {
+      if (err?.name !== 'AlreadyExists' || await this.#state(extent, options) !== 'corrupt') throw err
+      log.error('extent %s: replacing a copy that does not verify', extent.id)
+      await this.rewrite(extent, bytes, options)
+    }
+  }
+
+  /**
+   * Makes this node hold a good copy of `extent` as metadata records it: nothing to do if the local
+   * copy verifies, else the bytes are fetched from `sources` (in order, never from this node) and
+   * stored over whatever copy was here, since metadata's record is the truth about an extent.
+   */
+  async replicate (extent: ExtentRecord, sources: PeerIdString[], options: CallOptions = {}): Promise<ReplicateResult> {
+    const state = await this.#state(extent, options)
+    if (state === 'good') return { copied: false }
+    const order = [...new Set(sources)].filter((s) => s !== this.#nodeId)
+    if (order.length === 0) {
+      throw new UnavailableError(`extent ${extent.id} has no good copy here and no other source was given`, { extentId: extent.id, node: this.#nodeId, local: state })
+    }
+    const bytes = await this.#reader.get(extent, { signal: options.signal, order })
+    if (state === 'missing') {
+      await this.put(extent, bytes, options)
+    } else {
+      log.error('extent %s: replacing the local copy (%s) with one from the sources', extent.id, state)
+      await this.rewrite(extent, bytes, options)
+    }
+    return { copied: true }
+  }
+
+  /**
+   * Replaces the local copy with `bytes`, already verified against `extent` by the caller. Delete
+   * then put: the store keeps ids immutable, and a crash in between loses only a copy that was bad.
+   */
+  async rewrite (extent: ExtentIdentity, bytes: Uint8Array, options: CallOptions = {}): Promise<void> {
+    await this.#store.delete(extent.id, options)
+    await this.#storeChecked(extent, bytes, options)
+  }
+
+  /** Deletes the local copy; a missing one is success. */
+  async delete (id: string, options: CallOptions = {}): Promise<void> {
+    await this.#store.delete(id, options)
+  }
+
+  async #storeChecked (extent: ExtentIdentity, bytes: Uint8Array, options: CallOptions): Promise<void> {
+    const info = await this.#store.put(extent.id, bytes, { signal: options.signal, checksum: extent.checksum })
+    // pair assertion with a store that may not honour `checksum`: what it computed must agree too
+    if (info.size !== extent.size || info.checksum !== extent.checksum) {
+      await this.#store.delete(extent.id)
+      throw new CorruptExtentError(extent.id, extent.checksum, info.checksum, {
+        node: this.#nodeId, expectedSize: extent.size, actualSize: info.size, reason: 'the stored bytes do not match the extent'
+      })
+    }
+  }
+
+  /** The local copy compared with `extent`: good, missing, corrupt (fails its own checksum) or different. */
+  async #state (extent: ExtentIdentity, options: CallOptions): Promise<'good' | 'missing' | 'corrupt' | 'different'> {
+    let bytes: Uint8Array
+    try {
+      bytes = await this.#store.get(extent.id, options)
+    } catch (err: any) {
+      if (err?.name === 'NotFound') return 'missing'
+      if (err?.name === 'CorruptExtent') return 'corrupt'
+      throw err
+    }
+    return bytes.byteLength === extent.size && extentChecksum(bytes) === extent.checksum ? 'good' : 'different'
+  }
+}
