@@ -4,7 +4,11 @@ import { join } from 'node:path'
 import { logger } from '@libp2p/logger'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { ConfigError, UnavailableError, type ClusterRecord, type ExtentStore, type MetadataService, type ServiceRegistry } from '@dfs/api'
+import {
+  ConfigError, UnavailableError, type ClusterRecord, type ExtentStore, type MetadataService, type PlacementPolicy,
+  type RebalancePolicy, type ServiceRegistry
+} from '@dfs/api'
+import { RpcExtentPeers } from './extent-peers.js'
 import { createHost, type Host, type NodeHost } from '../net/host.js'
 import { Admission, composeGaters } from '../net/admission.js'
 import { MemberLocator } from '../membership/locate.js'
@@ -15,7 +19,7 @@ import { joinCluster } from './join.js'
 import { ClusterMembership } from './membership.js'
 import { PartitionFault } from './faults.js'
 import { RemoteExtents } from './extents.js'
-import { extentMethods } from './handlers/extent.js'
+import { extentMethods, extentWriteMethods } from './handlers/extent.js'
 import { RpcServer } from '../net/rpc/server.js'
 import { Security } from '../security/index.js'
 import { ExtentGc } from './extent-gc.js'
@@ -55,6 +59,10 @@ export interface NodeRuntimeInit {
   metadataSnapshotEvery?: number
   /** Raft groups that own the metadata shards of a cluster this node creates (the service's default otherwise). */
   metadataGroups?: number
+  /** Name of the ReplicationService implementation (`default` unless a plugin provides another). */
+  replication?: string
+  /** How long a member stays Failed before its copies are re-created on other nodes. */
+  repairDelayMs?: number
   /** Test-only: accept `test.partition` RPCs that cut this node off from chosen peers. */
   testFaults?: boolean
 }
@@ -115,6 +123,7 @@ export class NodeRuntime {
       // the registry throws UnknownService (naming what is installed) before anything is opened
       const makeStore = init.registry.get('extentStore', init.store ?? 'level')
       const makeMetadata = init.registry.get('metadata', init.metadata ?? 'raft')
+      const makeReplication = init.registry.get('replication', init.replication ?? 'default')
       const faults = init.testFaults === true ? new PartitionFault() : undefined
       // strangers are admitted in restricted mode (see admission.ts); members and known identities
       // normally, once metadata can tell them apart
@@ -200,7 +209,7 @@ export class NodeRuntime {
       if (cluster == null) throw new Error('metadata invariant broken: no cluster record after InitCluster')
 
       const membership = new ClusterMembership({
-        host, nodeId: id, clusterId: cluster.clusterId, metadata, store, name: init.name, region: init.region,
+        host, nodeId: id, clusterId: cluster.clusterId, metadata, store, name: init.name, region: init.region, dataDir: init.dataDir,
         heartbeatMs: init.heartbeatMs, failureTimeoutMs: init.failureTimeoutMs
       })
       membership.start()
@@ -223,9 +232,24 @@ export class NodeRuntime {
         locate
       })
       undo.unshift(async () => { await extents.stop() })
-      const files = new FileService({ nodeId: id, store, metadata, gc, extentSize: init.extentSize, extents })
+      const extentPeers = new RpcExtentPeers({ nodeId: id, store, reader: extents })
+      const policies = policyLookup(init.registry)
+      const replication = makeReplication({
+        nodeId: id,
+        logger: logger('dfs:replication'),
+        store,
+        metadata,
+        cluster: membership,
+        peers: extentPeers,
+        placement: policies.placement,
+        rebalance: policies.rebalance,
+        repairDelayMs: init.repairDelayMs
+      })
+      await replication.start()
+      undo.unshift(async () => { await replication.stop() })
+      const files = new FileService({ nodeId: id, store, metadata, gc, extentSize: init.extentSize, replication })
       const rpc = new RpcServer({ host, authorize: async (peer, action, options) => { await security.authorize(peer, action, options) } })
-      rpc.register(...fsMethods(files), ...clusterMethods({ nodeId: id, metadata, health: (m) => membership.health(m) }), ...extentMethods(store), ...(faults?.methods() ?? []))
+      rpc.register(...fsMethods(files), ...clusterMethods({ nodeId: id, metadata, health: (m) => membership.health(m), replication, policies: policies.names }), ...extentMethods(store), ...extentWriteMethods(extentPeers.local), ...(faults?.methods() ?? []))
       await rpc.start()
       undo.unshift(async () => { await rpc.stop() })
 
@@ -326,3 +350,28 @@ async function settleMember (metadata: MetadataService, gc: ExtentGc, stored: st
     }
   }
 }
+
+/** Placement and rebalance policies by name, built once each from the plugins that provide them. */
+function policyLookup (registry: ServiceRegistry): {
+  placement: (name: string) => PlacementPolicy
+  rebalance: (name: string) => RebalancePolicy
+  names: (kind: 'placement' | 'rebalance') => string[]
+} {
+  const placements = new Map<string, PlacementPolicy>()
+  const rebalances = new Map<string, RebalancePolicy>()
+  const policyLog = logger('dfs:policy')
+  return {
+    placement: (name) => {
+      let p = placements.get(name)
+      if (p === undefined) { p = registry.get('placement', name)({ logger: policyLog }); placements.set(name, p) }
+      return p
+    },
+    rebalance: (name) => {
+      let p = rebalances.get(name)
+      if (p === undefined) { p = registry.get('rebalance', name)({ logger: policyLog }); rebalances.set(name, p) }
+      return p
+    },
+    names: (kind) => registry.names(kind)
+  }
+}
+

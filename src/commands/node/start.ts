@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core'
 import { resolve } from 'node:path'
-import { EXTENT_SIZE_MAX, ServiceRegistry, SERVICES_HOOK } from '@dfs/api'
+import { EXTENT_SIZE_MAX, REPAIR_DELAY_MS_DEFAULT, ServiceRegistry, SERVICES_HOOK } from '@dfs/api'
 import { DfsCommand } from '../../cli/base-command.js'
 import { parseAddress } from '../../net/address.js'
 import { loadOrCreateKey, peerIdString } from '../../net/keys.js'
@@ -31,6 +31,12 @@ it there by default.`
     peers: Flags.string({ description: 'addresses of cluster members (host:port or multiaddrs): a new node joins through them, a restarted one uses them to find the cluster', multiple: true, delimiter: ',' }),
     'join-token': Flags.string({ description: 'join token for a new node (see dfs cluster token create)', env: 'DFS_JOIN_TOKEN' }),
     'heartbeat-ms': Flags.integer({ description: 'interval of membership heartbeats', default: 5000, min: 50 }),
+    'repair-delay-ms': Flags.integer({
+      description: 'how long a member may stay failed before its extent copies are re-created on other nodes (default 10 minutes: a reboot or a short network cut costs no copying)',
+      default: REPAIR_DELAY_MS_DEFAULT,
+      min: 0
+    }),
+    replication: Flags.string({ description: 'name of the replication service (a plugin may provide another)', default: 'default', hidden: true }),
     'metadata-snapshot-every': Flags.integer({ description: 'metadata operations between snapshots of the metadata log', min: 2, hidden: true }),
     'metadata-groups': Flags.integer({ description: 'Raft groups that own the metadata shards of a cluster this node creates', min: 1, max: 16, hidden: true }),
     'failure-timeout-ms': Flags.integer({ description: 'silence after which a member is considered failed', default: 15000, min: 200 }),
@@ -62,6 +68,8 @@ it there by default.`
       peers: flags.peers,
       joinToken: flags['join-token'],
       heartbeatMs: flags['heartbeat-ms'],
+      repairDelayMs: flags['repair-delay-ms'],
+      replication: flags.replication,
       failureTimeoutMs: flags['failure-timeout-ms'],
       metadataSnapshotEvery: flags['metadata-snapshot-every'],
       metadataGroups: flags['metadata-groups'],

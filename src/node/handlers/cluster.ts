@@ -1,8 +1,8 @@
 import { Action } from '../../security/index.js'
 import { JOIN_TOKEN_TTL_MS_DEFAULT, JOIN_TOKEN_TTL_MS_MAX, mintJoinToken, verifyJoinToken } from '../../security/join-token.js'
 import { integer, record, text } from './params.js'
-import { InvalidArgumentError, NotFoundError, UnavailableError } from '@dfs/api'
-import type { MetadataGroupInfo, MetadataService } from '@dfs/api'
+import { InvalidArgumentError, NotFoundError, UnavailableError, UnknownServiceError } from '@dfs/api'
+import type { MetadataGroupInfo, MetadataService, ReplicationService } from '@dfs/api'
 import type { RpcMethod } from '../../net/rpc/types.js'
 
 export interface ClusterStatus {
@@ -49,7 +49,19 @@ export interface ClusterNode {
 }
 
 /** `cluster.status`: the cluster as this node sees it; `cluster.nodes`: its members. */
-export function clusterMethods (init: { nodeId: string, metadata: MetadataService, health: (member: string) => 'healthy' | 'suspected' | 'failed' }): RpcMethod[] {
+export interface ClusterMethodsInit {
+  nodeId: string
+  metadata: MetadataService
+  health: (member: string) => 'healthy' | 'suspected' | 'failed'
+  replication?: ReplicationService
+  /** The policies of a kind this node has installed. */
+  policies?: (kind: 'placement' | 'rebalance') => string[]
+}
+
+/** Policy kinds `dfs cluster policy set` selects, and the setting each one names. */
+const POLICY_SETTINGS = { placement: 'placementPolicy', rebalance: 'rebalancePolicy' } as const
+
+export function clusterMethods (init: ClusterMethodsInit): RpcMethod[] {
   const voters = (members: string[]): Set<string> =>
     new Set(init.metadata.membership?.members().voters ?? members.slice(0, 1))
   return [
@@ -101,6 +113,37 @@ export function clusterMethods (init: { nodeId: string, metadata: MetadataServic
       kind: 'unary',
       params: (raw) => record(raw ?? {}, 'cluster.shards'),
       handle: async () => shardMap(init.nodeId, init.metadata)
+    },
+    {
+      name: 'cluster.replication',
+      action: Action.ClusterRead,
+      kind: 'unary',
+      params: (raw) => record(raw ?? {}, 'cluster.replication'),
+      handle: async ({ signal }) => {
+        if (init.replication == null) throw new UnavailableError('this node runs no replication service')
+        return await init.replication.status({ signal })
+      }
+    },
+    {
+      name: 'cluster.policy.set',
+      action: Action.ClusterAdmin,
+      kind: 'unary',
+      params: (raw) => {
+        const p = record(raw, 'cluster.policy.set')
+        const kind = text(p, 'kind', { max: 16 })
+        if (kind !== 'placement' && kind !== 'rebalance') throw new InvalidArgumentError('kind must be placement or rebalance', { kind })
+        return { kind: kind as keyof typeof POLICY_SETTINGS, name: text(p, 'name', { max: 64 }) }
+      },
+      handle: async ({ params, signal }: { params: { kind: keyof typeof POLICY_SETTINGS, name: string }, signal: AbortSignal }) => {
+        // refuse a policy this node cannot run rather than leave the cluster placing with nothing
+        const installed = init.policies?.(params.kind) ?? []
+        if (!installed.includes(params.name)) {
+          throw new UnknownServiceError(`no ${params.kind} policy named ${JSON.stringify(params.name)} is installed on this node` +
+            ` (installed: ${installed.join(', ') || 'none'})`, { kind: params.kind, name: params.name, known: installed })
+        }
+        await init.metadata.propose({ type: 'SetConfig', key: POLICY_SETTINGS[params.kind], value: params.name }, { signal })
+        return { kind: params.kind, name: params.name }
+      }
     },
     {
       name: 'cluster.token.create',

@@ -163,12 +163,10 @@ export class RaftMetadataService implements MetadataService {
     },
     addLearner: async (id, options) => {
       const system = this.#running().group
-      if (!isMember(system.status().confState, id)) {
-        await system.proposeConfChange({ type: ConfChangeType.AddLearner, node: id }, { signal: options?.signal })
-      }
+      const add = { type: ConfChangeType.AddLearner, node: id }
+      await changeMembership(system, add, (cs) => isMember(cs, id), options?.signal)
       for (const r of await this.#dataReplicas(options?.signal)) {
-        if (isMember(r.group.status().confState, id)) continue
-        await r.group.proposeConfChange({ type: ConfChangeType.AddLearner, node: id }, { signal: options?.signal })
+        await changeMembership(r.group, add, (cs) => isMember(cs, id), options?.signal)
       }
     },
     remove: async (id, options) => {
@@ -176,12 +174,12 @@ export class RaftMetadataService implements MetadataService {
       if (!isMember(system.status().confState, id)) {
         throw new NotFoundError(`${id} is not a member of the metadata group`, { id })
       }
+      const remove = { type: ConfChangeType.RemoveNode, node: id }
       // out of the data groups first: the system group's membership is what marks a member
       for (const r of await this.#dataReplicas(options?.signal)) {
-        if (!isMember(r.group.status().confState, id)) continue
-        await r.group.proposeConfChange({ type: ConfChangeType.RemoveNode, node: id }, { signal: options?.signal })
+        await changeMembership(r.group, remove, (cs) => !isMember(cs, id), options?.signal)
       }
-      await system.proposeConfChange({ type: ConfChangeType.RemoveNode, node: id }, { signal: options?.signal })
+      await changeMembership(system, remove, (cs) => !isMember(cs, id), options?.signal)
     }
   }
 
@@ -585,6 +583,29 @@ export class RaftMetadataService implements MetadataService {
       throw new UnavailableError(`the metadata service is ${this.#state}`, { state: this.#state })
     }
     return this.#system
+  }
+}
+
+/** One attempt of a membership change: a leader may drop it (another change pending, a transfer). */
+const CONF_CHANGE_ATTEMPT_MS = 3_000
+
+/**
+ * Proposes a membership change until `done` holds for the applied membership. A change forwarded to
+ * a leader that drops it (a change already pending, a leadership transfer) is never answered, so each
+ * attempt has a short deadline and the change is proposed again; membership changes are idempotent
+ * (adding a member or removing a non-member changes nothing), so a repeat is harmless.
+ */
+async function changeMembership (group: RaftGroup<MetadataResult>, cc: { type: ConfChangeType, node: PeerIdString }, done: (cs: ConfState) => boolean, signal?: AbortSignal): Promise<void> {
+  for (;;) {
+    if (done(group.status().confState)) return
+    signal?.throwIfAborted()
+    const attempt = AbortSignal.timeout(CONF_CHANGE_ATTEMPT_MS)
+    try {
+      await group.proposeConfChange(cc, { signal: signal === undefined ? attempt : AbortSignal.any([signal, attempt]) })
+      return
+    } catch (err) {
+      if (signal?.aborted === true || !attempt.aborted) throw err
+    }
   }
 }
 

@@ -33,6 +33,8 @@ import type {
 
 export const REPAIR_EVERY_MS_DEFAULT = 5_000
 export const REPAIRS_IN_FLIGHT_MAX_DEFAULT = 4
+/** Repair copies at most this many bytes per second (cluster-wide: one coordinator). */
+export const REPAIR_BYTES_PER_SECOND_DEFAULT = 64 * 1024 * 1024
 export const SCRUB_EVERY_MS_DEFAULT = 60_000
 export const SCRUB_BYTES_PER_SECOND_DEFAULT = 16 * 1024 * 1024
 /** Pause before remote copies of a dropped extent are deleted (readers elsewhere finish first). */
@@ -43,6 +45,7 @@ const REPAIR_COPY_TIMEOUT_MS = 60_000
 export interface ReplicationTuning {
   repairEveryMs?: number
   repairsInFlightMax?: number
+  repairBytesPerSecond?: number
   scrubEveryMs?: number
   scrubBytesPerSecond?: number
   releaseGraceMs?: number
@@ -72,6 +75,7 @@ export class DefaultReplication implements ReplicationService {
     this.#tuning = {
       repairEveryMs: init.repairEveryMs ?? REPAIR_EVERY_MS_DEFAULT,
       repairsInFlightMax: init.repairsInFlightMax ?? REPAIRS_IN_FLIGHT_MAX_DEFAULT,
+      repairBytesPerSecond: init.repairBytesPerSecond ?? REPAIR_BYTES_PER_SECOND_DEFAULT,
       scrubEveryMs: init.scrubEveryMs ?? SCRUB_EVERY_MS_DEFAULT,
       scrubBytesPerSecond: init.scrubBytesPerSecond ?? SCRUB_BYTES_PER_SECOND_DEFAULT,
       releaseGraceMs: init.releaseGraceMs ?? RELEASE_GRACE_MS_DEFAULT
@@ -210,8 +214,20 @@ export class DefaultReplication implements ReplicationService {
         .filter((h) => h.live.length < Math.max(config.replicationFactor, 1) || h.live.length < h.extent.replicas.length)
         .filter((h) => !this.#repairing.has(h.extent.id))
         .sort((a, b) => a.live.length - b.live.length || (a.extent.id < b.extent.id ? -1 : 1))
-      const slots = this.#tuning.repairsInFlightMax - this.#repairing.size
-      await Promise.all(todo.slice(0, Math.max(0, slots)).map(async (h) => { await this.#repair(h, config) }))
+      // a pool of repairsInFlightMax workers over the whole list, at most repairBytesPerSecond
+      const started = Date.now()
+      let bytes = 0
+      let next = 0
+      const worker = async (): Promise<void> => {
+        while (next < todo.length && !this.#stopping.signal.aborted && metadata.status().leader === nodeId) {
+          const h = todo[next++]
+          await this.#repair(h, config)
+          bytes += h.extent.size
+          const wait = started + (bytes / Math.max(1, this.#tuning.repairBytesPerSecond)) * 1000 - Date.now()
+          if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait).unref?.())
+        }
+      }
+      await Promise.all(Array.from({ length: Math.max(1, this.#tuning.repairsInFlightMax) }, worker))
     } finally {
       this.#scanning = false
     }

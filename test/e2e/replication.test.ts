@@ -1,0 +1,165 @@
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { createHash, randomBytes } from 'node:crypto'
+import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { DfsClient } from '../../src/client/index.js'
+import { getFile, putFile } from '../../src/client/files.js'
+import { LevelExtentStore } from '@dfs/level-store'
+import { corruptExtent } from './extents-on-disk.js'
+import { Sandbox, waitFor, type NodeHandle } from './harness.js'
+
+/**
+ * Four `dfs node start` processes, replication factor 3: every extent has three copies on distinct
+ * nodes; one node killed for good leaves every file readable at once and, after the repair delay,
+ * every extent back at three live copies; a flipped byte in one copy is read around and repaired.
+ */
+const test = suite('e2e: replication over four nodes')
+const FAST = ['--heartbeat-ms', '200', '--failure-timeout-ms', '1500', '--repair-delay-ms', '2000', '--extent-size', String(256 * 1024)]
+
+let sb: Sandbox
+const nodes: NodeHandle[] = []
+const files = new Map<string, string>() // remote path → sha256 of its bytes
+
+test.before(async () => { sb = await Sandbox.create() })
+test.after(async () => {
+  for (const n of nodes) await n.stop('SIGKILL')
+  await sb.cleanup()
+})
+
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
+
+async function client (via: NodeHandle): Promise<DfsClient> {
+  return await DfsClient.open({ node: via.addr, identityPath: sb.env.DFS_IDENTITY as string, dataDir: sb.dir, timeoutMs: 20_000 })
+}
+
+async function replication (via: NodeHandle): Promise<any> {
+  const r = await sb.run(['cluster', 'replication', '--json', '--node', via.addr, '--timeout', '10000'])
+  if (r.code !== 0) throw new Error(r.stderr)
+  return r.json
+}
+
+/** Reads every file through `via` and checks its bytes. */
+async function readAll (via: NodeHandle): Promise<void> {
+  const c = await client(via)
+  try {
+    for (const [path, digest] of files) {
+      const local = join(sb.dir, 'out.bin')
+      await getFile(c, path, local)
+      assert.is(sha(await readFile(local)), digest, `${path} reads back identical through ${via.id}`)
+    }
+  } finally {
+    await c.close()
+  }
+}
+
+test('four nodes, RF 3: 50 files of mixed sizes get three copies of every extent on distinct nodes', async () => {
+  nodes.push(await sb.startNode({ args: ['--name', 'n1', ...FAST] }))
+  const t = await sb.run(['cluster', 'token', 'create', '--json', '--node', nodes[0].addr])
+  assert.is(t.code, 0, t.stderr)
+  for (const name of ['n2', 'n3', 'n4']) {
+    nodes.push(await sb.startNode({ args: ['--name', name, '--peers', nodes[0].addr, '--join-token', t.json.token, ...FAST] }))
+  }
+  await waitFor(async () => {
+    const r = await sb.run(['cluster', 'nodes', '--json', '--node', nodes[0].addr])
+    const ns = r.json?.nodes ?? []
+    return ns.length === 4 && ns.every((n: any) => n.health === 'healthy') ? true : undefined
+  }, 30_000, 'four healthy members')
+  // the joined nodes have reported their capacity (a node without a heartbeat yet takes no copies)
+  await new Promise((resolve) => setTimeout(resolve, 1000))
+
+  const c = await client(nodes[1])
+  try {
+    for (let i = 0; i < 50; i++) {
+      const size = [0, 1, 4096, 100_000, 256 * 1024, 700_000, 1_300_000][i % 7] + i
+      const bytes = randomBytes(size)
+      const local = join(sb.dir, `in-${i}.bin`)
+      await writeFile(local, bytes)
+      const path = `/d${i % 5}/f${i}.bin`
+      await putFile(c, local, path)
+      files.set(path, sha(bytes))
+    }
+    const ids = new Set(nodes.map((n) => n.id))
+    for (const path of files.keys()) {
+      const st = await c.call<any>('fs.stat', { path })
+      for (const e of st.extents) {
+        assert.is(e.replicas.length, 3, `${path}: three copies`)
+        assert.is(new Set(e.replicas).size, 3, `${path}: on distinct nodes`)
+        for (const r of e.replicas) assert.ok(ids.has(r))
+      }
+    }
+  } finally {
+    await c.close()
+  }
+  const rep = await replication(nodes[0])
+  assert.is(rep.replicationFactor, 3)
+  assert.ok(rep.extents >= 50, `${rep.extents} extents`)
+  assert.is(rep.underReplicated, 0)
+  assert.is(rep.missing, 0)
+})
+
+test('a node killed for good: every file reads back at once; after the repair delay nothing is under-replicated', async () => {
+  const victim = nodes[3]
+  assert.is(await victim.stop('SIGKILL'), null)
+  await readAll(nodes[1])
+  // until the failure detector has called it Failed for the repair delay, its copies still count
+  // (it may be rebooting); then repair makes new copies elsewhere and drops it from the replica sets
+  const c = await client(nodes[0])
+  try {
+    await waitFor(async () => {
+      for (const path of files.keys()) {
+        const st = await c.call<any>('fs.stat', { path })
+        for (const e of st.extents) if (e.replicas.length !== 3 || e.replicas.includes(victim.id)) return undefined
+      }
+      return true
+    }, 90_000, 'every extent to have three copies, none on the dead node')
+  } finally {
+    await c.close()
+  }
+  const done = await replication(nodes[0])
+  assert.equal([done.underReplicated, done.missing], [0, 0])
+  assert.ok(done.extents >= 50)
+  await readAll(nodes[2])
+  nodes.pop()
+})
+
+test('a flipped byte in one stored copy: reads return the right bytes and the copy is rewritten', async () => {
+  const target = nodes[2]
+  const c = await client(nodes[0])
+  let path = ''
+  let extentId = ''
+  try {
+    for (const p of files.keys()) {
+      const st = await c.call<any>('fs.stat', { path: p })
+      const e = st.extents.find((x: any) => x.size > 2000 && x.replicas.includes(target.id))
+      if (e != null) { path = p; extentId = e.id; break }
+    }
+  } finally {
+    await c.close()
+  }
+  assert.ok(extentId !== '', 'an extent with a copy on the target node')
+  await target.stop('SIGTERM')
+  await corruptExtent(join(target.dataDir, 'extents'), extentId)
+  const again = await sb.startNode({ dataDir: target.dataDir, args: [...FAST] })
+  nodes[2] = again
+  // read through the node holding the bad copy: it reads its own copy first, finds it corrupt,
+  // reads a good one from another replica and rewrites its own
+  const r = await sb.run(['fs', 'get', path, join(sb.dir, 'flip.out'), '--node', again.addr])
+  assert.is(r.code, 0, r.stderr)
+  assert.is(sha(await readFile(join(sb.dir, 'flip.out'))), files.get(path))
+  await again.stop('SIGTERM')
+  // the copy on disk verifies again: the store checks the checksum on every read
+  const store = new LevelExtentStore({ dir: join(again.dataDir, 'extents'), logger: Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false }) })
+  await store.open()
+  try {
+    const bytes = await store.get(extentId)
+    assert.ok(bytes.byteLength > 2000)
+  } finally {
+    await store.close()
+  }
+  const restarted = await sb.startNode({ dataDir: again.dataDir, args: [...FAST] })
+  nodes[2] = restarted
+  await readAll(restarted)
+})
+
+test.run()
