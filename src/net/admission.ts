@@ -49,7 +49,7 @@ export const STRANGER_LIFETIME_MS_DEFAULT = 60_000
 export const STANDING_WAIT_MS_DEFAULT = 30_000
 
 /** A restricted stream from an apparent stranger is judged again for this long before it is refused. */
-export const STANDING_RECHECK_MS_DEFAULT = 5_000
+export const STANDING_RECHECK_MS_DEFAULT = 3_000
 const STANDING_RECHECK_EVERY_MS = 100
 
 /** Peers whose last standing is remembered for `mayJoinDht`. */

@@ -116,6 +116,11 @@ export class ClusterMembership implements ClusterView {
     })
   }
 
+  /** Measures this node's load and capacity now (before serving: a put placed at once needs them). */
+  async refreshSelf (signal: AbortSignal = AbortSignal.timeout(10_000)): Promise<void> {
+    this.#selfStats = await this.#stats(signal)
+  }
+
   /** Load from the store; capacity = what the store holds + what this process may still write there. */
   async #stats (signal: AbortSignal): Promise<NodeStats> {
     const usage = await this.#init.store.usage({ signal })

@@ -212,6 +212,7 @@ export class NodeRuntime {
         host, nodeId: id, clusterId: cluster.clusterId, metadata, store, name: init.name, region: init.region, dataDir: init.dataDir,
         heartbeatMs: init.heartbeatMs, failureTimeoutMs: init.failureTimeoutMs
       })
+      await membership.refreshSelf()
       membership.start()
       undo.unshift(async () => { membership.stop() })
 

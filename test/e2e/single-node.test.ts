@@ -155,8 +155,9 @@ test('an unknown identity may only reach the RPC protocol: its Raft and DHT stre
     const echoes = async (host: typeof stranger, protocol: string): Promise<boolean> => {
       try {
         const stream = await host.dialProtocol(target, protocol, { signal: AbortSignal.timeout(10_000) })
-        // a served stream waits for our first frame; a refused one is reset at once
-        await lpStream(stream).read({ signal: AbortSignal.timeout(3_000) })
+        // a served stream waits for our first frame; a refused one is reset (after the node has
+        // looked again for STANDING_RECHECK_MS_DEFAULT whether the peer just became a member)
+        await lpStream(stream).read({ signal: AbortSignal.timeout(5_000) })
         return true
       } catch (err: any) {
         return err?.name === 'TimeoutError' || err?.name === 'AbortError'

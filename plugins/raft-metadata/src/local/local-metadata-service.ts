@@ -289,6 +289,12 @@ export class LocalMetadataService implements MetadataService {
     })
   }
 
+  /** The applied state (on one node it is also the committed one). */
+  staleRead<T> (fn: (view: MetadataView) => T): T {
+    this.#requireRunning()
+    return fn(this.#sm.view)
+  }
+
   async read<T> (fn: (view: MetadataView) => T, options?: CallOptions): Promise<T> {
     this.#requireRunning()
     if (options?.signal?.aborted === true) {
