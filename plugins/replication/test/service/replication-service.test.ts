@@ -1,0 +1,154 @@
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import {
+  CLUSTER_CONFIG_DEFAULTS, NodeUnreachableError, extentChecksum
+} from '@dfs/api'
+import type {
+  CallOptions, ClusterNode, ExtentIdentity, ExtentPeers, ExtentRecord, MetadataService, MetadataView, PeerIdString
+} from '@dfs/api'
+import { DefaultPlacement } from '../../src/policies/default-placement.js'
+import { DefaultRebalance } from '../../src/policies/default-rebalance.js'
+import { DefaultReplication } from '../../src/service/replication-service.js'
+
+/**
+ * The replication service against in-memory doubles of the network and the cluster (the real
+ * transport, stores and processes are exercised by test/e2e/replication.test.ts).
+ */
+
+const noop = (): void => {}
+const silent = Object.assign(noop, { error: noop, trace: noop, enabled: false })
+
+function node (id: string, region = 'r1', health: ClusterNode['health'] = 'healthy'): ClusterNode {
+  return { id, region, health, usedBytes: 0, capacityBytes: 1 << 30, fillLimit: 0.9, failedForMs: 0 }
+}
+
+/** Peers whose copies live in maps; `down` peers refuse every call. */
+class FakePeers implements ExtentPeers {
+  readonly copies = new Map<PeerIdString, Map<string, Uint8Array>>()
+  readonly down = new Set<PeerIdString>()
+  readonly reads: PeerIdString[][] = []
+
+  #check (peer: PeerIdString): void {
+    if (this.down.has(peer)) throw new NodeUnreachableError(`${peer} is down`)
+  }
+
+  async put (peer: PeerIdString, extent: ExtentIdentity, bytes: Uint8Array): Promise<void> {
+    this.#check(peer)
+    assert.is(extentChecksum(bytes), extent.checksum, 'the coordinator sends the checksum of the bytes')
+    const m = this.copies.get(peer) ?? new Map()
+    m.set(extent.id, bytes)
+    this.copies.set(peer, m)
+  }
+
+  async replicate (peer: PeerIdString, extent: ExtentRecord, sources: PeerIdString[]): Promise<void> {
+    this.#check(peer)
+    for (const s of sources) {
+      const b = this.copies.get(s)?.get(extent.id)
+      if (b !== undefined && !this.down.has(s)) { await this.put(peer, extent, b); return }
+    }
+    throw new NodeUnreachableError('no source')
+  }
+
+  async delete (peer: PeerIdString, id: string): Promise<void> {
+    this.#check(peer)
+    this.copies.get(peer)?.delete(id)
+  }
+
+  async read (extent: ExtentRecord, options?: CallOptions & { order?: PeerIdString[] }): Promise<Uint8Array> {
+    const order = options?.order ?? extent.replicas
+    this.reads.push(order)
+    for (const p of order) {
+      const b = this.down.has(p) ? undefined : this.copies.get(p)?.get(extent.id)
+      if (b !== undefined) return b
+    }
+    throw new NodeUnreachableError('no replica answered')
+  }
+}
+
+function service (nodes: ClusterNode[], peers: FakePeers, self = 'n1'): DefaultReplication {
+  const view = { config: () => CLUSTER_CONFIG_DEFAULTS } as unknown as MetadataView
+  const metadata = {
+    staleRead: <T>(fn: (v: MetadataView) => T): T => fn(view),
+    status: () => ({ leader: undefined, term: 0, commitIndex: 0, appliedIndex: 0 })
+  } as unknown as MetadataService
+  return new DefaultReplication({
+    nodeId: self,
+    logger: silent,
+    store: undefined as never,
+    metadata,
+    cluster: { nodes: () => nodes },
+    peers,
+    placement: () => new DefaultPlacement(),
+    rebalance: () => new DefaultRebalance()
+  })
+}
+
+const ID = '00000000-0000-4000-8000-000000000001'
+
+test('a write goes to RF nodes and records only the copies that acknowledged', async () => {
+  const peers = new FakePeers()
+  const nodes = ['n1', 'n2', 'n3', 'n4'].map((id) => node(id))
+  const bytes = new TextEncoder().encode('hello')
+  const w = await service(nodes, peers).write(ID, bytes)
+  assert.is(w.extent.replicas.length, 3)
+  assert.is(new Set(w.extent.replicas).size, 3)
+  assert.equal(w.missing, [])
+  assert.is(w.extent.checksum, extentChecksum(bytes))
+  for (const r of w.extent.replicas) assert.ok(peers.copies.get(r)?.has(ID))
+
+  // one placed node down: a majority (2 of 3) still acknowledges; the third is reported missing
+  const peers2 = new FakePeers()
+  const three = ['n1', 'n2', 'n3'].map((id) => node(id))
+  peers2.down.add('n3')
+  const w2 = await service(three, peers2).write(ID, bytes)
+  assert.equal([...w2.extent.replicas].sort(), ['n1', 'n2'])
+  assert.equal(w2.missing, ['n3'])
+  // `sync: all` wants every copy
+  try {
+    await service(three, peers2).write(ID, bytes, { sync: 'all' })
+    assert.unreachable('sync all with a node down')
+  } catch (err) {
+    assert.is((err as Error).name, 'Unavailable')
+  }
+})
+
+test('without a write quorum the write fails and the copies it made are taken back', async () => {
+  const peers = new FakePeers()
+  const nodes = ['n1', 'n2', 'n3'].map((id) => node(id))
+  peers.down.add('n2')
+  peers.down.add('n3')
+  try {
+    await service(nodes, peers).write(ID, new Uint8Array(10))
+    assert.unreachable('one of three is no quorum')
+  } catch (err) {
+    assert.is((err as Error).name, 'Unavailable')
+    assert.equal((err as any).details.acked, ['n1'])
+  }
+  await new Promise((resolve) => setTimeout(resolve, 10))
+  assert.not.ok(peers.copies.get('n1')?.has(ID), 'the lone copy is deleted')
+})
+
+test('fewer healthy nodes than RF: the write takes what there is (under-replicated, not failed)', async () => {
+  const peers = new FakePeers()
+  const nodes = [node('n1'), node('n2', 'r1', 'failed'), node('n3', 'r1', 'suspected')]
+  const w = await service(nodes, peers).write(ID, new Uint8Array(3))
+  assert.equal(w.extent.replicas, ['n1'])
+  // no healthy node at all is an error, not an empty replica set
+  try {
+    await service([node('n1', 'r1', 'failed')], new FakePeers()).write(ID, new Uint8Array(3))
+    assert.unreachable('nowhere to write')
+  } catch (err) {
+    assert.is((err as Error).name, 'Unavailable')
+  }
+})
+
+test('reads try the local copy, then healthy copies in this region, then others, failed last', async () => {
+  const peers = new FakePeers()
+  const nodes = [node('n1', 'eu'), node('n2', 'us'), node('n3', 'eu'), node('n4', 'eu', 'failed'), node('n5', 'eu', 'suspected')]
+  const extent: ExtentRecord = { id: ID, size: 1, checksum: extentChecksum(new Uint8Array(1)), replicas: ['n4', 'n2', 'n5', 'n3', 'n1'] }
+  for (const p of extent.replicas) await peers.put(p, extent, new Uint8Array(1))
+  await service(nodes, peers).read(extent)
+  assert.equal(peers.reads[0], ['n1', 'n3', 'n2', 'n5', 'n4'])
+})
+
+test.run()
