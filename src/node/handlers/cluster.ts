@@ -2,7 +2,7 @@ import { Action } from '../../security/index.js'
 import { JOIN_TOKEN_TTL_MS_DEFAULT, JOIN_TOKEN_TTL_MS_MAX, mintJoinToken, verifyJoinToken } from '../../security/join-token.js'
 import { integer, record, text } from './params.js'
 import { InvalidArgumentError, NotFoundError, UnavailableError, UnknownServiceError } from '@dfs/api'
-import type { MetadataGroupInfo, MetadataService, ReplicationService } from '@dfs/api'
+import type { ClusterConfig, MetadataGroupInfo, MetadataService, ReplicationService } from '@dfs/api'
 import type { RpcMethod } from '../../net/rpc/types.js'
 
 export interface ClusterStatus {
@@ -57,6 +57,13 @@ export interface ClusterMethodsInit {
   /** The policies of a kind this node has installed. */
   policies?: (kind: 'placement' | 'rebalance') => string[]
 }
+
+/** Settings `dfs cluster config set` takes, by their command-line names. */
+const CONFIG_KEYS = {
+  'replication-factor': { key: 'replicationFactor', numeric: true },
+  'imbalance-threshold': { key: 'imbalanceThreshold', numeric: true },
+  'fill-limit': { key: 'fillLimit', numeric: true }
+} as const
 
 /** Policy kinds `dfs cluster policy set` selects, and the setting each one names. */
 const POLICY_SETTINGS = { placement: 'placementPolicy', rebalance: 'rebalancePolicy' } as const
@@ -122,6 +129,35 @@ export function clusterMethods (init: ClusterMethodsInit): RpcMethod[] {
       handle: async ({ signal }) => {
         if (init.replication == null) throw new UnavailableError('this node runs no replication service')
         return await init.replication.status({ signal })
+      }
+    },
+    {
+      name: 'cluster.config',
+      action: Action.ClusterRead,
+      kind: 'unary',
+      params: (raw) => record(raw ?? {}, 'cluster.config'),
+      handle: async ({ signal }) => await init.metadata.read((view) => view.config(), { signal, scope: { system: true } })
+    },
+    {
+      name: 'cluster.config.set',
+      action: Action.ClusterAdmin,
+      kind: 'unary',
+      params: (raw) => {
+        const p = record(raw, 'cluster.config.set')
+        const key = text(p, 'key', { max: 64 })
+        const setting = CONFIG_KEYS[key as keyof typeof CONFIG_KEYS]
+        if (setting === undefined) {
+          throw new InvalidArgumentError(`unknown setting ${JSON.stringify(key)} (settings: ${Object.keys(CONFIG_KEYS).join(', ')})`, { key })
+        }
+        const raw2 = text(p, 'value', { max: 64 })
+        const value = setting.numeric ? Number(raw2) : raw2
+        if (setting.numeric && (raw2.trim() === '' || !Number.isFinite(value))) throw new InvalidArgumentError(`${key} takes a number`, { key, value: raw2 })
+        return { key: setting.key, value }
+      },
+      // the state machine validates the value (range, policy name) and refuses a bad one
+      handle: async ({ params, signal }: { params: { key: keyof ClusterConfig, value: number | string }, signal: AbortSignal }) => {
+        await init.metadata.propose({ type: 'SetConfig', key: params.key, value: params.value }, { signal })
+        return await init.metadata.read((view) => view.config(), { signal, scope: { system: true } })
       }
     },
     {
