@@ -14,6 +14,18 @@ export interface ExtentRecord {
   checksum: Checksum
   /** PeerIds of the nodes that hold (or are to hold) a copy, without duplicates. */
   replicas: PeerIdString[]
+  /**
+   * A rebalance or drain move recorded but not finished (StartMove): the copy on `from` is to be
+   * copied to `to`, the replica set switched (MigrateExtent, which clears this), then `from` deleted.
+   * Recorded in metadata so that whoever coordinates after a crash finishes it. Invariant:
+   * `from` is in `replicas` and `to` is not.
+   */
+  move?: ExtentMove
+}
+
+export interface ExtentMove {
+  from: PeerIdString
+  to: PeerIdString
 }
 
 /** One version of a file. A put replaces the whole record atomically. */
@@ -41,6 +53,8 @@ export interface MemberRecord {
   name: string
   region: string
   addrs: string[]
+  /** Set by SetDraining: the node takes no new copies and its copies are being moved off it. */
+  draining?: boolean
 }
 
 /**
@@ -108,7 +122,14 @@ export type MetadataOp =
   | { type: 'CreateExtent', extent: ExtentRecord }
   | { type: 'DeleteExtent', id: string }
   | { type: 'UpdateReplication', id: string, replicas: PeerIdString[] }
+  /** Switches one replica from `from` to `to` in place; clears a recorded move. */
   | { type: 'MigrateExtent', id: string, from: PeerIdString, to: PeerIdString }
+  /** Records a move intent (see ExtentRecord.move): `from` holds a copy, `to` none, no move recorded yet. */
+  | { type: 'StartMove', id: string, from: PeerIdString, to: PeerIdString }
+  /** Drops the extent's recorded move (its target became unfit); the replica set is unchanged. */
+  | { type: 'CancelMove', id: string }
+  /** Marks a member as draining (no new copies; its copies move away) or not. */
+  | { type: 'SetDraining', id: PeerIdString, draining: boolean }
   /** Creates the file's extents and replaces the file at `path` in one step. */
   | { type: 'PutFile', path: string, size: number, mtimeMs: number, extents: ExtentRecord[] }
   /** Removes the file and its extent records; the result lists the extents whose bytes may be freed. */

@@ -3,7 +3,7 @@ import type { Checksum, ExtentStore } from './extent-store.js'
 import type { ExtentRecord, MetadataService, PeerIdString } from './metadata.js'
 import type { CallOptions, Logger } from './options.js'
 import type { PlacementNode, PlacementPolicy } from './placement.js'
-import type { RebalancePolicy } from './rebalance.js'
+import type { RebalanceMove, RebalancePolicy } from './rebalance.js'
 
 /**
  * Replication: where an extent's copies go, how they are written and read, and how the cluster keeps
@@ -82,6 +82,39 @@ export interface ReplicationServiceInit {
   rebalance: (name: string) => RebalancePolicy
   /** How long a member stays Failed before its copies are re-created elsewhere. */
   repairDelayMs?: number
+  /** Rebalance and drain moves copy at most this many bytes per second (cluster-wide: one coordinator). */
+  moveBytesPerSecond?: number
+}
+
+export interface RebalanceOptions extends CallOptions {
+  /** Plan only: record nothing. */
+  dryRun?: boolean
+  /** Resolve once every recorded move has finished (or the signal aborts). */
+  wait?: boolean
+}
+
+/** `dfs cluster rebalance --json`. */
+export interface RebalanceResult {
+  /** Moves recorded (with dryRun: moves the plan holds). */
+  planned: number
+  /** Of those, moves whose replica switch is done. */
+  completed: number
+  moves: RebalanceMove[]
+}
+
+/** `dfs cluster drain NODE --json`. */
+export interface DrainResult extends RebalanceResult {
+  node: PeerIdString
+  /** Extents that still list a copy on the node (0: it can be removed). */
+  remaining: number
+}
+
+/** Where a set of recorded moves stands. */
+export interface MoveProgress {
+  /** Replica switched: the copy is on `to` and no longer listed on `from`. */
+  completed: number
+  /** Still recorded in metadata, waiting for or under way in the coordinator's executor. */
+  pending: number
 }
 
 export interface ReplicatedWriteOptions extends CallOptions {
@@ -127,6 +160,21 @@ export interface ReplicationService {
   release: (extents: ExtentRecord[]) => void
   /** Replication state of the whole cluster, from linearizable metadata and this node's view of health. */
   status: (options?: CallOptions) => Promise<ReplicationStatus>
+  /**
+   * Plans moves with the cluster's rebalance policy and records each as an intent in metadata
+   * (StartMove); the coordinator executes intents in two phases (copy and verify on the target,
+   * switch the replica set, delete the source), resuming them after any crash. Any node may call it.
+   */
+  rebalance: (options?: RebalanceOptions) => Promise<RebalanceResult>
+  /**
+   * Marks `node` draining (placement gives it no new copies) and records a move for every copy it
+   * holds, to a target the placement policy picks. Calling it again plans moves for copies left
+   * without one (a target that became unfit is cancelled). With `wait`, resolves once no extent lists
+   * the node. NotFound if the node is not a member.
+   */
+  drain: (node: PeerIdString, options?: Omit<RebalanceOptions, 'dryRun'>) => Promise<DrainResult>
+  /** How far the given moves have got (from linearizable metadata). */
+  moveProgress: (moves: ReadonlyArray<Omit<RebalanceMove, 'bytes'>>, options?: CallOptions) => Promise<MoveProgress>
 }
 
 export type ReplicationServiceFactory = (init: ReplicationServiceInit) => ReplicationService

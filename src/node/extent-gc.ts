@@ -10,11 +10,14 @@ const log = logger('dfs:node:gc')
  */
 export class ExtentGc {
   readonly #store: ExtentStore
+  /** This node's PeerId: when known, a sweep also frees copies metadata places on other nodes only. */
+  readonly #nodeId: string | undefined
   readonly #pins = new Map<string, number>()
   readonly #doomed = new Set<string>()
 
-  constructor (store: ExtentStore) {
+  constructor (store: ExtentStore, options: { nodeId?: string } = {}) {
     this.#store = store
+    this.#nodeId = options.nodeId
   }
 
   pin (ids: Iterable<string>): () => void {
@@ -52,14 +55,22 @@ export class ExtentGc {
    * extents before writing them and until its commit, so the store is listed first (skipping pinned
    * extents) and metadata read after — any extent listed unpinned was either committed before the
    * read, and is referenced, or is an orphan.
+   *
+   * With the node's id it also frees copies of extents whose replica set does not list this node:
+   * the source of a move that switched while this node was down, or a copy repair replaced. A copy
+   * that a recorded move is bringing here (`move.to`) is kept: the move's switch will list it.
    */
   async sweep (metadata: MetadataService, listed?: string[]): Promise<number> {
     const candidates: string[] = []
     for (const id of listed ?? await this.list()) {
       if (!this.#pins.has(id)) candidates.push(id)
     }
-    const referenced = await metadata.read((view) => new Set(view.extentIds()), { scope: { extents: true } })
-    const orphans = candidates.filter((id) => !referenced.has(id))
+    const me = this.#nodeId
+    const kept = await metadata.read((view) => new Set(candidates.filter((id) => {
+      const e = view.getExtent(id)
+      return e !== undefined && (me === undefined || e.replicas.includes(me) || e.move?.to === me)
+    })), { scope: { extents: true } })
+    const orphans = candidates.filter((id) => !kept.has(id))
     await this.free(orphans)
     if (orphans.length > 0) log('swept %d unreferenced extents', orphans.length)
     return orphans.length

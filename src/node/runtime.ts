@@ -63,6 +63,8 @@ export interface NodeRuntimeInit {
   replication?: string
   /** How long a member stays Failed before its copies are re-created on other nodes. */
   repairDelayMs?: number
+  /** Throttle of rebalance and drain moves coordinated by this node (ReplicationServiceInit). */
+  moveBytesPerSecond?: number
   /** Test-only: accept `test.partition` RPCs that cut this node off from chosen peers. */
   testFaults?: boolean
 }
@@ -216,7 +218,7 @@ export class NodeRuntime {
       membership.start()
       undo.unshift(async () => { membership.stop() })
 
-      const gc = new ExtentGc(store)
+      const gc = new ExtentGc(store, { nodeId: id })
       // listed before this node serves anyone: only these may be swept (see ExtentGc.list)
       const stored = await gc.list()
       // once a quorum answers: record this node's current addresses and name, and free the extents
@@ -244,7 +246,8 @@ export class NodeRuntime {
         peers: extentPeers,
         placement: policies.placement,
         rebalance: policies.rebalance,
-        repairDelayMs: init.repairDelayMs
+        repairDelayMs: init.repairDelayMs,
+        moveBytesPerSecond: init.moveBytesPerSecond
       })
       await replication.start()
       undo.unshift(async () => { await replication.stop() })

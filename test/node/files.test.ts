@@ -155,6 +155,20 @@ test('rm frees the extents; the sweep at start-up frees orphans', async () => {
   assert.is((await ctx.store.usage()).extents, 1)
 })
 
+test('a sweep that knows the node frees copies listed only elsewhere, and keeps a copy a move brings here', async () => {
+  const OTHER = '12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp'
+  const gc = new ExtentGc(ctx.store, { nodeId: NODE })
+  const checksum = 'sha256:' + '0'.repeat(64)
+  const ids = ['11111111-2222-4333-8444-000000000001', '11111111-2222-4333-8444-000000000002', '11111111-2222-4333-8444-000000000003']
+  for (const id of ids) await ctx.store.put(id, randomBytes(10))
+  await ctx.metadata.propose({ type: 'CreateExtent', extent: { id: ids[0], size: 10, checksum, replicas: [OTHER] } })
+  await ctx.metadata.propose({ type: 'CreateExtent', extent: { id: ids[1], size: 10, checksum, replicas: [OTHER] } })
+  await ctx.metadata.propose({ type: 'StartMove', id: ids[1], from: OTHER, to: NODE })
+  await ctx.metadata.propose({ type: 'CreateExtent', extent: { id: ids[2], size: 10, checksum, replicas: [NODE] } })
+  assert.is(await gc.sweep(ctx.metadata, ids), 1)
+  assert.equal([await ctx.store.has(ids[0]), await ctx.store.has(ids[1]), await ctx.store.has(ids[2])], [false, true, true])
+})
+
 test('ls pages through a directory in name order', async () => {
   for (let i = 0; i < 25; i++) await ctx.files.put(`/d/f${String(i).padStart(2, '0')}`, chunks(randomBytes(1), [1]))
   const p1 = await ctx.files.list('/d', { limit: 10 })

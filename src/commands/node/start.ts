@@ -36,6 +36,10 @@ it there by default.`
       default: REPAIR_DELAY_MS_DEFAULT,
       min: 0
     }),
+    'move-bytes-per-second': Flags.integer({
+      description: 'throttle of rebalance and drain moves while this node coordinates them (default 32 MiB/s: room is left for clients and repair)',
+      min: 1
+    }),
     replication: Flags.string({ description: 'name of the replication service (a plugin may provide another)', default: 'default', hidden: true }),
     'metadata-snapshot-every': Flags.integer({ description: 'metadata operations between snapshots of the metadata log', min: 2, hidden: true }),
     'metadata-groups': Flags.integer({ description: 'Raft groups that own the metadata shards of a cluster this node creates', min: 1, max: 16, hidden: true }),
@@ -69,6 +73,7 @@ it there by default.`
       joinToken: flags['join-token'],
       heartbeatMs: flags['heartbeat-ms'],
       repairDelayMs: flags['repair-delay-ms'],
+      moveBytesPerSecond: flags['move-bytes-per-second'],
       replication: flags.replication,
       failureTimeoutMs: flags['failure-timeout-ms'],
       metadataSnapshotEvery: flags['metadata-snapshot-every'],

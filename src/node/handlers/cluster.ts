@@ -1,8 +1,8 @@
 import { Action } from '../../security/index.js'
 import { JOIN_TOKEN_TTL_MS_DEFAULT, JOIN_TOKEN_TTL_MS_MAX, mintJoinToken, verifyJoinToken } from '../../security/join-token.js'
 import { integer, record, text } from './params.js'
-import { InvalidArgumentError, NotFoundError, UnavailableError, UnknownServiceError } from '@dfs/api'
-import type { ClusterConfig, MetadataGroupInfo, MetadataService, ReplicationService } from '@dfs/api'
+import { InvalidArgumentError, NotFoundError, REBALANCE_MOVES_LIMIT, UnavailableError, UnknownServiceError } from '@dfs/api'
+import type { ClusterConfig, MemberRecord, MetadataGroupInfo, MetadataService, ReplicationService } from '@dfs/api'
 import type { RpcMethod } from '../../net/rpc/types.js'
 
 export interface ClusterStatus {
@@ -34,6 +34,31 @@ export function shardMap (nodeId: string, metadata: MetadataService): ClusterSha
   }
   shards.sort((a, b) => a.shard - b.shard)
   return { shardCount, groups: groups.map((g) => ({ ...g, leader: g.leader ?? null })), shards }
+}
+
+/** The member `node` names: a PeerId, or a name that only one member has. */
+function memberNamed (members: MemberRecord[], node: string): MemberRecord {
+  const byId = members.find((m) => m.id === node)
+  const byName = members.filter((m) => m.name === node)
+  if (byId == null && byName.length > 1) {
+    throw new InvalidArgumentError(`${byName.length} members are named ${node}: give the PeerId`, { node, ids: byName.map((m) => m.id) })
+  }
+  const member = byId ?? byName[0]
+  if (member == null) throw new NotFoundError(`no member ${node}`, { node })
+  return member
+}
+
+function replicationOf (init: ClusterMethodsInit): ReplicationService {
+  if (init.replication == null) throw new UnavailableError('this node runs no replication service')
+  return init.replication
+}
+
+/** An optional boolean parameter (absent: false). */
+function flag (params: Record<string, unknown>, key: string): boolean {
+  const v = params[key]
+  if (v === undefined) return false
+  if (typeof v !== 'boolean') throw new InvalidArgumentError(`${key} must be true or false`, { field: key })
+  return v
 }
 
 /** What an unsharded metadata service reports: the same key space, all in one group. */
@@ -182,6 +207,53 @@ export function clusterMethods (init: ClusterMethodsInit): RpcMethod[] {
       }
     },
     {
+      name: 'cluster.rebalance',
+      action: Action.ClusterAdmin,
+      kind: 'unary',
+      params: (raw) => {
+        const p = record(raw ?? {}, 'cluster.rebalance')
+        return { dryRun: flag(p, 'dryRun'), wait: flag(p, 'wait') }
+      },
+      handle: async ({ params, signal }: { params: { dryRun: boolean, wait: boolean }, signal: AbortSignal }) => {
+        return await replicationOf(init).rebalance({ ...params, signal })
+      }
+    },
+    {
+      name: 'cluster.rebalance.progress',
+      action: Action.ClusterRead,
+      kind: 'unary',
+      params: (raw) => {
+        const p = record(raw, 'cluster.rebalance.progress')
+        const moves = p.moves
+        if (!Array.isArray(moves) || moves.length > REBALANCE_MOVES_LIMIT) {
+          throw new InvalidArgumentError(`moves must be a list of at most ${REBALANCE_MOVES_LIMIT} moves`)
+        }
+        return {
+          moves: moves.map((m, i) => {
+            const r = record(m, `moves[${i}]`)
+            return { extent: text(r, 'extent', { max: 64 }), from: text(r, 'from', { max: 255 }), to: text(r, 'to', { max: 255 }) }
+          })
+        }
+      },
+      handle: async ({ params, signal }: { params: { moves: Array<{ extent: string, from: string, to: string }> }, signal: AbortSignal }) => {
+        return await replicationOf(init).moveProgress(params.moves, { signal })
+      }
+    },
+    {
+      name: 'cluster.drain',
+      action: Action.ClusterAdmin,
+      kind: 'unary',
+      params: (raw) => {
+        const p = record(raw, 'cluster.drain')
+        return { node: text(p, 'node', { max: 255 }), wait: flag(p, 'wait') }
+      },
+      handle: async ({ params, signal }: { params: { node: string, wait: boolean }, signal: AbortSignal }) => {
+        const members = await init.metadata.read((view) => view.members(), { signal, scope: { system: true } })
+        const member = memberNamed(members, params.node)
+        return { name: member.name, ...await replicationOf(init).drain(member.id, { wait: params.wait, signal }) }
+      }
+    },
+    {
       name: 'cluster.token.create',
       action: Action.ClusterAdmin,
       kind: 'unary',
@@ -234,14 +306,7 @@ export function clusterMethods (init: ClusterMethodsInit): RpcMethod[] {
         const membership = init.metadata.membership
         if (membership == null) throw new UnavailableError('this node keeps its metadata without consensus (--metadata local): there are no other members')
         const members = await init.metadata.read((view) => view.members(), { signal, scope: { system: true } })
-        // a PeerId, or a name that only one member has
-        const byId = members.find((m) => m.id === params.node)
-        const byName = members.filter((m) => m.name === params.node)
-        if (byId == null && byName.length > 1) {
-          throw new InvalidArgumentError(`${byName.length} members are named ${params.node}: give the PeerId`, { node: params.node, ids: byName.map((m) => m.id) })
-        }
-        const member = byId ?? byName[0]
-        if (member == null) throw new NotFoundError(`no member ${params.node}`, { node: params.node })
+        const member = memberNamed(members, params.node)
         const { voters, learners } = membership.members()
         if (voters.length === 1 && voters[0] === member.id && learners.length === 0) {
           throw new InvalidArgumentError('the last member cannot be removed', { node: member.id })

@@ -19,7 +19,7 @@ import {
   NotFoundError, WrongShardError, CLUSTER_CONFIG_DEFAULTS, baseName, errorToWire, normalizePath, parentPath
 } from '@dfs/api'
 import type {
-  ClusterConfig, ClusterRecord, DirEntry, ExtentRecord, FileRecord, JoinTokenRecord, MemberRecord, MetadataOp, MetadataResult,
+  ClusterConfig, ClusterRecord, DirEntry, ExtentMove, ExtentRecord, FileRecord, JoinTokenRecord, MemberRecord, MetadataOp, MetadataResult,
   MetadataView, PeerIdString, Role
 } from '@dfs/api'
 import { decodeCbor, encodeCbor } from '../codec.js'
@@ -52,7 +52,7 @@ export type StateMachineScope =
 const ALL: StateMachineScope = Object.freeze({ kind: 'all' })
 
 /** Operations of the system group (cluster record, members, roles, tokens, settings). */
-export const SYSTEM_OPS: ReadonlySet<string> = new Set(['InitCluster', 'PutMember', 'RemoveMember', 'SetRole', 'CreateJoinToken', 'RevokeJoinToken', 'SetConfig'])
+export const SYSTEM_OPS: ReadonlySet<string> = new Set(['InitCluster', 'PutMember', 'RemoveMember', 'SetRole', 'CreateJoinToken', 'RevokeJoinToken', 'SetConfig', 'SetDraining'])
 
 /** Policy names follow the service registry's rule. */
 const POLICY_NAME = /^[a-z][a-z0-9-]{0,63}$/
@@ -207,6 +207,9 @@ export class MetadataStateMachine implements MetadataView {
       case 'DeleteExtent': return this.#deleteExtent(op, index)
       case 'UpdateReplication': return this.#updateReplication(op, index)
       case 'MigrateExtent': return this.#migrateExtent(op, index)
+      case 'StartMove': return this.#startMove(op, index)
+      case 'CancelMove': return this.#cancelMove(op, index)
+      case 'SetDraining': return this.#setDraining(op, index)
       case 'PutFile': return this.#putFile(op, index)
       case 'DeleteFile': return this.#deleteFile(op, index)
       default:
@@ -261,7 +264,20 @@ export class MetadataStateMachine implements MetadataView {
 
   #putMember (op: Fields, index: number): OkResult {
     const member = requireMember(field(op, 'member'), 'member')
-    this.#members.set(member.id, member)
+    // a node re-announcing its addresses stays draining: only SetDraining changes that
+    const draining = this.#members.get(member.id)?.draining === true
+    this.#members.set(member.id, draining ? Object.freeze({ ...member, draining }) : member)
+    return { ok: true, index }
+  }
+
+  #setDraining (op: Fields, index: number): OkResult {
+    const id = requirePeerId(field(op, 'id'), 'id')
+    const draining = field(op, 'draining')
+    if (typeof draining !== 'boolean') throw new InvalidArgumentError('draining must be true or false', { field: 'draining' })
+    const member = this.#members.get(id)
+    if (member === undefined) throw new NotFoundError(`no member ${id}`, { id })
+    const { draining: _, ...rest } = member
+    this.#members.set(id, Object.freeze(draining ? { ...rest, draining } : rest))
     return { ok: true, index }
   }
 
@@ -342,7 +358,7 @@ export class MetadataStateMachine implements MetadataView {
     const id = requireExtentId(field(op, 'id'), 'id')
     const replicas = requireReplicas(field(op, 'replicas'), 'replicas')
     const old = this.#requireExtentRecord(id)
-    const extent = Object.freeze({ ...old, replicas })
+    const extent = withReplicas(old, replicas)
     this.#extents.set(id, extent)
     return { ok: true, index, extent }
   }
@@ -364,8 +380,32 @@ export class MetadataStateMachine implements MetadataView {
     }
     const replicas = old.replicas.slice()
     replicas[at] = to
-    const extent = Object.freeze({ ...old, replicas: Object.freeze(replicas) as PeerIdString[] })
+    // the switch is the move's second phase: whatever move was recorded is over
+    const { move: _, ...rest } = old
+    const extent = Object.freeze({ ...rest, replicas: Object.freeze(replicas) as PeerIdString[] })
     this.#extents.set(id, extent)
+    return { ok: true, index, extent }
+  }
+
+  #startMove (op: Fields, index: number): OkResult {
+    const id = requireExtentId(field(op, 'id'), 'id')
+    const move = requireMove(op, '')
+    const old = this.#requireExtentRecord(id)
+    checkMove(id, old.replicas, move)
+    if (old.move !== undefined) {
+      throw new AlreadyExistsError(`extent ${id} is already moving from ${old.move.from} to ${old.move.to}`, { id, move: { ...old.move } })
+    }
+    const extent = Object.freeze({ ...old, move: Object.freeze(move) })
+    this.#extents.set(id, extent)
+    return { ok: true, index, extent }
+  }
+
+  #cancelMove (op: Fields, index: number): OkResult {
+    const id = requireExtentId(field(op, 'id'), 'id')
+    const old = this.#requireExtentRecord(id)
+    if (old.move === undefined) throw new NotFoundError(`extent ${id} has no move recorded`, { id })
+    const { move: _, ...extent } = old
+    this.#extents.set(id, Object.freeze(extent))
     return { ok: true, index, extent }
   }
 
@@ -482,7 +522,9 @@ export class MetadataStateMachine implements MetadataView {
 
   #insertFile (file: FileRecord, extents: readonly ExtentRecord[], isNew: boolean): void {
     for (const e of extents) {
-      this.#extents.set(e.id, e)
+      // a new version that keeps an extent keeps its recorded move while the move still fits
+      const move = this.#extents.get(e.id)?.move
+      this.#extents.set(e.id, move === undefined ? e : withReplicas({ ...e, move }, e.replicas))
       this.#owners.set(e.id, file.path)
     }
     this.#files.set(file.path, file)
@@ -692,7 +734,10 @@ export class MetadataStateMachine implements MetadataView {
 
     const members = requireArray(field(snap, 'members'), 'members', 0, Number.MAX_SAFE_INTEGER)
     members.forEach((m, i) => {
-      const member = requireMember(m, `members[${i}]`)
+      const draining = field(requireRecord(m, `members[${i}]`), 'draining')
+      if (draining !== undefined && draining !== true) throw new InvalidArgumentError(`members[${i}].draining must be true or absent`, { field: `members[${i}].draining` })
+      const plain = requireMember(m, `members[${i}]`)
+      const member = draining === true ? Object.freeze({ ...plain, draining }) : plain
       if (sm.#members.has(member.id)) {
         throw new InvalidArgumentError(`member ${member.id} appears twice`, { id: member.id })
       }
@@ -729,7 +774,18 @@ export class MetadataStateMachine implements MetadataView {
 
     const extents = requireArray(field(snap, 'extents'), 'extents', 0, Number.MAX_SAFE_INTEGER)
     extents.forEach((e, i) => {
-      const extent = requireExtent(e, `extents[${i}]`)
+      const plain = requireExtent(e, `extents[${i}]`)
+      const rawMove = field(requireRecord(e, `extents[${i}]`), 'move')
+      let extent: ExtentRecord = plain
+      if (rawMove !== undefined) {
+        const move = requireMove(requireRecord(rawMove, `extents[${i}].move`), `extents[${i}].move.`)
+        try {
+          checkMove(plain.id, plain.replicas, move)
+        } catch (err) {
+          throw new InvalidArgumentError(`extents[${i}].move does not fit its replicas: ${(err as Error).message}`, { id: plain.id })
+        }
+        extent = Object.freeze({ ...plain, move: Object.freeze(move) })
+      }
       if (sm.#extents.has(extent.id)) {
         throw new InvalidArgumentError(`extent ${extent.id} appears twice`, { id: extent.id })
       }
@@ -782,6 +838,34 @@ export class MetadataStateMachine implements MetadataView {
     })
     return sm
   }
+}
+
+/** The `from` and `to` of a move, distinct PeerIds (`prefix` names the fields in errors). */
+function requireMove (obj: Fields, prefix: string): ExtentMove {
+  const from = requirePeerId(field(obj, 'from'), `${prefix}from`)
+  const to = requirePeerId(field(obj, 'to'), `${prefix}to`)
+  if (from === to) throw new InvalidArgumentError('from and to are the same node', { from, to })
+  return { from, to }
+}
+
+/** A move fits a replica set when `from` holds a copy and `to` none. */
+function checkMove (id: string, replicas: readonly PeerIdString[], move: ExtentMove): void {
+  if (!replicas.includes(move.from)) {
+    throw new NotFoundError(`extent ${id} has no replica on ${move.from}`, { id, from: move.from, replicas: [...replicas] })
+  }
+  if (replicas.includes(move.to)) {
+    throw new AlreadyExistsError(`extent ${id} already has a replica on ${move.to}`, { id, to: move.to, replicas: [...replicas] })
+  }
+}
+
+/**
+ * The record with a new replica set. A recorded move survives only while it still fits: once repair
+ * has dropped its source or already placed a copy on its target, there is nothing left to move.
+ */
+function withReplicas (old: ExtentRecord, replicas: PeerIdString[]): ExtentRecord {
+  const { move, ...rest } = old
+  const keep = move !== undefined && replicas.includes(move.from) && !replicas.includes(move.to)
+  return Object.freeze(keep ? { ...rest, replicas, move } : { ...rest, replicas })
 }
 
 function requireScope (input: unknown): StateMachineScope {

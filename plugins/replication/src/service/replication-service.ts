@@ -22,13 +22,24 @@
  *   replicas.
  * - release: copies of extents metadata dropped are deleted on every replica (remote ones after a
  *   grace period, so a reader on another node that is still streaming the old version finishes).
+ * - rebalance and drain: any node plans moves and records each as an intent on its extent record
+ *   (StartMove); the coordinator (the same system-group leader) executes intents, at most
+ *   `movesInFlightMax` at once and `moveBytesPerSecond` overall, in two phases: the target pulls and
+ *   verifies a copy, MigrateExtent switches the replica set through Raft (clearing the intent), then
+ *   the source's copy is deleted. A crash before the switch leaves the intent, which a new coordinator
+ *   finishes (the copy already on the target verifies and is kept); a crash after it leaves at most a
+ *   copy metadata no longer lists on the source, which that node's start-up sweep frees. A target that
+ *   became unhealthy, draining or full is re-checked at execution and its move cancelled.
+ * - draining members are offered to the policies as suspected: nothing places a copy on them, and
+ *   their existing copies still count as live.
  */
 import {
-  CLUSTER_CONFIG_DEFAULTS, DfsError, REPAIR_DELAY_MS_DEFAULT, UnavailableError, extentChecksum
+  CLUSTER_CONFIG_DEFAULTS, DfsError, NotFoundError, REPAIR_DELAY_MS_DEFAULT, UnavailableError, extentChecksum, hasRoomFor
 } from '@dfs/api'
 import type {
-  CallOptions, ClusterConfig, ClusterNode, ExtentRecord, Logger, PeerIdString, ReplicatedWrite,
-  ReplicatedWriteOptions, ReplicationService, ReplicationServiceInit, ReplicationStatus
+  CallOptions, ClusterConfig, ClusterNode, DrainResult, ExtentRecord, Logger, MemberRecord, MoveProgress, PeerIdString,
+  RebalanceMove, RebalanceOptions, RebalanceResult, ReplicatedWrite, ReplicatedWriteOptions, ReplicationService,
+  ReplicationServiceInit, ReplicationStatus
 } from '@dfs/api'
 
 export const REPAIR_EVERY_MS_DEFAULT = 5_000
@@ -41,6 +52,19 @@ export const SCRUB_BYTES_PER_SECOND_DEFAULT = 16 * 1024 * 1024
 export const RELEASE_GRACE_MS_DEFAULT = 10_000
 /** Deadline of one repair copy (a 4 MiB extent pulled from a live replica). */
 const REPAIR_COPY_TIMEOUT_MS = 60_000
+/** How often the coordinator looks for recorded moves (and right after a node records some). */
+export const MOVE_EVERY_MS_DEFAULT = 1_000
+export const MOVES_IN_FLIGHT_MAX_DEFAULT = 2
+/** Moves copy at most this many bytes per second, leaving room for client traffic and repair. */
+export const MOVE_BYTES_PER_SECOND_DEFAULT = 32 * 1024 * 1024
+/** A move that failed this many times on one coordinator is cancelled (a later plan may retry it). */
+const MOVE_ATTEMPTS_MAX = 5
+/** Intents recorded at once while recording a plan. */
+const RECORD_CONCURRENCY = 8
+/** How often a waiting rebalance or drain looks at metadata again. */
+const WAIT_POLL_MS = 250
+/** A waiting drain plans moves again for copies whose move was cancelled, at most this often. */
+const DRAIN_REPLAN_MS = 2_000
 
 export interface ReplicationTuning {
   repairEveryMs?: number
@@ -49,6 +73,9 @@ export interface ReplicationTuning {
   scrubEveryMs?: number
   scrubBytesPerSecond?: number
   releaseGraceMs?: number
+  moveEveryMs?: number
+  movesInFlightMax?: number
+  moveBytesPerSecond?: number
 }
 
 interface ExtentHealth {
@@ -66,6 +93,10 @@ export class DefaultReplication implements ReplicationService {
   readonly #timers: Array<ReturnType<typeof setInterval>> = []
   #scanning = false
   #scrubbing = false
+  /** Extents whose move this coordinator is executing now. */
+  readonly #moving = new Set<string>()
+  readonly #moveFailures = new Map<string, number>()
+  #movePassRunning = false
   readonly #releases = new Set<ReturnType<typeof setTimeout>>()
 
   constructor (init: ReplicationServiceInit & ReplicationTuning) {
@@ -78,7 +109,10 @@ export class DefaultReplication implements ReplicationService {
       repairBytesPerSecond: init.repairBytesPerSecond ?? REPAIR_BYTES_PER_SECOND_DEFAULT,
       scrubEveryMs: init.scrubEveryMs ?? SCRUB_EVERY_MS_DEFAULT,
       scrubBytesPerSecond: init.scrubBytesPerSecond ?? SCRUB_BYTES_PER_SECOND_DEFAULT,
-      releaseGraceMs: init.releaseGraceMs ?? RELEASE_GRACE_MS_DEFAULT
+      releaseGraceMs: init.releaseGraceMs ?? RELEASE_GRACE_MS_DEFAULT,
+      moveEveryMs: init.moveEveryMs ?? MOVE_EVERY_MS_DEFAULT,
+      movesInFlightMax: init.movesInFlightMax ?? MOVES_IN_FLIGHT_MAX_DEFAULT,
+      moveBytesPerSecond: init.moveBytesPerSecond ?? MOVE_BYTES_PER_SECOND_DEFAULT
     }
     for (const [k, v] of Object.entries(this.#tuning)) {
       if (!(Number.isFinite(v) && v >= 0)) throw new TypeError(`${k} must be a number ≥ 0, got ${v}`)
@@ -93,6 +127,7 @@ export class DefaultReplication implements ReplicationService {
     }
     every(this.#tuning.repairEveryMs, async () => { await this.#repairPass() })
     every(this.#tuning.scrubEveryMs, async () => { await this.#scrubPass() })
+    every(this.#tuning.moveEveryMs, async () => { await this.#movePass() })
   }
 
   async stop (): Promise<void> {
@@ -107,9 +142,18 @@ export class DefaultReplication implements ReplicationService {
     return m.staleRead?.((v) => v.config()) ?? CLUSTER_CONFIG_DEFAULTS
   }
 
-  /** The cluster as placement sees it, with the configured fill limit. */
-  #nodes (config: ClusterConfig): ClusterNode[] {
-    return this.#init.cluster.nodes().map((n) => ({ ...n, fillLimit: config.fillLimit }))
+  /**
+   * The cluster as the policies see it, with the configured fill limit; a draining member shows as
+   * suspected, so no policy gives it a copy while its own copies still count.
+   */
+  #nodes (config: ClusterConfig, members?: MemberRecord[]): ClusterNode[] {
+    const list = members ?? this.#init.metadata.staleRead?.((v) => v.members()) ?? []
+    const draining = new Set(list.filter((m) => m.draining === true).map((m) => m.id))
+    return this.#init.cluster.nodes().map((n) => ({
+      ...n,
+      fillLimit: config.fillLimit,
+      ...(draining.has(n.id) && n.health === 'healthy' ? { health: 'suspected' as const } : {})
+    }))
   }
 
   async write (id: string, bytes: Uint8Array, options: ReplicatedWriteOptions = {}): Promise<ReplicatedWrite> {
@@ -192,6 +236,204 @@ export class DefaultReplication implements ReplicationService {
     }
   }
 
+  async rebalance (options: RebalanceOptions = {}): Promise<RebalanceResult> {
+    const { signal } = options
+    const { config, extents, members } = await this.#init.metadata.read((v) => ({
+      config: v.config(), members: v.members(), extents: allExtents(v)
+    }), { signal, scope: { system: true, extents: true } })
+    const nodes = this.#nodes(config, members)
+    const known = new Set(nodes.map((n) => n.id))
+    // an extent already moving keeps its one move; one with a copy on a node that left is repair's
+    const movable = extents.filter((e) => e.move === undefined && e.replicas.every((p) => known.has(p)))
+    const plan = this.#init.rebalance(config.rebalancePolicy).plan({
+      nodes,
+      extents: movable.map((e) => ({ id: e.id, size: e.size, replicas: e.replicas })),
+      imbalanceThreshold: config.imbalanceThreshold
+    })
+    if (options.dryRun === true) return { planned: plan.moves.length, completed: 0, moves: plan.moves }
+    const moves = await this.#record(plan.moves, signal)
+    this.#log('rebalance: recorded %d of %d planned moves (imbalance %d -> %d)', moves.length, plan.moves.length, plan.imbalance, plan.imbalanceAfter)
+    const completed = options.wait === true ? await this.#waitFor(moves, signal) : 0
+    return { planned: moves.length, completed, moves }
+  }
+
+  async drain (node: PeerIdString, options: Omit<RebalanceOptions, 'dryRun'> = {}): Promise<DrainResult> {
+    const { signal } = options
+    const present = await this.#init.metadata.read((v) => v.members().some((m) => m.id === node), { signal, scope: { system: true } })
+    if (!present) throw new NotFoundError(`no member ${node}`, { node })
+    await this.#init.metadata.propose({ type: 'SetDraining', id: node, draining: true }, { signal })
+    const moves = await this.#planDrain(node, signal)
+    let remaining = await this.#remainingOn(node, signal)
+    let completed = 0
+    if (options.wait === true) {
+      let replanned = Date.now()
+      while (remaining > 0) {
+        await sleep(WAIT_POLL_MS, signal)
+        if (Date.now() - replanned >= DRAIN_REPLAN_MS) {
+          moves.push(...await this.#planDrain(node, signal))
+          replanned = Date.now()
+        }
+        remaining = await this.#remainingOn(node, signal)
+      }
+      completed = (await this.moveProgress(moves, { signal })).completed
+    }
+    return { node, planned: moves.length, completed, moves, remaining }
+  }
+
+  /**
+   * Records a move for every copy on `node` that has none: the placement policy picks one new node
+   * for the extent's other copies (the draining node shows as suspected, so it is never picked).
+   * Moves onto the node are cancelled.
+   */
+  async #planDrain (node: PeerIdString, signal?: AbortSignal): Promise<RebalanceMove[]> {
+    const { config, extents, members } = await this.#init.metadata.read((v) => ({
+      config: v.config(), members: v.members(), extents: allExtents(v)
+    }), { signal, scope: { system: true, extents: true } })
+    const nodes = this.#nodes(config, members)
+    const known = new Set(nodes.map((n) => n.id))
+    const placement = this.#init.placement(config.placementPolicy)
+    const planned: RebalanceMove[] = []
+    for (const e of extents) {
+      if (e.move?.to === node) {
+        await this.#init.metadata.propose({ type: 'CancelMove', id: e.id }, { signal }).catch((err) => { this.#log('drain: cancel of %s: %s', e.id, (err as Error).message) })
+        continue
+      }
+      if (!e.replicas.includes(node) || e.move !== undefined) continue
+      const others = e.replicas.filter((p) => p !== node && known.has(p))
+      const [to] = placement.place({ extent: { id: e.id, size: e.size, replicas: others }, replicationFactor: others.length + 1, nodes })
+      if (to === undefined) continue // no node has room now: a later call (or --wait) tries again
+      const target = nodes.find((n) => n.id === to)
+      if (target !== undefined) target.usedBytes += e.size // later placements see this copy
+      planned.push({ extent: e.id, from: node, to, bytes: e.size })
+    }
+    return await this.#record(planned, signal)
+  }
+
+  async #remainingOn (node: PeerIdString, signal?: AbortSignal): Promise<number> {
+    return await this.#init.metadata.read((v) => allExtents(v).filter((e) => e.replicas.includes(node)).length,
+      { signal, scope: { extents: true } })
+  }
+
+  async moveProgress (moves: ReadonlyArray<Omit<RebalanceMove, 'bytes'>>, options: CallOptions = {}): Promise<MoveProgress> {
+    return await this.#init.metadata.read((v) => {
+      let completed = 0
+      let pending = 0
+      for (const m of moves) {
+        const e = v.getExtent(m.extent)
+        if (e?.move?.from === m.from && e.move.to === m.to) pending++
+        else if (e !== undefined && e.replicas.includes(m.to) && !e.replicas.includes(m.from)) completed++
+      }
+      return { completed, pending }
+    }, { signal: options.signal, scope: { extents: true } })
+  }
+
+  /** Records moves as intents (StartMove); returns those recorded (a move that no longer fits is left out). */
+  async #record (moves: RebalanceMove[], signal?: AbortSignal): Promise<RebalanceMove[]> {
+    const recorded: RebalanceMove[] = []
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (next < moves.length) {
+        const m = moves[next++]
+        try {
+          await this.#init.metadata.propose({ type: 'StartMove', id: m.extent, from: m.from, to: m.to }, { signal })
+          recorded.push(m)
+        } catch (err) {
+          signal?.throwIfAborted()
+          this.#log('move of %s from %s to %s not recorded: %s', m.extent, m.from, m.to, (err as Error).message)
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: RECORD_CONCURRENCY }, worker))
+    // in plan order, so the JSON lists moves as the policy ranked them
+    const order = new Map(moves.map((m, i) => [m.extent, i]))
+    recorded.sort((a, b) => (order.get(a.extent) ?? 0) - (order.get(b.extent) ?? 0))
+    if (recorded.length > 0) void this.#movePass().catch((err) => { this.#log('%s', (err as Error).message) })
+    return recorded
+  }
+
+  /** Resolves with the number completed once none of `moves` is pending. */
+  async #waitFor (moves: RebalanceMove[], signal?: AbortSignal): Promise<number> {
+    for (;;) {
+      const p = await this.moveProgress(moves, { signal })
+      if (p.pending === 0) return p.completed
+      await sleep(WAIT_POLL_MS, signal)
+    }
+  }
+
+  /** One pass of the move executor (only on the system group's leader): every recorded move, pooled and throttled. */
+  async #movePass (): Promise<void> {
+    const { metadata, nodeId } = this.#init
+    if (this.#movePassRunning || metadata.status().leader !== nodeId || metadata.staleRead === undefined) return
+    this.#movePassRunning = true
+    try {
+      const todo = metadata.staleRead((v) => allExtents(v).filter((e) => e.move !== undefined))
+        .filter((e) => !this.#moving.has(e.id) && !this.#repairing.has(e.id))
+      const started = Date.now()
+      let bytes = 0
+      let next = 0
+      const worker = async (): Promise<void> => {
+        while (next < todo.length && !this.#stopping.signal.aborted && metadata.status().leader === nodeId) {
+          const extent = todo[next++]
+          await this.#move(extent)
+          bytes += extent.size
+          const wait = started + (bytes / Math.max(1, this.#tuning.moveBytesPerSecond)) * 1000 - Date.now()
+          if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait).unref?.())
+        }
+      }
+      await Promise.all(Array.from({ length: Math.max(1, this.#tuning.movesInFlightMax) }, worker))
+    } finally {
+      this.#movePassRunning = false
+    }
+  }
+
+  /** Executes one recorded move: copy and verify on the target, switch in metadata, delete the source. */
+  async #move (recorded: ExtentRecord): Promise<void> {
+    const { metadata, peers } = this.#init
+    this.#moving.add(recorded.id)
+    try {
+      // the record as applied now: the move may have finished or been cancelled since the scan
+      const extent = metadata.staleRead?.((v) => v.getExtent(recorded.id))
+      const move = extent?.move
+      if (extent === undefined || move === undefined) return
+      const target = this.#nodes(this.#config()).find((n) => n.id === move.to)
+      if (target === undefined || !hasRoomFor(target, extent.size)) {
+        this.#log('move of %s to %s cancelled: the target is %s', extent.id, move.to, target === undefined ? 'not a member' : `${target.health} or full`)
+        await metadata.propose({ type: 'CancelMove', id: extent.id }, { signal: this.#stopping.signal })
+        return
+      }
+      const signal = AbortSignal.any([this.#stopping.signal, AbortSignal.timeout(REPAIR_COPY_TIMEOUT_MS)])
+      await peers.replicate(move.to, extent, this.#readOrder(extent.replicas), { signal })
+      try {
+        await metadata.propose({ type: 'MigrateExtent', id: extent.id, from: move.from, to: move.to }, { signal: this.#stopping.signal })
+      } catch (err) {
+        // rejected (not merely unanswered): the replica set changed under the move, so unless the
+        // target is now listed its fresh copy is garbage
+        if (err instanceof DfsError && (err.name === 'NotFound' || err.name === 'AlreadyExists')) {
+          const now = metadata.staleRead?.((v) => v.getExtent(extent.id))
+          if (now === undefined || !now.replicas.includes(move.to)) await peers.delete(move.to, extent.id, { signal: this.#stopping.signal }).catch(() => {})
+        }
+        throw err
+      }
+      this.#moveFailures.delete(extent.id)
+      // a source that is down frees the copy at its start-up sweep: metadata no longer lists it there
+      await peers.delete(move.from, extent.id, { signal: this.#stopping.signal }).catch((err) => {
+        this.#log('move of %s: deleting the source copy on %s: %s', extent.id, move.from, (err as Error).message)
+      })
+      this.#log('moved %s from %s to %s', extent.id, move.from, move.to)
+    } catch (err) {
+      if (this.#stopping.signal.aborted) return
+      const failures = (this.#moveFailures.get(recorded.id) ?? 0) + 1
+      this.#moveFailures.set(recorded.id, failures)
+      this.#log('move of %s failed (%d): %s', recorded.id, failures, (err as Error).message)
+      if (failures >= MOVE_ATTEMPTS_MAX) {
+        this.#moveFailures.delete(recorded.id)
+        await metadata.propose({ type: 'CancelMove', id: recorded.id }, { signal: this.#stopping.signal }).catch(() => {})
+      }
+    } finally {
+      this.#moving.delete(recorded.id)
+    }
+  }
+
   /** Each extent's live copies: on a member that is not Failed for longer than the repair delay. */
   #health (extents: ExtentRecord[]): ExtentHealth[] {
     const nodes = new Map(this.#init.cluster.nodes().map((n) => [n.id, n]))
@@ -212,7 +454,7 @@ export class DefaultReplication implements ReplicationService {
       const extents = metadata.staleRead((v) => [...v.extentIds()].map((id) => v.getExtent(id)).filter((e): e is ExtentRecord => e !== undefined))
       const todo = this.#health(extents)
         .filter((h) => h.live.length < Math.max(config.replicationFactor, 1) || h.live.length < h.extent.replicas.length)
-        .filter((h) => !this.#repairing.has(h.extent.id))
+        .filter((h) => !this.#repairing.has(h.extent.id) && !this.#moving.has(h.extent.id))
         .sort((a, b) => a.live.length - b.live.length || (a.extent.id < b.extent.id ? -1 : 1))
       // a pool of repairsInFlightMax workers over the whole list, at most repairBytesPerSecond
       const started = Date.now()
@@ -308,4 +550,19 @@ export class DefaultReplication implements ReplicationService {
       this.#scrubbing = false
     }
   }
+}
+
+/** Every extent record in a metadata view. */
+function allExtents (v: { extentIds: () => Iterable<string>, getExtent: (id: string) => ExtentRecord | undefined }): ExtentRecord[] {
+  return [...v.extentIds()].map((id) => v.getExtent(id)).filter((e): e is ExtentRecord => e !== undefined)
+}
+
+/** Resolves after `ms`, or rejects with the signal's reason once it aborts. */
+async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
+  signal?.throwIfAborted()
+  await new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => { clearTimeout(t); reject(signal?.reason) }
+    const t = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve() }, ms)
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
 }

@@ -1,0 +1,54 @@
+import { Args, Flags } from '@oclif/core'
+import { DeadlineExceededError } from '@dfs/api'
+import type { DrainResult, MoveProgress } from '@dfs/api'
+import { ClientCommand } from '../../cli/base-command.js'
+import { Progress } from '../../cli/progress.js'
+
+/** How often --wait asks again (each call also plans moves for copies whose move was cancelled). */
+const POLL_MS = 1000
+
+export default class ClusterDrain extends ClientCommand<DrainResult & { name: string }> {
+  static override summary = 'Move every extent copy off a node before it is removed'
+  static override description = `Marks the node draining (it takes no new copies) and records a move for each copy it holds, to
+a node the placement policy picks; the metadata leader executes the moves like rebalance moves.
+With --wait the command returns once no extent lists the node; then "dfs cluster nodes remove NODE".`
+
+  static override args = {
+    node: Args.string({ description: 'the node\'s PeerId or name', required: true })
+  }
+
+  static override flags = {
+    wait: Flags.boolean({ description: 'wait until no extent has a copy on the node' }),
+    'wait-timeout': Flags.integer({ description: 'with --wait: give up waiting after this many ms (the moves go on)', default: 30 * 60_000, min: 1 })
+  }
+
+  async run (): Promise<DrainResult & { name: string }> {
+    const { args, flags } = await this.parse(ClusterDrain)
+    const client = await this.client(flags)
+    const first = await client.call<DrainResult & { name: string }>('cluster.drain', { node: args.node })
+    let r = first
+    const moves = [...first.moves]
+    if (flags.wait) {
+      const progress = new Progress('drain', first.remaining, { json: this.jsonEnabled() })
+      const deadline = Date.now() + flags['wait-timeout']
+      while (r.remaining > 0) {
+        if (Date.now() >= deadline) {
+          progress.finish()
+          throw new DeadlineExceededError(`${r.remaining} extents still have a copy on ${first.node} after ${flags['wait-timeout']} ms (the moves go on)`,
+            { node: first.node, remaining: r.remaining })
+        }
+        await new Promise((resolve) => setTimeout(resolve, POLL_MS))
+        const before = r.remaining
+        r = await client.call<DrainResult & { name: string }>('cluster.drain', { node: args.node })
+        moves.push(...r.moves)
+        if (r.remaining < before) progress.add(before - r.remaining)
+      }
+      progress.finish()
+    }
+    const completed = flags.wait && moves.length > 0
+      ? (await client.call<MoveProgress>('cluster.rebalance.progress', { moves: moves.map(({ extent, from, to }) => ({ extent, from, to })) })).completed
+      : first.completed
+    this.say(`${first.name} (${first.node}): ${moves.length} moves recorded, ${r.remaining} extents left on it`)
+    return { node: first.node, name: first.name, planned: moves.length, completed, moves, remaining: r.remaining }
+  }
+}
