@@ -12,7 +12,7 @@ export interface PutReply { path: string, size: number, extents: number }
 export interface GetReply { path: string, size: number, extents: Array<{ id: string, size: number, checksum: string }> }
 
 /** Streams a local file to `remote`; memory stays bounded by the flow-control window. */
-export async function putFile (client: DfsClient, local: string, remote: string, onBytes: (n: number) => void = () => {}): Promise<PutReply> {
+export async function putFile (client: DfsClient, local: string, remote: string, onBytes: (n: number) => void = () => {}, options: { sync?: 'quorum' | 'all' } = {}): Promise<PutReply> {
   let info
   try {
     info = await stat(local)
@@ -27,7 +27,8 @@ export async function putFile (client: DfsClient, local: string, remote: string,
       yield chunk as Buffer
     }
   }
-  return await client.rpc.upload<PutReply>('fs.put', { path: remote }, body(), { timeoutMs: client.timeoutMs })
+  const params = options.sync != null ? { path: remote, sync: options.sync } : { path: remote }
+  return await client.rpc.upload<PutReply>('fs.put', params, body(), { timeoutMs: client.timeoutMs })
 }
 
 /**

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import {
   DfsError, EXTENT_SIZE_MAX, IsADirectoryError, NotADirectoryError, NotFoundError, normalizePath, parentPath,
   type CallOptions, type DirEntry, type ExtentRecord, type ExtentStore, type FileRecord, type MetadataService,
-  type MetadataView, type ReplicationService
+  type MetadataView, type ReplicationService, type WriteSync
 } from '@dfs/api'
 import type { ExtentGc } from './extent-gc.js'
 import type { ExtentReader } from './extents.js'
@@ -81,7 +81,7 @@ export class FileService {
     if (!(this.#extentSize > 0 && this.#extentSize <= EXTENT_SIZE_MAX)) throw new Error(`extent size ${this.#extentSize} out of range`)
   }
 
-  async put (rawPath: string, body: AsyncIterable<Uint8Array>, options: CallOptions = {}): Promise<PutResult> {
+  async put (rawPath: string, body: AsyncIterable<Uint8Array>, options: CallOptions & { sync?: WriteSync } = {}): Promise<PutResult> {
     const path = normalizePath(rawPath)
     // refuse early what the commit would refuse, before receiving any bytes
     // (the commit checks again, so this node's possibly stale state is good enough to refuse early)

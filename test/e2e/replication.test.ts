@@ -91,6 +91,15 @@ test('four nodes, RF 3: 50 files of mixed sizes get three copies of every extent
   } finally {
     await c.close()
   }
+  // --sync all: acknowledged only once every copy is durable
+  const local = join(sb.dir, 'all.bin')
+  const allBytes = randomBytes(300_000)
+  await writeFile(local, allBytes)
+  const all = await sb.run(['fs', 'put', local, '/sync/all.bin', '--sync', 'all', '--json', '--node', nodes[2].addr])
+  assert.is(all.code, 0, all.stderr)
+  files.set('/sync/all.bin', sha(allBytes))
+  const bad = await sb.run(['fs', 'put', local, '/sync/bad.bin', '--sync', 'some', '--node', nodes[2].addr])
+  assert.is(bad.code, 2, 'an unknown sync mode is a usage error')
   const rep = await replication(nodes[0])
   assert.is(rep.replicationFactor, 3)
   assert.ok(rep.extents >= 50, `${rep.extents} extents`)

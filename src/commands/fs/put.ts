@@ -1,4 +1,4 @@
-import { Args } from '@oclif/core'
+import { Args, Flags } from '@oclif/core'
 import { stat } from 'node:fs/promises'
 import { ClientCommand } from '../../cli/base-command.js'
 import { Progress, formatBytes } from '../../cli/progress.js'
@@ -11,12 +11,20 @@ export default class FsPut extends ClientCommand<PutReply> {
     remote: Args.string({ required: true, description: 'dfs path to write, e.g. /docs/a.bin' })
   }
 
+  static override flags = {
+    sync: Flags.string({
+      description: 'acknowledge once a majority of the copies (quorum) or every copy (all) is durable; copies that miss a quorum write are completed in the background',
+      options: ['quorum', 'all'],
+      default: 'quorum'
+    })
+  }
+
   async run (): Promise<PutReply> {
     const { args, flags } = await this.parse(FsPut)
     const client = await this.client(flags)
     const size = (await stat(args.local).catch(() => undefined))?.size ?? 0
     const progress = new Progress('put', size, { json: this.jsonEnabled() })
-    const r = await putFile(client, args.local, args.remote, (n) => { progress.add(n) })
+    const r = await putFile(client, args.local, args.remote, (n) => { progress.add(n) }, { sync: flags.sync as 'quorum' | 'all' })
     progress.finish()
     this.say(`${r.path}  ${formatBytes(r.size)} in ${r.extents} extent${r.extents === 1 ? '' : 's'}`)
     return { path: r.path, size: r.size, extents: r.extents }

@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from '@dfs/api'
 import { Action } from '../../security/index.js'
 import { LIST_PAGE_MAX, type FileService } from '../files.js'
 import { integer, record, text } from './params.js'
@@ -11,8 +12,13 @@ export function fsMethods (files: FileService): RpcMethod[] {
       name: 'fs.put',
       action: Action.FsWrite,
       kind: 'upload',
-      params: pathOnly('fs.put'),
-      handle: async ({ params, body, signal }) => await files.put(params.path, body, { signal })
+      params: (raw) => {
+        const p = record(raw, 'fs.put')
+        const sync = p.sync ?? 'quorum'
+        if (sync !== 'quorum' && sync !== 'all') throw new InvalidArgumentError('sync must be quorum or all', { sync: String(sync).slice(0, 16) })
+        return { path: text(p, 'path', {}), sync: sync as 'quorum' | 'all' }
+      },
+      handle: async ({ params, body, signal }) => await files.put(params.path, body, { signal, sync: params.sync })
     },
     {
       name: 'fs.get',

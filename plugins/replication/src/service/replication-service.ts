@@ -167,7 +167,12 @@ export class DefaultReplication implements ReplicationService {
     if (targets.length === 0) {
       throw new UnavailableError('no healthy node has room for a copy of the extent', { extent: id, nodes: nodes.length })
     }
-    const quorum = options.sync === 'all' ? targets.length : Math.floor(targets.length / 2) + 1
+
+    // The quorum is a majority of the copies the cluster can hold (RF, or every member when there
+    // are fewer), not of the nodes placement found healthy: a node that is merely suspected must not
+    // shrink it, or a loaded cluster would acknowledge writes that exist once.
+    const want = Math.min(config.replicationFactor, nodes.length)
+    const quorum = options.sync === 'all' ? want : Math.floor(want / 2) + 1
     const checksum = extentChecksum(bytes)
     const identity = { id, size: bytes.byteLength, checksum }
     const results = await Promise.allSettled(targets.map(async (peer) => {

@@ -65,8 +65,9 @@ class FakePeers implements ExtentPeers {
   }
 }
 
-function service (nodes: ClusterNode[], peers: FakePeers, self = 'n1'): DefaultReplication {
-  const view = { config: () => CLUSTER_CONFIG_DEFAULTS } as unknown as MetadataView
+function service (nodes: ClusterNode[], peers: FakePeers, self = 'n1', draining: string[] = []): DefaultReplication {
+  const members = nodes.map((n) => ({ id: n.id, name: n.id, region: n.region, addrs: [], ...(draining.includes(n.id) ? { draining: true } : {}) }))
+  const view = { config: () => CLUSTER_CONFIG_DEFAULTS, members: () => members } as unknown as MetadataView
   const metadata = {
     staleRead: <T>(fn: (v: MetadataView) => T): T => fn(view),
     status: () => ({ leader: undefined, term: 0, commitIndex: 0, appliedIndex: 0 })
@@ -128,17 +129,38 @@ test('without a write quorum the write fails and the copies it made are taken ba
   assert.not.ok(peers.copies.get('n1')?.has(ID), 'the lone copy is deleted')
 })
 
-test('fewer healthy nodes than RF: the write takes what there is (under-replicated, not failed)', async () => {
+test('fewer members than RF: the write takes what there is (under-replicated, not failed)', async () => {
   const peers = new FakePeers()
+  const w = await service([node('n1'), node('n2')], peers).write(ID, new Uint8Array(3))
+  assert.equal([...w.extent.replicas].sort(), ['n1', 'n2'])
+  const solo = await service([node('n1')], new FakePeers()).write(ID, new Uint8Array(3))
+  assert.equal(solo.extent.replicas, ['n1'])
+})
+
+test('members that are merely unhealthy do not shrink the quorum: one copy of three is refused', async () => {
   const nodes = [node('n1'), node('n2', 'r1', 'failed'), node('n3', 'r1', 'suspected')]
-  const w = await service(nodes, peers).write(ID, new Uint8Array(3))
-  assert.equal(w.extent.replicas, ['n1'])
-  // no healthy node at all is an error, not an empty replica set
+  try {
+    await service(nodes, new FakePeers()).write(ID, new Uint8Array(3))
+    assert.unreachable('a single copy in a three-node cluster')
+  } catch (err) {
+    assert.is((err as Error).name, 'Unavailable')
+  }
   try {
     await service([node('n1', 'r1', 'failed')], new FakePeers()).write(ID, new Uint8Array(3))
     assert.unreachable('nowhere to write')
   } catch (err) {
     assert.is((err as Error).name, 'Unavailable')
+  }
+})
+
+test('a draining node gets no new copy', async () => {
+  const peers = new FakePeers()
+  const nodes = ['n1', 'n2', 'n3', 'n4'].map((id) => node(id))
+  for (let i = 0; i < 20; i++) {
+    const id = `00000000-0000-4000-8000-${i.toString(16).padStart(12, '0')}`
+    const w = await service(nodes, peers, 'n1', ['n2']).write(id, new Uint8Array(4))
+    assert.not.ok(w.extent.replicas.includes('n2'), `extent ${i} placed on the draining node`)
+    assert.is(w.extent.replicas.length, 3)
   }
 })
 
