@@ -520,6 +520,12 @@ export class RaftGroup<R> {
     // Only members may talk to the group (a node that joins knows no members until its first snapshot).
     const open = this.#members.size === 0
     for (const m of messages) {
+      if (m.type === MessageType.Prop && m.reject && m.from === from && this.#knows(from)) {
+        // the leader dropped proposals this node forwarded (a transfer, a pending membership
+        // change): nothing was appended, so they are proposed again on the next tick
+        this.#report({ kind: 'dropped', peer: from, messages: [m] })
+        continue
+      }
       if (!open && !this.#knows(from)) {
         this.stats.messagesDropped++
         continue

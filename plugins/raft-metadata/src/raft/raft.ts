@@ -422,6 +422,8 @@ export class Raft {
 
   step (m: Message): void {
     if (!wellFormed(m)) return
+    // A dropped-proposal notice (see dropProposal) is for the driver, never a proposal to forward.
+    if (m.type === MessageType.Prop && m.reject) return
     if (m.term === 0) {
       // Local message (or a forwarded request): no term rules.
     } else if (m.term > this.term) {
@@ -492,8 +494,15 @@ export class Raft {
   }
 
   /** Drops a proposal: throws to a local caller, silently ignores a forwarded one. */
+  /**
+   * A proposal that is not appended: a local one throws ProposalDropped; a forwarded one is answered
+   * with the same Prop marked `reject`, so the follower's driver knows nothing was appended and may
+   * propose it again (without the notice it would wait for an apply that never comes).
+   */
   dropProposal (m: Message, reason: string): void {
     if (m.from === '' || m.from === this.id) throw new ProposalDroppedError(reason)
+    if (m.reject) return // never answer a notice
+    this.send(makeMessage({ type: MessageType.Prop, to: m.from, entries: m.entries, reject: true }))
   }
 
   // ---------------------------------------------------------------- leader helpers

@@ -181,6 +181,26 @@ test('thesis §3.10 while transferring the leader drops proposals; the transfer 
   assert.equal(net.node('a').applied, ['yes'])
 })
 
+test('a proposal a follower forwarded during a transfer is answered with a drop notice, which no core forwards', () => {
+  const net = new Network(['a', 'b', 'c'])
+  net.elect('a')
+  net.isolate('b')
+  net.raw('a').transferLeadership('b')
+  net.deliver()
+  net.raw('c').propose(bytes('fwd'))
+  net.deliver()
+  const notice = net.sent.find((m) => m.type === MessageType.Prop && m.reject && m.from === 'a' && m.to === 'c')
+  assert.ok(notice !== undefined, 'the leader tells c its proposal was dropped')
+  assert.equal(notice.entries.map((e) => str(e.data)), ['fwd'])
+  // c's core ignores the notice (its driver re-proposes): it is not forwarded back as a proposal
+  const before = net.sent.length
+  net.raw('c').step(notice)
+  net.deliver()
+  assert.not.ok(net.sent.slice(before).some((m) => m.type === MessageType.Prop), 'nothing forwarded for a notice')
+  net.tickAll(10)
+  assert.equal(net.node('a').applied, [], 'nothing was appended')
+})
+
 test('thesis §3.10 a follower forwards a transfer request to the leader; transfers to a learner or to itself are ignored', () => {
   const net = new Network(['a', 'b', 'c'])
   net.elect('a')
