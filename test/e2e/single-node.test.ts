@@ -265,7 +265,7 @@ test('a flipped byte in a stored extent gives CorruptExtent, not wrong bytes', a
   const out = join(sb.dir, 'corrupt.out')
   const r = await sb.run(['fs', 'get', '/data/big.bin', out, '--json', '--node', node.addr])
   assert.not.equal(r.code, 0)
-  assert.is(r.json.error.name, 'CorruptExtent')
+  assert.is(r.json?.error?.name, 'CorruptExtent', `stdout: ${r.stdout} stderr: ${r.stderr}`)
   assert.is(r.json.error.details.extentId, victim)
   assert.match(r.stderr, new RegExp(victim))
   assert.ok(await stat(out).catch(() => undefined) == null, 'no output file from a corrupt read')
