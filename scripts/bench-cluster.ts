@@ -16,6 +16,7 @@ import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DfsClient } from '../src/client/index.js'
 import { DFS, waitFor } from '../test/e2e/harness.js'
+import { shardOfPath } from '../plugins/raft-metadata/src/shards/index.js'
 
 const args = process.argv.slice(2)
 const opt = (name: string, def: number): number => {
@@ -168,6 +169,24 @@ async function settled (nodes: Node[]): Promise<string> {
   }, 60_000, 'three healthy voters that agree on a leader')
 }
 
+/**
+ * The leader of the Raft data group that owns `path`'s shard: with sharded metadata it, not the
+ * system group's leader, orders the writes to that path. Waits until every node names the same one.
+ */
+async function shardLeader (nodes: Node[], path: string): Promise<string> {
+  const shard = shardOfPath(path)
+  return await waitFor(async () => {
+    let leader: string | undefined
+    for (const n of nodes) {
+      const map = await ask<{ shards: Array<{ shard: number, leader: string | null }> }>([n], 'cluster.shards')
+      const l = map.shards.find((x) => x.shard === shard)?.leader
+      if (l == null || (leader != null && l !== leader)) return undefined
+      leader = l
+    }
+    return leader
+  }, 60_000, `a leader of the shard of ${path} that every node names`)
+}
+
 /** CPU seconds (user + system) a process has used so far, from /proc (Linux); undefined elsewhere. */
 async function cpuSeconds (pid: number | undefined): Promise<number | undefined> {
   if (pid == null) return undefined
@@ -198,9 +217,11 @@ try {
   const byId = (id: string): Node => nodes.find((n) => n.id === id) as Node
   console.log(`cluster formed; leader ${byId(leaderId).name}`)
 
-  // 1. Latency, one connection, sequential
+  // 1. Latency, one connection, sequential; "leader" is the leader of the data group of /bench
+  const benchLeader = await shardLeader(nodes, '/bench')
+  console.log(`leader of the data group of /bench: ${byId(benchLeader).name}`)
   for (const role of ['follower', 'leader'] as const) {
-    const target = role === 'leader' ? byId(leaderId) : nodes.find((n) => n.id !== leaderId) as Node
+    const target = role === 'leader' ? byId(benchLeader) : nodes.find((n) => n.id !== benchLeader) as Node
     const c = await open(target)
     try {
       for (let i = 0; i < Math.min(100, ops); i++) await putEmpty(c, `/bench/warm/${role}/${i}`)
@@ -244,7 +265,9 @@ try {
         for (let i = 0; performance.now() < end; i++) {
           const t = performance.now()
           try {
-            await putEmpty(c, `/bench/tp/c${count}/w${j}/${i}`)
+            // each worker writes under its own top-level directory (its own bucket), so the
+            // writes spread over the data groups as a sharded store's clients would
+            await putEmpty(c, `/tp${j}/c${count}/${i}`)
             lat.push(performance.now() - t)
             done++
           } catch (err) {
@@ -277,7 +300,9 @@ try {
   const failoverMs: number[] = []
   const electionMs: number[] = []
   for (let k = 0; k < failovers; k++) {
-    leaderId = await settled(nodes)
+    await settled(nodes)
+    // the leader of the data group the failover writes go to (the system group is not on a put's path)
+    leaderId = await shardLeader(nodes, `/bench/failover/${k}`)
     const leader = byId(leaderId)
     const survivors = nodes.filter((n) => n !== leader)
     const c = await open(survivors[0], FAILOVER_ATTEMPT_TIMEOUT_MS)
