@@ -9,13 +9,13 @@
 // read). Each concurrent client is its own DfsClient (own libp2p host, own connection), spread
 // round-robin over the three nodes. Failover: SIGKILL the leader, then put through a survivor with
 // a 1 s deadline per attempt until one succeeds; the killed node restarts on its data dir and port.
-import { spawn, type ChildProcess } from 'node:child_process'
-import { rmSync } from 'node:fs'
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
-import { cpus, loadavg, tmpdir } from 'node:os'
+import type { ChildProcess } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
+import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { DfsClient } from '../src/client/index.js'
-import { DFS, waitFor } from '../test/e2e/harness.js'
+import { waitFor } from '../test/e2e/harness.js'
+import { benchNodes, type BenchProcess } from './bench-nodes.js'
 import { shardOfPath } from '../plugins/raft-metadata/src/shards/index.js'
 
 const args = process.argv.slice(2)
@@ -42,86 +42,30 @@ const FAILOVER_GIVE_UP_MS = 30_000
 /** Idle connections opened at once while setting up concurrent clients (nodes rate-limit inbound connections per host). */
 const OPEN_BATCH = 8
 
-interface Node {
-  name: string
-  dataDir: string
-  port: number
-  id: string
-  addr: string
-  proc: ChildProcess
-  exited: Promise<unknown>
+interface Node extends BenchProcess {
   /** performance.now() of each leader change this process logged (dfs:metadata), with the new leader and its own role; and of each peer its transport found unreachable. */
   leaderLog: Array<{ at: number, leader: string, role: string }>
 }
 
-const dir = await mkdtemp(join(tmpdir(), 'dfs-bench-cluster-'))
-const env: NodeJS.ProcessEnv = {
-  ...process.env,
-  HOME: join(dir, 'home'),
-  XDG_CONFIG_HOME: join(dir, 'home', '.config'),
-  XDG_DATA_HOME: join(dir, 'home', '.local', 'share'),
-  DFS_IDENTITY: join(dir, 'admin.key'),
-  // only the metadata service's own lines (leader changes): not on the request path
-  DEBUG: 'dfs:metadata'
-}
-delete env.DFS_NODE
-delete env.DFS_DATA_DIR
-delete env.DFS_JOIN_TOKEN
-const identityPath = env.DFS_IDENTITY as string
-const procs = new Set<ChildProcess>()
-const clients = new Set<DfsClient>()
-
-// Ctrl-C or a crash: nothing may outlive the bench
-let cleaned = false
-function killAllSync (): void {
-  if (cleaned) return
-  cleaned = true
-  for (const p of procs) p.kill('SIGKILL')
-  rmSync(dir, { recursive: true, force: true })
-}
-process.on('exit', killAllSync)
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => { console.error(`\n${sig}: stopping the nodes`); killAllSync(); process.exit(130) })
-}
+// only the metadata service's own lines (leader changes): not on the request path
+const bench = await benchNodes('dfs-bench-cluster-', 'dfs:metadata', nodeFlags)
+const dir = bench.dir
+const open = bench.open
+const close = bench.close
 
 async function startNode (name: string, dataDir: string, extra: string[], listen = '127.0.0.1:0'): Promise<Node> {
-  await mkdir(dataDir, { recursive: true })
-  // a killed node leaves its node.json behind: wait for the new process's own line on stdout too
-  const proc = spawn(process.execPath, [...nodeFlags, DFS, 'node', 'start', '--data-dir', dataDir, '--listen', listen, '--name', name, '--json', ...extra],
-    { env, stdio: ['ignore', 'pipe', 'pipe'] })
-  procs.add(proc)
-  const exited = new Promise((resolve) => proc.on('close', (code) => { procs.delete(proc); resolve(code) }))
-  let stdout = ''
-  let stderr = ''
   const leaderLog: Node['leaderLog'] = []
-  proc.stdout?.setEncoding('utf8').on('data', (d: string) => { stdout += d })
-  proc.stderr?.setEncoding('utf8').on('data', (d: string) => {
-    const at = performance.now()
-    stderr = (stderr + d).slice(-20_000)
-    for (const m of d.matchAll(/: leader (\S+) \((\w+)\)/g)) leaderLog.push({ at, leader: m[1], role: m[2] })
-    // the Raft transport giving up on a peer for a while (reconnect back-off)
-    for (const m of d.matchAll(/raft peer (\S+) unreachable \(([^)]*)\): dropped (\d+) messages, retrying in (\d+) ms/g)) {
-      leaderLog.push({ at, leader: m[1], role: `unreachable:${m[3]}msgs:backoff${m[4]}ms` })
+  const started = await bench.start(name, dataDir, extra, {
+    listen,
+    onStderr: (d, at) => {
+      for (const m of d.matchAll(/: leader (\S+) \((\w+)\)/g)) leaderLog.push({ at, leader: m[1], role: m[2] })
+      // the Raft transport giving up on a peer for a while (reconnect back-off)
+      for (const m of d.matchAll(/raft peer (\S+) unreachable \(([^)]*)\): dropped (\d+) messages, retrying in (\d+) ms/g)) {
+        leaderLog.push({ at, leader: m[1], role: `unreachable:${m[3]}msgs:backoff${m[4]}ms` })
+      }
     }
   })
-  const info = await waitFor(async () => {
-    if (proc.exitCode != null) throw new Error(`node exited with ${proc.exitCode}: ${stderr}`)
-    if (!stdout.includes('\n')) return undefined
-    return JSON.parse(await readFile(join(dataDir, 'node.json'), 'utf8')) as { id: string, addrs: string[] }
-  }, 60_000, `${name} to serve`)
-  const port = Number(/\/tcp\/(\d+)/.exec(info.addrs[0])?.[1])
-  return { name, dataDir, port, id: info.id, addr: info.addrs[0], proc, exited, leaderLog }
-}
-
-async function open (n: Node, timeoutMs = 30_000): Promise<DfsClient> {
-  const c = await DfsClient.open({ node: n.addr, identityPath, dataDir: dir, timeoutMs })
-  clients.add(c)
-  return c
-}
-
-async function close (c: DfsClient): Promise<void> {
-  clients.delete(c)
-  await c.close().catch(() => {})
+  return { ...started, leaderLog }
 }
 
 const empty = async function * (): AsyncGenerator<Uint8Array> {}
@@ -365,16 +309,7 @@ try {
   for (const n of notes) console.log(n)
   console.log(`load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at the end (other processes on this machine skew every figure)`)
 } finally {
-  await Promise.all([...clients].map(close))
-  // leave the nodes as a user would (SIGTERM), and kill what does not stop
-  await Promise.all([...procs].map(async (p) => {
-    const exited = new Promise((resolve) => { if (p.exitCode != null || p.signalCode != null) resolve(null); else p.on('close', resolve) })
-    p.kill('SIGTERM')
-    const timer = setTimeout(() => p.kill('SIGKILL'), 10_000)
-    await exited
-    clearTimeout(timer)
-  }))
-  await rm(dir, { recursive: true, force: true })
+  await bench.shutdown()
 }
 
 function pct (xs: number[], p: number): number {

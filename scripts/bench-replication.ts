@@ -18,17 +18,16 @@
 //
 // Heartbeats, failure timeout and repair delay are short (REPAIR_FLAGS) so the repair part does not
 // wait 15 s + 15 min; everything else is a node's default.
-import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { rmSync } from 'node:fs'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { cpus, loadavg, tmpdir } from 'node:os'
+import { readFile, rm, writeFile } from 'node:fs/promises'
+import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import type { ReplicationStatus } from '@dfs/api'
 import { DfsClient } from '../src/client/index.js'
 import { getFile, putFile } from '../src/client/files.js'
-import { DFS, waitFor } from '../test/e2e/harness.js'
+import { waitFor } from '../test/e2e/harness.js'
+import { benchNodes, type BenchProcess } from './bench-nodes.js'
 
 const args = process.argv.slice(2)
 const opt = (name: string, def: number): number => {
@@ -58,78 +57,26 @@ const REPAIR_GIVE_UP_MS = 600_000
 const REPAIR_POLL_MS = 100
 const MiB = 1024 * 1024
 
-interface Node {
-  name: string
-  id: string
-  addr: string
-  proc: ChildProcess
+interface Node extends BenchProcess {
   /** performance.now() of each `repaired` line this node logged (it only logs them as repair coordinator). */
   repairedAt: number[]
 }
 
-const dir = await mkdtemp(join(tmpdir(), 'dfs-bench-replication-'))
-const env: NodeJS.ProcessEnv = {
-  ...process.env,
-  HOME: join(dir, 'home'),
-  XDG_CONFIG_HOME: join(dir, 'home', '.config'),
-  XDG_DATA_HOME: join(dir, 'home', '.local', 'share'),
-  DFS_IDENTITY: join(dir, 'admin.key'),
-  // only the replication service's lines (one per repaired extent): not on the write path
-  DEBUG: 'dfs:replication'
-}
-delete env.DFS_NODE
-delete env.DFS_DATA_DIR
-delete env.DFS_JOIN_TOKEN
-const identityPath = env.DFS_IDENTITY as string
-const procs = new Set<ChildProcess>()
-const clients = new Set<DfsClient>()
-
-// Ctrl-C or a crash: nothing may outlive the bench
-let cleaned = false
-function killAllSync (): void {
-  if (cleaned) return
-  cleaned = true
-  for (const p of procs) p.kill('SIGKILL')
-  rmSync(dir, { recursive: true, force: true })
-}
-process.on('exit', killAllSync)
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => { console.error(`\n${sig}: stopping the nodes`); killAllSync(); process.exit(130) })
-}
+// only the replication service's lines (one per repaired extent): not on the write path
+const bench = await benchNodes('dfs-bench-replication-', 'dfs:replication', nodeFlags)
+const dir = bench.dir
+const close = bench.close
 
 async function startNode (name: string, extra: string[]): Promise<Node> {
-  const dataDir = join(dir, name)
-  await mkdir(dataDir, { recursive: true })
-  const proc = spawn(process.execPath, [...nodeFlags, DFS, 'node', 'start', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--name', name, '--json', ...REPAIR_FLAGS, ...extra],
-    { env, stdio: ['ignore', 'pipe', 'pipe'] })
-  procs.add(proc)
-  proc.on('close', () => { procs.delete(proc) })
-  let stdout = ''
-  let stderr = ''
   const repairedAt: number[] = []
-  proc.stdout?.setEncoding('utf8').on('data', (d: string) => { stdout += d })
-  proc.stderr?.setEncoding('utf8').on('data', (d: string) => {
-    const at = performance.now()
-    stderr = (stderr + d).slice(-20_000)
-    for (const _ of d.matchAll(/ repaired \S+: /g)) repairedAt.push(at)
+  const started = await bench.start(name, join(dir, name), [...REPAIR_FLAGS, ...extra], {
+    onStderr: (d, at) => { for (const _ of d.matchAll(/ repaired \S+: /g)) repairedAt.push(at) }
   })
-  const info = await waitFor(async () => {
-    if (proc.exitCode != null) throw new Error(`node exited with ${proc.exitCode}: ${stderr}`)
-    if (!stdout.includes('\n')) return undefined
-    return JSON.parse(await readFile(join(dataDir, 'node.json'), 'utf8')) as { id: string, addrs: string[] }
-  }, 60_000, `${name} to serve`)
-  return { name, id: info.id, addr: info.addrs[0], proc, repairedAt }
+  return { ...started, repairedAt }
 }
 
 async function open (n: Node, timeoutMs = 120_000): Promise<DfsClient> {
-  const c = await DfsClient.open({ node: n.addr, identityPath, dataDir: dir, timeoutMs })
-  clients.add(c)
-  return c
-}
-
-async function close (c: DfsClient): Promise<void> {
-  clients.delete(c)
-  await c.close().catch(() => {})
+  return await bench.open(n, timeoutMs)
 }
 
 interface Stat { extents: Array<{ id: string, size: number, replicas: string[] }> }
@@ -331,16 +278,8 @@ try {
   for (const n of notes) console.log(n)
   console.log(`load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at the end (other processes on this machine skew every figure)`)
 } finally {
-  await Promise.all([...clients].map(close))
-  // leave the nodes as a user would (SIGTERM, which also writes --cpu-prof profiles), and kill what does not stop
-  await Promise.all([...procs].map(async (p) => {
-    const exited = new Promise((resolve) => { if (p.exitCode != null || p.signalCode != null) resolve(null); else p.on('close', resolve) })
-    p.kill('SIGTERM')
-    const timer = setTimeout(() => p.kill('SIGKILL'), 10_000)
-    await exited
-    clearTimeout(timer)
-  }))
-  await rm(dir, { recursive: true, force: true })
+  // SIGTERM first, which also writes --cpu-prof profiles
+  await bench.shutdown()
 }
 
 async function * once (bytes: Uint8Array): AsyncGenerator<Uint8Array> {
