@@ -3,7 +3,6 @@ import * as assert from 'uvu/assert'
 import { randomBytes } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { DfsClient } from '../../src/client/index.js'
 import { Sandbox, waitFor, type NodeHandle } from './harness.js'
 
 /**
@@ -124,7 +123,7 @@ test('kill -9 of the leader: a new leader and successful writes within seconds, 
   assert.is(failed.nodes.healthy, 2)
 
   // many more writes than the snapshot interval while it is down: its log is compacted away
-  const client = await DfsClient.open({ node: survivors[0].addr, identityPath: sb.env.DFS_IDENTITY as string, dataDir: sb.dir })
+  const client = await sb.client(survivors[0])
   try {
     for (let i = 0; i < 60; i++) {
       await client.rpc.upload('fs.put', { path: `/while-down/${i}` }, (async function * () { yield new Uint8Array([i]) })())

@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { DfsClient } from '../../src/client/index.js'
 
 /**
  * Drives the real `dfs` binary (bin/dfs, built) as separate processes, in a temporary HOME so no
@@ -111,6 +112,11 @@ export class Sandbox {
         return await exited
       }
     }
+  }
+
+  /** An in-process client of `node` with the sandbox's admin identity (the caller closes it). */
+  async client (node: { addr: string }, timeoutMs?: number): Promise<DfsClient> {
+    return await DfsClient.open({ node: node.addr, identityPath: this.env.DFS_IDENTITY as string, dataDir: this.dir, timeoutMs })
   }
 
   async cleanup (): Promise<void> {

@@ -3,7 +3,6 @@ import * as assert from 'uvu/assert'
 import { randomBytes } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { DfsClient } from '../../src/client/index.js'
 import { Sandbox, waitFor, type NodeHandle } from './harness.js'
 
 /**
@@ -25,7 +24,7 @@ test.after(async () => {
 })
 
 async function partition (node: NodeHandle, block: string[]): Promise<void> {
-  const client = await DfsClient.open({ node: node.addr, identityPath: sb.env.DFS_IDENTITY as string, dataDir: sb.dir })
+  const client = await sb.client(node)
   try {
     await client.call('test.partition', { block })
   } finally {

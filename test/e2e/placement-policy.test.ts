@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert'
 import { randomBytes } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { DfsClient } from '../../src/client/index.js'
+import type { DfsClient } from '../../src/client/index.js'
 import { putFile } from '../../src/client/files.js'
 import { ROOT, Sandbox, waitFor, type NodeHandle } from './harness.js'
 
@@ -64,7 +64,7 @@ test('an unknown policy is refused; after linking, selecting "region" changes wh
   const unknown = await sb.run(['cluster', 'policy', 'set', 'placement', 'nope', '--json', '--node', nodes[0].addr])
   assert.is(unknown.json.error.name, 'UnknownService')
 
-  const c = await DfsClient.open({ node: nodes[0].addr, identityPath: sb.env.DFS_IDENTITY as string, dataDir: sb.dir, timeoutMs: 20_000 })
+  const c = await sb.client(nodes[0], 20_000)
   try {
     const local = join(sb.dir, 'small.bin')
     const N = 30

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert'
 import { createHash, randomBytes } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { DfsClient } from '../../src/client/index.js'
+import type { DfsClient } from '../../src/client/index.js'
 import { getFile, putFile } from '../../src/client/files.js'
 import { countExtents } from './extents-on-disk.js'
 import { Sandbox, waitFor, type NodeHandle } from './harness.js'
@@ -33,7 +33,7 @@ test.after(async () => {
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 
 async function client (via: NodeHandle): Promise<DfsClient> {
-  return await DfsClient.open({ node: via.addr, identityPath: sb.env.DFS_IDENTITY as string, dataDir: sb.dir, timeoutMs: 20_000 })
+  return await sb.client(via, 20_000)
 }
 
 async function dfs (args: string[], timeoutMs = 60_000): Promise<any> {

@@ -156,7 +156,7 @@ export class RaftMetadataService implements MetadataService {
    */
   readonly membership: MetadataMembership = {
     members: () => {
-      const states = [...(this.#system !== undefined ? [this.#system] : []), ...this.#data].map((r) => r.group.status().confState)
+      const states = this.#replicas().map((r) => r.group.status().confState)
       const all = new Set(states.flatMap((cs) => [...cs.voters, ...cs.learners]))
       const voters = [...all].filter((id) => states.every((cs) => cs.voters.includes(id))).sort()
       return { voters, learners: [...all].filter((id) => !voters.includes(id)).sort() }
@@ -312,7 +312,7 @@ export class RaftMetadataService implements MetadataService {
 
   /** A member of any group here, or of the cluster's member list (see RaftGroupInit.isPeer). */
   #knowsPeer (id: PeerIdString): boolean {
-    for (const r of [...(this.#system !== undefined ? [this.#system] : []), ...this.#data]) {
+    for (const r of this.#replicas()) {
       const cs = r.group.status().confState
       if (cs.voters.includes(id) || cs.learners.includes(id)) return true
     }
@@ -385,7 +385,7 @@ export class RaftMetadataService implements MetadataService {
     this.#promoting = true
     try {
       // groups are independent: one waiting on a membership change must not hold up the others
-      await Promise.all([...(this.#system !== undefined ? [this.#system] : []), ...this.#data].map(async (r) => {
+      await Promise.all(this.#replicas().map(async (r) => {
         if (await this.#promoteLearners(r) || r.g === SYSTEM_GROUP) return
         this.#spreadLeadership(r)
       }))
@@ -461,7 +461,8 @@ export class RaftMetadataService implements MetadataService {
     this.#promoter = undefined
     for (const wake of this.#dataWaiters) wake()
     this.#dataWaiters.clear()
-    const replicas = [...this.#data, ...(this.#system !== undefined ? [this.#system] : [])]
+    // data groups first, then the system group (the reverse of start)
+    const replicas = this.#replicas().reverse()
     this.#data = []
     this.#system = undefined
     this.#dataGroups = undefined
@@ -495,7 +496,7 @@ export class RaftMetadataService implements MetadataService {
         term: st.term
       }
     }
-    return { shardCount: SHARD_COUNT, groups: [...(this.#system !== undefined ? [this.#system] : []), ...this.#data].map(info) }
+    return { shardCount: SHARD_COUNT, groups: this.#replicas().map(info) }
   }
 
   async propose (op: MetadataOp, options?: CallOptions): Promise<OkResult> {
@@ -561,6 +562,11 @@ export class RaftMetadataService implements MetadataService {
     }
     if (out.size === 0) out.add(system)
     return [...out]
+  }
+
+  /** Every group this node replicates: the system group, then the data groups in order. */
+  #replicas (): Replica[] {
+    return this.#system !== undefined ? [this.#system, ...this.#data] : [...this.#data]
   }
 
   #systemSm (): MetadataStateMachine {

@@ -229,7 +229,7 @@ export class DefaultReplication implements ReplicationService {
   async status (options: CallOptions = {}): Promise<ReplicationStatus> {
     const { config, extents } = await this.#init.metadata.read((v) => ({
       config: v.config(),
-      extents: [...v.extentIds()].map((id) => v.getExtent(id)).filter((e): e is ExtentRecord => e !== undefined)
+      extents: allExtents(v)
     }), { ...options, scope: { system: true, extents: true } })
     const health = this.#health(extents)
     return {
@@ -456,7 +456,7 @@ export class DefaultReplication implements ReplicationService {
     this.#scanning = true
     try {
       const config = this.#config()
-      const extents = metadata.staleRead((v) => [...v.extentIds()].map((id) => v.getExtent(id)).filter((e): e is ExtentRecord => e !== undefined))
+      const extents = metadata.staleRead(allExtents)
       const todo = this.#health(extents)
         .filter((h) => h.live.length < Math.max(config.replicationFactor, 1) || h.live.length < h.extent.replicas.length)
         .filter((h) => !this.#repairing.has(h.extent.id) && !this.#moving.has(h.extent.id))
@@ -522,8 +522,7 @@ export class DefaultReplication implements ReplicationService {
     if (this.#scrubbing || metadata.staleRead === undefined) return
     this.#scrubbing = true
     try {
-      const mine = metadata.staleRead((v) => [...v.extentIds()].map((id) => v.getExtent(id))
-        .filter((e): e is ExtentRecord => e !== undefined && e.replicas.includes(nodeId)))
+      const mine = metadata.staleRead((v) => allExtents(v).filter((e) => e.replicas.includes(nodeId)))
       const started = Date.now()
       let bytes = 0
       for (const extent of mine) {
