@@ -189,6 +189,8 @@ export interface MetadataView {
   getExtent: (id: string) => ExtentRecord | undefined
   /** Entries directly under a directory, sorted by name. Throws NotFound or NotADirectory. */
   list: (dir: string) => DirEntry[]
+  /** Whether `path` is a directory with at least one entry (directories are implicit: `/` always is). */
+  isDirectory: (path: string) => boolean
   /** Every extent id the metadata references (for garbage collection of unreferenced bytes). */
   extentIds: () => Iterable<string>
   /** Index of the last operation applied to this view (of the system group when sharded). */

@@ -8,6 +8,8 @@ import { tcp } from '@libp2p/tcp'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import type { ConnectionGater, PeerInfo, PrivateKey } from '@libp2p/interface'
 import { coalescingWrites } from './coalesce-writes.js'
+import { installQuietLengthPrefixedDecoder } from './lp-decoder.js'
+import { installYamuxHalfWindowUpdates } from './yamux-window.js'
 import { CONNECTIONS_MAX, INBOUND_CONNECTIONS_PER_SECOND_MAX, INBOUND_PENDING_CONNECTIONS_MAX, PROTOCOL_PREFIX, STREAM_WINDOW_BYTES } from './constants.js'
 
 /** Kad-DHT protocol id of dfs: its own prefix, so a dfs node never joins (or answers) the public IPFS DHT. */
@@ -58,6 +60,8 @@ export type NodeHost = Libp2p<NodeServices>
 export async function createHost (init: HostInit & { role: 'node' }): Promise<NodeHost>
 export async function createHost (init: HostInit): Promise<Host>
 export async function createHost (init: HostInit): Promise<Host | NodeHost> {
+  installYamuxHalfWindowUpdates()
+  installQuietLengthPrefixedDecoder()
   const gate = init.streamGate == null ? {} : { streamGate: init.streamGate }
   const services = init.role === 'node'
     ? {

@@ -261,11 +261,7 @@ function statOf (view: MetadataView, path: string): StatResult {
 /** The checks PutFile applies, made before any bytes are received. */
 function checkPutTarget (view: MetadataView, path: string): void {
   if (path === '/') throw new IsADirectoryError('/ is a directory', { path })
-  if (view.getFile(path) == null) {
-    let children = 0
-    try { children = view.list(path).length } catch {}
-    if (children > 0) throw new IsADirectoryError(`${path} is a directory`, { path })
-  }
+  if (view.getFile(path) == null && view.isDirectory(path)) throw new IsADirectoryError(`${path} is a directory`, { path })
   for (let p = parentPath(path); p !== '/'; p = parentPath(p)) {
     if (view.getFile(p) != null) throw new NotADirectoryError(`${p} is a file, not a directory`, { path: p })
   }

@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events'
 import { logger } from '@libp2p/logger'
 import {
-  AbortedError, DeadlineExceededError, DfsError, MalformedFrameError, NodeUnreachableError, errorFromWire
+  Deadline, AbortedError, DeadlineExceededError, DfsError, MalformedFrameError, NodeUnreachableError, errorFromWire
 } from '@dfs/api'
 import {
   CALL_TIMEOUT_MS_DEFAULT, DATA_CHUNK_BYTES_MAX, DATA_WINDOW_FRAMES, DIAL_TIMEOUT_MS_DEFAULT, RPC_IDLE_STREAMS_MAX,
@@ -59,9 +59,13 @@ export class RpcClient {
 
   async call<R = unknown> (method: string, params: unknown, options: CallOptions = {}): Promise<R> {
     const timeoutMs = options.timeoutMs ?? CALL_TIMEOUT_MS_DEFAULT
-    const signal = withDeadline(options.signal, timeoutMs, method)
-    const framed = await this.#take(signal)
+    const deadline = new Deadline(timeoutMs, options.signal)
+    const signal = deadline.signal
+    setMaxListeners(Infinity, signal)
+    deadlines.set(signal, { what: method, timeoutMs })
+    let framed: FramedStream | undefined
     try {
+      framed = await this.#take(signal)
       await framed.write({ kind: FrameKind.Header, header: { method, params, timeoutMs } }, { signal })
       const frame = await readFrame(framed, signal, method)
       if (frame.kind === FrameKind.Result) {
@@ -75,6 +79,8 @@ export class RpcClient {
       throw new MalformedFrameError(`unexpected frame kind ${frame.kind} in reply to ${method}`)
     } catch (err) {
       throw this.#fail(framed, err, signal, method)
+    } finally {
+      deadline.clear()
     }
   }
 
@@ -251,10 +257,8 @@ async function readFrame (framed: FramedStream, signal: AbortSignal, method: str
 
 /** A streaming call's signal: the caller's, or no progress for `timeoutMs` (an idle deadline). */
 function streamSignal (options: CallOptions, method: string): { idle: IdleTimer, signal: AbortSignal } {
-  const idle = new IdleTimer(options.timeoutMs ?? STREAM_IDLE_TIMEOUT_MS_DEFAULT, method)
-  const signal = options.signal == null ? idle.signal : AbortSignal.any([options.signal, idle.signal])
-  setMaxListeners(Infinity, signal)
-  return { idle, signal }
+  const idle = new IdleTimer(options.timeoutMs ?? STREAM_IDLE_TIMEOUT_MS_DEFAULT, method, options.signal)
+  return { idle, signal: idle.signal }
 }
 
 function withDeadline (signal: AbortSignal | undefined, timeoutMs: number, what: string): AbortSignal {

@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events'
 import { logger } from '@libp2p/logger'
-import { AbortedError, DeadlineExceededError, MalformedFrameError, UnknownMethodError, errorToWire } from '@dfs/api'
+import { AbortedError, Deadline, DeadlineExceededError, MalformedFrameError, UnknownMethodError, errorToWire } from '@dfs/api'
 import { DATA_CHUNK_BYTES_MAX, DATA_WINDOW_FRAMES, RPC_INBOUND_STREAMS_MAX, RPC_PROTOCOL, RPC_STREAM_IDLE_CLOSE_MS } from '../constants.js'
 import { FramedStream, FrameKind, type CallHeader } from './frames.js'
 import type { Authorizer, RpcMethod } from './types.js'
@@ -61,14 +61,16 @@ export class RpcServer {
     this.#active.add(stream)
     try {
       while (true) {
-        const idle = AbortSignal.timeout(RPC_STREAM_IDLE_CLOSE_MS)
+        const idle = new Deadline(RPC_STREAM_IDLE_CLOSE_MS)
         let frame
         try {
-          frame = await framed.read({ signal: idle })
+          frame = await framed.read({ signal: idle.signal })
         } catch (err: any) {
-          if (idle.aborted) break
+          if (idle.expired) break
           await this.#refuse(framed, peer, err)
           return
+        } finally {
+          idle.clear()
         }
         if (frame == null) break
         if (frame.kind !== FrameKind.Header) {
@@ -106,11 +108,14 @@ export class RpcServer {
     const method = this.#methods.get(header.method)
     // stop a little before the caller gives up, so the handler's own typed error (NoQuorum …)
     // reaches the caller rather than its bare DeadlineExceeded
-    const deadline = AbortSignal.timeout(Math.max(1, header.timeoutMs - Math.min(DEADLINE_MARGIN_MS, Math.floor(header.timeoutMs / 10))))
-    const closed = new AbortController()
-    const onClose = (): void => { closed.abort(new AbortedError('the caller closed the stream')) }
+    const deadline = new Deadline(Math.max(1, header.timeoutMs - Math.min(DEADLINE_MARGIN_MS, Math.floor(header.timeoutMs / 10))))
+    let closed = false
+    const onClose = (): void => {
+      closed = true
+      deadline.abort(new AbortedError('the caller closed the stream'))
+    }
     framed.stream.addEventListener('close', onClose, { once: true })
-    const signal = AbortSignal.any([deadline, closed.signal])
+    const signal = deadline.signal
     setMaxListeners(Infinity, signal)
     const started = Date.now()
     try {
@@ -129,11 +134,11 @@ export class RpcServer {
           return await this.#serveDownload(framed, peer, params, method, signal)
       }
     } catch (err: any) {
-      const error = deadline.aborted && err?.name !== 'DeadlineExceeded'
+      const error = deadline.expired && err?.name !== 'DeadlineExceeded'
         ? new DeadlineExceededError(`${header.method} did not finish within ${header.timeoutMs} ms`, { timeoutMs: header.timeoutMs })
         : err
       log('%s from %s failed after %d ms: %s: %s', header.method, peer, Date.now() - started, error?.name, error?.message)
-      if (closed.signal.aborted) return false
+      if (closed) return false
       try {
         await framed.write({ kind: FrameKind.Error, error: errorToWire(error) }, { signal: AbortSignal.timeout(5000) })
       } catch {
@@ -142,6 +147,7 @@ export class RpcServer {
       // a unary call that failed leaves the stream at a call boundary; a streaming one may not
       return method?.kind === 'unary' || method == null
     } finally {
+      deadline.clear()
       framed.stream.removeEventListener('close', onClose)
     }
   }

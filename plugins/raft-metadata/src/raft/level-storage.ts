@@ -120,19 +120,29 @@ function decodeEntry (key: string, b: Uint8Array): Entry {
 
 type BatchOp = { type: 'put', key: string, value: Uint8Array } | { type: 'del', key: string }
 
+function sameHardState (a: HardState, b: HardState): boolean {
+  return a.term === b.term && a.vote === b.vote && a.commit === b.commit
+}
+
 export class LevelStorage implements Storage {
   private readonly db: Level<string, Uint8Array>
-  /** Exactly what is durable in `db`, for synchronous reads; updated only after a write succeeded. */
+  /**
+   * What is durable in `db`, for synchronous reads; updated only after a write succeeded. One
+   * exception: the hard state's commit index may run ahead of `written` (see saveReady).
+   */
   private readonly mem: MemoryStorage
+  /** The hard state as last written to `db`. */
+  private written: HardState
   /** Serializes writes: each starts after the previous one finished (in call order). */
   private tail: Promise<void> = Promise.resolve()
   private closed = false
   /** Batches written by saveReady, and how many of them were fsync'd. */
-  readonly stats = { batches: 0, syncedBatches: 0 }
+  readonly stats = { batches: 0, syncedBatches: 0, commitOnlyKept: 0 }
 
   private constructor (db: Level<string, Uint8Array>, mem: MemoryStorage) {
     this.db = db
     this.mem = mem
+    this.written = { ...mem.hardStateNow() }
   }
 
   /**
@@ -242,19 +252,28 @@ export class LevelStorage implements Storage {
         // The conflicting suffix beyond the new entries.
         for (let i = start + es.length; i <= last; i++) ops.push({ type: 'del', key: entryKey(i) })
       }
-      if (rd.hardState !== undefined) ops.push({ type: 'put', key: KEY_HARD_STATE, value: encodeHardState(rd.hardState) })
-      if (ops.length === 0) return
-      if (ops.length > MAX_BATCH_OPS) throw new Error(`raft storage: batch of ${ops.length} operations exceeds ${MAX_BATCH_OPS}`)
       // Only entries, a snapshot, the term and the vote must be on disk before messages go out (paper
-      // figure 2: currentTerm, votedFor and log[] are the persistent state). A Ready that only moves the
-      // commit index is written without fsync: commitIndex is volatile state a restarted node re-learns
-      // from the leader, and the next synced write (LevelDB's log is sequential) makes it durable too.
+      // figure 2: currentTerm, votedFor and log[] are the persistent state). The commit index is
+      // volatile state a restarted node re-learns from the leader, so a Ready that only moves it
+      // writes nothing: the new commit index is kept in memory and goes to disk with the next write
+      // (or at close). On a busy group that is most Readies, and each would otherwise be a LevelDB
+      // batch on every replica.
       const prev = this.mem.hardStateNow()
-      const mustSync = rd.snapshot !== undefined || es.length > 0 ||
-        (rd.hardState !== undefined && (rd.hardState.term !== prev.term || rd.hardState.vote !== prev.vote))
-      await this.db.batch(ops, { sync: mustSync })
+      const hs = rd.hardState ?? prev
+      const termOrVote = hs.term !== prev.term || hs.vote !== prev.vote
+      if (ops.length === 0 && !termOrVote) {
+        if (rd.hardState !== undefined) {
+          this.mem.setHardState(rd.hardState)
+          this.stats.commitOnlyKept++
+        }
+        return
+      }
+      if (!sameHardState(hs, this.written)) ops.push({ type: 'put', key: KEY_HARD_STATE, value: encodeHardState(hs) })
+      if (ops.length > MAX_BATCH_OPS) throw new Error(`raft storage: batch of ${ops.length} operations exceeds ${MAX_BATCH_OPS}`)
+      await this.db.batch(ops, { sync: true })
+      this.written = { ...hs }
       this.stats.batches++
-      if (mustSync) this.stats.syncedBatches++
+      this.stats.syncedBatches++
       if (rd.snapshot !== undefined) this.mem.applySnapshot(rd.snapshot)
       this.mem.append(rd.entries)
       if (rd.hardState !== undefined) this.mem.setHardState(rd.hardState)
@@ -290,7 +309,12 @@ export class LevelStorage implements Storage {
 
   async close (): Promise<void> {
     if (this.closed) return
-    await this.serialize(async () => { await this.db.close() })
+    await this.serialize(async () => {
+      // the commit index kept in memory since the last write (a restart then replays up to it)
+      const hs = this.mem.hardStateNow()
+      if (!sameHardState(hs, this.written)) await this.db.put(KEY_HARD_STATE, encodeHardState(hs), { sync: true }).catch(() => {})
+      await this.db.close()
+    })
     this.closed = true
   }
 }

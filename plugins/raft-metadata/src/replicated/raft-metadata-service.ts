@@ -205,6 +205,10 @@ export class RaftMetadataService implements MetadataService {
       // each top-level name lives in exactly one group: merge their sorted lists
       return this.#data.flatMap((r) => r.applier.sm.list('/')).sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
     },
+    isDirectory: (path: string): boolean => {
+      const p = normalizePath(path)
+      return p === '/' || (this.#replicaOfPath(p)?.applier.sm.isDirectory(p) ?? false)
+    },
     extentIds: (): string[] => this.#data.flatMap((r) => r.applier.sm.extentIds()),
     appliedIndex: (): number => this.#systemSm().appliedIndex()
   })

@@ -30,12 +30,27 @@ function hashByte (text: string): number {
   return createHash('sha256').update(text, 'utf8').digest()[0]
 }
 
+/**
+ * Shards of recently seen top-level names: a path's shard is looked up several times per operation
+ * (routing, the state machine's scope check) and top-level names (buckets, tenants) are few, so
+ * hashing each time was measurable. Bounded: emptied when full.
+ */
+const topLevelShards = new Map<string, number>()
+const TOP_LEVEL_SHARDS_CACHED_MAX = 4096
+
 /** The shard of a path (canonicalised first; `/` itself belongs to no shard: InvalidArgument). */
 export function shardOfPath (path: string): number {
   const canonical = normalizePath(path)
   if (canonical === '/') throw new InvalidArgumentError('/ belongs to every shard', { path })
   const end = canonical.indexOf('/', 1)
-  return hashByte(`p:${canonical.slice(1, end < 0 ? undefined : end)}`)
+  const top = canonical.slice(1, end < 0 ? undefined : end)
+  let shard = topLevelShards.get(top)
+  if (shard === undefined) {
+    shard = hashByte(`p:${top}`)
+    if (topLevelShards.size >= TOP_LEVEL_SHARDS_CACHED_MAX) topLevelShards.clear()
+    topLevelShards.set(top, shard)
+  }
+  return shard
 }
 
 /** The shard of a standalone extent (one that no file lists). */

@@ -163,6 +163,7 @@ export class MetadataStateMachine implements MetadataView {
     getFile: (path: string) => this.getFile(path),
     getExtent: (id: string) => this.getExtent(id),
     list: (dir: string) => this.list(dir),
+    isDirectory: (path: string) => this.isDirectory(path),
     extentIds: () => this.extentIds(),
     appliedIndex: () => this.appliedIndex()
   })
@@ -616,6 +617,11 @@ export class MetadataStateMachine implements MetadataView {
    * Entries directly under `dir`, sorted by name (UTF-16 code unit order). Costs O(k) for k entries
    * (plus O(k log k) the first time after the directory changed).
    */
+  isDirectory (path: string): boolean {
+    const p = normalizePath(path)
+    return p === '/' || (this.#dirs.get(p)?.size ?? 0) > 0
+  }
+
   list (dir: string): DirEntry[] {
     const path = normalizePath(dir)
     if (this.#files.has(path)) {

@@ -21,7 +21,7 @@
  * accepted only from a peer and for a transferee that the group itself vets; see RaftGroup.)
  */
 import { lpStream } from '@libp2p/utils'
-import { AbortedError, DeadlineExceededError, UnavailableError } from '@dfs/api'
+import { AbortedError, Deadline, DeadlineExceededError, UnavailableError } from '@dfs/api'
 import type { Logger, PeerIdString, PeerNetwork } from '@dfs/api'
 import type { LengthPrefixedStream } from '@libp2p/utils'
 import type { Stream } from '@libp2p/interface'
@@ -193,11 +193,14 @@ class PeerSender {
           continue
         }
         const { items, frames } = this.takeChunk()
+        const deadline = new Deadline(t.writeTimeoutMs)
         try {
-          await this.lp.writeV(frames, { signal: AbortSignal.timeout(t.writeTimeoutMs) })
+          await this.lp.writeV(frames, { signal: deadline.signal })
         } catch (err) {
           this.fail(err as Error, items)
           return
+        } finally {
+          deadline.clear()
         }
         t.stats.writes++
         t.stats.framesSent += frames.length
