@@ -171,4 +171,45 @@ test('a flipped byte in one stored copy: reads return the right bytes and the co
   await readAll(restarted)
 })
 
+test('a frozen replica delays a put by the write grace, not its deadline; its copies are missing, then completed', async () => {
+  // three live members (the fourth is dead), RF 3: every extent is placed on every live node, the frozen one included
+  await waitFor(async () => {
+    const r = await sb.run(['cluster', 'nodes', '--json', '--node', nodes[0].addr])
+    const ns = (r.json?.nodes ?? []).filter((n: any) => nodes.some((h) => h.id === n.id))
+    return ns.length === 3 && ns.every((n: any) => n.health === 'healthy') ? true : undefined
+  }, 30_000, 'three healthy members')
+  const frozen = nodes[2]
+  const bytes = randomBytes(700_000)
+  const local = join(sb.dir, 'frozen.bin')
+  await writeFile(local, bytes)
+  const c = await client(nodes[0])
+  try {
+    frozen.proc.kill('SIGSTOP')
+    let took = 0
+    try {
+      const t = Date.now()
+      await putFile(c, local, '/frozen/f.bin')
+      took = Date.now() - t
+    } finally {
+      frozen.proc.kill('SIGCONT')
+    }
+    files.set('/frozen/f.bin', sha(bytes))
+    // waiting for every copy would have taken the 30 s call deadline; a frozen metadata leader
+    // would cost an election (about a second) on top of the grace
+    assert.ok(took < 10_000, `the put took ${took} ms`)
+    const st = await c.call<any>('fs.stat', { path: '/frozen/f.bin' })
+    assert.ok(st.extents.every((e: any) => e.replicas.length >= 2), 'every extent has a write quorum')
+    assert.ok(st.extents.some((e: any) => !e.replicas.includes(frozen.id)), 'the frozen node\'s copies are recorded missing')
+    await waitFor(async () => {
+      const now = await c.call<any>('fs.stat', { path: '/frozen/f.bin' })
+      return now.extents.every((e: any) => e.replicas.length === 3) ? true : undefined
+    }, 60_000, 'repair to complete the missing copies once the node is back')
+  } finally {
+    await c.close()
+  }
+  const rep = await replication(nodes[0])
+  assert.equal([rep.underReplicated, rep.missing], [0, 0])
+  await readAll(frozen)
+})
+
 test.run()

@@ -33,6 +33,7 @@
  * - draining members are offered to the policies as suspected: nothing places a copy on them, and
  *   their existing copies still count as live.
  */
+import { setMaxListeners } from 'node:events'
 import {
   CLUSTER_CONFIG_DEFAULTS, DfsError, NotFoundError, REPAIR_DELAY_MS_DEFAULT, UnavailableError, extentChecksum, hasRoomFor
 } from '@dfs/api'
@@ -57,6 +58,16 @@ export const MOVE_EVERY_MS_DEFAULT = 1_000
 export const MOVES_IN_FLIGHT_MAX_DEFAULT = 2
 /** Moves copy at most this many bytes per second, leaving room for client traffic and repair. */
 export const MOVE_BYTES_PER_SECOND_DEFAULT = 32 * 1024 * 1024
+/**
+ * A write that has its quorum gives the other copies at least this long to acknowledge too, so that
+ * a replica that is merely slower (a loaded node, a busy disk) still gets its copy recorded and only
+ * one that is hung or failing is left to repair…
+ */
+export const QUORUM_GRACE_MS_MIN = 500
+/** …or three times as long as the quorum took, if longer… */
+export const QUORUM_GRACE_FACTOR = 3
+/** …but never more than this. */
+export const QUORUM_GRACE_MS_MAX = 5_000
 /** A move that failed this many times on one coordinator is cancelled (a later plan may retry it). */
 const MOVE_ATTEMPTS_MAX = 5
 /** Intents recorded at once while recording a plan. */
@@ -175,24 +186,75 @@ export class DefaultReplication implements ReplicationService {
     const quorum = options.sync === 'all' ? want : Math.floor(want / 2) + 1
     const checksum = extentChecksum(bytes)
     const identity = { id, size: bytes.byteLength, checksum }
-    const results = await Promise.allSettled(targets.map(async (peer) => {
-      await this.#init.peers.put(peer, identity, bytes, { signal: options.signal })
-    }))
-    const acked = targets.filter((_, i) => results[i].status === 'fulfilled')
-    const missing = targets.filter((_, i) => results[i].status === 'rejected')
+    const outcome = await this.#fanOut(targets, quorum, options.signal, async (peer, signal) => {
+      await this.#init.peers.put(peer, identity, bytes, { signal })
+    })
+    const acked = targets.filter((_, i) => outcome[i] === 'acked')
+    const missing = targets.filter((_, i) => outcome[i] !== 'acked')
     if (acked.length < quorum) {
       // nothing will reference these copies: take them back (the start-up sweep catches any left)
-      void Promise.allSettled(acked.map(async (peer) => { await this.#init.peers.delete(peer, id) }))
+      void Promise.allSettled(targets.map(async (peer) => { await this.#init.peers.delete(peer, id) }))
       const failures = missing.map((peer) => {
-        const r = results[targets.indexOf(peer)] as PromiseRejectedResult
-        return { node: peer, error: (r.reason as Error)?.name ?? 'Error', message: (r.reason as Error)?.message ?? String(r.reason) }
+        const r = outcome[targets.indexOf(peer)]
+        const err = r instanceof Error ? r : undefined
+        return { node: peer, error: err?.name ?? 'Unanswered', message: err?.message ?? 'no answer before the write gave up' }
       })
       options.signal?.throwIfAborted()
       throw new UnavailableError(`only ${acked.length} of ${targets.length} replicas stored extent ${id}; ${quorum} needed`,
         { extent: id, acked, quorum, failures })
     }
-    if (missing.length > 0) this.#log('extent %s: copies on %o missing, left to repair', id, missing)
+    if (missing.length > 0) {
+      this.#log('extent %s: copies on %o missing, left to repair', id, missing)
+      // a copy that was cut off or failed late may still land: nothing lists it, so take it back
+      void Promise.allSettled(missing.map(async (peer) => { await this.#init.peers.delete(peer, id) }))
+    }
     return { extent: { id, size: bytes.byteLength, checksum, replicas: acked }, missing }
+  }
+
+  /**
+   * Runs `put` on every target in parallel and settles once the write is decided: every target
+   * answered, or a quorum acknowledged and the others had their grace (QUORUM_GRACE_FACTOR times as
+   * long as the quorum took, at least QUORUM_GRACE_MS_MIN, at most QUORUM_GRACE_MS_MAX), or a quorum can no longer be
+   * reached. A target still running then is cut off (its call aborted): a hung or overloaded replica
+   * delays a write by the grace, not by the call's whole deadline, and its copy counts as missing.
+   * Each outcome: 'acked', the error, or 'cut'.
+   */
+  async #fanOut (targets: PeerIdString[], quorum: number, signal: AbortSignal | undefined,
+    put: (peer: PeerIdString, signal: AbortSignal) => Promise<void>): Promise<Array<'acked' | 'cut' | Error>> {
+    const outcome: Array<'acked' | 'cut' | Error | undefined> = targets.map(() => undefined)
+    const cut = new AbortController()
+    setMaxListeners(Infinity, cut.signal)
+    const onAbort = (): void => { cut.abort(signal?.reason) }
+    signal?.addEventListener('abort', onAbort, { once: true })
+    const started = Date.now()
+    let grace: ReturnType<typeof setTimeout> | undefined
+    try {
+      await new Promise<void>((resolve) => {
+        let acked = 0
+        let failed = 0
+        const settle = (i: number, r: 'acked' | Error): void => {
+          if (outcome[i] !== undefined) return
+          outcome[i] = r
+          if (r === 'acked') acked++
+          else failed++
+          if (acked + failed === targets.length || targets.length - failed < quorum) {
+            resolve()
+          } else if (acked >= quorum && grace === undefined) {
+            const ms = Math.min(QUORUM_GRACE_MS_MAX, Math.max(QUORUM_GRACE_MS_MIN, QUORUM_GRACE_FACTOR * (Date.now() - started)))
+            grace = setTimeout(resolve, ms)
+          }
+        }
+        targets.forEach((peer, i) => {
+          put(peer, cut.signal).then(() => { settle(i, 'acked') }, (err) => { settle(i, err instanceof Error ? err : new Error(String(err))) })
+        })
+      })
+    } finally {
+      if (grace !== undefined) clearTimeout(grace)
+      signal?.removeEventListener('abort', onAbort)
+    }
+    const result = outcome.map((r) => r ?? 'cut')
+    if (result.includes('cut')) cut.abort(new UnavailableError('the write was decided without this copy'))
+    return result
   }
 
   async read (extent: ExtentRecord, options: CallOptions = {}): Promise<Uint8Array> {

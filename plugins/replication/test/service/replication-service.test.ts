@@ -8,7 +8,7 @@ import type {
 } from '@dfs/api'
 import { DefaultPlacement } from '../../src/policies/default-placement.js'
 import { DefaultRebalance } from '../../src/policies/default-rebalance.js'
-import { DefaultReplication } from '../../src/service/replication-service.js'
+import { DefaultReplication, QUORUM_GRACE_MS_MIN } from '../../src/service/replication-service.js'
 
 /**
  * The replication service against in-memory doubles of the network and the cluster (the real
@@ -26,14 +26,22 @@ function node (id: string, region = 'r1', health: ClusterNode['health'] = 'healt
 class FakePeers implements ExtentPeers {
   readonly copies = new Map<PeerIdString, Map<string, Uint8Array>>()
   readonly down = new Set<PeerIdString>()
+  /** Peers whose puts never answer (until their signal aborts them). */
+  readonly hung = new Set<PeerIdString>()
+  readonly aborted: PeerIdString[] = []
   readonly reads: PeerIdString[][] = []
 
   #check (peer: PeerIdString): void {
     if (this.down.has(peer)) throw new NodeUnreachableError(`${peer} is down`)
   }
 
-  async put (peer: PeerIdString, extent: ExtentIdentity, bytes: Uint8Array): Promise<void> {
+  async put (peer: PeerIdString, extent: ExtentIdentity, bytes: Uint8Array, options?: CallOptions): Promise<void> {
     this.#check(peer)
+    if (this.hung.has(peer)) {
+      await new Promise((resolve, reject) => {
+        options?.signal?.addEventListener('abort', () => { this.aborted.push(peer); reject(options.signal?.reason) }, { once: true })
+      })
+    }
     assert.is(extentChecksum(bytes), extent.checksum, 'the coordinator sends the checksum of the bytes')
     const m = this.copies.get(peer) ?? new Map()
     m.set(extent.id, bytes)
@@ -110,6 +118,33 @@ test('a write goes to RF nodes and records only the copies that acknowledged', a
     assert.unreachable('sync all with a node down')
   } catch (err) {
     assert.is((err as Error).name, 'Unavailable')
+  }
+})
+
+test('a hung replica delays a write by the grace after the quorum, not the deadline; its copy counts as missing', async () => {
+  const peers = new FakePeers()
+  const nodes = ['n1', 'n2', 'n3'].map((id) => node(id))
+  peers.hung.add('n3')
+  const t = Date.now()
+  const w = await service(nodes, peers).write(ID, new Uint8Array(10))
+  const took = Date.now() - t
+  assert.ok(took >= QUORUM_GRACE_MS_MIN - 2 && took < 1000, `decided after ${took} ms`)
+  assert.equal([...w.extent.replicas].sort(), ['n1', 'n2'])
+  assert.equal(w.missing, ['n3'])
+  assert.equal(peers.aborted, ['n3'], 'the hung call is cut off')
+  // one acknowledgement and a hung replica: the write waits for the hung one until the caller gives up
+  const peers2 = new FakePeers()
+  peers2.hung.add('n3')
+  peers2.down.add('n2')
+  const t2 = Date.now()
+  try {
+    const caller = new AbortController()
+    setTimeout(() => { caller.abort(new Error('the caller gave up')) }, 300)
+    await service(nodes, peers2).write(ID, new Uint8Array(10), { signal: caller.signal })
+    assert.unreachable('one of three acknowledged')
+  } catch (err) {
+    assert.is((err as Error).message, 'the caller gave up')
+    assert.ok(Date.now() - t2 >= 250)
   }
 })
 
