@@ -123,7 +123,8 @@ export type MetadataOp =
   | { type: 'DeleteExtent', id: string }
   | { type: 'UpdateReplication', id: string, replicas: PeerIdString[] }
   /** Switches one replica from `from` to `to` in place; clears a recorded move. */
-  | { type: 'MigrateExtent', id: string, from: PeerIdString, to: PeerIdString }
+  /** `recorded`: only while this very move is recorded on the extent (a cancelled one is refused: NotFound). */
+  | { type: 'MigrateExtent', id: string, from: PeerIdString, to: PeerIdString, recorded?: true }
   /** Records a move intent (see ExtentRecord.move): `from` holds a copy, `to` none, no move recorded yet. */
   | { type: 'StartMove', id: string, from: PeerIdString, to: PeerIdString }
   /** Drops the extent's recorded move (its target became unfit); the replica set is unchanged. */

@@ -109,6 +109,13 @@ export interface DrainResult extends RebalanceResult {
   remaining: number
 }
 
+/** `dfs cluster drain NODE --cancel --json`. */
+export interface UndrainResult {
+  node: PeerIdString
+  /** Moves off the node that were still recorded and are now cancelled (moves already switched stay done). */
+  cancelled: number
+}
+
 /** Where a set of recorded moves stands. */
 export interface MoveProgress {
   /** Replica switched: the copy is on `to` and no longer listed on `from`. */
@@ -173,6 +180,11 @@ export interface ReplicationService {
    * the node. NotFound if the node is not a member.
    */
   drain: (node: PeerIdString, options?: Omit<RebalanceOptions, 'dryRun'>) => Promise<DrainResult>
+  /**
+   * Stops draining `node`: it takes new copies again, and every move off it still recorded is
+   * cancelled (copies already moved stay where they are). NotFound if the node is not a member.
+   */
+  undrain: (node: PeerIdString, options?: CallOptions) => Promise<UndrainResult>
   /** How far the given moves have got (from linearizable metadata). */
   moveProgress: (moves: ReadonlyArray<Omit<RebalanceMove, 'bytes'>>, options?: CallOptions) => Promise<MoveProgress>
 }

@@ -122,6 +122,34 @@ test('a fifth node joins four holding 30 files: rebalance --wait moves copies on
   await readAll(nodes[0])
 })
 
+test('drain --cancel: the node takes copies again and its pending moves are cancelled; files read identical', async () => {
+  const status = await dfs(['cluster', 'status', '--node', nodes[0].addr])
+  const node = nodes.find((n) => n.id !== status.leader && n.id !== nodes[0].id) as NodeHandle
+  const drain = await dfs(['cluster', 'drain', node.id, '--node', nodes[0].addr])
+  assert.ok(drain.planned > 1, `drain planned ${drain.planned}`)
+  const draining = async (): Promise<boolean> =>
+    (await dfs(['cluster', 'nodes', '--node', nodes[0].addr])).nodes.find((n: any) => n.id === node.id).draining
+  assert.is(await draining(), true)
+  // moves run at 1 MiB/s: most are still recorded when the drain is called off
+  const cancel = await dfs(['cluster', 'drain', node.id, '--cancel', '--node', nodes[0].addr])
+  assert.is(cancel.node, node.id)
+  assert.ok(cancel.cancelled > 0, `cancelled ${cancel.cancelled}`)
+  assert.is(await draining(), false)
+  const c = await client(nodes[0])
+  try {
+    const p = await c.call<any>('cluster.rebalance.progress', { moves: drain.moves.map(({ extent, from, to }: any) => ({ extent, from, to })) })
+    assert.is(p.pending, 0, 'no move off the node is still recorded')
+    assert.is(p.completed + cancel.cancelled <= drain.planned, true)
+  } finally {
+    await c.close()
+  }
+  const left = (await extents(nodes[0])).filter((e) => e.replicas.includes(node.id)).length
+  assert.ok(left > 0, 'the copies not moved stay on the node')
+  const both = await sb.run(['cluster', 'drain', node.id, '--cancel', '--wait', '--node', nodes[0].addr])
+  assert.is(both.code, 2, '--cancel and --wait do not go together')
+  await readAll(nodes[0])
+})
+
 test('drain with the coordinator killed mid-move: the moves finish, nothing is lost, the node ends empty', async () => {
   const status = await dfs(['cluster', 'status', '--node', nodes[0].addr])
   const leader = nodes.find((n) => n.id === status.leader)

@@ -1,30 +1,40 @@
 import { Args, Flags } from '@oclif/core'
 import { DeadlineExceededError } from '@dfs/api'
-import type { DrainResult, MoveProgress } from '@dfs/api'
+import type { DrainResult, MoveProgress, UndrainResult } from '@dfs/api'
 import { ClientCommand } from '../../cli/base-command.js'
 import { Progress } from '../../cli/progress.js'
 
 /** How often --wait asks again (each call also plans moves for copies whose move was cancelled). */
 const POLL_MS = 1000
 
-export default class ClusterDrain extends ClientCommand<DrainResult & { name: string }> {
+type Drained = (DrainResult | UndrainResult) & { name: string }
+
+export default class ClusterDrain extends ClientCommand<Drained> {
   static override summary = 'Move every extent copy off a node before it is removed'
   static override description = `Marks the node draining (it takes no new copies) and records a move for each copy it holds, to
 a node the placement policy picks; the metadata leader executes the moves like rebalance moves.
-With --wait the command returns once no extent lists the node; then "dfs cluster nodes remove NODE".`
+With --wait the command returns once no extent lists the node; then "dfs cluster nodes remove NODE".
+--cancel stops a drain: the node takes new copies again and the moves off it still recorded are
+cancelled (copies already moved stay where they are).`
 
   static override args = {
     node: Args.string({ description: 'the node\'s PeerId or name', required: true })
   }
 
   static override flags = {
-    wait: Flags.boolean({ description: 'wait until no extent has a copy on the node' }),
+    wait: Flags.boolean({ description: 'wait until no extent has a copy on the node', exclusive: ['cancel'] }),
+    cancel: Flags.boolean({ description: 'stop draining the node and cancel its pending moves', exclusive: ['wait'] }),
     'wait-timeout': Flags.integer({ description: 'with --wait: give up waiting after this many ms (the moves go on)', default: 30 * 60_000, min: 1 })
   }
 
-  async run (): Promise<DrainResult & { name: string }> {
+  async run (): Promise<Drained> {
     const { args, flags } = await this.parse(ClusterDrain)
     const client = await this.client(flags)
+    if (flags.cancel) {
+      const u = await client.call<UndrainResult & { name: string }>('cluster.undrain', { node: args.node })
+      this.say(`${u.name} (${u.node}): no longer draining, ${u.cancelled} pending moves cancelled`)
+      return u
+    }
     const first = await client.call<DrainResult & { name: string }>('cluster.drain', { node: args.node })
     let r = first
     const moves = [...first.moves]

@@ -71,6 +71,8 @@ export interface ClusterNode {
   region: string
   health: 'healthy' | 'suspected' | 'failed'
   voter: boolean
+  /** Being drained: it takes no new copies (`dfs cluster drain`). */
+  draining: boolean
 }
 
 /** `cluster.status`: the cluster as this node sees it; `cluster.nodes`: its members. */
@@ -134,7 +136,8 @@ export function clusterMethods (init: ClusterMethodsInit): RpcMethod[] {
             addrs: m.addrs,
             region: m.region,
             health: init.health(m.id),
-            voter: voting.has(m.id)
+            voter: voting.has(m.id),
+            draining: m.draining === true
           }))
         }
       }
@@ -251,6 +254,17 @@ export function clusterMethods (init: ClusterMethodsInit): RpcMethod[] {
         const members = await init.metadata.read((view) => view.members(), { signal, scope: { system: true } })
         const member = memberNamed(members, params.node)
         return { name: member.name, ...await replicationOf(init).drain(member.id, { wait: params.wait, signal }) }
+      }
+    },
+    {
+      name: 'cluster.undrain',
+      action: Action.ClusterAdmin,
+      kind: 'unary',
+      params: (raw) => ({ node: text(record(raw, 'cluster.undrain'), 'node', { max: 255 }) }),
+      handle: async ({ params, signal }: { params: { node: string }, signal: AbortSignal }) => {
+        const members = await init.metadata.read((view) => view.members(), { signal, scope: { system: true } })
+        const member = memberNamed(members, params.node)
+        return { name: member.name, ...await replicationOf(init).undrain(member.id, { signal }) }
       }
     },
     {

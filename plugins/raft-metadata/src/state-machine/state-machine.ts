@@ -371,7 +371,15 @@ export class MetadataStateMachine implements MetadataView {
     if (from === to) {
       throw new InvalidArgumentError('from and to are the same node', { id, from, to })
     }
+    const recorded = field(op, 'recorded')
+    if (recorded !== undefined && recorded !== true) throw new InvalidArgumentError('recorded must be true when given', { field: 'recorded' })
     const old = this.#requireExtentRecord(id)
+    // the switch of a recorded move happens only while that move is still recorded: a cancelled
+    // move stays cancelled even when its copy was already made (entries without the field, as
+    // written before it existed, keep switching unconditionally)
+    if (recorded === true && (old.move?.from !== from || old.move.to !== to)) {
+      throw new NotFoundError(`extent ${id} has no move from ${from} to ${to} recorded`, { id, from, to })
+    }
     const at = old.replicas.indexOf(from)
     if (at < 0) {
       throw new NotFoundError(`extent ${id} has no replica on ${from}`, { id, from, replicas: [...old.replicas] })

@@ -42,6 +42,23 @@ test('StartMove records the intent; MigrateExtent switches the replica and clear
   assert.is(sm.getExtent(uuid(1))?.move, undefined)
 })
 
+test('MigrateExtent with recorded: only while that move is recorded, so a cancelled move stays cancelled', () => {
+  const sm = new MetadataStateMachine()
+  ok(sm, { type: 'CreateExtent', extent: extent(1) })
+  rejects(sm, { type: 'MigrateExtent', id: uuid(1), from: 'n2', to: 'n7', recorded: true }, 'NotFound')
+  ok(sm, { type: 'StartMove', id: uuid(1), from: 'n2', to: 'n7' })
+  rejects(sm, { type: 'MigrateExtent', id: uuid(1), from: 'n3', to: 'n7', recorded: true }, 'NotFound')
+  rejects(sm, { type: 'MigrateExtent', id: uuid(1), from: 'n2', to: 'n8', recorded: true }, 'NotFound')
+  rejects(sm, { type: 'MigrateExtent', id: uuid(1), from: 'n2', to: 'n7', recorded: 'yes' }, 'InvalidArgument')
+  ok(sm, { type: 'CancelMove', id: uuid(1) })
+  rejects(sm, { type: 'MigrateExtent', id: uuid(1), from: 'n2', to: 'n7', recorded: true }, 'NotFound')
+  ok(sm, { type: 'StartMove', id: uuid(1), from: 'n2', to: 'n7' })
+  const done = ok(sm, { type: 'MigrateExtent', id: uuid(1), from: 'n2', to: 'n7', recorded: true })
+  assert.equal(done.extent, { ...extent(1), replicas: ['n1', 'n7', 'n3'] })
+  // without the field (entries written before it existed) the switch is unconditional, as it was
+  ok(sm, { type: 'MigrateExtent', id: uuid(1), from: 'n3', to: 'n9' })
+})
+
 test('StartMove rejects a source without a copy, a target with one, a second move and bad fields', () => {
   const sm = new MetadataStateMachine()
   ok(sm, { type: 'CreateExtent', extent: extent(1) })

@@ -40,7 +40,7 @@ import {
 import type {
   CallOptions, ClusterConfig, ClusterNode, DrainResult, ExtentRecord, Logger, MemberRecord, MoveProgress, PeerIdString,
   RebalanceMove, RebalanceOptions, RebalanceResult, ReplicatedWrite, ReplicatedWriteOptions, ReplicationService,
-  ReplicationServiceInit, ReplicationStatus
+  ReplicationServiceInit, ReplicationStatus, UndrainResult
 } from '@dfs/api'
 
 export const REPAIR_EVERY_MS_DEFAULT = 5_000
@@ -347,6 +347,28 @@ export class DefaultReplication implements ReplicationService {
     return { node, planned: moves.length, completed, moves, remaining }
   }
 
+  async undrain (node: PeerIdString, options: CallOptions = {}): Promise<UndrainResult> {
+    const { signal } = options
+    const present = await this.#init.metadata.read((v) => v.members().some((m) => m.id === node), { signal, scope: { system: true } })
+    if (!present) throw new NotFoundError(`no member ${node}`, { node })
+    await this.#init.metadata.propose({ type: 'SetDraining', id: node, draining: false }, { signal })
+    // read after the flag is down: no drain (this node's or another's) plans a move off it any more
+    const moving = await this.#init.metadata.read((v) => allExtents(v).filter((e) => e.move?.from === node).map((e) => e.id),
+      { signal, scope: { extents: true } })
+    let cancelled = 0
+    for (const id of moving) {
+      try {
+        await this.#init.metadata.propose({ type: 'CancelMove', id }, { signal })
+        cancelled++
+      } catch (err) {
+        // the coordinator finished (or cancelled) it meanwhile
+        if (!(err instanceof DfsError && err.name === 'NotFound')) throw err
+      }
+    }
+    this.#log('drain of %s cancelled: %d moves', node, cancelled)
+    return { node, cancelled }
+  }
+
   /**
    * Records a move for every copy on `node` that has none: the placement policy picks one new node
    * for the extent's other copies (the draining node shows as suspected, so it is never picked).
@@ -471,7 +493,7 @@ export class DefaultReplication implements ReplicationService {
       const signal = AbortSignal.any([this.#stopping.signal, AbortSignal.timeout(REPAIR_COPY_TIMEOUT_MS)])
       await peers.replicate(move.to, extent, this.#readOrder(extent.replicas), { signal })
       try {
-        await metadata.propose({ type: 'MigrateExtent', id: extent.id, from: move.from, to: move.to }, { signal: this.#stopping.signal })
+        await metadata.propose({ type: 'MigrateExtent', id: extent.id, from: move.from, to: move.to, recorded: true }, { signal: this.#stopping.signal })
       } catch (err) {
         // rejected (not merely unanswered): the replica set changed under the move, so unless the
         // target is now listed its fresh copy is garbage

@@ -9,8 +9,12 @@ export default class ClusterNodes extends ClientCommand<{ nodes: ClusterNode[] }
     const client = await this.client(flags)
     const r = await client.call<{ nodes: ClusterNode[] }>('cluster.nodes', {})
     for (const n of r.nodes) {
-      this.say(`${n.id}  ${n.name.padEnd(12)} ${n.region.padEnd(10)} ${n.health.padEnd(9)} ${n.voter ? 'voter' : 'learner'}  ${n.addrs.join(',')}`)
+      this.say(`${n.id}  ${n.name.padEnd(12)} ${n.region.padEnd(10)} ${n.health.padEnd(9)} ${(n.voter ? 'voter' : 'learner').padEnd(7)} ${n.draining ? 'draining ' : ''}${n.addrs.join(',')}`)
     }
-    return { nodes: r.nodes.map((n) => ({ id: n.id, name: n.name, addrs: n.addrs, region: n.region, health: n.health, voter: n.voter })) }
+    return {
+      nodes: r.nodes.map((n) => ({
+        id: n.id, name: n.name, addrs: n.addrs, region: n.region, health: n.health, voter: n.voter, draining: n.draining === true
+      }))
+    }
   }
 }
