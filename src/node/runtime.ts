@@ -253,7 +253,15 @@ export class NodeRuntime {
       undo.unshift(async () => { await replication.stop() })
       const files = new FileService({ nodeId: id, store, metadata, gc, extentSize: init.extentSize, replication })
       const rpc = new RpcServer({ host, authorize: async (peer, action, options) => { await security.authorize(peer, action, options) } })
-      rpc.register(...fsMethods(files), ...clusterMethods({ nodeId: id, metadata, health: (m) => membership.health(m), replication, policies: policies.names }), ...extentMethods(store), ...extentWriteMethods(extentPeers.local), ...(faults?.methods() ?? []))
+      rpc.register(...fsMethods(files), ...clusterMethods({
+        nodeId: id,
+        metadata,
+        health: (m) => membership.health(m),
+        replication,
+        policies: policies.names,
+        askPeer: async <T>(peer: string, method: string, params: unknown, signal: AbortSignal): Promise<T> =>
+          await extents.withPeer(peer, signal, async (client) => await client.call<T>(method, params, { signal }))
+      }), ...extentMethods(store), ...extentWriteMethods(extentPeers.local), ...(faults?.methods() ?? []))
       await rpc.start()
       undo.unshift(async () => { await rpc.stop() })
 

@@ -1,9 +1,12 @@
 import { Action } from '../../security/index.js'
 import { JOIN_TOKEN_TTL_MS_DEFAULT, JOIN_TOKEN_TTL_MS_MAX, mintJoinToken, verifyJoinToken } from '../../security/join-token.js'
 import { integer, record, text } from './params.js'
-import { InvalidArgumentError, NotFoundError, REBALANCE_MOVES_LIMIT, UnavailableError, UnknownServiceError } from '@dfs/api'
-import type { ClusterConfig, MemberRecord, MetadataGroupInfo, MetadataService, ReplicationService } from '@dfs/api'
+import { logger } from '@libp2p/logger'
+import { Deadline, InvalidArgumentError, NotFoundError, REBALANCE_MOVES_LIMIT, UnavailableError, UnknownServiceError } from '@dfs/api'
+import type { ClusterConfig, MemberRecord, MetadataGroupInfo, MetadataService, ReplicationService, ReplicationStatus } from '@dfs/api'
 import type { RpcMethod } from '../../net/rpc/types.js'
+
+const log = logger('dfs:node:cluster')
 
 export interface ClusterStatus {
   clusterId: string
@@ -83,7 +86,12 @@ export interface ClusterMethodsInit {
   replication?: ReplicationService
   /** The policies of a kind this node has installed. */
   policies?: (kind: 'placement' | 'rebalance') => string[]
+  /** Calls `method` on another member (as this node), e.g. to ask the repair coordinator what it is doing. */
+  askPeer?: <T>(peer: string, method: string, params: unknown, signal: AbortSignal) => Promise<T>
 }
+
+/** How long `cluster.replication` waits for the repair coordinator's own figure. */
+const COORDINATOR_ASK_TIMEOUT_MS = 2000
 
 /** Settings `dfs cluster config set` takes, by their command-line names. */
 const CONFIG_KEYS = {
@@ -153,10 +161,23 @@ export function clusterMethods (init: ClusterMethodsInit): RpcMethod[] {
       name: 'cluster.replication',
       action: Action.ClusterRead,
       kind: 'unary',
-      params: (raw) => record(raw ?? {}, 'cluster.replication'),
-      handle: async ({ signal }) => {
+      params: (raw) => ({ here: flag(record(raw ?? {}, 'cluster.replication'), 'here') }),
+      handle: async ({ params, signal }: { params: { here: boolean }, signal: AbortSignal }) => {
         if (init.replication == null) throw new UnavailableError('this node runs no replication service')
-        return await init.replication.status({ signal })
+        const status = await init.replication.status({ signal })
+        // copies being made are known to the repair coordinator (the system group's leader) only
+        const coordinator = init.metadata.status().leader
+        if (!params.here && coordinator !== undefined && coordinator !== init.nodeId && init.askPeer != null) {
+          const ask = new Deadline(COORDINATOR_ASK_TIMEOUT_MS, signal)
+          try {
+            status.repairing = (await init.askPeer<ReplicationStatus>(coordinator, 'cluster.replication', { here: true }, ask.signal)).repairing
+          } catch (err) {
+            log('cluster.replication: the coordinator %s did not say what it repairs: %s', coordinator, (err as Error).message)
+          } finally {
+            ask.clear()
+          }
+        }
+        return status
       }
     },
     {
