@@ -69,7 +69,7 @@ test('cluster status on one node', async () => {
   assert.equal(r.json.nodes, { total: 1, healthy: 1, suspected: 0, failed: 0 })
   const nodes = await sb.run(['cluster', 'nodes', '--json', '--node', node.addr])
   assert.is(nodes.code, 0, nodes.stderr)
-  assert.equal(nodes.json, { nodes: [{ id: node.id, name: 'alpha', addrs: node.addrs, region: 'eu-west', health: 'healthy', voter: true }] })
+  assert.equal(nodes.json, { nodes: [{ id: node.id, name: 'alpha', addrs: node.addrs, region: 'eu-west', health: 'healthy', voter: true, draining: false }] })
 })
 
 test('cluster token create gives a join token to an Admin only; a bad ttl changes nothing', async () => {

@@ -9,4 +9,4 @@ export {
   SnapshotOutOfDateError, InvalidConfChangeError, CorruptLogError
 } from './errors.js'
 export { CAMPAIGN_TRANSFER_CONTEXT } from './constants.js'
-export { LevelStorage } from './level-storage.js'
+export { LevelStorage, RaftLogDb } from './level-storage.js'

@@ -4,8 +4,11 @@
  * are synchronous, served from an in-memory copy of the persisted log (a MemoryStorage) that is only
  * updated after the write succeeded, so the core never sees anything that is not durable.
  *
- * Layout (utf8 keys, byte values; each value is CBOR followed by a big-endian CRC-32 of that CBOR,
- * computed before writing and verified after reading):
+ * Several groups may share one LevelDB (RaftLogDb: group commit, one fsync for concurrent writes of
+ * different groups); each group's keys then start with its prefix (`g<group>/`).
+ *
+ * Layout of one group (utf8 keys after the prefix, byte values; each value is CBOR followed by a
+ * big-endian CRC-32 of that CBOR, computed before writing and verified after reading):
  *   m/hs         hard state            { t, v, c }
  *   m/snap       newest snapshot       { i, t, v: voters, l: learners, d: data }
  *   m/compacted  last compacted entry  { i, t }   (<= snapshot index)
@@ -118,20 +121,103 @@ function decodeEntry (key: string, b: Uint8Array): Entry {
   return { index: num(key, v.i, 'index'), term: num(key, v.t, 'term'), type, data: bytesOf(key, v.d, 'data') }
 }
 
-type BatchOp = { type: 'put', key: string, value: Uint8Array } | { type: 'del', key: string }
+export type BatchOp = { type: 'put', key: string, value: Uint8Array } | { type: 'del', key: string }
 
 function sameHardState (a: HardState, b: HardState): boolean {
   return a.term === b.term && a.vote === b.vote && a.commit === b.commit
 }
 
+interface PendingWrite {
+  ops: BatchOp[]
+  sync: boolean
+  resolve: () => void
+  reject: (err: Error) => void
+}
+
+/**
+ * One LevelDB that holds the Raft logs of several groups (each under its own key prefix), written
+ * with group commit: writes submitted while a batch is being written go together in the next batch,
+ * with one fsync. A node runs several Raft groups (the system group and the data groups); with a log
+ * each, every group paid its own fsync per Ready — on a busy node several fsyncs at once, each a
+ * LevelDB batch and a flush of the same disk. Shared, concurrent Readies of different groups share
+ * one. A group's own writes keep their order (each LevelStorage issues one at a time), and a batch
+ * is atomic, so merging changes nothing about what is durable when a write resolves.
+ */
+export class RaftLogDb {
+  readonly db: Level<string, Uint8Array>
+  readonly dir: string
+  #queue: PendingWrite[] = []
+  #writing = false
+  #closed = false
+  /** Batches written and the writes they carried (writes / batches: how much group commit merged). */
+  readonly stats = { batches: 0, writes: 0 }
+
+  private constructor (dir: string, db: Level<string, Uint8Array>) {
+    this.dir = dir
+    this.db = db
+  }
+
+  static async open (dir: string): Promise<RaftLogDb> {
+    const db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
+    await db.open()
+    return new RaftLogDb(dir, db)
+  }
+
+  /** Whether the group under `prefix` has a log here (its hard state is written when it is created). */
+  async has (prefix: string): Promise<boolean> {
+    return (await this.db.get(prefix + KEY_HARD_STATE)) !== undefined
+  }
+
+  /** Writes `ops` atomically (fsync'd when `sync`), possibly in one batch with other groups' writes. */
+  async write (ops: BatchOp[], sync: boolean): Promise<void> {
+    if (this.#closed) throw new Error('raft log is closed')
+    if (ops.length > MAX_BATCH_OPS) throw new Error(`raft storage: batch of ${ops.length} operations exceeds ${MAX_BATCH_OPS}`)
+    await new Promise<void>((resolve, reject) => {
+      this.#queue.push({ ops, sync, resolve, reject })
+      if (!this.#writing) void this.#drain()
+    })
+  }
+
+  async #drain (): Promise<void> {
+    this.#writing = true
+    try {
+      while (this.#queue.length > 0) {
+        const q = this.#queue
+        this.#queue = []
+        const ops = q.length === 1 ? q[0].ops : q.flatMap((w) => w.ops)
+        try {
+          await this.db.batch(ops, { sync: q.some((w) => w.sync) })
+          this.stats.batches++
+          this.stats.writes += q.length
+          for (const w of q) w.resolve()
+        } catch (err) {
+          for (const w of q) w.reject(err as Error)
+        }
+      }
+    } finally {
+      this.#writing = false
+    }
+  }
+
+  async close (): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    await this.db.close()
+  }
+}
+
 export class LevelStorage implements Storage {
-  private readonly db: Level<string, Uint8Array>
+  private readonly log: RaftLogDb
+  /** This group's key prefix in the log ('' for a log of its own). */
+  private readonly prefix: string
+  /** Whether closing this storage closes the log (a log of its own). */
+  private readonly ownsLog: boolean
   /**
-   * What is durable in `db`, for synchronous reads; updated only after a write succeeded. One
+   * What is durable in the log, for synchronous reads; updated only after a write succeeded. One
    * exception: the hard state's commit index may run ahead of `written` (see saveReady).
    */
   private readonly mem: MemoryStorage
-  /** The hard state as last written to `db`. */
+  /** The hard state as last written to the log. */
   private written: HardState
   /** Serializes writes: each starts after the previous one finished (in call order). */
   private tail: Promise<void> = Promise.resolve()
@@ -139,51 +225,60 @@ export class LevelStorage implements Storage {
   /** Batches written by saveReady, and how many of them were fsync'd. */
   readonly stats = { batches: 0, syncedBatches: 0, commitOnlyKept: 0 }
 
-  private constructor (db: Level<string, Uint8Array>, mem: MemoryStorage) {
-    this.db = db
+  private constructor (log: RaftLogDb, prefix: string, ownsLog: boolean, mem: MemoryStorage) {
+    this.log = log
+    this.prefix = prefix
+    this.ownsLog = ownsLog
     this.mem = mem
     this.written = { ...mem.hardStateNow() }
   }
 
   /**
-   * Opens (creating if needed) the log in `dir` and loads it. A new directory with `init.confState`
-   * is a founding node of a new group (genesis snapshot, as MemoryStorage); without it, a joining node.
+   * Opens (creating if needed) a log of its own in `dir` and loads it. A new directory with
+   * `init.confState` is a founding node of a new group (genesis snapshot, as MemoryStorage); without
+   * it, a joining node.
    */
   static async open (dir: string, init?: { confState?: ConfState }): Promise<LevelStorage> {
-    const db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
-    await db.open()
+    const log = await RaftLogDb.open(dir)
     try {
-      const hsBytes = await db.get(KEY_HARD_STATE)
-      if (hsBytes === undefined) {
-        const mem = new MemoryStorage(init)
-        const snap = mem.snapshot()
-        await db.batch([
-          { type: 'put', key: KEY_SNAPSHOT, value: encodeSnapshot(snap) },
-          { type: 'put', key: KEY_COMPACTED, value: encodeCompacted({ index: snap.metadata.index, term: snap.metadata.term }) },
-          { type: 'put', key: KEY_HARD_STATE, value: encodeHardState(mem.hardStateNow()) }
-        ], { sync: true })
-        return new LevelStorage(db, mem)
-      }
-      const hardState = decodeHardState(KEY_HARD_STATE, hsBytes)
-      const snapBytes = await db.get(KEY_SNAPSHOT)
-      const compBytes = await db.get(KEY_COMPACTED)
-      if (snapBytes === undefined) throw new CorruptLogError(KEY_SNAPSHOT, 'missing')
-      if (compBytes === undefined) throw new CorruptLogError(KEY_COMPACTED, 'missing')
-      const snapshot = decodeSnapshot(KEY_SNAPSHOT, snapBytes)
-      const compacted = decodeCompacted(KEY_COMPACTED, compBytes)
-      const entries: Entry[] = []
-      for await (const [key, value] of db.iterator({ gte: ENTRY_PREFIX, lt: ENTRY_PREFIX + '\xff' })) {
-        const e = decodeEntry(key, value)
-        const want = compacted.index + 1 + entries.length
-        if (key !== entryKey(e.index) || e.index !== want) throw new CorruptLogError(key, `expected entry ${want}, found ${e.index}`)
-        entries.push(e)
-      }
-      if (compacted.index > snapshot.metadata.index) throw new CorruptLogError(KEY_COMPACTED, 'after the snapshot index')
-      return new LevelStorage(db, MemoryStorage.fromParts({ hardState, snapshot, compacted, entries }))
+      return await LevelStorage.openIn(log, '', init, true)
     } catch (err) {
-      await db.close()
+      await log.close()
       throw err
     }
+  }
+
+  /** Opens (creating if needed, as `open`) the log of the group under `prefix` in a shared log. */
+  static async openIn (log: RaftLogDb, prefix: string, init?: { confState?: ConfState }, ownsLog = false): Promise<LevelStorage> {
+    const db = log.db
+    const K = (key: string): string => prefix + key
+    const hsBytes = await db.get(K(KEY_HARD_STATE))
+    if (hsBytes === undefined) {
+      const mem = new MemoryStorage(init)
+      const snap = mem.snapshot()
+      await log.write([
+        { type: 'put', key: K(KEY_SNAPSHOT), value: encodeSnapshot(snap) },
+        { type: 'put', key: K(KEY_COMPACTED), value: encodeCompacted({ index: snap.metadata.index, term: snap.metadata.term }) },
+        { type: 'put', key: K(KEY_HARD_STATE), value: encodeHardState(mem.hardStateNow()) }
+      ], true)
+      return new LevelStorage(log, prefix, ownsLog, mem)
+    }
+    const hardState = decodeHardState(K(KEY_HARD_STATE), hsBytes)
+    const snapBytes = await db.get(K(KEY_SNAPSHOT))
+    const compBytes = await db.get(K(KEY_COMPACTED))
+    if (snapBytes === undefined) throw new CorruptLogError(K(KEY_SNAPSHOT), 'missing')
+    if (compBytes === undefined) throw new CorruptLogError(K(KEY_COMPACTED), 'missing')
+    const snapshot = decodeSnapshot(K(KEY_SNAPSHOT), snapBytes)
+    const compacted = decodeCompacted(K(KEY_COMPACTED), compBytes)
+    const entries: Entry[] = []
+    for await (const [key, value] of db.iterator({ gte: K(ENTRY_PREFIX), lt: K(ENTRY_PREFIX) + '\xff' })) {
+      const e = decodeEntry(key, value)
+      const want = compacted.index + 1 + entries.length
+      if (key !== K(entryKey(e.index)) || e.index !== want) throw new CorruptLogError(key, `expected entry ${want}, found ${e.index}`)
+      entries.push(e)
+    }
+    if (compacted.index > snapshot.metadata.index) throw new CorruptLogError(K(KEY_COMPACTED), 'after the snapshot index')
+    return new LevelStorage(log, prefix, ownsLog, MemoryStorage.fromParts({ hardState, snapshot, compacted, entries }))
   }
 
   // ---------------------------------------------------------------- Storage (synchronous, from memory)
@@ -234,9 +329,9 @@ export class LevelStorage implements Storage {
         const s = rd.snapshot
         const cur = this.mem.snapshot().metadata.index
         if (s.metadata.index <= cur) throw new SnapshotOutOfDateError(s.metadata.index, cur)
-        for (let i = first; i <= last; i++) ops.push({ type: 'del', key: entryKey(i) })
-        ops.push({ type: 'put', key: KEY_SNAPSHOT, value: encodeSnapshot(s) })
-        ops.push({ type: 'put', key: KEY_COMPACTED, value: encodeCompacted({ index: s.metadata.index, term: s.metadata.term }) })
+        for (let i = first; i <= last; i++) ops.push({ type: 'del', key: this.prefix + entryKey(i) })
+        ops.push({ type: 'put', key: this.prefix + KEY_SNAPSHOT, value: encodeSnapshot(s) })
+        ops.push({ type: 'put', key: this.prefix + KEY_COMPACTED, value: encodeCompacted({ index: s.metadata.index, term: s.metadata.term }) })
         first = s.metadata.index + 1
         last = s.metadata.index
       }
@@ -247,10 +342,10 @@ export class LevelStorage implements Storage {
         if (start > last + 1) throw new Error(`raft storage: missing log entries: appending at ${start} after last index ${last}`)
         for (let i = 0; i < es.length; i++) {
           if (es[i].index !== start + i) throw new Error('raft storage: appended entries are not contiguous')
-          ops.push({ type: 'put', key: entryKey(es[i].index), value: encodeEntry(es[i]) })
+          ops.push({ type: 'put', key: this.prefix + entryKey(es[i].index), value: encodeEntry(es[i]) })
         }
         // The conflicting suffix beyond the new entries.
-        for (let i = start + es.length; i <= last; i++) ops.push({ type: 'del', key: entryKey(i) })
+        for (let i = start + es.length; i <= last; i++) ops.push({ type: 'del', key: this.prefix + entryKey(i) })
       }
       // Only entries, a snapshot, the term and the vote must be on disk before messages go out (paper
       // figure 2: currentTerm, votedFor and log[] are the persistent state). The commit index is
@@ -268,9 +363,8 @@ export class LevelStorage implements Storage {
         }
         return
       }
-      if (!sameHardState(hs, this.written)) ops.push({ type: 'put', key: KEY_HARD_STATE, value: encodeHardState(hs) })
-      if (ops.length > MAX_BATCH_OPS) throw new Error(`raft storage: batch of ${ops.length} operations exceeds ${MAX_BATCH_OPS}`)
-      await this.db.batch(ops, { sync: true })
+      if (!sameHardState(hs, this.written)) ops.push({ type: 'put', key: this.prefix + KEY_HARD_STATE, value: encodeHardState(hs) })
+      await this.log.write(ops, true)
       this.written = { ...hs }
       this.stats.batches++
       this.stats.syncedBatches++
@@ -287,7 +381,7 @@ export class LevelStorage implements Storage {
       if (index <= cur) throw new SnapshotOutOfDateError(index, cur)
       if (index > this.mem.lastIndex()) throw new Error(`raft storage: snapshot index ${index} is after the last index ${this.mem.lastIndex()}`)
       const snap: Snapshot = { metadata: { index, term: this.mem.term(index), confState: cloneConfState(confState) }, data }
-      await this.db.put(KEY_SNAPSHOT, encodeSnapshot(snap), { sync: true })
+      await this.log.write([{ type: 'put', key: this.prefix + KEY_SNAPSHOT, value: encodeSnapshot(snap) }], true)
       return this.mem.createSnapshot(index, confState, data)
     })
   }
@@ -300,9 +394,9 @@ export class LevelStorage implements Storage {
       const snapIndex = this.mem.snapshot().metadata.index
       if (index > snapIndex) throw new Error(`raft storage: compact index ${index} is after the snapshot index ${snapIndex}: create a snapshot first`)
       const ops: BatchOp[] = []
-      for (let i = first; i <= index; i++) ops.push({ type: 'del', key: entryKey(i) })
-      ops.push({ type: 'put', key: KEY_COMPACTED, value: encodeCompacted({ index, term: this.mem.term(index) }) })
-      await this.db.batch(ops, { sync: true })
+      for (let i = first; i <= index; i++) ops.push({ type: 'del', key: this.prefix + entryKey(i) })
+      ops.push({ type: 'put', key: this.prefix + KEY_COMPACTED, value: encodeCompacted({ index, term: this.mem.term(index) }) })
+      await this.log.write(ops, true)
       this.mem.compact(index)
     })
   }
@@ -312,8 +406,8 @@ export class LevelStorage implements Storage {
     await this.serialize(async () => {
       // the commit index kept in memory since the last write (a restart then replays up to it)
       const hs = this.mem.hardStateNow()
-      if (!sameHardState(hs, this.written)) await this.db.put(KEY_HARD_STATE, encodeHardState(hs), { sync: true }).catch(() => {})
-      await this.db.close()
+      if (!sameHardState(hs, this.written)) await this.log.write([{ type: 'put', key: this.prefix + KEY_HARD_STATE, value: encodeHardState(hs) }], true).catch(() => {})
+      if (this.ownsLog) await this.log.close()
     })
     this.closed = true
   }

@@ -1,9 +1,15 @@
 /** Defaults of the replicated metadata service. */
 
-/** The sub-directory of the service's dir that holds the system group's Raft log (LevelDB). */
-export const RAFT_DIR = 'raft'
-/** The sub-directory of data group `g`'s Raft log. */
-export const dataGroupDir = (g: number): string => `raft-g${g}`
+/**
+ * The sub-directory of the service's dir that holds the Raft logs of every group of the node, in one
+ * LevelDB (RaftLogDb), group `g` under the key prefix `groupPrefix(g)`.
+ */
+export const RAFT_LOG_DIR = 'raft-log'
+export const groupPrefix = (g: number): string => `g${g}/`
+/** Where earlier versions kept the system group's log (a LevelDB of its own); migrated at start. */
+export const LEGACY_SYSTEM_LOG_DIR = 'raft'
+/** …and data group `g`'s. */
+export const legacyDataLogDir = (g: number): string => `raft-g${g}`
 /** The file that records how many data groups this node's cluster has (written before their logs). */
 export const LAYOUT_FILE = 'layout.json'
 /** The group number of the system group on the Raft transport. */

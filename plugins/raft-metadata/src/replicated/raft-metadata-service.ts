@@ -36,16 +36,17 @@ import type {
 import { decodeOp, encodeOp } from '../codec.js'
 import { RaftGroup } from '../group/index.js'
 import type { GroupStateMachine, RaftGroupStats } from '../group/index.js'
-import { ConfChangeType, LevelStorage } from '../raft/index.js'
+import { ConfChangeType, LevelStorage, RaftLogDb } from '../raft/index.js'
 import type { ConfState } from '../raft/index.js'
 import { MetadataStateMachine, SYSTEM_OPS } from '../state-machine/index.js'
 import type { StateMachineScope } from '../state-machine/index.js'
 import { RaftTransport } from '../transport/index.js'
 import { SHARD_COUNT, groupOfShard, requireDataGroups, shardOfExtent, shardOfPath, shardsOfGroup } from '../shards/index.js'
 import {
-  DATA_GROUPS_DEFAULT, LAYOUT_FILE, OP_BYTES_MAX_DEFAULT, PROMOTE_EVERY_MS_DEFAULT, RAFT_DIR, SYSTEM_GROUP,
-  TRANSFER_BACKOFF_MS_MAX, TRANSFER_BACKOFF_MS_MIN, dataGroupDir
+  DATA_GROUPS_DEFAULT, LAYOUT_FILE, OP_BYTES_MAX_DEFAULT, PROMOTE_EVERY_MS_DEFAULT, RAFT_LOG_DIR, SYSTEM_GROUP,
+  TRANSFER_BACKOFF_MS_MAX, TRANSFER_BACKOFF_MS_MIN, groupPrefix
 } from './constants.js'
+import { migrateSeparateLogs } from './migrate-logs.js'
 
 export interface RaftPeer {
   id: PeerIdString
@@ -138,6 +139,8 @@ export class RaftMetadataService implements MetadataService {
   #state: ServiceState = 'new'
   #transport: RaftTransport | undefined
   #ownsTransport = false
+  /** The one LevelDB holding every group's log on this node. */
+  #raftLog: RaftLogDb | undefined
   #system: Replica | undefined
   /** Data groups 1..G at index g−1, once G is known and their logs are open. */
   #data: Replica[] = []
@@ -248,7 +251,11 @@ export class RaftMetadataService implements MetadataService {
     const init = this.#init
     try {
       await mkdir(init.dir, { recursive: true })
-      const creating = init.join !== true && !(await exists(join(init.dir, RAFT_DIR)))
+      await migrateSeparateLogs(init.dir, this.#log)
+      const raftLog = await openRaftLog(join(init.dir, RAFT_LOG_DIR))
+      this.#raftLog = raftLog
+      // data logs are created first: the system group's log is what marks a created cluster
+      const creating = init.join !== true && !(await raftLog.has(groupPrefix(SYSTEM_GROUP)))
       let groups = await readLayout(join(init.dir, LAYOUT_FILE))
       if (creating && groups === undefined) {
         groups = init.dataGroups ?? DATA_GROUPS_DEFAULT
@@ -267,7 +274,7 @@ export class RaftMetadataService implements MetadataService {
       // Data logs first: the system log's existence is what marks a created cluster on restart.
       if (groups !== undefined) await this.#openData(groups, creating)
       const applier = new MetadataApplier({ kind: 'system' }, () => { this.#adoptLayout() })
-      const storage = await openStorage(join(init.dir, RAFT_DIR), init.join === true ? undefined : { voters: this.#voters, learners: [] })
+      const storage = await LevelStorage.openIn(raftLog, groupPrefix(SYSTEM_GROUP), init.join === true ? undefined : { confState: { voters: this.#voters, learners: [] } })
       this.#system = { g: SYSTEM_GROUP, applier, storage, group: this.#newGroup(SYSTEM_GROUP, storage, applier) }
       this.#system.group.start()
       // a restarted node finds the other members where metadata last saw them
@@ -329,7 +336,7 @@ export class RaftMetadataService implements MetadataService {
     try {
       for (let g = 1; g <= groups; g++) {
         const applier = new MetadataApplier({ kind: 'data', group: g, groups })
-        const storage = await openStorage(join(this.#init.dir, dataGroupDir(g)), creating ? { voters: this.#voters, learners: [] } : undefined)
+        const storage = await LevelStorage.openIn(this.#requireLog(), groupPrefix(g), creating ? { confState: { voters: this.#voters, learners: [] } } : undefined)
         const replica: Replica = { g, applier, storage, group: this.#newGroup(g, storage, applier) }
         opened.push(replica)
         replica.group.start()
@@ -475,6 +482,18 @@ export class RaftMetadataService implements MetadataService {
     this.#transport = undefined
     this.#ownsTransport = false
     for (const r of replicas) await r.storage.close()
+    await this.#raftLog?.close()
+    this.#raftLog = undefined
+  }
+
+  #requireLog (): RaftLogDb {
+    if (this.#raftLog === undefined) throw new UnavailableError('the metadata service is not running')
+    return this.#raftLog
+  }
+
+  /** Batches the node's shared Raft log wrote, and the group writes they carried. */
+  get logStats (): { batches: number, writes: number } | undefined {
+    return this.#raftLog === undefined ? undefined : { ...this.#raftLog.stats }
   }
 
   status (): MetadataStatus {
@@ -627,9 +646,9 @@ async function exists (path: string): Promise<boolean> {
   return await stat(path).then(() => true, () => false)
 }
 
-async function openStorage (dir: string, confState: ConfState | undefined): Promise<LevelStorage> {
+async function openRaftLog (dir: string): Promise<RaftLogDb> {
   try {
-    return await LevelStorage.open(dir, confState !== undefined ? { confState } : undefined)
+    return await RaftLogDb.open(dir)
   } catch (err) {
     const cause = (err as { cause?: { code?: string } }).cause
     if (cause?.code === 'LEVEL_LOCKED') {

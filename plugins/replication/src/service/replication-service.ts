@@ -63,11 +63,11 @@ export const MOVE_BYTES_PER_SECOND_DEFAULT = 32 * 1024 * 1024
  * a replica that is merely slower (a loaded node, a busy disk) still gets its copy recorded and only
  * one that is hung or failing is left to repair…
  */
-export const QUORUM_GRACE_MS_MIN = 500
-/** …or three times as long as the quorum took, if longer… */
-export const QUORUM_GRACE_FACTOR = 3
+export const QUORUM_GRACE_MS_MIN = 1_000
+/** …or four times as long as the quorum took, if longer… */
+export const QUORUM_GRACE_FACTOR = 4
 /** …but never more than this. */
-export const QUORUM_GRACE_MS_MAX = 5_000
+export const QUORUM_GRACE_MS_MAX = 10_000
 /** A move that failed this many times on one coordinator is cancelled (a later plan may retry it). */
 const MOVE_ATTEMPTS_MAX = 5
 /** Intents recorded at once while recording a plan. */

@@ -128,7 +128,7 @@ test('a hung replica delays a write by the grace after the quorum, not the deadl
   const t = Date.now()
   const w = await service(nodes, peers).write(ID, new Uint8Array(10))
   const took = Date.now() - t
-  assert.ok(took >= QUORUM_GRACE_MS_MIN - 2 && took < 1000, `decided after ${took} ms`)
+  assert.ok(took >= QUORUM_GRACE_MS_MIN - 2 && took < 3000, `decided after ${took} ms`)
   assert.equal([...w.extent.replicas].sort(), ['n1', 'n2'])
   assert.equal(w.missing, ['n3'])
   assert.equal(peers.aborted, ['n3'], 'the hung call is cut off')
