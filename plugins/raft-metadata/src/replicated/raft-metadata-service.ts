@@ -12,8 +12,9 @@
  * - Leaders spread: the leader of data group g hands leadership to the group's preferred voter
  *   (voters sorted, the ((g−1) mod n)-th) once it has caught up, so with three nodes each node leads
  *   one data group. A transfer that does not happen backs off (5 s doubling to 5 min).
- * - Each group's log and hard state live in their own LevelDB (`raft`, `raft-g1` …; one fsync'd
- *   batch per Ready). Each state machine lives in memory, rebuilt at start from the group's snapshot
+ * - Every group's log and hard state live in one LevelDB per node (`raft-log`, group g under the key
+ *   prefix `g<g>/`), written with group commit: concurrent Readies of different groups share a batch
+ *   and its fsync (a Ready still waits for its own write before sending what depends on it). Each state machine lives in memory, rebuilt at start from the group's snapshot
  *   and the committed entries after it.
  * - propose: routed by the operation (system ops to the system group, a path's ops to its shard's
  *   group, an extent's ops to the group that holds it); resolves with the result of apply here.
