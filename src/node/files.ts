@@ -32,6 +32,9 @@ export interface FileServiceInit {
   replication?: ReplicationService
 }
 
+/** The first extent buffer of a put (it doubles up to the extent size as bytes arrive). */
+const PUT_BUFFER_START_BYTES = 64 * 1024
+
 export interface PutResult {
   path: string
   size: number
@@ -97,8 +100,23 @@ export class FileService {
     // allocated when bytes arrive, so an empty file (a pure metadata write) costs no extent buffer
     let buffer: Uint8Array | undefined
     let filled = 0
+    // the first extent's buffer starts small and doubles as bytes arrive: a small file costs a small
+    // buffer, not a whole extent's (4 MiB of external memory per small put made V8 collect garbage
+    // all the time); once an extent has filled, the file is big and later buffers start full size
+    let big = false
+    const room = (need: number): Uint8Array => {
+      const cap = buffer?.byteLength ?? 0
+      if (buffer !== undefined && cap >= need) return buffer
+      let next = Math.max(cap * 2, big ? this.#extentSize : PUT_BUFFER_START_BYTES)
+      while (next < need) next *= 2
+      const grown = Buffer.allocUnsafeSlow(Math.min(next, this.#extentSize))
+      if (buffer !== undefined && filled > 0) grown.set(buffer.subarray(0, filled))
+      buffer = grown
+      return grown
+    }
     const flush = async (): Promise<void> => {
       const bytes = (buffer as Uint8Array).subarray(0, filled)
+      if (filled === this.#extentSize) big = true
       buffer = undefined
       filled = 0
       const id = randomUUID()
@@ -121,8 +139,7 @@ export class FileService {
         let offset = 0
         while (offset < chunk.byteLength) {
           const n = Math.min(chunk.byteLength - offset, this.#extentSize - filled)
-          buffer ??= Buffer.allocUnsafeSlow(this.#extentSize)
-          buffer.set(chunk.subarray(offset, offset + n), filled)
+          room(filled + n).set(chunk.subarray(offset, offset + n), filled)
           filled += n
           offset += n
           size += n

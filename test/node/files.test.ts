@@ -60,6 +60,19 @@ test('a put splits bytes into extents whatever the chunking, and open reads them
   assert.ok((await readAll(body)).equals(bytes))
 })
 
+test('extents larger than the first put buffer: it grows while the first extent fills, and every byte lands', async () => {
+  const files = new FileService({ nodeId: NODE, store: ctx.store, metadata: ctx.metadata, gc: ctx.gc, extentSize: 300 * 1024 })
+  // a small file: one extent in a buffer that grew from 64 KiB, never a whole extent's worth
+  const small = randomBytes(100_001)
+  assert.equal(await files.put('/g/small', chunks(small, [10_000, 7, 33_333])), { path: '/g/small', size: 100_001, extents: 1 })
+  assert.ok((await readAll((await files.open('/g/small')).body)).equals(small))
+  // a big one: the first extent grows its buffer, the later ones start full size; odd chunk sizes
+  const big = randomBytes(700_000)
+  assert.equal(await files.put('/g/big', chunks(big, [65_537, 1, 200_000, 4095])), { path: '/g/big', size: 700_000, extents: 3 })
+  assert.equal((await files.stat('/g/big')).extents.map((e) => e.size), [307_200, 307_200, 85_600])
+  assert.ok((await readAll((await files.open('/g/big')).body)).equals(big))
+})
+
 test('an empty file has no extents and reads back empty', async () => {
   assert.equal(await ctx.files.put('/empty', chunks(new Uint8Array(0), [1])), { path: '/empty', size: 0, extents: 0 })
   const { body, stat } = await ctx.files.open('/empty')
