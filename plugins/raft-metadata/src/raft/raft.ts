@@ -207,13 +207,18 @@ export class Raft {
     if (ents.length === 0 && !sendIfEmpty) return false
     let bytes = 0
     for (const e of ents) bytes += entrySize(e)
+    // An empty App to a replicating follower whose match is already prevIndex only carries the
+    // commit index: its acknowledgement would tell nothing new, so none is asked for (every commit
+    // advance used to cost each follower an AppResp and the leader a step of it).
+    const quiet = ents.length === 0 && pr.state === ProgressStateType.Replicate && pr.match === prevIndex
     this.send(makeMessage({
       type: MessageType.App,
       to,
       index: prevIndex,
       logTerm: prevTerm,
       entries: ents,
-      commit: this.log.committed
+      commit: this.log.committed,
+      ...(quiet ? { quiet } : {})
     }))
     pr.sentEntries(ents.length, prevIndex + ents.length, bytes)
     return true
@@ -590,7 +595,7 @@ export class Raft {
     }
     const lastNew = this.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries)
     if (lastNew !== undefined) {
-      this.send(makeMessage({ type: MessageType.AppResp, to: m.from, index: lastNew }))
+      if (m.quiet !== true || m.entries.length > 0) this.send(makeMessage({ type: MessageType.AppResp, to: m.from, index: lastNew }))
       return
     }
     // Paper §5.3: the consistency check failed. Thesis §5.3 optimisation: also return the last

@@ -114,6 +114,11 @@ export interface Message {
   snapshot?: Snapshot
   /** ReadIndex / Heartbeat: the request context, echoed back. */
   context?: Uint8Array
+  /**
+   * App without entries: the leader already holds the follower's acknowledgement of `index` (the
+   * message only moves the commit index), so the follower answers only if it has to reject.
+   */
+  quiet?: boolean
 }
 
 /** A completed ReadIndex: reads may be served once the local applied index reaches `index`. */

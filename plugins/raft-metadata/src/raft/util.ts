@@ -53,7 +53,8 @@ export function makeMessage (m: Partial<Message> & { type: MessageType }): Messa
     reject: m.reject ?? false,
     rejectHint: m.rejectHint ?? 0,
     ...(m.snapshot !== undefined ? { snapshot: m.snapshot } : {}),
-    ...(m.context !== undefined ? { context: m.context } : {})
+    ...(m.context !== undefined ? { context: m.context } : {}),
+    ...(m.quiet === true ? { quiet: true } : {})
   }
 }
 

@@ -6,7 +6,8 @@
  *   frame   = [group: uint, messages: [message, …]]                     (1..FRAME_MESSAGES_MAX)
  *   message = [type: uint, to: tstr, from: tstr, term: uint, index: uint, logTerm: uint,
  *              entries: [entry, …], commit: uint, reject: bool, rejectHint: uint,
- *              snapshot: snapshot / null, context: bstr / null]
+ *              snapshot: snapshot / null, context: bstr / null (, quiet: true)]
+ *   (the 13th item only on an App whose acknowledgement the leader does not need: Message.quiet)
  *   entry   = [term: uint, index: uint, type: uint, data: bstr]
  *   snapshot= [index: uint, term: uint, voters: [tstr, …], learners: [tstr, …], data: bstr]
  *
@@ -67,7 +68,7 @@ export function encodeMessage (m: Message): Uint8Array {
   const code = TYPE_CODES.get(m.type)
   if (code === undefined) throw new Error(`raft transport: message type ${m.type} is local and never sent`)
   const snap = m.snapshot
-  return encode([
+  const fields: unknown[] = [
     code, m.to, m.from, m.term, m.index, m.logTerm,
     m.entries.map((e) => [e.term, e.index, e.type, e.data]),
     m.commit, m.reject, m.rejectHint,
@@ -75,7 +76,9 @@ export function encodeMessage (m: Message): Uint8Array {
       ? null
       : [snap.metadata.index, snap.metadata.term, snap.metadata.confState.voters, snap.metadata.confState.learners, snap.data],
     m.context ?? null
-  ])
+  ]
+  if (m.quiet === true) fields.push(true)
+  return encode(fields)
 }
 
 /** A CBOR head (major type + argument) for lengths and small unsigned integers. */
@@ -171,7 +174,7 @@ function decodeSnapshot (v: unknown, field: string): Snapshot {
 
 /** Validates one decoded message (the CBOR value of one element of a frame's message array). */
 export function messageFromWire (v: unknown, field = 'message'): Message {
-  const a = tuple(v, field, MESSAGE_FIELDS)
+  const a = Array.isArray(v) && v.length === MESSAGE_FIELDS + 1 ? v : tuple(v, field, MESSAGE_FIELDS)
   const code = uint(a[0], `${field}.type`)
   const type = TYPES_BY_CODE.get(code)
   if (type === undefined) throw malformed(`${field}.type ${code} is not a wire message type`, `${field}.type`)
@@ -196,6 +199,12 @@ export function messageFromWire (v: unknown, field = 'message'): Message {
     throw malformed(`${field} of type Snap carries no snapshot`, `${field}.snapshot`)
   }
   if (a[11] !== null) m.context = bytes(a[11], `${field}.context`, CONTEXT_BYTES_MAX)
+  if (a.length > MESSAGE_FIELDS) {
+    if (a[12] !== true || type !== MessageType.App || entries.length > 0) {
+      throw malformed(`${field}.quiet is only true on an App without entries`, `${field}.quiet`)
+    }
+    m.quiet = true
+  }
   return m
 }
 

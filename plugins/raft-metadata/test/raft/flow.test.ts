@@ -49,6 +49,41 @@ test('limits: maxCommittedSizePerReady splits committed entries over several Rea
   assert.equal(got, [3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
 })
 
+test('flow control: an App that only moves the commit index to a follower that acknowledged everything asks for no answer', () => {
+  const { n, s } = leaderOfTwo()
+  n.step(msg({ type: MessageType.AppResp, from: 'b', to: 'a', term: 2, index: 2 }))
+  readMessages(n, s)
+  n.propose(bytes('x'))
+  const app = ofType(readMessages(n, s), MessageType.App)
+  assert.is(app.length, 1)
+  assert.is(app[0].entries.length, 1)
+  assert.not.ok(app[0].quiet, 'an App with entries wants its acknowledgement')
+  // b acknowledges: the entry commits, and b hears the new commit index with nothing to answer
+  n.step(msg({ type: MessageType.AppResp, from: 'b', to: 'a', term: 2, index: 3 }))
+  const commit = ofType(readMessages(n, s), MessageType.App)
+  assert.is(commit.length, 1)
+  assert.equal([commit[0].entries.length, commit[0].commit, commit[0].index, commit[0].quiet], [0, 3, 3, true])
+  // with an App still unacknowledged, an empty App is not quiet: its answer is still needed
+  n.propose(bytes('y'))
+  readMessages(n, s)
+  n.step(msg({ type: MessageType.HeartbeatResp, from: 'b', to: 'a', term: 2 }))
+  for (const m of ofType(readMessages(n, s), MessageType.App)) assert.not.ok(m.quiet === true && m.index < 4)
+
+  // the follower's side: a quiet App that matches is not answered; one that does not is rejected
+  const fs = newStorage(['a', 'b'])
+  const f = newNode('b', fs)
+  f.step(msg({ type: MessageType.App, from: 'a', to: 'b', term: 2, index: 1, logTerm: 1, entries: [{ term: 2, index: 2, type: EntryType.Normal, data: new Uint8Array(0) }], commit: 1 }))
+  assert.is(ofType(readMessages(f, fs), MessageType.AppResp).length, 1)
+  f.step(msg({ type: MessageType.App, from: 'a', to: 'b', term: 2, index: 2, logTerm: 2, entries: [], commit: 2, quiet: true }))
+  const rd = persist(f, fs)
+  assert.is(ofType(rd.messages, MessageType.AppResp).length, 0, 'nothing to say')
+  assert.is(rd.hardState?.commit, 2, 'but the commit index moved')
+  f.step(msg({ type: MessageType.App, from: 'a', to: 'b', term: 2, index: 5, logTerm: 2, entries: [], commit: 2, quiet: true }))
+  const rej = ofType(readMessages(f, fs), MessageType.AppResp)
+  assert.is(rej.length, 1)
+  assert.is(rej[0].reject, true, 'a log that does not match is still reported')
+})
+
 test('flow control: a rejection in replicate state falls back to probing from match+1', () => {
   const { n, s } = leaderOfTwo()
   n.step(msg({ type: MessageType.AppResp, from: 'b', to: 'a', term: 2, index: 2 }))

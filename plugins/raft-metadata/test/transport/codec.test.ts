@@ -70,6 +70,17 @@ test('zero-valued messages round-trip (no snapshot, no context)', () => {
   assert.equal(decodeFrame(encodeFrame(0, [encodeMessage(m)])).messages, [m])
 })
 
+test('quiet: an App without entries may carry it (a 13th item); anything else with it is refused', () => {
+  const quiet: Message = { type: MessageType.App, to: 'b', from: 'a', term: 3, index: 9, logTerm: 3, entries: [], commit: 9, reject: false, rejectHint: 0, quiet: true }
+  assert.equal(decodeFrame(encodeFrame(1, [encodeMessage(quiet)])).messages, [quiet])
+  // wire type codes: 1 App, 2 AppResp
+  rejects(encode([1, [[...raw({ 0: 2 }), true]]]), 'messages[0].quiet')
+  rejects(encode([1, [[...raw(), false]]]), 'messages[0].quiet')
+  rejects(encode([1, [[...raw({ 6: [[3, 10, 0, new Uint8Array(1)]] }), true]]]), 'messages[0].quiet')
+  rejects(encode([1, [[...raw(), true, true]]]))
+  assert.equal(decodeFrame(encode([1, [[...raw(), true]]])).messages[0].quiet, true)
+})
+
 test('local-only message types cannot be encoded', () => {
   for (const t of [MessageType.Hup, MessageType.Beat, MessageType.CheckQuorum, MessageType.Unreachable, MessageType.SnapStatus]) {
     assert.throws(() => encodeMessage({ ...full(MessageType.App, 0), type: t }))
