@@ -113,6 +113,9 @@ async function settled (nodes: Node[]): Promise<string> {
   }, 60_000, 'three healthy voters that agree on a leader')
 }
 
+/** Puts through a connection before its latency row is measured (connection set-up, JIT warm-up on every process). */
+const WARMUP_OPS = 500
+
 /** How long the leader of a path's data group must hold before latency is measured through it. */
 const LEADER_STABLE_MS = 3000
 
@@ -202,7 +205,7 @@ try {
   async function latencyRow (role: 'leader' | 'follower', target: Node, attempt: number): Promise<() => void> {
     const c = await open(target)
     try {
-      for (let i = 0; i < Math.min(100, ops); i++) await putEmpty(c, `/bench/warm/${role}/${attempt}/${i}`)
+      for (let i = 0; i < WARMUP_OPS; i++) await putEmpty(c, `/bench/warm/${role}/${attempt}/${i}`)
       const put: number[] = []
       for (let i = 0; i < ops; i++) {
         const t = performance.now()
@@ -338,7 +341,7 @@ try {
   }
 
   console.log(`\nthree nodes (raft metadata, default timeouts), fsync on, ${cpus().length} CPUs shared by nodes and clients; ` +
-    `${ops} sequential ops per latency row over one connection; ${seconds} s per concurrency row, clients spread over the three nodes; ` +
+    `${ops} sequential ops per latency row over one connection (after ${WARMUP_OPS} unmeasured); ${seconds} s per concurrency row, clients spread over the three nodes; ` +
     `${failovers} failovers, ${FAILOVER_ATTEMPT_TIMEOUT_MS} ms per put attempt\n`)
   for (const r of rows) console.log(r.map((c, i) => i === 0 ? c.padEnd(32) : c.padStart(i === 4 ? 7 : 14)).join(' '))
   console.log('')
