@@ -1,7 +1,21 @@
 import { logger } from '@libp2p/logger'
-import type { ExtentStore, MetadataService } from '@dfs/api'
+import type { ExtentStore, MetadataService, MetadataView } from '@dfs/api'
 
 const log = logger('dfs:node:gc')
+
+/** How often a running node looks for copies nothing references (the start-up sweep aside). */
+export const ORPHAN_SWEEP_EVERY_MS_DEFAULT = 10 * 60_000
+/**
+ * How long a copy must have been unreferenced, seen so by two sweeps, before a running node frees
+ * it. Longer than any put may take (PUT_DURATION_MAX_MS): another node's put writes its copies here
+ * before its file commits, and until then nothing references them.
+ */
+export const ORPHAN_AGE_MS_DEFAULT = 7 * 3600_000
+
+export interface OrphanSweepOptions {
+  everyMs?: number
+  ageMs?: number
+}
 
 /**
  * Frees extent bytes that metadata no longer references. A reader pins the extents of the file
@@ -14,6 +28,10 @@ export class ExtentGc {
   readonly #nodeId: string | undefined
   readonly #pins = new Map<string, number>()
   readonly #doomed = new Set<string>()
+  /** Copies a periodic sweep found unreferenced, with when it first did. */
+  readonly #unreferencedSince = new Map<string, number>()
+  #periodic: ReturnType<typeof setInterval> | undefined
+  #sweeping = false
 
   constructor (store: ExtentStore, options: { nodeId?: string } = {}) {
     this.#store = store
@@ -74,6 +92,67 @@ export class ExtentGc {
     await this.free(orphans)
     if (orphans.length > 0) log('swept %d unreferenced extents', orphans.length)
     return orphans.length
+  }
+
+  /**
+   * Starts sweeping while the node runs: every `everyMs` the store is listed and each unpinned copy
+   * metadata does not reference here (this node's applied state) is noted with the time; one still
+   * unreferenced `ageMs` after it was first noted is checked once more against linearizable
+   * metadata and freed. This catches what the start-up sweep cannot while the node keeps running:
+   * the source copy of a move whose delete failed, a copy of a write that was cut off after its
+   * quorum, the copies of a put whose coordinator died before committing.
+   */
+  startPeriodic (metadata: MetadataService, options: OrphanSweepOptions = {}): void {
+    if (this.#periodic !== undefined) return
+    const everyMs = options.everyMs ?? ORPHAN_SWEEP_EVERY_MS_DEFAULT
+    const ageMs = options.ageMs ?? ORPHAN_AGE_MS_DEFAULT
+    this.#periodic = setInterval(() => {
+      this.sweepAged(metadata, ageMs).catch((err) => { log('periodic sweep: %s', (err as Error).message) })
+    }, everyMs)
+    this.#periodic.unref?.()
+  }
+
+  stopPeriodic (): void {
+    if (this.#periodic !== undefined) clearInterval(this.#periodic)
+    this.#periodic = undefined
+  }
+
+  /** One periodic pass (see startPeriodic); resolves with the number of copies freed. */
+  async sweepAged (metadata: MetadataService, ageMs: number, now: () => number = Date.now): Promise<number> {
+    if (this.#sweeping) return 0
+    this.#sweeping = true
+    try {
+      const me = this.#nodeId
+      const referencedHere = (view: MetadataView, id: string): boolean => {
+        const e = view.getExtent(id)
+        return e !== undefined && (me === undefined || e.replicas.includes(me) || e.move?.to === me)
+      }
+      const listed = (await this.list()).filter((id) => !this.#pins.has(id))
+      const present = new Set(listed)
+      for (const id of this.#unreferencedSince.keys()) if (!present.has(id)) this.#unreferencedSince.delete(id)
+      const unreferenced = metadata.staleRead != null
+        ? metadata.staleRead((view) => listed.filter((id) => !referencedHere(view, id)))
+        : await metadata.read((view) => listed.filter((id) => !referencedHere(view, id)), { scope: { extents: true } })
+      const t = now()
+      const seen = new Set(unreferenced)
+      for (const id of [...this.#unreferencedSince.keys()]) if (!seen.has(id)) this.#unreferencedSince.delete(id)
+      const aged: string[] = []
+      for (const id of unreferenced) {
+        const since = this.#unreferencedSince.get(id)
+        if (since === undefined) this.#unreferencedSince.set(id, t)
+        else if (t - since >= ageMs) aged.push(id)
+      }
+      if (aged.length === 0) return 0
+      // decided on linearizable metadata, and skipping anything pinned since the listing
+      const orphans = await metadata.read((view) => aged.filter((id) => !referencedHere(view, id) && !this.#pins.has(id)),
+        { scope: { extents: true } })
+      for (const id of orphans) this.#unreferencedSince.delete(id)
+      await this.free(orphans)
+      if (orphans.length > 0) log('freed %d copies unreferenced for %d ms or more', orphans.length, ageMs)
+      return orphans.length
+    } finally {
+      this.#sweeping = false
+    }
   }
 
   /**

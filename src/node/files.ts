@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import {
-  DfsError, EXTENT_SIZE_MAX, IsADirectoryError, NotADirectoryError, NotFoundError, normalizePath, parentPath,
+  Deadline, DeadlineExceededError, DfsError, EXTENT_SIZE_MAX, IsADirectoryError, NotADirectoryError, NotFoundError, normalizePath, parentPath,
   type CallOptions, type DirEntry, type ExtentRecord, type ExtentStore, type FileRecord, type MetadataService,
   type MetadataView, type ReplicationService, type WriteSync
 } from '@dfs/api'
@@ -20,6 +20,8 @@ export interface FileServiceInit {
   gc: ExtentGc
   /** Bytes per extent (the last one of a file may be shorter). */
   extentSize?: number
+  /** Longest a put may take (PUT_DURATION_MAX_MS). */
+  putDurationMaxMs?: number
   /**
    * Where `open` reads extents from (e.g. RemoteExtents: the local copy, else another replica). Without
    * it every extent is read from `store`, which must then hold them all.
@@ -31,6 +33,13 @@ export interface FileServiceInit {
    */
   replication?: ReplicationService
 }
+
+/**
+ * Longest a put may take, from its first byte to its commit: 6 hours (a 100 GiB file at 5 MiB/s).
+ * Its copies on other nodes are unreferenced until the commit; the periodic orphan sweep frees
+ * copies only after a longer time (ORPHAN_AGE_MS_DEFAULT), so it never frees those of a live put.
+ */
+export const PUT_DURATION_MAX_MS = 6 * 3600_000
 
 /** The first extent buffer of a put (it doubles up to the extent size as bytes arrive). */
 const PUT_BUFFER_START_BYTES = 64 * 1024
@@ -70,6 +79,7 @@ export class FileService {
   readonly #metadata: MetadataService
   readonly #gc: ExtentGc
   readonly #extentSize: number
+  readonly #putDurationMaxMs: number
   readonly #extents: ExtentReader | undefined
   readonly #replication: ReplicationService | undefined
 
@@ -79,13 +89,32 @@ export class FileService {
     this.#metadata = init.metadata
     this.#gc = init.gc
     this.#extentSize = init.extentSize ?? EXTENT_SIZE_MAX
+    this.#putDurationMaxMs = init.putDurationMaxMs ?? PUT_DURATION_MAX_MS
     this.#replication = init.replication
     this.#extents = init.replication != null ? { get: async (e, o) => await (init.replication as ReplicationService).read(e, o) } : init.extents
     if (!(this.#extentSize > 0 && this.#extentSize <= EXTENT_SIZE_MAX)) throw new Error(`extent size ${this.#extentSize} out of range`)
   }
 
-  async put (rawPath: string, body: AsyncIterable<Uint8Array>, options: CallOptions & { sync?: WriteSync } = {}): Promise<PutResult> {
+  async put (rawPath: string, body: AsyncIterable<Uint8Array>, callOptions: CallOptions & { sync?: WriteSync } = {}): Promise<PutResult> {
     const path = normalizePath(rawPath)
+    // a put has a time limit: until it commits, its copies on other nodes are referenced by nothing,
+    // and their periodic sweep must be able to tell a slow put from an abandoned one
+    const limit = new Deadline(this.#putDurationMaxMs, callOptions.signal)
+    try {
+      return await this.#put(path, body, { ...callOptions, signal: limit.signal }, () => {
+        if (limit.expired) throw new DeadlineExceededError(`a put may take at most ${this.#putDurationMaxMs} ms`, { path, timeoutMs: this.#putDurationMaxMs })
+      })
+    } catch (err) {
+      if (limit.expired && !(err instanceof DeadlineExceededError)) {
+        throw new DeadlineExceededError(`a put may take at most ${this.#putDurationMaxMs} ms`, { path, timeoutMs: this.#putDurationMaxMs })
+      }
+      throw err
+    } finally {
+      limit.clear()
+    }
+  }
+
+  async #put (path: string, body: AsyncIterable<Uint8Array>, options: CallOptions & { sync?: WriteSync }, checkLimit: () => void): Promise<PutResult> {
     // refuse early what the commit would refuse, before receiving any bytes
     // (the commit checks again, so this node's possibly stale state is good enough to refuse early)
     const precheck = (view: MetadataView): void => { checkPutTarget(view, path) }
@@ -136,6 +165,7 @@ export class FileService {
     }
     try {
       for await (const chunk of body) {
+        checkLimit()
         let offset = 0
         while (offset < chunk.byteLength) {
           const n = Math.min(chunk.byteLength - offset, this.#extentSize - filled)

@@ -226,6 +226,10 @@ export class NodeRuntime {
       const settle = new AbortController()
       undo.unshift(async () => { settle.abort() })
       const settled = settleMember(metadata, gc, stored, { id, name: init.name, region: init.region, addrs }, settle.signal)
+      // and while it runs, copies that stay unreferenced for hours (see ExtentGc.startPeriodic);
+      // stopping the node aborts `settle` first, which ends the periodic sweep too
+      gc.startPeriodic(metadata)
+      settle.signal.addEventListener('abort', () => { gc.stopPeriodic() }, { once: true })
       // extents another node holds are read from it (members' addresses come from metadata)
       const extents = new RemoteExtents({
         host,

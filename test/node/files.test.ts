@@ -73,6 +73,24 @@ test('extents larger than the first put buffer: it grows while the first extent 
   assert.ok((await readAll((await files.open('/g/big')).body)).equals(big))
 })
 
+test('a put that outlasts its time limit fails with DeadlineExceeded and commits nothing', async () => {
+  const files = new FileService({ nodeId: NODE, store: ctx.store, metadata: ctx.metadata, gc: ctx.gc, extentSize: 1000, putDurationMaxMs: 100 })
+  async function * slow (): AsyncGenerator<Uint8Array> {
+    yield randomBytes(1500)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    yield randomBytes(10)
+  }
+  try {
+    await files.put('/slow', slow())
+    assert.unreachable('the put should have run out of time')
+  } catch (err) {
+    assert.is((err as Error).name, 'DeadlineExceeded')
+  }
+  const stat = await files.stat('/slow').then(() => 'found', (e: Error) => e.name)
+  assert.is(stat, 'NotFound')
+  assert.is((await ctx.store.usage()).extents, 0, 'the extent it wrote is freed')
+})
+
 test('an empty file has no extents and reads back empty', async () => {
   assert.equal(await ctx.files.put('/empty', chunks(new Uint8Array(0), [1])), { path: '/empty', size: 0, extents: 0 })
   const { body, stat } = await ctx.files.open('/empty')
