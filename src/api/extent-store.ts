@@ -33,7 +33,8 @@ export interface ExtentStoreUsage {
  * Contract (the shared suite in test/ checks it for every implementation):
  * - `put` resolves only after the bytes and their checksum are durable (fsync'd). Putting an id that
  *   exists with the same bytes is a no-op; with different bytes it is AlreadyExists (extents are
- *   immutable).
+ *   immutable). It does not hold on to `bytes` once it has settled: callers reuse their buffers
+ *   (a store that keeps the bytes in memory keeps a copy).
  * - `get` verifies the checksum of what it read and throws CorruptExtent (naming the extent and both
  *   checksums) on a mismatch; it never returns wrong bytes. A missing extent is NotFound.
  * - `delete` is idempotent and resolves to whether the extent existed.

@@ -98,6 +98,17 @@ export function extentStoreSuite (name: string, make: () => Promise<ExtentStoreH
     assert.is(await store.has(id), true)
   })
 
+  test('put keeps nothing of the caller\'s buffer: reusing it afterwards changes no stored extent', async (ctx) => {
+    const { store } = H(ctx)
+    const id = randomUUID()
+    const buffer = patternBytes(EXTENT_SIZE_MAX, 3)
+    const want = buffer.slice(0, 300_000)
+    await store.put(id, buffer.subarray(0, 300_000))
+    buffer.fill(0xee)
+    const got = await store.get(id)
+    assert.ok(Buffer.from(got.buffer, got.byteOffset, got.byteLength).equals(want), 'the stored bytes are those given')
+  })
+
   test('a 0-byte extent round-trips', async (ctx) => {
     const { store } = H(ctx)
     const id = randomUUID()

@@ -204,7 +204,9 @@ export class LevelExtentStore implements ExtentStore {
       keyEncoding: 'utf8',
       valueEncoding: 'view',
       writeBufferSize: this.#writeBufferBytes,
-      maxFileSize: this.#maxFileBytes
+      maxFileSize: this.#maxFileBytes,
+      // extents are opaque, often already compressed bytes: Snappy would try every block in vain
+      compression: false
     })
     try {
       await mkdir(this.dir, { recursive: true })
