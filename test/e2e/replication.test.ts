@@ -194,9 +194,10 @@ test('a frozen replica delays a put by the write grace, not its deadline; its co
       frozen.proc.kill('SIGCONT')
     }
     files.set('/frozen/f.bin', sha(bytes))
-    // waiting for every copy would have taken the 30 s call deadline; a frozen metadata leader
-    // would cost an election (about a second) on top of the grace
-    assert.ok(took < 10_000, `the put took ${took} ms`)
+    // waiting for every copy would have taken the 30 s call deadline; the grace is at most 10 s per
+    // extent (1 s unless the quorum itself was slow, as on a loaded machine), and a frozen metadata
+    // leader costs an election on top
+    assert.ok(took < 20_000, `the put took ${took} ms`)
     const st = await c.call<any>('fs.stat', { path: '/frozen/f.bin' })
     assert.ok(st.extents.every((e: any) => e.replicas.length >= 2), 'every extent has a write quorum')
     assert.ok(st.extents.some((e: any) => !e.replicas.includes(frozen.id)), 'the frozen node\'s copies are recorded missing')
