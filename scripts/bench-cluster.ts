@@ -10,21 +10,16 @@
 // round-robin over the three nodes. Failover: SIGKILL the leader, then put through a survivor with
 // a 1 s deadline per attempt until one succeeds; the killed node restarts on its data dir and port.
 import type { ChildProcess } from 'node:child_process'
-import { readFile } from 'node:fs/promises'
 import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { DfsClient } from '../src/client/index.js'
 import { waitFor } from '../test/e2e/harness.js'
 import { benchNodes, type BenchProcess } from './bench-nodes.js'
+import { ResultTable, cpuSeconds, fmt, numberOption, pct } from './bench-stats.js'
 import { shardOfPath } from '../plugins/raft-metadata/src/shards/index.js'
 
 const args = process.argv.slice(2)
-const opt = (name: string, def: number): number => {
-  const i = args.indexOf(`--${name}`)
-  const v = i >= 0 ? Number(args[i + 1]) : def
-  if (!Number.isFinite(v) || v < 0) throw new Error(`--${name} needs a number`)
-  return v
-}
+const opt = (name: string, def: number): number => numberOption(args, name, def)
 const ops = opt('ops', 1000)
 const seconds = opt('seconds', 5)
 const failovers = opt('failovers', 5)
@@ -152,23 +147,10 @@ async function shardLeader (nodes: Node[], path: string): Promise<string> {
   }, 60_000, `a leader of the shard of ${path} that every node names`)
 }
 
-/** CPU seconds (user + system) a process has used so far, from /proc (Linux); undefined elsewhere. */
-async function cpuSeconds (pid: number | undefined): Promise<number | undefined> {
-  if (pid == null) return undefined
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return (Number(fields[11]) + Number(fields[12])) / 100 // utime, stime in clock ticks (USER_HZ = 100)
-  } catch {
-    return undefined
-  }
-}
 
-const rows: string[][] = [['metric', 'median', 'p99', 'target', '']]
+const table = new ResultTable(14)
+const row = table.row.bind(table)
 const notes: string[] = []
-function row (metric: string, med: number, p99: number | string, target: string, ok?: boolean): void {
-  rows.push([metric, fmt(med), typeof p99 === 'number' ? fmt(p99) : p99, target, ok == null ? '' : ok ? 'ok' : 'MISSED'])
-}
 
 try {
   console.log(`${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} before start`)
@@ -343,7 +325,7 @@ try {
   console.log(`\nthree nodes (raft metadata, default timeouts), fsync on, ${cpus().length} CPUs shared by nodes and clients; ` +
     `${ops} sequential ops per latency row over one connection (after ${WARMUP_OPS} unmeasured); ${seconds} s per concurrency row, clients spread over the three nodes; ` +
     `${failovers} failovers, ${FAILOVER_ATTEMPT_TIMEOUT_MS} ms per put attempt\n`)
-  for (const r of rows) console.log(r.map((c, i) => i === 0 ? c.padEnd(32) : c.padStart(i === 4 ? 7 : 14)).join(' '))
+  table.print()
   console.log('')
   for (const n of notes) console.log(n)
   console.log(`load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at the end (other processes on this machine skew every figure)`)
@@ -351,9 +333,3 @@ try {
   await bench.shutdown()
 }
 
-function pct (xs: number[], p: number): number {
-  if (xs.length === 0) return NaN
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]
-}
-function fmt (x: number): string { return Number.isNaN(x) ? '-' : x.toFixed(x < 10 ? 2 : 1) }

@@ -19,7 +19,7 @@
 // Heartbeats, failure timeout and repair delay are short (REPAIR_FLAGS) so the repair part does not
 // wait 15 s + 15 min; everything else is a node's default.
 import { randomBytes } from 'node:crypto'
-import { readFile, rm, writeFile } from 'node:fs/promises'
+import { rm, writeFile } from 'node:fs/promises'
 import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
@@ -28,14 +28,10 @@ import { DfsClient } from '../src/client/index.js'
 import { getFile, putFile } from '../src/client/files.js'
 import { waitFor } from '../test/e2e/harness.js'
 import { benchNodes, type BenchProcess } from './bench-nodes.js'
+import { ResultTable, cpuSeconds, fmt, numberOption, pct } from './bench-stats.js'
 
 const args = process.argv.slice(2)
-const opt = (name: string, def: number): number => {
-  const i = args.indexOf(`--${name}`)
-  const v = i >= 0 ? Number(args[i + 1]) : def
-  if (!Number.isFinite(v) || v < 0) throw new Error(`--${name} needs a number`)
-  return v
-}
+const opt = (name: string, def: number): number => numberOption(args, name, def)
 const sizeMiB = opt('size-mib', 256)
 const reps = Math.max(1, opt('reps', 3))
 const smallCount = Math.max(1, opt('small', 1000))
@@ -105,17 +101,6 @@ async function placesOn (c: DfsClient, want: Node[]): Promise<void> {
   }, 60_000, `a put placed on ${want.map((n) => n.name).join(', ')}`)
 }
 
-/** CPU seconds (user + system) a process has used so far, from /proc (Linux); undefined elsewhere. */
-async function cpuSeconds (pid: number | undefined): Promise<number | undefined> {
-  if (pid == null) return undefined
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return (Number(fields[11]) + Number(fields[12])) / 100 // utime, stime in clock ticks (USER_HZ = 100)
-  } catch {
-    return undefined
-  }
-}
 
 /** Each node's CPU use while `run` ran, as a percentage of one core. */
 async function cpuDuring (nodes: Node[], run: () => Promise<void>): Promise<string> {
@@ -134,11 +119,9 @@ async function cpuDuring (nodes: Node[], run: () => Promise<void>): Promise<stri
   return `bench ${((self.user + self.system) / 1e4 / s).toFixed(0)}%, ${per.join(', ')}`
 }
 
-const rows: string[][] = [['metric', 'median', 'p99', 'target', '']]
+const table = new ResultTable(12)
+const row = table.row.bind(table)
 const notes: string[] = []
-function row (metric: string, med: number, p99: number | string, target: string, ok?: boolean): void {
-  rows.push([metric, fmt(med), typeof p99 === 'number' ? fmt(p99) : p99, target, ok == null ? '' : ok ? 'ok' : 'MISSED'])
-}
 
 try {
   console.log(`${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} before start`)
@@ -282,7 +265,7 @@ try {
   console.log(`\nRF 3, fsync on, short heartbeats (${HEARTBEAT_MS} ms) / failure timeout (${FAILURE_TIMEOUT_MS} ms) / repair delay (${REPAIR_DELAY_MS} ms), ` +
     `otherwise node defaults; ${cpus().length} CPUs shared by nodes and client; ${reps} reps of ${sizeMiB} MiB through ${via.name}, ` +
     `${smallCount} sequential 4 KiB puts over one connection\n(for throughput the p99 column is the worst rep)\n`)
-  for (const r of rows) console.log(r.map((col, i) => i === 0 ? col.padEnd(32) : col.padStart(i === 4 ? 7 : 12)).join(' '))
+  table.print()
   console.log('')
   for (const n of notes) console.log(n)
   console.log(`load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at the end (other processes on this machine skew every figure)`)
@@ -295,9 +278,3 @@ async function * once (bytes: Uint8Array): AsyncGenerator<Uint8Array> {
   yield bytes
 }
 
-function pct (xs: number[], p: number): number {
-  if (xs.length === 0) return NaN
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]
-}
-function fmt (x: number): string { return Number.isNaN(x) ? '-' : x.toFixed(x < 10 ? 2 : 1) }

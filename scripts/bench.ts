@@ -11,12 +11,10 @@ import { Writable } from 'node:stream'
 import { DfsClient } from '../src/client/index.js'
 import { getFile, putFile } from '../src/client/files.js'
 import { DFS, waitFor } from '../test/e2e/harness.js'
+import { fmt, numberOption, pct } from './bench-stats.js'
 
 const args = process.argv.slice(2)
-const opt = (name: string, def: number): number => {
-  const i = args.indexOf(`--${name}`)
-  return i >= 0 ? Number(args[i + 1]) : def
-}
+const opt = (name: string, def: number): number => numberOption(args, name, def)
 const sizeMiB = opt('size-mib', 256)
 const reps = opt('reps', 3)
 const smallCount = opt('small', 1000)
@@ -73,8 +71,3 @@ try {
 }
 
 function median (xs: number[]): number { return pct(xs, 0.5) }
-function pct (xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]
-}
-function fmt (x: number): string { return x.toFixed(x < 10 ? 2 : 1) }

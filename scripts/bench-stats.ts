@@ -1,0 +1,51 @@
+// What the benchmark scripts share besides their node processes (bench-nodes.ts): options,
+// percentiles, number formatting, per-process CPU and the result table.
+import { readFile } from 'node:fs/promises'
+
+/** The number after `--name` in `args` (a non-negative number), or `def` when absent. */
+export function numberOption (args: string[], name: string, def: number): number {
+  const i = args.indexOf(`--${name}`)
+  const v = i >= 0 ? Number(args[i + 1]) : def
+  if (!Number.isFinite(v) || v < 0) throw new Error(`--${name} needs a number`)
+  return v
+}
+
+/** The p-quantile of `xs` (nearest rank); NaN for none. */
+export function pct (xs: number[], p: number): number {
+  if (xs.length === 0) return NaN
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]
+}
+
+/** Two decimals below 10, one above; `-` for NaN. */
+export function fmt (x: number): string { return Number.isNaN(x) ? '-' : x.toFixed(x < 10 ? 2 : 1) }
+
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux); undefined elsewhere. */
+export async function cpuSeconds (pid: number | undefined): Promise<number | undefined> {
+  if (pid == null) return undefined
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / 100 // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return undefined
+  }
+}
+
+/** Rows of metric, median, p99 and target, with ok / MISSED where a target applies. */
+export class ResultTable {
+  readonly #rows: string[][] = [['metric', 'median', 'p99', 'target', '']]
+  readonly #valueWidth: number
+
+  constructor (valueWidth: number) {
+    this.#valueWidth = valueWidth
+  }
+
+  row (metric: string, med: number, p99: number | string, target: string, ok?: boolean): void {
+    this.#rows.push([metric, fmt(med), typeof p99 === 'number' ? fmt(p99) : p99, target, ok == null ? '' : ok ? 'ok' : 'MISSED'])
+  }
+
+  print (): void {
+    for (const r of this.#rows) console.log(r.map((c, i) => i === 0 ? c.padEnd(32) : c.padStart(i === 4 ? 7 : this.#valueWidth)).join(' '))
+  }
+}
