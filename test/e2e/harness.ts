@@ -1,9 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import * as assert from 'uvu/assert'
 import { DfsClient } from '../../src/client/index.js'
+import { getFile } from '../../src/client/files.js'
 
 /**
  * Drives the real `dfs` binary (bin/dfs, built) as separate processes, in a temporary HOME so no
@@ -119,11 +122,29 @@ export class Sandbox {
     return await DfsClient.open({ node: node.addr, identityPath: this.env.DFS_IDENTITY as string, dataDir: this.dir, timeoutMs })
   }
 
+  /** Reads every file of `files` (remote path → sha256Hex of its bytes) through `via`, checking the bytes. */
+  async readAll (via: { addr: string, id: string }, files: ReadonlyMap<string, string>, timeoutMs = 20_000): Promise<void> {
+    const c = await this.client(via, timeoutMs)
+    try {
+      for (const [path, digest] of files) {
+        const local = join(this.dir, 'out.bin')
+        await getFile(c, path, local)
+        assert.is(sha256Hex(await readFile(local)), digest, `${path} reads back identical through ${via.id}`)
+      }
+    } finally {
+      await c.close()
+    }
+  }
+
   async cleanup (): Promise<void> {
     for (const p of this.#procs) p.kill('SIGKILL')
     await new Promise((r) => setTimeout(r, 50))
     await rm(this.dir, { recursive: true, force: true })
   }
+}
+
+export function sha256Hex (bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex')
 }
 
 /** Polls `probe` until it returns a value other than undefined, or fails after `timeoutMs`. */

@@ -1,12 +1,12 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { createHash, randomBytes } from 'node:crypto'
-import { readFile, writeFile } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { DfsClient } from '../../src/client/index.js'
-import { getFile, putFile } from '../../src/client/files.js'
+import { putFile } from '../../src/client/files.js'
 import { countExtents } from './extents-on-disk.js'
-import { Sandbox, waitFor, type NodeHandle } from './harness.js'
+import { Sandbox, sha256Hex, waitFor, type NodeHandle } from './harness.js'
 
 /**
  * Real `dfs node start` processes, RF 3: a fifth node joins and `cluster rebalance --wait` moves copies
@@ -30,7 +30,7 @@ test.after(async () => {
   await sb.cleanup()
 })
 
-const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
+const sha = sha256Hex
 
 async function client (via: NodeHandle): Promise<DfsClient> {
   return await sb.client(via, 20_000)
@@ -55,16 +55,7 @@ async function extents (via: NodeHandle): Promise<any[]> {
 }
 
 async function readAll (via: NodeHandle): Promise<void> {
-  const c = await client(via)
-  try {
-    for (const [path, digest] of files) {
-      const local = join(sb.dir, 'out.bin')
-      await getFile(c, path, local)
-      assert.is(sha(await readFile(local)), digest, `${path} reads back identical through ${via.id}`)
-    }
-  } finally {
-    await c.close()
-  }
+  await sb.readAll(via, files)
 }
 
 async function healthy (count: number): Promise<void> {

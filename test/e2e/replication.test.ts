@@ -1,13 +1,13 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { DfsClient } from '../../src/client/index.js'
-import { getFile, putFile } from '../../src/client/files.js'
+import { putFile } from '../../src/client/files.js'
 import { LevelExtentStore } from '@dfs/level-store'
 import { corruptExtent } from './extents-on-disk.js'
-import { Sandbox, waitFor, type NodeHandle } from './harness.js'
+import { Sandbox, sha256Hex, waitFor, type NodeHandle } from './harness.js'
 
 /**
  * Four `dfs node start` processes, replication factor 3: every extent has three copies on distinct
@@ -27,7 +27,7 @@ test.after(async () => {
   await sb.cleanup()
 })
 
-const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
+const sha = sha256Hex
 
 async function client (via: NodeHandle): Promise<DfsClient> {
   return await sb.client(via, 20_000)
@@ -41,16 +41,7 @@ async function replication (via: NodeHandle): Promise<any> {
 
 /** Reads every file through `via` and checks its bytes. */
 async function readAll (via: NodeHandle): Promise<void> {
-  const c = await client(via)
-  try {
-    for (const [path, digest] of files) {
-      const local = join(sb.dir, 'out.bin')
-      await getFile(c, path, local)
-      assert.is(sha(await readFile(local)), digest, `${path} reads back identical through ${via.id}`)
-    }
-  } finally {
-    await c.close()
-  }
+  await sb.readAll(via, files)
 }
 
 test('four nodes, RF 3: 50 files of mixed sizes get three copies of every extent on distinct nodes', async () => {
