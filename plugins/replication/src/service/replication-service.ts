@@ -449,6 +449,28 @@ export class DefaultReplication implements ReplicationService {
     }
   }
 
+  /**
+   * Runs `run` over `todo` in order with `inFlight` workers, at most `bytesPerSecond` (by `size`)
+   * overall, while this node is still the coordinator (the system group's leader) and not stopping.
+   */
+  async #coordinatorPool<T> (todo: T[], inFlight: number, bytesPerSecond: number, size: (item: T) => number,
+    run: (item: T) => Promise<void>): Promise<void> {
+    const { metadata, nodeId } = this.#init
+    const started = Date.now()
+    let bytes = 0
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (next < todo.length && !this.#stopping.signal.aborted && metadata.status().leader === nodeId) {
+        const item = todo[next++]
+        await run(item)
+        bytes += size(item)
+        const wait = started + (bytes / Math.max(1, bytesPerSecond)) * 1000 - Date.now()
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait).unref?.())
+      }
+    }
+    await Promise.all(Array.from({ length: Math.max(1, inFlight) }, worker))
+  }
+
   /** One pass of the move executor (only on the system group's leader): every recorded move, pooled and throttled. */
   async #movePass (): Promise<void> {
     const { metadata, nodeId } = this.#init
@@ -457,19 +479,8 @@ export class DefaultReplication implements ReplicationService {
     try {
       const todo = metadata.staleRead((v) => allExtents(v).filter((e) => e.move !== undefined))
         .filter((e) => !this.#moving.has(e.id) && !this.#repairing.has(e.id))
-      const started = Date.now()
-      let bytes = 0
-      let next = 0
-      const worker = async (): Promise<void> => {
-        while (next < todo.length && !this.#stopping.signal.aborted && metadata.status().leader === nodeId) {
-          const extent = todo[next++]
-          await this.#move(extent)
-          bytes += extent.size
-          const wait = started + (bytes / Math.max(1, this.#tuning.moveBytesPerSecond)) * 1000 - Date.now()
-          if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait).unref?.())
-        }
-      }
-      await Promise.all(Array.from({ length: Math.max(1, this.#tuning.movesInFlightMax) }, worker))
+      await this.#coordinatorPool(todo, this.#tuning.movesInFlightMax, this.#tuning.moveBytesPerSecond,
+        (extent) => extent.size, async (extent) => { await this.#move(extent) })
     } finally {
       this.#movePassRunning = false
     }
@@ -545,20 +556,8 @@ export class DefaultReplication implements ReplicationService {
         .filter((h) => h.live.length < Math.max(config.replicationFactor, 1) || h.live.length < h.extent.replicas.length)
         .filter((h) => !this.#repairing.has(h.extent.id) && !this.#moving.has(h.extent.id))
         .sort((a, b) => a.live.length - b.live.length || (a.extent.id < b.extent.id ? -1 : 1))
-      // a pool of repairsInFlightMax workers over the whole list, at most repairBytesPerSecond
-      const started = Date.now()
-      let bytes = 0
-      let next = 0
-      const worker = async (): Promise<void> => {
-        while (next < todo.length && !this.#stopping.signal.aborted && metadata.status().leader === nodeId) {
-          const h = todo[next++]
-          await this.#repair(h, config)
-          bytes += h.extent.size
-          const wait = started + (bytes / Math.max(1, this.#tuning.repairBytesPerSecond)) * 1000 - Date.now()
-          if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait).unref?.())
-        }
-      }
-      await Promise.all(Array.from({ length: Math.max(1, this.#tuning.repairsInFlightMax) }, worker))
+      await this.#coordinatorPool(todo, this.#tuning.repairsInFlightMax, this.#tuning.repairBytesPerSecond,
+        (h) => h.extent.size, async (h) => { await this.#repair(h, config) })
     } finally {
       this.#scanning = false
     }
