@@ -83,11 +83,7 @@ export class ExtentGc {
     for (const id of listed ?? await this.list()) {
       if (!this.#pins.has(id)) candidates.push(id)
     }
-    const me = this.#nodeId
-    const kept = await metadata.read((view) => new Set(candidates.filter((id) => {
-      const e = view.getExtent(id)
-      return e !== undefined && (me === undefined || e.replicas.includes(me) || e.move?.to === me)
-    })), { scope: { extents: true } })
+    const kept = await metadata.read((view) => new Set(candidates.filter((id) => this.#referencedHere(view, id))), { scope: { extents: true } })
     const orphans = candidates.filter((id) => !kept.has(id))
     await this.free(orphans)
     if (orphans.length > 0) log('swept %d unreferenced extents', orphans.length)
@@ -122,18 +118,12 @@ export class ExtentGc {
     if (this.#sweeping) return 0
     this.#sweeping = true
     try {
-      const me = this.#nodeId
-      const referencedHere = (view: MetadataView, id: string): boolean => {
-        const e = view.getExtent(id)
-        return e !== undefined && (me === undefined || e.replicas.includes(me) || e.move?.to === me)
-      }
       const listed = (await this.list()).filter((id) => !this.#pins.has(id))
-      const present = new Set(listed)
-      for (const id of this.#unreferencedSince.keys()) if (!present.has(id)) this.#unreferencedSince.delete(id)
       const unreferenced = metadata.staleRead != null
-        ? metadata.staleRead((view) => listed.filter((id) => !referencedHere(view, id)))
-        : await metadata.read((view) => listed.filter((id) => !referencedHere(view, id)), { scope: { extents: true } })
+        ? metadata.staleRead((view) => listed.filter((id) => !this.#referencedHere(view, id)))
+        : await metadata.read((view) => listed.filter((id) => !this.#referencedHere(view, id)), { scope: { extents: true } })
       const t = now()
+      // a copy that is gone, pinned or referenced again starts over
       const seen = new Set(unreferenced)
       for (const id of [...this.#unreferencedSince.keys()]) if (!seen.has(id)) this.#unreferencedSince.delete(id)
       const aged: string[] = []
@@ -144,7 +134,7 @@ export class ExtentGc {
       }
       if (aged.length === 0) return 0
       // decided on linearizable metadata, and skipping anything pinned since the listing
-      const orphans = await metadata.read((view) => aged.filter((id) => !referencedHere(view, id) && !this.#pins.has(id)),
+      const orphans = await metadata.read((view) => aged.filter((id) => !this.#referencedHere(view, id) && !this.#pins.has(id)),
         { scope: { extents: true } })
       for (const id of orphans) this.#unreferencedSince.delete(id)
       await this.free(orphans)
@@ -164,6 +154,16 @@ export class ExtentGc {
     const ids: string[] = []
     for await (const info of this.#store.list()) ids.push(info.id)
     return ids
+  }
+
+  /**
+   * Whether metadata wants a copy of `id` here: it lists this node among the extent's replicas, or a
+   * recorded move brings it here (without a node id: whether metadata knows the extent at all).
+   */
+  #referencedHere (view: MetadataView, id: string): boolean {
+    const e = view.getExtent(id)
+    const me = this.#nodeId
+    return e !== undefined && (me === undefined || e.replicas.includes(me) || e.move?.to === me)
   }
 
   async #delete (id: string): Promise<void> {

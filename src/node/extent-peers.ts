@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events'
 import { logger } from '@libp2p/logger'
 import {
-  DeadlineExceededError, EXTENT_SIZE_MAX, InvalidArgumentError,
+  Deadline, DeadlineExceededError, EXTENT_SIZE_MAX, InvalidArgumentError,
   type CallOptions, type ExtentIdentity, type ExtentPeers, type ExtentRecord, type ExtentStore, type PeerIdString
 } from '@dfs/api'
 import { CALL_TIMEOUT_MS_DEFAULT } from '../net/constants.js'
@@ -107,20 +107,16 @@ export class RpcExtentPeers implements ExtentPeers {
   /** One call to `peer` under the caller's signal and this component's deadline. */
   async #call (peer: PeerIdString, method: string, options: CallOptions, run: (client: RpcClient, signal: AbortSignal) => Promise<void>): Promise<void> {
     const timeoutMs = this.#callTimeoutMs
-    const deadline = new AbortController()
-    const timer = setTimeout(() => {
-      deadline.abort(new DeadlineExceededError(`${method} on ${peer} did not finish within ${timeoutMs} ms`, { node: peer, method, timeoutMs }))
-    }, timeoutMs)
-    const signal = options.signal == null ? deadline.signal : AbortSignal.any([options.signal, deadline.signal])
-    setMaxListeners(Infinity, signal)
+    const deadline = new Deadline(timeoutMs, options.signal)
+    setMaxListeners(Infinity, deadline.signal)
     try {
-      await this.#reader.withPeer(peer, signal, async (client) => { await run(client, signal) })
+      await this.#reader.withPeer(peer, deadline.signal, async (client) => { await run(client, deadline.signal) })
     } catch (err) {
       // our own deadline ended it: say so, whatever the layer below made of the abort
-      if (deadline.signal.aborted && options.signal?.aborted !== true) throw deadline.signal.reason
+      if (deadline.expired) throw new DeadlineExceededError(`${method} on ${peer} did not finish within ${timeoutMs} ms`, { node: peer, method, timeoutMs })
       throw err
     } finally {
-      clearTimeout(timer)
+      deadline.clear()
     }
   }
 }

@@ -100,14 +100,12 @@ export class FileService {
     // a put has a time limit: until it commits, its copies on other nodes are referenced by nothing,
     // and their periodic sweep must be able to tell a slow put from an abandoned one
     const limit = new Deadline(this.#putDurationMaxMs, callOptions.signal)
+    const tooLong = (): DeadlineExceededError =>
+      new DeadlineExceededError(`a put may take at most ${this.#putDurationMaxMs} ms`, { path, timeoutMs: this.#putDurationMaxMs })
     try {
-      return await this.#put(path, body, { ...callOptions, signal: limit.signal }, () => {
-        if (limit.expired) throw new DeadlineExceededError(`a put may take at most ${this.#putDurationMaxMs} ms`, { path, timeoutMs: this.#putDurationMaxMs })
-      })
+      return await this.#put(path, body, { ...callOptions, signal: limit.signal }, () => { if (limit.expired) throw tooLong() })
     } catch (err) {
-      if (limit.expired && !(err instanceof DeadlineExceededError)) {
-        throw new DeadlineExceededError(`a put may take at most ${this.#putDurationMaxMs} ms`, { path, timeoutMs: this.#putDurationMaxMs })
-      }
+      if (limit.expired && !(err instanceof DeadlineExceededError)) throw tooLong()
       throw err
     } finally {
       limit.clear()

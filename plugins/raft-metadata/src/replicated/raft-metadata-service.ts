@@ -24,7 +24,7 @@
  * - errors: Unavailable (not running; data groups not yet received by a joining node), NoQuorum,
  *   DeadlineExceeded, Aborted (see RaftGroup), WrongShard (a state machine refused a misrouted op).
  */
-import { mkdir, open, readFile, rename, stat } from 'node:fs/promises'
+import { mkdir, open, readFile, rename } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
   DataDirLockedError, InvalidArgumentError, NotFoundError, UnavailableError, errorFromWire, normalizePath
@@ -641,10 +641,6 @@ async function changeMembership (group: RaftGroup<MetadataResult>, cc: { type: C
 
 function isMember (cs: ConfState, id: PeerIdString): boolean {
   return cs.voters.includes(id) || cs.learners.includes(id)
-}
-
-async function exists (path: string): Promise<boolean> {
-  return await stat(path).then(() => true, () => false)
 }
 
 async function openRaftLog (dir: string): Promise<RaftLogDb> {
