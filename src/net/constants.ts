@@ -12,6 +12,14 @@ export const DATA_CHUNK_BYTES_MAX = 1024 * 1024
 
 /** DATA frames a receiver lets a sender have in flight before it grants more (flow control window). */
 export const DATA_WINDOW_FRAMES = 8
+/**
+ * A receiver of DATA grants consumed frames back in CREDIT frames of at least this many (half the
+ * window, as TCP and Yamux acknowledge windows): the sender always keeps at least half a window in
+ * flight, and a transfer that fits in half a window — one small extent or file — costs no CREDIT
+ * frame, no muxer frame and no wake-up on either side. One CREDIT per DATA frame made a 4 KiB put
+ * four messages per hop instead of two.
+ */
+export const CREDIT_BATCH_FRAMES = DATA_WINDOW_FRAMES / 2
 
 /** Default deadline of a unary call. */
 export const CALL_TIMEOUT_MS_DEFAULT = 30_000

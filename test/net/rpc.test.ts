@@ -6,7 +6,7 @@ import { InvalidArgumentError, PermissionDeniedError } from '@dfs/api'
 import { createHost, type Host } from '../../src/net/host.js'
 import { RpcServer } from '../../src/net/rpc/server.js'
 import { RpcClient } from '../../src/net/rpc/client.js'
-import { FRAME_BYTES_MAX, RPC_PROTOCOL } from '../../src/net/constants.js'
+import { CREDIT_BATCH_FRAMES, DATA_WINDOW_FRAMES, FRAME_BYTES_MAX, RPC_PROTOCOL } from '../../src/net/constants.js'
 import { FramedStream, FrameKind } from '../../src/net/rpc/frames.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
@@ -155,7 +155,7 @@ test('an upload of 40 MiB streams under flow control', async () => {
   await c.close()
 })
 
-test('an empty upload is one stream write (header and END together); a body\'s header leaves with its first DATA', async () => {
+test('an upload leaves in as few writes as its body allows: header with the first DATA, END with the last', async () => {
   const c = new RpcClient({ host: ctx.client, target: ctx.addr })
   const writes: number[] = []
   const dial = ctx.client.dialProtocol
@@ -170,10 +170,33 @@ test('an empty upload is one stream write (header and END together); a body\'s h
     assert.equal(await c.upload<any>('sum', null, (async function * () {})()), { total: 0, sum: 0 })
     assert.is(writes.length, 1)
     assert.equal(await c.upload<any>('sum', null, (async function * () { yield Uint8Array.of(1, 2, 3) })()), { total: 3, sum: 6 })
-    assert.is(writes.length, 3, 'header with DATA, then END')
+    assert.is(writes.length, 2, 'a one-chunk body: header, DATA and END in one write')
+    assert.equal(await c.upload<any>('sum', null, (async function * () { yield Uint8Array.of(1); yield Uint8Array.of(2); yield Uint8Array.of(3) })()), { total: 3, sum: 6 })
+    assert.is(writes.length, 5, 'three chunks: header with the first, the second alone, the third with END')
   } finally {
     ctx.client.dialProtocol = dial
     await c.close()
+  }
+})
+
+test('the server grants credit in batches: a small upload is answered by its RESULT alone, a long one gets CREDITs of half the window', async () => {
+  const stream = await ctx.client.dialProtocol(ctx.addr, RPC_PROTOCOL)
+  const framed = new FramedStream(stream)
+  try {
+    const header = { kind: FrameKind.Header as const, header: { method: 'sum', params: null, timeoutMs: 10_000 } }
+    await framed.writeMany([header, { kind: FrameKind.Data, bytes: Uint8Array.of(7) }, { kind: FrameKind.End }])
+    const first = await framed.read()
+    assert.is(first?.kind, FrameKind.Result, 'no CREDIT before the RESULT of a one-frame upload')
+    // a whole window of DATA, then END: CREDIT frames grant CREDIT_BATCH_FRAMES each
+    await framed.writeMany([header, ...Array.from({ length: DATA_WINDOW_FRAMES }, () => ({ kind: FrameKind.Data as const, bytes: Uint8Array.of(1) })), { kind: FrameKind.End }])
+    const credits: number[] = []
+    let last
+    while ((last = await framed.read())?.kind === FrameKind.Credit) credits.push((last as { frames: number }).frames)
+    assert.is(last?.kind, FrameKind.Result)
+    assert.equal(credits, Array(DATA_WINDOW_FRAMES / CREDIT_BATCH_FRAMES).fill(CREDIT_BATCH_FRAMES))
+    assert.ok(CREDIT_BATCH_FRAMES > 1 && CREDIT_BATCH_FRAMES < DATA_WINDOW_FRAMES)
+  } finally {
+    await stream.close()
   }
 })
 

@@ -4,7 +4,7 @@ import {
   Deadline, AbortedError, DeadlineExceededError, DfsError, MalformedFrameError, NodeUnreachableError, errorFromWire
 } from '@dfs/api'
 import {
-  CALL_TIMEOUT_MS_DEFAULT, DATA_CHUNK_BYTES_MAX, DATA_WINDOW_FRAMES, DIAL_TIMEOUT_MS_DEFAULT, RPC_IDLE_STREAMS_MAX,
+  CALL_TIMEOUT_MS_DEFAULT, CREDIT_BATCH_FRAMES, DATA_CHUNK_BYTES_MAX, DATA_WINDOW_FRAMES, DIAL_TIMEOUT_MS_DEFAULT, RPC_IDLE_STREAMS_MAX,
   RPC_PROTOCOL, STREAM_IDLE_TIMEOUT_MS_DEFAULT
 } from '../constants.js'
 import { FramedStream, FrameKind, type Frame } from './frames.js'
@@ -84,22 +84,23 @@ export class RpcClient {
     }
   }
 
-  /** Sends `body` as the call's bulk bytes, under the server's flow control. */
+  /**
+   * Sends `body` as the call's bulk bytes, under the server's flow control. Chunks are sent as they
+   * are, not copied: a body must not reuse a chunk's memory after yielding it.
+   */
   async upload<R = unknown> (method: string, params: unknown, body: AsyncIterable<Uint8Array>, options: CallOptions = {}): Promise<R> {
     const { idle, signal } = streamSignal(options, method)
     let framed: FramedStream | undefined
     try {
       framed = await this.#take(signal)
       const f = framed
-      // the header leaves with the first DATA frame, or with END for an empty body (an empty-file put
-      // is then one write, one muxer frame for the node to read and acknowledge)
-      let header: Frame | undefined = { kind: FrameKind.Header, header: { method, params, timeoutMs: 24 * 3600 * 1000 } }
-      const send = async (frame: Frame): Promise<void> => {
-        if (header === undefined) return await f.write(frame, { signal })
-        const frames = [header, frame]
-        header = undefined
-        await f.writeMany(frames, { signal })
-      }
+      // Frames leave in as few stream writes as the body allows: the header with the first DATA
+      // frame, and END with the last one. So the last DATA frame of each chunk is held until the
+      // body says whether another chunk follows (a source that is slow to produce delays that one
+      // frame, never the flow). A body of one chunk up to DATA_CHUNK_BYTES_MAX — every small put —
+      // is then one write and one muxer frame for the node, and an empty body too.
+      const pending: Frame[] = [{ kind: FrameKind.Header, header: { method, params, timeoutMs: 24 * 3600 * 1000 } }]
+      let held: Frame | undefined
       // the implicit initial window: no round trip before the first bytes
       let credit = DATA_WINDOW_FRAMES
       /** Reads server frames until there is credit; a RESULT or ERROR here ends the call early. */
@@ -112,16 +113,36 @@ export class RpcClient {
         }
         return undefined
       }
+      /**
+       * Sends the held DATA frame (within credit) with whatever else is pending, and END after it
+       * when `end`. Resolves undefined, or the server's answer if it ended the call early.
+       */
+      const sendHeld = async (end: boolean): Promise<Frame | undefined> => {
+        // nothing held yet: the header waits for the first DATA frame (or END)
+        if (held === undefined && !end) return undefined
+        if (held !== undefined) {
+          const early = await awaitCredit()
+          if (early != null) return early
+          credit -= 1
+          pending.push(held)
+          held = undefined
+        }
+        if (end) pending.push({ kind: FrameKind.End })
+        const frames = pending.splice(0)
+        if (frames.length === 1) await f.write(frames[0], { signal })
+        else await f.writeMany(frames, { signal })
+        idle.touch()
+        return undefined
+      }
       for await (const chunk of body) {
         for (let offset = 0; offset < chunk.byteLength; offset += DATA_CHUNK_BYTES_MAX) {
-          const early = await awaitCredit()
+          const early = await sendHeld(false)
           if (early != null) return this.#finish<R>(f, early, method, false)
-          credit -= 1
-          await send({ kind: FrameKind.Data, bytes: chunk.subarray(offset, offset + DATA_CHUNK_BYTES_MAX) })
-          idle.touch()
+          held = { kind: FrameKind.Data, bytes: chunk.subarray(offset, offset + DATA_CHUNK_BYTES_MAX) }
         }
       }
-      await send({ kind: FrameKind.End })
+      const early = await sendHeld(true)
+      if (early != null) return this.#finish<R>(f, early, method, false)
       while (true) {
         const frame = await readFrame(f, signal, method)
         idle.touch()
@@ -154,6 +175,8 @@ export class RpcClient {
 
   async * #downloadBody (framed: FramedStream, idle: IdleTimer, signal: AbortSignal, method: string): AsyncGenerator<Uint8Array> {
     let done = false
+    /** DATA frames consumed and not yet granted back. */
+    let owed = 0
     try {
       while (true) {
         const frame = await readFrame(framed, signal, method)
@@ -164,7 +187,11 @@ export class RpcClient {
         // the frame's pieces as they arrived: no copy into one buffer
         if (frame.bytes instanceof Uint8Array) yield frame.bytes
         else yield * frame.bytes
-        await framed.write({ kind: FrameKind.Credit, frames: 1 }, { signal })
+        // consumed: granted back in batches (see CREDIT_BATCH_FRAMES)
+        if (++owed >= CREDIT_BATCH_FRAMES) {
+          await framed.write({ kind: FrameKind.Credit, frames: owed }, { signal })
+          owed = 0
+        }
       }
       await framed.write({ kind: FrameKind.End }, { signal })
       done = true

@@ -23,8 +23,10 @@ import { Uint8ArrayList } from 'uint8arraylist'
  *   download: C: HEADER CREDIT* END          S: RESULT DATA* END | ERROR     (S sends DATA only within credit;
  *                                                                            C sends END after S's END)
  * Flow control: the sender of DATA starts with DATA_WINDOW_FRAMES credits (implicit, so small
- * transfers need no extra round trip); the receiver grants one more for each DATA frame it has
- * consumed. Outstanding credit never exceeds the window, so a receiver buffers at most a window.
+ * transfers need no extra round trip); the receiver grants back the DATA frames it has consumed,
+ * CREDIT_BATCH_FRAMES or more at a time (so a transfer within half a window sees no CREDIT).
+ * Outstanding credit never exceeds the window, so a receiver buffers at most a window. A sender
+ * sends END in the same write as its last DATA frame when it can, and the header with the first.
  * After a call that ended cleanly the stream may carry the next call. After any ERROR other than one
  * answering a unary call, or any protocol violation, the server closes the stream.
  */

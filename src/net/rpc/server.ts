@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events'
 import { logger } from '@libp2p/logger'
 import { AbortedError, Deadline, DeadlineExceededError, MalformedFrameError, UnknownMethodError, errorToWire } from '@dfs/api'
-import { DATA_CHUNK_BYTES_MAX, DATA_WINDOW_FRAMES, RPC_INBOUND_STREAMS_MAX, RPC_PROTOCOL, RPC_STREAM_IDLE_CLOSE_MS } from '../constants.js'
+import { CREDIT_BATCH_FRAMES, DATA_CHUNK_BYTES_MAX, DATA_WINDOW_FRAMES, RPC_INBOUND_STREAMS_MAX, RPC_PROTOCOL, RPC_STREAM_IDLE_CLOSE_MS } from '../constants.js'
 import { FramedStream, FrameKind, type CallHeader } from './frames.js'
 import type { Authorizer, RpcMethod } from './types.js'
 import type { Host } from '../host.js'
@@ -156,6 +156,8 @@ export class RpcServer {
     let ended = false
     // every upload starts with an implicit window of DATA_WINDOW_FRAMES (no round trip before data)
     let credit = DATA_WINDOW_FRAMES
+    /** DATA frames consumed and not yet granted back. */
+    let owed = 0
     async function * body (): AsyncGenerator<Uint8Array> {
       while (!ended) {
         const frame = await framed.read({ signal })
@@ -170,9 +172,13 @@ export class RpcServer {
         // the frame's pieces as they arrived: no copy into one buffer
         if (frame.bytes instanceof Uint8Array) yield frame.bytes
         else yield * frame.bytes
-        // the consumer is done with the chunk: let the sender have one more in flight
-        await framed.write({ kind: FrameKind.Credit, frames: 1 }, { signal })
-        credit += 1
+        // the consumer is done with the chunk: granted back in batches (see CREDIT_BATCH_FRAMES),
+        // so an upload that fits in half the window — every small put — gets no CREDIT at all
+        if (++owed >= CREDIT_BATCH_FRAMES) {
+          await framed.write({ kind: FrameKind.Credit, frames: owed }, { signal })
+          credit += owed
+          owed = 0
+        }
       }
     }
     const result = await method.handle({ peer, params, signal, body: body() })
