@@ -14,9 +14,8 @@ import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { DfsClient } from '../src/client/index.js'
 import { waitFor } from '../test/e2e/harness.js'
-import { benchNodes, type BenchProcess } from './bench-nodes.js'
+import { benchNodes, shardLeaderOf, stableShardLeaderOf, type BenchProcess, type ShardMap } from './bench-nodes.js'
 import { ResultTable, cpuSeconds, fmt, numberOption, pct } from './bench-stats.js'
-import { shardOfPath } from '../plugins/raft-metadata/src/shards/index.js'
 
 const args = process.argv.slice(2)
 const opt = (name: string, def: number): number => numberOption(args, name, def)
@@ -111,42 +110,10 @@ async function settled (nodes: Node[]): Promise<string> {
 /** Puts through a connection before its latency row is measured (connection set-up, JIT warm-up on every process). */
 const WARMUP_OPS = 500
 
-/** How long the leader of a path's data group must hold before latency is measured through it. */
-const LEADER_STABLE_MS = 3000
-
-/** shardLeader, once the same node has led for LEADER_STABLE_MS (leaders spread after a cluster forms). */
-async function stableShardLeader (nodes: Node[], path: string): Promise<string> {
-  let leader = await shardLeader(nodes, path)
-  let since = performance.now()
-  while (performance.now() - since < LEADER_STABLE_MS) {
-    await new Promise((resolve) => setTimeout(resolve, 250))
-    const now = await shardLeader(nodes, path)
-    if (now !== leader) {
-      leader = now
-      since = performance.now()
-    }
-  }
-  return leader
-}
-
-/**
- * The leader of the Raft data group that owns `path`'s shard: with sharded metadata it, not the
- * system group's leader, orders the writes to that path. Waits until every node names the same one.
- */
-async function shardLeader (nodes: Node[], path: string): Promise<string> {
-  const shard = shardOfPath(path)
-  return await waitFor(async () => {
-    let leader: string | undefined
-    for (const n of nodes) {
-      const map = await ask<{ shards: Array<{ shard: number, leader: string | null }> }>([n], 'cluster.shards')
-      const l = map.shards.find((x) => x.shard === shard)?.leader
-      if (l == null || (leader != null && l !== leader)) return undefined
-      leader = l
-    }
-    return leader
-  }, 60_000, `a leader of the shard of ${path} that every node names`)
-}
-
+/** The shard map as `n` sees it (through the admin connection of `ask`). */
+const shardsOf = async (n: Node): Promise<ShardMap> => await ask<ShardMap>([n], 'cluster.shards')
+const shardLeader = async (nodes: Node[], path: string): Promise<string> => await shardLeaderOf(nodes, path, shardsOf)
+const stableShardLeader = async (nodes: Node[], path: string): Promise<string> => await stableShardLeaderOf(nodes, path, shardsOf)
 
 const table = new ResultTable(14)
 const row = table.row.bind(table)

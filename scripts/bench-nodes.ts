@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DfsClient } from '../src/client/index.js'
 import { DFS, waitFor } from '../test/e2e/harness.js'
+import { shardOfPath } from '../plugins/raft-metadata/src/shards/index.js'
 
 export interface BenchProcess {
   name: string
@@ -112,4 +113,45 @@ export async function benchNodes (prefix: string, debug: string, nodeFlags: stri
   }
 
   return { dir, start, open, close, shutdown }
+}
+
+/** What `cluster.shards` answers, as far as the benchmarks read it. */
+export interface ShardMap { shards: Array<{ shard: number, leader: string | null }> }
+
+/**
+ * The leader of the Raft data group that owns `path`'s shard: with sharded metadata it, not the
+ * system group's leader, orders the writes to that path. Waits until every node names the same one.
+ */
+export async function shardLeaderOf<N> (nodes: N[], path: string, shardsOf: (node: N) => Promise<ShardMap>): Promise<string> {
+  const shard = shardOfPath(path)
+  return await waitFor(async () => {
+    let leader: string | undefined
+    for (const n of nodes) {
+      const l = (await shardsOf(n)).shards.find((x) => x.shard === shard)?.leader
+      if (l == null || (leader != null && l !== leader)) return undefined
+      leader = l
+    }
+    return leader
+  }, 60_000, `a leader of the shard of ${path} that every node names`)
+}
+
+/** How long the leader of a path's data group must hold before latency is measured through it. */
+export const LEADER_STABLE_MS = 3000
+
+/**
+ * shardLeaderOf, once the same node has led for LEADER_STABLE_MS: the data groups' leaders spread
+ * over the nodes by leadership transfers in the first seconds of a cluster.
+ */
+export async function stableShardLeaderOf<N> (nodes: N[], path: string, shardsOf: (node: N) => Promise<ShardMap>): Promise<string> {
+  let leader = await shardLeaderOf(nodes, path, shardsOf)
+  let since = performance.now()
+  while (performance.now() - since < LEADER_STABLE_MS) {
+    await new Promise((resolve) => setTimeout(resolve, 250))
+    const now = await shardLeaderOf(nodes, path, shardsOf)
+    if (now !== leader) {
+      leader = now
+      since = performance.now()
+    }
+  }
+  return leader
 }
