@@ -244,9 +244,14 @@ export class DefaultReplication implements ReplicationService {
             grace = setTimeout(resolve, ms)
           }
         }
-        targets.forEach((peer, i) => {
+        const start = (peer: PeerIdString, i: number): void => {
           put(peer, cut.signal).then(() => { settle(i, 'acked') }, (err) => { settle(i, err instanceof Error ? err : new Error(String(err))) })
-        })
+        }
+        // this node's own copy first: its write (and fsync) then runs in the store's threads while
+        // this thread encrypts and sends the remote copies, instead of after them
+        const me = this.#init.nodeId
+        targets.forEach((peer, i) => { if (peer === me) start(peer, i) })
+        targets.forEach((peer, i) => { if (peer !== me) start(peer, i) })
       })
     } finally {
       if (grace !== undefined) clearTimeout(grace)

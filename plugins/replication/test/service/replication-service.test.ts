@@ -30,12 +30,15 @@ class FakePeers implements ExtentPeers {
   readonly hung = new Set<PeerIdString>()
   readonly aborted: PeerIdString[] = []
   readonly reads: PeerIdString[][] = []
+  /** Peers in the order their puts were called. */
+  readonly started: PeerIdString[] = []
 
   #check (peer: PeerIdString): void {
     if (this.down.has(peer)) throw new NodeUnreachableError(`${peer} is down`)
   }
 
   async put (peer: PeerIdString, extent: ExtentIdentity, bytes: Uint8Array, options?: CallOptions): Promise<void> {
+    this.started.push(peer)
     this.#check(peer)
     if (this.hung.has(peer)) {
       await new Promise((resolve, reject) => {
@@ -119,6 +122,23 @@ test('a write goes to RF nodes and records only the copies that acknowledged', a
   } catch (err) {
     assert.is((err as Error).name, 'Unavailable')
   }
+})
+
+test('the coordinator starts its own copy before the remote ones, whatever order placement chose', async () => {
+  const nodes = ['n1', 'n2', 'n3'].map((id) => node(id))
+  const bytes = new TextEncoder().encode('local first')
+  const orders: string[] = []
+  for (const self of ['n1', 'n2', 'n3']) {
+    const peers = new FakePeers()
+    const w = await service(nodes, peers, self).write(ID, bytes)
+    assert.ok(w.extent.replicas.includes(self))
+    assert.is(peers.started[0], self, `coordinator ${self} started ${peers.started.join(',')}`)
+    orders.push(peers.started.join(','))
+  }
+  // placement does not already put the coordinator first: the ordering is the service's doing
+  const placed = new DefaultPlacement().place({ extent: { id: ID, size: bytes.byteLength, replicas: [] }, replicationFactor: 3, nodes: nodes.map((n) => ({ ...n })) })
+  assert.ok(['n1', 'n2', 'n3'].some((self) => placed[0] !== self), `placement order ${placed.join(',')}`)
+  assert.is(new Set(orders).size, 3)
 })
 
 test('a hung replica delays a write by the grace after the quorum, not the deadline; its copy counts as missing', async () => {
