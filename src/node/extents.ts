@@ -12,6 +12,7 @@ import { CALL_TIMEOUT_MS_DEFAULT } from '../net/constants.js'
 import { RpcClient } from '../net/rpc/client.js'
 import { EXTENT_GET_METHOD, type ExtentGetResult } from './handlers/extent.js'
 import type { Host } from '../net/host.js'
+import type { PeerId } from '@libp2p/interface'
 
 const log = logger('dfs:node:extents')
 
@@ -113,6 +114,7 @@ export class RemoteExtents implements ExtentReader {
   readonly #dialTimeoutMs: number
   /** One client per peer, in least-recently-used order (Map iteration order). */
   readonly #clients = new Map<PeerIdString, RpcClient>()
+  readonly #peerIds = new Map<PeerIdString, PeerId>()
   /** Aborts every read in flight when the component stops. */
   readonly #stopping = new AbortController()
 
@@ -209,7 +211,7 @@ export class RemoteExtents implements ExtentReader {
    * once more at the addresses `locate` finds. `attempt` must be safe to repeat.
    */
   async withPeer<T> (node: PeerIdString, signal: AbortSignal, attempt: (client: RpcClient) => Promise<T>): Promise<T> {
-    const connected = this.#host.getConnections().some((c) => c.remotePeer.toString() === node)
+    const connected = this.#host.getConnections(this.#peerId(node)).length > 0
     try {
       return await attempt(await this.#client(node, signal))
     } catch (err: any) {
@@ -271,13 +273,23 @@ export class RemoteExtents implements ExtentReader {
   }
 
   /** The client of `node`, created on first use; its addresses are merged while not connected. */
-  async #client (node: PeerIdString, signal: AbortSignal): Promise<RpcClient> {
-    let peerId
+  /** The PeerId `node` names (parsed once per peer: every extent call needs it). */
+  #peerId (node: PeerIdString): PeerId {
+    let peerId = this.#peerIds.get(node)
+    if (peerId !== undefined) return peerId
     try {
       peerId = peerIdFromString(node)
     } catch {
       throw new InvalidArgumentError(`replica ${JSON.stringify(node)} is not a PeerId`, { node })
     }
+    // bounded like the clients: a node talks to the members of its cluster
+    if (this.#peerIds.size >= PEER_CLIENTS_MAX) this.#peerIds.clear()
+    this.#peerIds.set(node, peerId)
+    return peerId
+  }
+
+  async #client (node: PeerIdString, signal: AbortSignal): Promise<RpcClient> {
+    const peerId = this.#peerId(node)
     if (this.#resolveAddrs != null && this.#host.getConnections(peerId).length === 0) {
       const addrs = await this.#addrsOf(node)
       if (signal.aborted) throw signal.reason
