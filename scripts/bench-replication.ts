@@ -295,7 +295,7 @@ try {
     const first = repaired[0]
     notes.push(`repair: ${victim.name} held ${fmt(lost / MiB)} MiB in ${peakUnder} extents; kill → first under-replicated report ${fmt((start - killedAt) / 1000)} s ` +
       `(failure timeout ${FAILURE_TIMEOUT_MS} ms + repair delay ${REPAIR_DELAY_MS} ms); then ${fmt(repairS)} s to none` +
-      (first == null ? '' : `, of which ${fmt((first - start) / 1000)} s before the first copy was recorded (repair passes run every 5 s); ` +
+      (first == null ? '' : `, of which ${fmt((first - start) / 1000)} s before the first copy was recorded; ` +
         `first to last recorded copy ${fmt((repaired[repaired.length - 1] - first) / 1000)} s for ${repaired.length} extents`))
     console.log(`repair: ${fmt(lost / MiB)} MiB of copies in ${fmt(repairS)} s`)
   }

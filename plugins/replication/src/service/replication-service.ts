@@ -44,6 +44,12 @@ import type {
 } from '@dfs/api'
 
 export const REPAIR_EVERY_MS_DEFAULT = 5_000
+
+/** An early repair pass for a node whose repair delay runs out runs this much after it (clock granularity, failure detector updates). */
+const REPAIR_EXPIRY_SLACK_MS = 50
+
+/** A write on the coordinator that recorded a copy missing asks for a repair pass this much later. */
+const MISSING_COPY_REPAIR_AFTER_MS = 1_000
 export const REPAIRS_IN_FLIGHT_MAX_DEFAULT = 4
 /** Repair copies at most this many bytes per second (cluster-wide: one coordinator). */
 export const REPAIR_BYTES_PER_SECOND_DEFAULT = 64 * 1024 * 1024
@@ -103,6 +109,10 @@ export class DefaultReplication implements ReplicationService {
   readonly #stopping = new AbortController()
   readonly #timers: Array<ReturnType<typeof setInterval>> = []
   #scanning = false
+  /** A repair pass asked for while one ran: run another as soon as it ends. */
+  #rescan = false
+  /** The one-shot timer of an early repair pass (see #repairSoon), and when it fires (epoch ms). */
+  #soon: { timer: ReturnType<typeof setTimeout>, at: number } | undefined
   #scrubbing = false
   /** Extents whose move this coordinator is executing now. */
   readonly #moving = new Set<string>()
@@ -136,6 +146,7 @@ export class DefaultReplication implements ReplicationService {
       t.unref?.()
       this.#timers.push(t)
     }
+    // (each pass also schedules an early one when a failed node's repair delay runs out before the next)
     every(this.#tuning.repairEveryMs, async () => { await this.#repairPass() })
     every(this.#tuning.scrubEveryMs, async () => { await this.#scrubPass() })
     every(this.#tuning.moveEveryMs, async () => { await this.#movePass() })
@@ -144,6 +155,8 @@ export class DefaultReplication implements ReplicationService {
   async stop (): Promise<void> {
     this.#stopping.abort(new UnavailableError('replication is stopping'))
     for (const t of this.#timers) clearInterval(t)
+    if (this.#soon !== undefined) clearTimeout(this.#soon.timer)
+    this.#soon = undefined
     for (const t of this.#releases) clearTimeout(t)
     this.#releases.clear()
   }
@@ -205,6 +218,9 @@ export class DefaultReplication implements ReplicationService {
     }
     if (missing.length > 0) {
       this.#log('extent %s: copies on %o missing, left to repair', id, missing)
+      // on the repair coordinator, a pass once the file has had time to commit (a pass before the
+      // commit finds no reference to the extent yet); elsewhere the coordinator's next pass does it
+      if (this.#init.metadata.status().leader === this.#init.nodeId) this.#repairSoon(MISSING_COPY_REPAIR_AFTER_MS)
       // a copy that was cut off or failed late may still land: nothing lists it, so take it back
       void Promise.allSettled(missing.map(async (peer) => { await this.#init.peers.delete(peer, id) }))
     }
@@ -549,10 +565,34 @@ export class DefaultReplication implements ReplicationService {
     return extents.map((extent) => ({ extent, live: extent.replicas.filter(alive) }))
   }
 
-  /** One pass of the repair coordinator (only on the system group's leader). */
-  async #repairPass (): Promise<void> {
+  /**
+   * Runs a repair pass `ms` from now, unless one is already due sooner; the periodic pass runs as
+   * well. Without it a node whose repair delay ran out just after a pass waited up to repairEveryMs
+   * more for its copies to be made again, and a copy a write recorded missing sat under-replicated
+   * until the next periodic pass.
+   */
+  #repairSoon (ms: number): void {
+    if (this.#stopping.signal.aborted) return
+    const at = Date.now() + ms
+    if (this.#soon !== undefined && this.#soon.at <= at) return
+    if (this.#soon !== undefined) clearTimeout(this.#soon.timer)
+    const timer = setTimeout(() => {
+      this.#soon = undefined
+      this.#repairPass(true).catch((err) => { this.#log('%s', (err as Error).message) })
+    }, ms)
+    timer.unref?.()
+    this.#soon = { timer, at }
+  }
+
+  /** One pass of the repair coordinator (only on the system group's leader). `early`: asked for by #repairSoon. */
+  async #repairPass (early = false): Promise<void> {
     const { metadata, nodeId } = this.#init
-    if (this.#scanning || metadata.status().leader !== nodeId || metadata.staleRead === undefined) return
+    if (metadata.status().leader !== nodeId || metadata.staleRead === undefined) return
+    if (this.#scanning) {
+      // an early pass has a reason the running one may have missed: run it after
+      if (early) this.#rescan = true
+      return
+    }
     this.#scanning = true
     try {
       const config = this.#config()
@@ -561,10 +601,19 @@ export class DefaultReplication implements ReplicationService {
         .filter((h) => h.live.length < Math.max(config.replicationFactor, 1) || h.live.length < h.extent.replicas.length)
         .filter((h) => !this.#repairing.has(h.extent.id) && !this.#moving.has(h.extent.id))
         .sort((a, b) => a.live.length - b.live.length || (a.extent.id < b.extent.id ? -1 : 1))
+      // a failed node whose repair delay runs out before the next periodic pass: a pass right then
+      const expiring = this.#init.cluster.nodes()
+        .filter((n) => n.health === 'failed' && n.failedForMs < this.#repairDelayMs)
+        .map((n) => this.#repairDelayMs - n.failedForMs)
+      if (expiring.length > 0) this.#repairSoon(Math.min(...expiring) + REPAIR_EXPIRY_SLACK_MS)
       await this.#coordinatorPool(todo, this.#tuning.repairsInFlightMax, this.#tuning.repairBytesPerSecond,
         (h) => h.extent.size, async (h) => { await this.#repair(h, config) })
     } finally {
       this.#scanning = false
+      if (this.#rescan) {
+        this.#rescan = false
+        this.#repairSoon(0)
+      }
     }
   }
 

@@ -228,4 +228,92 @@ test('reads try the local copy, then healthy copies in this region, then others,
   assert.equal(peers.reads[0], ['n1', 'n3', 'n2', 'n5', 'n4'])
 })
 
+
+/**
+ * A repair coordinator (this node leads) over a metadata double holding `extents`; `nodes()` is
+ * called on every look, so a test can change health as time passes. Records what it proposes.
+ */
+function coordinator (nodes: () => ClusterNode[], peers: FakePeers, extents: Map<string, ExtentRecord>, tuning: Record<string, number>): { svc: DefaultReplication, proposed: unknown[] } {
+  const proposed: unknown[] = []
+  const view = {
+    config: () => CLUSTER_CONFIG_DEFAULTS,
+    members: () => nodes().map((n) => ({ id: n.id, name: n.id, region: n.region, addrs: [] })),
+    extentIds: () => extents.keys(),
+    getExtent: (id: string) => extents.get(id)
+  } as unknown as MetadataView
+  const metadata = {
+    staleRead: <T>(fn: (v: MetadataView) => T): T => fn(view),
+    status: () => ({ leader: 'n1', term: 1, commitIndex: 0, appliedIndex: 0 }),
+    propose: async (op: { type: string, id: string, replicas: PeerIdString[] }) => {
+      proposed.push(op)
+      const e = extents.get(op.id)
+      if (op.type === 'UpdateReplication' && e !== undefined) extents.set(op.id, { ...e, replicas: op.replicas })
+      return { ok: true, index: proposed.length }
+    }
+  } as unknown as MetadataService
+  const svc = new DefaultReplication({
+    nodeId: 'n1',
+    logger: silent,
+    store: undefined as never,
+    metadata,
+    cluster: { nodes },
+    peers,
+    placement: () => new DefaultPlacement(),
+    rebalance: () => new DefaultRebalance(),
+    scrubEveryMs: 3_600_000,
+    moveEveryMs: 3_600_000,
+    ...tuning
+  })
+  return { svc, proposed }
+}
+
+test('repair starts when a failed node\'s repair delay runs out, not at the next periodic pass after it', async () => {
+  const peers = new FakePeers()
+  const bytes = new TextEncoder().encode('on a node that dies')
+  const extent: ExtentRecord = { id: ID, size: bytes.byteLength, checksum: extentChecksum(bytes), replicas: ['n1', 'n2', 'n3'] }
+  for (const p of extent.replicas) peers.copies.set(p, new Map([[ID, bytes]]))
+  peers.down.add('n3')
+  const failedAt = Date.now()
+  const nodes = (): ClusterNode[] => [node('n1'), node('n2'), { ...node('n3', 'r1', 'failed'), failedForMs: Date.now() - failedAt }, node('n4')]
+  // periodic passes at 2 s, 4 s…; the delay runs out at 2.5 s
+  const { svc, proposed } = coordinator(nodes, peers, new Map([[ID, extent]]), { repairEveryMs: 2000, repairDelayMs: 2500 })
+  await svc.start()
+  try {
+    await waitUntil(() => proposed.length > 0, 3700)
+    const tookMs = Date.now() - failedAt
+    assert.ok(tookMs >= 2500, `repaired after ${tookMs} ms, before the repair delay ran out`)
+    assert.equal(proposed, [{ type: 'UpdateReplication', id: ID, replicas: ['n1', 'n2', 'n4'] }])
+    assert.ok(peers.copies.get('n4')?.has(ID))
+  } finally {
+    await svc.stop()
+  }
+})
+
+test('a copy the coordinator\'s own write recorded missing is repaired within seconds, not at the next periodic pass', async () => {
+  const peers = new FakePeers()
+  const extents = new Map<string, ExtentRecord>()
+  const { svc, proposed } = coordinator(() => ['n1', 'n2', 'n3'].map((id) => node(id)), peers, extents, { repairEveryMs: 3_600_000 })
+  await svc.start()
+  try {
+    peers.hung.add('n3')
+    const w = await svc.write(ID, new Uint8Array(10))
+    assert.equal(w.missing, ['n3'])
+    peers.hung.delete('n3')
+    // the file commits with the copies that acknowledged (what files.put proposes)
+    extents.set(ID, w.extent)
+    await waitUntil(() => proposed.length > 0, 3000)
+    assert.equal(proposed, [{ type: 'UpdateReplication', id: ID, replicas: [...w.extent.replicas, 'n3'] }])
+  } finally {
+    await svc.stop()
+  }
+})
+
+async function waitUntil (cond: () => boolean, ms: number): Promise<void> {
+  const until = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > until) throw new Error(`not within ${ms} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
 test.run()
