@@ -48,6 +48,9 @@ export const REPAIR_EVERY_MS_DEFAULT = 5_000
 /** An early repair pass for a node whose repair delay runs out runs this much after it (clock granularity, failure detector updates). */
 const REPAIR_EXPIRY_SLACK_MS = 50
 
+/** How often the coordinator looks at its members' health for a repair delay running out (cheap: no extents). */
+const FAILED_WATCH_MS = 500
+
 /** A write on the coordinator that recorded a copy missing asks for a repair pass this much later. */
 const MISSING_COPY_REPAIR_AFTER_MS = 1_000
 export const REPAIRS_IN_FLIGHT_MAX_DEFAULT = 4
@@ -109,6 +112,8 @@ export class DefaultReplication implements ReplicationService {
   readonly #stopping = new AbortController()
   readonly #timers: Array<ReturnType<typeof setInterval>> = []
   #scanning = false
+  /** Failed members whose repair delay has run out, as #watchFailed last saw them. */
+  readonly #expired = new Set<PeerIdString>()
   /** A repair pass asked for while one ran: run another as soon as it ends. */
   #rescan = false
   /** The one-shot timer of an early repair pass (see #repairSoon), and when it fires (epoch ms). */
@@ -146,8 +151,9 @@ export class DefaultReplication implements ReplicationService {
       t.unref?.()
       this.#timers.push(t)
     }
-    // (each pass also schedules an early one when a failed node's repair delay runs out before the next)
     every(this.#tuning.repairEveryMs, async () => { await this.#repairPass() })
+    // between passes, a cheap look at the members (no extents) for a repair delay about to run out
+    every(Math.min(FAILED_WATCH_MS, this.#tuning.repairEveryMs), async () => { this.#watchFailed() })
     every(this.#tuning.scrubEveryMs, async () => { await this.#scrubPass() })
     every(this.#tuning.moveEveryMs, async () => { await this.#movePass() })
   }
@@ -584,6 +590,27 @@ export class DefaultReplication implements ReplicationService {
     this.#soon = { timer, at }
   }
 
+  /**
+   * On the coordinator: asks for a repair pass at the moment a failed member's repair delay runs
+   * out (or now, for one whose delay ran out since the last look), so repair starts then rather
+   * than at the next periodic pass.
+   */
+  #watchFailed (): void {
+    const { metadata, nodeId } = this.#init
+    if (metadata.status().leader !== nodeId) return
+    const failed = this.#init.cluster.nodes().filter((n) => n.health === 'failed')
+    for (const id of this.#expired) if (!failed.some((n) => n.id === id)) this.#expired.delete(id)
+    for (const n of failed) {
+      const remaining = this.#repairDelayMs - n.failedForMs
+      if (remaining > 0) {
+        this.#repairSoon(remaining + REPAIR_EXPIRY_SLACK_MS)
+      } else if (!this.#expired.has(n.id)) {
+        this.#expired.add(n.id)
+        this.#repairSoon(0)
+      }
+    }
+  }
+
   /** One pass of the repair coordinator (only on the system group's leader). `early`: asked for by #repairSoon. */
   async #repairPass (early = false): Promise<void> {
     const { metadata, nodeId } = this.#init
@@ -601,11 +628,6 @@ export class DefaultReplication implements ReplicationService {
         .filter((h) => h.live.length < Math.max(config.replicationFactor, 1) || h.live.length < h.extent.replicas.length)
         .filter((h) => !this.#repairing.has(h.extent.id) && !this.#moving.has(h.extent.id))
         .sort((a, b) => a.live.length - b.live.length || (a.extent.id < b.extent.id ? -1 : 1))
-      // a failed node whose repair delay runs out before the next periodic pass: a pass right then
-      const expiring = this.#init.cluster.nodes()
-        .filter((n) => n.health === 'failed' && n.failedForMs < this.#repairDelayMs)
-        .map((n) => this.#repairDelayMs - n.failedForMs)
-      if (expiring.length > 0) this.#repairSoon(Math.min(...expiring) + REPAIR_EXPIRY_SLACK_MS)
       await this.#coordinatorPool(todo, this.#tuning.repairsInFlightMax, this.#tuning.repairBytesPerSecond,
         (h) => h.extent.size, async (h) => { await this.#repair(h, config) })
     } finally {

@@ -273,15 +273,18 @@ test('repair starts when a failed node\'s repair delay runs out, not at the next
   const extent: ExtentRecord = { id: ID, size: bytes.byteLength, checksum: extentChecksum(bytes), replicas: ['n1', 'n2', 'n3'] }
   for (const p of extent.replicas) peers.copies.set(p, new Map([[ID, bytes]]))
   peers.down.add('n3')
-  const failedAt = Date.now()
-  const nodes = (): ClusterNode[] => [node('n1'), node('n2'), { ...node('n3', 'r1', 'failed'), failedForMs: Date.now() - failedAt }, node('n4')]
-  // periodic passes at 2 s, 4 s…; the delay runs out at 2.5 s
-  const { svc, proposed } = coordinator(nodes, peers, new Map([[ID, extent]]), { repairEveryMs: 2000, repairDelayMs: 2500 })
+  // n3 fails just after the periodic pass at 2 s; its repair delay (1 s) runs out at 3.1 s, long
+  // before the next periodic pass (4 s), and no periodic pass sees it failed before that
+  const t0 = Date.now()
+  const failsAt = t0 + 2100
+  const nodes = (): ClusterNode[] => [node('n1'), node('n2'),
+    Date.now() < failsAt ? node('n3') : { ...node('n3', 'r1', 'failed'), failedForMs: Date.now() - failsAt }, node('n4')]
+  const { svc, proposed } = coordinator(nodes, peers, new Map([[ID, extent]]), { repairEveryMs: 2000, repairDelayMs: 1000 })
   await svc.start()
   try {
-    await waitUntil(() => proposed.length > 0, 3700)
-    const tookMs = Date.now() - failedAt
-    assert.ok(tookMs >= 2500, `repaired after ${tookMs} ms, before the repair delay ran out`)
+    await waitUntil(() => proposed.length > 0, 3800)
+    const tookMs = Date.now() - t0
+    assert.ok(tookMs >= 3100, `repaired after ${tookMs} ms, before the repair delay ran out`)
     assert.equal(proposed, [{ type: 'UpdateReplication', id: ID, replicas: ['n1', 'n2', 'n4'] }])
     assert.ok(peers.copies.get('n4')?.has(ID))
   } finally {
