@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
 import { Level } from 'level'
 import {
   throwIfAborted,
@@ -26,70 +27,119 @@ import type {
 } from '@dfs/api'
 
 /*
- * Key layout, format version 2 (keys are utf8, values are raw bytes):
+ * On-disk layout, format version 3. A store is two LevelDBs: the store's own directory (the "index")
+ * and its subdirectory `large/` (the "large" database). Keys are utf8, values raw bytes.
  *
- *   m/format     {"format":"dfs-level-store","version":2}   written once, checked on open
- *   h/<id>       header: utf8 JSON {"seq":S,"size":N,"checksum":"sha256:<hex>"}
- *   b/<seq>      the extent's bytes, exactly as given to put (no framing); <seq> is S of the header
- *                as 16 lower-case hex digits, so the keys sort in the order the bytes were written
+ *   index:  m/format     {"format":"dfs-level-store","version":3}   written on open, checked on open
+ *           h/<id>       header: utf8 JSON {"seq":S,"size":N,"checksum":"sha256:<hex>"[,"large":true]}
+ *           b/<seq>      the bytes of an extent smaller than LARGE_EXTENT_BYTES_MIN (no "large")
+ *           p/<seq>      marker: bytes `b/<seq>` in the large database may exist without a header
+ *                        naming them; the open deletes them (see "Atomicity" below)
+ *   large:  b/<seq>      the bytes of an extent of LARGE_EXTENT_BYTES_MIN or more ("large": true)
  *
- * WHY the bytes are keyed by a write sequence number and not by the extent id: extent ids are random
- * UUIDs, so with `b/<id>` (format version 1) every memtable flush produced a level-0 table whose key
- * range overlapped all of level 1, and LevelDB's compactions rewrote all earlier extents' bytes again
- * and again. Measured here: 3 successive rounds of 64 × 4 MiB fsync'd puts into one store ran at
- * 259 → 142 → 57 MiB/s. With keys that increase monotonically a flushed table overlaps nothing below
- * it and compaction is a trivial move (a rename in the manifest, no bytes rewritten): 183 → 191 →
- * 197 MiB/s. Puts allocate S from an in-memory counter right before their batch, so later puts get
- * larger keys.
+ * <seq> is the header's S as 16 lower-case hex digits: a write sequence number from one counter for
+ * both databases, so the keys of each sort in the order the bytes were written.
  *
- * S is never reused for a different extent while any header names it: on open the counter restarts
- * at 1 + the larger of the largest `b/` key and the largest S of any header (the usage scan reads
- * every header anyway). A header whose bytes are gone (damage) therefore keeps its S reserved, and a
- * new extent can never alias it. The S of a deleted extent may be handed out again after a restart
- * (if it was the largest), which is harmless: its header and bytes were deleted in one batch, so no
- * header names it any more, and no read that started before the restart can still be running.
+ * WHY sequential bytes keys: extent ids are random UUIDs, so with `b/<id>` (format version 1) every
+ * memtable flush produced a level-0 table whose key range overlapped all of level 1, and LevelDB's
+ * compactions rewrote all earlier extents' bytes again and again (3 successive rounds of 64 × 4 MiB
+ * fsync'd puts: 259 → 142 → 57 MiB/s; with `b/<seq>`: 183 → 191 → 197 MiB/s).
  *
- * Header and bytes of one extent are always written and deleted together, in one batch with
- * `sync: true`, so they appear and disappear atomically and durably. They live under separate keys
- * for two reasons:
- * - `list` and the usage scan on open iterate only the `h/` range, whose values are a few dozen bytes,
- *   so neither pages 4 MiB extents through memory.
- * - The header is the "expected" half of the pair assertion and the bytes are the "actual" half: a
- *   flipped bit in `b/<seq>` (what the tests inject by rewriting that one value) leaves the header
- *   intact, and `get` reports both checksums.
- * A read of one extent needs two lookups (the header names the bytes key), made from one explicit
- * LevelDB snapshot: a concurrent delete (or delete and re-put, or heal) of the same id cannot slip in
- * between them, so a read never sees a header without its bytes unless the store is damaged.
+ * WHY a second database for large extents (format version 3): in one database the small `h/`
+ * headers, which arrive with every flush at random ids, still made each flushed table's key range
+ * ([b/…, h/…]) overlap the newest table below it, so compaction kept rewriting up to a table's worth
+ * of 4 MiB values per flush. Measured with raw LevelDB (this store's options, 4 rounds of 64 × 4 MiB
+ * fsync'd batches): bytes keys alone 4.2–4.3 ms of CPU per MiB at ~300 MiB/s; with a random 90-byte
+ * header in each batch 6.3–6.9 ms per MiB at ~190 MiB/s, and correspondingly more bytes written to
+ * disk. In a database of its own, large bytes are only ever appended in key order, every flushed
+ * table lies past all others, and compaction moves tables down without rewriting them. Small
+ * extents stay in the index with their header (one batch, one fsync: a small put's latency is its
+ * fsync).
+ *
+ * Atomicity. A small extent's header and bytes are written and deleted together, in one batch with
+ * `sync: true`. A large extent spans two databases, so it is written in three fsync'd steps
+ *   1. index: put p/<seq>   2. large: put b/<seq>   3. index: put h/<id>, del p/<seq>
+ * and deleted in three: 1. index: del h/<id>, put p/<seq> (fsync'd)  2. large: del b/<seq>
+ * 3. index: del p/<seq>. The header appears and disappears atomically and durably in one index
+ * batch, and it names bytes only once they are durable; a crash at any other point leaves a marker,
+ * and the open deletes the bytes every marker names (and the marker). So nothing a put acknowledged
+ * is lost and no bytes leak, without ever scanning the large database (every key of which sits next
+ * to a 4 MiB value). The two extra fsyncs are small index writes, a few per cent of a 4 MiB put.
+ *
+ * S is never reused for a different extent while any header or marker names it: on open the counter
+ * restarts at 1 + the largest of every `b/` key (both databases), every header's S and every
+ * marker's S. The S of a deleted extent may be handed out again after a restart (if it was the
+ * largest), which is harmless: no header names it any more, and no read that started before the
+ * restart can still be running.
+ *
+ * Header and bytes live under separate keys because `list` and the usage scan on open iterate only
+ * the `h/` range, whose values are a few dozen bytes, and because the header is the "expected" half
+ * of the pair assertion and the bytes the "actual" half: a flipped bit in a bytes value (what the
+ * tests inject by rewriting that one value) leaves the header intact, and `get` reports both
+ * checksums. A read takes the header and a small extent's bytes from one index snapshot, so a
+ * concurrent delete (or delete and re-put, or heal) of the same id cannot slip in between; a large
+ * extent's bytes are read after the snapshot, and a read that finds them gone looks at the header
+ * again (a delete or heal may have run in between) before it calls the copy corrupt.
+ *
+ * Format version 2 (one database, every extent's bytes in it) is read as it is: its headers have no
+ * "large". The open rewrites the format record to version 3, after which older builds refuse the
+ * store rather than miss its large extents.
  */
 const HEADER_PREFIX = 'h/'
 const BYTES_PREFIX = 'b/'
-/** The key just past every header / every bytes key: '0' is the character after '/'. */
+const MARKER_PREFIX = 'p/'
+/** The key just past every header / bytes key / marker: '0' is the character after '/'. */
 const HEADER_RANGE_END = 'h0'
 const BYTES_RANGE_END = 'b0'
+const MARKER_RANGE_END = 'p0'
 const SEQ_DIGITS = 16
-const BYTES_KEY_PATTERN = /^b\/[0-9a-f]{16}$/
+const SEQ_KEY_PATTERN = /^[bp]\/[0-9a-f]{16}$/
 const FORMAT_KEY = 'm/format'
 const FORMAT_NAME = 'dfs-level-store'
-const FORMAT_VERSION = 2
+const FORMAT_VERSION = 3
+/** Format versions this build opens (2 is read as it is and upgraded to 3). */
+const FORMAT_VERSIONS_READ: readonly number[] = [2, 3]
+/** The large database's directory, inside the store's (LevelDB leaves names it does not own alone). */
+const LARGE_DIR = 'large'
+
+/**
+ * Extents of at least this many bytes keep their bytes in the large database (see the layout). Below
+ * it a put is one fsync'd batch; at or above, three fsyncs, two of them small index writes: at 1 MiB
+ * and more (a 4 MiB extent takes 15–25 ms to write here) they cost a few per cent.
+ */
+export const LARGE_EXTENT_BYTES_MIN = 1024 * 1024
+
+function seqKey (prefix: string, seq: number): string {
+  return prefix + seq.toString(16).padStart(SEQ_DIGITS, '0')
+}
 
 /** Where an extent's header and bytes live; exported for tests that corrupt stored values. */
 export const extentKeys = Object.freeze({
   header: (id: string): string => HEADER_PREFIX + id,
-  /** The bytes key of write sequence number `seq` (the `seq` of the extent's header). */
-  bytes: (seq: number): string => BYTES_PREFIX + seq.toString(16).padStart(SEQ_DIGITS, '0'),
+  /** The key of the bytes of write sequence number `seq` (the `seq` of the extent's header). */
+  bytes: (seq: number): string => seqKey(BYTES_PREFIX, seq),
+  /** The index key of the marker of write sequence number `seq`. */
+  marker: (seq: number): string => seqKey(MARKER_PREFIX, seq),
   format: FORMAT_KEY
 })
 
+/** The directory of the large database of the store in `dir`. */
+export function largeDirOf (dir: string): string {
+  return join(dir, LARGE_DIR)
+}
+
 /**
- * The key of the bytes of extent `id` in an open LevelDB of this store (read from its header), or
- * undefined if there is no such extent or its header names no sequence number. For tests and tools
- * that inspect or damage stored values.
+ * Where the bytes of extent `id` are, read from its header in the store's index database `db` (open):
+ * their key, and whether it is in the large database (`largeDirOf`) rather than the index; undefined
+ * if there is no such extent or its header names no sequence number. For tests and tools that
+ * inspect or damage stored values.
  */
-export async function bytesKeyOf (db: Level<string, Uint8Array>, id: string): Promise<string | undefined> {
+export async function bytesKeyOf (db: Level<string, Uint8Array>, id: string): Promise<{ key: string, large: boolean } | undefined> {
   const raw = await db.get(extentKeys.header(id))
   if (raw === undefined) return undefined
-  const seq = parseHeader(raw)?.seq ?? salvageSeq(raw)
-  return seq === undefined ? undefined : extentKeys.bytes(seq)
+  const header = parseHeader(raw)
+  const seq = header?.seq ?? salvageSeq(raw)
+  return seq === undefined ? undefined : { key: extentKeys.bytes(seq), large: header?.large === true }
 }
 
 /** The only checksum algorithm this store computes and knows how to verify. */
@@ -133,6 +183,8 @@ interface Header {
   seq: number
   size: number
   checksum: Checksum
+  /** The bytes are in the large database (else in the index). */
+  large: boolean
 }
 
 const encoder = new TextEncoder()
@@ -169,7 +221,9 @@ export class LevelExtentStore implements ExtentStore {
   readonly #node: string | undefined
   readonly #writeBufferBytes: number
   readonly #maxFileBytes: number
+  /** The index database (headers, small extents' bytes, markers) and the large database; see the layout. */
   #db: Level<string, Uint8Array> | undefined
+  #large: Level<string, Uint8Array> | undefined
   #state: State = 'new'
   #closing: Promise<void> | undefined
   /** Tail of the queue of mutations per extent id; an entry exists only while one is queued or runs. */
@@ -200,28 +254,35 @@ export class LevelExtentStore implements ExtentStore {
       throw new UnavailableError(`extent store in ${this.dir} is ${this.#state}; a closed store cannot be reopened`, { dir: this.dir, state: this.#state })
     }
     this.#state = 'opening'
-    const db = new Level<string, Uint8Array>(this.dir, {
+    const dbOptions = {
       keyEncoding: 'utf8',
       valueEncoding: 'view',
       writeBufferSize: this.#writeBufferBytes,
       maxFileSize: this.#maxFileBytes,
       // extents are opaque, often already compressed bytes: Snappy would try every block in vain
       compression: false
-    })
+    } as const
+    const db = new Level<string, Uint8Array>(this.dir, dbOptions)
+    const large = new Level<string, Uint8Array>(largeDirOf(this.dir), dbOptions)
     try {
       await mkdir(this.dir, { recursive: true })
       await db.open()
       await this.#checkFormat(db)
+      await large.open()
       const { extents, bytes, maxSeq } = await scanUsage(db, this.#log)
+      const largest = Math.max(maxSeq, await largestSeq(db, BYTES_PREFIX, BYTES_RANGE_END, this.dir),
+        await largestSeq(db, MARKER_PREFIX, MARKER_RANGE_END, this.dir), await largestSeq(large, BYTES_PREFIX, BYTES_RANGE_END, this.dir))
+      await this.#dropMarked(db, large)
       this.#extents = extents
       this.#bytes = bytes
-      this.#nextSeq = Math.max(maxSeq, await this.#largestBytesSeq(db)) + 1
+      this.#nextSeq = largest + 1
     } catch (err) {
       this.#state = 'new'
-      await db.close().catch(() => {})
+      await Promise.allSettled([db.close(), large.close()])
       throw this.#openError(err)
     }
     this.#db = db
+    this.#large = large
     this.#state = 'open'
     this.#log('opened extent store in %s: %d extents, %d bytes, next seq %d', this.dir, this.#extents, this.#bytes, this.#nextSeq)
   }
@@ -238,9 +299,10 @@ export class LevelExtentStore implements ExtentStore {
     this.#closing = (async () => {
       await Promise.allSettled([...this.#inflight])
       try {
-        await this.#db?.close()
+        await Promise.all([this.#db?.close(), this.#large?.close()])
       } finally {
         this.#db = undefined
+        this.#large = undefined
         this.#state = 'closed'
       }
     })()
@@ -282,29 +344,18 @@ export class LevelExtentStore implements ExtentStore {
               id, existingChecksum: header?.checksum ?? null, existingSize: header?.size ?? null, checksum, size: info.size
             })
           }
-          const stored = await db.get(extentKeys.bytes(header.seq))
+          const stored = await (header.large ? this.#largeDb() : db).get(extentKeys.bytes(header.seq))
           if (stored !== undefined && stored.byteLength === info.size && sha256(stored) === checksum) {
             return info
           }
           // The same bytes again, but the stored copy is damaged or missing: the caller hands us a
           // verified good copy, so heal it. The healed bytes get a new seq like any other write (the
-          // keys stay monotonic) and replace the old ones in one batch. The totals do not change.
+          // keys stay monotonic) and the new header replaces the old one. The totals do not change.
           this.#log.error('healing corrupt extent %s in %s with re-put bytes', id, this.dir)
-          const seq = this.#nextSeq++
-          await db.batch([
-            { type: 'put', key: extentKeys.header(id), value: encodeHeader(info, seq) },
-            { type: 'put', key: extentKeys.bytes(seq), value: bytes },
-            { type: 'del', key: extentKeys.bytes(header.seq) }
-          ], { sync: true })
+          await this.#write(db, id, info, bytes, header)
           return info
         }
-        // The seq is taken right before the batch is queued (no await in between), so puts of
-        // different ids reach LevelDB in seq order as far as this process can tell.
-        const seq = this.#nextSeq++
-        await db.batch([
-          { type: 'put', key: extentKeys.header(id), value: encodeHeader(info, seq) },
-          { type: 'put', key: extentKeys.bytes(seq), value: bytes }
-        ], { sync: true })
+        await this.#write(db, id, info, bytes)
         this.#extents += 1
         this.#bytes += info.size
         return info
@@ -314,32 +365,45 @@ export class LevelExtentStore implements ExtentStore {
 
   async get (id: string, options: CallOptions = {}): Promise<Uint8Array> {
     return await this.#call('get', id, options, async (db) => {
-      // Header and bytes are two lookups; one snapshot makes them one point in time, so a
-      // concurrent delete (and re-put, or heal) of this id is either wholly seen or not at all.
-      const snapshot = db.snapshot()
-      let rawHeader: Uint8Array | undefined
-      let stored: Uint8Array | undefined
-      let header: Header | null
-      let seq: number | undefined
-      try {
-        rawHeader = await db.get(extentKeys.header(id), { snapshot })
-        if (rawHeader === undefined) throw notFound(id)
-        header = parseHeader(rawHeader)
-        seq = header?.seq ?? salvageSeq(rawHeader)
-        stored = seq === undefined ? undefined : await db.get(extentKeys.bytes(seq), { snapshot })
-      } finally {
-        await snapshot.close()
+      // Header and a small extent's bytes are two lookups; one snapshot makes them one point in time,
+      // so a concurrent delete (and re-put, or heal) of this id is either wholly seen or not at all.
+      // A large extent's bytes are in the other database, read after it (see the layout).
+      for (let attempt = 1; ; attempt++) {
+        const snapshot = db.snapshot()
+        let rawHeader: Uint8Array | undefined
+        let stored: Uint8Array | undefined
+        let header: Header | null
+        let seq: number | undefined
+        try {
+          rawHeader = await db.get(extentKeys.header(id), { snapshot })
+          if (rawHeader === undefined) throw notFound(id)
+          header = parseHeader(rawHeader)
+          seq = header?.seq ?? salvageSeq(rawHeader)
+          if (seq !== undefined && header?.large !== true) stored = await db.get(extentKeys.bytes(seq), { snapshot })
+        } finally {
+          await snapshot.close()
+        }
+        // a large extent's bytes, or a damaged header's that are not in the index
+        if (seq !== undefined && stored === undefined && header?.large !== false) {
+          stored = await this.#largeDb().get(extentKeys.bytes(seq))
+          if (stored === undefined && header != null && attempt === 1) {
+            // gone since the snapshot? A delete leaves no header, a heal a header with another seq
+            const now = await db.get(extentKeys.header(id))
+            if (now === undefined) throw notFound(id)
+            if (parseHeader(now)?.seq !== header.seq) continue
+          }
+        }
+        // Pair assertion, second half: never hand out bytes whose checksum was not just verified.
+        const actual = stored === undefined ? 'missing' : await sha256Async(stored)
+        if (header == null) {
+          throw new CorruptExtentError(id, 'unreadable-header', seq === undefined ? 'unknown' : actual, this.#details({ reason: 'the header of the extent cannot be decoded' }))
+        }
+        if (stored === undefined || actual !== header.checksum || stored.byteLength !== header.size) {
+          throw new CorruptExtentError(id, header.checksum, actual, this.#details({ expectedSize: header.size, actualSize: stored?.byteLength ?? null, seq: header.seq }))
+        }
+        // LevelDB hands out a Buffer; callers get the plain Uint8Array the interface names (no copy)
+        return new Uint8Array(stored.buffer, stored.byteOffset, stored.byteLength)
       }
-      // Pair assertion, second half: never hand out bytes whose checksum was not just verified.
-      const actual = stored === undefined ? 'missing' : await sha256Async(stored)
-      if (header == null) {
-        throw new CorruptExtentError(id, 'unreadable-header', seq === undefined ? 'unknown' : actual, this.#details({ reason: 'the header of the extent cannot be decoded' }))
-      }
-      if (stored === undefined || actual !== header.checksum || stored.byteLength !== header.size) {
-        throw new CorruptExtentError(id, header.checksum, actual, this.#details({ expectedSize: header.size, actualSize: stored?.byteLength ?? null, seq: header.seq }))
-      }
-      // LevelDB hands out a Buffer; callers get the plain Uint8Array the interface names (no copy)
-      return new Uint8Array(stored.buffer, stored.byteOffset, stored.byteLength)
     })
   }
 
@@ -373,10 +437,15 @@ export class LevelExtentStore implements ExtentStore {
         if (seq === undefined) {
           this.#log.error('deleting extent %s in %s whose header names no bytes key; its bytes (if any) stay orphaned', id, this.dir)
         }
+        // small bytes go with the header; large ones (or a damaged header's, which may be either)
+        // behind a marker, then from the large database
+        const marked = seq !== undefined && header?.large !== false
         await db.batch([
           { type: 'del', key: extentKeys.header(id) },
-          ...(seq === undefined ? [] : [{ type: 'del' as const, key: extentKeys.bytes(seq) }])
+          ...(seq === undefined ? [] : [{ type: 'del' as const, key: extentKeys.bytes(seq) }]),
+          ...(marked ? [{ type: 'put' as const, key: extentKeys.marker(seq), value: MARKER_VALUE }] : [])
         ], { sync: true })
+        if (marked) await this.#unmark(db, seq)
         this.#extents -= 1
         this.#bytes -= header?.size ?? 0
         return true
@@ -501,15 +570,64 @@ export class LevelExtentStore implements ExtentStore {
     return mapped
   }
 
-  /** The seq of the largest `b/` key, or 0 if there is none (one reverse seek). */
-  async #largestBytesSeq (db: Level<string, Uint8Array>): Promise<number> {
-    const [last] = await db.keys({ gt: BYTES_PREFIX, lt: BYTES_RANGE_END, reverse: true, limit: 1 }).all()
-    if (last === undefined) return 0
-    const seq = BYTES_KEY_PATTERN.test(last) ? Number.parseInt(last.slice(BYTES_PREFIX.length), 16) : NaN
-    if (!Number.isSafeInteger(seq)) {
-      throw new ConfigError(`extent store in ${this.dir} holds bytes key ${JSON.stringify(last)}, which this build cannot read`, { dir: this.dir, key: last })
+  #largeDb (): Level<string, Uint8Array> {
+    this.#assertOpen()
+    return this.#large as Level<string, Uint8Array>
+  }
+
+  /**
+   * Writes extent `id` under a new seq, durably, as the layout's "Atomicity" describes; with
+   * `replacing` (a heal), the new header replaces that one and the bytes it named are freed.
+   */
+  async #write (db: Level<string, Uint8Array>, id: string, info: ExtentInfo, bytes: Uint8Array, replacing?: Header): Promise<void> {
+    const large = bytes.byteLength >= LARGE_EXTENT_BYTES_MIN
+    // The seq is taken right before the first batch is queued (no await in between), so writes of
+    // different ids reach LevelDB in seq order as far as this process can tell.
+    const seq = this.#nextSeq++
+    const header = { type: 'put' as const, key: extentKeys.header(id), value: encodeHeader(info, seq, large) }
+    // the bytes a heal replaces go in the batch that writes the new header: small ones at once,
+    // large ones behind a marker (freed below)
+    const old = replacing === undefined
+      ? []
+      : replacing.large
+        ? [{ type: 'put' as const, key: extentKeys.marker(replacing.seq), value: MARKER_VALUE }]
+        : [{ type: 'del' as const, key: extentKeys.bytes(replacing.seq) }]
+    if (!large) {
+      await db.batch([header, { type: 'put', key: extentKeys.bytes(seq), value: bytes }, ...old], { sync: true })
+      return
     }
-    return seq
+    await db.batch([{ type: 'put', key: extentKeys.marker(seq), value: MARKER_VALUE }], { sync: true })
+    try {
+      await this.#largeDb().batch([{ type: 'put', key: extentKeys.bytes(seq), value: bytes }], { sync: true })
+      await db.batch([header, { type: 'del', key: extentKeys.marker(seq) }, ...old], { sync: true })
+    } catch (err) {
+      // no header names these bytes: take them back now (or the next open does, from the marker)
+      await this.#unmark(db, seq)
+      throw err
+    }
+    if (replacing?.large === true) await this.#unmark(db, replacing.seq)
+  }
+
+  /**
+   * Frees the large bytes of a marked seq, then the marker. Neither needs an fsync: until the marker
+   * is gone for good, the next open does it again. A failure is logged and left to that open.
+   */
+  async #unmark (db: Level<string, Uint8Array>, seq: number): Promise<void> {
+    try {
+      await this.#largeDb().del(extentKeys.bytes(seq))
+      await db.del(extentKeys.marker(seq))
+    } catch (err) {
+      this.#log.error('freeing large bytes %d in %s failed (the next open frees them): %s', seq, this.dir, (err as Error)?.message ?? err)
+    }
+  }
+
+  /** On open: frees the large bytes every marker names, then the markers (see the layout). */
+  async #dropMarked (db: Level<string, Uint8Array>, large: Level<string, Uint8Array>): Promise<void> {
+    const markers = await db.keys({ gt: MARKER_PREFIX, lt: MARKER_RANGE_END }).all()
+    if (markers.length === 0) return
+    await large.batch(markers.map((key) => ({ type: 'del' as const, key: BYTES_PREFIX + key.slice(MARKER_PREFIX.length) })), { sync: true })
+    await db.batch(markers.map((key) => ({ type: 'del' as const, key })), { sync: true })
+    this.#log('freed %d large bytes values in %s that no header named (writes or deletes cut short)', markers.length, this.dir)
   }
 
   async #checkFormat (db: Level<string, Uint8Array>): Promise<void> {
@@ -529,8 +647,13 @@ export class LevelExtentStore implements ExtentStore {
       format = undefined
     }
     const f = format as { format?: unknown, version?: unknown } | undefined
-    if (f?.format !== FORMAT_NAME || f.version !== FORMAT_VERSION) {
-      throw new ConfigError(`extent store in ${this.dir} has format ${JSON.stringify(f ?? null)}; this build reads ${FORMAT_NAME} version ${FORMAT_VERSION}`, { dir: this.dir, found: f ?? null, version: FORMAT_VERSION })
+    if (f?.format !== FORMAT_NAME || typeof f.version !== 'number' || !FORMAT_VERSIONS_READ.includes(f.version)) {
+      throw new ConfigError(`extent store in ${this.dir} has format ${JSON.stringify(f ?? null)}; this build reads ${FORMAT_NAME} versions ${FORMAT_VERSIONS_READ.join(', ')}`, { dir: this.dir, found: f ?? null, version: FORMAT_VERSION })
+    }
+    if (f.version !== FORMAT_VERSION) {
+      // version 2 is version 3 without large extents: from now on older builds must refuse the store
+      await db.put(FORMAT_KEY, encoder.encode(JSON.stringify({ format: FORMAT_NAME, version: FORMAT_VERSION })), { sync: true })
+      this.#log('extent store in %s: format %d → %d', this.dir, f.version, FORMAT_VERSION)
     }
   }
 }
@@ -560,13 +683,29 @@ function hasCode (err: unknown, pattern: RegExp): boolean {
 }
 
 
+/** The value of a marker (only its key matters). */
+const MARKER_VALUE = new Uint8Array(0)
+
+/** The seq of the largest key in [prefix, end) of `db`, or 0 if there is none (one reverse seek). */
+async function largestSeq (db: Level<string, Uint8Array>, prefix: string, end: string, dir: string): Promise<number> {
+  const [last] = await db.keys({ gt: prefix, lt: end, reverse: true, limit: 1 }).all()
+  if (last === undefined) return 0
+  const seq = SEQ_KEY_PATTERN.test(last) ? Number.parseInt(last.slice(prefix.length), 16) : NaN
+  if (!Number.isSafeInteger(seq)) {
+    throw new ConfigError(`extent store in ${dir} holds key ${JSON.stringify(last)}, which this build cannot read`, { dir, key: last })
+  }
+  return seq
+}
+
 function notFound (id: string): NotFoundError {
   return new NotFoundError(`extent ${id} does not exist`, { id })
 }
 
 /** seq first: a header cut short (the likely damage) still names its bytes key, see salvageSeq. */
-function encodeHeader (info: ExtentInfo, seq: number): Uint8Array {
-  return encoder.encode(JSON.stringify({ seq, size: info.size, checksum: info.checksum }))
+function encodeHeader (info: ExtentInfo, seq: number, large: boolean): Uint8Array {
+  return encoder.encode(JSON.stringify(large
+    ? { seq, size: info.size, checksum: info.checksum, large: true }
+    : { seq, size: info.size, checksum: info.checksum }))
 }
 
 function isSeq (value: unknown): value is number {
@@ -597,7 +736,8 @@ function parseHeader (raw: Uint8Array): Header | null {
   if (typeof h.size !== 'number' || !Number.isSafeInteger(h.size) || h.size < 0) return null
   if (typeof h.checksum !== 'string' || !CHECKSUM_PATTERN.test(h.checksum)) return null
   if (!isSeq(h.seq)) return null
-  return { seq: h.seq, size: h.size, checksum: h.checksum }
+  if (h.large !== undefined && h.large !== true) return null
+  return { seq: h.seq, size: h.size, checksum: h.checksum, large: h.large === true }
 }
 
 /** Totals over all headers, and the largest seq any header names (0 if none). */

@@ -8,7 +8,7 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import type { Logger } from '@dfs/api'
 import { LevelExtentStore, extentKeys, mapLevelError } from '../src/index.js'
-import { bytesKeyOf } from '../src/level-extent-store.js'
+import { LARGE_EXTENT_BYTES_MIN, bytesKeyOf, largeDirOf } from '../src/level-extent-store.js'
 import { extentStoreSuite, patternBytes, rejects, sha256 } from '../../../test/support/extent-store-suite.js'
 import type { ExtentStoreHarness } from '../../../test/support/extent-store-suite.js'
 import { flipByte } from '../../../test/support/memory-extent-store.js'
@@ -61,9 +61,11 @@ async function makeHarness (): Promise<ExtentStoreHarness> {
     // LevelDB itself (its header keeps the old checksum), and open the store again.
     corrupt: async (id) => {
       await harness.store.close()
-      await withRawDb(join(dir, 'extents'), async (db) => {
-        const key = await bytesKeyOf(db, id)
-        assert.ok(key !== undefined, `extent ${id} has a header naming its bytes`)
+      let where: { key: string, large: boolean } | undefined
+      await withRawDb(join(dir, 'extents'), async (db) => { where = await bytesKeyOf(db, id) })
+      assert.ok(where !== undefined, `extent ${id} has a header naming its bytes`)
+      const { key, large } = where
+      await withRawDb(large ? largeDirOf(join(dir, 'extents')) : join(dir, 'extents'), async (db) => {
         const stored = await db.get(key)
         assert.ok(stored !== undefined, `extent ${id} has stored bytes`)
         await db.put(key, flipByte(stored), { sync: true })
@@ -155,10 +157,10 @@ test('header and bytes live under the documented keys, bytes unframed', async (c
     const header = JSON.parse(new TextDecoder().decode(await db.get(extentKeys.header(id))))
     assert.equal(header, { seq: 1, size: 3000, checksum: sha256(bytes) })
     assert.is(extentKeys.bytes(1), 'b/0000000000000001')
-    assert.is(await bytesKeyOf(db, id), 'b/0000000000000001')
+    assert.equal(await bytesKeyOf(db, id), { key: 'b/0000000000000001', large: false })
     const stored = (await db.get('b/0000000000000001'))!
     assert.equal(new Uint8Array(stored.buffer, stored.byteOffset, stored.byteLength), bytes)
-    assert.equal(JSON.parse(new TextDecoder().decode(await db.get(extentKeys.format))), { format: 'dfs-level-store', version: 2 })
+    assert.equal(JSON.parse(new TextDecoder().decode(await db.get(extentKeys.format))), { format: 'dfs-level-store', version: 3 })
     assert.equal(await db.keys().all(), [extentKeys.bytes(1), extentKeys.header(id), extentKeys.format])
   })
 })
@@ -188,7 +190,7 @@ test('later puts store their bytes under keys that sort after earlier puts, acro
 
   const keyOf = async (ids: string[]): Promise<string[]> => {
     const keys: string[] = []
-    await withRawDb(dir, async (db) => { for (const id of ids) keys.push((await bytesKeyOf(db, id))!) })
+    await withRawDb(dir, async (db) => { for (const id of ids) keys.push((await bytesKeyOf(db, id))!.key) })
     return keys
   }
   const sequentialKeys = await keyOf(order)
@@ -309,7 +311,7 @@ test('a missing bytes value (header without bytes) is CorruptExtent, not empty b
   const id = randomUUID()
   const info = await store.put(id, patternBytes(10, 1))
   await store.close()
-  await withRawDb(dir, async (db) => { await db.del((await bytesKeyOf(db, id))!, { sync: true }) })
+  await withRawDb(dir, async (db) => { await db.del((await bytesKeyOf(db, id))!.key, { sync: true }) })
   store = await openStore(dir)
   const err = await rejects(store.get(id), 'CorruptExtent')
   assert.is(err.details?.expected, info.checksum)
@@ -328,7 +330,7 @@ test('CorruptExtent names the node when the store knows it', async (ctx) => {
   await store.put(id, patternBytes(100, 1))
   await store.close()
   await withRawDb(dir, async (db) => {
-    const key = (await bytesKeyOf(db, id))!
+    const { key } = (await bytesKeyOf(db, id))!
     await db.put(key, flipByte((await db.get(key))!), { sync: true })
   })
   store = await openStore(dir, 'node-a')
@@ -343,8 +345,8 @@ test('a LevelDB that is not an extent store, or of another format version, is Co
   await withRawDb(foreign, async (db) => { await db.put('something', new Uint8Array([1])) })
   await rejects(new LevelExtentStore({ dir: foreign, logger: testLogger() }).open(), 'ConfigError')
 
-  for (const version of [1, 3]) {
-    // 1 is the layout with bytes under `b/<id>`; 3 is a future one
+  for (const version of [1, 4]) {
+    // 1 is the layout with bytes under `b/<id>`; 4 is a future one
     const other = join(ctx.dir, `version-${version}`)
     await (await openStore(other)).close()
     await withRawDb(other, async (db) => {
@@ -352,7 +354,7 @@ test('a LevelDB that is not an extent store, or of another format version, is Co
     })
     const err = await rejects(new LevelExtentStore({ dir: other, logger: testLogger() }).open(), 'ConfigError')
     assert.is(err.details?.dir, other)
-    assert.is(err.details?.version, 2)
+    assert.is(err.details?.version, 3)
   }
 
   // a bytes key this build cannot read (the open must not guess the next seq past it)
@@ -360,6 +362,163 @@ test('a LevelDB that is not an extent store, or of another format version, is Co
   await (await openStore(odd)).close()
   await withRawDb(odd, async (db) => { await db.put('b/' + randomUUID(), new Uint8Array([1])) })
   await rejects(new LevelExtentStore({ dir: odd, logger: testLogger() }).open(), 'ConfigError')
+})
+
+/** Every key of the (closed) store's large database, in key order. */
+async function largeKeys (dir: string): Promise<string[]> {
+  let keys: string[] = []
+  await withRawDb(largeDirOf(dir), async (db) => { keys = await db.keys().all() })
+  return keys
+}
+
+/** Every marker (`p/`) key of the (closed) store's index database. */
+async function markerKeys (dir: string): Promise<string[]> {
+  let keys: string[] = []
+  await withRawDb(dir, async (db) => { keys = await db.keys({ gt: 'p/', lt: 'p0' }).all() })
+  return keys
+}
+
+test('extents of LARGE_EXTENT_BYTES_MIN and more keep their bytes in the large database, smaller ones in the index', async (ctx) => {
+  const dir = join(ctx.dir, 'extents')
+  const store = await openStore(dir)
+  const small = randomUUID()
+  const large = randomUUID()
+  await store.put(small, patternBytes(LARGE_EXTENT_BYTES_MIN - 1, 1))
+  await store.put(large, patternBytes(LARGE_EXTENT_BYTES_MIN, 2))
+  assert.equal(await store.get(large), patternBytes(LARGE_EXTENT_BYTES_MIN, 2))
+  await store.close()
+  await withRawDb(dir, async (db) => {
+    assert.equal(await bytesKeyOf(db, small), { key: extentKeys.bytes(1), large: false })
+    assert.equal(await bytesKeyOf(db, large), { key: extentKeys.bytes(2), large: true })
+    const header = JSON.parse(new TextDecoder().decode(await db.get(extentKeys.header(large))))
+    assert.equal(header, { seq: 2, size: LARGE_EXTENT_BYTES_MIN, checksum: sha256(patternBytes(LARGE_EXTENT_BYTES_MIN, 2)), large: true })
+    // no marker is left once a write is done
+    assert.equal(await db.keys().all(), [extentKeys.bytes(1), extentKeys.header(large), extentKeys.header(small), extentKeys.format].sort())
+  })
+  assert.equal(await largeKeys(dir), [extentKeys.bytes(2)])
+  // a delete takes header and bytes, and leaves no marker
+  const again = await openStore(dir)
+  assert.is(await again.delete(large), true)
+  await rejects(again.get(large), 'NotFound')
+  assert.equal(await again.usage(), { extents: 1, bytes: LARGE_EXTENT_BYTES_MIN - 1 })
+  await again.close()
+  assert.equal(await largeKeys(dir), [])
+  assert.equal(await markerKeys(dir), [])
+})
+
+test('a large write or delete cut short by a crash leaves no bytes behind and loses nothing acknowledged', async (ctx) => {
+  const dir = join(ctx.dir, 'extents')
+  let store = await openStore(dir)
+  const kept = randomUUID()
+  const doomed = randomUUID()
+  await store.put(kept, patternBytes(2 * MiB, 1))
+  await store.put(doomed, patternBytes(2 * MiB, 2))
+  await store.close()
+  // what each crash leaves (the steps are in the layout comment of level-extent-store.ts):
+  // a put after step 2 (marker and bytes durable, no header) at seq 10; one after step 1 (marker
+  // only) at seq 11; and a delete of `doomed` after its step 1 (header gone, marker, bytes still there)
+  let doomedKey = ''
+  await withRawDb(dir, async (db) => {
+    doomedKey = (await bytesKeyOf(db, doomed))!.key
+    await db.batch([
+      { type: 'put', key: extentKeys.marker(10), value: new Uint8Array(0) },
+      { type: 'put', key: extentKeys.marker(11), value: new Uint8Array(0) },
+      { type: 'del', key: extentKeys.header(doomed) },
+      { type: 'put', key: 'p/' + doomedKey.slice(2), value: new Uint8Array(0) }
+    ], { sync: true })
+  })
+  await withRawDb(largeDirOf(dir), async (db) => { await db.put(extentKeys.bytes(10), patternBytes(MiB, 3), { sync: true }) })
+  assert.equal(await largeKeys(dir), [extentKeys.bytes(1), extentKeys.bytes(2), extentKeys.bytes(10)])
+
+  store = await openStore(dir)
+  assert.equal(await store.get(kept), patternBytes(2 * MiB, 1))
+  await rejects(store.get(doomed), 'NotFound')
+  assert.equal(await store.usage(), { extents: 1, bytes: 2 * MiB })
+  // the next write gets a seq past every marker the crash left
+  const next = randomUUID()
+  await store.put(next, patternBytes(MiB, 4))
+  await store.close()
+  assert.equal(await markerKeys(dir), [])
+  assert.equal(await largeKeys(dir), [extentKeys.bytes(1), extentKeys.bytes(12)])
+})
+
+test('a corrupt large copy is CorruptExtent, and re-putting the right bytes heals it under a new key, freeing the old one', async (ctx) => {
+  const dir = join(ctx.dir, 'extents')
+  let store = await openStore(dir)
+  const id = randomUUID()
+  const bytes = patternBytes(3 * MiB, 5)
+  await store.put(id, bytes)
+  await store.close()
+  await withRawDb(largeDirOf(dir), async (db) => { await db.put(extentKeys.bytes(1), flipByte((await db.get(extentKeys.bytes(1)))!), { sync: true }) })
+  store = await openStore(dir)
+  const err = await rejects(store.get(id), 'CorruptExtent')
+  assert.is(err.details?.expected, sha256(bytes))
+  await store.put(id, bytes)
+  assert.equal(await store.get(id), bytes)
+  assert.equal(await store.usage(), { extents: 1, bytes: 3 * MiB })
+  await store.close()
+  assert.equal(await largeKeys(dir), [extentKeys.bytes(2)])
+  assert.equal(await markerKeys(dir), [])
+})
+
+test('reads racing deletes and re-puts of a large extent see it whole or not at all', async (ctx) => {
+  const store = await openStore(join(ctx.dir, 'extents'))
+  const id = randomUUID()
+  const bytes = patternBytes(LARGE_EXTENT_BYTES_MIN, 9)
+  let writing = true
+  const writer = (async () => {
+    for (let i = 0; i < 30; i++) {
+      await store.put(id, bytes)
+      await store.delete(id)
+    }
+    writing = false
+  })()
+  const outcomes = { found: 0, notFound: 0 }
+  await Promise.all(Array.from({ length: 3 }, async () => {
+    while (writing) {
+      try {
+        assert.equal(await store.get(id), bytes)
+        outcomes.found++
+      } catch (err) {
+        assert.is((err as Error).name, 'NotFound', `a racing read failed with ${(err as Error).name}: ${(err as Error).message}`)
+        outcomes.notFound++
+      }
+    }
+  }))
+  await writer
+  assert.ok(outcomes.found + outcomes.notFound > 0)
+  await store.close()
+})
+
+test('a store of format version 2 opens as it is, its extents read the same, and it is marked version 3', async (ctx) => {
+  const dir = join(ctx.dir, 'extents')
+  // version 2: one database, every extent's bytes in it (even large ones), headers without "large"
+  const small = randomUUID()
+  const large = randomUUID()
+  const bigBytes = patternBytes(2 * MiB, 6)
+  await withRawDb(dir, async (db) => {
+    const enc = new TextEncoder()
+    await db.batch([
+      { type: 'put', key: extentKeys.format, value: enc.encode('{"format":"dfs-level-store","version":2}') },
+      { type: 'put', key: extentKeys.header(small), value: enc.encode(JSON.stringify({ seq: 1, size: 100, checksum: sha256(patternBytes(100, 1)) })) },
+      { type: 'put', key: extentKeys.bytes(1), value: patternBytes(100, 1) },
+      { type: 'put', key: extentKeys.header(large), value: enc.encode(JSON.stringify({ seq: 2, size: bigBytes.byteLength, checksum: sha256(bigBytes) })) },
+      { type: 'put', key: extentKeys.bytes(2), value: bigBytes }
+    ], { sync: true })
+  })
+  const store = await openStore(dir)
+  assert.equal(await store.get(small), patternBytes(100, 1))
+  assert.equal(await store.get(large), bigBytes)
+  assert.equal(await store.usage(), { extents: 2, bytes: 100 + bigBytes.byteLength })
+  const fresh = randomUUID()
+  await store.put(fresh, patternBytes(2 * MiB, 7))
+  assert.is(await store.delete(large), true)
+  await store.close()
+  await withRawDb(dir, async (db) => {
+    assert.equal(JSON.parse(new TextDecoder().decode(await db.get(extentKeys.format))), { format: 'dfs-level-store', version: 3 })
+    assert.equal(await db.keys({ gt: 'b/', lt: 'b0' }).all(), [extentKeys.bytes(1)], 'the version-2 large bytes went with their header')
+  })
+  assert.equal(await largeKeys(dir), [extentKeys.bytes(3)])
 })
 
 test('calls before open and open after close are Unavailable', async (ctx) => {
