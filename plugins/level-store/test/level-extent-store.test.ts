@@ -241,20 +241,23 @@ test('later puts store their bytes under keys that sort after earlier puts, acro
   assert.is((await bytesKeys(dir)).length, 82)
 })
 
-test('reads racing deletes and re-puts of the same id see the extent whole or not at all', async (ctx) => {
-  const store = await openStore(join(ctx.dir, 'extents'))
+/**
+ * `readers` reads of one id racing `rounds` puts and deletes of it: each must see the extent whole or
+ * get NotFound, never other bytes or CorruptExtent.
+ */
+async function racingReads (dir: string, bytes: Uint8Array, rounds: number, readers: number): Promise<void> {
+  const store = await openStore(dir)
   const id = randomUUID()
-  const bytes = patternBytes(64 * 1024, 7)
   let writing = true
   const writer = (async () => {
-    for (let i = 0; i < 100; i++) {
+    for (let i = 0; i < rounds; i++) {
       await store.put(id, bytes)
       await store.delete(id)
     }
     writing = false
   })()
   const outcomes = { found: 0, notFound: 0 }
-  await Promise.all(Array.from({ length: 4 }, async () => {
+  await Promise.all(Array.from({ length: readers }, async () => {
     while (writing) {
       try {
         assert.equal(await store.get(id), bytes)
@@ -268,6 +271,10 @@ test('reads racing deletes and re-puts of the same id see the extent whole or no
   await writer
   assert.ok(outcomes.found + outcomes.notFound > 0)
   await store.close()
+}
+
+test('reads racing deletes and re-puts of the same id see the extent whole or not at all', async (ctx) => {
+  await racingReads(join(ctx.dir, 'extents'), patternBytes(64 * 1024, 7), 100, 4)
 })
 
 test('an unreadable header is CorruptExtent on get and stat; list and usage still see the extent', async (ctx) => {
@@ -462,32 +469,7 @@ test('a corrupt large copy is CorruptExtent, and re-putting the right bytes heal
 })
 
 test('reads racing deletes and re-puts of a large extent see it whole or not at all', async (ctx) => {
-  const store = await openStore(join(ctx.dir, 'extents'))
-  const id = randomUUID()
-  const bytes = patternBytes(LARGE_EXTENT_BYTES_MIN, 9)
-  let writing = true
-  const writer = (async () => {
-    for (let i = 0; i < 30; i++) {
-      await store.put(id, bytes)
-      await store.delete(id)
-    }
-    writing = false
-  })()
-  const outcomes = { found: 0, notFound: 0 }
-  await Promise.all(Array.from({ length: 3 }, async () => {
-    while (writing) {
-      try {
-        assert.equal(await store.get(id), bytes)
-        outcomes.found++
-      } catch (err) {
-        assert.is((err as Error).name, 'NotFound', `a racing read failed with ${(err as Error).name}: ${(err as Error).message}`)
-        outcomes.notFound++
-      }
-    }
-  }))
-  await writer
-  assert.ok(outcomes.found + outcomes.notFound > 0)
-  await store.close()
+  await racingReads(join(ctx.dir, 'extents'), patternBytes(LARGE_EXTENT_BYTES_MIN, 9), 30, 3)
 })
 
 test('a store of format version 2 opens as it is, its extents read the same, and it is marked version 3', async (ctx) => {
