@@ -44,6 +44,7 @@ import type {
 } from '@dfs/api'
 
 export const REPAIR_EVERY_MS_DEFAULT = 5_000
+export const REPAIRS_IN_FLIGHT_MAX_DEFAULT = 4
 
 /** An early repair pass for a node whose repair delay runs out runs this much after it (clock granularity, failure detector updates). */
 const REPAIR_EXPIRY_SLACK_MS = 50
@@ -51,9 +52,12 @@ const REPAIR_EXPIRY_SLACK_MS = 50
 /** How often the coordinator looks at its members' health for a repair delay running out (cheap: no extents). */
 const FAILED_WATCH_MS = 500
 
-/** A write on the coordinator that recorded a copy missing asks for a repair pass this much later. */
+/**
+ * A write on the coordinator that recorded a copy missing asks for a repair pass this much later (at
+ * most once per repair period: under an overload that cuts copies off, a pass over every extent
+ * each second would add to the load).
+ */
 const MISSING_COPY_REPAIR_AFTER_MS = 1_000
-export const REPAIRS_IN_FLIGHT_MAX_DEFAULT = 4
 /** Repair copies at most this many bytes per second (cluster-wide: one coordinator). */
 export const REPAIR_BYTES_PER_SECOND_DEFAULT = 64 * 1024 * 1024
 export const SCRUB_EVERY_MS_DEFAULT = 60_000
@@ -114,6 +118,8 @@ export class DefaultReplication implements ReplicationService {
   #scanning = false
   /** Failed members whose repair delay has run out, as #watchFailed last saw them. */
   readonly #expired = new Set<PeerIdString>()
+  /** When a write last asked for an early pass for a copy it recorded missing (epoch ms). */
+  #missingKickAt = 0
   /** A repair pass asked for while one ran: run another as soon as it ends. */
   #rescan = false
   /** The one-shot timer of an early repair pass (see #repairSoon), and when it fires (epoch ms). */
@@ -226,7 +232,11 @@ export class DefaultReplication implements ReplicationService {
       this.#log('extent %s: copies on %o missing, left to repair', id, missing)
       // on the repair coordinator, a pass once the file has had time to commit (a pass before the
       // commit finds no reference to the extent yet); elsewhere the coordinator's next pass does it
-      if (this.#init.metadata.status().leader === this.#init.nodeId) this.#repairSoon(MISSING_COPY_REPAIR_AFTER_MS)
+      const now = Date.now()
+      if (this.#init.metadata.status().leader === this.#init.nodeId && now - this.#missingKickAt >= this.#tuning.repairEveryMs) {
+        this.#missingKickAt = now
+        this.#repairSoon(MISSING_COPY_REPAIR_AFTER_MS)
+      }
       // a copy that was cut off or failed late may still land: nothing lists it, so take it back
       void Promise.allSettled(missing.map(async (peer) => { await this.#init.peers.delete(peer, id) }))
     }
