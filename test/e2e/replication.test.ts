@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import type { DfsClient } from '../../src/client/index.js'
 import { putFile } from '../../src/client/files.js'
 import { LevelExtentStore } from '@dfs/level-store'
+import { shardOfPath } from '../../plugins/raft-metadata/src/shards/index.js'
 import { corruptExtent } from './extents-on-disk.js'
 import { Sandbox, sha256Hex, waitFor, type NodeHandle } from './harness.js'
 
@@ -169,11 +170,19 @@ test('a frozen replica delays a put by the write grace, not its deadline; its co
     const ns = (r.json?.nodes ?? []).filter((n: any) => nodes.some((h) => h.id === n.id))
     return ns.length === 3 && ns.every((n: any) => n.health === 'healthy') ? true : undefined
   }, 30_000, 'three healthy members')
-  const frozen = nodes[2]
   const bytes = randomBytes(700_000)
   const local = join(sb.dir, 'frozen.bin')
   await writeFile(local, bytes)
   const c = await client(nodes[0])
+  // The frozen node is a replica, not the leader of the data group that orders /frozen's metadata:
+  // a commit forwarded to a leader that stops answering is lost and ends at the caller's deadline
+  // with "may still be applied" (a known limit of forwarded proposals, not what this test is about).
+  const shard = shardOfPath('/frozen/f.bin')
+  const leaderOfFrozen = await waitFor(async () => {
+    const map = await c.call<{ shards: Array<{ shard: number, leader: string | null }> }>('cluster.shards', {})
+    return map.shards.find((x) => x.shard === shard)?.leader ?? undefined
+  }, 30_000, 'a leader of the data group of /frozen')
+  const frozen = nodes[2].id !== leaderOfFrozen ? nodes[2] : nodes[1]
   try {
     frozen.proc.kill('SIGSTOP')
     let took = 0
