@@ -165,11 +165,18 @@ test('header and bytes live under the documented keys, bytes unframed', async (c
   })
 })
 
-/** Every `b/` key in the (closed) store's LevelDB, in key order. */
-async function bytesKeys (dir: string): Promise<string[]> {
+/** The keys of the LevelDB in `dbDir` (of a closed store) that start with `prefix` (all if none), in key order. */
+async function rawKeys (dbDir: string, prefix?: 'b/' | 'p/'): Promise<string[]> {
   let keys: string[] = []
-  await withRawDb(dir, async (db) => { keys = await db.keys({ gt: 'b/', lt: 'b0' }).all() })
+  // '0' is the character after '/': [prefix, prefix with '0' for '/') is every key under it
+  const range = prefix === undefined ? {} : { gt: prefix, lt: prefix.slice(0, -1) + '0' }
+  await withRawDb(dbDir, async (db) => { keys = await db.keys(range).all() })
   return keys
+}
+
+/** Every `b/` key in the (closed) store's index LevelDB, in key order. */
+async function bytesKeys (dir: string): Promise<string[]> {
+  return await rawKeys(dir, 'b/')
 }
 
 test('later puts store their bytes under keys that sort after earlier puts, across reopens, never reusing a live seq', async (ctx) => {
@@ -373,16 +380,12 @@ test('a LevelDB that is not an extent store, or of another format version, is Co
 
 /** Every key of the (closed) store's large database, in key order. */
 async function largeKeys (dir: string): Promise<string[]> {
-  let keys: string[] = []
-  await withRawDb(largeDirOf(dir), async (db) => { keys = await db.keys().all() })
-  return keys
+  return await rawKeys(largeDirOf(dir))
 }
 
 /** Every marker (`p/`) key of the (closed) store's index database. */
 async function markerKeys (dir: string): Promise<string[]> {
-  let keys: string[] = []
-  await withRawDb(dir, async (db) => { keys = await db.keys({ gt: 'p/', lt: 'p0' }).all() })
-  return keys
+  return await rawKeys(dir, 'p/')
 }
 
 test('extents of LARGE_EXTENT_BYTES_MIN and more keep their bytes in the large database, smaller ones in the index', async (ctx) => {
