@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { open, readFile, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { DataDirLockedError } from '@dfs/api'
@@ -38,8 +38,7 @@ export class DataDirLock {
       } catch (err: any) {
         if (err?.code !== 'EEXIST') throw err
       }
-      const [rawPid, boot, start] = (await readFile(path, 'utf8').catch(() => '')).trim().split(/\s+/)
-      const pid = Number.parseInt(rawPid ?? '', 10)
+      const { pid, boot, start } = await readOwner(path)
       if (Number.isInteger(pid) && pid > 0 && isAlive(pid, boot, start)) {
         throw new DataDirLockedError(`data dir ${dataDir} is in use by another dfs process (pid ${pid})`, { dataDir, pid })
       }
@@ -50,10 +49,18 @@ export class DataDirLock {
   }
 
   async release (): Promise<void> {
-    const owner = Number.parseInt((await readFile(this.path, 'utf8').catch(() => '')).trim().split(/\s+/)[0], 10)
-    if (owner === process.pid) await unlink(this.path).catch(() => {})
+    if ((await readOwner(this.path)).pid === process.pid) await unlink(this.path).catch(() => {})
   }
 }
+
+/** The owner a lock file names (pid NaN if it names none). */
+async function readOwner (path: string): Promise<{ pid: number, boot: string | undefined, start: string | undefined }> {
+  const [pid, boot, start] = (await readFile(path, 'utf8').catch(() => '')).trim().split(/\s+/)
+  return { pid: Number.parseInt(pid ?? '', 10), boot, start }
+}
+
+/** Linux's /proc is there: owners are named by boot id and start time too. */
+const HAVE_PROC = existsSync('/proc/self/stat')
 
 /** What a lock file says of process `pid`: `<pid> <boot id> <start time>`, or the bare pid without /proc. */
 export function ownerOf (pid: number): string {
@@ -63,6 +70,7 @@ export function ownerOf (pid: number): string {
 }
 
 function bootId (): string | undefined {
+  if (!HAVE_PROC) return undefined
   try {
     return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()
   } catch {
@@ -72,17 +80,12 @@ function bootId (): string | undefined {
 
 /** State and start time of `pid` from /proc; null if there is no such process, undefined without /proc. */
 function procStat (pid: number): { state: string, start: string } | null | undefined {
+  if (!HAVE_PROC) return undefined
   let text: string
   try {
     text = readFileSync(`/proc/${pid}/stat`, 'utf8')
   } catch (err: any) {
-    if (err?.code !== 'ENOENT') return undefined
-    try {
-      readFileSync('/proc/self/stat')
-      return null
-    } catch {
-      return undefined
-    }
+    return err?.code === 'ENOENT' ? null : undefined
   }
   // the command name (field 2) is in parentheses and may hold spaces: fields 3… follow the last ')'
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ')
