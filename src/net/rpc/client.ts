@@ -128,9 +128,7 @@ export class RpcClient {
           held = undefined
         }
         if (end) pending.push({ kind: FrameKind.End })
-        const frames = pending.splice(0)
-        if (frames.length === 1) await f.write(frames[0], { signal })
-        else await f.writeMany(frames, { signal })
+        await f.writeMany(pending.splice(0), { signal })
         idle.touch()
         return undefined
       }
