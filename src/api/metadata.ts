@@ -131,12 +131,31 @@ export type MetadataOp =
   | { type: 'CancelMove', id: string }
   /** Marks a member as draining (no new copies; its copies move away) or not. */
   | { type: 'SetDraining', id: PeerIdString, draining: boolean }
-  /** Creates the file's extents and replaces the file at `path` in one step. */
-  | { type: 'PutFile', path: string, size: number, mtimeMs: number, extents: ExtentRecord[] }
+  /**
+   * Creates the file's extents and replaces the file at `path` in one step. `inline`: the bytes of
+   * every extent (`inline[i]` of `extents[i]`, INLINE_FILE_BYTES_MAX in all) when the operation
+   * itself carries them to the extents' replicas (see MetadataServiceInit.onInlineExtents); the
+   * state keeps the records, never the bytes.
+   */
+  | { type: 'PutFile', path: string, size: number, mtimeMs: number, extents: ExtentRecord[], inline?: Uint8Array[] }
   /** Removes the file and its extent records; the result lists the extents whose bytes may be freed. */
   | { type: 'DeleteFile', path: string }
 
 export type MetadataOpType = MetadataOp['type']
+
+/**
+ * Largest file whose bytes travel inside its PutFile (`inline`) instead of being copied to the
+ * replicas before the commit. Such a put costs one consensus round instead of a copy round and then
+ * a consensus round; the log entry holds the bytes until the members have stored them (every member
+ * keeps its recent log in memory, so the bound is small: Garage inlines objects under 3 KiB).
+ */
+export const INLINE_FILE_BYTES_MAX = 8 * 1024
+
+/** A file's extent and its bytes, as an applied PutFile carried them (MetadataServiceInit.onInlineExtents). */
+export interface InlineExtent {
+  extent: ExtentRecord
+  bytes: Uint8Array
+}
 
 /**
  * What apply returns. `ok: false` results carry a typed error in wire form (name, message, details):
@@ -232,6 +251,14 @@ export interface MetadataService {
   staleRead?: <T>(fn: (view: MetadataView) => T) => T
   /** Present when the service replicates through a consensus group. */
   membership?: MetadataMembership
+  /**
+   * Present when the service carries PutFile's `inline` bytes to its members (it calls
+   * `onInlineExtents` wherever it applies one): the voters of the group that commits a PutFile of
+   * `path`, as this node last applied them (none: no PutFile of `path` may carry bytes now). A
+   * PutFile may carry its bytes only when its extents' replicas are exactly these voters, so that
+   * every log of the commit quorum belongs to a node that will store a copy.
+   */
+  inlineVoters?: (path: string) => PeerIdString[]
 }
 
 /** Membership of a replicated metadata service's consensus group. */
@@ -265,6 +292,14 @@ export interface MetadataServiceInit {
   snapshotEvery?: number
   /** A sharded service creating a new cluster: how many groups own the shards (the service's default otherwise). */
   metadataGroups?: number
+  /**
+   * Called on every node that applies a PutFile carrying `inline` bytes, with its extents and their
+   * bytes — also when a restarted node applies its log again — so the node stores the copies its
+   * PutFile lists on it. The service snapshots its state (which ends the log's copy of the bytes on
+   * this node) only after the promises of the operations before the snapshot resolved; a rejected
+   * one is offered again (with the extents that failed) before the next attempt.
+   */
+  onInlineExtents?: (extents: InlineExtent[]) => Promise<void>
 }
 
 export type MetadataServiceFactory = (init: MetadataServiceInit) => MetadataService

@@ -157,6 +157,13 @@ export interface ReplicationService {
    * quorum acknowledged (nothing is recorded then; the copies written are garbage).
    */
   write: (id: string, bytes: Uint8Array, options?: ReplicatedWriteOptions) => Promise<ReplicatedWrite>
+  /**
+   * For an extent whose bytes may travel inside its file's commit (MetadataService.inlineVoters):
+   * the replicas the placement policy gives it, when they are exactly `voters` and include this
+   * node (which stores its own copy before it answers); otherwise undefined, and the extent is
+   * written with `write`.
+   */
+  placeInline?: (id: string, size: number, voters: PeerIdString[]) => PeerIdString[] | undefined
   /** Reads a verified copy: local first, then healthy replicas nearest first; a corrupt copy is rewritten from a good one. */
   read: (extent: ExtentRecord, options?: CallOptions) => Promise<Uint8Array>
   /**

@@ -1,11 +1,16 @@
 import { randomUUID } from 'node:crypto'
 import {
-  Deadline, DeadlineExceededError, DfsError, EXTENT_SIZE_MAX, IsADirectoryError, NotADirectoryError, NotFoundError, normalizePath, parentPath,
-  type CallOptions, type DirEntry, type ExtentRecord, type ExtentStore, type FileRecord, type MetadataService,
+  Deadline, DeadlineExceededError, DfsError, EXTENT_SIZE_MAX, INLINE_FILE_BYTES_MAX, IsADirectoryError, NotADirectoryError, NotFoundError,
+  extentChecksum, normalizePath, parentPath,
+  type CallOptions, type DirEntry, type ExtentRecord, type ExtentStore, type FileRecord, type MetadataOp, type MetadataService,
   type MetadataView, type ReplicationService, type WriteSync
 } from '@dfs/api'
+import { logger } from '@libp2p/logger'
 import type { ExtentGc } from './extent-gc.js'
 import type { ExtentReader } from './extents.js'
+import type { InlineExtents } from './inline-extents.js'
+
+const log = logger('dfs:node:files')
 
 /** Extent writes a put keeps in flight while it receives the next extent's bytes. */
 const PUT_EXTENTS_IN_FLIGHT_MAX = 4
@@ -32,6 +37,11 @@ export interface FileServiceInit {
    * it every extent has one copy, in `store`.
    */
   replication?: ReplicationService
+  /**
+   * With `replication`: a small file's bytes may travel inside its commit (see #inlinePlacement);
+   * this stores this node's copy meanwhile. Without it every extent is written before the commit.
+   */
+  inline?: InlineExtents
 }
 
 /**
@@ -82,6 +92,7 @@ export class FileService {
   readonly #putDurationMaxMs: number
   readonly #extents: ExtentReader | undefined
   readonly #replication: ReplicationService | undefined
+  readonly #inline: InlineExtents | undefined
 
   constructor (init: FileServiceInit) {
     this.#nodeId = init.nodeId
@@ -91,6 +102,7 @@ export class FileService {
     this.#extentSize = init.extentSize ?? EXTENT_SIZE_MAX
     this.#putDurationMaxMs = init.putDurationMaxMs ?? PUT_DURATION_MAX_MS
     this.#replication = init.replication
+    this.#inline = init.inline
     this.#extents = init.replication != null ? { get: async (e, o) => await (init.replication as ReplicationService).read(e, o) } : init.extents
     if (!(this.#extentSize > 0 && this.#extentSize <= EXTENT_SIZE_MAX)) throw new Error(`extent size ${this.#extentSize} out of range`)
   }
@@ -122,6 +134,8 @@ export class FileService {
     const unpins: Array<() => void> = []
     let proposed = false
     const inFlight: Array<Promise<void>> = []
+    /** This node's copy of a small file stored beside its commit (see #inlinePlacement). */
+    let local: Promise<unknown> | undefined
     let size = 0
     // every byte handed on is written first (only buffer[0, filled) leaves), so no zero-fill is needed;
     // allocated when bytes arrive, so an empty file (a pure metadata write) costs no extent buffer
@@ -174,14 +188,35 @@ export class FileService {
           if (filled === this.#extentSize) await flush()
         }
       }
-      if (filled > 0) await flush()
+      const inline = written.length === 0 && filled > 0 ? this.#inlinePlacement(path, filled, options) : undefined
+      const op: MetadataOp & { type: 'PutFile' } = { type: 'PutFile', path, size, mtimeMs: Date.now(), extents: written }
+      if (inline !== undefined) {
+        // a small file: its bytes travel in the commit, and every replica stores them as it applies it
+        const bytes = (buffer as Uint8Array).subarray(0, filled)
+        const record: ExtentRecord = { id: inline.id, size: filled, checksum: extentChecksum(bytes), replicas: inline.replicas }
+        written.push(record)
+        unpins.push(this.#gc.pin([record.id]))
+        op.inline = [bytes]
+        log('put %s: %d bytes inside the commit, extent %s on %o', path, filled, record.id, record.replicas)
+        // this node's copy is stored while the commit runs, so it serves reads once the put returns
+        const mine = inline.store.storeLocal(record, bytes, options)
+        unpins.push(mine.release)
+        local = mine.written
+      } else if (filled > 0) {
+        await flush()
+      }
       await Promise.all(inFlight.splice(0))
       proposed = true
-      const result = await this.#metadata.propose({ type: 'PutFile', path, size, mtimeMs: Date.now(), extents: written }, options)
+      const result = await this.#metadata.propose(op, options)
+      if (local !== undefined) {
+        // committed: the other replicas store their copies as they apply it, and if this write
+        // failed, this node's own apply stores the copy again (the sink sees the failure)
+        await local.catch((err) => { log.error('local copy of inline extent %s of %s: %s', written[0].id, path, (err as Error).message) })
+      }
       if (result.freed != null && result.freed.length > 0) await this.#free(result.freed)
       return { path, size, extents: written.length }
     } catch (err) {
-      await Promise.allSettled(inFlight)
+      await Promise.allSettled(local === undefined ? inFlight : [...inFlight, local])
       // Free the bytes only when the file certainly did not commit: the put failed before its
       // proposal, or apply rejected it (the rejection carries its log index). A deadline or a lost
       // leader leaves the outcome unknown — the file may still commit — so the bytes stay, and the
@@ -260,6 +295,22 @@ export class FileService {
   }
 
   /** Frees extents metadata dropped: this node's copy once its readers let go, other copies through replication. */
+  /**
+   * A new extent for the whole of a small file, when its bytes may travel inside its commit: the file
+   * fits INLINE_FILE_BYTES_MAX, every copy is not required before the commit (a commit needs only a
+   * majority of the logs), and placement picks exactly the voters of the group that commits it.
+   */
+  #inlinePlacement (path: string, size: number, options: { sync?: WriteSync }): { id: string, replicas: string[], store: InlineExtents } | undefined {
+    const replication = this.#replication
+    const store = this.#inline
+    if (options.sync === 'all' || size > INLINE_FILE_BYTES_MAX || replication?.placeInline === undefined || store === undefined) return undefined
+    const voters = this.#metadata.inlineVoters?.(path) ?? []
+    if (voters.length === 0) return undefined
+    const id = randomUUID()
+    const replicas = replication.placeInline(id, size, voters)
+    return replicas === undefined ? undefined : { id, replicas, store }
+  }
+
   async #free (extents: ExtentRecord[]): Promise<void> {
     this.#replication?.release(extents)
     await this.#gc.free(extents.map((e) => e.id))

@@ -24,6 +24,7 @@ import { RpcServer } from '../net/rpc/server.js'
 import { Security } from '../security/index.js'
 import { ExtentGc } from './extent-gc.js'
 import { FileService } from './files.js'
+import { InlineExtents } from './inline-extents.js'
 import { clusterMethods } from './handlers/cluster.js'
 import { fsMethods } from './handlers/fs.js'
 import { DataDirLock } from './lock.js'
@@ -180,7 +181,12 @@ export class NodeRuntime {
         // a restarted member: the peers given help it find the cluster; its own log knows the members
         await Promise.allSettled(peers.map(async (p) => { await host.dial(p, { signal: AbortSignal.timeout(5000) }) }))
       }
-      const metadata = makeMetadata({ dir: metadataDir, nodeId: id, logger: logger('dfs:metadata'), network, join: joining, snapshotEvery: init.metadataSnapshotEvery, metadataGroups: init.metadataGroups })
+      // copies of small files arrive inside their commit (see FileService): stored as they are applied
+      const inline = new InlineExtents({ nodeId: id, store, current: (extent) => metadata.staleRead?.((view) => view.getExtent(extent)) })
+      const metadata: MetadataService = makeMetadata({
+        dir: metadataDir, nodeId: id, logger: logger('dfs:metadata'), network, join: joining, snapshotEvery: init.metadataSnapshotEvery,
+        metadataGroups: init.metadataGroups, onInlineExtents: inline.sink
+      })
       await metadata.start()
       undo.unshift(async () => { await metadata.stop() })
       const security = new Security({ nodeId: id, metadata })
@@ -255,7 +261,7 @@ export class NodeRuntime {
       })
       await replication.start()
       undo.unshift(async () => { await replication.stop() })
-      const files = new FileService({ nodeId: id, store, metadata, gc, extentSize: init.extentSize, replication })
+      const files = new FileService({ nodeId: id, store, metadata, gc, extentSize: init.extentSize, replication, inline })
       const rpc = new RpcServer({ host, authorize: async (peer, action, options) => { await security.authorize(peer, action, options) } })
       rpc.register(...fsMethods(files), ...clusterMethods({
         nodeId: id,

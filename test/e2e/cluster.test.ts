@@ -3,6 +3,8 @@ import * as assert from 'uvu/assert'
 import { randomBytes } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { INLINE_FILE_BYTES_MAX } from '@dfs/api'
+import { readExtent } from './extents-on-disk.js'
 import { Sandbox, waitFor, type NodeHandle } from './harness.js'
 
 /**
@@ -147,6 +149,52 @@ test('kill -9 of the leader: a new leader and successful writes within seconds, 
     const st = await status(back)
     return st.nodes.healthy === 3 ? st : undefined
   }, 15_000, 'all three healthy again')
+})
+
+test('a small file travels inside its commit: each node stores its copy as it applies it, also nodes killed right after the put', async () => {
+  // n1 again, with the lines that say which way each put went
+  const old = nodes.get('n1') as NodeHandle
+  await old.stop()
+  const n1 = await sb.startNode({ dataDir: old.dataDir, args: FAST, env: { DEBUG: 'dfs:node:files,dfs:node:inline' } })
+  nodes.set('n1', n1)
+  await waitFor(async () => (await status(n1)).nodes.healthy === 3 ? true : undefined, 20_000, 'three healthy nodes')
+  const small = randomBytes(4096)
+  const small2 = randomBytes(100)
+  const big = randomBytes(INLINE_FILE_BYTES_MAX + 1)
+  for (const [name, bytes] of [['small', small], ['small2', small2], ['big', big]] as const) await writeFile(join(sb.dir, `${name}.bin`), bytes)
+  const put = async (name: string): Promise<void> => {
+    const r = await sb.run(['fs', 'put', join(sb.dir, `${name}.bin`), `/inline/${name}.bin`, '--node', n1.addr])
+    assert.is(r.code, 0, r.stderr)
+  }
+  await put('small')
+  await put('big')
+  assert.match(n1.stderr(), /put \/inline\/small\.bin: 4096 bytes inside the commit/)
+  assert.not.match(n1.stderr(), /put \/inline\/big\.bin: \d+ bytes inside the commit/, 'a file over INLINE_FILE_BYTES_MAX is copied before its commit')
+  // n3 dies right after the commit: whatever it had not stored yet, its log still holds
+  const n3 = nodes.get('n3') as NodeHandle
+  await put('small2')
+  await n3.stop('SIGKILL')
+  nodes.set('n3', await sb.startNode({ dataDir: n3.dataDir, args: FAST }))
+  const ids: Record<string, string> = {}
+  for (const name of ['small', 'small2', 'big']) {
+    // the first stats wait for the groups to elect leaders again
+    const json = await waitFor(async () => {
+      const r = await sb.run(['fs', 'stat', `/inline/${name}.bin`, '--json', '--node', (nodes.get('n3') as NodeHandle).addr, '--timeout', '3000'])
+      return r.code === 0 ? r.json : undefined
+    }, 20_000, `a stat of ${name} after the restarts`)
+    assert.is(json.extents.length, 1)
+    assert.is(json.extents[0].replicas.length, 3, `${name}: three copies`)
+    ids[name] = json.extents[0].id
+  }
+  // every node holds each copy: the restarted ones stored theirs again from their logs
+  await new Promise((resolve) => setTimeout(resolve, 1000))
+  for (const n of nodes.values()) await n.stop()
+  for (const [name, n] of nodes) {
+    for (const [file, bytes] of [['small', small], ['small2', small2], ['big', big]] as const) {
+      const stored = await readExtent(join(n.dataDir, 'extents'), ids[file])
+      assert.ok(stored !== undefined && Buffer.from(stored).equals(bytes), `${name} holds ${file}`)
+    }
+  }
 })
 
 test.run()

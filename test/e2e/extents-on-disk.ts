@@ -40,3 +40,10 @@ export async function countExtents (dir: string): Promise<number> {
     return n
   })
 }
+
+/** The stored bytes of extent `id` in a stopped node's store, or undefined if it has none. */
+export async function readExtent (dir: string, id: string): Promise<Uint8Array | undefined> {
+  const where = await withDb(dir, async (db) => await bytesKeyOf(db, id))
+  if (where === undefined) return undefined
+  return await withDb(where.large ? largeDirOf(dir) : dir, async (db) => await db.get(where.key))
+}

@@ -14,6 +14,14 @@ export const ELECTION_TICK_DEFAULT = 8
 export const HEARTBEAT_TICK_DEFAULT = 1
 /** Snapshot the state machine and compact the log every this many applied entries. */
 export const SNAPSHOT_EVERY_DEFAULT = 10_000
+/**
+ * Also snapshot once the entries applied since the last snapshot hold this many bytes: each member
+ * keeps its log in memory until it compacts it, and PutFiles that carry small files' bytes make
+ * entries of kilobytes (10,000 of 8 KiB would be 80 MiB per group).
+ */
+export const SNAPSHOT_BYTES_DEFAULT = 32 * 1024 * 1024
+/** After the state machine could not settle for a snapshot, the next attempt waits this long. */
+export const SNAPSHOT_RETRY_MS = 1000
 /** Entries kept before the snapshot index after a compaction, for followers that lag a little. */
 export const SNAPSHOT_KEEP_ENTRIES_DEFAULT = 1_000
 /** Deadline of a proposal or a read when the caller's signal does not end it sooner. */

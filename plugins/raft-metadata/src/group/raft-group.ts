@@ -39,7 +39,7 @@ import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, Progress
 import type { GroupTransport, RaftTransportHandler } from '../transport/index.js'
 import {
   CALL_TIMEOUT_MS_DEFAULT, ELECTION_TICK_DEFAULT, HEARTBEAT_TICK_DEFAULT, INBOX_MESSAGES_MAX_DEFAULT,
-  PENDING_MAX_DEFAULT, PENDING_TICKS_MAX, PROPOSAL_BYTES_MAX_DEFAULT, SNAPSHOT_EVERY_DEFAULT,
+  PENDING_MAX_DEFAULT, PENDING_TICKS_MAX, PROPOSAL_BYTES_MAX_DEFAULT, SNAPSHOT_BYTES_DEFAULT, SNAPSHOT_EVERY_DEFAULT, SNAPSHOT_RETRY_MS,
   SNAPSHOT_KEEP_ENTRIES_DEFAULT, TICK_MS_DEFAULT
 } from './constants.js'
 import { NONCE_BYTES, openEnvelope, sealEnvelope } from './envelope.js'
@@ -53,6 +53,12 @@ export interface GroupStateMachine<R> {
   snapshot: () => Uint8Array
   /** Replaces the state with a snapshot taken at `index` (empty bytes: the initial state). */
   restore: (data: Uint8Array, index: number) => void
+  /**
+   * Resolves once what apply started outside the state (e.g. storing bytes an entry carried) is
+   * durable for every entry applied so far. A snapshot waits for it, since a restarted node applies
+   * only the entries after its snapshot; a rejection postpones the snapshot (SNAPSHOT_RETRY_MS).
+   */
+  settle?: () => Promise<void>
 }
 
 export interface RaftGroupInit<R> {
@@ -67,6 +73,8 @@ export interface RaftGroupInit<R> {
   electionTick?: number
   heartbeatTick?: number
   snapshotEvery?: number
+  /** Also snapshot once the entries applied since the last snapshot hold this many bytes (the log is kept in memory). */
+  snapshotBytes?: number
   snapshotKeepEntries?: number
   /** Deadline of propose / read when the caller's signal does not end them sooner. */
   callTimeoutMs?: number
@@ -192,6 +200,7 @@ export class RaftGroup<R> {
   readonly #electionTick: number
   readonly #heartbeatTick: number
   readonly #snapshotEvery: number
+  readonly #snapshotBytes: number
   readonly #snapshotKeep: number
   readonly #callTimeoutMs: number
   readonly #pendingMax: number
@@ -228,6 +237,10 @@ export class RaftGroup<R> {
   #role: StateType = StateType.Follower
   #applied = 0
   #snapshotIndex = 0
+  /** Bytes of the entries applied since the last snapshot. */
+  #appliedBytes = 0
+  /** No snapshot attempt before this time (epoch ms): set when the state machine could not settle. */
+  #snapshotNotBefore = 0
   #confState: ConfState = { voters: [], learners: [] }
   #members = new Set<NodeId>()
   /** Term and vote as last made durable (a Ready that changes them sends nothing before its fsync). */
@@ -248,6 +261,7 @@ export class RaftGroup<R> {
       throw new InvalidArgumentError('heartbeatTick must be less than electionTick', { heartbeatTick: this.#heartbeatTick, electionTick: this.#electionTick })
     }
     this.#snapshotEvery = positiveInt(init.snapshotEvery, SNAPSHOT_EVERY_DEFAULT, 'snapshotEvery')
+    this.#snapshotBytes = positiveInt(init.snapshotBytes, SNAPSHOT_BYTES_DEFAULT, 'snapshotBytes')
     this.#snapshotKeep = init.snapshotKeepEntries === 0 ? 0 : positiveInt(init.snapshotKeepEntries, SNAPSHOT_KEEP_ENTRIES_DEFAULT, 'snapshotKeepEntries')
     this.#callTimeoutMs = positiveInt(init.callTimeoutMs, CALL_TIMEOUT_MS_DEFAULT, 'callTimeoutMs')
     this.#pendingMax = positiveInt(init.pendingMax, PENDING_MAX_DEFAULT, 'pendingMax')
@@ -695,6 +709,7 @@ export class RaftGroup<R> {
       this.#sm.restore(s.data, s.metadata.index)
       this.#applied = s.metadata.index
       this.#snapshotIndex = s.metadata.index
+      this.#appliedBytes = 0
       this.#setConfState(s.metadata.confState)
       this.stats.snapshotsRestored++
       this.#log('raft group %d on %s restored a snapshot at %d', this.group, this.id, s.metadata.index)
@@ -712,7 +727,8 @@ export class RaftGroup<R> {
     node.advance(rd)
 
     this.#serveReads()
-    if (this.#applied - this.#snapshotIndex >= this.#snapshotEvery) await this.#snapshot()
+    if ((this.#applied - this.#snapshotIndex >= this.#snapshotEvery || this.#appliedBytes >= this.#snapshotBytes) &&
+      Date.now() >= this.#snapshotNotBefore) await this.#snapshot()
   }
 
   async #persist (rd: Ready): Promise<void> {
@@ -768,6 +784,7 @@ export class RaftGroup<R> {
       } else {
         const result = this.#sm.apply(env.payload, e.index)
         this.stats.entriesApplied++
+        this.#appliedBytes += e.data.byteLength
         this.#resolveOwn(env, (p) => { p.resolve(result) })
       }
     }
@@ -798,6 +815,16 @@ export class RaftGroup<R> {
   /** Snapshots the state machine at the applied index and compacts the log before it. */
   async #snapshot (): Promise<void> {
     const index = this.#applied
+    if (this.#sm.settle !== undefined) {
+      try {
+        await this.#sm.settle()
+      } catch (err) {
+        this.#snapshotNotBefore = Date.now() + SNAPSHOT_RETRY_MS
+        this.#log.error('raft group %d on %s: no snapshot at %d yet, the state machine has not settled: %s', this.group, this.id, index, (err as Error).message)
+        return
+      }
+    }
+    this.#appliedBytes = 0
     const data = this.#sm.snapshot()
     await this.#storage.createSnapshot(index, this.#confState, data)
     this.#snapshotIndex = index

@@ -255,6 +255,10 @@ export class LocalMetadataService implements MetadataService {
     if (signal?.aborted === true) {
       throw new AbortedError('the proposal was aborted before it was queued')
     }
+    if (op?.type === 'PutFile' && op.inline !== undefined) {
+      // nothing here hands inline bytes to a store (no inlineVoters): they would live only in the log
+      throw new InvalidArgumentError('this metadata service does not carry inline extent bytes', { path: op.path })
+    }
     const bytes = encodeOp(op)
     if (bytes.byteLength > this.#opBytesMax) {
       throw new InvalidArgumentError(`the operation is ${bytes.byteLength} bytes, more than ${this.#opBytesMax}`,

@@ -30,7 +30,7 @@ import {
   DataDirLockedError, InvalidArgumentError, NotFoundError, UnavailableError, errorFromWire, normalizePath
 } from '@dfs/api'
 import type {
-  CallOptions, ClusterConfig, ClusterRecord, DirEntry, ExtentRecord, FileRecord, JoinTokenRecord, Logger, MemberRecord,
+  CallOptions, ClusterConfig, ClusterRecord, DirEntry, ExtentRecord, FileRecord, InlineExtent, JoinTokenRecord, Logger, MemberRecord,
   MetadataGroupInfo, MetadataMembership, MetadataOp, MetadataResult, MetadataService, MetadataServiceInit,
   MetadataStatus, MetadataView, PeerIdString, ReadOptions, ReadScope, Role
 } from '@dfs/api'
@@ -89,11 +89,20 @@ const noop = (): void => {}
 const silentLogger: Logger = Object.assign(noop, { error: noop, trace: noop, enabled: false })
 const CALL_TIMEOUT_MS_DEFAULT = 10_000
 
-/** A MetadataStateMachine of one scope behind the group's byte interface. */
+type InlineSink = NonNullable<MetadataServiceInit['onInlineExtents']>
+
+/**
+ * A MetadataStateMachine of one scope behind the group's byte interface. It hands the bytes an
+ * applied PutFile carries to `onInline` and settles (see GroupStateMachine.settle) once the node has
+ * stored them; what failed is offered again at the next settle.
+ */
 class MetadataApplier implements GroupStateMachine<MetadataResult> {
   sm: MetadataStateMachine
+  readonly #pending = new Set<Promise<void>>()
+  #failed: InlineExtent[] = []
 
-  constructor (readonly scope: StateMachineScope, private readonly onChange: () => void = noop) {
+  constructor (readonly scope: StateMachineScope, private readonly onChange: () => void = noop,
+    private readonly onInline?: InlineSink, private readonly log: Logger = silentLogger) {
     this.sm = new MetadataStateMachine(scope)
   }
 
@@ -106,8 +115,36 @@ class MetadataApplier implements GroupStateMachine<MetadataResult> {
       return { ok: false, index, error: { name: 'InvalidArgument', message: `the operation is not CBOR: ${(err as Error).message}`, details: {} } }
     }
     const result = this.sm.apply(op, index)
+    if (result.ok && op.type === 'PutFile' && op.inline !== undefined) {
+      const inline = op.inline
+      this.#store(op.extents.map((extent, i) => ({ extent, bytes: inline[i] })))
+    }
     this.onChange()
     return result
+  }
+
+  #store (extents: InlineExtent[]): void {
+    if (this.onInline === undefined) {
+      // an operation this service cannot deliver: the commit quorum's logs hold the only copies
+      this.log.error('an applied PutFile carries the bytes of %d extents and nothing stores them', extents.length)
+      this.#failed.push(...extents)
+      return
+    }
+    const p: Promise<void> = this.onInline(extents).catch((err) => {
+      this.log.error('storing %d inline extents failed (offered again before the next snapshot): %s', extents.length, (err as Error).message)
+      this.#failed.push(...extents)
+    }).finally(() => { this.#pending.delete(p) })
+    this.#pending.add(p)
+  }
+
+  async settle (): Promise<void> {
+    if (this.#failed.length > 0) {
+      const again = this.#failed
+      this.#failed = []
+      this.#store(again)
+    }
+    await Promise.all([...this.#pending])
+    if (this.#failed.length > 0) throw new UnavailableError(`${this.#failed.length} extents an applied PutFile carried are not stored yet`)
   }
 
   snapshot (): Uint8Array {
@@ -336,7 +373,7 @@ export class RaftMetadataService implements MetadataService {
     const opened: Replica[] = []
     try {
       for (let g = 1; g <= groups; g++) {
-        const applier = new MetadataApplier({ kind: 'data', group: g, groups })
+        const applier = new MetadataApplier({ kind: 'data', group: g, groups }, noop, this.#init.onInlineExtents, this.#log)
         const storage = await LevelStorage.openIn(this.#requireLog(), groupPrefix(g), creating ? { confState: { voters: this.#voters, learners: [] } } : undefined)
         const replica: Replica = { g, applier, storage, group: this.#newGroup(g, storage, applier) }
         opened.push(replica)
@@ -521,6 +558,13 @@ export class RaftMetadataService implements MetadataService {
       }
     }
     return { shardCount: SHARD_COUNT, groups: this.#replicas().map(info) }
+  }
+
+  inlineVoters (path: string): PeerIdString[] {
+    if (this.#init.onInlineExtents === undefined || this.#state !== 'running') return []
+    const canonical = normalizePath(path)
+    const r = canonical === '/' ? undefined : this.#replicaOfPath(canonical)
+    return r === undefined ? [] : [...r.group.status().confState.voters]
   }
 
   async propose (op: MetadataOp, options?: CallOptions): Promise<OkResult> {

@@ -26,7 +26,7 @@ import { decodeCbor, encodeCbor } from '../codec.js'
 import { DATA_GROUPS_MAX, groupOfShard, shardOfExtent, shardOfPath } from '../shards/index.js'
 import { CLUSTER_ID_LENGTH_MAX, FILE_EXTENTS_MAX } from './limits.js'
 import {
-  field, requireArray, requireExtent, requireExtentId, requireInteger, requireJoinToken, requireMember, requirePath,
+  field, requireArray, requireExtent, requireExtentId, requireInline, requireInteger, requireJoinToken, requireMember, requirePath,
   requirePeerId, requireRecord, requireReplicas, requireRole, requireString, requireTokenId
 } from './validate.js'
 import type { Fields } from './validate.js'
@@ -424,6 +424,8 @@ export class MetadataStateMachine implements MetadataView {
     const mtimeMs = requireInteger(field(op, 'mtimeMs'), 'mtimeMs', 0, Number.MAX_SAFE_INTEGER)
     const list = requireArray(field(op, 'extents'), 'extents', 0, FILE_EXTENTS_MAX)
     const extents = list.map((e, i) => requireExtent(e, `extents[${i}]`))
+    // the bytes are the members' to store (see MetadataServiceInit.onInlineExtents), never the state's
+    requireInline(field(op, 'inline'), extents)
     const ids = new Set<string>()
     let total = 0
     for (const e of extents) {

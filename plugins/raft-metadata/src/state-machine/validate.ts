@@ -2,7 +2,7 @@
  * Validation of untrusted operation fields. Every function either returns a fresh, frozen copy that
  * holds only the known fields, or throws InvalidArgument naming the field. Nothing here reads state.
  */
-import { EXTENT_ID_PATTERN, EXTENT_SIZE_MAX, InvalidArgumentError, normalizePath } from '@dfs/api'
+import { EXTENT_ID_PATTERN, EXTENT_SIZE_MAX, INLINE_FILE_BYTES_MAX, InvalidArgumentError, normalizePath } from '@dfs/api'
 import type { ExtentRecord, JoinTokenRecord, MemberRecord, PeerIdString, Role } from '@dfs/api'
 import {
   ADDR_LENGTH_MAX, CHECKSUM_LENGTH_MAX, CHECKSUM_PATTERN, MEMBER_ADDRS_MAX, MEMBER_NAME_LENGTH_MAX,
@@ -156,4 +156,27 @@ export function requireMember (value: unknown, what: string): MemberRecord {
   const list = requireArray(field(obj, 'addrs'), `${what}.addrs`, 0, MEMBER_ADDRS_MAX)
   const addrs = list.map((a, i) => requireString(a, `${what}.addrs[${i}]`, 1, ADDR_LENGTH_MAX))
   return Object.freeze({ id, name, region, addrs: Object.freeze(addrs) as string[] })
+}
+
+/**
+ * PutFile's `inline` (absent: undefined): the bytes of every extent, each exactly its extent's size,
+ * INLINE_FILE_BYTES_MAX in all.
+ */
+export function requireInline (value: unknown, extents: ExtentRecord[]): Uint8Array[] | undefined {
+  if (value === undefined) return undefined
+  const list = requireArray(value, 'inline', extents.length, extents.length)
+  let total = 0
+  list.forEach((bytes, i) => {
+    if (!(bytes instanceof Uint8Array)) throw new InvalidArgumentError(`inline[${i}] must be bytes`, { field: `inline[${i}]` })
+    if (bytes.byteLength !== extents[i].size) {
+      throw new InvalidArgumentError(`inline[${i}] has ${bytes.byteLength} bytes, its extent ${extents[i].size}`,
+        { field: `inline[${i}]`, size: bytes.byteLength, extentSize: extents[i].size })
+    }
+    total += bytes.byteLength
+  })
+  if (total > INLINE_FILE_BYTES_MAX) {
+    throw new InvalidArgumentError(`inline bytes are ${total} in all, more than ${INLINE_FILE_BYTES_MAX}`,
+      { field: 'inline', size: total, sizeMax: INLINE_FILE_BYTES_MAX })
+  }
+  return list as Uint8Array[]
 }

@@ -18,6 +18,14 @@ import type { TestHost } from '../transport/libp2p-network.js'
 export class ListMachine implements GroupStateMachine<{ index: number, length: number }> {
   items: string[] = []
   lastIndex = 0
+  /** What settle does (see GroupStateMachine.settle); resolves at once unless a test says otherwise. */
+  settleWith: () => Promise<void> = async () => {}
+  settleCalls = 0
+
+  async settle (): Promise<void> {
+    this.settleCalls++
+    await this.settleWith()
+  }
 
   apply (payload: Uint8Array, index: number): { index: number, length: number } {
     if (index <= this.lastIndex) throw new Error(`apply at ${index} after ${this.lastIndex}`)

@@ -133,6 +133,37 @@ test('a restarted node catches up from its log, and via a snapshot after compact
   await allApplied(c, items)
 }))
 
+test('a snapshot waits for the state machine to settle; one that cannot settle postpones it and loses nothing', plain(async (ctx) => {
+  const c = await cluster(ctx, { snapshotEvery: 10, snapshotKeepEntries: 0 })
+  for (const m of c.members) m.sm.settleWith = async () => { throw new Error('not stored yet') }
+  const lead = await c.leader()
+  const items: string[] = []
+  for (let k = 0; k < 25; k++) { await c.group(lead).propose(enc(`a${k}`)); items.push(`a${k}`) }
+  await allApplied(c, items)
+  await waitFor(() => c.members.every((m) => m.sm.settleCalls > 0), 3000, 'snapshot attempts')
+  for (const i of c.running()) assert.is(c.group(i).stats.snapshotsCreated, 0, `node ${i} snapshotted before it settled`)
+  // settled: the next attempt (at most SNAPSHOT_RETRY_MS later) snapshots
+  for (const m of c.members) m.sm.settleWith = async () => {}
+  for (let k = 0; k < 3; k++) { await c.group(lead).propose(enc(`b${k}`)); items.push(`b${k}`) }
+  await new Promise((resolve) => setTimeout(resolve, 1100))
+  await c.group(lead).propose(enc('c0'))
+  items.push('c0')
+  await waitFor(() => c.running().every((i) => c.group(i).stats.snapshotsCreated > 0), 3000, 'snapshots once settled')
+  await allApplied(c, items)
+}))
+
+test('a snapshot is also taken once the entries applied since the last one hold snapshotBytes', plain(async (ctx) => {
+  const c = await cluster(ctx, { snapshotEvery: 1_000_000, snapshotBytes: 2000, snapshotKeepEntries: 0 })
+  const lead = await c.leader()
+  const items: string[] = []
+  for (let k = 0; k < 5; k++) { await c.group(lead).propose(enc(`small${k}`)); items.push(`small${k}`) }
+  await allApplied(c, items)
+  for (const i of c.running()) assert.is(c.group(i).stats.snapshotsCreated, 0)
+  for (let k = 0; k < 8; k++) { const item = `${k}`.padEnd(300, 'x'); await c.group(lead).propose(enc(item)); items.push(item) }
+  await waitFor(() => c.running().every((i) => c.group(i).stats.snapshotsCreated > 0), 3000, 'snapshots by bytes')
+  await allApplied(c, items)
+}))
+
 test('with 2 of 3 nodes stopped, a proposal on the survivor fails with NoQuorum within its deadline', plain(async (ctx) => {
   const c = await cluster(ctx)
   const lead = await c.leader()

@@ -117,6 +117,14 @@ test('a rejected op rejects with its typed error, consumes its index, and replay
   assert.is((await t.propose(putFile('/i', []))).index, 5)
 })
 
+test('a PutFile carrying inline bytes is refused before it is logged (nothing here would store them)', async (ctx) => {
+  const s = await started(ctx)
+  assert.is('inlineVoters' in s, false)
+  await rejectsWith(s.propose({ ...putFile('/small', [extent(1, 3)]), inline: [new Uint8Array(3)] }), 'InvalidArgument')
+  assert.equal(s.status().appliedIndex, 0, 'not logged')
+  assert.is(await s.read((v) => v.getFile('/small')), undefined)
+})
+
 test('state survives stop and start', async (ctx) => {
   const s = await started(ctx)
   const ops = randomOps(3, 300)

@@ -29,7 +29,8 @@ test.after.each(async (ctx) => {
   await rm(ctx.dir, { recursive: true, force: true })
 })
 
-async function cluster (ctx: Ctx, extra: Partial<RaftMetadataServiceInit> = {}): Promise<RaftMetadataService[]> {
+async function cluster (ctx: Ctx, extraInit: Partial<RaftMetadataServiceInit> | ((i: number) => Partial<RaftMetadataServiceInit>) = {}): Promise<RaftMetadataService[]> {
+  const extraOf = (i: number): Partial<RaftMetadataServiceInit> => typeof extraInit === 'function' ? extraInit(i) : extraInit
   for (let i = 0; i < 3; i++) ctx.nodes.push({ key: await newKey(), port: 0 })
   // Hosts first (every node must know every PeerId and address), then the services.
   for (const n of ctx.nodes) { n.host = await startHost(n.key); n.port = n.host.port }
@@ -38,7 +39,7 @@ async function cluster (ctx: Ctx, extra: Partial<RaftMetadataServiceInit> = {}):
   for (const [i, n] of ctx.nodes.entries()) {
     const host = n.host as TestHost
     n.service = new RaftMetadataService({
-      dir: join(ctx.dir, `node-${i}`), nodeId: host.id, logger: testLogger(`[m${i}]`), network: host.network, peers, tickMs: 20, ...extra
+      dir: join(ctx.dir, `node-${i}`), nodeId: host.id, logger: testLogger(`[m${i}]`), network: host.network, peers, tickMs: 20, ...extraOf(i)
     })
     out.push(n.service)
   }
@@ -114,6 +115,61 @@ test('state survives a restart of every node (log + snapshot replay)', plain(asy
   }
   await again[2].propose(putFile('/f/new', [extent(999)]))
   assert.ok((await again[0].read((v) => v.getFile('/f/new'))) !== undefined)
+}))
+
+test('a PutFile carrying its bytes hands them to onInlineExtents on every member, again after a restart, again after a failure', plain(async (ctx) => {
+  const got: Array<Array<{ id: string, bytes: string }>> = [[], [], []]
+  let failFirst = true
+  const services = await cluster(ctx, (i) => ({
+    snapshotEvery: 4,
+    snapshotKeepEntries: 1,
+    onInlineExtents: async (extents) => {
+      for (const x of extents) got[i].push({ id: x.extent.id, bytes: Buffer.from(x.bytes).toString() })
+      if (i === 0 && failFirst) { failFirst = false; throw new Error('disk full') }
+    }
+  }))
+  const lead = await leaderOf(ctx, services)
+  await services[lead].propose({ type: 'InitCluster', clusterId: 'c1', createdAtMs: 1, admin: 'admin-peer', member: member('n1') })
+  const ids = ctx.nodes.map((n) => n.host?.id ?? '').sort()
+  for (const s of services) assert.equal([...s.inlineVoters('/small/a')].sort(), ids, 'the voters of the data group of /small')
+  const op = { ...putFile('/small/a', [extent(1, 5)]), inline: [Buffer.from('hello')] }
+  const r = await services[(lead + 1) % 3].propose(op)
+  assert.is(r.ok, true)
+  await waitFor(() => got.every((g) => g.length >= 1), 3000, 'every member stored the inline extent')
+  for (const g of got) assert.equal(g[0], { id: extent(1).id, bytes: 'hello' })
+  // node 0's first store failed: before its group snapshots, it is offered the extent again
+  for (let k = 0; k < 12; k++) await services[lead].propose(putFile('/small/a', [extent(10 + k, 5)]))
+  await waitFor(() => got[0].filter((x) => x.id === extent(1).id).length >= 2, 5000, 'the failed extent offered again')
+  // the bytes never enter the state
+  const stored = await services[0].read((v) => v.getExtent(extent(21).id))
+  assert.equal(stored, extent(21, 5))
+}))
+
+test('a restarted node applies its log again and hands inline bytes over again; a service without onInlineExtents names no voters', plain(async (ctx) => {
+  const got: string[][] = [[], [], []]
+  const services = await cluster(ctx, (i) => ({ onInlineExtents: async (extents) => { got[i].push(...extents.map((x) => x.extent.id)) } }))
+  const lead = await leaderOf(ctx, services)
+  await services[lead].propose({ type: 'InitCluster', clusterId: 'c1', createdAtMs: 1, admin: 'admin-peer', member: member('n1') })
+  await services[lead].propose({ ...putFile('/small/b', [extent(2, 3)]), inline: [Buffer.from('abc')] })
+  await waitFor(() => got[2].length >= 1, 3000, 'node 2 stored it')
+  const n = ctx.nodes[2]
+  await n.service?.stop()
+  got[2] = []
+  n.service = new RaftMetadataService({
+    dir: join(ctx.dir, 'node-2'), nodeId: n.host?.id ?? '', logger: testLogger('[m2]'), network: (n.host as TestHost).network,
+    peers: ctx.nodes.map((m) => ({ id: m.host?.id ?? '', addrs: m.host?.addrs ?? [] })), tickMs: 20
+  })
+  await n.service.start()
+  // restarted without onInlineExtents: it may not be sent bytes it would drop
+  assert.equal(n.service.inlineVoters('/small/b'), [])
+  await n.service.stop()
+  n.service = new RaftMetadataService({
+    dir: join(ctx.dir, 'node-2'), nodeId: n.host?.id ?? '', logger: testLogger('[m2]'), network: (n.host as TestHost).network,
+    peers: ctx.nodes.map((m) => ({ id: m.host?.id ?? '', addrs: m.host?.addrs ?? [] })), tickMs: 20,
+    onInlineExtents: async (extents) => { got[2].push(...extents.map((x) => x.extent.id)) }
+  })
+  await n.service.start()
+  await waitFor(() => got[2].includes(extent(2).id), 5000, 'the replayed PutFile handed over again')
 }))
 
 /** A top-level directory whose shard data group `group` (of `groups`) owns. */

@@ -22,7 +22,7 @@ export function member (id: string, name = id): MemberRecord {
 }
 
 /** A PutFile op whose size is the sum of its extents. */
-export function putFile (path: string, extents: ExtentRecord[], mtimeMs = 1000): MetadataOp {
+export function putFile (path: string, extents: ExtentRecord[], mtimeMs = 1000): Extract<MetadataOp, { type: 'PutFile' }> {
   return { type: 'PutFile', path, size: extents.reduce((s, e) => s + e.size, 0), mtimeMs, extents }
 }
 

@@ -1,6 +1,6 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { EXTENT_SIZE_MAX } from '@dfs/api'
+import { EXTENT_SIZE_MAX, INLINE_FILE_BYTES_MAX } from '@dfs/api'
 import type { MetadataOp, MetadataResult } from '@dfs/api'
 import { MetadataStateMachine } from '../../src/state-machine/index.js'
 import { decodeCbor, encodeCbor } from '../../src/codec.js'
@@ -288,6 +288,34 @@ test('PutFile atomically replaces a file: version + 1, old extents freed and rem
   assert.equal([...sm.extentIds()], [uuid(3)])
   assert.is(ok(sm, putFile('/f', [extent(4)])).file?.version, 3)
   assert.equal(sm.list('/'), [{ path: '/f', name: 'f', type: 'file', size: 10 }])
+})
+
+test('PutFile with inline bytes: the state keeps the records and none of the bytes', () => {
+  const sm = new MetadataStateMachine()
+  const bytes = new Uint8Array(10).fill(7)
+  const plain = new MetadataStateMachine()
+  ok(plain, putFile('/small', [extent(1)]))
+  const r = ok(sm, { ...putFile('/small', [extent(1)]), inline: [bytes] })
+  assert.equal(r.file, plain.getFile('/small'))
+  assert.equal(sm.getExtent(uuid(1)), extent(1))
+  // the same state as the same put without the bytes: the snapshot holds no copy of them
+  assert.equal(stateBytes(sm), stateBytes(plain))
+  const max = new Uint8Array(INLINE_FILE_BYTES_MAX)
+  ok(sm, { ...putFile('/max', [extent(2, INLINE_FILE_BYTES_MAX)]), inline: [max] })
+})
+
+test('PutFile with malformed inline bytes is rejected and changes nothing', () => {
+  const sm = new MetadataStateMachine()
+  ok(sm, putFile('/f', [extent(1)]))
+  const two = [extent(2, 4), extent(3, 6)]
+  rejects(sm, { ...putFile('/g', two), inline: [new Uint8Array(4)] }, 'InvalidArgument') // one short
+  rejects(sm, { ...putFile('/g', two), inline: [new Uint8Array(4), new Uint8Array(5)] }, 'InvalidArgument') // wrong size
+  rejects(sm, { ...putFile('/g', two), inline: [new Uint8Array(4), 'xxxxxx'] }, 'InvalidArgument') // not bytes
+  rejects(sm, { ...putFile('/g', two), inline: 'bytes' }, 'InvalidArgument')
+  const big = INLINE_FILE_BYTES_MAX + 1
+  rejects(sm, { ...putFile('/g', [extent(4, big)]), inline: [new Uint8Array(big)] }, 'InvalidArgument')
+  rejects(sm, { ...putFile('/g', [extent(4, 5000), extent(5, 5000)]), inline: [new Uint8Array(5000), new Uint8Array(5000)] }, 'InvalidArgument')
+  assert.is(sm.getFile('/g'), undefined)
 })
 
 test('PutFile that keeps some extents frees only the others', () => {

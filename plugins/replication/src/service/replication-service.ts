@@ -192,14 +192,25 @@ export class DefaultReplication implements ReplicationService {
     }))
   }
 
-  async write (id: string, bytes: Uint8Array, options: ReplicatedWriteOptions = {}): Promise<ReplicatedWrite> {
+  placeInline (id: string, size: number, voters: PeerIdString[]): PeerIdString[] | undefined {
+    if (!voters.includes(this.#init.nodeId)) return undefined
+    const { targets } = this.#place(id, size)
+    return targets.length === voters.length && targets.every((t) => voters.includes(t)) ? targets : undefined
+  }
+
+  #place (id: string, size: number): { targets: PeerIdString[], nodes: ClusterNode[], config: ClusterConfig } {
     const config = this.#config()
     const nodes = this.#nodes(config)
     const targets = this.#init.placement(config.placementPolicy).place({
-      extent: { id, size: bytes.byteLength, replicas: [] },
+      extent: { id, size, replicas: [] },
       replicationFactor: config.replicationFactor,
       nodes
     })
+    return { targets, nodes, config }
+  }
+
+  async write (id: string, bytes: Uint8Array, options: ReplicatedWriteOptions = {}): Promise<ReplicatedWrite> {
+    const { targets, nodes, config } = this.#place(id, bytes.byteLength)
     if (targets.length === 0) {
       throw new UnavailableError('no healthy node has room for a copy of the extent', { extent: id, nodes: nodes.length })
     }
