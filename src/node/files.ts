@@ -294,11 +294,11 @@ export class FileService {
     }, { ...options, scope: { paths: [path] } })
   }
 
-  /** Frees extents metadata dropped: this node's copy once its readers let go, other copies through replication. */
   /**
    * A new extent for the whole of a small file, when its bytes may travel inside its commit: the file
-   * fits INLINE_FILE_BYTES_MAX, every copy is not required before the commit (a commit needs only a
-   * majority of the logs), and placement picks exactly the voters of the group that commits it.
+   * fits INLINE_FILE_BYTES_MAX, the put does not ask for every copy before the commit (`--sync all`;
+   * a commit needs only a majority of the logs), and placement picks exactly the voters of the group
+   * that commits it.
    */
   #inlinePlacement (path: string, size: number, options: { sync?: WriteSync }): { id: string, replicas: string[], store: InlineExtents } | undefined {
     const replication = this.#replication
@@ -311,6 +311,7 @@ export class FileService {
     return replicas === undefined ? undefined : { id, replicas, store }
   }
 
+  /** Frees extents metadata dropped: this node's copy once its readers let go, other copies through replication. */
   async #free (extents: ExtentRecord[]): Promise<void> {
     this.#replication?.release(extents)
     await this.#gc.free(extents.map((e) => e.id))

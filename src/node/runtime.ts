@@ -182,7 +182,7 @@ export class NodeRuntime {
         await Promise.allSettled(peers.map(async (p) => { await host.dial(p, { signal: AbortSignal.timeout(5000) }) }))
       }
       // copies of small files arrive inside their commit (see FileService): stored as they are applied
-      const inline = new InlineExtents({ nodeId: id, store, current: (extent) => metadata.staleRead?.((view) => view.getExtent(extent)) })
+      const inline = new InlineExtents({ nodeId: id, store, current: (extentId) => metadata.staleRead?.((view) => view.getExtent(extentId)) })
       const metadata: MetadataService = makeMetadata({
         dir: metadataDir, nodeId: id, logger: logger('dfs:metadata'), network, join: joining, snapshotEvery: init.metadataSnapshotEvery,
         metadataGroups: init.metadataGroups, onInlineExtents: inline.sink

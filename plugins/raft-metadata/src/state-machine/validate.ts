@@ -178,5 +178,5 @@ export function requireInline (value: unknown, extents: ExtentRecord[]): Uint8Ar
     throw new InvalidArgumentError(`inline bytes are ${total} in all, more than ${INLINE_FILE_BYTES_MAX}`,
       { field: 'inline', size: total, sizeMax: INLINE_FILE_BYTES_MAX })
   }
-  return list as Uint8Array[]
+  return Object.freeze([...list]) as Uint8Array[]
 }

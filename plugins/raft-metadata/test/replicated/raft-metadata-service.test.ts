@@ -155,20 +155,20 @@ test('a restarted node applies its log again and hands inline bytes over again; 
   const n = ctx.nodes[2]
   await n.service?.stop()
   got[2] = []
-  n.service = new RaftMetadataService({
-    dir: join(ctx.dir, 'node-2'), nodeId: n.host?.id ?? '', logger: testLogger('[m2]'), network: (n.host as TestHost).network,
-    peers: ctx.nodes.map((m) => ({ id: m.host?.id ?? '', addrs: m.host?.addrs ?? [] })), tickMs: 20
-  })
-  await n.service.start()
+  // node 2 again on its data dir and host, with `extra`
+  const restart = async (extra: Partial<RaftMetadataServiceInit>): Promise<RaftMetadataService> => {
+    n.service = new RaftMetadataService({
+      dir: join(ctx.dir, 'node-2'), nodeId: n.host?.id ?? '', logger: testLogger('[m2]'), network: (n.host as TestHost).network,
+      peers: ctx.nodes.map((m) => ({ id: m.host?.id ?? '', addrs: m.host?.addrs ?? [] })), tickMs: 20, ...extra
+    })
+    await n.service.start()
+    return n.service
+  }
+  const bare = await restart({})
   // restarted without onInlineExtents: it may not be sent bytes it would drop
-  assert.equal(n.service.inlineVoters('/small/b'), [])
-  await n.service.stop()
-  n.service = new RaftMetadataService({
-    dir: join(ctx.dir, 'node-2'), nodeId: n.host?.id ?? '', logger: testLogger('[m2]'), network: (n.host as TestHost).network,
-    peers: ctx.nodes.map((m) => ({ id: m.host?.id ?? '', addrs: m.host?.addrs ?? [] })), tickMs: 20,
-    onInlineExtents: async (extents) => { got[2].push(...extents.map((x) => x.extent.id)) }
-  })
-  await n.service.start()
+  assert.equal(bare.inlineVoters('/small/b'), [])
+  await bare.stop()
+  await restart({ onInlineExtents: async (extents) => { got[2].push(...extents.map((x) => x.extent.id)) } })
   await waitFor(() => got[2].includes(extent(2).id), 5000, 'the replayed PutFile handed over again')
 }))
 
