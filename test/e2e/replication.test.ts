@@ -174,14 +174,13 @@ test('a frozen replica delays a put by the write grace, not its deadline; its co
   const local = join(sb.dir, 'frozen.bin')
   await writeFile(local, bytes)
   const c = await client(nodes[0])
-  // The frozen node is a replica, not the leader of the data group that orders /frozen's metadata:
-  // a commit forwarded to a leader that stops answering is lost and ends at the caller's deadline
-  // with "may still be applied" (a known limit of forwarded proposals, not what this test is about).
+  // The frozen node is a replica, not the leader of the data group that orders /frozen's metadata.
   const shard = shardOfPath('/frozen/f.bin')
   const leaderOfFrozen = await waitFor(async () => {
     const map = await c.call<{ shards: Array<{ shard: number, leader: string | null }> }>('cluster.shards', {})
     return map.shards.find((x) => x.shard === shard)?.leader ?? undefined
   }, 30_000, 'a leader of the data group of /frozen')
+  // (The put through a frozen metadata leader is the next test.)
   const frozen = nodes[2].id !== leaderOfFrozen ? nodes[2] : nodes[1]
   try {
     frozen.proc.kill('SIGSTOP')
@@ -211,6 +210,55 @@ test('a frozen replica delays a put by the write grace, not its deadline; its co
   const rep = await replication(nodes[0])
   assert.equal([rep.underReplicated, rep.missing], [0, 0])
   await readAll(frozen)
+})
+
+test('a put whose data group leader freezes completes once the others elect a new leader, and is applied once', async () => {
+  await waitFor(async () => {
+    const r = await sb.run(['cluster', 'nodes', '--json', '--node', nodes[0].addr])
+    const ns = (r.json?.nodes ?? []).filter((n: any) => nodes.some((h) => h.id === n.id))
+    return ns.length === 3 && ns.every((n: any) => n.health === 'healthy') ? true : undefined
+  }, 30_000, 'three healthy members')
+  const c = await client(nodes[0])
+  try {
+    // a path whose metadata is ordered by a group that another live node leads: the put's commit is
+    // forwarded to that leader, which then stops answering
+    const map = await c.call<{ shards: Array<{ shard: number, leader: string | null }> }>('cluster.shards', {})
+    const others = new Set([nodes[1].id, nodes[2].id])
+    let path = ''
+    let leader = ''
+    for (let k = 0; k < 1000 && path === ''; k++) {
+      const lead = map.shards.find((x) => x.shard === shardOfPath(`/led-${k}/f.bin`))?.leader ?? ''
+      if (others.has(lead)) { path = `/led-${k}/f.bin`; leader = lead }
+    }
+    assert.ok(path !== '', 'a path led by another node')
+    const frozen = nodes.find((n) => n.id === leader) as NodeHandle
+    const bytes = randomBytes(40_000)
+    const local = join(sb.dir, 'led.bin')
+    await writeFile(local, bytes)
+    frozen.proc.kill('SIGSTOP')
+    let took = 0
+    try {
+      const t = Date.now()
+      await putFile(c, local, path)
+      took = Date.now() - t
+    } finally {
+      frozen.proc.kill('SIGCONT')
+    }
+    files.set(path, sha(bytes))
+    // Before, the commit forwarded to the frozen leader was lost with it and the put failed after 10 s
+    // ("may still be applied"); now the coordinator proposes it again once it applies the new
+    // leader's first entry. An election (~1–1.6 s) plus the write grace for the frozen replica.
+    assert.ok(took < 8000, `the put took ${took} ms`)
+    const st = await c.call<any>('fs.stat', { path })
+    assert.is(st.version, 1, 'the put was applied once (a second apply would make version 2)')
+    await waitFor(async () => {
+      const now = await c.call<any>('fs.stat', { path })
+      return now.extents.every((e: any) => e.replicas.length === 3) ? true : undefined
+    }, 60_000, 'repair to complete the frozen node\'s copies')
+    await readAll(frozen)
+  } finally {
+    await c.close()
+  }
 })
 
 test.run()

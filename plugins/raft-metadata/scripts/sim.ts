@@ -5,13 +5,13 @@
  * properties after every step and liveness after the faults stop. Prints a progress line, each failing
  * seed with the property it broke, and a summary; exits 1 if any seed failed. A failing seed replays
  * the same run: `npm run sim -- --seeds 1 --start SEED --nodes N --verbose` prints its whole trace.
- * `--sabotage early-reads|forget-votes` breaks the driver on purpose, to see the checks fire.
+ * `--sabotage early-reads|forget-votes|eager-retry` breaks the driver on purpose, to see the checks fire.
  */
 import { parseArgs } from 'node:util'
 import { runSimulation, SimViolation, type SimOptions, type SimStats } from '../test/raft/sim/index.js'
 
 const USAGE = 'usage: npm run sim -- --seeds N [--start S] [--nodes 3|5] [--steps K] [--verbose]\n' +
-  '       [--sabotage early-reads|forget-votes]   (break the driver on purpose: the run must fail)'
+  '       [--sabotage early-reads|forget-votes|eager-retry]   (break the driver on purpose: the run must fail)'
 
 function intArg (v: string | undefined, name: string, dflt: number): number {
   if (v === undefined) return dflt
@@ -49,8 +49,8 @@ if (nodes !== 3 && nodes !== 5) {
 const steps = intArg(values.steps, 'steps', nodes === 5 ? 4000 : 3000)
 const verbose = values.verbose === true
 const sabotage = values.sabotage as SimOptions['sabotage']
-if (sabotage !== 'none' && sabotage !== 'early-reads' && sabotage !== 'forget-votes') {
-  process.stderr.write(`--sabotage must be none, early-reads or forget-votes\n${USAGE}\n`)
+if (sabotage !== 'none' && sabotage !== 'early-reads' && sabotage !== 'forget-votes' && sabotage !== 'eager-retry') {
+  process.stderr.write(`--sabotage must be none, early-reads, forget-votes or eager-retry\n${USAGE}\n`)
   process.exit(2)
 }
 const tty = process.stdout.isTTY === true && !verbose
@@ -60,6 +60,7 @@ const sums = {
   ticks: 0,
   elections: 0,
   proposals: 0,
+  proposalsRetried: 0,
   writesApplied: 0,
   reads: 0,
   snapshotsSent: 0,
@@ -123,6 +124,7 @@ const rows: Array<[string, string]> = [
   ['elections', String(sums.elections)],
   ['proposals accepted', String(sums.proposals)],
   ['proposals applied', String(sums.writesApplied)],
+  ['proposals retried (lost with their term)', String(sums.proposalsRetried)],
   ['reads served', String(sums.reads)],
   ['snapshots sent', String(sums.snapshotsSent)],
   ['snapshots installed', String(sums.snapshotsInstalled)],

@@ -19,7 +19,9 @@
  * propose(data): the payload is wrapped in an envelope with a unique id (envelope.ts) and proposed to
  * the core (a follower's core forwards it to the leader as a Prop message). The call resolves with the
  * state machine's result when this node applies the entry. While no leader is known (an election) it
- * waits and is proposed once one is, retried on every tick. It rejects with Aborted when its signal is
+ * waits and is proposed once one is, retried on every tick. A proposal its leader refused, that the
+ * transport could not send, or that was lost with its term's leader (an entry of a later term was
+ * applied before it: #retryLost) is proposed again; none of these can be applied twice. It rejects with Aborted when its signal is
  * aborted, and at its deadline (the signal's TimeoutError, or `callTimeoutMs`) with NoQuorum when no
  * leader is known by then (with check-quorum a leader without a quorum steps down within an election
  * timeout, so a minority partition knows no leader), else DeadlineExceeded. After a deadline or an
@@ -124,8 +126,13 @@ export interface RaftGroupStats {
   foreignEntries: number
   snapshotsCreated: number
   snapshotsRestored: number
-  /** Forwarded proposals proposed again because the transport dropped them unsent. */
+  /** Forwarded proposals proposed again because the transport dropped them unsent or the leader refused them. */
   proposalsRequeued: number
+  /**
+   * Proposals proposed again because an entry of a later term was applied before them: their term's
+   * leader lost them (it died or stepped down before they committed), so they can never commit.
+   */
+  proposalsRetried: number
   /** Inbound messages dropped: inbox full, or from a node that is not a member. */
   messagesDropped: number
   /** Leader messages (App, Heartbeat) sent before the Ready they came with was durable. */
@@ -150,6 +157,13 @@ interface PendingProposal<R> extends Waiter {
   /** Set for a membership change; resolved with the ConfState after it is applied. */
   cc?: ConfChange
   submitted: boolean
+  /** The term its entry carries if it is appended (RawNode.propose), set when it is submitted. */
+  term: number
+  /**
+   * A snapshot restored while it was submitted may hold it applied: it is never proposed again on the
+   * evidence of a later term (it waits for its deadline, which says it may still be applied).
+   */
+  uncertain: boolean
   resolve: (result: R) => void
   resolveConf?: (cs: ConfState) => void
 }
@@ -188,7 +202,7 @@ export class RaftGroup<R> {
   readonly group: number
   readonly stats: RaftGroupStats = {
     readies: 0, persistBatches: 0, entriesPersisted: 0, proposals: 0, proposalsApplied: 0, entriesApplied: 0,
-    foreignEntries: 0, snapshotsCreated: 0, snapshotsRestored: 0, proposalsRequeued: 0, messagesDropped: 0,
+    foreignEntries: 0, snapshotsCreated: 0, snapshotsRestored: 0, proposalsRequeued: 0, proposalsRetried: 0, messagesDropped: 0,
     messagesSentEarly: 0
   }
 
@@ -236,6 +250,8 @@ export class RaftGroup<R> {
   #lead: NodeId = ''
   #role: StateType = StateType.Follower
   #applied = 0
+  /** The term of the last entry applied (or of the restored snapshot; 0 until the first after a start). */
+  #appliedTerm = 0
   #snapshotIndex = 0
   /** Bytes of the entries applied since the last snapshot. */
   #appliedBytes = 0
@@ -378,7 +394,7 @@ export class RaftGroup<R> {
     const entry = sealEnvelope(this.#nonce, seq, payload)
     return new Promise<R>((resolve, reject) => {
       const p: PendingProposal<R> = {
-        seq, entry, submitted: false, done: false, resolve, reject, timeoutMs: options.timeoutMs ?? this.#callTimeoutMs
+        seq, entry, submitted: false, term: 0, uncertain: false, done: false, resolve, reject, timeoutMs: options.timeoutMs ?? this.#callTimeoutMs
       }
       this.#arm(p, options, 'proposal')
       this.#proposals.set(seq, p)
@@ -432,6 +448,8 @@ export class RaftGroup<R> {
         entry,
         cc: { type: cc.type, node: cc.node, context: entry },
         submitted: false,
+        term: 0,
+        uncertain: false,
         done: false,
         resolve: () => { reject(new Error('a conf change resolved as a normal proposal')) },
         resolveConf: resolve,
@@ -619,8 +637,7 @@ export class RaftGroup<R> {
         const p = this.#unsubmitted[n]
         if (p.done) continue
         try {
-          if (p.cc !== undefined) node.proposeConfChange(p.cc)
-          else node.propose(p.entry)
+          p.term = p.cc !== undefined ? node.proposeConfChange(p.cc) : node.propose(p.entry)
         } catch (err) {
           if ((err as Error).name !== 'ProposalDropped') throw err
           this.#submitBlocked = true
@@ -652,12 +669,31 @@ export class RaftGroup<R> {
         const env = openEnvelope(e.data)
         if (env === undefined || Buffer.compare(env.nonce, this.#nonce) !== 0) continue
         const p = this.#proposals.get(env.seq)
-        if (p === undefined || p.done || !p.submitted) continue
+        // The notice must be about its latest submission (the mark of its term): one about an earlier
+        // submission, already proposed again, says nothing about the one that may be in a log now.
+        if (p === undefined || p.done || !p.submitted || e.term !== p.term) continue
         p.submitted = false
         this.#unsubmitted.push(p)
         this.#submitBlocked = true
         this.stats.proposalsRequeued++
       }
+    }
+  }
+
+  /**
+   * Proposes again every submitted proposal meant for a term before the one of the last applied entry:
+   * committed entries never go back to an earlier term, so once an entry of a later term is applied,
+   * one of the proposal's term that was not applied before it never will be (its leader died or
+   * stepped down before it committed). A forwarded proposal lost with its leader used to wait for its
+   * whole deadline and end as "may still be applied".
+   */
+  #retryLost (): void {
+    for (const p of this.#proposals.values()) {
+      if (p.done || !p.submitted || p.uncertain || p.term >= this.#appliedTerm) continue
+      p.submitted = false
+      this.#unsubmitted.push(p)
+      this.stats.proposalsRetried++
+      this.#log('raft group %d on %s: proposal %d of term %d was lost (term %d applied): proposed again', this.group, this.id, p.seq, p.term, this.#appliedTerm)
     }
   }
 
@@ -704,10 +740,13 @@ export class RaftGroup<R> {
     if (late.length > 0) this.#transport.send(this.group, late)
 
     // 4. Apply.
+    const termBefore = this.#appliedTerm
     if (rd.snapshot !== undefined) {
       const s = rd.snapshot
+      for (const p of this.#proposals.values()) if (p.submitted) p.uncertain = true
       this.#sm.restore(s.data, s.metadata.index)
       this.#applied = s.metadata.index
+      this.#appliedTerm = s.metadata.term
       this.#snapshotIndex = s.metadata.index
       this.#appliedBytes = 0
       this.#setConfState(s.metadata.confState)
@@ -715,6 +754,7 @@ export class RaftGroup<R> {
       this.#log('raft group %d on %s restored a snapshot at %d', this.group, this.id, s.metadata.index)
     }
     for (const e of rd.committedEntries) this.#apply(node, e)
+    if (this.#appliedTerm > termBefore) this.#retryLost()
 
     // 5. Read states.
     for (const rs of rd.readStates) {
@@ -762,6 +802,7 @@ export class RaftGroup<R> {
 
   #apply (node: RawNode, e: Entry): void {
     if (e.index <= this.#applied) return
+    this.#appliedTerm = e.term
     if (e.type === EntryType.ConfChange) {
       let cc
       try {

@@ -801,11 +801,27 @@ function stepLeader (r: Raft, m: Message): void {
   }
 }
 
+/**
+ * Marks a proposal this follower forwards with the term whose leader it goes to: the leader appends it
+ * only in that term, so its entry, if any, carries exactly that term. Once the proposer applies an
+ * entry of a later term without having applied its proposal, the proposal can never commit (committed
+ * terms never decrease along the log) and proposing it again cannot apply it twice. A proposal
+ * already marked (passed on by a follower that lost track of the leader) keeps its mark.
+ */
+function stampProposal (m: Message, term: number): Message {
+  if (m.entries.length === 0 || m.entries[0].term !== 0) return m
+  return { ...m, entries: m.entries.map((e) => ({ ...e, term })) }
+}
+
 function leaderPropose (r: Raft, m: Message): void {
   assert(m.entries.length > 0, 'a proposal must carry entries')
   if (!r.trk.progress.has(r.id)) { r.dropProposal(m, 'the leader was removed from the group'); return }
   // Thesis §3.10: while transferring leadership the leader accepts no new entries.
   if (r.leadTransferee !== '') { r.dropProposal(m, `leadership transfer to ${r.leadTransferee} in progress`); return }
+  // A forwarded proposal is meant for the term its proposer knew this node to lead (stampProposal):
+  // appended in any other term, its proposer could not tell when it can no longer commit.
+  const meant = m.entries[0].term
+  if (meant !== 0 && meant !== r.term) { r.dropProposal(m, `proposed for term ${meant}, this is term ${r.term}`); return }
   let confChanges = 0
   for (const e of m.entries) {
     if (e.type !== EntryType.ConfChange) continue
@@ -896,7 +912,7 @@ function stepFollower (r: Raft, m: Message): void {
   switch (m.type) {
     case MessageType.Prop:
       if (r.lead === '') { r.dropProposal(m, 'no leader'); return }
-      r.forward(m)
+      r.forward(stampProposal(m, r.term))
       return
     case MessageType.App:
       r.electionElapsed = 0
@@ -978,6 +994,8 @@ function wellFormed (m: Message): boolean {
   for (let i = 0; i < m.entries.length; i++) {
     const e = m.entries[i]
     if (m.type === MessageType.App && (e.index !== m.index + 1 + i || e.term > m.term || e.term < m.logTerm)) return false
+    // A proposal's entries are meant for one term (stampProposal), or for whichever term (0).
+    if (m.type === MessageType.Prop && e.term !== m.entries[0].term) return false
   }
   return true
 }

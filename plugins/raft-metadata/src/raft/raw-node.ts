@@ -36,22 +36,29 @@ export class RawNode {
     this.raft.step(makeMessage({ type: MessageType.Hup, from: this.raft.id }))
   }
 
-  /** Proposes an application command. Throws ProposalDropped if it cannot be accepted. */
-  propose (data: Uint8Array): void {
+  /**
+   * Proposes an application command. Throws ProposalDropped if it cannot be accepted. Returns the
+   * term its entry will carry if it is ever appended: the leader's own term, or on a follower the term
+   * of the leader it is forwarded to (which appends it in no other term). Once this node applies an
+   * entry of a later term without having applied the proposal, the proposal can never commit.
+   */
+  propose (data: Uint8Array): number {
     this.raft.step(makeMessage({
       type: MessageType.Prop,
       from: this.raft.id,
       entries: [{ term: 0, index: 0, type: EntryType.Normal, data }]
     }))
+    return this.raft.term
   }
 
-  /** Proposes a membership change. Throws ProposalDropped as propose(), and while one is pending. */
-  proposeConfChange (cc: ConfChange): void {
+  /** Proposes a membership change. Throws ProposalDropped as propose(), and while one is pending; returns as propose(). */
+  proposeConfChange (cc: ConfChange): number {
     this.raft.step(makeMessage({
       type: MessageType.Prop,
       from: this.raft.id,
       entries: [{ term: 0, index: 0, type: EntryType.ConfChange, data: encodeConfChange(cc) }]
     }))
+    return this.raft.term
   }
 
   /**

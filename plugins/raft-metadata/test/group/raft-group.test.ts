@@ -1,5 +1,6 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
+import { MessageType } from '../../src/raft/index.js'
 import { plain, waitFor } from '../transport/libp2p-network.js'
 import { Cluster, enc } from './cluster.js'
 import type { GroupOptions, Result } from './cluster.js'
@@ -197,6 +198,76 @@ test('a minority leader steps down: its proposals fail within the deadline', pla
   await rejectsWith(c.group(lead).propose(enc('y'), { timeoutMs: 1000 }), ['NoQuorum', 'DeadlineExceeded'])
   await waitFor(() => c.group(lead).status().leader === undefined, 2000, 'the lone leader to step down')
   await rejectsWith(c.group(lead).propose(enc('y'), { timeoutMs: 500 }), ['NoQuorum'])
+}))
+
+/** Times `items` appears in node i's applied list. */
+function count (c: Cluster, i: number, item: string): number {
+  return c.members[i].sm.items.filter((x) => x === item).length
+}
+
+test('a proposal forwarded to a leader that dies before appending it is proposed again and applied once', plain(async (ctx) => {
+  const c = await cluster(ctx)
+  const lead = await c.leader()
+  await c.group(lead).propose(enc('first'))
+  // The leader receives forwarded proposals and loses them (as a leader that dies right after
+  // reading them would); everything else it handles as usual.
+  const t = c.members[lead].transport
+  const g = c.group(lead).group
+  const h = t?.handlerOf(g)
+  if (t === undefined || h === undefined) throw new Error('no transport handler')
+  let swallowed = 0
+  t.unregister(g)
+  t.register(g, {
+    ...h,
+    receive: (from, ms) => {
+      const kept = ms.filter((m) => m.type !== MessageType.Prop)
+      swallowed += ms.length - kept.length
+      h.receive(from, kept)
+    }
+  })
+  const f = (lead + 1) % 3
+  const started = Date.now()
+  const pending = c.group(f).propose(enc('lost'), { timeoutMs: 20_000 })
+  await waitFor(() => swallowed > 0, 2000, 'the forward to reach the leader')
+  assert.is(count(c, f, 'lost'), 0)
+  await c.stop(lead)
+  const r = await pending
+  const ms = Date.now() - started
+  assert.ok(ms < 5000, `applied after ${ms} ms (a lost forward used to wait for its deadline)`)
+  assert.ok(c.group(f).stats.proposalsRetried >= 1, 'proposed again on the evidence of a later term')
+  await waitFor(() => c.running().every((i) => count(c, i, 'lost') === 1), 5000, 'applied on both survivors')
+  assert.equal(c.members[c.running()[0]].sm.items, c.members[c.running()[1]].sm.items)
+  assert.is(r.length, c.members[f].sm.items.indexOf('lost') + 1)
+  // Applied once, also on the old leader once it is back.
+  await c.restart(lead)
+  await waitFor(() => c.members[lead].sm.items.length === c.members[f].sm.items.length, 5000, 'the old leader to catch up')
+  for (const i of c.running()) assert.is(count(c, i, 'lost'), 1, `node ${i}`)
+}))
+
+test('a proposal its leader appended but could not replicate before losing the leadership is proposed again and applied once', plain(async (ctx) => {
+  const c = await cluster(ctx)
+  const lead = await c.leader()
+  await c.group(lead).propose(enc('first'))
+  // The leader's outbound messages are lost: it appends its own proposal, nobody else sees it, the
+  // others elect a new leader, and the old one learns of it once its messages flow again.
+  const t = c.members[lead].transport
+  if (t === undefined) throw new Error('no transport')
+  const send = t.send.bind(t)
+  let cut = true
+  t.send = (group, messages) => { if (!cut) send(group, messages) }
+  const started = Date.now()
+  const pending = c.group(lead).propose(enc('orphan'), { timeoutMs: 20_000 })
+  const others = [0, 1, 2].filter((i) => i !== lead)
+  await waitFor(() => others.every((i) => c.group(i).status().leader === c.members[others[0]].id) ||
+    others.every((i) => c.group(i).status().leader === c.members[others[1]].id), 10_000, 'a new leader among the others')
+  cut = false
+  const r = await pending
+  const ms = Date.now() - started
+  assert.ok(ms < 8000, `applied after ${ms} ms`)
+  assert.ok(c.group(lead).stats.proposalsRetried >= 1, 'proposed again on the evidence of a later term')
+  await waitFor(() => c.running().every((i) => count(c, i, 'orphan') === 1), 5000, 'applied everywhere')
+  for (const i of c.running()) assert.is(count(c, i, 'orphan'), 1, `node ${i}`)
+  assert.is(r.length, c.members[lead].sm.items.indexOf('orphan') + 1)
 }))
 
 test.run()

@@ -3,7 +3,8 @@
  *
  * - the checker catches broken histories (a checker that cannot fail proves nothing);
  * - a seed replays the same run (equal trace hashes);
- * - a few hundred seeds of 3- and 5-node groups under message loss, delay, reordering, duplication,
+ * - a few hundred seeds of 3- and 5-node groups under message loss, delay, reordering, duplication (not
+ *   of forwarded proposals, which the transport never sends twice),
  *   partitions, crashes and restarts, membership changes and snapshots pass every property.
  *
  * A failing seed is in the assertion message; replay it with
@@ -157,7 +158,7 @@ test('simulation: the same seed replays the same run', () => {
 })
 
 /** Runs seeds with a deliberately broken driver; returns the violations, by seed. */
-function sabotaged (sabotage: 'early-reads' | 'forget-votes', nodes: number, seeds: number, steps: number): Map<number, SimViolation> {
+function sabotaged (sabotage: 'early-reads' | 'forget-votes' | 'eager-retry', nodes: number, seeds: number, steps: number): Map<number, SimViolation> {
   const found = new Map<number, SimViolation>()
   for (let seed = 1; seed <= seeds; seed++) {
     try {
@@ -192,6 +193,15 @@ test('simulation: a driver that does not persist its vote is caught voting twice
   assert.ok(props.has('election-safety'), `no double vote caught; violations: ${[...props].join(', ')}`)
 })
 
+test('simulation: proposing a write again once its proposer\'s term moved on, not once a later term is applied, is caught applying it twice', () => {
+  // The safe rule (RaftGroup's, and the simulator's driver): a proposal not applied by the time an entry
+  // of a later term is applied can never commit. Merely seeing a later term proves nothing: the old
+  // leader may have replicated the entry to a quorum, and the new leader commits it.
+  const found = sabotaged('eager-retry', 3, 40, 3000)
+  assert.ok(found.size > 0, 'no seed caught a write applied twice')
+  for (const v of found.values()) assert.is(v.property, 'at-most-once', v.message)
+})
+
 function runSeeds (nodes: number, seeds: number, steps: number, start: number): SimStats[] {
   const failures: string[] = []
   const all: SimStats[] = []
@@ -222,11 +232,14 @@ test(`simulation: ${SEEDS_3} seeds of a 3-node group keep every property`, () =>
   assert.ok(total(all, 'crashes') > 0)
   assert.ok(total(all, 'snapshotsInstalled') > 0)
   assert.ok(total(all, 'confChanges') > 0)
+  // Proposals lost with their leader were proposed again, and none was applied twice (at-most-once).
+  assert.ok(total(all, 'proposalsRetried') > 0)
 })
 
 test(`simulation: ${SEEDS_5} seeds of a 5-node group keep every property`, () => {
   const all = runSeeds(5, SEEDS_5, STEPS_5, 10_001)
   assert.ok(total(all, 'elections') >= SEEDS_5)
+  assert.ok(total(all, 'proposalsRetried') > 0)
   assert.ok(total(all, 'writesAcked') > 0)
   assert.ok(total(all, 'snapshotsInstalled') > 0)
   assert.ok(total(all, 'confChanges') > 0)

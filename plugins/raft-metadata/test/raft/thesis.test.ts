@@ -201,6 +201,64 @@ test('a proposal a follower forwarded during a transfer is answered with a drop 
   assert.equal(net.node('a').applied, [], 'nothing was appended')
 })
 
+test('a follower marks a proposal it forwards with its term; the leader appends it in that term and no other', () => {
+  const net = new Network(['a', 'b', 'c'])
+  net.elect('a')
+  const term = net.raw('a').status().term
+  assert.is(net.raw('c').propose(bytes('marked')), term, 'propose returns the term the entry will carry')
+  net.flushReadys()
+  const fwd = net.queue.find((m) => m.type === MessageType.Prop && m.from === 'c' && m.to === 'a')
+  assert.ok(fwd !== undefined, 'c forwards to the leader')
+  assert.equal(fwd.entries.map((e) => e.term), [term])
+  net.deliver()
+  const applied = net.node('a').committed.find((e) => str(e.data) === 'marked')
+  assert.ok(applied !== undefined, 'the leader appended and committed it')
+  assert.is(applied.term, term)
+
+  // A proposal meant for an earlier term (its proposer's leader has since been replaced, here by the
+  // same node re-elected) is refused with a drop notice, not appended in the new term.
+  const stale = msg({ type: MessageType.Prop, from: 'c', to: 'a', entries: [{ term: term - 1, index: 0, type: 0, data: bytes('stale') }] })
+  net.raw('a').step(stale)
+  net.deliver()
+  const notice = net.sent.find((m) => m.type === MessageType.Prop && m.reject && m.to === 'c' && str(m.entries[0].data) === 'stale')
+  assert.ok(notice !== undefined, 'c is told its proposal was dropped')
+  assert.is(notice.entries[0].term, term - 1, 'the notice names the term it was meant for')
+  net.tickAll(5)
+  assert.not.ok(net.node('a').applied.includes('stale'), 'never appended')
+
+  // A proposal whose entries disagree on their term is malformed and ignored.
+  const before = net.sent.length
+  net.raw('a').step(msg({
+    type: MessageType.Prop,
+    from: 'c',
+    to: 'a',
+    entries: [{ term, index: 0, type: 0, data: bytes('m1') }, { term: term + 1, index: 0, type: 0, data: bytes('m2') }]
+  }))
+  net.deliver()
+  assert.not.ok(net.sent.slice(before).some((m) => m.type === MessageType.Prop), 'no notice either')
+  assert.not.ok(net.node('a').applied.includes('m1'))
+})
+
+test('a proposal a follower passes on for another keeps the mark its proposer gave it', () => {
+  const net = new Network(['a', 'b', 'c'])
+  net.elect('a')
+  const term = net.raw('a').status().term
+  // b forwards c's marked proposal as is (c's term, not b's)
+  net.raw('b').step(msg({ type: MessageType.Prop, from: 'c', to: 'b', entries: [{ term, index: 0, type: 0, data: bytes('via-b') }] }))
+  net.flushReadys()
+  const passed = net.queue.find((m) => m.type === MessageType.Prop && m.from === 'b' && m.to === 'a')
+  assert.ok(passed !== undefined)
+  assert.equal(passed.entries.map((e) => e.term), [term])
+  // b's own proposals are marked with b's term
+  net.raw('b').propose(bytes('own'))
+  net.flushReadys()
+  const own = net.queue.find((m) => m.type === MessageType.Prop && m.from === 'b' && str(m.entries[0].data) === 'own')
+  assert.ok(own !== undefined)
+  assert.is(own.entries[0].term, net.raw('b').status().term)
+  // the leader's own proposals need no mark: propose returns its term
+  assert.is(net.raw('a').propose(bytes('local')), term)
+})
+
 test('thesis §3.10 a follower forwards a transfer request to the leader; transfers to a learner or to itself are ignored', () => {
   const net = new Network(['a', 'b', 'c'])
   net.elect('a')

@@ -10,6 +10,8 @@ export type Property =
   | 'state-machine-safety'
   /** A node applies committed entries exactly once, in index order, with no gaps. */
   | 'apply-order'
+  /** A write proposed again by its driver (its first proposal lost with its leader) is applied once. */
+  | 'at-most-once'
   /** A node's persisted commit index never decreases and never passes its persisted log. */
   | 'commit-index'
   /** A ReadIndex read observes every write acknowledged before the read was issued (§6.4). */

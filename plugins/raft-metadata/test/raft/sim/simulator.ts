@@ -24,7 +24,7 @@ import {
   type ConfChange, type ConfState, type Entry, type Message, type Ready, type Snapshot
 } from './raft-api.js'
 import { Rng } from './rng.js'
-import { StateMachine, encodeWrite, entryHash } from './state-machine.js'
+import { StateMachine, decodeWrite, encodeWrite, entryHash } from './state-machine.js'
 
 /** Virtual time units per Raft tick. Message delays are a fraction of a tick up to a few ticks. */
 export const TICK = 10
@@ -50,9 +50,11 @@ export interface SimOptions {
   /**
    * Deliberately break the driver, to show the checks catch real bugs: 'early-reads' serves ReadIndex
    * reads before the state machine caught up with the read index; 'forget-votes' persists hard states
-   * without the vote, so a restarted node may vote twice in one term.
+   * without the vote, so a restarted node may vote twice in one term; 'eager-retry' proposes a write
+   * again as soon as its proposer's term passed the write's, instead of once an entry of a later term
+   * is applied without it, so a write its old leader did replicate may be applied twice.
    */
-  sabotage?: 'none' | 'early-reads' | 'forget-votes'
+  sabotage?: 'none' | 'early-reads' | 'forget-votes' | 'eager-retry'
 }
 
 export interface SimStats {
@@ -63,6 +65,8 @@ export interface SimStats {
   elections: number
   proposals: number
   proposalsDropped: number
+  /** Writes proposed again by their proposer once an entry of a later term was applied without them. */
+  proposalsRetried: number
   writesApplied: number
   writesAcked: number
   reads: number
@@ -107,6 +111,11 @@ interface Proposal {
   /** The node was leader of `term` when it accepted the proposal. */
   asLeader: boolean
   acked: boolean
+  /**
+   * Its proposer restored a snapshot while it was outstanding, so it may be applied inside it: the
+   * driver never proposes it again (RaftGroup does the same).
+   */
+  uncertain: boolean
 }
 
 interface IssuedRead {
@@ -235,6 +244,7 @@ export class Simulation {
       elections: 0,
       proposals: 0,
       proposalsDropped: 0,
+      proposalsRetried: 0,
       writesApplied: 0,
       writesAcked: 0,
       reads: 0,
@@ -496,7 +506,11 @@ export class Simulation {
   private send (from: SimNode, m: Message): void {
     this.stats.messagesSent++
     if (m.type === MessageType.Snap) this.stats.snapshotsSent++
-    const copies = this.netRng.chance(this.dupRate) ? 2 : 1
+    // A forwarded proposal is never duplicated: RaftTransport writes a frame once and never sends it
+    // again (a duplicated Prop would be appended twice by any Raft; telling them apart is the
+    // application's business). Every other message may be.
+    const duplicated = this.netRng.chance(this.dupRate)
+    const copies = duplicated && m.type !== MessageType.Prop ? 2 : 1
     for (let c = 0; c < copies; c++) {
       if (this.netRng.chance(this.lossRate)) {
         this.stats.messagesDropped++
@@ -610,13 +624,20 @@ export class Simulation {
           `carries state at ${sm.appliedIndex}`)
       }
       this.checker.observeRestore(node.id, sm.appliedIndex, sm.fingerprint, false)
+      for (const p of this.proposals.values()) {
+        if (p.node === node.id && p.inc === node.incarnation && !p.acked) p.uncertain = true
+      }
       node.sm = sm
       node.confState = cloneConfState(snap.metadata.confState)
       node.appliedSinceSnap = 0
       this.stats.snapshotsInstalled++
       this.trace(`${node.id} installs snapshot ${snap.metadata.index}/${snap.metadata.term}`)
     }
+    const termBefore = node.sm.appliedTerm
     for (const e of rd.committedEntries) this.applyEntry(node, e, raft)
+    if (this.opts.sabotage === 'eager-retry' ? raft.status().term > termBefore : node.sm.appliedTerm > termBefore) {
+      this.retryLost(node, raft)
+    }
 
     // 4. reads.
     for (const rs of rd.readStates) node.pendingReads.push(rs)
@@ -628,12 +649,37 @@ export class Simulation {
     this.maybeSnapshot(node)
   }
 
+  /**
+   * What RaftGroup does: a write this node proposed for a term before the one of the entries it just
+   * applied, and did not apply, can never commit (committed terms never decrease along the log), so it
+   * is proposed again. The checker's at-most-once property holds the rule to that.
+   */
+  private retryLost (node: SimNode, raft: RawNode): void {
+    const now = this.opts.sabotage === 'eager-retry' ? raft.status().term : node.sm.appliedTerm
+    for (const p of this.proposals.values()) {
+      if (p.node !== node.id || p.inc !== node.incarnation || p.acked || p.uncertain || p.term >= now) continue
+      try {
+        p.term = raft.propose(encodeWrite(p.id))
+      } catch (err) {
+        if (!isProposalDropped(err)) throw err
+        continue // tried again after the next entry of a later term
+      }
+      p.asLeader = raft.status().state === StateType.Leader
+      this.stats.proposalsRetried++
+      this.trace(`retry w${p.id} at ${node.id} t${p.term}`)
+    }
+  }
+
   /** Applies one committed entry (`raft` null while restarting: then no ConfChange may come). */
   private applyEntry (node: SimNode, e: Entry, raft: RawNode | null): void {
     if (e.index !== node.sm.appliedIndex + 1) {
       this.checker.fail('apply-order', `${node.id} is handed committed entry ${e.index} after applying ${node.sm.appliedIndex}`)
     }
     const hash = entryHash(e)
+    const again = e.type === EntryType.Normal ? decodeWrite(e.data) : undefined
+    if (again !== undefined && node.sm.has(again)) {
+      this.checker.fail('at-most-once', `${node.id} applies write ${again} a second time, at ${e.index}`)
+    }
     const w = node.sm.apply(e, hash)
     this.checker.observeApply(node.id, e.index, e.term, hash, node.sm.fingerprint, node.hsTerm)
     node.appliedSinceSnap++
@@ -735,15 +781,16 @@ export class Simulation {
     if (rng.chance(0.65)) {
       const id = `${this.nextWrite++}`
       const st = raft.status()
+      let term: number
       try {
-        raft.propose(encodeWrite(id))
+        term = raft.propose(encodeWrite(id))
       } catch (err) {
         if (!isProposalDropped(err)) throw err
         this.stats.proposalsDropped++
         this.trace(`propose w${id} at ${node.id} dropped`)
         return
       }
-      this.proposals.set(id, { id, node: node.id, inc: node.incarnation, term: st.term, asLeader: st.state === StateType.Leader, acked: false })
+      this.proposals.set(id, { id, node: node.id, inc: node.incarnation, term, asLeader: st.state === StateType.Leader, acked: false, uncertain: false })
       this.stats.proposals++
       this.trace(`propose w${id} at ${node.id} (${st.state} t${st.term})`)
     } else {
@@ -935,7 +982,7 @@ export class Simulation {
       return
     }
     this.markers.add(key)
-    this.proposals.set(id, { id, node: lead.id, inc: lead.incarnation, term: st.term, asLeader: true, acked: false })
+    this.proposals.set(id, { id, node: lead.id, inc: lead.incarnation, term: st.term, asLeader: true, acked: false, uncertain: false })
     this.stats.proposals++
     this.touched.add(lead.id)
     this.trace(`marker ${id} proposed to ${lead.id} t${st.term}`)
