@@ -40,6 +40,15 @@ async function replication (via: NodeHandle): Promise<any> {
   return r.json
 }
 
+/** Waits until the three live members (the fourth is dead) are all healthy. */
+async function threeHealthy (): Promise<void> {
+  await waitFor(async () => {
+    const r = await sb.run(['cluster', 'nodes', '--json', '--node', nodes[0].addr])
+    const ns = (r.json?.nodes ?? []).filter((n: any) => nodes.some((h) => h.id === n.id))
+    return ns.length === 3 && ns.every((n: any) => n.health === 'healthy') ? true : undefined
+  }, 30_000, 'three healthy members')
+}
+
 /** Reads every file through `via` and checks its bytes. */
 async function readAll (via: NodeHandle): Promise<void> {
   await sb.readAll(via, files)
@@ -165,11 +174,7 @@ test('a flipped byte in one stored copy: reads return the right bytes and the co
 
 test('a frozen replica delays a put by the write grace, not its deadline; its copies are missing, then completed', async () => {
   // three live members (the fourth is dead), RF 3: every extent is placed on every live node, the frozen one included
-  await waitFor(async () => {
-    const r = await sb.run(['cluster', 'nodes', '--json', '--node', nodes[0].addr])
-    const ns = (r.json?.nodes ?? []).filter((n: any) => nodes.some((h) => h.id === n.id))
-    return ns.length === 3 && ns.every((n: any) => n.health === 'healthy') ? true : undefined
-  }, 30_000, 'three healthy members')
+  await threeHealthy()
   const bytes = randomBytes(700_000)
   const local = join(sb.dir, 'frozen.bin')
   await writeFile(local, bytes)
@@ -213,11 +218,7 @@ test('a frozen replica delays a put by the write grace, not its deadline; its co
 })
 
 test('a put whose data group leader freezes completes once the others elect a new leader, and is applied once', async () => {
-  await waitFor(async () => {
-    const r = await sb.run(['cluster', 'nodes', '--json', '--node', nodes[0].addr])
-    const ns = (r.json?.nodes ?? []).filter((n: any) => nodes.some((h) => h.id === n.id))
-    return ns.length === 3 && ns.every((n: any) => n.health === 'healthy') ? true : undefined
-  }, 30_000, 'three healthy members')
+  await threeHealthy()
   const c = await client(nodes[0])
   try {
     // a path whose metadata is ordered by a group that another live node leads: the put's commit is
