@@ -21,11 +21,12 @@
  * state machine's result when this node applies the entry. While no leader is known (an election) it
  * waits and is proposed once one is, retried on every tick. A proposal its leader refused, that the
  * transport could not send, or that was lost with its term's leader (an entry of a later term was
- * applied before it: #retryLost) is proposed again; none of these can be applied twice. It rejects with Aborted when its signal is
- * aborted, and at its deadline (the signal's TimeoutError, or `callTimeoutMs`) with NoQuorum when no
- * leader is known by then (with check-quorum a leader without a quorum steps down within an election
- * timeout, so a minority partition knows no leader), else DeadlineExceeded. After a deadline or an
- * abort the entry may still be committed later: the outcome is unknown, as with any timed-out write.
+ * applied before it: #retryLost) is proposed again; none of these can be applied twice. It rejects
+ * with Aborted when its signal is aborted, and at its deadline (the signal's TimeoutError, or
+ * `callTimeoutMs`) with NoQuorum when no leader is known by then (with check-quorum a leader without a
+ * quorum steps down within an election timeout, so a minority partition knows no leader), else
+ * DeadlineExceeded. After a deadline or an abort the entry may still be committed later: the outcome
+ * is unknown, as with any timed-out write.
  *
  * read(fn): linearizable via ReadIndex (Raft thesis §6.4): request a read index (retried each election
  * timeout while no answer comes), wait for the read state, then for applied ≥ that index, then run fn

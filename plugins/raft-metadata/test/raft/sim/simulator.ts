@@ -635,9 +635,8 @@ export class Simulation {
     }
     const termBefore = node.sm.appliedTerm
     for (const e of rd.committedEntries) this.applyEntry(node, e, raft)
-    if (this.opts.sabotage === 'eager-retry' ? raft.status().term > termBefore : node.sm.appliedTerm > termBefore) {
-      this.retryLost(node, raft)
-    }
+    const termNow = this.opts.sabotage === 'eager-retry' ? raft.status().term : node.sm.appliedTerm
+    if (termNow > termBefore) this.retryLost(node, raft, termNow)
 
     // 4. reads.
     for (const rs of rd.readStates) node.pendingReads.push(rs)
@@ -652,12 +651,12 @@ export class Simulation {
   /**
    * What RaftGroup does: a write this node proposed for a term before the one of the entries it just
    * applied, and did not apply, can never commit (committed terms never decrease along the log), so it
-   * is proposed again. The checker's at-most-once property holds the rule to that.
+   * is proposed again. The checker's at-most-once property holds the rule to that. `term` is the term
+   * of the last applied entry (with the 'eager-retry' sabotage: the node's current term).
    */
-  private retryLost (node: SimNode, raft: RawNode): void {
-    const now = this.opts.sabotage === 'eager-retry' ? raft.status().term : node.sm.appliedTerm
+  private retryLost (node: SimNode, raft: RawNode, term: number): void {
     for (const p of this.proposals.values()) {
-      if (p.node !== node.id || p.inc !== node.incarnation || p.acked || p.uncertain || p.term >= now) continue
+      if (p.node !== node.id || p.inc !== node.incarnation || p.acked || p.uncertain || p.term >= term) continue
       try {
         p.term = raft.propose(encodeWrite(p.id))
       } catch (err) {
