@@ -278,6 +278,12 @@ export class LevelStorage implements Storage {
       entries.push(e)
     }
     if (compacted.index > snapshot.metadata.index) throw new CorruptLogError(K(KEY_COMPACTED), 'after the snapshot index')
+    // A snapshot only ever holds committed state (the application takes one at an applied index; a
+    // leader sends one of its own), so its index is a lower bound on the commit index. The commit
+    // index itself is volatile (paper figure 2), so raising it to a known-committed index is safe.
+    // createSnapshot writes the commit index with the snapshot; this repairs a log written before it
+    // did, whose stored commit index may be behind its snapshot (the core refuses to start on that).
+    if (hardState.commit < snapshot.metadata.index) hardState.commit = snapshot.metadata.index
     return new LevelStorage(log, prefix, ownsLog, MemoryStorage.fromParts({ hardState, snapshot, compacted, entries }))
   }
 
@@ -381,7 +387,15 @@ export class LevelStorage implements Storage {
       if (index <= cur) throw new SnapshotOutOfDateError(index, cur)
       if (index > this.mem.lastIndex()) throw new Error(`raft storage: snapshot index ${index} is after the last index ${this.mem.lastIndex()}`)
       const snap: Snapshot = { metadata: { index, term: this.mem.term(index), confState: cloneConfState(confState) }, data }
-      await this.log.write([{ type: 'put', key: this.prefix + KEY_SNAPSHOT, value: encodeSnapshot(snap) }], true)
+      const ops: BatchOp[] = [{ type: 'put', key: this.prefix + KEY_SNAPSHOT, value: encodeSnapshot(snap) }]
+      // Invariant on disk: snapshot index <= stored commit index (the core starts only from such a
+      // state). The snapshot's index is applied, so the commit index kept in memory is at least it;
+      // it goes to disk in the same batch, else a crash would leave the commit index behind.
+      const hs = this.mem.hardStateNow()
+      if (hs.commit < index) throw new Error(`raft storage: snapshot index ${index} is after the commit index ${hs.commit}`)
+      if (!sameHardState(hs, this.written)) ops.push({ type: 'put', key: this.prefix + KEY_HARD_STATE, value: encodeHardState(hs) })
+      await this.log.write(ops, true)
+      this.written = hs
       return this.mem.createSnapshot(index, confState, data)
     })
   }

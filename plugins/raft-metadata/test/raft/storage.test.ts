@@ -173,6 +173,49 @@ test('LevelStorage: entries, snapshots, term and vote are written fsync\'d; a co
   await again.close()
 })
 
+test('LevelStorage: a crash after a snapshot past the written commit index restarts (the commit index is at least the snapshot index)', async () => {
+  const dir = await tempDir()
+  const l = await LevelStorage.open(dir, { confState: CS })
+  await l.saveReady({ entries: [ent(2, 2), ent(3, 2), ent(4, 2)], hardState: { term: 2, vote: 'a', commit: 1 } })
+  // the commit index moves alone (kept in memory), the group applies and snapshots at 4, then compacts
+  await l.saveReady({ entries: [], hardState: { term: 2, vote: 'a', commit: 4 } })
+  await l.createSnapshot(4, CS, bytes('state@4'))
+  await l.compact(4)
+  // kill -9 now: no close, so nothing writes the kept commit index
+  const crashed = await LevelStorage.open(await copyDir(dir))
+  assert.is(crashed.snapshot().metadata.index, 4)
+  assert.ok(crashed.initialState().hardState.commit >= 4, `commit ${crashed.initialState().hardState.commit} is behind the snapshot`)
+  // and the core starts on it (it asserts snapshot index <= commit <= last index)
+  const node = new RawNode({ id: 'a', storage: crashed, electionTick: 10, heartbeatTick: 1, rand: seededRand(1) })
+  assert.is(node.status().commit, 4)
+  await crashed.close()
+  await l.close()
+})
+
+test('LevelStorage: a data dir written before the fix (commit below the snapshot) opens with the snapshot index as its commit', async () => {
+  const dir = await tempDir()
+  const l = await LevelStorage.open(dir, { confState: CS })
+  await l.saveReady({ entries: [ent(2, 2), ent(3, 2)], hardState: { term: 2, vote: 'a', commit: 3 } })
+  await l.createSnapshot(3, CS, bytes('state@3'))
+  await l.close()
+  // rewrite the hard state as an older version left it: commit 1, below the snapshot at 3
+  const { Level } = await import('level')
+  const { encode } = await import('cborg')
+  const { crc32 } = await import('node:zlib')
+  const db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
+  const body = encode({ t: 2, v: 'a', c: 1 })
+  const sealed = new Uint8Array(body.byteLength + 4)
+  sealed.set(body)
+  new DataView(sealed.buffer).setUint32(body.byteLength, crc32(body) >>> 0, false)
+  await db.put('m/hs', sealed)
+  await db.close()
+  const reopened = await LevelStorage.open(dir)
+  assert.equal(reopened.initialState().hardState, { term: 2, vote: 'a', commit: 3 })
+  const node = new RawNode({ id: 'a', storage: reopened, electionTick: 10, heartbeatTick: 1, rand: seededRand(1) })
+  assert.is(node.status().commit, 3)
+  await reopened.close()
+})
+
 test('LevelStorage: a joining node opens empty; a corrupted record is detected on open', async () => {
   const dir = await tempDir()
   const l = await LevelStorage.open(dir)
