@@ -794,9 +794,16 @@ export class RaftGroup<R> {
    * unsynced copy. Only while the term and vote are already durable: a message of a term this node
    * might forget in a crash could let it lead that term twice (a single voter that campaigns and
    * wins in one Ready), and only without a snapshot to install.
+   *
+   * Never when the leader is the only voter: the core counts the leader's own entries at once, so a
+   * lone voter's commit index covers this Ready's entries before they are durable, and every App or
+   * Heartbeat carries that index. A learner told so early would apply — and answer a client for — an
+   * entry the voter loses if it crashes before its fsync. With two or more voters a commit needs
+   * another voter's acknowledgement, which is stepped only after this Ready's fsync (see above).
    */
   #sendsEarly (rd: Ready): boolean {
     if (this.#role !== StateType.Leader || rd.snapshot !== undefined) return false
+    if (this.#confState.voters.length === 1) return false
     const hs = rd.hardState
     return hs === undefined || (hs.term === this.#durable.term && hs.vote === this.#durable.vote)
   }

@@ -160,4 +160,34 @@ test('a write of nothing but the commit index does not hold up applying', async 
   await waitFor(() => f.gate.pending() === 0, 5000, 'the write ends')
 })
 
+test('a single voter never tells its learners a commit index its own fsync has not made durable', async (ctx) => {
+  const hub = new Hub()
+  const cs = { voters: ['node-a'], learners: ['node-b'] }
+  for (const id of ['node-a', 'node-b']) {
+    const gate = gated(new MemoryStorage({ confState: cs }))
+    const sm = new ListMachine()
+    const group = new RaftGroup<Result>({ id, storage: gate.storage, transport: hub.transport(id), stateMachine: sm, tickMs: 20, electionTick: 50 })
+    ctx.nodes.push({ id, gate, sm, group })
+  }
+  for (const n of ctx.nodes) n.group.start()
+  const [voter, learner] = ctx.nodes
+  await waitFor(() => voter.group.status().state === 'Leader' && learner.group.status().leader === voter.id, 10_000, 'the voter leads')
+  await voter.group.propose(enc('warm'))
+  await waitFor(() => learner.sm.items.length === 1, 5000, 'the first write on the learner')
+
+  voter.gate.hold()
+  const index = voter.group.status().commit + 1
+  const p = voter.group.propose(enc('solo'))
+  p.catch(() => {}) // a failed assertion stops the group, which rejects p
+  await waitFor(() => voter.gate.pending() === 1, 5000, "the voter's write waits")
+  // give heartbeats and any early App time to reach the learner
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  const told = hub.sent.filter((m) => m.to === learner.id && m.commit >= index)
+  assert.equal(told.map((m) => `${m.type} commit ${m.commit}`), [], 'no commit index beyond what is durable on the only voter')
+  assert.is(learner.sm.items.includes('solo'), false, 'the learner must not apply an entry its voter may still lose')
+  voter.gate.release()
+  await p
+  await waitFor(() => learner.sm.items.join() === 'warm,solo', 5000, 'applied on the learner after the fsync')
+})
+
 test.run()
