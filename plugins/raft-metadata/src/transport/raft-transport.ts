@@ -12,6 +12,11 @@
  * `reportUnreachable(peer)` (and `reportSnapshot(peer, false)` for a dropped snapshot). A failed dial or
  * write drops the stream and whatever was queued, then reconnects after an exponential back-off. A
  * snapshot is reported `reportSnapshot(peer, true)` once its frame was written to the stream.
+ * Dropped Prop messages (proposals forwarded to the leader) are reported `reportDroppedProposals` only
+ * when they certainly never left this node: refused when sent (queue full, back-off, too large), or
+ * still queued, never taken into a write, when a dial or write failed. The Props of the write that
+ * failed are not: its bytes were handed to the stream and may have reached the leader, so proposing
+ * them again could append them twice; they are counted dropped and reported unreachable only.
  * The streams are one-way: each node writes on the stream it opened and reads the ones its peers opened.
  *
  * Inbound: each frame is decoded and validated (codec.ts) and its messages handed to the registered
@@ -43,8 +48,11 @@ export interface RaftTransportHandler {
   /** A snapshot to `peer` was written to its stream (ok) or dropped (not ok). */
   reportSnapshot: (peer: NodeId, ok: boolean) => void
   /**
-   * Forwarded proposals (Prop messages) to `peer` that were dropped before being written to its
-   * stream: they certainly never reached the leader, so the group may propose them again.
+   * Forwarded proposals (Prop messages) to `peer` that were dropped without any attempt to write them
+   * (refused by the queue, the back-off or the frame limit, or still queued when a dial or a write
+   * failed): they certainly never reached the leader, so the group may propose them again. A Prop whose
+   * write was attempted and failed is never reported here, only through reportUnreachable: it may have
+   * been delivered and appended, so the group must treat its fate as unknown.
    */
   reportDroppedProposals?: (peer: NodeId, messages: Message[]) => void
 }
@@ -162,18 +170,23 @@ class PeerSender {
     setImmediate(() => { void this.pump() })
   }
 
-  /** Drops messages and tells their groups (one Unreachable per group, one SnapStatus per snapshot). */
-  private drop (group: number | undefined, items: Queued[]): void {
-    if (items.length === 0) return
+  /**
+   * Drops messages and tells their groups: one Unreachable per group, one failed SnapStatus per
+   * snapshot, and the Props among `unsent` as dropped proposals. `unsent` never left this node;
+   * `inFlight` was handed to the stream by a write that then failed, so its Props may have been
+   * delivered and are not reported (see RaftTransportHandler.reportDroppedProposals).
+   */
+  private drop (group: number | undefined, unsent: Queued[], inFlight: Queued[] = []): void {
+    if (unsent.length === 0 && inFlight.length === 0) return
     const t = this.transport
-    t.stats.messagesDropped += items.length
+    t.stats.messagesDropped += unsent.length + inFlight.length
     const groups = new Set<number>(group !== undefined ? [group] : [])
     const props = new Map<number, Message[]>()
-    for (const it of items) {
+    for (const it of [...inFlight, ...unsent]) {
       groups.add(it.group)
       if (it.snapshot) t.handlerOf(it.group)?.reportSnapshot(this.peer, false)
-      if (it.prop !== undefined) props.set(it.group, [...(props.get(it.group) ?? []), it.prop])
     }
+    for (const it of unsent) if (it.prop !== undefined) props.set(it.group, [...(props.get(it.group) ?? []), it.prop])
     for (const g of groups) t.handlerOf(g)?.reportUnreachable(this.peer)
     for (const [g, ms] of props) t.handlerOf(g)?.reportDroppedProposals?.(this.peer, ms)
   }
@@ -262,24 +275,27 @@ class PeerSender {
     t.log.trace('raft stream to %s opened', this.peer)
   }
 
-  /** A dial or write failed: reset the stream, drop everything queued, back off before reconnecting. */
+  /**
+   * A dial or write failed: reset the stream, drop `inFlight` (the failed write's messages, empty for a
+   * dial) and everything queued, back off before reconnecting.
+   */
   private fail (err: Error, inFlight: Queued[]): void {
     const t = this.transport
     const stream = this.stream
     this.stream = undefined
     this.lp = undefined
     if (stream !== undefined && stream.status === 'open') stream.abort(err)
-    const dropped = [...inFlight, ...this.queue]
+    const queued = this.queue
     this.queue = []
     this.queuedBytes = 0
     if (!this.stopped) {
       this.backoffUntil = Date.now() + this.backoffMs
       t.log('raft peer %s unreachable (%s): dropped %d messages, retrying in %d ms',
         this.peer, err.name === 'TimeoutError' ? new DeadlineExceededError('write or dial timed out').message : err.message,
-        dropped.length, this.backoffMs)
+        inFlight.length + queued.length, this.backoffMs)
       this.backoffMs = Math.min(this.backoffMs * 2, t.backoffMsMax)
     }
-    this.drop(undefined, dropped)
+    this.drop(undefined, queued, inFlight)
   }
 
   stop (): void {

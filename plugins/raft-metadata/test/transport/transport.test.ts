@@ -2,10 +2,12 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { lpStream } from '@libp2p/utils'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { MessageType } from '../../src/raft/index.js'
+import type { Stream } from '@libp2p/interface'
+import type { PeerNetwork } from '@dfs/api'
+import { EntryType, MessageType } from '../../src/raft/index.js'
 import type { Message } from '../../src/raft/index.js'
-import { RAFT_PROTOCOL, RaftTransport, encodeFrame, encodeMessage } from '../../src/transport/index.js'
-import type { RaftTransportHandler } from '../../src/transport/index.js'
+import { RAFT_PROTOCOL, RaftTransport, decodeFrame, encodeFrame, encodeMessage } from '../../src/transport/index.js'
+import type { DecodedFrame, RaftTransportHandler } from '../../src/transport/index.js'
 import { plain, startHost, stopQuietly, waitFor } from './libp2p-network.js'
 import type { TestHost } from './libp2p-network.js'
 
@@ -13,6 +15,8 @@ interface Recorder extends RaftTransportHandler {
   received: Array<{ from: string, m: Message }>
   unreachable: string[]
   snapshots: Array<{ peer: string, ok: boolean }>
+  /** The Props of every reportDroppedProposals, in report order. */
+  droppedProposals: Array<{ peer: string, m: Message }>
 }
 
 function recorder (): Recorder {
@@ -20,9 +24,11 @@ function recorder (): Recorder {
     received: [],
     unreachable: [],
     snapshots: [],
+    droppedProposals: [],
     receive: (from, ms) => { for (const m of ms) r.received.push({ from, m }) },
     reportUnreachable: (peer) => { r.unreachable.push(peer) },
-    reportSnapshot: (peer, ok) => { r.snapshots.push({ peer, ok }) }
+    reportSnapshot: (peer, ok) => { r.snapshots.push({ peer, ok }) },
+    reportDroppedProposals: (peer, ms) => { for (const m of ms) r.droppedProposals.push({ peer, m }) }
   }
   return r
 }
@@ -153,3 +159,123 @@ test('a sender reconnects after the peer restarts', plain(async (ctx) => {
 }))
 
 test.run()
+
+/**
+ * A stream that accepts every write and never drains: lpStream's write hands its bytes over (`send`
+ * returns false, as a muxer does when its buffer is full) and then waits for a 'drain' that never
+ * comes, so the transport's write times out after the bytes left it. `handed` is what was handed over.
+ */
+class StalledStream extends EventTarget {
+  status: 'open' | 'aborted' = 'open'
+  readonly handed: Uint8Array[] = []
+  readonly log = Object.assign(() => {}, { error: () => {}, trace: () => {} })
+
+  send (data: { subarray: () => Uint8Array }): boolean {
+    if (this.status !== 'open') throw new Error('stalled stream: send after abort')
+    this.handed.push(data.subarray())
+    return false
+  }
+
+  push (): void {}
+
+  abort (err: Error): void {
+    if (this.status !== 'open') return
+    this.status = 'aborted'
+    this.dispatchEvent(Object.assign(new Event('close'), { error: err }))
+  }
+}
+
+/** A PeerNetwork whose every stream is a StalledStream, or whose dials fail when `dial` says so. */
+function stalledNetwork (self: string): PeerNetwork & { streams: StalledStream[], dial: 'stall' | 'fail' } {
+  const net = {
+    self,
+    streams: [] as StalledStream[],
+    dial: 'stall' as 'stall' | 'fail',
+    handle: async () => {},
+    unhandle: async () => {},
+    addAddresses: async () => {},
+    openStream: async (): Promise<Stream> => {
+      if (net.dial === 'fail') throw Object.assign(new Error('connection refused'), { name: 'DialError' })
+      const s = new StalledStream()
+      net.streams.push(s)
+      return s as unknown as Stream
+    }
+  }
+  return net
+}
+
+/** The frames in bytes handed to a stream (each varint-length-prefixed). */
+function framesOf (bytes: Uint8Array): DecodedFrame[] {
+  const frames: DecodedFrame[] = []
+  let at = 0
+  while (at < bytes.byteLength) {
+    let length = 0
+    let shift = 0
+    let b: number
+    do {
+      b = bytes[at++]
+      length += (b & 0x7f) * 2 ** shift
+      shift += 7
+    } while ((b & 0x80) !== 0)
+    frames.push(decodeFrame(bytes.subarray(at, at + length)))
+    at += length
+  }
+  return frames
+}
+
+function prop (from: string, to: string, tag: number): Message {
+  return msg(MessageType.Prop, from, to, { entries: [{ term: 0, index: 0, type: EntryType.Normal, data: Uint8Array.of(tag) }] })
+}
+
+const tagOf = (m: Message): number => m.entries[0].data[0]
+
+interface FailCtx { transports: RaftTransport[] }
+const failures = suite<FailCtx>('raft transport: failed sends', { transports: [] })
+
+failures.before.each((ctx) => { ctx.transports = [] })
+failures.after.each(async (ctx) => {
+  for (const t of ctx.transports) await t.stop().catch(() => {})
+})
+
+failures('a Prop whose write failed is not reported as dropped; one queued behind it is', plain(async (ctx) => {
+  const net = stalledNetwork('node-a')
+  const t = new RaftTransport({ network: net, writeTimeoutMs: 50, backoffMsMin: 20, backoffMsMax: 100 })
+  ctx.transports.push(t)
+  await t.start()
+  const r = recorder()
+  t.register(0, r)
+
+  t.send(0, [prop('node-a', 'node-b', 1)])
+  await waitFor(() => net.streams[0]?.handed.length === 1, 2000, 'the write of Prop 1')
+  // Prop 1 left this node: the peer may append it, whatever becomes of the write.
+  const handed = framesOf(net.streams[0].handed[0])
+  assert.equal(handed.map((f) => f.messages.map(tagOf)), [[1]])
+  // Sent while that write is in flight, Prop 2 waits in the queue and never reaches the stream.
+  t.send(0, [prop('node-a', 'node-b', 2)])
+  await waitFor(() => r.unreachable.length > 0, 2000, 'the write timeout')
+
+  assert.is(net.streams[0].status, 'aborted')
+  assert.is(net.streams[0].handed.length, 1, 'nothing was written after Prop 1')
+  assert.is(t.stats.messagesDropped, 2)
+  assert.equal(r.unreachable, ['node-b'])
+  assert.equal(r.droppedProposals.map((d) => [d.peer, tagOf(d.m)]), [['node-b', 2]],
+    'only the Prop that never left may be proposed again')
+}))
+
+failures('a Prop that never left (dial failed, or sent in back-off) is reported as dropped', plain(async (ctx) => {
+  const net = stalledNetwork('node-a')
+  net.dial = 'fail'
+  const t = new RaftTransport({ network: net, backoffMsMin: 10_000, backoffMsMax: 10_000 })
+  ctx.transports.push(t)
+  await t.start()
+  const r = recorder()
+  t.register(0, r)
+
+  t.send(0, [prop('node-a', 'node-b', 1)])
+  await waitFor(() => r.droppedProposals.length === 1, 2000, 'the failed dial')
+  t.send(0, [prop('node-a', 'node-b', 2)])
+  assert.equal(r.droppedProposals.map((d) => [d.peer, tagOf(d.m)]), [['node-b', 1], ['node-b', 2]])
+  assert.is(t.stats.messagesDropped, 2)
+}))
+
+failures.run()
