@@ -47,6 +47,8 @@ import {
 } from './constants.js'
 import { NONCE_BYTES, openEnvelope, sealEnvelope } from './envelope.js'
 import type { DurableStorage } from './storage.js'
+import { systemClock } from './clock.js'
+import type { Clock, TimerHandle } from './clock.js'
 
 /** The application side of a group. Every replica applies the same payloads in the same order. */
 export interface GroupStateMachine<R> {
@@ -95,6 +97,13 @@ export interface RaftGroupInit<R> {
    * from all of them (and from its member list). Default: nobody else.
    */
   isPeer?: (id: NodeId) => boolean
+  /** Ticks, deadlines and snapshot retries run on this clock (default: the system clock). */
+  clock?: Clock
+  /**
+   * The id that makes this instance's proposals and reads unique (default: NONCE_BYTES random bytes,
+   * new for every instance). The simulator passes seeded ones so that a run replays.
+   */
+  nonce?: Uint8Array
 }
 
 export interface GroupCallOptions {
@@ -145,7 +154,7 @@ type GroupState = 'new' | 'running' | 'stopping' | 'stopped' | 'failed'
 interface Waiter {
   done: boolean
   reject: (err: Error) => void
-  timer?: ReturnType<typeof setTimeout>
+  timer?: TimerHandle
   signal?: AbortSignal
   onAbort?: () => void
   timeoutMs: number
@@ -226,13 +235,14 @@ export class RaftGroup<R> {
   readonly #rand: Rand
   readonly #isPeer: (id: NodeId) => boolean
   /** Random per group instance: proposal ids and read contexts of different lives never collide. */
-  readonly #nonce = new Uint8Array(randomBytes(NONCE_BYTES))
+  readonly #nonce: Uint8Array
+  readonly #clock: Clock
 
   #state: GroupState = 'new'
   #failure: Error | undefined
   #node: RawNode | undefined
   #loop: Promise<void> | undefined
-  #ticker: ReturnType<typeof setInterval> | undefined
+  #ticker: TimerHandle | undefined
   #wake: (() => void) | undefined
   #dirty = false
 
@@ -288,6 +298,11 @@ export class RaftGroup<R> {
     this.#checkQuorum = init.checkQuorum ?? true
     this.#rand = init.rand ?? Math.random
     this.#isPeer = init.isPeer ?? (() => false)
+    this.#clock = init.clock ?? systemClock
+    if (init.nonce !== undefined && init.nonce.byteLength !== NONCE_BYTES) {
+      throw new InvalidArgumentError(`nonce must be ${NONCE_BYTES} bytes`, { bytes: init.nonce.byteLength })
+    }
+    this.#nonce = init.nonce ?? new Uint8Array(randomBytes(NONCE_BYTES))
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -324,11 +339,10 @@ export class RaftGroup<R> {
     this.#state = 'running'
     // the only voter need not wait an election timeout to find out nobody else will campaign
     if (this.#confState.voters.length === 1 && this.#confState.voters[0] === this.id) this.#node.campaign()
-    this.#ticker = setInterval(() => {
+    this.#ticker = this.#clock.setInterval(() => {
       if (this.#pendingTicks < PENDING_TICKS_MAX) this.#pendingTicks++
       this.#signal()
     }, this.#tickMs)
-    this.#ticker.unref?.()
     this.#loop = this.#run()
     this.#log('raft group %d started on %s at applied %d, members %o', this.group, this.id, this.#applied, this.#confState)
   }
@@ -344,7 +358,7 @@ export class RaftGroup<R> {
   }
 
   #halt (): void {
-    if (this.#ticker !== undefined) clearInterval(this.#ticker)
+    if (this.#ticker !== undefined) this.#clock.clearInterval(this.#ticker)
     this.#ticker = undefined
     this.#transport.unregister(this.group)
     this.#signal()
@@ -495,7 +509,7 @@ export class RaftGroup<R> {
 
   /** Starts a call's deadline timer and abort listener. */
   #arm (w: Waiter, options: GroupCallOptions, what: string): void {
-    w.timer = setTimeout(() => { this.#expire(w, this.#deadlineError(w, what)) }, w.timeoutMs)
+    w.timer = this.#clock.setTimeout(() => { this.#expire(w, this.#deadlineError(w, what)) }, w.timeoutMs)
     const signal = options.signal
     if (signal !== undefined) {
       w.signal = signal
@@ -540,7 +554,7 @@ export class RaftGroup<R> {
   #settle (w: Waiter, err?: Error): void {
     if (w.done) return
     w.done = true
-    if (w.timer !== undefined) clearTimeout(w.timer)
+    if (w.timer !== undefined) this.#clock.clearTimeout(w.timer)
     if (w.onAbort !== undefined) w.signal?.removeEventListener('abort', w.onAbort)
     if (err !== undefined) w.reject(err)
   }
@@ -769,7 +783,7 @@ export class RaftGroup<R> {
 
     this.#serveReads()
     if ((this.#applied - this.#snapshotIndex >= this.#snapshotEvery || this.#appliedBytes >= this.#snapshotBytes) &&
-      Date.now() >= this.#snapshotNotBefore) await this.#snapshot()
+      this.#clock.now() >= this.#snapshotNotBefore) await this.#snapshot()
   }
 
   async #persist (rd: Ready): Promise<void> {
@@ -868,7 +882,7 @@ export class RaftGroup<R> {
       try {
         await this.#sm.settle()
       } catch (err) {
-        this.#snapshotNotBefore = Date.now() + SNAPSHOT_RETRY_MS
+        this.#snapshotNotBefore = this.#clock.now() + SNAPSHOT_RETRY_MS
         this.#log.error('raft group %d on %s: no snapshot at %d yet, the state machine has not settled: %s', this.group, this.id, index, (err as Error).message)
         return
       }

@@ -9,4 +9,5 @@ export {
   SnapshotOutOfDateError, InvalidConfChangeError, CorruptLogError
 } from './errors.js'
 export { CAMPAIGN_TRANSFER_CONTEXT } from './constants.js'
-export { LevelStorage, RaftLogDb } from './level-storage.js'
+export { LevelStorage, RaftLogDb, levelLogStore } from './level-storage.js'
+export type { BatchOp, LogStore } from './level-storage.js'

@@ -135,7 +135,32 @@ interface PendingWrite {
 }
 
 /**
- * One LevelDB that holds the Raft logs of several groups (each under its own key prefix), written
+ * The key-value store under a RaftLogDb: LevelDB on a node (`levelLogStore`), a simulated disk that
+ * loses unsynced writes in the simulator. `batch` is atomic, and batches become durable in the order
+ * they were written (LevelDB's write-ahead log).
+ */
+export interface LogStore {
+  get: (key: string) => Promise<Uint8Array | undefined>
+  /** Every key in [gte, lt) with its value, in key order. */
+  range: (gte: string, lt: string) => AsyncIterable<[string, Uint8Array]>
+  batch: (ops: BatchOp[], options: { sync: boolean }) => Promise<void>
+  close: () => Promise<void>
+}
+
+/** A LogStore on a LevelDB in `dir` (created if needed). */
+export async function levelLogStore (dir: string): Promise<LogStore> {
+  const db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
+  await db.open()
+  return {
+    get: async (key) => await db.get(key),
+    range: (gte, lt) => db.iterator({ gte, lt }),
+    batch: async (ops, options) => { await db.batch(ops, options) },
+    close: async () => { await db.close() }
+  }
+}
+
+/**
+ * One log store that holds the Raft logs of several groups (each under its own key prefix), written
  * with group commit: writes submitted while a batch is being written go together in the next batch,
  * with one fsync. A node runs several Raft groups (the system group and the data groups); with a log
  * each, every group paid its own fsync per Ready — on a busy node several fsyncs at once, each a
@@ -144,28 +169,25 @@ interface PendingWrite {
  * is atomic, so merging changes nothing about what is durable when a write resolves.
  */
 export class RaftLogDb {
-  readonly db: Level<string, Uint8Array>
-  readonly dir: string
+  readonly store: LogStore
   #queue: PendingWrite[] = []
   #writing = false
   #closed = false
   /** Batches written and the writes they carried (writes / batches: how much group commit merged). */
   readonly stats = { batches: 0, writes: 0 }
 
-  private constructor (dir: string, db: Level<string, Uint8Array>) {
-    this.dir = dir
-    this.db = db
+  constructor (store: LogStore) {
+    this.store = store
   }
 
+  /** The log in the LevelDB at `dir` (created if needed). */
   static async open (dir: string): Promise<RaftLogDb> {
-    const db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
-    await db.open()
-    return new RaftLogDb(dir, db)
+    return new RaftLogDb(await levelLogStore(dir))
   }
 
   /** Whether the group under `prefix` has a log here (its hard state is written when it is created). */
   async has (prefix: string): Promise<boolean> {
-    return (await this.db.get(prefix + KEY_HARD_STATE)) !== undefined
+    return (await this.store.get(prefix + KEY_HARD_STATE)) !== undefined
   }
 
   /** Writes `ops` atomically (fsync'd when `sync`), possibly in one batch with other groups' writes. */
@@ -186,7 +208,7 @@ export class RaftLogDb {
         this.#queue = []
         const ops = q.length === 1 ? q[0].ops : q.flatMap((w) => w.ops)
         try {
-          await this.db.batch(ops, { sync: q.some((w) => w.sync) })
+          await this.store.batch(ops, { sync: q.some((w) => w.sync) })
           this.stats.batches++
           this.stats.writes += q.length
           for (const w of q) w.resolve()
@@ -202,7 +224,7 @@ export class RaftLogDb {
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    await this.db.close()
+    await this.store.close()
   }
 }
 
@@ -250,7 +272,7 @@ export class LevelStorage implements Storage {
 
   /** Opens (creating if needed, as `open`) the log of the group under `prefix` in a shared log. */
   static async openIn (log: RaftLogDb, prefix: string, init?: { confState?: ConfState }, ownsLog = false): Promise<LevelStorage> {
-    const db = log.db
+    const db = log.store
     const K = (key: string): string => prefix + key
     const hsBytes = await db.get(K(KEY_HARD_STATE))
     if (hsBytes === undefined) {
@@ -271,7 +293,7 @@ export class LevelStorage implements Storage {
     const snapshot = decodeSnapshot(K(KEY_SNAPSHOT), snapBytes)
     const compacted = decodeCompacted(K(KEY_COMPACTED), compBytes)
     const entries: Entry[] = []
-    for await (const [key, value] of db.iterator({ gte: K(ENTRY_PREFIX), lt: K(ENTRY_PREFIX) + '\xff' })) {
+    for await (const [key, value] of db.range(K(ENTRY_PREFIX), K(ENTRY_PREFIX) + '\xff')) {
       const e = decodeEntry(key, value)
       const want = compacted.index + 1 + entries.length
       if (key !== K(entryKey(e.index)) || e.index !== want) throw new CorruptLogError(key, `expected entry ${want}, found ${e.index}`)

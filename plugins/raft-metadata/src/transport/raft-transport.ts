@@ -1,6 +1,8 @@
 /**
  * RaftTransport: Raft messages between nodes over libp2p (`/dfs/raft/1.0.0`), reached only through the
- * `PeerNetwork` of `@dfs/api`.
+ * `PeerNetwork` of `@dfs/api` (`libp2pLink`). Everything above the streams — queues, coalescing,
+ * chunking, back-off, what is reported dropped, inbound validation — is the same code in the seeded
+ * simulator, which passes a simulated FrameLink and Clock instead.
  *
  * Outbound: ONE long-lived stream per peer, carrying varint-length-prefixed frames (see codec.ts), each
  * frame a batch of one group's messages. Sends are coalesced: everything queued for a peer in one
@@ -26,10 +28,11 @@
  * accepted only from a peer and for a transferee that the group itself vets; see RaftGroup.)
  */
 import { lpStream } from '@libp2p/utils'
-import { AbortedError, Deadline, DeadlineExceededError, UnavailableError } from '@dfs/api'
+import { AbortedError, DeadlineExceededError, UnavailableError } from '@dfs/api'
 import type { Logger, PeerIdString, PeerNetwork } from '@dfs/api'
-import type { LengthPrefixedStream } from '@libp2p/utils'
 import type { Stream } from '@libp2p/interface'
+import { systemClock } from '../group/clock.js'
+import type { Clock } from '../group/clock.js'
 import { MessageType } from '../raft/index.js'
 import type { Message, NodeId } from '../raft/index.js'
 import { FRAME_HEADER_BYTES_MAX, decodeFrame, encodeFrame, encodeMessage } from './codec.js'
@@ -65,8 +68,46 @@ export interface GroupTransport {
   send: (group: number, messages: Message[]) => void
 }
 
+/** One outbound stream of frames to a peer. */
+export interface FrameSink {
+  /**
+   * Writes frames after those of earlier writes. Rejects when the stream fails or `signal` aborts;
+   * the frames may have been delivered all the same (they left with the bytes handed to the stream).
+   */
+  write: (frames: Uint8Array[], signal: AbortSignal) => Promise<void>
+  /** Resets the stream. */
+  abort: (err: Error) => void
+  /** Whether the stream is still open. */
+  readonly open: boolean
+  /** Calls `fn` once when the stream closes (either end, or a reset). */
+  onClose: (fn: () => void) => void
+}
+
+/** What a FrameLink hands inbound frames to. */
+export interface FrameReceiver {
+  /** One frame from `peer` (proven by the link); false: it did not decode, so the link resets its stream. */
+  frame: (peer: NodeId, bytes: Uint8Array) => boolean
+  /** A stream from `peer` failed otherwise than by ending (e.g. a frame over the size limit). */
+  failed: (peer: NodeId, err: Error) => void
+}
+
+/** How the transport reaches its peers: libp2p streams on a node, simulated links in the simulator. */
+export interface FrameLink {
+  /** Opens a stream to `peer` (dialling it if needed); rejects when `signal` aborts first. */
+  open: (peer: NodeId, signal: AbortSignal) => Promise<FrameSink>
+  /** Starts taking the streams peers open, handing their frames to `receiver`. */
+  listen: (receiver: FrameReceiver) => Promise<void>
+  /** Stops taking streams and resets the inbound ones. */
+  close: () => Promise<void>
+}
+
 export interface RaftTransportInit {
-  network: PeerNetwork
+  /** The libp2p network of this node (its PeerId is the transport's `self`). */
+  network?: PeerNetwork
+  /** Instead of `network`: a link and this node's id (the simulator). */
+  link?: FrameLink
+  self?: NodeId
+  clock?: Clock
   logger?: Logger
   /** Most messages queued for one peer (default 4096). */
   queueMessagesMax?: number
@@ -111,14 +152,20 @@ function positive (value: number | undefined, fallback: number): number {
   return value !== undefined && Number.isFinite(value) && value > 0 ? value : fallback
 }
 
+/** An AbortSignal that aborts with a TimeoutError after `ms` on `clock`; `clear` stops its timer. */
+function timeoutSignal (clock: Clock, ms: number): { signal: AbortSignal, clear: () => void } {
+  const controller = new AbortController()
+  const timer = clock.setTimeout(() => { controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')) }, ms)
+  return { signal: controller.signal, clear: () => { clock.clearTimeout(timer) } }
+}
+
 /** One peer's outbound side: its queue, its stream and the loop that writes frames. */
 class PeerSender {
   readonly peer: NodeId
   private readonly transport: RaftTransport
   private queue: Queued[] = []
   private queuedBytes = 0
-  private stream: Stream | undefined
-  private lp: LengthPrefixedStream<Stream> | undefined
+  private sink: FrameSink | undefined
   /** A write is in flight, or one is scheduled for the end of this event-loop turn. */
   private pumping = false
   /** Until when new messages are dropped (reconnect back-off after a failure). */
@@ -149,7 +196,7 @@ class PeerSender {
       this.drop(group, [item])
       return
     }
-    if (Date.now() < this.backoffUntil ||
+    if (t.clock.now() < this.backoffUntil ||
         this.queue.length >= t.queueMessagesMax ||
         (this.queue.length > 0 && this.queuedBytes + bytes.byteLength > t.queueBytesMax)) {
       this.drop(group, [item])
@@ -161,13 +208,13 @@ class PeerSender {
   }
 
   /**
-   * Starts the pump at the end of this event-loop turn (setImmediate runs after the I/O callbacks and
-   * microtasks of the turn), so every message queued until then shares one write.
+   * Starts the pump at the end of this event-loop turn (Clock.defer: setImmediate, which runs after the
+   * I/O callbacks and microtasks of the turn), so every message queued until then shares one write.
    */
   private schedule (): void {
     if (this.pumping) return
     this.pumping = true
-    setImmediate(() => { void this.pump() })
+    this.transport.clock.defer(() => { void this.pump() })
   }
 
   /**
@@ -196,7 +243,7 @@ class PeerSender {
     const t = this.transport
     try {
       while (!this.stopped && this.queue.length > 0) {
-        if (this.lp === undefined) {
+        if (this.sink === undefined) {
           try {
             await this.connect()
           } catch (err) {
@@ -206,9 +253,9 @@ class PeerSender {
           continue
         }
         const { items, frames } = this.takeChunk()
-        const deadline = new Deadline(t.writeTimeoutMs)
+        const deadline = timeoutSignal(t.clock, t.writeTimeoutMs)
         try {
-          await this.lp.writeV(frames, { signal: deadline.signal })
+          await this.sink.write(frames, deadline.signal)
         } catch (err) {
           this.fail(err as Error, items)
           return
@@ -258,20 +305,22 @@ class PeerSender {
 
   private async connect (): Promise<void> {
     const t = this.transport
-    const stream = await t.network.openStream(this.peer, RAFT_PROTOCOL, { signal: AbortSignal.timeout(t.dialTimeoutMs) })
+    const dial = timeoutSignal(t.clock, t.dialTimeoutMs)
+    let sink: FrameSink
+    try {
+      sink = await t.link.open(this.peer, dial.signal)
+    } finally {
+      dial.clear()
+    }
     if (this.stopped) {
-      stream.abort(new AbortedError('raft transport stopped'))
+      sink.abort(new AbortedError('raft transport stopped'))
       throw new UnavailableError('raft transport stopped')
     }
-    this.stream = stream
-    this.lp = lpStream(stream, { maxDataLength: FRAME_BYTES_MAX })
+    this.sink = sink
     t.stats.streamsOpened++
-    stream.addEventListener('close', () => {
-      if (this.stream === stream) {
-        this.stream = undefined
-        this.lp = undefined
-      }
-    }, { once: true })
+    sink.onClose(() => {
+      if (this.sink === sink) this.sink = undefined
+    })
     t.log.trace('raft stream to %s opened', this.peer)
   }
 
@@ -281,15 +330,14 @@ class PeerSender {
    */
   private fail (err: Error, inFlight: Queued[]): void {
     const t = this.transport
-    const stream = this.stream
-    this.stream = undefined
-    this.lp = undefined
-    if (stream !== undefined && stream.status === 'open') stream.abort(err)
+    const sink = this.sink
+    this.sink = undefined
+    if (sink?.open === true) sink.abort(err)
     const queued = this.queue
     this.queue = []
     this.queuedBytes = 0
     if (!this.stopped) {
-      this.backoffUntil = Date.now() + this.backoffMs
+      this.backoffUntil = t.clock.now() + this.backoffMs
       t.log('raft peer %s unreachable (%s): dropped %d messages, retrying in %d ms',
         this.peer, err.name === 'TimeoutError' ? new DeadlineExceededError('write or dial timed out').message : err.message,
         inFlight.length + queued.length, this.backoffMs)
@@ -300,18 +348,18 @@ class PeerSender {
 
   stop (): void {
     this.stopped = true
-    const stream = this.stream
-    this.stream = undefined
-    this.lp = undefined
-    if (stream !== undefined && stream.status === 'open') stream.abort(new AbortedError('raft transport stopped'))
+    const sink = this.sink
+    this.sink = undefined
+    if (sink?.open === true) sink.abort(new AbortedError('raft transport stopped'))
     this.queue = []
     this.queuedBytes = 0
   }
 }
 
 export class RaftTransport implements GroupTransport {
-  readonly network: PeerNetwork
+  readonly link: FrameLink
   readonly self: NodeId
+  readonly clock: Clock
   readonly log: Logger
   readonly queueMessagesMax: number
   readonly queueBytesMax: number
@@ -326,13 +374,20 @@ export class RaftTransport implements GroupTransport {
 
   private readonly handlers = new Map<number, RaftTransportHandler>()
   private readonly senders = new Map<NodeId, PeerSender>()
-  private readonly inbound = new Set<Stream>()
   private started = false
 
   constructor (init: RaftTransportInit) {
-    this.network = init.network
-    this.self = init.network.self
     this.log = init.logger ?? silentLogger
+    if (init.link !== undefined) {
+      if (typeof init.self !== 'string' || init.self.length === 0) throw new Error('raft transport: a link needs `self`')
+      this.link = init.link
+      this.self = init.self
+    } else {
+      if (init.network === undefined) throw new Error('raft transport: give a network or a link')
+      this.link = libp2pLink(init.network, this.log)
+      this.self = init.network.self
+    }
+    this.clock = init.clock ?? systemClock
     this.queueMessagesMax = positive(init.queueMessagesMax, PEER_QUEUE_MESSAGES_MAX_DEFAULT)
     this.queueBytesMax = positive(init.queueBytesMax, PEER_QUEUE_BYTES_MAX_DEFAULT)
     this.dialTimeoutMs = positive(init.dialTimeoutMs, DIAL_TIMEOUT_MS_DEFAULT)
@@ -343,19 +398,22 @@ export class RaftTransport implements GroupTransport {
 
   async start (): Promise<void> {
     if (this.started) return
-    await this.network.handle(RAFT_PROTOCOL, (stream, peer) => { void this.serve(stream, peer) },
-      { maxInboundStreams: INBOUND_STREAMS_MAX })
+    await this.link.listen({
+      frame: (peer, bytes) => this.receiveFrame(peer, bytes),
+      failed: (peer, err) => {
+        this.stats.framesMalformed++
+        this.log.error('raft stream from %s failed: %s', peer, err.message)
+      }
+    })
     this.started = true
   }
 
   async stop (): Promise<void> {
     if (!this.started) return
     this.started = false
-    await this.network.unhandle(RAFT_PROTOCOL).catch(() => {})
     for (const s of this.senders.values()) s.stop()
     this.senders.clear()
-    for (const s of this.inbound) if (s.status === 'open') s.abort(new AbortedError('raft transport stopped'))
-    this.inbound.clear()
+    await this.link.close().catch(() => {})
   }
 
   register (group: number, handler: RaftTransportHandler): void {
@@ -388,13 +446,52 @@ export class RaftTransport implements GroupTransport {
     }
   }
 
-  /** Reads frames from a stream a peer opened, until it ends or misbehaves. */
-  private async serve (stream: Stream, peer: PeerIdString): Promise<void> {
-    if (!this.started) {
+  /**
+   * One frame from `peer` (proven by the link): decoded, validated and handed to its group. False when
+   * it does not decode (the link resets the stream); messages with a forged `from` or a wrong `to`
+   * are dropped and counted.
+   */
+  private receiveFrame (peer: NodeId, bytes: Uint8Array): boolean {
+    if (!this.started) return true
+    this.stats.framesReceived++
+    let frame
+    try {
+      frame = decodeFrame(bytes)
+    } catch (err) {
+      this.stats.framesMalformed++
+      this.log.error('raft frame from %s refused, resetting its stream: %s', peer, (err as Error).message)
+      return false
+    }
+    const handler = this.handlers.get(frame.group)
+    const accepted: Message[] = []
+    for (const m of frame.messages) {
+      if (handler === undefined || m.to !== this.self || (m.from !== peer && m.type !== MessageType.TransferLeader)) {
+        this.stats.messagesRejected++
+        this.log('raft message %s from %s refused: from %s, to %s, group %d', m.type, peer, m.from, m.to, frame.group)
+        continue
+      }
+      accepted.push(m)
+    }
+    this.stats.messagesReceived += accepted.length
+    if (accepted.length > 0) handler?.receive(peer, accepted)
+    return true
+  }
+}
+
+/**
+ * The FrameLink of a node: one libp2p stream per peer and direction on `/dfs/raft/1.0.0`, frames
+ * varint-length-prefixed (at most FRAME_BYTES_MAX), the remote PeerId proven by Noise.
+ */
+export function libp2pLink (network: PeerNetwork, log: Logger): FrameLink {
+  const inbound = new Set<Stream>()
+  let listening = false
+
+  const serve = async (stream: Stream, peer: PeerIdString, receiver: FrameReceiver): Promise<void> => {
+    if (!listening) {
       stream.abort(new UnavailableError('raft transport stopped'))
       return
     }
-    this.inbound.add(stream)
+    inbound.add(stream)
     const lp = lpStream(stream, { maxDataLength: FRAME_BYTES_MAX, maxBufferSize: FRAME_BYTES_MAX + 64 * 1024 })
     try {
       for (;;) {
@@ -405,37 +502,42 @@ export class RaftTransport implements GroupTransport {
           // The end of the stream (the peer closed or went away), or a frame over the size limit.
           const name = (err as Error).name
           if (name !== 'UnexpectedEOFError' && name !== 'StreamResetError' && name !== 'StreamAbortedError' && name !== 'AbortError') {
-            this.stats.framesMalformed++
-            this.log.error('raft stream from %s failed: %s', peer, (err as Error).message)
+            receiver.failed(peer, err as Error)
           }
           if (stream.status === 'open') stream.abort(err as Error)
           return
         }
-        this.stats.framesReceived++
-        let frame
-        try {
-          frame = decodeFrame(bytes)
-        } catch (err) {
-          this.stats.framesMalformed++
-          this.log.error('raft frame from %s refused, resetting its stream: %s', peer, (err as Error).message)
-          stream.abort(err as Error)
+        if (!receiver.frame(peer, bytes)) {
+          stream.abort(new Error('malformed raft frame'))
           return
         }
-        const handler = this.handlers.get(frame.group)
-        const accepted: Message[] = []
-        for (const m of frame.messages) {
-          if (handler === undefined || m.to !== this.self || (m.from !== peer && m.type !== MessageType.TransferLeader)) {
-            this.stats.messagesRejected++
-            this.log('raft message %s from %s refused: from %s, to %s, group %d', m.type, peer, m.from, m.to, frame.group)
-            continue
-          }
-          accepted.push(m)
-        }
-        this.stats.messagesReceived += accepted.length
-        if (accepted.length > 0) handler?.receive(peer, accepted)
       }
     } finally {
-      this.inbound.delete(stream)
+      inbound.delete(stream)
+    }
+  }
+
+  return {
+    open: async (peer, signal) => {
+      const stream = await network.openStream(peer, RAFT_PROTOCOL, { signal })
+      const lp = lpStream(stream, { maxDataLength: FRAME_BYTES_MAX })
+      return {
+        write: async (frames, writeSignal) => { await lp.writeV(frames, { signal: writeSignal }) },
+        abort: (err) => { stream.abort(err) },
+        get open () { return stream.status === 'open' },
+        onClose: (fn) => { stream.addEventListener('close', fn, { once: true }) }
+      }
+    },
+    listen: async (receiver) => {
+      listening = true
+      await network.handle(RAFT_PROTOCOL, (stream, peer) => { void serve(stream, peer, receiver) },
+        { maxInboundStreams: INBOUND_STREAMS_MAX })
+    },
+    close: async () => {
+      listening = false
+      await network.unhandle(RAFT_PROTOCOL).catch((err: Error) => { log('raft: unhandle failed: %s', err.message) })
+      for (const s of inbound) if (s.status === 'open') s.abort(new AbortedError('raft transport stopped'))
+      inbound.clear()
     }
   }
 }
