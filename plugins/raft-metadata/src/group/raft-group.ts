@@ -461,7 +461,7 @@ export class RaftGroup<R> {
       const p: PendingProposal<R> = {
         seq,
         entry,
-        cc: { type: cc.type, node: cc.node, context: entry },
+        cc: { type: cc.type, node: cc.node, ...(cc.basedOn !== undefined ? { basedOn: cc.basedOn } : {}), context: entry },
         submitted: false,
         term: 0,
         uncertain: false,

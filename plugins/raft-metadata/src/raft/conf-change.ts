@@ -5,7 +5,7 @@
 import { decode, encode } from 'cborg'
 import { InvalidConfChangeError } from './errors.js'
 import { ConfChangeType } from './types.js'
-import type { ConfChange, ConfState, NodeId } from './types.js'
+import type { ConfChange, ConfState, MemberRole, NodeId } from './types.js'
 import { STRICT_CBOR_DECODE_OPTIONS } from './util.js'
 
 /** Longest node id accepted in a conf change (a PeerId string is ~52 characters). */
@@ -15,10 +15,13 @@ export const MAX_CONF_CHANGE_CONTEXT_BYTES = 64 * 1024
 
 const decodeOptions = STRICT_CBOR_DECODE_OPTIONS
 
-/** Deterministic CBOR: `{ t: type, n: node, c?: context }`. */
+const MEMBER_ROLES: ReadonlySet<unknown> = new Set<MemberRole>(['absent', 'learner', 'voter'])
+
+/** Deterministic CBOR: `{ t: type, n: node, b?: basedOn, c?: context }`. */
 export function encodeConfChange (cc: ConfChange): Uint8Array {
   validateConfChange(cc)
   const value: Record<string, unknown> = { t: cc.type, n: cc.node }
+  if (cc.basedOn !== undefined) value.b = cc.basedOn
   if (cc.context !== undefined) value.c = cc.context
   return encode(value)
 }
@@ -36,9 +39,10 @@ export function decodeConfChange (b: Uint8Array): ConfChange {
   }
   const v = value as Record<string, unknown>
   for (const k of Object.keys(v)) {
-    if (k !== 't' && k !== 'n' && k !== 'c') throw new InvalidConfChangeError(`unknown field ${k}`)
+    if (k !== 't' && k !== 'n' && k !== 'b' && k !== 'c') throw new InvalidConfChangeError(`unknown field ${k}`)
   }
   const cc: ConfChange = { type: v.t as ConfChangeType, node: v.n as NodeId }
+  if (v.b !== undefined) cc.basedOn = v.b as MemberRole
   if (v.c !== undefined) {
     if (!(v.c instanceof Uint8Array)) throw new InvalidConfChangeError('context is not bytes')
     cc.context = v.c
@@ -55,9 +59,23 @@ function validateConfChange (cc: ConfChange): void {
   if (typeof cc.node !== 'string' || cc.node.length === 0 || cc.node.length > MAX_NODE_ID_LENGTH) {
     throw new InvalidConfChangeError(`node id must be a string of 1..${MAX_NODE_ID_LENGTH} characters`)
   }
+  if (cc.basedOn !== undefined && !MEMBER_ROLES.has(cc.basedOn)) {
+    throw new InvalidConfChangeError(`basedOn must be one of ${[...MEMBER_ROLES].join(', ')}`)
+  }
   if (cc.context !== undefined && cc.context.byteLength > MAX_CONF_CHANGE_CONTEXT_BYTES) {
     throw new InvalidConfChangeError(`context of ${cc.context.byteLength} bytes exceeds ${MAX_CONF_CHANGE_CONTEXT_BYTES}`)
   }
+}
+
+/** The role `node` has in `cs`. */
+export function roleOf (cs: ConfState, node: NodeId): MemberRole {
+  if (cs.voters.includes(node)) return 'voter'
+  return cs.learners.includes(node) ? 'learner' : 'absent'
+}
+
+/** Whether the precondition of `cc` holds in `cs`: `cc.node` has the role `cc.basedOn` (always, without one). */
+export function preconditionHolds (cs: ConfState, cc: ConfChange): boolean {
+  return cc.basedOn === undefined || roleOf(cs, cc.node) === cc.basedOn
 }
 
 /**
@@ -65,10 +83,12 @@ function validateConfChange (cc: ConfChange): void {
  *  - AddVoter: adds a voter, or promotes an existing learner (a learner is caught up first, thesis §4.2.1).
  *  - AddLearner: adds a learner, or demotes a voter (removing a voter is a single-server change too).
  *  - RemoveNode: removes a voter or learner.
+ * A change whose precondition (`basedOn`) does not hold in `cs` is a no-op (returns `cs` unchanged).
  * A change that would leave no voter is refused (returns `cs` unchanged), deterministically on every
  * node, because a group without voters can never elect a leader again.
  */
 export function applyToConfState (cs: ConfState, cc: ConfChange): ConfState {
+  if (!preconditionHolds(cs, cc)) return cloneConfState(cs)
   const voters = new Set(cs.voters)
   const learners = new Set(cs.learners)
   switch (cc.type) {
@@ -89,9 +109,12 @@ export function applyToConfState (cs: ConfState, cc: ConfChange): ConfState {
   return { voters: [...voters].sort(), learners: [...learners].sort() }
 }
 
-/** Whether applying `cc` to `cs` would leave the group without voters (such a proposal is dropped). */
+/**
+ * Whether applying `cc` to `cs` would leave the group without voters (such a proposal is dropped). A
+ * change whose precondition does not hold would change nothing, so it removes no voter.
+ */
 export function removesLastVoter (cs: ConfState, cc: ConfChange): boolean {
-  if (cc.type === ConfChangeType.AddVoter) return false
+  if (cc.type === ConfChangeType.AddVoter || !preconditionHolds(cs, cc)) return false
   return cs.voters.length === 1 && cs.voters[0] === cc.node
 }
 

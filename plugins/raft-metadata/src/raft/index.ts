@@ -1,7 +1,7 @@
 /** The dfs Raft core: a pure state machine (RawNode), its storages and its types. */
 export * from './types.js'
 export { RawNode } from './raw-node.js'
-export { encodeConfChange, decodeConfChange, applyToConfState } from './conf-change.js'
+export { encodeConfChange, decodeConfChange, applyToConfState, roleOf } from './conf-change.js'
 export { MemoryStorage, GENESIS_INDEX, GENESIS_TERM } from './memory-storage.js'
 export type { StorageParts } from './memory-storage.js'
 export {

@@ -838,6 +838,9 @@ function leaderPropose (r: Raft, m: Message): void {
     } catch {
       r.dropProposal(m, 'invalid conf change'); return
     }
+    // The previous change is applied, so the entry will be applied to this very ConfState. A change
+    // whose precondition (basedOn) fails here is still appended: it applies as a no-op everywhere,
+    // which answers its proposer, who then looks at the membership again.
     if (removesLastVoter(r.trk.confState(), cc)) { r.dropProposal(m, 'cannot remove the last voter'); return }
   }
   const first = r.log.lastIndex() + 1

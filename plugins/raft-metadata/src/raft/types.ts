@@ -53,10 +53,21 @@ export enum ConfChangeType {
   RemoveNode = 2
 }
 
+/** The role a node has in a ConfState. */
+export type MemberRole = 'absent' | 'learner' | 'voter'
+
 /** One membership change at a time (single-server changes, thesis §4.1). */
 export interface ConfChange {
   type: ConfChangeType
   node: NodeId
+  /**
+   * The role `node` had in the membership the proposer built the change from. When set, the change
+   * applies only if `node` still has that role in the ConfState it is applied to, and is a no-op
+   * otherwise; every replica applies it to the same ConfState, so all decide alike. It keeps a change
+   * proposed again after a timeout from undoing one committed meanwhile (a retried AddLearner would
+   * demote the voter its node was promoted to). Unset: the change applies whatever the role.
+   */
+  basedOn?: MemberRole
   /** Opaque to Raft, e.g. the node's addresses. */
   context?: Uint8Array
 }

@@ -6,6 +6,8 @@
  *   1..G, the data groups, hold files and extents, each the shards of a contiguous range. G is
  *   chosen when the cluster is created (DATA_GROUPS_DEFAULT), recorded in the cluster record so
  *   joining nodes learn it, and in `<dir>/layout.json` so a restarted node opens its groups at once.
+ *   G never changes: a node asked for another G than its data dir's or its cluster's refuses to
+ *   start (ConfigError), or, when it learns the cluster's only later, stops serving with that error.
  * - Every member replicates every group (a voter or a learner in each): on the 1–7 node clusters dfs
  *   is for, the metadata fits on every node, reads are served locally after a ReadIndex round, and
  *   any node can answer for any shard. Voters grow 1 → 3 → 5 per group as the cluster grows.
@@ -27,7 +29,7 @@
 import { mkdir, open, readFile, rename } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
-  DataDirLockedError, InvalidArgumentError, NotFoundError, UnavailableError, errorFromWire, normalizePath
+  ConfigError, DataDirLockedError, InvalidArgumentError, NotFoundError, UnavailableError, errorFromWire, normalizePath
 } from '@dfs/api'
 import type {
   CallOptions, ClusterConfig, ClusterRecord, DirEntry, ExtentRecord, FileRecord, InlineExtent, JoinTokenRecord, Logger, MemberRecord,
@@ -38,7 +40,6 @@ import { decodeOp, encodeOp } from '../codec.js'
 import { RaftGroup } from '../group/index.js'
 import type { GroupStateMachine, RaftGroupStats } from '../group/index.js'
 import { ConfChangeType, LevelStorage, RaftLogDb } from '../raft/index.js'
-import type { ConfState } from '../raft/index.js'
 import { MetadataStateMachine, SYSTEM_OPS } from '../state-machine/index.js'
 import type { StateMachineScope } from '../state-machine/index.js'
 import { RaftTransport } from '../transport/index.js'
@@ -47,6 +48,7 @@ import {
   DATA_GROUPS_DEFAULT, LAYOUT_FILE, OP_BYTES_MAX_DEFAULT, PROMOTE_EVERY_MS_DEFAULT, RAFT_LOG_DIR, SYSTEM_GROUP,
   TRANSFER_BACKOFF_MS_MAX, TRANSFER_BACKOFF_MS_MIN, groupPrefix
 } from './constants.js'
+import { changeMembership, isMember } from './change-membership.js'
 import { migrateSeparateLogs } from './migrate-logs.js'
 
 export interface RaftPeer {
@@ -62,7 +64,10 @@ export interface RaftMetadataServiceInit extends MetadataServiceInit {
    * when `join` is set (a joining node learns the membership from the leaders).
    */
   peers: RaftPeer[]
-  /** Data groups of a cluster this node creates (default 3, at most 16); ignored when joining. */
+  /**
+   * Data groups of a cluster this node creates (default 3, at most 16); ignored when joining. When
+   * the data dir already belongs to a cluster, it must be that cluster's number, or be left unset.
+   */
   dataGroups?: number
   /** How often the leaders check for learners to promote and leaderships to hand over (default 500 ms). */
   promoteEveryMs?: number
@@ -83,7 +88,8 @@ export interface RaftMetadataServiceInit extends MetadataServiceInit {
 }
 
 type OkResult = MetadataResult & { ok: true }
-type ServiceState = 'new' | 'starting' | 'running' | 'stopped'
+/** 'failed': the service found it must not serve (see #failWith); only stop() is left to do. */
+type ServiceState = 'new' | 'starting' | 'running' | 'failed' | 'stopped'
 
 const noop = (): void => {}
 const silentLogger: Logger = Object.assign(noop, { error: noop, trace: noop, enabled: false })
@@ -187,6 +193,9 @@ export class RaftMetadataService implements MetadataService {
   #opening: Promise<void> | undefined
   #dataWaiters = new Set<() => void>()
   #promoter: ReturnType<typeof setInterval> | undefined
+  /** Why the service failed (state 'failed'), and its shutdown once failed. */
+  #failure: ConfigError | undefined
+  #failing: Promise<void> | undefined
   #promoting = false
   readonly #transfers = new Map<number, TransferState>()
 
@@ -205,9 +214,9 @@ export class RaftMetadataService implements MetadataService {
     addLearner: async (id, options) => {
       const system = this.#running().group
       const add = { type: ConfChangeType.AddLearner, node: id }
-      await changeMembership(system, add, (cs) => isMember(cs, id), options?.signal)
+      await changeMembership(system, add, (cs) => isMember(cs, id), { signal: options?.signal })
       for (const r of await this.#dataReplicas(options?.signal)) {
-        await changeMembership(r.group, add, (cs) => isMember(cs, id), options?.signal)
+        await changeMembership(r.group, add, (cs) => isMember(cs, id), { signal: options?.signal })
       }
     },
     remove: async (id, options) => {
@@ -218,9 +227,9 @@ export class RaftMetadataService implements MetadataService {
       const remove = { type: ConfChangeType.RemoveNode, node: id }
       // out of the data groups first: the system group's membership is what marks a member
       for (const r of await this.#dataReplicas(options?.signal)) {
-        await changeMembership(r.group, remove, (cs) => !isMember(cs, id), options?.signal)
+        await changeMembership(r.group, remove, (cs) => !isMember(cs, id), { signal: options?.signal })
       }
-      await changeMembership(system, remove, (cs) => !isMember(cs, id), options?.signal)
+      await changeMembership(system, remove, (cs) => !isMember(cs, id), { signal: options?.signal })
     }
   }
 
@@ -295,6 +304,8 @@ export class RaftMetadataService implements MetadataService {
       // data logs are created first: the system group's log is what marks a created cluster
       const creating = init.join !== true && !(await raftLog.has(groupPrefix(SYSTEM_GROUP)))
       let groups = await readLayout(join(init.dir, LAYOUT_FILE))
+      const refused = groups === undefined ? undefined : this.#notAsked(groups, LAYOUT_FILE)
+      if (refused !== undefined) throw refused
       if (creating && groups === undefined) {
         groups = init.dataGroups ?? DATA_GROUPS_DEFAULT
         await writeLayout(init.dir, groups)
@@ -315,6 +326,13 @@ export class RaftMetadataService implements MetadataService {
       const storage = await LevelStorage.openIn(raftLog, groupPrefix(SYSTEM_GROUP), init.join === true ? undefined : { confState: { voters: this.#voters, learners: [] } })
       this.#system = { g: SYSTEM_GROUP, applier, storage, group: this.#newGroup(SYSTEM_GROUP, storage, applier) }
       this.#system.group.start()
+      if (groups === undefined && this.#asked() !== undefined) {
+        // the cluster record may be among the entries this node had committed: apply them first, so
+        // a number asked for that is not the cluster's is refused here rather than once serving
+        await appliedCommitted(this.#system.group, this.#callTimeoutMs)
+      }
+      const conflict = this.#layoutConflict(groups)
+      if (conflict !== undefined) throw conflict
       // a restarted node finds the other members where metadata last saw them
       for (const m of applier.sm.members()) {
         if (m.id !== init.nodeId && m.addrs.length > 0) await init.network.addAddresses(m.id, m.addrs).catch(() => {})
@@ -332,6 +350,11 @@ export class RaftMetadataService implements MetadataService {
   }
 
   async stop (): Promise<void> {
+    if (this.#state === 'failed') {
+      this.#state = 'stopped'
+      await this.#failing
+      return
+    }
     if (this.#state !== 'running') return
     this.#state = 'stopped'
     await this.#opening?.catch(() => {})
@@ -391,10 +414,14 @@ export class RaftMetadataService implements MetadataService {
 
   /**
    * A joining node (or one restarted before it learnt the layout) opens the data groups once the
-   * system group has given it the cluster record, which says how many there are.
+   * system group has given it the cluster record, which says how many there are. A record that
+   * contradicts the number this node holds or was asked for fails the service (#layoutConflict).
    */
   #adoptLayout (): void {
-    if (this.#state !== 'running' || this.#dataGroups !== undefined || this.#opening !== undefined) return
+    if (this.#state !== 'running') return
+    const conflict = this.#layoutConflict(this.#dataGroups)
+    if (conflict !== undefined) { this.#failWith(conflict); return }
+    if (this.#dataGroups !== undefined || this.#opening !== undefined) return
     const groups = this.#system?.applier.sm.cluster()?.metadataGroups
     if (groups === undefined) return
     this.#opening = (async () => {
@@ -405,6 +432,52 @@ export class RaftMetadataService implements MetadataService {
     })().catch((err) => {
       this.#log.error('opening the data groups failed (retried on the next change): %s', (err as Error).message)
     }).finally(() => { this.#opening = undefined })
+  }
+
+  /** The number of data groups this node was asked for, when that is a requirement (not when joining). */
+  #asked (): number | undefined {
+    return this.#init.join === true ? undefined : this.#init.dataGroups
+  }
+
+  /** The error to refuse with when the data dir's number of data groups (recorded in `source`) is not the one asked for. */
+  #notAsked (held: number, source: string): ConfigError | undefined {
+    const asked = this.#asked()
+    if (asked === undefined || asked === held) return undefined
+    return new ConfigError(`the metadata in ${this.#init.dir} has ${held} data groups (${source}) and ${asked} were asked for: ` +
+      `the number is fixed when the cluster is created, so leave --metadata-groups out or give ${held}`,
+    { dir: this.#init.dir, dataGroups: held, asked, source })
+  }
+
+  /**
+   * Once the system group's cluster record is known: the error to fail with if the record's number of
+   * data groups is not the one asked for, or not the one `held` (opened from the layout file). Shards
+   * map to groups by that number, so a node with another one would serve every path from a group the
+   * other members do not keep it in.
+   */
+  #layoutConflict (held: number | undefined): ConfigError | undefined {
+    const recorded = this.#system?.applier.sm.cluster()?.metadataGroups
+    if (recorded === undefined) return undefined
+    const refused = this.#notAsked(recorded, 'the cluster record')
+    if (refused !== undefined || held === undefined || held === recorded) return refused
+    return new ConfigError(`the metadata in ${this.#init.dir} has ${held} data groups (${LAYOUT_FILE}) and its cluster has ${recorded}: ` +
+      'the data dir does not match its cluster', { dir: this.#init.dir, dataGroups: recorded, held })
+  }
+
+  /**
+   * Stops serving for good: every call fails with `err` from now on, and the groups stop (the node
+   * takes no part in them any more, as if it had not started). Only stop() is left to do.
+   */
+  #failWith (err: ConfigError): void {
+    if (this.#state !== 'running') return
+    this.#log.error('the metadata service stops: %s', err.message)
+    this.#state = 'failed'
+    this.#failure = err
+    this.#failing = (async () => {
+      // called from within the system group's apply: its groups stop once that has returned
+      await Promise.resolve()
+      await this.#opening?.catch(() => {})
+      await this.#close()
+    })().catch((e) => { this.#log.error('closing the failed metadata service: %s', (e as Error).message) })
   }
 
   /** The data groups, waiting (until the call's deadline) for a joining node to learn them. */
@@ -425,6 +498,7 @@ export class RaftMetadataService implements MetadataService {
       signal?.addEventListener('abort', onAbort, { once: true })
       this.#dataWaiters.add(wake)
     })
+    this.#running() // woken by a stop or a failure too
     return this.#data
   }
 
@@ -464,7 +538,8 @@ export class RaftMetadataService implements MetadataService {
       return true
     }
     try {
-      await r.group.proposeConfChange({ type: ConfChangeType.AddVoter, node: ready[0] })
+      // based on the learner it saw: should it have been removed meanwhile, nothing is re-added
+      await r.group.proposeConfChange({ type: ConfChangeType.AddVoter, node: ready[0], basedOn: 'learner' })
       this.#log('group %d: promoted %s to voter', r.g, ready[0])
     } catch (err) {
       this.#log('group %d: promoting %s failed: %s', r.g, ready[0], (err as Error).message)
@@ -653,38 +728,12 @@ export class RaftMetadataService implements MetadataService {
   }
 
   #running (): Replica {
+    if (this.#state === 'failed' && this.#failure !== undefined) throw new ConfigError(this.#failure.message, this.#failure.details)
     if (this.#state !== 'running' || this.#system === undefined) {
       throw new UnavailableError(`the metadata service is ${this.#state}`, { state: this.#state })
     }
     return this.#system
   }
-}
-
-/** One attempt of a membership change: a leader may drop it (another change pending, a transfer). */
-const CONF_CHANGE_ATTEMPT_MS = 3_000
-
-/**
- * Proposes a membership change until `done` holds for the applied membership. A change forwarded to
- * a leader that drops it (a change already pending, a leadership transfer) is never answered, so each
- * attempt has a short deadline and the change is proposed again; membership changes are idempotent
- * (adding a member or removing a non-member changes nothing), so a repeat is harmless.
- */
-async function changeMembership (group: RaftGroup<MetadataResult>, cc: { type: ConfChangeType, node: PeerIdString }, done: (cs: ConfState) => boolean, signal?: AbortSignal): Promise<void> {
-  for (;;) {
-    if (done(group.status().confState)) return
-    signal?.throwIfAborted()
-    const attempt = AbortSignal.timeout(CONF_CHANGE_ATTEMPT_MS)
-    try {
-      await group.proposeConfChange(cc, { signal: signal === undefined ? attempt : AbortSignal.any([signal, attempt]) })
-      return
-    } catch (err) {
-      if (signal?.aborted === true || !attempt.aborted) throw err
-    }
-  }
-}
-
-function isMember (cs: ConfState, id: PeerIdString): boolean {
-  return cs.voters.includes(id) || cs.learners.includes(id)
 }
 
 async function openRaftLog (dir: string): Promise<RaftLogDb> {
@@ -696,6 +745,18 @@ async function openRaftLog (dir: string): Promise<RaftLogDb> {
       throw new DataDirLockedError(`the metadata directory ${dir} is in use by another process`, { dir })
     }
     throw err
+  }
+}
+
+/**
+ * Resolves once `group` applied the entries its log held committed when it started (no quorum needed),
+ * or after `timeoutMs` whatever it applied.
+ */
+async function appliedCommitted (group: RaftGroup<MetadataResult>, timeoutMs: number): Promise<void> {
+  const commit = group.status().commit
+  const deadline = Date.now() + timeoutMs
+  while (group.status().applied < commit && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 5))
   }
 }
 

@@ -4,9 +4,12 @@
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
+import { encode } from 'cborg'
 import {
-  ConfChangeType, MessageType, StateType, decodeConfChange, encodeConfChange
+  ConfChangeType, EntryType, MessageType, StateType, applyToConfState, decodeConfChange, encodeConfChange
 } from '../../src/raft/index.js'
+import type { ConfChange } from '../../src/raft/index.js'
+import { removesLastVoter } from '../../src/raft/conf-change.js'
 import { Network, bytes } from './network.js'
 import { newNode, newStorage, persist } from './helpers.js'
 
@@ -33,6 +36,83 @@ test('conf change codec round-trips and rejects garbage', () => {
       assert.is((err as Error).name, 'InvalidConfChange')
     }
   }
+})
+
+test('a conf change based on a role applies only while the node still has it, and is a no-op otherwise', () => {
+  const { AddVoter, AddLearner, RemoveNode } = ConfChangeType
+  const learner = { voters: ['a'], learners: ['x'] }
+  const voter = { voters: ['a', 'x'], learners: [] }
+  const absent = { voters: ['a'], learners: [] }
+  // without a precondition: unconditional (AddLearner of a voter demotes it)
+  assert.equal(applyToConfState(voter, { type: AddLearner, node: 'x' }), learner)
+  // with one that holds: the change as before
+  assert.equal(applyToConfState(absent, { type: AddLearner, node: 'x', basedOn: 'absent' }), learner)
+  assert.equal(applyToConfState(learner, { type: AddVoter, node: 'x', basedOn: 'learner' }), voter)
+  assert.equal(applyToConfState(voter, { type: RemoveNode, node: 'x', basedOn: 'voter' }), absent)
+  // with one that no longer holds: nothing changes
+  assert.equal(applyToConfState(voter, { type: AddLearner, node: 'x', basedOn: 'absent' }), voter, 'a stale AddLearner does not demote')
+  assert.equal(applyToConfState(absent, { type: AddVoter, node: 'x', basedOn: 'learner' }), absent)
+  assert.equal(applyToConfState(voter, { type: RemoveNode, node: 'x', basedOn: 'learner' }), voter)
+  // the leader does not refuse as "removing the last voter" a change that would change nothing
+  assert.ok(removesLastVoter({ voters: ['a'], learners: [] }, { type: RemoveNode, node: 'a' }))
+  assert.not.ok(removesLastVoter({ voters: ['a'], learners: [] }, { type: RemoveNode, node: 'a', basedOn: 'learner' }))
+  assert.ok(removesLastVoter({ voters: ['a'], learners: [] }, { type: RemoveNode, node: 'a', basedOn: 'voter' }))
+})
+
+test('a conf change\'s precondition round-trips; an entry without one decodes as before; a bad one is refused', () => {
+  for (const basedOn of ['absent', 'learner', 'voter'] as const) {
+    const cc: ConfChange = { type: ConfChangeType.AddVoter, node: 'peer-1', basedOn, context: bytes('id') }
+    assert.equal(decodeConfChange(encodeConfChange(cc)), cc)
+  }
+  assert.equal(decodeConfChange(encode({ t: ConfChangeType.AddLearner, n: 'x' })), { type: ConfChangeType.AddLearner, node: 'x' })
+  for (const b of ['nobody', 1, null, bytes('voter')]) {
+    try {
+      decodeConfChange(encode({ t: ConfChangeType.AddLearner, n: 'x', b }))
+      assert.unreachable(`basedOn ${String(b)} accepted`)
+    } catch (err) {
+      assert.is((err as Error).name, 'InvalidConfChange')
+    }
+  }
+  try {
+    encodeConfChange({ type: ConfChangeType.AddLearner, node: 'x', basedOn: 'member' as unknown as 'voter' })
+    assert.unreachable('encoded a bad basedOn')
+  } catch (err) {
+    assert.is((err as Error).name, 'InvalidConfChange')
+  }
+})
+
+test('an AddLearner retried after a timeout and committed after the node\'s promotion leaves it a voter', () => {
+  const net = new Network(['a', 'b', 'c'])
+  net.elect('a')
+  net.addNode('d')
+  // b adds d as a learner; its first attempt is slow, so b proposes it again, from the membership
+  // it saw (d absent), and the retry is still on its way to the leader when the first one commits
+  const add: ConfChange = { type: ConfChangeType.AddLearner, node: 'd', basedOn: 'absent' }
+  net.raw('b').proposeConfChange(add)
+  net.raw('b').proposeConfChange(add)
+  net.flushReadys()
+  const props = net.queue.filter(m => m.type === MessageType.Prop && m.from === 'b')
+  assert.is(props.length, 2)
+  net.queue = net.queue.filter(m => m !== props[1])
+  net.deliver()
+  assert.equal(net.raw('a').status().confState, { voters: ['a', 'b', 'c'], learners: ['d'] })
+  // the leader promotes the learner
+  net.raw('a').proposeConfChange({ type: ConfChangeType.AddVoter, node: 'd', basedOn: 'learner' })
+  net.deliver()
+  assert.equal(net.raw('a').status().confState, { voters: ['a', 'b', 'c', 'd'], learners: [] })
+  // the retry arrives, is appended and commits: d stays a voter everywhere
+  const committedBefore = net.node('b').committed.length
+  net.queue.push(props[1])
+  net.deliver()
+  for (const id of ['a', 'b', 'c', 'd']) {
+    assert.equal(net.node(id).confState, { voters: ['a', 'b', 'c', 'd'], learners: [] }, `membership on ${id}`)
+  }
+  const late = net.node('b').committed.slice(committedBefore).filter(e => e.type === EntryType.ConfChange)
+  assert.equal(late.map(e => decodeConfChange(e.data)), [add], 'the retry committed (as a no-op)')
+  // and the group still commits with the quorum of four voters
+  net.isolate('c')
+  net.propose('a', 'after')
+  assert.ok(net.node('d').applied.includes('after'))
 })
 
 test('thesis §4.2.1 a learner receives the log but is not counted in the quorum', () => {

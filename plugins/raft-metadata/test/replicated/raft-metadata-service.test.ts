@@ -1,6 +1,6 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { PrivateKey } from '@libp2p/interface'
@@ -263,6 +263,87 @@ test('voters grow to five in every group as two nodes join, whichever node leads
     services.push(n.service)
   }
   await waitFor(() => services.every((s) => s.membership.members().voters.length === 5), 20_000, 'five voters in every group, seen by every node')
+}))
+
+async function rejectsNamed (p: Promise<unknown>, name: string): Promise<Error & { details?: Record<string, unknown> }> {
+  try {
+    await p
+  } catch (err) {
+    assert.is((err as Error).name, name, (err as Error).message)
+    return err as Error
+  }
+  assert.unreachable(`expected ${name}`)
+  throw new Error('unreachable')
+}
+
+test('a data dir keeps the number of data groups it was created with: another one asked for is refused', plain(async (ctx) => {
+  const host = await startHost()
+  const node: Node = { key: host.privateKey, port: host.port, host }
+  ctx.nodes.push(node)
+  const dir = join(ctx.dir, 'solo')
+  const open = (extra: Partial<RaftMetadataServiceInit>): RaftMetadataService => {
+    node.service = new RaftMetadataService({ dir, nodeId: host.id, logger: testLogger('[s]'), network: host.network, peers: [{ id: host.id, addrs: [] }], tickMs: 20, ...extra })
+    return node.service
+  }
+  let s = open({ dataGroups: 3 })
+  await s.start()
+  await waitFor(() => s.status().leader === host.id, 3000, 'the single voter to lead')
+  await s.propose({ type: 'InitCluster', clusterId: 'solo', createdAtMs: 1, admin: 'a', member: member('n1') })
+  const path = `${dirIn(2)}/f`
+  await s.propose(putFile(path, [extent(1)]))
+  await s.stop()
+
+  // the layout file says 3: asking for 2 is refused at start, saying both numbers
+  const err = await rejectsNamed(open({ dataGroups: 2 }).start(), 'ConfigError')
+  assert.equal([err.details?.dataGroups, err.details?.asked], [3, 2])
+  // without the flag, or with the same number, the node starts on its three groups
+  for (const extra of [{}, { dataGroups: 3 }]) {
+    s = open(extra)
+    await s.start()
+    assert.is(s.groups().groups.length, 4)
+    assert.is(await s.read((v) => v.getFile(path)?.size), 10)
+    await s.stop()
+  }
+
+  // the layout file is lost (a node restarted before it wrote it): the cluster record says 3
+  const layout = join(dir, 'layout.json')
+  assert.equal(JSON.parse(await readFile(layout, 'utf8')), { dataGroups: 3 })
+  await rm(layout)
+  const again = await rejectsNamed(open({ dataGroups: 2 }).start(), 'ConfigError')
+  assert.equal([again.details?.dataGroups, again.details?.asked], [3, 2])
+  s = open({})
+  await s.start()
+  await waitFor(() => s.groups().groups.length === 4, 5000, 'the data groups of the cluster record')
+  assert.is(await s.read((v) => v.getFile(path)?.size), 10)
+}))
+
+test('a node that learns only from its cluster that it was asked for another number of data groups stops serving', plain(async (ctx) => {
+  const services = await cluster(ctx)
+  await leaderOf(ctx, services)
+  // node 2 is down while the cluster is initialised, and comes back without its layout file
+  const n = ctx.nodes[2]
+  await n.service?.stop()
+  await rm(join(ctx.dir, 'node-2', 'layout.json'))
+  await services[0].propose({ type: 'InitCluster', clusterId: 'c1', createdAtMs: 1, admin: 'admin-peer', member: member('n1') })
+  const s = n.service = new RaftMetadataService({
+    dir: join(ctx.dir, 'node-2'), nodeId: n.host?.id ?? '', logger: testLogger('[m2]'), network: (n.host as TestHost).network,
+    peers: ctx.nodes.map((m) => ({ id: m.host?.id ?? '', addrs: m.host?.addrs ?? [] })), tickMs: 20, dataGroups: 2
+  })
+  await s.start()
+  await waitFor(() => {
+    try {
+      s.staleRead(() => undefined)
+      return false
+    } catch (err) {
+      return (err as Error).name === 'ConfigError'
+    }
+  }, 10_000, 'the service to fail')
+  const err = await rejectsNamed(s.read((v) => v.cluster()), 'ConfigError')
+  assert.equal([err.details?.dataGroups, err.details?.asked], [3, 2])
+  assert.equal(s.groups().groups, [], 'it replicates no group any more')
+  await s.stop()
+  // the other two still serve
+  await services[1].propose(putFile('/after', [extent(1)]))
 }))
 
 test('init is validated', plain(async (ctx) => {
