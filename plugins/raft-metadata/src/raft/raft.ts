@@ -57,6 +57,14 @@ export class Raft {
    * the leader committed an entry of its term: Ongaro's fix to single-server changes, raft-dev 2015).
    */
   pendingConfIndex = 0
+  /**
+   * Leader only: the index of a conf change that takes this node out of the voters (it steps down
+   * when it applies it, thesis §4.2.2), 0 when none. Until then it appends nothing else: its
+   * followers may never learn that the change committed, and an old leader whose log ran past the
+   * change would refuse the vote of every follower that still counts it as a voter (they would need
+   * it), so the group could never elect a leader again.
+   */
+  leavingIndex = 0
   /** Leader only: payload bytes of entries appended in this term and not yet applied. */
   uncommittedSize = 0
   /** Leader only: ReadIndex requests waiting for their heartbeat quorum. */
@@ -287,6 +295,7 @@ export class Raft {
       this.trk.progress.set(id, fresh)
     }
     this.pendingConfIndex = 0
+    this.leavingIndex = 0
     this.uncommittedSize = 0
     this.readOnly.reset()
     this.pendingReadIndexMessages = []
@@ -818,11 +827,13 @@ function leaderPropose (r: Raft, m: Message): void {
   if (!r.trk.progress.has(r.id)) { r.dropProposal(m, 'the leader was removed from the group'); return }
   // Thesis §3.10: while transferring leadership the leader accepts no new entries.
   if (r.leadTransferee !== '') { r.dropProposal(m, `leadership transfer to ${r.leadTransferee} in progress`); return }
+  if (r.leavingIndex > r.log.applied) { r.dropProposal(m, `the leader is leaving the voters (change at index ${r.leavingIndex})`); return }
   // A forwarded proposal is meant for the term its proposer knew this node to lead (stampProposal):
   // appended in any other term, its proposer could not tell when it can no longer commit.
   const meant = m.entries[0].term
   if (meant !== 0 && meant !== r.term) { r.dropProposal(m, `proposed for term ${meant}, this is term ${r.term}`); return }
   let confChanges = 0
+  let leaving = false
   for (const e of m.entries) {
     if (e.type !== EntryType.ConfChange) continue
     confChanges++
@@ -841,7 +852,9 @@ function leaderPropose (r: Raft, m: Message): void {
     // The previous change is applied, so the entry will be applied to this very ConfState. A change
     // whose precondition (basedOn) fails here is still appended: it applies as a no-op everywhere,
     // which answers its proposer, who then looks at the membership again.
-    if (removesLastVoter(r.trk.confState(), cc)) { r.dropProposal(m, 'cannot remove the last voter'); return }
+    const cs = r.trk.confState()
+    if (removesLastVoter(cs, cc)) { r.dropProposal(m, 'cannot remove the last voter'); return }
+    leaving = cs.voters.includes(r.id) && !applyToConfState(cs, cc).voters.includes(r.id)
   }
   const first = r.log.lastIndex() + 1
   if (!r.appendEntries(m.entries)) {
@@ -849,7 +862,9 @@ function leaderPropose (r: Raft, m: Message): void {
     return
   }
   m.entries.forEach((e, i) => {
-    if (e.type === EntryType.ConfChange) r.pendingConfIndex = first + i
+    if (e.type !== EntryType.ConfChange) return
+    r.pendingConfIndex = first + i
+    if (leaving) r.leavingIndex = first + i
   })
   r.bcastAppend()
 }

@@ -260,4 +260,26 @@ test('§6 a joining node grows a 1-node group to 3 and the group survives the lo
   assert.equal(net.node('c').applied, ['one', 'two'])
 })
 
+test('a leader that takes itself out of the voters appends nothing after that change, so the others can elect a leader', () => {
+  // Found by the stack simulation (seed 10): the leader appended client entries after its own
+  // demotion, stepped down when applying it, and its follower never learnt the commit. The follower
+  // (a voter in its view, which still counts the old leader) then needed the old leader's vote, and
+  // the old leader refused it forever: its log was longer.
+  const n = new Network(['a', 'b'])
+  n.elect('a')
+  n.propose('a', 'x')
+  const cc = n.raw('a').raft.log.lastIndex() + 1
+  // b gets the change but nothing after it, and never hears that it committed
+  n.dropIf = (m) => m.from === 'a' && m.to === 'b' && (m.commit >= cc || m.entries.some((e) => e.index > cc))
+  n.raw('a').proposeConfChange({ type: ConfChangeType.AddLearner, node: 'a' })
+  const why = dropped(() => { n.raw('a').propose(bytes('y')) })
+  assert.match(why, /leaving the voters/)
+  n.deliver()
+  assert.equal(n.raw('a').status().confState, { voters: ['b'], learners: ['a'] }, 'a applied its demotion')
+  assert.is(n.raw('a').status().state, StateType.Follower)
+  assert.ok(n.raw('b').status().commit < cc, 'b does not know the change committed')
+  n.recover()
+  assert.is(n.tickUntilLeader(), 'b')
+})
+
 test.run()
