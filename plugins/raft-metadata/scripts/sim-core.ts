@@ -1,16 +1,16 @@
 /**
- * npm run sim -- --seeds N [--start S] [--nodes 3|5] [--steps K] [--verbose]
+ * npm run sim:core -- --seeds N [--start S] [--nodes 3|5] [--steps K] [--verbose]
  *
  * Runs N seeded randomized simulations of a Raft group (seeds S, S+1, …), checking the safety
  * properties after every step and liveness after the faults stop. Prints a progress line, each failing
  * seed with the property it broke, and a summary; exits 1 if any seed failed. A failing seed replays
- * the same run: `npm run sim -- --seeds 1 --start SEED --nodes N --verbose` prints its whole trace.
+ * the same run: `npm run sim:core -- --seeds 1 --start SEED --nodes N --verbose` prints its whole trace.
  * `--sabotage early-reads|forget-votes|eager-retry` breaks the driver on purpose, to see the checks fire.
  */
 import { parseArgs } from 'node:util'
 import { runSimulation, SimViolation, type SimOptions, type SimStats } from '../test/raft/sim/index.js'
 
-const USAGE = 'usage: npm run sim -- --seeds N [--start S] [--nodes 3|5] [--steps K] [--verbose]\n' +
+const USAGE = 'usage: npm run sim:core -- --seeds N [--start S] [--nodes 3|5] [--steps K] [--verbose]\n' +
   '       [--sabotage early-reads|forget-votes|eager-retry]   (break the driver on purpose: the run must fail)'
 
 function intArg (v: string | undefined, name: string, dflt: number): number {

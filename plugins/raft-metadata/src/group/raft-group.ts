@@ -48,6 +48,7 @@ import {
 import { NONCE_BYTES, openEnvelope, sealEnvelope } from './envelope.js'
 import type { DurableStorage } from './storage.js'
 import { systemClock } from './clock.js'
+import { mutations } from '../mutations.js'
 import type { Clock, TimerHandle } from './clock.js'
 
 /** The application side of a group. Every replica applies the same payloads in the same order. */
@@ -378,6 +379,11 @@ export class RaftGroup<R> {
     this.#proposals.clear()
     this.#reads.clear()
     this.#unsubmitted = []
+  }
+
+  /** Why the group stopped by itself (a failed write, a broken invariant); undefined otherwise. */
+  get failure (): Error | undefined {
+    return this.#failure
   }
 
   status (): RaftGroupStatus {
@@ -817,7 +823,7 @@ export class RaftGroup<R> {
    */
   #sendsEarly (rd: Ready): boolean {
     if (this.#role !== StateType.Leader || rd.snapshot !== undefined) return false
-    if (this.#confState.voters.length === 1) return false
+    if (this.#confState.voters.length === 1 && !mutations.lonelyEarlySend) return false
     const hs = rd.hardState
     return hs === undefined || (hs.term === this.#durable.term && hs.vote === this.#durable.vote)
   }

@@ -23,6 +23,7 @@ import { MemoryStorage } from './memory-storage.js'
 import { EntryType } from './types.js'
 import type { ConfState, Entry, HardState, Snapshot, Storage } from './types.js'
 import { STRICT_CBOR_DECODE_OPTIONS } from './util.js'
+import { mutations } from '../mutations.js'
 
 const KEY_HARD_STATE = 'm/hs'
 const KEY_SNAPSHOT = 'm/snap'
@@ -305,7 +306,7 @@ export class LevelStorage implements Storage {
     // index itself is volatile (paper figure 2), so raising it to a known-committed index is safe.
     // createSnapshot writes the commit index with the snapshot; this repairs a log written before it
     // did, whose stored commit index may be behind its snapshot (the core refuses to start on that).
-    if (hardState.commit < snapshot.metadata.index) hardState.commit = snapshot.metadata.index
+    if (hardState.commit < snapshot.metadata.index && !mutations.commitBehindSnapshot) hardState.commit = snapshot.metadata.index
     return new LevelStorage(log, prefix, ownsLog, MemoryStorage.fromParts({ hardState, snapshot, compacted, entries }))
   }
 
@@ -415,9 +416,10 @@ export class LevelStorage implements Storage {
       // it goes to disk in the same batch, else a crash would leave the commit index behind.
       const hs = this.mem.hardStateNow()
       if (hs.commit < index) throw new Error(`raft storage: snapshot index ${index} is after the commit index ${hs.commit}`)
-      if (!sameHardState(hs, this.written)) ops.push({ type: 'put', key: this.prefix + KEY_HARD_STATE, value: encodeHardState(hs) })
+      const withHardState = !sameHardState(hs, this.written) && !mutations.commitBehindSnapshot
+      if (withHardState) ops.push({ type: 'put', key: this.prefix + KEY_HARD_STATE, value: encodeHardState(hs) })
       await this.log.write(ops, true)
-      this.written = hs
+      if (withHardState) this.written = hs
       return this.mem.createSnapshot(index, confState, data)
     })
   }

@@ -33,6 +33,7 @@ import type { Logger, PeerIdString, PeerNetwork } from '@dfs/api'
 import type { Stream } from '@libp2p/interface'
 import { systemClock } from '../group/clock.js'
 import type { Clock } from '../group/clock.js'
+import { mutations } from '../mutations.js'
 import { MessageType } from '../raft/index.js'
 import type { Message, NodeId } from '../raft/index.js'
 import { FRAME_HEADER_BYTES_MAX, decodeFrame, encodeFrame, encodeMessage } from './codec.js'
@@ -343,7 +344,8 @@ class PeerSender {
         inFlight.length + queued.length, this.backoffMs)
       this.backoffMs = Math.min(this.backoffMs * 2, t.backoffMsMax)
     }
-    this.drop(undefined, queued, inFlight)
+    if (mutations.inFlightReportedDropped) this.drop(undefined, [...inFlight, ...queued])
+    else this.drop(undefined, queued, inFlight)
   }
 
   stop (): void {

@@ -8,7 +8,7 @@
  *   partitions, crashes and restarts, membership changes and snapshots pass every property.
  *
  * A failing seed is in the assertion message; replay it with
- *   npm run sim -- --seeds 1 --start SEED --nodes N --verbose
+ *   npm run sim:core -- --seeds 1 --start SEED --nodes N --verbose
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'

@@ -20,6 +20,10 @@ export type Property =
   | 'liveness'
   /** The core threw where it must not (an unexpected exception is a bug, not a property violation). */
   | 'core-exception'
+  /** A crashed node starts again on its disk, and no group of it stops itself (stack simulation). */
+  | 'restart'
+  /** Every acknowledged write is on every live member after the heal (stack simulation). */
+  | 'durability'
 
 /**
  * A violated property. Carries its evidence: the property, the seed that replays the run, the step at
