@@ -300,6 +300,14 @@ export interface MetadataServiceInit {
    * one is offered again (with the extents that failed) before the next attempt.
    */
   onInlineExtents?: (extents: InlineExtent[]) => Promise<void>
+  /**
+   * Called when a group of this node restored a snapshot its leader sent, with the small extents
+   * (at most INLINE_FILE_BYTES_MAX) the restored state holds: bytes that travelled inside PutFiles
+   * (see onInlineExtents) reached this node only if it applied those entries, which the snapshot
+   * replaced. The node fetches the copies it is listed for and lacks; the group acknowledges the
+   * snapshot — and counts as caught up — once the promise resolves (or `signal` aborts).
+   */
+  onSnapshotRestored?: (extents: ExtentRecord[], options: CallOptions) => Promise<void>
 }
 
 export type MetadataServiceFactory = (init: MetadataServiceInit) => MetadataService

@@ -1,3 +1,4 @@
+import { UnavailableError } from '@dfs/api'
 import type { CallOptions, ExtentRecord, ExtentStore, InlineExtent } from '@dfs/api'
 import { logger } from '@libp2p/logger'
 
@@ -13,6 +14,12 @@ export interface InlineExtentsInit {
   current?: (id: string) => ExtentRecord | undefined
 }
 
+/** Reads a verified copy of an extent from wherever one is (the replication service's read). */
+export type ExtentFetcher = (extent: ExtentRecord, options: CallOptions) => Promise<Uint8Array>
+
+/** Copies fetched at once after a snapshot restore. */
+const RESTORE_FETCHES_IN_FLIGHT = 8
+
 /**
  * This node's copies of small files' extents, whose bytes travel inside their PutFile (see
  * FileService): `sink` is the metadata service's onInlineExtents, and `storeLocal` is how the node
@@ -22,6 +29,10 @@ export class InlineExtents {
   readonly #init: InlineExtentsInit
   /** Copies the coordinating put stores itself: the sink waits for that write instead of repeating it. */
   readonly #local = new Map<string, Promise<unknown>>()
+  /** Set once the replication service runs (it starts after metadata); restores wait for it. */
+  #fetch: ExtentFetcher | undefined
+  #fetchReady: () => void = () => {}
+  readonly #fetchAttached = new Promise<void>((resolve) => { this.#fetchReady = resolve })
 
   constructor (init: InlineExtentsInit) {
     this.#init = init
@@ -36,6 +47,51 @@ export class InlineExtents {
     written.catch(() => {})
     this.#local.set(extent.id, written)
     return { written, release: () => { if (this.#local.get(extent.id) === written) this.#local.delete(extent.id) } }
+  }
+
+  /** How copies are fetched from other replicas (set once the replication service runs). */
+  attachFetcher (fetch: ExtentFetcher): void {
+    this.#fetch = fetch
+    this.#fetchReady()
+  }
+
+  /**
+   * MetadataServiceInit.onSnapshotRestored: stores every copy listed on this node that the store
+   * lacks, fetched (checksum verified) from another replica, 8 at a time. A copy that cannot be
+   * fetched now fails the call; the scrub finds it later. Resolves when every copy is here.
+   */
+  readonly restored = async (extents: ExtentRecord[], options: CallOptions): Promise<void> => {
+    const { nodeId, store } = this.#init
+    const mine = extents.filter((x) => x.replicas.includes(nodeId))
+    const missing: ExtentRecord[] = []
+    for (const x of mine) if (!await store.has(x.id, options)) missing.push(x)
+    if (missing.length === 0) return
+    log('a restored snapshot lists %d copies here that the store lacks: fetching them', missing.length)
+    const signal = options.signal
+    if (this.#fetch === undefined) {
+      await Promise.race([this.#fetchAttached, new Promise<never>((_resolve, reject) => {
+        if (signal === undefined) return
+        if (signal.aborted) reject(signal.reason as Error)
+        signal.addEventListener('abort', () => { reject(signal.reason as Error) }, { once: true })
+      })])
+    }
+    const fetch = this.#fetch as ExtentFetcher
+    const failed: string[] = []
+    let next = 0
+    await Promise.all(Array.from({ length: Math.min(RESTORE_FETCHES_IN_FLIGHT, missing.length) }, async () => {
+      while (next < missing.length) {
+        const x = missing[next++]
+        try {
+          const bytes = await fetch(x, options)
+          await store.put(x.id, bytes, { ...options, checksum: x.checksum })
+        } catch (err) {
+          failed.push(x.id)
+          log('fetching %s after a snapshot restore failed: %s', x.id, (err as Error).message)
+        }
+      }
+    }))
+    if (failed.length > 0) throw new UnavailableError(`${failed.length} of ${missing.length} copies a restored snapshot lists here could not be fetched; the scrub will`, { failed: failed.slice(0, 16) })
+    log('fetched %d copies after a snapshot restore', missing.length)
   }
 
   /**

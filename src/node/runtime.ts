@@ -185,7 +185,7 @@ export class NodeRuntime {
       const inline = new InlineExtents({ nodeId: id, store, current: (extentId) => metadata.staleRead?.((view) => view.getExtent(extentId)) })
       const metadata: MetadataService = makeMetadata({
         dir: metadataDir, nodeId: id, logger: logger('dfs:metadata'), network, join: joining, snapshotEvery: init.metadataSnapshotEvery,
-        metadataGroups: init.metadataGroups, onInlineExtents: inline.sink
+        metadataGroups: init.metadataGroups, onInlineExtents: inline.sink, onSnapshotRestored: inline.restored
       })
       await metadata.start()
       undo.unshift(async () => { await metadata.stop() })
@@ -261,6 +261,7 @@ export class NodeRuntime {
       })
       await replication.start()
       undo.unshift(async () => { await replication.stop() })
+      inline.attachFetcher(async (extent, options) => await replication.read(extent, options))
       const files = new FileService({ nodeId: id, store, metadata, gc, extentSize: init.extentSize, replication, inline })
       const rpc = new RpcServer({ host, authorize: async (peer, action, options) => { await security.authorize(peer, action, options) } })
       rpc.register(...fsMethods(files), ...clusterMethods({

@@ -164,4 +164,28 @@ test('the apply hook stores only copies listed on this node and still referenced
     .then(() => assert.unreachable('stored bytes that do not match their checksum'), (err: Error) => { assert.is(err.name, 'CorruptExtent') })
 })
 
+test('after a snapshot restore, the copies listed here that the store lacks are fetched, verified and stored', async () => {
+  const store = new MemoryExtentStore()
+  await store.open()
+  const inline = new InlineExtents({ nodeId: NODE, store })
+  const bytesOf = (n: number): Buffer => Buffer.from(`copy ${n}`)
+  const record = (n: number, replicas: string[]): ExtentRecord => ({ id: `00000000-0000-4000-8000-00000000010${n}`, size: bytesOf(n).byteLength, checksum: extentChecksum(bytesOf(n)), replicas })
+  await store.put(record(1, [NODE]).id, bytesOf(1))
+  const fetched: string[] = []
+  // the hook waits for the replication service to be attached (it starts after metadata)
+  const restoring = inline.restored([record(1, [NODE]), record(2, [NODE, ...OTHER]), record(3, OTHER)], {})
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  assert.is(await store.has(record(2, [NODE]).id), false, 'nothing fetched before a fetcher is attached')
+  inline.attachFetcher(async (x) => { fetched.push(x.id); return bytesOf(Number(x.id.slice(-1))) })
+  await restoring
+  assert.equal(fetched, [record(2, [NODE]).id], 'only the copy listed here and missing')
+  assert.ok(Buffer.from(await store.get(record(2, [NODE]).id)).equals(bytesOf(2)))
+  assert.is(await store.has(record(3, OTHER).id), false, 'not a replica here')
+  // a fetch that fails, or bytes that do not match the checksum, fail the call (the scrub retries later)
+  const bad = new InlineExtents({ nodeId: NODE, store })
+  bad.attachFetcher(async () => Buffer.from('wrong bytes'))
+  await bad.restored([record(4, [NODE])], {}).then(() => assert.unreachable('stored bytes that do not match'), (err: Error) => { assert.is(err.name, 'Unavailable') })
+  assert.is(await store.has(record(4, [NODE]).id), false)
+})
+
 test.run()

@@ -20,6 +20,11 @@ export const SNAPSHOT_EVERY_DEFAULT = 10_000
  * entries of kilobytes (10,000 of 8 KiB would be 80 MiB per group).
  */
 export const SNAPSHOT_BYTES_DEFAULT = 32 * 1024 * 1024
+/**
+ * Longest a group waits, after restoring a leader's snapshot, for its state machine to fetch what
+ * the snapshot refers to (GroupStateMachine.restored) before it acknowledges the snapshot anyway.
+ */
+export const RESTORED_WAIT_MS_MAX = 30_000
 /** After the state machine could not settle for a snapshot, the next attempt waits this long. */
 export const SNAPSHOT_RETRY_MS = 1000
 /** Entries kept before the snapshot index after a compaction, for followers that lag a little. */

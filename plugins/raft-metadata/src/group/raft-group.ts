@@ -7,7 +7,8 @@
  *   2. if the core has a Ready: persist its snapshot / entries / hard state in one durable write
  *      (LevelStorage.saveReady: one fsync'd batch) BEFORE sending the messages that depend on it
  *      (a leader's App and Heartbeat messages go first, see #sendsEarly; a write of nothing but the
- *      commit index overlaps the rest), send the rest, apply the snapshot and the committed entries
+ *      commit index overlaps the rest), restore a snapshot from the leader (and await the state
+ *      machine's `restored`: the messages acknowledge it), send the rest, apply the committed entries
  *      (ConfChange entries via applyConfChange),
  *      record read states, advance; then serve reads whose index is applied and snapshot/compact
  *      every `snapshotEvery` applied entries;
@@ -38,11 +39,11 @@ import {
 } from '@dfs/api'
 import type { Logger } from '@dfs/api'
 import { EntryType, MessageType, RawNode, StateType, decodeConfChange } from '../raft/index.js'
-import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, ProgressStatus, Rand, Ready } from '../raft/index.js'
+import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, ProgressStatus, Rand, Ready, Snapshot } from '../raft/index.js'
 import type { GroupTransport, RaftTransportHandler } from '../transport/index.js'
 import {
   CALL_TIMEOUT_MS_DEFAULT, ELECTION_TICK_DEFAULT, HEARTBEAT_TICK_DEFAULT, INBOX_MESSAGES_MAX_DEFAULT,
-  PENDING_MAX_DEFAULT, PENDING_TICKS_MAX, PROPOSAL_BYTES_MAX_DEFAULT, SNAPSHOT_BYTES_DEFAULT, SNAPSHOT_EVERY_DEFAULT, SNAPSHOT_RETRY_MS,
+  PENDING_MAX_DEFAULT, PENDING_TICKS_MAX, PROPOSAL_BYTES_MAX_DEFAULT, RESTORED_WAIT_MS_MAX, SNAPSHOT_BYTES_DEFAULT, SNAPSHOT_EVERY_DEFAULT, SNAPSHOT_RETRY_MS,
   SNAPSHOT_KEEP_ENTRIES_DEFAULT, TICK_MS_DEFAULT
 } from './constants.js'
 import { NONCE_BYTES, openEnvelope, sealEnvelope } from './envelope.js'
@@ -65,6 +66,14 @@ export interface GroupStateMachine<R> {
    * only the entries after its snapshot; a rejection postpones the snapshot (SNAPSHOT_RETRY_MS).
    */
   settle?: () => Promise<void>
+  /**
+   * Called after `restore` of a snapshot the leader sent (not of the node's own snapshot at start):
+   * resolves once what the state refers to and the node keeps outside it is in place — e.g. bytes
+   * that travelled only in the log entries the snapshot replaced. The group acknowledges the snapshot
+   * (so the leader counts this node as caught up) only then, or at the latest after
+   * RESTORED_WAIT_MS_MAX, when `signal` aborts; a rejection is logged and the snapshot acknowledged.
+   */
+  restored?: (index: number, signal: AbortSignal) => Promise<void>
 }
 
 export interface RaftGroupInit<R> {
@@ -757,39 +766,59 @@ export class RaftGroup<R> {
       }
     }
 
-    // 3. Send the rest.
+    // 3. A snapshot from the leader is restored before this Ready's messages go out: they carry its
+    //    acknowledgement, after which the leader counts this node as caught up, so what the state
+    //    machine must fetch to be whole (GroupStateMachine.restored) comes first. Holding messages
+    //    back is always safe; only sending them before their fsync would not be.
+    const termBefore = this.#appliedTerm
+    if (rd.snapshot !== undefined) await this.#restore(rd.snapshot)
+
+    // 4. Send the rest.
     if (late.length > 0) this.#transport.send(this.group, late)
 
-    // 4. Apply.
-    const termBefore = this.#appliedTerm
-    if (rd.snapshot !== undefined) {
-      const s = rd.snapshot
-      for (const p of this.#proposals.values()) if (p.submitted) p.uncertain = true
-      this.#sm.restore(s.data, s.metadata.index)
-      this.#applied = s.metadata.index
-      this.#appliedTerm = s.metadata.term
-      this.#snapshotIndex = s.metadata.index
-      this.#appliedBytes = 0
-      this.#setConfState(s.metadata.confState)
-      this.stats.snapshotsRestored++
-      this.#log('raft group %d on %s restored a snapshot at %d', this.group, this.id, s.metadata.index)
-    }
+    // 5. Apply.
     for (const e of rd.committedEntries) this.#apply(node, e)
     if (this.#appliedTerm > termBefore) this.#retryLost()
 
-    // 5. Read states.
+    // 6. Read states.
     for (const rs of rd.readStates) {
       const r = this.#reads.get(hex(rs.context))
       if (r !== undefined && !r.done && r.index === undefined) r.index = rs.index
     }
 
-    // 6. Advance, once everything of this Ready is durable.
+    // 7. Advance, once everything of this Ready is durable.
     if (saving !== undefined) await saving
     node.advance(rd)
 
     this.#serveReads()
     if ((this.#applied - this.#snapshotIndex >= this.#snapshotEvery || this.#appliedBytes >= this.#snapshotBytes) &&
       this.#clock.now() >= this.#snapshotNotBefore) await this.#snapshot()
+  }
+
+  /** Replaces the state machine's state with a snapshot the leader sent, and lets it fetch what it lacks. */
+  async #restore (s: Snapshot): Promise<void> {
+    for (const p of this.#proposals.values()) if (p.submitted) p.uncertain = true
+    this.#sm.restore(s.data, s.metadata.index)
+    this.#applied = s.metadata.index
+    this.#appliedTerm = s.metadata.term
+    this.#snapshotIndex = s.metadata.index
+    this.#appliedBytes = 0
+    this.#setConfState(s.metadata.confState)
+    this.stats.snapshotsRestored++
+    this.#log('raft group %d on %s restored a snapshot at %d', this.group, this.id, s.metadata.index)
+    if (this.#sm.restored === undefined) return
+    const deadline = new AbortController()
+    const timer = this.#clock.setTimeout(() => { deadline.abort(new DeadlineExceededError('the state machine did not finish restoring in time')) }, RESTORED_WAIT_MS_MAX)
+    try {
+      await Promise.race([
+        this.#sm.restored(s.metadata.index, deadline.signal),
+        new Promise<never>((_resolve, reject) => { deadline.signal.addEventListener('abort', () => { reject(deadline.signal.reason as Error) }, { once: true }) })
+      ])
+    } catch (err) {
+      this.#log.error('raft group %d on %s: after restoring the snapshot at %d: %s (acknowledged all the same)', this.group, this.id, s.metadata.index, (err as Error).message)
+    } finally {
+      this.#clock.clearTimeout(timer)
+    }
   }
 
   async #persist (rd: Ready): Promise<void> {

@@ -29,7 +29,7 @@
 import { mkdir, open, readFile, rename } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
-  ConfigError, DataDirLockedError, InvalidArgumentError, NotFoundError, UnavailableError, errorFromWire, normalizePath
+  ConfigError, DataDirLockedError, INLINE_FILE_BYTES_MAX, InvalidArgumentError, NotFoundError, UnavailableError, errorFromWire, normalizePath
 } from '@dfs/api'
 import type {
   CallOptions, ClusterConfig, ClusterRecord, DirEntry, ExtentRecord, FileRecord, InlineExtent, JoinTokenRecord, Logger, MemberRecord,
@@ -96,6 +96,7 @@ const silentLogger: Logger = Object.assign(noop, { error: noop, trace: noop, ena
 const CALL_TIMEOUT_MS_DEFAULT = 10_000
 
 type InlineSink = NonNullable<MetadataServiceInit['onInlineExtents']>
+type RestoredSink = NonNullable<MetadataServiceInit['onSnapshotRestored']>
 
 /**
  * A MetadataStateMachine of one scope behind the group's byte interface. It hands the bytes an
@@ -108,7 +109,7 @@ class MetadataApplier implements GroupStateMachine<MetadataResult> {
   #failed: InlineExtent[] = []
 
   constructor (readonly scope: StateMachineScope, private readonly onChange: () => void = noop,
-    private readonly onInline?: InlineSink, private readonly log: Logger = silentLogger) {
+    private readonly onInline?: InlineSink, private readonly log: Logger = silentLogger, private readonly onRestored?: RestoredSink) {
     this.sm = new MetadataStateMachine(scope)
   }
 
@@ -160,6 +161,19 @@ class MetadataApplier implements GroupStateMachine<MetadataResult> {
   restore (data: Uint8Array): void {
     this.sm = data.byteLength === 0 ? new MetadataStateMachine(this.scope) : MetadataStateMachine.restore(data, this.scope)
     this.onChange()
+  }
+
+  /** After a leader's snapshot: the node fetches the small files' copies that only the replaced log carried. */
+  async restored (index: number, signal: AbortSignal): Promise<void> {
+    if (this.onRestored === undefined || this.scope.kind !== 'data') return
+    const small: ExtentRecord[] = []
+    for (const id of this.sm.extentIds()) {
+      const x = this.sm.getExtent(id)
+      if (x !== undefined && x.size <= INLINE_FILE_BYTES_MAX) small.push(x)
+    }
+    if (small.length === 0) return
+    this.log('group %d: snapshot at %d restored with %d small extents: fetching the copies missing here', this.scope.group, index, small.length)
+    await this.onRestored(small, { signal })
   }
 }
 
@@ -396,7 +410,7 @@ export class RaftMetadataService implements MetadataService {
     const opened: Replica[] = []
     try {
       for (let g = 1; g <= groups; g++) {
-        const applier = new MetadataApplier({ kind: 'data', group: g, groups }, noop, this.#init.onInlineExtents, this.#log)
+        const applier = new MetadataApplier({ kind: 'data', group: g, groups }, noop, this.#init.onInlineExtents, this.#log, this.#init.onSnapshotRestored)
         const storage = await LevelStorage.openIn(this.#requireLog(), groupPrefix(g), creating ? { confState: { voters: this.#voters, learners: [] } } : undefined)
         const replica: Replica = { g, applier, storage, group: this.#newGroup(g, storage, applier) }
         opened.push(replica)

@@ -22,6 +22,15 @@ export class ListMachine implements GroupStateMachine<{ index: number, length: n
   settleWith: () => Promise<void> = async () => {}
   settleCalls = 0
 
+  /** What restored does after a leader's snapshot (see GroupStateMachine.restored); resolves at once by default. */
+  restoredWith: (index: number) => Promise<void> = async () => {}
+  restoredCalls: number[] = []
+
+  async restored (index: number): Promise<void> {
+    this.restoredCalls.push(index)
+    await this.restoredWith(index)
+  }
+
   async settle (): Promise<void> {
     this.settleCalls++
     await this.settleWith()

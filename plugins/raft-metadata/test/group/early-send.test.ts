@@ -4,63 +4,14 @@
  */
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { RaftGroup, durableMemoryStorage } from '../../src/group/index.js'
-import type { DurableStorage } from '../../src/group/index.js'
+import { RaftGroup } from '../../src/group/index.js'
 import { MemoryStorage, MessageType } from '../../src/raft/index.js'
-import type { Message, NodeId } from '../../src/raft/index.js'
-import type { GroupTransport, RaftTransportHandler } from '../../src/transport/index.js'
+import type { NodeId } from '../../src/raft/index.js'
+import { Hub, gated } from './hub.js'
+import type { Gated } from './hub.js'
 import { waitFor } from '../transport/libp2p-network.js'
 import { ListMachine, enc } from './cluster.js'
 import type { Result } from './cluster.js'
-
-/** Delivers every message in a later microtask, and records what was sent. */
-class Hub {
-  readonly handlers = new Map<NodeId, RaftTransportHandler>()
-  readonly sent: Message[] = []
-
-  transport (self: NodeId): GroupTransport {
-    return {
-      self,
-      register: (_group, handler) => { this.handlers.set(self, handler) },
-      unregister: () => { this.handlers.delete(self) },
-      send: (_group, messages) => {
-        for (const m of messages) {
-          this.sent.push(m)
-          queueMicrotask(() => { this.handlers.get(m.to)?.receive(self, [m]) })
-        }
-      }
-    }
-  }
-}
-
-type SaveReady = DurableStorage['saveReady']
-
-/** A DurableStorage whose saveReady waits while held (every write, or those `which` picks). */
-interface Gated { storage: DurableStorage, hold: (which?: (rd: Parameters<SaveReady>[0]) => boolean) => void, release: () => void, pending: () => number }
-
-function gated (mem: MemoryStorage): Gated {
-  const inner = durableMemoryStorage(mem)
-  let held: ((rd: Parameters<SaveReady>[0]) => boolean) | undefined
-  let waiting: Array<() => void> = []
-  const storage: DurableStorage = {
-    ...inner,
-    saveReady: async (rd) => {
-      if (held?.(rd) === true) await new Promise<void>((resolve) => { waiting.push(resolve) })
-      await inner.saveReady(rd)
-    }
-  }
-  return {
-    storage,
-    hold: (which = () => true) => { held = which },
-    release: () => {
-      held = undefined
-      const w = waiting
-      waiting = []
-      for (const r of w) r()
-    },
-    pending: () => waiting.length
-  }
-}
 
 interface Node { id: NodeId, gate: Gated, sm: ListMachine, group: RaftGroup<Result> }
 interface Ctx { nodes: Node[] }

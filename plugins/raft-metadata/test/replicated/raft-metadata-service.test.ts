@@ -172,6 +172,44 @@ test('a restarted node applies its log again and hands inline bytes over again; 
   await waitFor(() => got[2].includes(extent(2).id), 5000, 'the replayed PutFile handed over again')
 }))
 
+test('a node that catches up by snapshot is handed the small extents of the restored state before it acknowledges', plain(async (ctx) => {
+  const restored: Array<Array<{ id: string, replicas: string[] }>> = [[], [], []]
+  let hold = true
+  const held: Array<() => void> = []
+  const services = await cluster(ctx, (i) => ({
+    snapshotEvery: 3,
+    snapshotKeepEntries: 0,
+    onInlineExtents: async () => {},
+    onSnapshotRestored: async (extents) => {
+      restored[i].push(...extents.map((x) => ({ id: x.id, replicas: x.replicas })))
+      if (hold) await new Promise<void>((resolve) => { held.push(resolve) })
+    }
+  }))
+  const lead = await leaderOf(ctx, services)
+  await services[lead].propose({ type: 'InitCluster', clusterId: 'c1', createdAtMs: 1, admin: 'admin-peer', member: member('n1') })
+  const down = (lead + 1) % 3
+  const n = ctx.nodes[down]
+  await n.service?.stop()
+  // small files while it is down, in one data group, until that group snapshots and compacts past them
+  const dir = dirIn(1)
+  for (let k = 0; k < 8; k++) await services[lead].propose({ ...putFile(`${dir}/f${k}`, [extent(30 + k, 3)]), inline: [Buffer.from('abc')] })
+  n.service = new RaftMetadataService({
+    dir: join(ctx.dir, `node-${down}`), nodeId: n.host?.id ?? '', logger: testLogger(`[m${down}]`), network: (n.host as TestHost).network,
+    peers: ctx.nodes.map((m) => ({ id: m.host?.id ?? '', addrs: m.host?.addrs ?? [] })), tickMs: 20, snapshotEvery: 3, snapshotKeepEntries: 0,
+    onInlineExtents: async () => {},
+    onSnapshotRestored: async (extents) => {
+      restored[down].push(...extents.map((x) => ({ id: x.id, replicas: x.replicas })))
+      if (hold) await new Promise<void>((resolve) => { held.push(resolve) })
+    }
+  })
+  await n.service.start()
+  await waitFor(() => restored[down].some((x) => x.id === extent(37).id), 10_000, 'the restored state handed over')
+  assert.ok(restored[down].some((x) => x.id === extent(30).id), 'extents of the compacted range are among them')
+  hold = false
+  for (const r of held.splice(0)) r()
+  await waitFor(() => n.service?.staleRead((v) => v.getFile(`${dir}/f7`))?.extents[0] === extent(37).id, 10_000, 'caught up')
+}))
+
 /** A top-level directory whose shard data group `group` (of `groups`) owns. */
 function dirIn (group: number, groups = 3): string {
   for (let i = 0; ; i++) if (groupOfShard(shardOfPath(`/top${i}`), groups) === group) return `/top${i}`
