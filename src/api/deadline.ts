@@ -10,7 +10,12 @@
  */
 export class Deadline {
   readonly #controller = new AbortController()
-  readonly #timer: ReturnType<typeof setTimeout> | undefined
+  /** Pending until the deadline fires, is cleared or ends otherwise; then undefined. */
+  #timer: ReturnType<typeof setTimeout> | undefined
+  /** When the pending timer fires (Date.now() time). */
+  #atMs = Infinity
+  /** Set only by this deadline's own timer (not by a parent's timeout). */
+  #timedOut = false
   readonly #parent: AbortSignal | undefined
   readonly #onParent: (() => void) | undefined
 
@@ -20,8 +25,7 @@ export class Deadline {
       this.#controller.abort(parent.reason)
       return
     }
-    this.#timer = setTimeout(() => { this.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')) }, Math.max(0, ms))
-    this.#timer.unref?.()
+    this.#arm(ms)
     if (parent !== undefined) {
       this.#parent = parent
       this.#onParent = () => { this.abort(parent.reason) }
@@ -33,10 +37,28 @@ export class Deadline {
     return this.#controller.signal
   }
 
-  /** Whether the time ran out (rather than the parent or `abort` ending it). */
+  /**
+   * Whether this deadline's time ran out (rather than the parent or `abort` ending it, even when the
+   * parent's reason was a timeout of its own).
+   */
   get expired (): boolean {
-    const r: unknown = this.#controller.signal.reason
-    return this.#controller.signal.aborted && r instanceof DOMException && r.name === 'TimeoutError'
+    return this.#timedOut
+  }
+
+  /** Brings the deadline forward to `ms` from now; it never moves later, and an ended or cleared one stays so. */
+  shorten (ms: number): void {
+    if (this.#timer === undefined || this.#controller.signal.aborted || Date.now() + ms >= this.#atMs) return
+    clearTimeout(this.#timer)
+    this.#arm(ms)
+  }
+
+  #arm (ms: number): void {
+    this.#atMs = Date.now() + Math.max(0, ms)
+    this.#timer = setTimeout(() => {
+      this.#timedOut = true
+      this.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError'))
+    }, Math.max(0, ms))
+    this.#timer.unref?.()
   }
 
   /** Ends it now with `reason`. */
@@ -49,6 +71,7 @@ export class Deadline {
   /** Cancels the timer and lets go of the parent; the signal stays as it is. Idempotent. */
   clear (): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer)
+    this.#timer = undefined
     if (this.#onParent !== undefined) this.#parent?.removeEventListener('abort', this.#onParent)
   }
 }

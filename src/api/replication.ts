@@ -153,8 +153,9 @@ export interface ReplicationService {
   stop: () => Promise<void>
   /**
    * Places an extent (RF distinct nodes by the cluster's placement policy), writes every copy in
-   * parallel and resolves once a write quorum has fsync'd it. Throws Unavailable when fewer than a
-   * quorum acknowledged (nothing is recorded then; the copies written are garbage).
+   * parallel and resolves once a write quorum has fsync'd it. Throws NoQuorum when fewer than a
+   * quorum acknowledged (nothing is recorded then; the copies written are garbage), Unavailable when
+   * no node can take a copy at all.
    */
   write: (id: string, bytes: Uint8Array, options?: ReplicatedWriteOptions) => Promise<ReplicatedWrite>
   /**

@@ -41,6 +41,27 @@ test('Deadline: a parent signal ends it with its reason until clear(), after whi
   assert.is(d3.signal.aborted, true, 'an already aborted parent ends it at once')
 })
 
+test('Deadline: a parent that timed out ends it, but it did not expire itself', () => {
+  const parent = new AbortController()
+  const d = new Deadline(10_000, parent.signal)
+  parent.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError'))
+  assert.is((d.signal.reason as Error).name, 'TimeoutError')
+  assert.is(d.expired, false)
+})
+
+test('Deadline: shorten(ms) brings it forward, never back, and not once cleared', async () => {
+  const d = new Deadline(10_000)
+  d.shorten(20)
+  d.shorten(5_000)
+  await sleep(80)
+  assert.is(d.expired, true)
+  const cleared = new Deadline(10_000)
+  cleared.clear()
+  cleared.shorten(1)
+  await sleep(30)
+  assert.is(cleared.signal.aborted, false)
+})
+
 test('Deadline: abort(reason) ends it now and stops the timer', async () => {
   const d = new Deadline(20)
   d.abort(new Error('closed'))

@@ -2,7 +2,7 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { lpStream } from '@libp2p/utils'
-import { InvalidArgumentError, PermissionDeniedError } from '@dfs/api'
+import { InvalidArgumentError, NoQuorumError, PermissionDeniedError } from '@dfs/api'
 import { createHost, type Host } from '../../src/net/host.js'
 import { RpcServer } from '../../src/net/rpc/server.js'
 import { RpcClient } from '../../src/net/rpc/client.js'
@@ -52,6 +52,24 @@ test.before(async () => {
       }
     },
     {
+      // like a Raft proposal in a minority: at its deadline it knows why it could not finish
+      name: 'verdict',
+      action: 'test.read',
+      kind: 'unary',
+      params: () => null,
+      handle: async ({ signal }) => await untilVerdict(signal)
+    },
+    {
+      name: 'commit',
+      action: 'test.write',
+      kind: 'upload',
+      params: () => null,
+      handle: async ({ body, signal }) => {
+        for await (const _ of body) { /* drain */ }
+        return await untilVerdict(signal)
+      }
+    },
+    {
       name: 'sum',
       action: 'test.write',
       kind: 'upload',
@@ -89,6 +107,14 @@ test.before(async () => {
   )
   await ctx.rpc.start()
 })
+
+/** Waits for `signal`; at a deadline it throws NoQuorum, as a Raft group without a leader does. */
+async function untilVerdict (signal: AbortSignal): Promise<never> {
+  await new Promise((resolve) => { signal.addEventListener('abort', resolve, { once: true }) })
+  const reason = signal.reason as Error
+  if (reason?.name === 'TimeoutError') throw new NoQuorumError('no leader is elected')
+  throw reason
+}
 
 test.after(async () => {
   await ctx.rpc.stop()
@@ -270,6 +296,32 @@ test('a call past its deadline fails with DeadlineExceeded, a caller abort with 
   assert.is((await c.call<any>('echo', { text: 'next' })).text, 'next')
   await c.close()
 })
+
+test('at its deadline a handler\'s NoQuorum reaches the caller; an upload\'s handler has the caller\'s idle deadline once its bytes are in', async () => {
+  const c = new RpcClient({ host: ctx.client, target: ctx.addr })
+  // an answer after the caller's own deadline would be its DeadlineExceeded instead (the server
+  // stops the handler 300 ms sooner)
+  const [unary, upload] = await Promise.all([
+    c.call('verdict', null, { timeoutMs: 3000 }).then(() => undefined, (err: Error) => err),
+    c.upload('commit', null, slowly(3, 0), { timeoutMs: 3000 }).then(() => undefined, (err: Error) => err)
+  ])
+  assert.is(unary?.name, 'NoQuorum', String(unary))
+  assert.is(upload?.name, 'NoQuorum', String(upload))
+
+  // the idle deadline bounds only the wait for the answer: a slow but steady upload runs past it
+  const started = Date.now()
+  const r = await c.upload<{ total: number }>('sum', null, slowly(6, 300), { timeoutMs: 1000 })
+  assert.is(r.total, 6 * 1024)
+  assert.ok(Date.now() - started >= 1500)
+  await c.close()
+})
+
+async function * slowly (chunks: number, gapMs: number): AsyncGenerator<Uint8Array> {
+  for (let i = 0; i < chunks; i++) {
+    if (i > 0) await new Promise((resolve) => setTimeout(resolve, gapMs))
+    yield new Uint8Array(1024).fill(i)
+  }
+}
 
 test('a node whose gater closes the connection gives NodeUnreachable within the deadline, not a hang', async () => {
   const gated = await createHost({

@@ -7,7 +7,7 @@ import {
   CALL_TIMEOUT_MS_DEFAULT, CREDIT_BATCH_FRAMES, DATA_CHUNK_BYTES_MAX, DATA_WINDOW_FRAMES, DIAL_TIMEOUT_MS_DEFAULT, RPC_IDLE_STREAMS_MAX,
   RPC_PROTOCOL, STREAM_IDLE_TIMEOUT_MS_DEFAULT
 } from '../constants.js'
-import { FramedStream, FrameKind, type Frame } from './frames.js'
+import { CALL_TIMEOUT_MS_MAX, FramedStream, FrameKind, type Frame } from './frames.js'
 import { IdleTimer } from './idle-timer.js'
 import type { Host } from '../host.js'
 import type { PeerId } from '@libp2p/interface'
@@ -89,7 +89,7 @@ export class RpcClient {
    * are, not copied: a body must not reuse a chunk's memory after yielding it.
    */
   async upload<R = unknown> (method: string, params: unknown, body: AsyncIterable<Uint8Array>, options: CallOptions = {}): Promise<R> {
-    const { idle, signal } = streamSignal(options, method)
+    const { idle, idleMs, signal } = streamSignal(options, method)
     let framed: FramedStream | undefined
     try {
       framed = await this.#take(signal)
@@ -99,7 +99,7 @@ export class RpcClient {
       // body says whether another chunk follows (a source that is slow to produce delays that one
       // frame, never the flow). A body of one chunk up to DATA_CHUNK_BYTES_MAX — every small put —
       // is then one write and one muxer frame for the node, and an empty body too.
-      const pending: Frame[] = [{ kind: FrameKind.Header, header: { method, params, timeoutMs: 24 * 3600 * 1000 } }]
+      const pending: Frame[] = [{ kind: FrameKind.Header, header: { method, params, timeoutMs: CALL_TIMEOUT_MS_MAX, idleTimeoutMs: idleMs } }]
       let held: Frame | undefined
       // the implicit initial window: no round trip before the first bytes
       let credit = DATA_WINDOW_FRAMES
@@ -155,11 +155,11 @@ export class RpcClient {
 
   /** Starts a download: resolves with the call's result; `body` yields the bulk bytes. */
   async download<R = unknown> (method: string, params: unknown, options: CallOptions = {}): Promise<{ result: R, body: AsyncGenerator<Uint8Array> }> {
-    const { idle, signal } = streamSignal(options, method)
+    const { idle, idleMs, signal } = streamSignal(options, method)
     let framed: FramedStream | undefined
     try {
       framed = await this.#take(signal)
-      await framed.write({ kind: FrameKind.Header, header: { method, params, timeoutMs: 24 * 3600 * 1000 } }, { signal })
+      await framed.write({ kind: FrameKind.Header, header: { method, params, timeoutMs: CALL_TIMEOUT_MS_MAX, idleTimeoutMs: idleMs } }, { signal })
       const first = await readFrame(framed, signal, method)
       idle.touch()
       if (first.kind === FrameKind.Error) throw errorFromWire(first.error)
@@ -280,10 +280,14 @@ async function readFrame (framed: FramedStream, signal: AbortSignal, method: str
   return frame
 }
 
-/** A streaming call's signal: the caller's, or no progress for `timeoutMs` (an idle deadline). */
-function streamSignal (options: CallOptions, method: string): { idle: IdleTimer, signal: AbortSignal } {
-  const idle = new IdleTimer(options.timeoutMs ?? STREAM_IDLE_TIMEOUT_MS_DEFAULT, method, options.signal)
-  return { idle, signal: idle.signal }
+/**
+ * A streaming call's signal: the caller's, or no progress for `timeoutMs` (an idle deadline);
+ * `idleMs` as the call header tells it to the server.
+ */
+function streamSignal (options: CallOptions, method: string): { idle: IdleTimer, idleMs: number, signal: AbortSignal } {
+  const timeoutMs = options.timeoutMs ?? STREAM_IDLE_TIMEOUT_MS_DEFAULT
+  const idle = new IdleTimer(timeoutMs, method, options.signal)
+  return { idle, idleMs: Math.min(CALL_TIMEOUT_MS_MAX, Math.max(1, Math.ceil(timeoutMs))), signal: idle.signal }
 }
 
 function withDeadline (signal: AbortSignal | undefined, timeoutMs: number, what: string): AbortSignal {

@@ -10,7 +10,8 @@ import { Uint8ArrayList } from 'uint8arraylist'
  * Wire format of `/dfs/rpc/1.0.0`.
  *
  *   frame   := varint(length) kind:u8 body           length = 1 + |body| ≤ FRAME_BYTES_MAX
- *   HEADER  (1) body = CBOR { method: text, params: any, timeoutMs: uint }     client → server, starts a call
+ *   HEADER  (1) body = CBOR { method: text, params: any, timeoutMs: uint,      client → server, starts a call
+ *                             idleTimeoutMs?: uint }
  *   DATA    (2) body = raw bytes, 0 < |body| ≤ DATA_CHUNK_BYTES_MAX          bulk bytes, never re-encoded
  *   END     (3) body = empty                                                 end of bulk bytes in one direction
  *   CREDIT  (4) body = CBOR uint n, 1 ≤ n ≤ DATA_WINDOW_FRAMES               receiver accepts n more DATA frames
@@ -42,7 +43,13 @@ export enum FrameKind {
 export interface CallHeader {
   method: string
   params: unknown
+  /** The whole call's deadline (a streaming call's is long: it is bounded by progress instead). */
   timeoutMs: number
+  /**
+   * A streaming call: how long the caller waits without progress before it gives up. Once an upload
+   * has ended the caller only waits for the answer, so the server has this long to give it.
+   */
+  idleTimeoutMs?: number
 }
 
 export type Frame =
@@ -121,10 +128,14 @@ export function decodeFrame (payload: Uint8ArrayList): Frame {
       if (typeof h.method !== 'string' || !METHOD_NAME_PATTERN.test(h.method)) {
         throw new MalformedFrameError('call header has no valid method name')
       }
-      if (typeof h.timeoutMs !== 'number' || !Number.isInteger(h.timeoutMs) || h.timeoutMs <= 0 || h.timeoutMs > CALL_TIMEOUT_MS_MAX) {
-        throw new MalformedFrameError(`call header timeoutMs must be an integer in 1..${CALL_TIMEOUT_MS_MAX}`)
+      const ms = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v > 0 && v <= CALL_TIMEOUT_MS_MAX
+      if (!ms(h.timeoutMs)) throw new MalformedFrameError(`call header timeoutMs must be an integer in 1..${CALL_TIMEOUT_MS_MAX}`)
+      if (h.idleTimeoutMs != null && !ms(h.idleTimeoutMs)) {
+        throw new MalformedFrameError(`call header idleTimeoutMs must be an integer in 1..${CALL_TIMEOUT_MS_MAX}`)
       }
-      return { kind, header: { method: h.method, params: h.params ?? null, timeoutMs: h.timeoutMs } }
+      const header: CallHeader = { method: h.method, params: h.params ?? null, timeoutMs: h.timeoutMs }
+      if (h.idleTimeoutMs != null) header.idleTimeoutMs = h.idleTimeoutMs
+      return { kind, header }
     }
     case FrameKind.Data:
       if (body.byteLength === 0 || body.byteLength > DATA_CHUNK_BYTES_MAX) {

@@ -12,6 +12,17 @@ const log = logger('dfs:net:rpc:server')
 /** How much earlier than the caller's deadline a handler is stopped (at most a tenth of it). */
 const DEADLINE_MARGIN_MS = 500
 
+/** The time a handler gets from a caller who gives up after `ms`: a margin sooner, so its answer arrives in time. */
+function withMargin (ms: number): number {
+  return Math.max(1, ms - Math.min(DEADLINE_MARGIN_MS, Math.floor(ms / 10)))
+}
+
+/**
+ * Errors a handler's wait may end with at its deadline that say more than "out of time" and reach
+ * the caller as they are: NoQuorum (no leader could be reached, e.g. in a minority partition).
+ */
+const DEADLINE_VERDICTS = new Set(['DeadlineExceeded', 'NoQuorum'])
+
 export interface RpcServerInit {
   host: Host
   authorize: Authorizer
@@ -108,7 +119,9 @@ export class RpcServer {
     const method = this.#methods.get(header.method)
     // stop a little before the caller gives up, so the handler's own typed error (NoQuorum …)
     // reaches the caller rather than its bare DeadlineExceeded
-    const deadline = new Deadline(Math.max(1, header.timeoutMs - Math.min(DEADLINE_MARGIN_MS, Math.floor(header.timeoutMs / 10))))
+    const deadline = new Deadline(withMargin(header.timeoutMs))
+    /** How the deadline that ends the handler reads in a DeadlineExceeded. */
+    let limitText = `within ${header.timeoutMs} ms`
     let closed = false
     const onClose = (): void => {
       closed = true
@@ -128,14 +141,21 @@ export class RpcServer {
           await framed.write({ kind: FrameKind.Result, value: result }, { signal })
           return true
         }
-        case 'upload':
-          return await this.#serveUpload(framed, peer, params, method, signal)
+        case 'upload': {
+          // once the bytes have ended the caller only waits for the answer, for its idle deadline
+          const idleMs = header.idleTimeoutMs
+          const onEnded = idleMs === undefined
+            ? () => {}
+            : () => { deadline.shorten(withMargin(idleMs)); limitText = `within ${idleMs} ms of the end of its upload` }
+          return await this.#serveUpload(framed, peer, params, method, signal, onEnded)
+        }
         case 'download':
           return await this.#serveDownload(framed, peer, params, method, signal)
       }
     } catch (err: any) {
-      const error = deadline.expired && err?.name !== 'DeadlineExceeded'
-        ? new DeadlineExceededError(`${header.method} did not finish within ${header.timeoutMs} ms`, { timeoutMs: header.timeoutMs })
+      const error = deadline.expired && !DEADLINE_VERDICTS.has(err?.name)
+        ? new DeadlineExceededError(`${header.method} did not finish ${limitText}`,
+          { timeoutMs: header.timeoutMs, ...(header.idleTimeoutMs !== undefined ? { idleTimeoutMs: header.idleTimeoutMs } : {}) })
         : err
       log('%s from %s failed after %d ms: %s: %s', header.method, peer, Date.now() - started, error?.name, error?.message)
       if (closed) return false
@@ -152,7 +172,9 @@ export class RpcServer {
     }
   }
 
-  async #serveUpload (framed: FramedStream, peer: string, params: unknown, method: RpcMethod & { kind: 'upload' }, signal: AbortSignal): Promise<boolean> {
+  /** `onEnded`: called when the caller's END arrives (its bytes are all in). */
+  async #serveUpload (framed: FramedStream, peer: string, params: unknown, method: RpcMethod & { kind: 'upload' }, signal: AbortSignal,
+    onEnded: () => void): Promise<boolean> {
     let ended = false
     // every upload starts with an implicit window of DATA_WINDOW_FRAMES (no round trip before data)
     let credit = DATA_WINDOW_FRAMES
@@ -164,6 +186,7 @@ export class RpcServer {
         if (frame == null) throw new AbortedError('the caller closed the stream before the end of the upload')
         if (frame.kind === FrameKind.End) {
           ended = true
+          onEnded()
           return
         }
         if (frame.kind !== FrameKind.Data) throw new MalformedFrameError(`expected DATA or END in an upload, got frame kind ${frame.kind}`)

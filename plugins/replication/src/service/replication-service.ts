@@ -4,7 +4,8 @@
  *
  * - write: the cluster's placement policy picks up to RF healthy nodes with room; the bytes go to all
  *   of them in parallel (each fsyncs before it answers) and the write succeeds when a majority of
- *   the nodes placed (`sync: 'all'`: every one) acknowledged. Only acknowledged copies are recorded;
+ *   the nodes placed (`sync: 'all'`: every one) acknowledged, else it fails with NoQuorum (as a
+ *   write through a node cut off from a majority does). Only acknowledged copies are recorded;
  *   the rest count as under-replication and repair completes them. Placement is decided by the
  *   coordinating node from its view of the cluster, not by a Raft round, so a 4 KiB put costs one
  *   parallel fan-out and one metadata commit.
@@ -35,7 +36,7 @@
  */
 import { setMaxListeners } from 'node:events'
 import {
-  CLUSTER_CONFIG_DEFAULTS, DfsError, NotFoundError, REPAIR_DELAY_MS_DEFAULT, UnavailableError, extentChecksum, hasRoomFor
+  CLUSTER_CONFIG_DEFAULTS, DfsError, NoQuorumError, NotFoundError, REPAIR_DELAY_MS_DEFAULT, UnavailableError, extentChecksum, hasRoomFor
 } from '@dfs/api'
 import type {
   CallOptions, ClusterConfig, ClusterNode, DrainResult, ExtentRecord, Logger, MemberRecord, MoveProgress, PeerIdString,
@@ -236,7 +237,7 @@ export class DefaultReplication implements ReplicationService {
         return { node: peer, error: err?.name ?? 'Unanswered', message: err?.message ?? 'no answer before the write gave up' }
       })
       options.signal?.throwIfAborted()
-      throw new UnavailableError(`only ${acked.length} of ${targets.length} replicas stored extent ${id}; ${quorum} needed`,
+      throw new NoQuorumError(`only ${acked.length} of ${targets.length} replicas stored extent ${id}; ${quorum} needed`,
         { extent: id, acked, quorum, failures })
     }
     if (missing.length > 0) {

@@ -120,7 +120,7 @@ test('a write goes to RF nodes and records only the copies that acknowledged', a
     await service(three, peers2).write(ID, bytes, { sync: 'all' })
     assert.unreachable('sync all with a node down')
   } catch (err) {
-    assert.is((err as Error).name, 'Unavailable')
+    assert.is((err as Error).name, 'NoQuorum')
   }
 })
 
@@ -168,7 +168,7 @@ test('a hung replica delays a write by the grace after the quorum, not the deadl
   }
 })
 
-test('without a write quorum the write fails and the copies it made are taken back', async () => {
+test('without a write quorum the write fails with NoQuorum and the copies it made are taken back', async () => {
   const peers = new FakePeers()
   const nodes = ['n1', 'n2', 'n3'].map((id) => node(id))
   peers.down.add('n2')
@@ -177,7 +177,7 @@ test('without a write quorum the write fails and the copies it made are taken ba
     await service(nodes, peers).write(ID, new Uint8Array(10))
     assert.unreachable('one of three is no quorum')
   } catch (err) {
-    assert.is((err as Error).name, 'Unavailable')
+    assert.is((err as Error).name, 'NoQuorum')
     assert.equal((err as any).details.acked, ['n1'])
   }
   await new Promise((resolve) => setTimeout(resolve, 10))
@@ -192,13 +192,13 @@ test('fewer members than RF: the write takes what there is (under-replicated, no
   assert.equal(solo.extent.replicas, ['n1'])
 })
 
-test('members that are merely unhealthy do not shrink the quorum: one copy of three is refused', async () => {
+test('members that are merely unhealthy do not shrink the quorum: one copy of three is NoQuorum, no copy at all Unavailable', async () => {
   const nodes = [node('n1'), node('n2', 'r1', 'failed'), node('n3', 'r1', 'suspected')]
   try {
     await service(nodes, new FakePeers()).write(ID, new Uint8Array(3))
     assert.unreachable('a single copy in a three-node cluster')
   } catch (err) {
-    assert.is((err as Error).name, 'Unavailable')
+    assert.is((err as Error).name, 'NoQuorum')
   }
   try {
     await service([node('n1', 'r1', 'failed')], new FakePeers()).write(ID, new Uint8Array(3))
