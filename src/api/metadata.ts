@@ -183,6 +183,16 @@ export interface ReadOptions extends CallOptions {
   scope?: ReadScope
 }
 
+/**
+ * How current a client's read must be. `linearizable` (the default): it sees every write committed
+ * before it began, which takes a quorum (MetadataService.read). `stale`: the serving node's applied
+ * state (MetadataService.staleRead), which may lag the cluster but needs no other node — the read a
+ * node cut off from a majority can still answer. A reply says which one it served.
+ */
+export const CONSISTENCY_LEVELS = ['linearizable', 'stale'] as const
+export type Consistency = typeof CONSISTENCY_LEVELS[number]
+export const CONSISTENCY_DEFAULT: Consistency = 'linearizable'
+
 /** One consensus group of a replicated metadata service, as this node last applied it. */
 export interface MetadataGroupInfo {
   /** 0: the system group (or the only group); 1..n: data groups. */
@@ -245,8 +255,9 @@ export interface MetadataService {
    */
   groups?: () => { shardCount: number, groups: MetadataGroupInfo[] }
   /**
-   * Runs `fn` on this node's applied state without asking anyone: it may be stale. For routing and
-   * discovery only (e.g. where members listen), never to answer a client.
+   * Runs `fn` on this node's applied state without asking anyone: it may be stale, and it answers
+   * with no quorum reachable. For routing and discovery (e.g. where members listen), and for a client
+   * that asked for a stale read (Consistency); never to answer a client that did not ask.
    */
   staleRead?: <T>(fn: (view: MetadataView) => T) => T
   /** Present when the service replicates through a consensus group. */

@@ -1,6 +1,6 @@
 import { Command, Flags, type Interfaces } from '@oclif/core'
 import { join } from 'node:path'
-import { DfsError } from '@dfs/api'
+import { CONSISTENCY_DEFAULT, CONSISTENCY_LEVELS, DfsError, type Consistency } from '@dfs/api'
 import { DfsClient } from '../client/index.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<typeof DfsCommand['baseFlags'] & T['flags']>
@@ -59,6 +59,14 @@ export const timeoutFlag = Flags.integer({
   helpGroup: 'CONNECTION'
 })
 
+/** For the commands that read files (fs get, ls, stat). */
+export const consistencyFlag = Flags.option({
+  description: 'linearizable: see every write committed before the read (needs a quorum of the cluster); ' +
+    'stale: the node\'s applied state, which may lag the cluster but is served with no quorum reachable (e.g. in a minority partition)',
+  options: CONSISTENCY_LEVELS,
+  default: CONSISTENCY_DEFAULT
+})()
+
 /** A command that talks to a running node as the CLI user's identity. */
 export abstract class ClientCommand<T> extends DfsCommand<T> {
   static override baseFlags = {
@@ -77,6 +85,18 @@ export abstract class ClientCommand<T> extends DfsCommand<T> {
       timeoutMs: flags.timeout
     })
     return this.#client
+  }
+
+  /**
+   * The consistency a node says it served (one that predates the option served linearizable), with
+   * a line on stderr when it was stale and the output is for a human; JSON output carries the field.
+   */
+  protected served (consistency: Consistency | undefined): Consistency {
+    const served = consistency ?? 'linearizable'
+    if (served === 'stale' && !this.jsonEnabled()) {
+      process.stderr.write('dfs: stale read: served from this node\'s applied state, which may lag the cluster\n')
+    }
+    return served
   }
 
   protected override async finally (err: Error | undefined): Promise<any> {

@@ -3,13 +3,19 @@ import { createReadStream, createWriteStream } from 'node:fs'
 import { rename, stat, unlink } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { once } from 'node:events'
-import { CorruptExtentError, InvalidArgumentError, NodeUnreachableError, NotFoundError } from '@dfs/api'
+import { CorruptExtentError, InvalidArgumentError, NodeUnreachableError, NotFoundError, type Consistency } from '@dfs/api'
 import { DATA_CHUNK_BYTES_MAX } from '../net/constants.js'
 import type { DfsClient } from './index.js'
 import type { Writable } from 'node:stream'
 
 export interface PutReply { path: string, size: number, extents: number }
-export interface GetReply { path: string, size: number, extents: Array<{ id: string, size: number, checksum: string }> }
+export interface GetReply {
+  path: string
+  size: number
+  extents: Array<{ id: string, size: number, checksum: string }>
+  /** The metadata read the node served (absent from a node that predates the option: linearizable). */
+  consistency?: Consistency
+}
 
 /** Streams a local file to `remote`; memory stays bounded by the flow-control window. */
 export async function putFile (client: DfsClient, local: string, remote: string, onBytes: (n: number) => void = () => {}, options: { sync?: 'quorum' | 'all' } = {}): Promise<PutReply> {
@@ -34,10 +40,13 @@ export async function putFile (client: DfsClient, local: string, remote: string,
 /**
  * Reads `remote` into `dest` (a path, a directory, or a writable such as stdout). Each extent is
  * checked against the checksum metadata holds for it as it arrives; a file destination is written
- * to a temporary name and renamed only when every byte checked out.
+ * to a temporary name and renamed only when every byte checked out. `consistency: 'stale'` lets the
+ * node answer from its applied metadata (also without a quorum); the reply says what it served.
  */
-export async function getFile (client: DfsClient, remote: string, dest: string | Writable, onStart: (size: number) => void = () => {}, onBytes: (n: number) => void = () => {}): Promise<GetReply & { local: string }> {
-  const { result, body } = await client.rpc.download<GetReply>('fs.get', { path: remote }, { timeoutMs: client.timeoutMs })
+export async function getFile (client: DfsClient, remote: string, dest: string | Writable, onStart: (size: number) => void = () => {}, onBytes: (n: number) => void = () => {},
+  options: { consistency?: Consistency } = {}): Promise<GetReply & { local: string }> {
+  const params = options.consistency != null ? { path: remote, consistency: options.consistency } : { path: remote }
+  const { result, body } = await client.rpc.download<GetReply>('fs.get', params, { timeoutMs: client.timeoutMs })
   onStart(result.size)
   let local = '-'
   let out: Writable

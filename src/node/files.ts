@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import {
   Deadline, DeadlineExceededError, DfsError, EXTENT_SIZE_MAX, INLINE_FILE_BYTES_MAX, IsADirectoryError, NotADirectoryError, NotFoundError,
-  extentChecksum, normalizePath, parentPath,
-  type CallOptions, type DirEntry, type ExtentRecord, type ExtentStore, type FileRecord, type MetadataOp, type MetadataService,
-  type MetadataView, type ReplicationService, type WriteSync
+  extentChecksum, normalizePath, parentPath, throwIfAborted,
+  type CallOptions, type Consistency, type DirEntry, type ExtentRecord, type ExtentStore, type FileRecord, type MetadataOp,
+  type MetadataService, type MetadataView, type ReplicationService, type WriteSync
 } from '@dfs/api'
 import { logger } from '@libp2p/logger'
 import type { ExtentGc } from './extent-gc.js'
@@ -60,12 +60,26 @@ export interface PutResult {
   extents: number
 }
 
+/** Options of stat, open and list. */
+export interface ReadFileOptions extends CallOptions {
+  /** How current the metadata read must be (default linearizable; see Consistency). */
+  consistency?: Consistency
+}
+
 export interface StatResult {
   path: string
   size: number
   version: number
   mtimeMs: number
   extents: ExtentRecord[]
+  /** What the metadata read served: `stale` only when it was asked for (see FileService.#read). */
+  consistency: Consistency
+}
+
+export interface ListResult {
+  entries: DirEntry[]
+  more: boolean
+  consistency: Consistency
 }
 
 export interface OpenFile {
@@ -230,20 +244,23 @@ export class FileService {
     }
   }
 
-  async stat (rawPath: string, options: CallOptions = {}): Promise<StatResult> {
+  async stat (rawPath: string, options: ReadFileOptions = {}): Promise<StatResult> {
     const path = normalizePath(rawPath)
-    return await this.#metadata.read((view) => statOf(view, path), { ...options, scope: { paths: [path] } })
+    const { value, consistency } = await this.#read(path, (view) => statOf(view, path), options)
+    return { ...value, consistency }
   }
 
-  async open (rawPath: string, options: CallOptions = {}): Promise<OpenFile> {
+  /** Opens a file; its metadata is read as `options.consistency` asks, its bytes from the replicas as always. */
+  async open (rawPath: string, options: ReadFileOptions = {}): Promise<OpenFile> {
     const path = normalizePath(rawPath)
     let release: () => void = () => {}
-    const stat = await this.#metadata.read((view) => {
+    const read = await this.#read(path, (view) => {
       const s = statOf(view, path)
       // pinned in the same synchronous step that read the version: no rm can slip in between
       release = this.#gc.pin(s.extents.map((e) => e.id))
       return s
-    }, { ...options, scope: { paths: [path] } })
+    }, options)
+    const stat: StatResult = { ...read.value, consistency: read.consistency }
     const store = this.#store
     const reader = this.#extents
     async function * local (): AsyncGenerator<Uint8Array> {
@@ -280,10 +297,10 @@ export class FileService {
     return { stat, body: reader == null ? local() : through(reader) }
   }
 
-  async list (rawPath: string, page: { after?: string, limit?: number } = {}, options: CallOptions = {}): Promise<{ entries: DirEntry[], more: boolean }> {
+  async list (rawPath: string, page: { after?: string, limit?: number } = {}, options: ReadFileOptions = {}): Promise<ListResult> {
     const path = normalizePath(rawPath)
     const limit = Math.min(page.limit ?? LIST_PAGE_MAX, LIST_PAGE_MAX)
-    return await this.#metadata.read((view) => {
+    const { value, consistency } = await this.#read(path, (view) => {
       const file = view.getFile(path)
       if (file != null) {
         return { entries: [{ path, name: path.slice(path.lastIndexOf('/') + 1), type: 'file' as const, size: file.size }], more: false }
@@ -291,7 +308,23 @@ export class FileService {
       const all = view.list(path)
       const start = page.after == null ? 0 : firstAfter(all, page.after)
       return { entries: all.slice(start, start + limit), more: start + limit < all.length }
-    }, { ...options, scope: { paths: [path] } })
+    }, options)
+    return { ...value, consistency }
+  }
+
+  /**
+   * Runs `fn` on the metadata at `path` as `options.consistency` asks, and says which read it served:
+   * linearizable (a ReadIndex round in the path's group: it needs a quorum), or, when the caller asked
+   * for a stale one and the metadata service offers it, this node's applied state, which needs no
+   * other node — a node cut off from a majority still answers it, possibly behind the cluster.
+   */
+  async #read<T> (path: string, fn: (view: MetadataView) => T, options: ReadFileOptions): Promise<{ value: T, consistency: Consistency }> {
+    const metadata = this.#metadata
+    if (options.consistency === 'stale' && metadata.staleRead != null) {
+      throwIfAborted(options.signal)
+      return { value: metadata.staleRead(fn), consistency: 'stale' }
+    }
+    return { value: await metadata.read(fn, { signal: options.signal, scope: { paths: [path] } }), consistency: 'linearizable' }
   }
 
   /**
@@ -337,7 +370,7 @@ function firstAfter (entries: DirEntry[], after: string): number {
   return lo
 }
 
-function statOf (view: MetadataView, path: string): StatResult {
+function statOf (view: MetadataView, path: string): Omit<StatResult, 'consistency'> {
   const file: FileRecord | undefined = view.getFile(path)
   if (file == null) {
     let isDir = false

@@ -98,9 +98,9 @@ test('a 20 MiB random file is put and read back byte-identical; ls and stat desc
 
   const ls = await sb.run(['fs', 'ls', '/', '--json', '--node', node.addr])
   assert.is(ls.code, 0, ls.stderr)
-  assert.equal(ls.json, { entries: [{ path: '/data', name: 'data', type: 'dir', size: 1 }] })
+  assert.equal(ls.json, { entries: [{ path: '/data', name: 'data', type: 'dir', size: 1 }], consistency: 'linearizable' })
   const lsData = await sb.run(['fs', 'ls', '/data', '--json', '--node', node.addr])
-  assert.equal(lsData.json, { entries: [{ path: '/data/big.bin', name: 'big.bin', type: 'file', size: 20 * MiB }] })
+  assert.equal(lsData.json, { entries: [{ path: '/data/big.bin', name: 'big.bin', type: 'file', size: 20 * MiB }], consistency: 'linearizable' })
 
   const st = await sb.run(['fs', 'stat', '/data/big.bin', '--json', '--node', node.addr])
   assert.is(st.code, 0, st.stderr)

@@ -8,7 +8,7 @@ import { LocalMetadataService } from '@dfs/raft-metadata'
 import { MemoryExtentStore } from '../support/memory-extent-store.js'
 import { FileService } from '../../src/node/files.js'
 import { ExtentGc } from '../../src/node/extent-gc.js'
-import type { CallOptions, ExtentRecord, ExtentStore } from '@dfs/api'
+import { NoQuorumError, type CallOptions, type ExtentRecord, type ExtentStore, type MetadataService, type MetadataView } from '@dfs/api'
 
 /** FileService over an in-memory extent store and the real (LevelDB) local metadata log. */
 const test = suite('node/files')
@@ -96,6 +96,25 @@ test('an empty file has no extents and reads back empty', async () => {
   const { body, stat } = await ctx.files.open('/empty')
   assert.is(stat.size, 0)
   assert.is((await readAll(body)).length, 0)
+})
+
+test('a put whose caller gives up during the commit fails with the commit\'s own error, not the put time limit', async () => {
+  // a commit in a minority: it waits for a leader until the caller's deadline, then says why it failed
+  const leaderless = {
+    staleRead: ctx.metadata.staleRead.bind(ctx.metadata),
+    propose: async (_op: unknown, options: CallOptions = {}) => await new Promise((_resolve, reject) => {
+      const signal = options.signal as AbortSignal
+      signal.addEventListener('abort', () => {
+        reject((signal.reason as Error).name === 'TimeoutError' ? new NoQuorumError('no leader is elected') : signal.reason)
+      }, { once: true })
+    })
+  } as unknown as MetadataService
+  const files = new FileService({ nodeId: NODE, store: ctx.store, metadata: leaderless, gc: ctx.gc, extentSize: 1000 })
+  // the caller's deadline, as the RPC server's fires (AbortSignal.timeout's timer would not keep the test alive)
+  const caller = new AbortController()
+  setTimeout(() => { caller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')) }, 100)
+  const err = await files.put('/q', chunks(randomBytes(10), [10]), { signal: caller.signal }).then(() => undefined, (e: Error) => e)
+  assert.is(err?.name, 'NoQuorum', String(err))
 })
 
 test('a put that fails part-way commits nothing and frees the extents it wrote', async () => {
@@ -209,6 +228,44 @@ test('ls pages through a directory in name order', async () => {
   assert.equal(p3.entries.map((e) => e.name), ['f20', 'f21', 'f22', 'f23', 'f24'])
   assert.not.ok(p3.more)
   assert.equal((await ctx.files.list('/d/f03')).entries, [{ path: '/d/f03', name: 'f03', type: 'file', size: 1 }])
+})
+
+test('a stale read answers from the applied state with no quorum reachable and says so; a linearizable one fails', async () => {
+  const bytes = randomBytes(2500)
+  await ctx.files.put('/p/a.bin', chunks(bytes, [2500]))
+  assert.is((await ctx.files.stat('/p/a.bin')).consistency, 'linearizable')
+  // this node is cut off from a majority: every quorum round fails, as a Raft group's does in a minority
+  const noQuorum = async (): Promise<never> => { throw new NoQuorumError('no leader is elected') }
+  const cutOff = {
+    read: noQuorum,
+    propose: noQuorum,
+    staleRead: <T>(fn: (view: MetadataView) => T): T => ctx.metadata.staleRead(fn)
+  } as unknown as MetadataService
+  const files = new FileService({ nodeId: NODE, store: ctx.store, metadata: cutOff, gc: ctx.gc, extentSize: 1000 })
+
+  const st = await files.stat('/p/a.bin', { consistency: 'stale' })
+  assert.is(st.consistency, 'stale')
+  assert.is(st.size, 2500)
+  assert.equal(st.extents.map((e) => e.size), [1000, 1000, 500])
+  const ls = await files.list('/p', {}, { consistency: 'stale' })
+  assert.equal(ls, { entries: [{ path: '/p/a.bin', name: 'a.bin', type: 'file', size: 2500 }], more: false, consistency: 'stale' })
+  const opened = await files.open('/p/a.bin', { consistency: 'stale' })
+  assert.is(opened.stat.consistency, 'stale')
+  assert.ok((await readAll(opened.body)).equals(bytes))
+  const missing = await files.stat('/p/none', { consistency: 'stale' }).then(() => 'found', (e: Error) => e.name)
+  assert.is(missing, 'NotFound', 'a stale read keeps the typed errors of a linearizable one')
+
+  for (const consistency of [undefined, 'linearizable'] as const) {
+    const name = (p: Promise<unknown>): Promise<string> => p.then(() => 'answered', (e: Error) => e.name)
+    assert.is(await name(files.stat('/p/a.bin', { consistency })), 'NoQuorum')
+    assert.is(await name(files.list('/p', {}, { consistency })), 'NoQuorum')
+    assert.is(await name(files.open('/p/a.bin', { consistency })), 'NoQuorum')
+  }
+
+  // a metadata service that cannot read stale serves the read linearizably, and says that instead
+  const strict = { read: ctx.metadata.read.bind(ctx.metadata) } as unknown as MetadataService
+  const plain = new FileService({ nodeId: NODE, store: ctx.store, metadata: strict, gc: ctx.gc, extentSize: 1000 })
+  assert.is((await plain.stat('/p/a.bin', { consistency: 'stale' })).consistency, 'linearizable')
 })
 
 test('a corrupt extent fails the read with CorruptExtent naming it', async () => {

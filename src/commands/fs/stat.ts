@@ -1,5 +1,6 @@
 import { Args } from '@oclif/core'
-import { ClientCommand } from '../../cli/base-command.js'
+import type { Consistency } from '@dfs/api'
+import { ClientCommand, consistencyFlag } from '../../cli/base-command.js'
 import { formatBytes } from '../../cli/progress.js'
 import type { StatResult } from '../../node/files.js'
 
@@ -9,6 +10,7 @@ interface StatJson {
   version: number
   mtimeMs: number
   extents: Array<{ id: string, size: number, checksum: string, replicas: string[] }>
+  consistency: Consistency
 }
 
 export default class FsStat extends ClientCommand<StatJson> {
@@ -17,10 +19,16 @@ export default class FsStat extends ClientCommand<StatJson> {
     path: Args.string({ required: true, description: 'dfs path' })
   }
 
+  static override flags = {
+    consistency: consistencyFlag
+  }
+
   async run (): Promise<StatJson> {
     const { args, flags } = await this.parse(FsStat)
     const client = await this.client(flags)
-    const s = await client.call<StatResult>('fs.stat', { path: args.path })
+    // a node that predates the option leaves `consistency` out
+    const s = await client.call<Omit<StatResult, 'consistency'> & { consistency?: Consistency }>('fs.stat', { path: args.path, consistency: flags.consistency })
+    const consistency = this.served(s.consistency)
     this.say(`path     ${s.path}\nsize     ${s.size} (${formatBytes(s.size)})\nversion  ${s.version}\nmodified ${new Date(s.mtimeMs).toISOString()}\nextents  ${s.extents.length}`)
     for (const e of s.extents) this.say(`  ${e.id}  ${String(e.size).padStart(8)}  ${e.checksum.slice(0, 23)}…  ${e.replicas.join(',')}`)
     return {
@@ -28,7 +36,8 @@ export default class FsStat extends ClientCommand<StatJson> {
       size: s.size,
       version: s.version,
       mtimeMs: s.mtimeMs,
-      extents: s.extents.map((e) => ({ id: e.id, size: e.size, checksum: e.checksum, replicas: e.replicas }))
+      extents: s.extents.map((e) => ({ id: e.id, size: e.size, checksum: e.checksum, replicas: e.replicas })),
+      consistency
     }
   }
 }

@@ -41,7 +41,10 @@ it there by default.`
       min: 1
     }),
     replication: Flags.string({ description: 'name of the replication service (a plugin may provide another)', default: 'default', hidden: true }),
-    'metadata-snapshot-every': Flags.integer({ description: 'metadata operations between snapshots of the metadata log', min: 2, hidden: true }),
+    'metadata-snapshot-every': Flags.integer({
+      description: 'metadata operations each Raft group applies between snapshots of its state; a snapshot compacts the log before it (default 10000, like etcd\'s --snapshot-count; a group also snapshots after 32 MiB of entries). Fewer means less log to replay at a restart and to hold in memory, and lagging members catch up by snapshot sooner',
+      min: 2
+    }),
     'metadata-groups': Flags.integer({ description: 'Raft groups that own the metadata shards of a cluster this node creates', min: 1, max: 16, hidden: true }),
     'failure-timeout-ms': Flags.integer({ description: 'silence after which a member is considered failed', default: 15000, min: 200 }),
     'extent-size': Flags.integer({ description: 'bytes per extent of new files', default: EXTENT_SIZE_MAX, min: 1, max: EXTENT_SIZE_MAX, hidden: true })

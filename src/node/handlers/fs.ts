@@ -1,12 +1,19 @@
-import { InvalidArgumentError } from '@dfs/api'
+import { CONSISTENCY_DEFAULT, CONSISTENCY_LEVELS, InvalidArgumentError } from '@dfs/api'
 import { Action } from '../../security/index.js'
 import { LIST_PAGE_MAX, type FileService } from '../files.js'
-import { integer, record, text } from './params.js'
+import { integer, oneOf, record, text } from './params.js'
 import type { RpcMethod } from '../../net/rpc/types.js'
 
-/** The file RPCs: `fs.put` (upload), `fs.get` (download), `fs.ls`, `fs.stat`, `fs.rm`. */
+/**
+ * The file RPCs: `fs.put` (upload), `fs.get` (download), `fs.ls`, `fs.stat`, `fs.rm`. The reads take
+ * `consistency` (Consistency: `linearizable`, the default, or `stale`) and answer with the one served.
+ */
 export function fsMethods (files: FileService): RpcMethod[] {
   const pathOnly = (method: string) => (raw: unknown) => ({ path: text(record(raw, method), 'path', {}) })
+  const read = (method: string) => (raw: unknown) => {
+    const p = record(raw, method)
+    return { path: text(p, 'path', {}), consistency: oneOf(p, 'consistency', CONSISTENCY_LEVELS, CONSISTENCY_DEFAULT) }
+  }
   return [
     {
       name: 'fs.put',
@@ -24,14 +31,15 @@ export function fsMethods (files: FileService): RpcMethod[] {
       name: 'fs.get',
       action: Action.FsRead,
       kind: 'download',
-      params: pathOnly('fs.get'),
+      params: read('fs.get'),
       handle: async ({ params, signal }) => {
-        const { stat, body } = await files.open(params.path, { signal })
+        const { stat, body } = await files.open(params.path, { signal, consistency: params.consistency })
         return {
           result: {
             path: stat.path,
             size: stat.size,
-            extents: stat.extents.map((e) => ({ id: e.id, size: e.size, checksum: e.checksum }))
+            extents: stat.extents.map((e) => ({ id: e.id, size: e.size, checksum: e.checksum })),
+            consistency: stat.consistency
           },
           body
         }
@@ -41,8 +49,8 @@ export function fsMethods (files: FileService): RpcMethod[] {
       name: 'fs.stat',
       action: Action.FsRead,
       kind: 'unary',
-      params: pathOnly('fs.stat'),
-      handle: async ({ params, signal }) => await files.stat(params.path, { signal })
+      params: read('fs.stat'),
+      handle: async ({ params, signal }) => await files.stat(params.path, { signal, consistency: params.consistency })
     },
     {
       name: 'fs.ls',
@@ -51,12 +59,12 @@ export function fsMethods (files: FileService): RpcMethod[] {
       params: (raw) => {
         const p = record(raw, 'fs.ls')
         return {
-          path: text(p, 'path', {}),
+          ...read('fs.ls')(p),
           after: text(p, 'after', { optional: true, max: 255 }),
           limit: integer(p, 'limit', { min: 1, max: LIST_PAGE_MAX, optional: true })
         }
       },
-      handle: async ({ params, signal }) => await files.list(params.path, { after: params.after, limit: params.limit }, { signal })
+      handle: async ({ params, signal }) => await files.list(params.path, { after: params.after, limit: params.limit }, { signal, consistency: params.consistency })
     },
     {
       name: 'fs.rm',

@@ -27,3 +27,13 @@ export function integer (params: Record<string, unknown>, key: string, options: 
   }
   return v
 }
+
+/** One of `allowed` (a string), or `fallback` when absent. */
+export function oneOf<T extends string> (params: Record<string, unknown>, key: string, allowed: readonly T[], fallback: T): T {
+  const v = params[key]
+  if (v == null) return fallback
+  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
+    throw new InvalidArgumentError(`parameter ${key} must be one of ${allowed.join(', ')}`, { key, value: String(v).slice(0, 32) })
+  }
+  return v as T
+}
