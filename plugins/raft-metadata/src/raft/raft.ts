@@ -17,7 +17,7 @@ import { ProposalDroppedError, assert } from './errors.js'
 import { RaftLog } from './log.js'
 import { ProgressTracker, VoteResult } from './progress.js'
 import { ReadOnly } from './read-only.js'
-import { EntryType, MessageType, ProgressStateType, StateType } from './types.js'
+import { ConfChangeType, EntryType, MessageType, ProgressStateType, StateType } from './types.js'
 import type {
   ConfChange, ConfState, Entry, HardState, Message, ProgressStatus, RaftConfig, RaftStatus, ReadState, Snapshot,
   SoftState
@@ -358,6 +358,22 @@ export class Raft {
     const ok = this.appendEntries([{ term: 0, index: 0, type: EntryType.Normal, data: EMPTY }])
     assert(ok, 'the leader could not append its empty entry')
     this.pendingConfIndex = this.log.lastIndex()
+    // A change taking this node out of the voters may already be in its log, unapplied (proposed in
+    // an earlier term of its own, or of another leader): until it is applied, append nothing more
+    // (see leavingIndex). Without its precondition known here, any AddLearner or RemoveNode of this
+    // node counts; a change that turns out to be a no-op only delays proposals until it is applied.
+    this.leavingIndex = 0
+    const first = Math.max(this.log.applied + 1, this.log.firstIndex())
+    for (const e of this.log.slice(first, this.log.lastIndex() + 1)) {
+      if (e.type !== EntryType.ConfChange) continue
+      let cc: ConfChange
+      try {
+        cc = decodeConfChange(e.data)
+      } catch {
+        continue
+      }
+      if (cc.node === this.id && cc.type !== ConfChangeType.AddVoter) this.leavingIndex = e.index
+    }
   }
 
   // ---------------------------------------------------------------- ticks
@@ -498,7 +514,9 @@ export class Raft {
             this.vote = m.from
           }
         } else {
-          this.send(makeMessage({ type: respType, to: m.from, term: this.term, reject: true }))
+          // The refusal also says how far this node knows the log committed (see learnCommit).
+          const c = this.log.committed
+          this.send(makeMessage({ type: respType, to: m.from, term: this.term, reject: true, commit: c, logTerm: this.log.termOrUndefined(c) ?? 0 }))
         }
         return
       }
@@ -507,7 +525,21 @@ export class Raft {
     }
   }
 
-  /** Drops a proposal: throws to a local caller, silently ignores a forwarded one. */
+  /**
+   * A peer that refused a vote said it knows the log committed up to `index`, whose entry has `term`.
+   * If this log holds the same entry there, its prefix up to `index` is identical (log matching,
+   * paper §5.3) and so committed: the commit index moves there. Without it a voter whose config
+   * lagged could wait forever: after a group shrank to one voter, the remaining voter that never
+   * learnt the change committed still counts the demoted node, which — with a longer log, and no
+   * longer a voter in its own view — neither grants its vote nor campaigns. Learning the commit lets
+   * it apply the change and lead alone. (Not in etcd's raft; sound because "committed" is a fact
+   * about the group, and only ever raised here for entries this log provably shares.)
+   */
+  learnCommit (index: number, term: number): void {
+    if (term === 0 || index <= this.log.committed || index > this.log.lastIndex()) return
+    this.log.maybeCommit(index, term)
+  }
+
   /**
    * A proposal that is not appended: a local one throws ProposalDropped; a forwarded one is answered
    * with the same Prop marked `reject`, so the follower's driver knows nothing was appended and may
@@ -908,6 +940,7 @@ function stepCandidate (r: Raft, m: Message): void {
       r.handleSnapshot(m)
       return
     case myResp: {
+      if (m.reject) r.learnCommit(m.commit, m.logTerm)
       const result = r.poll(m.from, !m.reject)
       if (result === VoteResult.Won) {
         if (r.state === StateType.PreCandidate) {

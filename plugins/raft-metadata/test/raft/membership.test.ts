@@ -6,7 +6,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { encode } from 'cborg'
 import {
-  ConfChangeType, EntryType, MessageType, StateType, applyToConfState, decodeConfChange, encodeConfChange
+  ConfChangeType, EntryType, MemoryStorage, MessageType, StateType, applyToConfState, decodeConfChange, encodeConfChange
 } from '../../src/raft/index.js'
 import type { ConfChange } from '../../src/raft/index.js'
 import { removesLastVoter } from '../../src/raft/conf-change.js'
@@ -281,5 +281,63 @@ test('a leader that takes itself out of the voters appends nothing after that ch
   n.recover()
   assert.is(n.tickUntilLeader(), 'b')
 })
+
+test('a node elected again while its own removal is unapplied in its log appends nothing after that change', () => {
+  const n = new Network(['a', 'b', 'c'])
+  n.elect('b')
+  n.propose('b', 'x')
+  const cc = n.raw('b').raft.log.lastIndex() + 1
+  // the removal reaches a and c, but b never hears back, so it never commits it
+  n.dropIf = (m) => m.type === MessageType.AppResp && m.to === 'b'
+  n.raw('b').proposeConfChange({ type: ConfChangeType.RemoveNode, node: 'b' })
+  n.deliver()
+  assert.ok(n.raw('b').status().commit < cc)
+  n.restart('b')
+  n.elect('b') // votes pass; appends are still not acknowledged
+  assert.is(n.raw('b').status().state, StateType.Leader, 'b leads again, its removal still pending')
+  const why = dropped(() => { n.raw('b').propose(bytes('y')) })
+  assert.match(why, /leaving the voters/)
+  n.recover()
+  n.tickAll()
+  n.deliver()
+  assert.equal(n.raw('a').status().confState.voters, ['a', 'c'], 'the removal applied')
+  assert.ok(['a', 'c'].includes(n.tickUntilLeader()))
+})
+
+for (const preVote of [false, true]) {
+  test(`a voter left alone learns from a refused vote that its group shrank to it, and leads (preVote ${preVote})`, () => {
+    // Found by the stack simulation (seed 737 of 1000): b demoted itself, a never heard that the
+    // change committed, then a led a term whose first entry only b kept (a lost it in a power cut
+    // before its fsync; its term and vote were durable). a still counted b as a voter and needed its
+    // vote; b, with the longer log, refused it and, a learner in its own view, never campaigned.
+    const n = new Network(['a', 'b'], { preVote })
+    n.elect('b')
+    n.propose('b', 'x')
+    const cc = n.raw('b').raft.log.lastIndex() + 1
+    n.dropIf = (m) => m.from === 'b' && m.to === 'a' && m.commit >= cc
+    n.raw('b').proposeConfChange({ type: ConfChangeType.AddLearner, node: 'b' })
+    n.deliver()
+    assert.equal(n.raw('b').status().confState, { voters: ['a'], learners: ['b'] })
+    assert.ok(n.raw('a').status().commit < cc, 'a does not know the change committed')
+    // a leads the next term; b keeps a's first entry of it, a's copy and b's acknowledgement are lost
+    n.dropIf = (m) => m.from === 'b' && m.to === 'a' && m.type === MessageType.AppResp
+    n.elect('a')
+    assert.is(n.raw('a').status().state, StateType.Leader)
+    const a = n.node('a').storage
+    const last = a.lastIndex()
+    assert.is(n.node('b').storage.lastIndex(), last, 'b holds the new leader\'s entry')
+    const first = a.firstIndex()
+    n.node('a').storage = MemoryStorage.fromParts({
+      hardState: a.hardStateNow(),
+      snapshot: a.snapshot(),
+      compacted: { index: first - 1, term: a.term(first - 1) },
+      entries: a.entries(first, last)
+    })
+    n.restart('a')
+    n.recover()
+    assert.is(n.tickUntilLeader(), 'a')
+    assert.equal(n.raw('a').status().confState, { voters: ['a'], learners: ['b'] })
+  })
+}
 
 test.run()

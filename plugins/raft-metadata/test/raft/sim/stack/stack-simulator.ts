@@ -130,6 +130,7 @@ interface Proc {
   transport: RaftTransport
   groups: Array<RaftGroup<string>>
   sms: WriteLog[]
+  storages: LevelStorage[]
 }
 
 interface SimNode {
@@ -324,7 +325,7 @@ export class StackSimulation {
         link: this.#net.up(n.id, incarnation), self: n.id, clock, writeTimeoutMs: 400, dialTimeoutMs: 300, backoffMsMin: 20, backoffMsMax: 400
       })
       await transport.start()
-      const proc: Proc = { incarnation, alive: true, log, transport, groups: [], sms: [] }
+      const proc: Proc = { incarnation, alive: true, log, transport, groups: [], sms: [], storages }
       for (let g = 0; g < STACK_GROUPS; g++) {
         const sm = new WriteLog((id, index, wl) => { this.#onApply(n, g, id, index, wl) })
         const nonce = new Uint8Array(8)
@@ -491,7 +492,9 @@ export class StackSimulation {
       if (n.proc === undefined) { parts.push(`${id}: down`); continue }
       const gs = n.proc.groups.map((g, i) => {
         const st = g.status()
-        return `g${i} ${st.state} t${st.term} lead=${st.leader ?? '-'} commit=${st.commit} applied=${st.applied} voters=${st.confState.voters.join(',')} learners=${st.confState.learners.join(',')} writes=${n.proc?.sms[i].writes.size ?? 0}`
+        const log = n.proc?.storages[i]
+        const last = log === undefined ? '?' : `${log.lastIndex()}/t${log.term(log.lastIndex())} vote=${log.initialState().hardState.vote}`
+        return `g${i} ${st.state} t${st.term} lead=${st.leader ?? '-'} last=${last} commit=${st.commit} applied=${st.applied} voters=${st.confState.voters.join(',')} learners=${st.confState.learners.join(',')} writes=${n.proc?.sms[i].writes.size ?? 0}`
       })
       parts.push(`${id}: ${gs.join(' | ')}`)
     }
