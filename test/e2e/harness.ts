@@ -83,10 +83,13 @@ export class Sandbox {
     return { code, stdout, stderr, stdoutBytes, json }
   }
 
-  /** Starts `dfs node start` on a free loopback port and waits until it serves (node.json written). */
-  async startNode (options: { dataDir?: string, args?: string[], env?: NodeJS.ProcessEnv } = {}): Promise<NodeHandle> {
+  /**
+   * Starts `dfs node start` and waits until it serves (node.json written): on a free loopback port,
+   * or on `listen` (e.g. `listenAddress(old)` to restart a node where the others last saw it).
+   */
+  async startNode (options: { dataDir?: string, listen?: string, args?: string[], env?: NodeJS.ProcessEnv } = {}): Promise<NodeHandle> {
     const dataDir = options.dataDir ?? await mkdtemp(join(this.dir, 'node-'))
-    const child = spawn(process.execPath, [DFS, 'node', 'start', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--json', ...(options.args ?? [])], {
+    const child = spawn(process.execPath, [DFS, 'node', 'start', '--data-dir', dataDir, '--listen', options.listen ?? '127.0.0.1:0', '--json', ...(options.args ?? [])], {
       cwd: this.dir,
       env: { ...this.env, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe']
@@ -141,6 +144,11 @@ export class Sandbox {
     await new Promise((r) => setTimeout(r, 50))
     await rm(this.dir, { recursive: true, force: true })
   }
+}
+
+/** The address `node` listens on (its client address without the PeerId), to start it there again. */
+export function listenAddress (node: { addr: string }): string {
+  return node.addr.replace(/\/p2p\/[^/]+$/, '')
 }
 
 export function sha256Hex (bytes: Uint8Array): string {
