@@ -38,7 +38,7 @@ import {
   AbortedError, DeadlineExceededError, InvalidArgumentError, NoQuorumError, UnavailableError
 } from '@dfs/api'
 import type { Logger } from '@dfs/api'
-import { EntryType, MessageType, RawNode, StateType, decodeConfChange } from '../raft/index.js'
+import { EntryType, MessageType, RawNode, StateType, decodeConfChange, mustSync } from '../raft/index.js'
 import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, ProgressStatus, Rand, Ready, Snapshot } from '../raft/index.js'
 import type { GroupTransport, RaftTransportHandler } from '../transport/index.js'
 import {
@@ -830,9 +830,7 @@ export class RaftGroup<R> {
 
   /** A Ready whose only durable change is the commit index (term and vote as already durable). */
   #commitOnly (rd: Ready): boolean {
-    const hs = rd.hardState
-    return rd.snapshot === undefined && rd.entries.length === 0 && hs !== undefined &&
-      hs.term === this.#durable.term && hs.vote === this.#durable.vote
+    return rd.hardState !== undefined && !mustSync(rd, this.#durable)
   }
 
   /**

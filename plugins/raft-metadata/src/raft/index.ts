@@ -9,5 +9,6 @@ export {
   SnapshotOutOfDateError, InvalidConfChangeError, CorruptLogError
 } from './errors.js'
 export { CAMPAIGN_TRANSFER_CONTEXT } from './constants.js'
+export { mustSync } from './util.js'
 export { LevelStorage, RaftLogDb, levelLogStore } from './level-storage.js'
 export type { BatchOp, LogStore } from './level-storage.js'

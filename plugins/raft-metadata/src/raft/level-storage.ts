@@ -22,7 +22,7 @@ import { CompactedError, CorruptLogError, SnapshotOutOfDateError } from './error
 import { MemoryStorage } from './memory-storage.js'
 import { EntryType } from './types.js'
 import type { ConfState, Entry, HardState, Snapshot, Storage } from './types.js'
-import { STRICT_CBOR_DECODE_OPTIONS } from './util.js'
+import { STRICT_CBOR_DECODE_OPTIONS, mustSync } from './util.js'
 import { mutations } from '../mutations.js'
 
 const KEY_HARD_STATE = 'm/hs'
@@ -384,8 +384,7 @@ export class LevelStorage implements Storage {
       // batch on every replica.
       const prev = this.mem.hardStateNow()
       const hs = rd.hardState ?? prev
-      const termOrVote = hs.term !== prev.term || hs.vote !== prev.vote
-      if (ops.length === 0 && !termOrVote) {
+      if (ops.length === 0 && !mustSync({ hardState: hs, entries: [] }, prev)) {
         if (rd.hardState !== undefined) {
           this.mem.setHardState(rd.hardState)
           this.stats.commitOnlyKept++

@@ -164,12 +164,26 @@ export interface SoftState {
  * vote are already durable; see RaftGroup.)
  */
 export interface Ready {
+  /** The leader and role, when either changed since the last Ready. Volatile: never persisted. */
   softState?: SoftState
+  /**
+   * Term, vote and commit index, when any changed. Term and vote must be durable before `messages`
+   * go out (paper figure 2); the commit index alone may be written later (a restarted node re-learns
+   * it): `mustSync` says which.
+   */
   hardState?: HardState
+  /** Entries to append (replacing any conflicting suffix), durable before `messages` go out. */
   entries: Entry[]
+  /** A snapshot from the leader to persist (replacing the log) and then restore; durable before `messages`. */
   snapshot?: Snapshot
+  /**
+   * Entries known committed, to apply in order after step 1 (they may include some of `entries`).
+   * ConfChange entries go through RawNode.applyConfChange.
+   */
   committedEntries: Entry[]
+  /** Messages to send once step 1 is durable (a leader's App and Heartbeat may leave earlier, see above). */
   messages: Message[]
+  /** ReadIndex answers: serve each once the applied index reaches its `index`. */
   readStates: ReadState[]
 }
 

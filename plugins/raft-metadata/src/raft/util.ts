@@ -85,3 +85,14 @@ export const STRICT_CBOR_DECODE_OPTIONS = {
   rejectDuplicateMapKeys: true,
   useMaps: false
 } as const
+
+/**
+ * Whether a Ready must be made durable (fsync'd) before its messages are sent: it carries entries, a
+ * snapshot, or a new term or vote (paper figure 2's persistent state). A Ready whose only change is
+ * the commit index need not be (etcd's MustSync): the commit index is volatile.
+ */
+export function mustSync (rd: { hardState?: HardState, entries: Entry[], snapshot?: unknown }, durable: HardState): boolean {
+  if (rd.snapshot !== undefined || rd.entries.length > 0) return true
+  const hs = rd.hardState
+  return hs !== undefined && (hs.term !== durable.term || hs.vote !== durable.vote)
+}

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { EntryType, LevelStorage, MemoryStorage, RawNode, StateType } from '../../src/raft/index.js'
+import { EntryType, LevelStorage, MemoryStorage, RawNode, StateType, mustSync } from '../../src/raft/index.js'
 import type { ConfState, Entry, HardState, Snapshot, Storage } from '../../src/raft/index.js'
 import { ent } from './helpers.js'
 import { bytes, seededRand } from './network.js'
@@ -171,6 +171,16 @@ test('LevelStorage: entries, snapshots, term and vote are written fsync\'d; a co
   const again = await LevelStorage.open(dir)
   assert.equal(again.initialState().hardState, { term: 3, vote: 'b', commit: 3 }, 'close writes the kept commit index')
   await again.close()
+})
+
+test('mustSync: entries, a snapshot, a new term or a new vote must be durable before messages; the commit index alone need not', () => {
+  const hs: HardState = { term: 3, vote: 'a', commit: 5 }
+  assert.is(mustSync({ entries: [], hardState: { ...hs, commit: 9 } }, hs), false)
+  assert.is(mustSync({ entries: [] }, hs), false)
+  assert.is(mustSync({ entries: [ent(6, 3)] }, hs), true)
+  assert.is(mustSync({ entries: [], snapshot: { metadata: { index: 9, term: 3, confState: CS }, data: new Uint8Array(0) } }, hs), true)
+  assert.is(mustSync({ entries: [], hardState: { ...hs, term: 4, vote: '' } }, hs), true)
+  assert.is(mustSync({ entries: [], hardState: { term: 3, vote: 'b', commit: 5 } }, { term: 3, vote: '', commit: 5 }), true)
 })
 
 test('LevelStorage: a crash after a snapshot past the written commit index restarts (the commit index is at least the snapshot index)', async () => {
