@@ -3,15 +3,12 @@
  * rule that applies one single-server change to a ConfState (thesis §4.1, one server at a time).
  */
 import { decode, encode } from 'cborg'
+import { CONF_CHANGE_CONTEXT_BYTES_MAX, NODE_ID_LENGTH_MAX } from './constants.js'
 import { InvalidConfChangeError } from './errors.js'
 import { ConfChangeType } from './types.js'
 import type { ConfChange, ConfState, MemberRole, NodeId } from './types.js'
 import { STRICT_CBOR_DECODE_OPTIONS } from './util.js'
 
-/** Longest node id accepted in a conf change (a PeerId string is ~52 characters). */
-export const MAX_NODE_ID_LENGTH = 256
-/** Largest ConfChange.context accepted. */
-export const MAX_CONF_CHANGE_CONTEXT_BYTES = 64 * 1024
 
 const decodeOptions = STRICT_CBOR_DECODE_OPTIONS
 
@@ -56,14 +53,14 @@ function validateConfChange (cc: ConfChange): void {
       cc.type !== ConfChangeType.RemoveNode) {
     throw new InvalidConfChangeError(`unknown type ${String(cc.type)}`)
   }
-  if (typeof cc.node !== 'string' || cc.node.length === 0 || cc.node.length > MAX_NODE_ID_LENGTH) {
-    throw new InvalidConfChangeError(`node id must be a string of 1..${MAX_NODE_ID_LENGTH} characters`)
+  if (typeof cc.node !== 'string' || cc.node.length === 0 || cc.node.length > NODE_ID_LENGTH_MAX) {
+    throw new InvalidConfChangeError(`node id must be a string of 1..${NODE_ID_LENGTH_MAX} characters`)
   }
   if (cc.basedOn !== undefined && !MEMBER_ROLES.has(cc.basedOn)) {
     throw new InvalidConfChangeError(`basedOn must be one of ${[...MEMBER_ROLES].join(', ')}`)
   }
-  if (cc.context !== undefined && cc.context.byteLength > MAX_CONF_CHANGE_CONTEXT_BYTES) {
-    throw new InvalidConfChangeError(`context of ${cc.context.byteLength} bytes exceeds ${MAX_CONF_CHANGE_CONTEXT_BYTES}`)
+  if (cc.context !== undefined && cc.context.byteLength > CONF_CHANGE_CONTEXT_BYTES_MAX) {
+    throw new InvalidConfChangeError(`context of ${cc.context.byteLength} bytes exceeds ${CONF_CHANGE_CONTEXT_BYTES_MAX}`)
   }
 }
 

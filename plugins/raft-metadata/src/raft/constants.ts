@@ -22,3 +22,7 @@ export const MAX_QUEUED_MESSAGES = 1_000_000
  * even inside the leader lease of thesis §4.2.3, because the current leader asked for it.
  */
 export const CAMPAIGN_TRANSFER_CONTEXT = new TextEncoder().encode('dfs-raft:campaign-transfer')
+/** Longest node id in a conf change or a message (a PeerId string is ~52 characters). */
+export const NODE_ID_LENGTH_MAX = 256
+/** Largest ConfChange.context accepted. */
+export const CONF_CHANGE_CONTEXT_BYTES_MAX = 64 * 1024

@@ -20,8 +20,8 @@ export const FRAME_BYTES_MAX = SNAPSHOT_DATA_BYTES_MAX + FRAME_SLACK_BYTES
 export const FRAME_MESSAGES_MAX = 4096
 /** Most entries in one message (the core's 1 MiB maxSizePerMsg with 24 bytes per entry gives < 44k). */
 export const MESSAGE_ENTRIES_MAX = 65_536
-/** Longest node id (a PeerId string is ~52 characters). */
-export const NODE_ID_LENGTH_MAX = 256
+/** Longest node id (the Raft core's limit: one name for one limit). */
+export { NODE_ID_LENGTH_MAX } from '../raft/constants.js'
 /** Most voters or learners in a snapshot's membership. */
 export const MEMBERS_MAX = 1024
 /** Largest `Message.context` (ReadIndex contexts are 16 bytes; a transfer campaign's is a short tag). */
