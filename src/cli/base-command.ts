@@ -1,4 +1,4 @@
-import { Command, Flags, type Interfaces } from '@oclif/core'
+import { Command, Errors, Flags, type Interfaces } from '@oclif/core'
 import { join } from 'node:path'
 import { CONSISTENCY_DEFAULT, CONSISTENCY_LEVELS, DfsError, type Consistency } from '@dfs/api'
 import { DfsClient } from '../client/index.js'
@@ -33,7 +33,7 @@ export abstract class DfsCommand<T> extends Command {
   protected override async catch (err: Error & { code?: string, oclif?: { exit?: number }, details?: unknown }): Promise<any> {
     // this.exit() and oclif's own control flow travel as errors: let them through
     if (err.code === 'EEXIT') throw err
-    const parseError = err.oclif?.exit === 2 || /^(Nonexistent|Unexpected argument|Missing|Expected|Parsing)/.test(err.message ?? '')
+    const parseError = isUsageError(err)
     const name = err instanceof DfsError || (err.name != null && err.name !== 'Error' && err.name !== 'CLIError')
       ? err.name
       : parseError ? 'UsageError' : 'Error'
@@ -45,6 +45,15 @@ export abstract class DfsCommand<T> extends Command {
     process.stderr.write(`dfs: ${name}: ${message}\n`)
     if (/(^|,)\s*dfs[:*]/.test(process.env.DEBUG ?? '') && err.stack != null) process.stderr.write(`${err.stack}\n`)
   }
+}
+
+/**
+ * Whether oclif's parser refused the command line (an unknown flag, a missing or unexpected argument, a
+ * value not among the options): its errors are CLIErrors that carry the parse (`CLIParseError`, not
+ * exported by @oclif/core), and they exit 2.
+ */
+function isUsageError (err: Error & { oclif?: { exit?: number } }): boolean {
+  return err instanceof Errors.CLIError && ('parse' in err || err.oclif?.exit === 2)
 }
 
 export const nodeFlag = Flags.string({

@@ -6,9 +6,11 @@ import { parseAddress } from '../../net/address.js'
 import { loadOrCreateKey, peerIdString } from '../../net/keys.js'
 import { NodeRuntime } from '../../node/runtime.js'
 
-interface StartResult { id: string, addrs: string[], dataDir: string, clusterId: string }
+/** The one JSON document of `node start --json`, printed as soon as the node serves. */
+interface StartJson { id: string, addrs: string[], dataDir: string, clusterId: string }
 
-export default class NodeStart extends DfsCommand<StartResult> {
+/** Runs until a signal; its JSON document is printed when the node starts serving, not when it returns. */
+export default class NodeStart extends DfsCommand<void> {
   static override summary = 'Run a dfs node in the foreground until SIGINT or SIGTERM'
   static override description = `On an empty data dir the node creates a new cluster, and the identity of the user who started it
 (see \`dfs identity show\`) becomes its first Admin; given --peers and --join-token it joins an existing cluster
@@ -50,7 +52,7 @@ it there by default.`
     'extent-size': Flags.integer({ description: 'bytes per extent of new files', default: EXTENT_SIZE_MAX, min: 1, max: EXTENT_SIZE_MAX, hidden: true })
   }
 
-  async run (): Promise<StartResult> {
+  async run (): Promise<void> {
     const { flags } = await this.parse(NodeStart)
     const dataDir = resolve(flags['data-dir'] ?? this.defaultDataDir())
     const listen = flags.listen.map((a) => parseAddress(a).toString())
@@ -86,7 +88,7 @@ it there by default.`
     const info = node.info()
     this.say(`dfs node ${info.id}\ncluster ${node.clusterId}\ndata dir ${dataDir}\nlistening on\n${info.addrs.map((a) => `  ${a}`).join('\n')}`)
     // the one JSON document, printed as soon as the node serves; oclif prints nothing more
-    if (this.jsonEnabled()) this.logJson({ id: info.id, addrs: info.addrs, dataDir, clusterId: node.clusterId })
+    if (this.jsonEnabled()) this.logJson({ id: info.id, addrs: info.addrs, dataDir, clusterId: node.clusterId } satisfies StartJson)
 
     const signal = await new Promise<string>((resolveSignal) => {
       process.once('SIGINT', () => { resolveSignal('SIGINT') })
@@ -98,6 +100,5 @@ it there by default.`
     process.once('SIGTERM', force)
     await node.stop()
     process.stderr.write('dfs: stopped\n')
-    return undefined as unknown as StartResult
   }
 }
