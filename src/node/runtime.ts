@@ -28,6 +28,7 @@ import { InlineExtents } from './inline-extents.js'
 import { clusterMethods } from './handlers/cluster.js'
 import { fsMethods } from './handlers/fs.js'
 import { DataDirLock } from './lock.js'
+import { Lifecycle } from './lifecycle.js'
 
 const log = logger('dfs:node')
 /** Reads of the cluster record and members need only the system group. */
@@ -85,30 +86,17 @@ export class NodeRuntime {
   readonly id: string
   readonly clusterId: string
   readonly #host: Host
-  readonly #lock: DataDirLock
-  readonly #store: ExtentStore
-  readonly #metadata: MetadataService
-  readonly #rpc: RpcServer
-  readonly #membership: ClusterMembership
-  readonly #extents: RemoteExtents
-  readonly #admission: Admission
-  readonly #settle: AbortController
+  /** Every part started, in order: stop() and a failed start both stop them through it, in reverse. */
+  readonly #life: Lifecycle
   readonly #settled: Promise<void>
   #stopping: Promise<void> | undefined
 
-  private constructor (parts: { dataDir: string, id: string, clusterId: string, host: Host, lock: DataDirLock, store: ExtentStore, metadata: MetadataService, rpc: RpcServer, membership: ClusterMembership, extents: RemoteExtents, admission: Admission, settle: AbortController, settled: Promise<void> }) {
+  private constructor (parts: { dataDir: string, id: string, clusterId: string, host: Host, life: Lifecycle, settled: Promise<void> }) {
     this.dataDir = parts.dataDir
     this.id = parts.id
     this.clusterId = parts.clusterId
     this.#host = parts.host
-    this.#lock = parts.lock
-    this.#store = parts.store
-    this.#metadata = parts.metadata
-    this.#rpc = parts.rpc
-    this.#membership = parts.membership
-    this.#extents = parts.extents
-    this.#admission = parts.admission
-    this.#settle = parts.settle
+    this.#life = parts.life
     this.#settled = parts.settled
   }
 
@@ -120,7 +108,8 @@ export class NodeRuntime {
   static async start (init: NodeRuntimeInit): Promise<NodeRuntime> {
     await mkdir(init.dataDir, { recursive: true, mode: 0o700 })
     const lock = await DataDirLock.acquire(init.dataDir)
-    const undo: Array<() => Promise<void>> = [async () => { await lock.release() }]
+    const life = new Lifecycle()
+    life.started('data dir lock', async () => { await lock.release() })
     try {
       const { key } = await loadOrCreateKey(join(init.dataDir, 'node.key'))
       // the registry throws UnknownService (naming what is installed) before anything is opened
@@ -131,7 +120,7 @@ export class NodeRuntime {
       // strangers are admitted in restricted mode (see admission.ts); members and known identities
       // normally, once metadata can tell them apart
       const admission = new Admission({ self: peerIdFromPrivateKey(key).toString() })
-      undo.unshift(async () => { admission.stop() })
+      life.started('admission', () => { admission.stop() })
       let host: NodeHost
       try {
         host = await createHost({
@@ -146,13 +135,13 @@ export class NodeRuntime {
         if (err?.name !== 'UnsupportedListenAddressesError') throw err
         throw new ConfigError(`cannot listen on ${init.listen.join(', ')}: the port is in use or the address is not on this machine`, { listen: init.listen })
       }
-      undo.unshift(async () => { await host.stop() })
+      life.started('libp2p host', async () => { await host.stop() })
       faults?.attach(host)
       const id = host.peerId.toString()
 
       const store = makeStore({ dir: join(init.dataDir, 'extents'), logger: logger('dfs:store') })
       await store.open()
-      undo.unshift(async () => { await store.close() })
+      life.started('extent store', async () => { await store.close() })
       const addrs = host.getMultiaddrs().map((a) => a.toString())
       // a member that moved (restarted on another port) is looked up in the DHT when it cannot be dialled
       const locator = new MemberLocator(host)
@@ -188,7 +177,7 @@ export class NodeRuntime {
         metadataGroups: init.metadataGroups, onInlineExtents: inline.sink, onSnapshotRestored: inline.restored
       })
       await metadata.start()
-      undo.unshift(async () => { await metadata.stop() })
+      life.started('metadata', async () => { await metadata.stop() })
       const security = new Security({ nodeId: id, metadata })
       admission.attach(async (peer) => {
         const role = await security.roleOf(peer, { signal: AbortSignal.timeout(STANDING_TIMEOUT_MS) })
@@ -222,7 +211,7 @@ export class NodeRuntime {
       })
       await membership.refreshSelf()
       membership.start()
-      undo.unshift(async () => { membership.stop() })
+      life.started('membership', () => { membership.stop() })
 
       const gc = new ExtentGc(store, { nodeId: id })
       // listed before this node serves anyone: only these may be swept (see ExtentGc.list)
@@ -230,7 +219,8 @@ export class NodeRuntime {
       // once a quorum answers: record this node's current addresses and name, and free the extents
       // a crash left unreferenced (both need committed metadata, so they wait for it in the background)
       const settle = new AbortController()
-      undo.unshift(async () => { settle.abort() })
+      // stopped after everything that serves: it then ends the member record update, the sweeps
+      life.started('settle', async () => { settle.abort(); await settled })
       const settled = settleMember(metadata, gc, stored, { id, name: init.name, region: init.region, addrs }, settle.signal)
       // and while it runs, copies that stay unreferenced for hours (see ExtentGc.startPeriodic);
       // stopping the node aborts `settle` first, which ends the periodic sweep too
@@ -244,7 +234,7 @@ export class NodeRuntime {
         resolveAddrs: (peer) => metadata.staleRead?.((view) => view.members().find((m) => m.id === peer)?.addrs ?? []) ?? [],
         locate
       })
-      undo.unshift(async () => { await extents.stop() })
+      life.started('remote extents', async () => { await extents.stop() })
       const extentPeers = new RpcExtentPeers({ nodeId: id, store, reader: extents })
       const policies = policyLookup(init.registry)
       const replication = makeReplication({
@@ -260,7 +250,7 @@ export class NodeRuntime {
         moveBytesPerSecond: init.moveBytesPerSecond
       })
       await replication.start()
-      undo.unshift(async () => { await replication.stop() })
+      life.started('replication', async () => { await replication.stop() })
       inline.attachFetcher(async (extent, options) => await replication.read(extent, options))
       const files = new FileService({ nodeId: id, store, metadata, gc, extentSize: init.extentSize, replication, inline })
       const rpc = new RpcServer({ host, authorize: async (peer, action, options) => { await security.authorize(peer, action, options) } })
@@ -274,13 +264,13 @@ export class NodeRuntime {
           await extents.withPeer(peer, signal, async (client) => await client.call<T>(method, params, { signal }))
       }), ...extentMethods(store), ...extentWriteMethods(extentPeers.local), ...(faults?.methods() ?? []))
       await rpc.start()
-      undo.unshift(async () => { await rpc.stop() })
+      life.started('rpc server', async () => { await rpc.stop() })
 
-      const runtime = new NodeRuntime({ dataDir: init.dataDir, id, clusterId: cluster.clusterId, host, lock, store, metadata, rpc, membership, extents, admission, settle, settled })
+      const runtime = new NodeRuntime({ dataDir: init.dataDir, id, clusterId: cluster.clusterId, host, life, settled })
       await runtime.#writeInfo()
       return runtime
     } catch (err) {
-      for (const step of undo) await step().catch(() => {})
+      await life.stop()
       throw err
     }
   }
@@ -302,20 +292,11 @@ export class NodeRuntime {
     await rename(tmp, path)
   }
 
-  /** Stops serving, then closes services in reverse order of start. Safe to call more than once. */
+  /** Stops serving (node.json goes first), then stops every part in reverse order of start. Safe to call more than once. */
   async stop (): Promise<void> {
     this.#stopping ??= (async () => {
       await unlink(join(this.dataDir, 'node.json')).catch(() => {})
-      this.#settle.abort()
-      await this.#settled
-      await this.#rpc.stop().catch((err) => { log.error('rpc stop: %s', err.message) })
-      this.#membership.stop()
-      await this.#extents.stop().catch((err) => { log.error('extents stop: %s', err.message) })
-      try { await this.#host.stop() } catch (err: any) { log.error('host stop: %s', err.message) }
-      await this.#metadata.stop().catch((err) => { log.error('metadata stop: %s', err.message) })
-      await this.#store.close().catch((err) => { log.error('store stop: %s', err.message) })
-      this.#admission.stop()
-      await this.#lock.release()
+      await this.#life.stop()
     })()
     await this.#stopping
   }
