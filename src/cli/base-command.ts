@@ -2,6 +2,7 @@ import { Command, Errors, Flags, type Interfaces } from '@oclif/core'
 import { join } from 'node:path'
 import { CONSISTENCY_DEFAULT, CONSISTENCY_LEVELS, DfsError, type Consistency } from '@dfs/api'
 import { DfsClient } from '../client/index.js'
+import { CALL_TIMEOUT_MS_DEFAULT } from '../net/constants.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<typeof DfsCommand['baseFlags'] & T['flags']>
 
@@ -63,7 +64,7 @@ export const nodeFlag = Flags.string({
 
 export const timeoutFlag = Flags.integer({
   description: 'deadline in ms for connecting and for each request',
-  default: 30_000,
+  default: CALL_TIMEOUT_MS_DEFAULT,
   min: 1,
   helpGroup: 'CONNECTION'
 })

@@ -11,6 +11,9 @@ const POLL_MS = 500
  * moves switched) on a terminal. The wait itself has a deadline of `waitMs`; each poll has the
  * client's. Resolves with the moves completed.
  */
+/** How long `--wait` follows recorded moves before it gives up by default (the moves go on). */
+export const MOVES_WAIT_MS_DEFAULT = 30 * 60_000
+
 export async function waitForMoves (client: DfsClient, moves: RebalanceMove[], options: { waitMs: number, json: boolean, label: string }): Promise<number> {
   const total = moves.reduce((sum, m) => sum + m.bytes, 0)
   const progress = new Progress(options.label, total, { json: options.json })

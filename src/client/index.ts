@@ -5,6 +5,7 @@ import { parseAddress } from '../net/address.js'
 import { createHost, type Host } from '../net/host.js'
 import { loadOrCreateKey } from '../net/keys.js'
 import { RpcClient } from '../net/rpc/client.js'
+import { CALL_TIMEOUT_MS_DEFAULT } from '../net/constants.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 export interface ClientInit {
@@ -35,7 +36,7 @@ export class DfsClient {
     const target = await resolveNode(init)
     const { key } = await loadOrCreateKey(init.identityPath)
     const host = await createHost({ privateKey: key })
-    const timeoutMs = init.timeoutMs ?? 30_000
+    const timeoutMs = init.timeoutMs ?? CALL_TIMEOUT_MS_DEFAULT
     return new DfsClient(host, new RpcClient({ host, target, dialTimeoutMs: timeoutMs }), target, timeoutMs)
   }
 

@@ -3,6 +3,7 @@ import { DeadlineExceededError } from '@dfs/api'
 import type { DrainResult, MoveProgress, UndrainResult } from '@dfs/api'
 import { ClientCommand } from '../../cli/base-command.js'
 import { Progress } from '../../cli/progress.js'
+import { MOVES_WAIT_MS_DEFAULT } from '../../cli/wait-moves.js'
 
 /** How often --wait asks again (each call also plans moves for copies whose move was cancelled). */
 const POLL_MS = 1000
@@ -24,7 +25,7 @@ cancelled (copies already moved stay where they are).`
   static override flags = {
     wait: Flags.boolean({ description: 'wait until no extent has a copy on the node', exclusive: ['cancel'] }),
     cancel: Flags.boolean({ description: 'stop draining the node and cancel its pending moves', exclusive: ['wait'] }),
-    'wait-timeout': Flags.integer({ description: 'with --wait: give up waiting after this many ms (the moves go on)', default: 30 * 60_000, min: 1 })
+    'wait-timeout': Flags.integer({ description: 'with --wait: give up waiting after this many ms (the moves go on)', default: MOVES_WAIT_MS_DEFAULT, min: 1 })
   }
 
   async run (): Promise<Drained> {

@@ -2,7 +2,7 @@ import { Flags } from '@oclif/core'
 import type { RebalanceResult } from '@dfs/api'
 import { ClientCommand } from '../../cli/base-command.js'
 import { formatBytes } from '../../cli/progress.js'
-import { waitForMoves } from '../../cli/wait-moves.js'
+import { MOVES_WAIT_MS_DEFAULT, waitForMoves } from '../../cli/wait-moves.js'
 
 export default class ClusterRebalance extends ClientCommand<RebalanceResult> {
   static override summary = 'Move extent copies from the fullest to the emptiest nodes'
@@ -15,7 +15,7 @@ delete the source — resuming after any crash, and never onto a node past its f
   static override flags = {
     'dry-run': Flags.boolean({ description: 'plan only, record nothing' }),
     wait: Flags.boolean({ description: 'wait until every recorded move is done' }),
-    'wait-timeout': Flags.integer({ description: 'with --wait: give up waiting after this many ms (the moves go on)', default: 30 * 60_000, min: 1 })
+    'wait-timeout': Flags.integer({ description: 'with --wait: give up waiting after this many ms (the moves go on)', default: MOVES_WAIT_MS_DEFAULT, min: 1 })
   }
 
   async run (): Promise<RebalanceResult> {

@@ -5,6 +5,7 @@ import { DfsCommand } from '../../cli/base-command.js'
 import { parseAddress } from '../../net/address.js'
 import { loadOrCreateKey, peerIdString } from '../../net/keys.js'
 import { NodeRuntime } from '../../node/runtime.js'
+import { FAILURE_TIMEOUT_MS_DEFAULT, HEARTBEAT_MS_DEFAULT } from '../../membership/constants.js'
 
 /** The one JSON document of `node start --json`, printed as soon as the node serves. */
 interface StartJson { id: string, addrs: string[], dataDir: string, clusterId: string }
@@ -32,7 +33,7 @@ it there by default.`
     metadata: Flags.string({ description: 'metadata service implementation: raft (replicated; the default) or local (one node, no joining)', default: 'raft', hidden: true }),
     peers: Flags.string({ description: 'addresses of cluster members (host:port or multiaddrs): a new node joins through them, a restarted one uses them to find the cluster', multiple: true, delimiter: ',' }),
     'join-token': Flags.string({ description: 'join token for a new node (see dfs cluster token create)', env: 'DFS_JOIN_TOKEN' }),
-    'heartbeat-ms': Flags.integer({ description: 'interval of membership heartbeats', default: 5000, min: 50 }),
+    'heartbeat-ms': Flags.integer({ description: 'interval of membership heartbeats', default: HEARTBEAT_MS_DEFAULT, min: 50 }),
     'repair-delay-ms': Flags.integer({
       description: 'how long a member may stay failed before its extent copies are re-created on other nodes (default 10 minutes: a reboot or a short network cut costs no copying)',
       default: REPAIR_DELAY_MS_DEFAULT,
@@ -48,7 +49,7 @@ it there by default.`
       min: 2
     }),
     'metadata-groups': Flags.integer({ description: 'Raft groups that own the metadata shards of a cluster this node creates', min: 1, max: 16, hidden: true }),
-    'failure-timeout-ms': Flags.integer({ description: 'silence after which a member is considered failed', default: 15000, min: 200 }),
+    'failure-timeout-ms': Flags.integer({ description: 'silence after which a member is considered failed', default: FAILURE_TIMEOUT_MS_DEFAULT, min: 200 }),
     'extent-size': Flags.integer({ description: 'bytes per extent of new files', default: EXTENT_SIZE_MAX, min: 1, max: EXTENT_SIZE_MAX, hidden: true })
   }
 

@@ -714,8 +714,8 @@ export class RaftGroup<R> {
    * Proposes again every submitted proposal meant for a term before the one of the last applied entry:
    * committed entries never go back to an earlier term, so once an entry of a later term is applied,
    * one of the proposal's term that was not applied before it never will be (its leader died or
-   * stepped down before it committed). A forwarded proposal lost with its leader used to wait for its
-   * whole deadline and end as "may still be applied".
+   * stepped down before it committed). Without this, a forwarded proposal lost with its leader would
+   * wait for its whole deadline and end as "may still be applied".
    */
   #retryLost (): void {
     for (const p of this.#proposals.values()) {

@@ -216,8 +216,8 @@ export class Raft {
     let bytes = 0
     for (const e of ents) bytes += entrySize(e)
     // An empty App to a replicating follower whose match is already prevIndex only carries the
-    // commit index: its acknowledgement would tell nothing new, so none is asked for (every commit
-    // advance used to cost each follower an AppResp and the leader a step of it).
+    // commit index: its acknowledgement would tell nothing new, so none is asked for (else every
+    // commit advance would cost each follower an AppResp and the leader a step of it).
     const quiet = ents.length === 0 && pr.state === ProgressStateType.Replicate && pr.match === prevIndex
     this.send(makeMessage({
       type: MessageType.App,

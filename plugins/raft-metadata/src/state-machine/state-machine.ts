@@ -3,7 +3,7 @@
  *
  * `apply(op, index)` is deterministic: it reads no clock, no random source and does no I/O, so every
  * replica that applies the same operations in the same order holds the same state and returns the same
- * results. How operations get committed (a local log today, Raft next) is not this class's concern.
+ * results. How operations get committed (a local log, or Raft groups) is not this class's concern.
  *
  * Operations are untrusted (a buggy or malicious peer may have proposed them): each handler first
  * validates every field and checks every precondition, and only then mutates. A rejected operation is
