@@ -30,7 +30,7 @@ export interface ExtentStoreUsage {
 /**
  * Durable storage of extents on one node.
  *
- * Contract (the shared suite in test/ checks it for every implementation):
+ * Contract (`extentStoreSuite` in `@dfs/api/testing` checks it for every implementation):
  * - `put` resolves only after the bytes and their checksum are durable (fsync'd). Putting an id that
  *   exists with the same bytes is a no-op; with different bytes it is AlreadyExists (extents are
  *   immutable). It does not hold on to `bytes` once it has settled: callers reuse their buffers

@@ -55,7 +55,7 @@ export interface PlacementRequest {
 /**
  * Chooses where copies of an extent go.
  *
- * Contract (the shared conformance suite in test/support checks it for every policy):
+ * Contract (`placementPolicySuite` in `@dfs/api/testing` checks it for every policy):
  * - `place` returns the nodes that should receive the copies still missing, at most
  *   `replicationFactor − extent.replicas.length` of them (none if the extent has enough), distinct,
  *   none already a replica, most preferred first.

@@ -10,7 +10,7 @@ import type {
   ReplicatedWriteOptions, ReplicationService
 } from '@dfs/api'
 import { LocalMetadataService } from '@dfs/raft-metadata'
-import { MemoryExtentStore } from '../support/memory-extent-store.js'
+import { MemoryExtentStore } from '@dfs/api/testing'
 import { FileService } from '../../src/node/files.js'
 import { ExtentGc } from '../../src/node/extent-gc.js'
 import { InlineExtents } from '../../src/node/inline-extents.js'

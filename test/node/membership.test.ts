@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { createHost } from '../../src/net/host.js'
 import { ClusterMembership } from '../../src/node/membership.js'
-import { MemoryExtentStore } from '../support/memory-extent-store.js'
+import { MemoryExtentStore } from '@dfs/api/testing'
 import { Cleanup, waitFor } from '../membership/helpers.js'
 import type { ClusterNode, MemberRecord, MetadataService, MetadataView } from '@dfs/api'
 

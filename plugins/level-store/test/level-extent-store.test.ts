@@ -9,9 +9,8 @@ import * as assert from 'uvu/assert'
 import type { Logger } from '@dfs/api'
 import { LevelExtentStore, extentKeys, mapLevelError } from '../src/index.js'
 import { LARGE_EXTENT_BYTES_MIN, bytesKeyOf, largeDirOf } from '../src/level-extent-store.js'
-import { extentStoreSuite, patternBytes, rejects, sha256 } from '../../../test/support/extent-store-suite.js'
-import type { ExtentStoreHarness } from '../../../test/support/extent-store-suite.js'
-import { flipByte } from '../../../test/support/memory-extent-store.js'
+import { extentStoreSuite, flipByte, patternBytes, rejects, sha256 } from '@dfs/api/testing'
+import type { ExtentStoreHarness } from '@dfs/api/testing'
 
 const MiB = 1024 * 1024
 

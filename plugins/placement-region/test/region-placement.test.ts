@@ -1,8 +1,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import type { PlacementRequest } from '@dfs/api'
-import { CLUSTERS, assertMostRegions, eligible, node, placementPolicySuite, randomRequest } from '../../../test/support/placement-policy-suite.js'
-import { MiB, Rand } from '../../../test/support/random-cluster.js'
+import { CLUSTERS, MiB, Rand, assertMostRegions, eligible, node, placementPolicySuite, randomRequest } from '@dfs/api/testing'
 import { RegionPlacement } from '../src/index.js'
 
 placementPolicySuite('region', () => new RegionPlacement())

@@ -2,7 +2,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { IMBALANCE_THRESHOLD_DEFAULT, fillFraction, hasRoomFor, imbalance } from '@dfs/api'
 import type { PlacementNode, RebalanceExtent, RebalancePlan, RebalanceRequest } from '@dfs/api'
-import { GiB, MiB, Rand, randomLoadedCluster, shuffled } from '../../../../test/support/random-cluster.js'
+import { GiB, MiB, Rand, randomLoadedCluster, shuffled } from '@dfs/api/testing'
 import { DefaultRebalance } from '../../src/index.js'
 
 const CLUSTERS = 300

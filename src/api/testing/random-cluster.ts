@@ -2,7 +2,7 @@
  * Seeded random clusters for property tests of placement and rebalancing policies. A failing
  * property prints its seed; `randomCluster(seed)` with that seed rebuilds the same cluster.
  */
-import type { NodeHealth, PlacementExtent, PlacementNode, RebalanceExtent } from '@dfs/api'
+import type { NodeHealth, PlacementExtent, PlacementNode, RebalanceExtent } from '../index.js'
 
 export const MiB = 1024 * 1024
 export const GiB = 1024 * MiB

@@ -1,12 +1,12 @@
 /**
- * The conformance suite of the ExtentStore contract (src/api/extent-store.ts). Every implementation
+ * The conformance suite of the ExtentStore contract (../extent-store.ts). Every implementation
  * runs it: `extentStoreSuite('level', makeHarness)`. Errors are matched on `.name` only.
  */
 import { createHash, randomUUID } from 'node:crypto'
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { EXTENT_SIZE_MAX } from '@dfs/api'
-import type { ExtentInfo, ExtentStore } from '@dfs/api'
+import { EXTENT_SIZE_MAX } from '../index.js'
+import type { ExtentInfo, ExtentStore } from '../index.js'
 
 /**
  * One store under test, fresh for every test.

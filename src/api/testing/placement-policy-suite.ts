@@ -1,12 +1,12 @@
 /**
- * The conformance suite of the PlacementPolicy contract (src/api/placement.ts). Every placement
+ * The conformance suite of the PlacementPolicy contract (../placement.ts). Every placement
  * policy runs it: `placementPolicySuite('default', () => new DefaultPlacement())`. Properties are
  * checked over seeded random clusters; a failure names its seed, which rebuilds the same cluster.
  */
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { hasRoomFor } from '@dfs/api'
-import type { PlacementNode, PlacementPolicy, PlacementRequest } from '@dfs/api'
+import { hasRoomFor } from '../index.js'
+import type { PlacementNode, PlacementPolicy, PlacementRequest } from '../index.js'
 import { GiB, MiB, Rand, randomExtent, randomNodes, shuffled } from './random-cluster.js'
 
 /** Random clusters each property is checked over. */

@@ -1,7 +1,5 @@
-import { MemoryExtentStore } from './support/memory-extent-store.js'
-import type { MemoryExtentBacking } from './support/memory-extent-store.js'
-import { extentStoreSuite } from './support/extent-store-suite.js'
-import type { ExtentStoreHarness } from './support/extent-store-suite.js'
+import { MemoryExtentStore, extentStoreSuite } from '@dfs/api/testing'
+import type { ExtentStoreHarness, MemoryExtentBacking } from '@dfs/api/testing'
 
 extentStoreSuite('memory', async () => {
   // The backing map plays the disk: a reopened store is a new instance over the same map.

@@ -8,8 +8,8 @@ import {
   InvalidArgumentError,
   NotFoundError,
   UnavailableError
-} from '@dfs/api'
-import type { CallOptions, Checksum, ExtentInfo, ExtentStore, ExtentStoreUsage } from '@dfs/api'
+} from '../index.js'
+import type { CallOptions, Checksum, ExtentInfo, ExtentStore, ExtentStoreUsage } from '../index.js'
 
 /** What survives a "restart" of a memory store: pass the same backing to a new instance. */
 export type MemoryExtentBacking = Map<string, { bytes: Uint8Array, checksum: Checksum }>
