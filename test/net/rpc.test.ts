@@ -2,12 +2,12 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { lpStream } from '@libp2p/utils'
-import { InvalidArgumentError, NoQuorumError, PermissionDeniedError } from '@dfs/api'
+import { InvalidArgumentError, NoQuorumError, PermissionDeniedError, UnavailableError, type RpcCallInfo, type RpcCallOutcome, type RpcInterceptor } from '@dfs/api'
 import { createHost, type Host } from '../../src/net/host.js'
-import { RpcServer } from '../../src/net/rpc/server.js'
+import { RpcServer, authorization, type RpcServerInit } from '../../src/net/rpc/server.js'
 import { RpcClient } from '../../src/net/rpc/client.js'
 import { CREDIT_BATCH_FRAMES, DATA_WINDOW_FRAMES, FRAME_BYTES_MAX, RPC_PROTOCOL } from '../../src/net/constants.js'
-import { FramedStream, FrameKind } from '../../src/net/rpc/frames.js'
+import { FramedStream, FrameKind, encodeFrame } from '../../src/net/rpc/frames.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 const test = suite('net/rpc over real libp2p')
@@ -359,6 +359,279 @@ test('a node that cannot be reached gives NodeUnreachable within the dial deadli
     assert.is(err.name, 'NodeUnreachable')
   }
   assert.ok(Date.now() - started < 5000)
+})
+
+/** What a recording interceptor saw: `${name}.before` / `${name}.after`, the call as it was then, the outcome. */
+interface Seen { at: string, call: RpcCallInfo, outcome?: RpcCallOutcome }
+
+/** An interceptor that records every call it sees into `seen`; `extra` replaces its hooks. */
+function recorder (name: string, seen: Seen[], extra: Partial<RpcInterceptor> = {}): RpcInterceptor {
+  return {
+    name,
+    before: (call) => { seen.push({ at: `${name}.before`, call: { ...call } }) },
+    after: (call, outcome) => { seen.push({ at: `${name}.after`, call: { ...call }, outcome }) },
+    ...extra
+  }
+}
+
+/** Waits until `done()` holds, for at most `ms`: afters run once the answer is written, maybe after the caller has it. */
+async function until (done: () => boolean, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!done() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+}
+
+/**
+ * Runs `fn` against a server of its own with `init`'s interceptors (authorize: only ctx.client) and
+ * methods that record their runs in `handled`: echo, slow (100 ms), fail, hang, sum (upload), gen (download).
+ */
+async function withIntercepted (init: Omit<RpcServerInit, 'host'>, fn: (c: RpcClient, handled: string[], rpc: RpcServer) => Promise<void>): Promise<void> {
+  const host = await createHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'] })
+  const handled: string[] = []
+  const rpc = new RpcServer({ host, ...init })
+  const map = (raw: unknown): any => {
+    if (typeof raw !== 'object' || raw == null) throw new InvalidArgumentError('params must be a map')
+    return raw
+  }
+  rpc.register(
+    { name: 'echo', action: 'test.read', kind: 'unary', params: map, handle: async ({ params }) => { handled.push('echo'); return { text: params.text } } },
+    {
+      name: 'slow',
+      action: 'test.read',
+      kind: 'unary',
+      params: map,
+      handle: async () => { handled.push('slow'); await new Promise((resolve) => setTimeout(resolve, 100)); return null }
+    },
+    { name: 'fail', action: 'test.read', kind: 'unary', params: map, handle: async () => { handled.push('fail'); throw new InvalidArgumentError('failing on purpose') } },
+    {
+      name: 'hang',
+      action: 'test.read',
+      kind: 'unary',
+      params: map,
+      handle: async ({ signal }) => {
+        handled.push('hang')
+        await new Promise((resolve) => { signal.addEventListener('abort', resolve, { once: true }) })
+        throw signal.reason
+      }
+    },
+    {
+      name: 'sum',
+      action: 'test.write',
+      kind: 'upload',
+      params: map,
+      handle: async ({ body }) => {
+        handled.push('sum')
+        let total = 0
+        for await (const chunk of body) total += chunk.byteLength
+        return { total }
+      }
+    },
+    {
+      name: 'gen',
+      action: 'test.read',
+      kind: 'download',
+      params: map,
+      handle: async ({ params }) => {
+        handled.push('gen')
+        return { result: { size: params.size }, body: (async function * () { for (let sent = 0; sent < params.size; sent += 1024 * 1024) yield new Uint8Array(Math.min(1024 * 1024, params.size - sent)) })() }
+      }
+    }
+  )
+  await rpc.start()
+  const c = new RpcClient({ host: ctx.client, target: host.getMultiaddrs()[0] })
+  try {
+    await fn(c, handled, rpc)
+  } finally {
+    await c.close()
+    await rpc.stop()
+    await host.stop()
+  }
+}
+
+const onlyClient: RpcServerInit['authorize'] = async (peer, action) => {
+  if (peer !== ctx.client.peerId.toString()) throw new PermissionDeniedError(`peer ${peer} may not ${action}`, { peer, action })
+}
+
+test('interceptors see a unary call, an upload and a download: befores in order, afters in reverse, with outcome, duration and bytes', async () => {
+  const seen: Seen[] = []
+  await withIntercepted({ authorize: onlyClient, interceptors: [recorder('a', seen), recorder('b', seen)] }, async (c, handled) => {
+    const params = { text: 'hi' }
+    assert.equal(await c.call('echo', params, { timeoutMs: 5000 }), { text: 'hi' })
+    await until(() => seen.length === 4)
+    assert.equal(seen.map((s) => s.at), ['a.before', 'b.before', 'b.after', 'a.after'])
+    assert.equal(handled, ['echo'])
+    const [before, , after] = seen
+    assert.equal(before.call, { peer: ctx.client.peerId.toString(), method: 'echo', action: 'test.read', kind: 'unary', params, startedAtMs: before.call.startedAtMs })
+    assert.ok(Math.abs(before.call.startedAtMs - Date.now()) < 5000)
+    const headerBytes = encodeFrame({ kind: FrameKind.Header, header: { method: 'echo', params, timeoutMs: 5000 } })[1].byteLength
+    const resultBytes = encodeFrame({ kind: FrameKind.Result, value: { text: 'hi' } })[1].byteLength
+    assert.equal(after.outcome, { ok: true, durationMs: after.outcome?.durationMs, bytesIn: headerBytes, bytesOut: resultBytes })
+    assert.ok(after.outcome!.durationMs >= 0 && after.outcome!.durationMs < 2000)
+
+    seen.length = 0
+    await c.call('slow', {})
+    await until(() => seen.length === 4)
+    assert.ok(seen[3].outcome!.durationMs >= 95, `a 100 ms handler took ${seen[3].outcome?.durationMs} ms`)
+
+    seen.length = 0
+    const uploaded = 5 * 1024 * 1024 + 3
+    const r = await c.upload<{ total: number }>('sum', {}, (async function * () { yield new Uint8Array(uploaded - 3); yield new Uint8Array(3) })())
+    assert.is(r.total, uploaded)
+    await until(() => seen.length === 4)
+    assert.equal(seen.map((s) => s.at), ['a.before', 'b.before', 'b.after', 'a.after'])
+    const up = seen[3]
+    assert.is(up.call.kind, 'upload')
+    assert.is(up.outcome?.ok, true)
+    // the DATA payloads plus the encoded header (method, params, deadlines)
+    assert.ok(up.outcome!.bytesIn > uploaded && up.outcome!.bytesIn < uploaded + 64, String(up.outcome?.bytesIn))
+    assert.is(up.outcome?.bytesOut, encodeFrame({ kind: FrameKind.Result, value: { total: uploaded } })[1].byteLength)
+
+    seen.length = 0
+    const size = 3 * 1024 * 1024 + 11
+    const { result, body } = await c.download<{ size: number }>('gen', { size })
+    let got = 0
+    for await (const chunk of body) got += chunk.byteLength
+    assert.is(got, size)
+    await until(() => seen.length === 4)
+    const down = seen[3]
+    assert.is(down.call.kind, 'download')
+    assert.is(down.outcome?.ok, true)
+    assert.ok(down.outcome!.bytesIn > 0 && down.outcome!.bytesIn < 64)
+    assert.is(down.outcome?.bytesOut, size + encodeFrame({ kind: FrameKind.Result, value: result })[1].byteLength)
+  })
+})
+
+test('a before that throws refuses the call with its error: no later before and no handler run, the afters of those reached do', async () => {
+  const seen: Seen[] = []
+  const limiter = recorder('limit', seen, {
+    before: (call) => {
+      seen.push({ at: 'limit.before', call: { ...call } })
+      if ((call.params as any).text === 'too much') throw new UnavailableError('rate limited', { peer: call.peer })
+    }
+  })
+  await withIntercepted({ authorize: onlyClient, interceptors: [recorder('a', seen), limiter, recorder('c', seen)] }, async (c, handled) => {
+    try {
+      await c.call('echo', { text: 'too much' })
+      assert.unreachable('the limiter refuses')
+    } catch (err: any) {
+      assert.is(err.name, 'Unavailable')
+      assert.is(err.details.peer, ctx.client.peerId.toString())
+    }
+    await until(() => seen.length === 4)
+    assert.equal(seen.map((s) => s.at), ['a.before', 'limit.before', 'limit.after', 'a.after'])
+    assert.equal(handled, [])
+    assert.is(seen[3].outcome?.ok, false)
+    assert.equal(seen[3].outcome?.error, { name: 'Unavailable', message: 'rate limited' })
+    assert.is(seen[3].outcome?.bytesOut, 0)
+    // the stream is at a call boundary: the next call passes
+    assert.equal(await c.call('echo', { text: 'fine' }), { text: 'fine' })
+    assert.equal(handled, ['echo'])
+  })
+})
+
+test('authorization is an interceptor: a denied peer gets PermissionDenied before its params are parsed; one placed ahead of it sees the refusal', async () => {
+  const seen: Seen[] = []
+  // its own server: the stranger must reach it too
+  const host = await createHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'] })
+  const rpc = new RpcServer({ host, interceptors: [recorder('audit', seen), authorization(onlyClient), recorder('after-auth', seen)] })
+  const handled: string[] = []
+  rpc.register({
+    name: 'echo',
+    action: 'test.read',
+    kind: 'unary',
+    params: (raw) => { handled.push('params'); if (typeof raw !== 'object' || raw == null) throw new InvalidArgumentError('params must be a map'); return raw },
+    handle: async ({ params }) => { handled.push('echo'); return params }
+  })
+  await rpc.start()
+  const stranger = new RpcClient({ host: ctx.stranger, target: host.getMultiaddrs()[0] })
+  const client = new RpcClient({ host: ctx.client, target: host.getMultiaddrs()[0] })
+  try {
+    seen.length = 0
+    for (const params of [{ text: 'x' }, 7]) {
+      try {
+        await stranger.call('echo', params)
+        assert.unreachable('a stranger must be refused')
+      } catch (err: any) {
+        assert.is(err.name, 'PermissionDenied', 'denied first, whatever the params')
+      }
+    }
+    await until(() => seen.length === 4)
+    assert.equal(seen.map((s) => s.at), ['audit.before', 'audit.after', 'audit.before', 'audit.after'])
+    assert.is(seen[1].outcome?.error?.name, 'PermissionDenied')
+    assert.is(seen[1].call.params, undefined, 'unparsed')
+    assert.equal(handled, [], 'neither params nor handler ran')
+
+    seen.length = 0
+    assert.equal(await client.call('echo', { text: 'ok' }), { text: 'ok' })
+    await until(() => seen.length === 4)
+    assert.equal(seen.map((s) => s.at), ['audit.before', 'after-auth.before', 'after-auth.after', 'audit.after'])
+    assert.is(seen[0].call.params, undefined, 'ahead of authorization: not parsed yet')
+    assert.equal(seen[1].call.params, { text: 'ok' }, 'after authorization: validated')
+    assert.equal(seen[3].call.params, { text: 'ok' })
+  } finally {
+    await stranger.close()
+    await client.close()
+    await rpc.stop()
+    await host.stop()
+  }
+})
+
+test('after runs for a handler that throws, a call past its deadline and a caller who gives up', async () => {
+  const seen: Seen[] = []
+  await withIntercepted({ authorize: onlyClient, interceptors: [recorder('a', seen)] }, async (c, handled) => {
+    const outcomes = async (call: Promise<unknown>): Promise<[string, RpcCallOutcome | undefined]> => {
+      seen.length = 0
+      const name = await call.then(() => 'ok', (err: Error) => err.name)
+      await until(() => seen.length === 2)
+      return [name, seen[1]?.outcome]
+    }
+    const [failed, onFail] = await outcomes(c.call('fail', {}))
+    assert.is(failed, 'InvalidArgument')
+    assert.equal(onFail?.error, { name: 'InvalidArgument', message: 'failing on purpose' })
+    assert.is(onFail?.ok, false)
+
+    const [late, onDeadline] = await outcomes(c.call('hang', {}, { timeoutMs: 300 }))
+    assert.is(late, 'DeadlineExceeded')
+    assert.is(onDeadline?.error?.name, 'DeadlineExceeded')
+    assert.ok(onDeadline!.durationMs >= 200 && onDeadline!.durationMs < 2000, String(onDeadline?.durationMs))
+
+    const controller = new AbortController()
+    setTimeout(() => { controller.abort() }, 200)
+    const [gone, onAbort] = await outcomes(c.call('hang', {}, { signal: controller.signal }))
+    assert.is(gone, 'Aborted')
+    assert.is(onAbort?.error?.name, 'Aborted')
+    assert.equal(handled, ['fail', 'hang', 'hang'])
+  })
+})
+
+test('an after that throws or rejects changes nothing: the call keeps its result and the other afters run', async () => {
+  const seen: Seen[] = []
+  const throwing = recorder('throws', seen, { after: () => { seen.push({ at: 'throws.after' } as Seen); throw new Error('audit log is down') } })
+  const rejecting = recorder('rejects', seen, { after: (async () => { seen.push({ at: 'rejects.after' } as Seen); throw new Error('metrics are down') }) as RpcInterceptor['after'] })
+  await withIntercepted({ authorize: onlyClient, interceptors: [recorder('a', seen), throwing, rejecting] }, async (c) => {
+    for (let i = 0; i < 3; i++) assert.equal(await c.call('echo', { text: String(i) }), { text: String(i) })
+    await until(() => seen.filter((s) => s.at === 'a.after').length === 3)
+    assert.equal(seen.slice(0, 6).map((s) => s.at), ['a.before', 'throws.before', 'rejects.before', 'rejects.after', 'throws.after', 'a.after'])
+    assert.is(seen[5].outcome?.ok, true)
+    assert.is(seen.filter((s) => s.at === 'a.after').length, 3)
+  })
+})
+
+test('a server authorizes exactly once, and its interceptors are fixed when it starts', async () => {
+  const none = new RpcServer({ host: ctx.server })
+  try {
+    await none.start()
+    assert.unreachable('a server without authorization must not start')
+  } catch (err: any) {
+    assert.match(err.message, /authorization/)
+  }
+  const twice = new RpcServer({ host: ctx.server, authorize: async () => {}, interceptors: [authorization(async () => {})] })
+  try {
+    await twice.start()
+    assert.unreachable('two authorizations')
+  } catch (err: any) {
+    assert.match(err.message, /authorizes once/)
+  }
+  assert.throws(() => { ctx.rpc.use(recorder('late', [])) }, /fixed/)
 })
 
 test.run()

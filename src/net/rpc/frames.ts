@@ -53,7 +53,8 @@ export interface CallHeader {
 }
 
 export type Frame =
-  | { kind: FrameKind.Header, header: CallHeader }
+  /** `bodyBytes`: the encoded header's size, set by `decodeFrame` (ignored when encoding). */
+  | { kind: FrameKind.Header, header: CallHeader, bodyBytes?: number }
   | { kind: FrameKind.Data, bytes: Uint8ArrayList | Uint8Array }
   | { kind: FrameKind.End }
   | { kind: FrameKind.Credit, frames: number }
@@ -135,7 +136,7 @@ export function decodeFrame (payload: Uint8ArrayList): Frame {
       }
       const header: CallHeader = { method: h.method, params: h.params ?? null, timeoutMs: h.timeoutMs }
       if (h.idleTimeoutMs != null) header.idleTimeoutMs = h.idleTimeoutMs
-      return { kind, header }
+      return { kind, header, bodyBytes: body.byteLength }
     }
     case FrameKind.Data:
       if (body.byteLength === 0 || body.byteLength > DATA_CHUNK_BYTES_MAX) {
@@ -197,9 +198,12 @@ export class FramedStream {
     return decodeFrame(payload)
   }
 
-  async write (frame: Frame, options?: AbortOptions): Promise<void> {
+  /** Resolves to the size of the frame's body (without the length prefix and kind byte). */
+  async write (frame: Frame, options?: AbortOptions): Promise<number> {
     // one length-prefixed message whose parts are not copied together
-    await this.#lp.write(new Uint8ArrayList(...encodeFrame(frame)), options)
+    const message = new Uint8ArrayList(...encodeFrame(frame))
+    await this.#lp.write(message, options)
+    return message.byteLength - 1
   }
 
   /** Several frames in one stream write: one muxer frame for the node to read, not one each. */

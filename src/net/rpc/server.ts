@@ -1,6 +1,7 @@
 import { setMaxListeners } from 'node:events'
 import { logger } from '@libp2p/logger'
 import { AbortedError, Deadline, DeadlineExceededError, MalformedFrameError, UnknownMethodError, errorToWire } from '@dfs/api'
+import type { RpcCallInfo, RpcCallOutcome, RpcInterceptor } from '@dfs/api'
 import { CREDIT_BATCH_FRAMES, DATA_CHUNK_BYTES_MAX, DATA_WINDOW_FRAMES, RPC_INBOUND_STREAMS_MAX, RPC_PROTOCOL, RPC_STREAM_IDLE_CLOSE_MS } from '../constants.js'
 import { FramedStream, FrameKind, type CallHeader } from './frames.js'
 import type { Authorizer, RpcMethod } from './types.js'
@@ -23,26 +24,62 @@ function withMargin (ms: number): number {
  */
 const DEADLINE_VERDICTS = new Set(['DeadlineExceeded', 'NoQuorum'])
 
+/** The interceptors `authorization` made: the server validates a call's params right after one. */
+const authorizations = new WeakSet<RpcInterceptor>()
+
+/**
+ * The interceptor that authorizes every call: `authorize(peer, action)` must resolve, or the call is
+ * refused with its error (PermissionDenied) before its params are parsed.
+ */
+export function authorization (authorize: Authorizer): RpcInterceptor {
+  const interceptor: RpcInterceptor = Object.freeze({
+    name: 'authorize',
+    before: async (call: RpcCallInfo, { signal }: { signal: AbortSignal }) => { await authorize(call.peer, call.action, { signal }) }
+  })
+  authorizations.add(interceptor)
+  return interceptor
+}
+
 export interface RpcServerInit {
   host: Host
-  authorize: Authorizer
+  /** Installs `authorization(authorize)` as the first interceptor. Give it, or put an `authorization(…)` among `interceptors`. */
+  authorize?: Authorizer
+  /**
+   * Run for every call, in this order (after `authorize` when given). Exactly one of the server's
+   * interceptors authorizes; one placed ahead of it (an audit log that records refusals) sees every
+   * call, including the refused ones, but not its params in `before`.
+   */
+  interceptors?: RpcInterceptor[]
 }
 
 /**
  * Serves `/dfs/rpc/1.0.0`. Every call is attributed to the PeerId Noise proved for the connection and
- * authorized before its handler runs. Bad frames are answered with a typed error and the stream is
- * closed; the node keeps serving everyone else.
+ * passes the interceptors (see RpcInterceptor in `@dfs/api`), one of which authorizes it, before its
+ * handler runs. Bad frames are answered with a typed error and the stream is closed; the node keeps
+ * serving everyone else.
  */
 export class RpcServer {
   readonly #host: Host
-  readonly #authorize: Authorizer
   readonly #methods = new Map<string, RpcMethod>()
   readonly #active = new Set<Stream>()
+  /** The interceptors as configured; `use` adds to it until start. */
+  readonly #interceptors: RpcInterceptor[] = []
+  /** The interceptors calls pass, fixed by `start`: each `before` in order, each `after` in reverse. */
+  #chain: readonly RpcInterceptor[] = []
+  /** The index in `#chain` of the one authorization; params are validated right after its `before`. */
+  #authorizedAt = -1
   #started = false
 
   constructor (init: RpcServerInit) {
     this.#host = init.host
-    this.#authorize = init.authorize
+    if (init.authorize !== undefined) this.#interceptors.push(authorization(init.authorize))
+    this.#interceptors.push(...(init.interceptors ?? []))
+  }
+
+  /** Adds interceptors after those already configured. Only before `start`, which fixes the list. */
+  use (...interceptors: RpcInterceptor[]): void {
+    if (this.#started) throw new Error('RPC interceptors are fixed once the server has started')
+    this.#interceptors.push(...interceptors)
   }
 
   register (...methods: RpcMethod[]): void {
@@ -53,6 +90,11 @@ export class RpcServer {
   }
 
   async start (): Promise<void> {
+    const authorizedAt = this.#interceptors.findIndex((i) => authorizations.has(i))
+    if (authorizedAt < 0) throw new Error('an RPC server needs an authorization interceptor (init.authorize)')
+    if (this.#interceptors.findLastIndex((i) => authorizations.has(i)) !== authorizedAt) throw new Error('an RPC server authorizes once: two authorization interceptors')
+    this.#chain = Object.freeze([...this.#interceptors])
+    this.#authorizedAt = authorizedAt
     await this.#host.handle(RPC_PROTOCOL, (stream, connection) => {
       void this.#serveStream(stream, connection)
     }, { maxInboundStreams: RPC_INBOUND_STREAMS_MAX, runOnLimitedConnection: false })
@@ -88,7 +130,7 @@ export class RpcServer {
           await this.#refuse(framed, peer, new MalformedFrameError(`expected a call header, got frame kind ${frame.kind}`))
           return
         }
-        const clean = await this.#serveCall(framed, peer, frame.header)
+        const clean = await this.#serveCall(framed, peer, frame.header, frame.bodyBytes ?? 0)
         if (!clean) {
           await framed.stream.close().catch(() => framed.stream.abort(new Error('close failed')))
           return
@@ -114,8 +156,11 @@ export class RpcServer {
     }
   }
 
-  /** Serves one call. Resolves true when the stream is at a call boundary and may carry another. */
-  async #serveCall (framed: FramedStream, peer: string, header: CallHeader): Promise<boolean> {
+  /**
+   * Serves one call. Resolves true when the stream is at a call boundary and may carry another.
+   * `headerBytes`: the size of the encoded header, the first of the call's bytes in.
+   */
+  async #serveCall (framed: FramedStream, peer: string, header: CallHeader, headerBytes: number): Promise<boolean> {
     const method = this.#methods.get(header.method)
     // stop a little before the caller gives up, so the handler's own typed error (NoQuorum …)
     // reaches the caller rather than its bare DeadlineExceeded
@@ -131,14 +176,29 @@ export class RpcServer {
     const signal = deadline.signal
     setMaxListeners(Infinity, signal)
     const started = Date.now()
+    const chain = this.#chain
+    /** The call as interceptors see it; unset for an unknown method, which no interceptor sees. */
+    let call: { -readonly [K in keyof RpcCallInfo]: RpcCallInfo[K] } | undefined
+    /** How many interceptors the call has reached: their `after`s run when it ends. */
+    let reached = 0
+    const io: CallBytes = { bytesIn: headerBytes, bytesOut: 0 }
+    let ok = false
+    let failure: Error | undefined
     try {
       if (method == null) throw new UnknownMethodError(`unknown method ${JSON.stringify(header.method)}`, { method: header.method })
-      await this.#authorize(peer, method.action, { signal })
-      const params = method.params(header.params)
+      call = { peer, method: method.name, action: method.action, kind: method.kind, params: undefined, startedAtMs: started }
+      for (let i = 0; i < chain.length; i++) {
+        reached = i + 1
+        await chain[i].before?.(call, { signal })
+        // parsed only for an authorized peer, and before any interceptor after authorization
+        if (i === this.#authorizedAt) call.params = method.params(header.params)
+      }
+      const params = call.params
       switch (method.kind) {
         case 'unary': {
           const result = await method.handle({ peer, params, signal })
-          await framed.write({ kind: FrameKind.Result, value: result }, { signal })
+          io.bytesOut += await framed.write({ kind: FrameKind.Result, value: result }, { signal })
+          ok = true
           return true
         }
         case 'upload': {
@@ -147,13 +207,22 @@ export class RpcServer {
           const onEnded = idleMs === undefined
             ? () => {}
             : () => { deadline.shorten(withMargin(idleMs)); limitText = `within ${idleMs} ms of the end of its upload` }
-          return await this.#serveUpload(framed, peer, params, method, signal, onEnded)
+          const clean = await this.#serveUpload(framed, peer, params, method, signal, onEnded, io)
+          ok = true
+          return clean
         }
-        case 'download':
-          return await this.#serveDownload(framed, peer, params, method, signal)
+        case 'download': {
+          const clean = await this.#serveDownload(framed, peer, params, method, signal, io)
+          ok = true
+          return clean
+        }
+        default: {
+          const never: never = method
+          throw new Error(`RPC method of unknown kind ${JSON.stringify((never as RpcMethod).kind)}`)
+        }
       }
     } catch (err: any) {
-      const error = deadline.expired && !DEADLINE_VERDICTS.has(err?.name)
+      const error = failure = deadline.expired && !DEADLINE_VERDICTS.has(err?.name)
         ? new DeadlineExceededError(`${header.method} did not finish ${limitText}`,
           { timeoutMs: header.timeoutMs, ...(header.idleTimeoutMs !== undefined ? { idleTimeoutMs: header.idleTimeoutMs } : {}) })
         : err
@@ -169,12 +238,20 @@ export class RpcServer {
     } finally {
       deadline.clear()
       framed.stream.removeEventListener('close', onClose)
+      if (call !== undefined) {
+        const outcome: RpcCallOutcome = { ok, durationMs: Date.now() - started, bytesIn: io.bytesIn, bytesOut: io.bytesOut }
+        if (!ok) {
+          const wire = errorToWire(failure ?? new AbortedError('the call ended without an answer'))
+          outcome.error = { name: wire.name, message: wire.message }
+        }
+        afterCall(chain, reached, call, outcome)
+      }
     }
   }
 
-  /** `onEnded`: called when the caller's END arrives (its bytes are all in). */
+  /** `onEnded`: called when the caller's END arrives (its bytes are all in). `io`: counts DATA and RESULT bytes. */
   async #serveUpload (framed: FramedStream, peer: string, params: unknown, method: RpcMethod & { kind: 'upload' }, signal: AbortSignal,
-    onEnded: () => void): Promise<boolean> {
+    onEnded: () => void, io: CallBytes): Promise<boolean> {
     let ended = false
     // every upload starts with an implicit window of DATA_WINDOW_FRAMES (no round trip before data)
     let credit = DATA_WINDOW_FRAMES
@@ -192,6 +269,7 @@ export class RpcServer {
         if (frame.kind !== FrameKind.Data) throw new MalformedFrameError(`expected DATA or END in an upload, got frame kind ${frame.kind}`)
         if (credit === 0) throw new MalformedFrameError('DATA frame beyond the granted credit')
         credit -= 1
+        io.bytesIn += frame.bytes.byteLength
         // the frame's pieces as they arrived: no copy into one buffer
         if (frame.bytes instanceof Uint8Array) yield frame.bytes
         else yield * frame.bytes
@@ -206,13 +284,15 @@ export class RpcServer {
     }
     const result = await method.handle({ peer, params, signal, body: body() })
     if (!ended) throw new MalformedFrameError(`${method.name} returned before the upload ended`)
-    await framed.write({ kind: FrameKind.Result, value: result }, { signal })
+    io.bytesOut += await framed.write({ kind: FrameKind.Result, value: result }, { signal })
     return true
   }
 
-  async #serveDownload (framed: FramedStream, peer: string, params: unknown, method: RpcMethod & { kind: 'download' }, signal: AbortSignal): Promise<boolean> {
+  /** `io`: counts RESULT and DATA bytes. */
+  async #serveDownload (framed: FramedStream, peer: string, params: unknown, method: RpcMethod & { kind: 'download' }, signal: AbortSignal,
+    io: CallBytes): Promise<boolean> {
     const reply = await method.handle({ peer, params, signal })
-    await framed.write({ kind: FrameKind.Result, value: reply.result }, { signal })
+    io.bytesOut += await framed.write({ kind: FrameKind.Result, value: reply.result }, { signal })
     // every download starts with an implicit window of DATA_WINDOW_FRAMES
     let credit = DATA_WINDOW_FRAMES
     let callerEnded = false
@@ -233,7 +313,7 @@ export class RpcServer {
       for (let offset = 0; offset < chunk.byteLength; offset += DATA_CHUNK_BYTES_MAX) {
         await takeCredit()
         credit -= 1
-        await framed.write({ kind: FrameKind.Data, bytes: chunk.subarray(offset, offset + DATA_CHUNK_BYTES_MAX) }, { signal })
+        io.bytesOut += await framed.write({ kind: FrameKind.Data, bytes: chunk.subarray(offset, offset + DATA_CHUNK_BYTES_MAX) }, { signal })
       }
     }
     await framed.write({ kind: FrameKind.End }, { signal })
@@ -245,5 +325,26 @@ export class RpcServer {
       if (frame.kind !== FrameKind.Credit) throw new MalformedFrameError(`expected END after a download, got frame kind ${frame.kind}`)
     }
     return !callerEnded
+  }
+}
+
+/** A call's bytes so far, as RpcCallOutcome counts them. */
+interface CallBytes { bytesIn: number, bytesOut: number }
+
+/**
+ * Runs the `after` of the first `reached` interceptors of `chain`, last first. Never throws and never
+ * waits: an interceptor's failure is logged, and a promise it returns is not awaited.
+ */
+function afterCall (chain: readonly RpcInterceptor[], reached: number, call: RpcCallInfo, outcome: RpcCallOutcome): void {
+  for (let i = reached - 1; i >= 0; i--) {
+    const interceptor = chain[i]
+    if (interceptor.after === undefined) continue
+    const onError = (err: any): void => { log.error('interceptor %s failed after %s from %s: %s', interceptor.name, call.method, call.peer, err?.message ?? err) }
+    try {
+      const pending: unknown = interceptor.after(call, outcome)
+      if (pending instanceof Promise) pending.catch(onError)
+    } catch (err: any) {
+      onError(err)
+    }
   }
 }
