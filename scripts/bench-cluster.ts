@@ -12,6 +12,7 @@
 import type { ChildProcess } from 'node:child_process'
 import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
+import type { RpcParams, RpcResult, UnaryMethodName } from '@dfs/api'
 import { DfsClient } from '../src/client/index.js'
 import { waitFor } from '../test/e2e/harness.js'
 import { benchNodes, shardLeaderOf, stableShardLeaderOf, type BenchProcess, type ShardMap } from './bench-nodes.js'
@@ -70,7 +71,7 @@ async function putEmpty (c: DfsClient, path: string, timeoutMs = c.timeoutMs): P
 /** One admin connection per node process, reopened after a failure. */
 const admins = new Map<ChildProcess, DfsClient>()
 /** Admin calls go to the first node that answers. */
-async function ask<R> (nodes: Node[], method: string, params: unknown = {}): Promise<R> {
+async function ask<M extends UnaryMethodName> (nodes: Node[], method: M, params: RpcParams<M>): Promise<RpcResult<M>> {
   let last: unknown
   for (const n of nodes) {
     let c = admins.get(n.proc)
@@ -79,7 +80,7 @@ async function ask<R> (nodes: Node[], method: string, params: unknown = {}): Pro
         c = await open(n, 3000)
         admins.set(n.proc, c)
       }
-      return await c.call<R>(method, params)
+      return await c.call(method, params)
     } catch (err) {
       last = err
       // a typed answer (NoQuorum, Unavailable…) leaves the connection good; a lost one is reopened
@@ -95,11 +96,11 @@ async function ask<R> (nodes: Node[], method: string, params: unknown = {}): Pro
 /** Three voters, all healthy, every node answering a linearizable read; resolves the leader's PeerId. */
 async function settled (nodes: Node[]): Promise<string> {
   return await waitFor(async () => {
-    const { nodes: listed } = await ask<{ nodes: Array<{ voter: boolean, health: string }> }>(nodes, 'cluster.nodes')
+    const { nodes: listed } = await ask(nodes, 'cluster.nodes', {})
     if (listed.length !== 3 || !listed.every((m) => m.voter && m.health === 'healthy')) return undefined
     let leader: string | undefined
     for (const n of nodes) {
-      const s = await ask<{ leader: string | null }>([n], 'cluster.status')
+      const s = await ask([n], 'cluster.status', {})
       if (s.leader == null || (leader != null && s.leader !== leader)) return undefined
       leader = s.leader
     }
@@ -111,7 +112,7 @@ async function settled (nodes: Node[]): Promise<string> {
 const WARMUP_OPS = 500
 
 /** The shard map as `n` sees it (through the admin connection of `ask`). */
-const shardsOf = async (n: Node): Promise<ShardMap> => await ask<ShardMap>([n], 'cluster.shards')
+const shardsOf = async (n: Node): Promise<ShardMap> => await ask([n], 'cluster.shards', {})
 const shardLeader = async (nodes: Node[], path: string): Promise<string> => await shardLeaderOf(nodes, path, shardsOf)
 const stableShardLeader = async (nodes: Node[], path: string): Promise<string> => await stableShardLeaderOf(nodes, path, shardsOf)
 
@@ -123,7 +124,7 @@ try {
   console.log(`${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} before start`)
   const nodes: Node[] = []
   nodes.push(await startNode('n1', join(dir, 'n1'), []))
-  const { token } = await ask<{ token: string }>(nodes, 'cluster.token.create', { ttlMs: 3600_000 })
+  const { token } = await ask(nodes, 'cluster.token.create', { ttlMs: 3600_000 })
   const joined = await Promise.all(['n2', 'n3'].map(async (name) =>
     await startNode(name, join(dir, name), ['--peers', nodes[0].addr, '--join-token', token])))
   nodes.push(...joined)

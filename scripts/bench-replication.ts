@@ -77,14 +77,12 @@ async function open (n: Node, timeoutMs = 120_000): Promise<DfsClient> {
   return await bench.open(n, timeoutMs)
 }
 
-interface Stat { extents: Array<{ id: string, size: number, replicas: string[] }> }
-
 /** `count` members, all healthy, and a metadata leader; resolves the leader's PeerId. */
 async function settled (c: DfsClient, count: number): Promise<string> {
   return await waitFor(async () => {
-    const { nodes } = await c.call<{ nodes: Array<{ health: string }> }>('cluster.nodes', {})
+    const { nodes } = await c.call('cluster.nodes', {})
     if (nodes.length !== count || !nodes.every((m) => m.health === 'healthy')) return undefined
-    return (await c.call<{ leader: string | null }>('cluster.status', {})).leader ?? undefined
+    return (await c.call('cluster.status', {})).leader ?? undefined
   }, 60_000, `${count} healthy members and a leader`)
 }
 
@@ -97,7 +95,7 @@ async function placesOn (c: DfsClient, want: Node[]): Promise<void> {
   await waitFor(async () => {
     const path = `/bench/probe/${i++}`
     await c.rpc.upload('fs.put', { path }, once(randomBytes(4096)), { timeoutMs: 10_000 })
-    const st = await c.call<Stat>('fs.stat', { path })
+    const st = await c.call('fs.stat', { path })
     await c.call('fs.rm', { path })
     return want.every((n) => st.extents[0].replicas.includes(n.id)) ? true : undefined
   }, 60_000, `a put placed on ${want.map((n) => n.name).join(', ')}`)
@@ -146,7 +144,7 @@ try {
   const nodes: Node[] = [await startNode('n1', [])]
   const via = nodes[0]
   const c = await open(via)
-  const { token } = await c.call<{ token: string }>('cluster.token.create', { ttlMs: 3600_000 })
+  const { token } = await c.call('cluster.token.create', { ttlMs: 3600_000 })
   const join3 = ['--peers', via.addr, '--join-token', token]
   nodes.push(...await Promise.all(['n2', 'n3'].map(async (name) => await startNode(name, join3))))
   let leaderId = await settled(c, 3)
@@ -168,7 +166,7 @@ try {
       t = performance.now() - t
     })
     putRates.push(sizeMiB / (t / 1000))
-    const st = await c.call<Stat>('fs.stat', { path })
+    const st = await c.call('fs.stat', { path })
     const copies = st.extents.map((e) => e.replicas.length)
     const short = copies.filter((n) => n < 3).length
     // a node placement skipped as Suspected: fewer copies were written, so the figure flatters
@@ -191,7 +189,7 @@ try {
   //    commit to it); measured once that leader has held for a while and after SMALL_WARMUP_OPS
   //    unmeasured puts, and again if the leadership moved during a row.
   const small = randomBytes(4096)
-  const shardsOf = async (n: Node): Promise<ShardMap> => await (n === via ? c : await clientOf(n)).call<ShardMap>('cluster.shards', {})
+  const shardsOf = async (n: Node): Promise<ShardMap> => await (n === via ? c : await clientOf(n)).call('cluster.shards', {})
   for (const role of ['leader', 'other'] as const) {
     for (let attempt = 1; ; attempt++) {
       const benchLeader = await stableShardLeaderOf(nodes, '/bench', shardsOf)
@@ -243,14 +241,14 @@ try {
     // clock below must start from a fully replicated cluster
     const settleStart = performance.now()
     const settledUnder = await waitFor(async () => {
-      const st = await c.call<ReplicationStatus>('cluster.replication', {})
+      const st = await c.call('cluster.replication', {})
       return st.underReplicated === 0 ? st : undefined
     }, 120_000, 'every extent fully replicated before the kill')
     const waitedS = (performance.now() - settleStart) / 1000
     if (waitedS > 0.5) notes.push(`repair: waited ${waitedS.toFixed(1)} s for copies the fill recorded missing to be repaired (${settledUnder.extents} extents) before the kill`)
     const held = new Map<string, number>(nodes.map((n) => [n.id, 0]))
     for (const path of paths) {
-      for (const e of (await c.call<Stat>('fs.stat', { path })).extents) {
+      for (const e of (await c.call('fs.stat', { path })).extents) {
         for (const r of e.replicas) held.set(r, (held.get(r) ?? 0) + e.size)
       }
     }
@@ -262,7 +260,7 @@ try {
       `leader ${leader.name}; killing ${victim.name}`)
 
     const lc = await open(leader, 10_000)
-    const status = async (): Promise<ReplicationStatus> => await lc.call<ReplicationStatus>('cluster.replication', {})
+    const status = async (): Promise<ReplicationStatus> => await lc.call('cluster.replication', {})
     const before = await status()
     if (before.underReplicated !== 0) throw new Error(`${before.underReplicated} extents under-replicated before the kill`)
     const repairedBefore = leader.repairedAt.length
@@ -284,7 +282,7 @@ try {
     await close(lc)
     // every extent back at three copies, none on the dead node
     for (const path of paths) {
-      for (const e of (await c.call<Stat>('fs.stat', { path })).extents) {
+      for (const e of (await c.call('fs.stat', { path })).extents) {
         if (e.replicas.length !== 3 || e.replicas.includes(victim.id)) throw new Error(`${path}: extent ${e.id} on ${e.replicas.map(nameOf).join(',')} after repair`)
       }
     }

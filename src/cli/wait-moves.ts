@@ -1,5 +1,5 @@
 import { DeadlineExceededError } from '@dfs/api'
-import type { MoveProgress, RebalanceMove } from '@dfs/api'
+import type { RebalanceMove } from '@dfs/api'
 import type { DfsClient } from '../client/index.js'
 import { Progress } from './progress.js'
 
@@ -21,7 +21,7 @@ export async function waitForMoves (client: DfsClient, moves: RebalanceMove[], o
   const list = moves.map(({ extent, from, to }) => ({ extent, from, to }))
   let shown = 0
   for (;;) {
-    const p = await client.call<MoveProgress>('cluster.rebalance.progress', { moves: list })
+    const p = await client.call('cluster.rebalance.progress', { moves: list })
     const bytes = moves.length === 0 ? 0 : Math.round(total * (p.completed / moves.length))
     if (bytes > shown) { progress.add(bytes - shown); shown = bytes }
     if (p.pending === 0) {

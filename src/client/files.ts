@@ -3,22 +3,19 @@ import { createReadStream, createWriteStream } from 'node:fs'
 import { rename, stat, unlink } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { once } from 'node:events'
-import { CorruptExtentError, InvalidArgumentError, NodeUnreachableError, NotFoundError, type Consistency } from '@dfs/api'
+import {
+  CorruptExtentError, InvalidArgumentError, NodeUnreachableError, NotFoundError, type Consistency, type FsPutParams, type FsReadParams,
+  type GetResult, type PutResult
+} from '@dfs/api'
 import { DATA_CHUNK_BYTES_MAX } from '../net/constants.js'
-import type { DfsClient } from './index.js'
+import type { DfsClient, FromAnyNode } from './index.js'
 import type { Writable } from 'node:stream'
 
-export interface PutReply { path: string, size: number, extents: number }
-export interface GetReply {
-  path: string
-  size: number
-  extents: Array<{ id: string, size: number, checksum: string }>
-  /** The metadata read the node served (absent from a node that predates the option: linearizable). */
-  consistency?: Consistency
-}
+/** What `fs.get` answers, from a node of any version. */
+export type GetReply = FromAnyNode<GetResult>
 
 /** Streams a local file to `remote`; memory stays bounded by the flow-control window. */
-export async function putFile (client: DfsClient, local: string, remote: string, onBytes: (n: number) => void = () => {}, options: { sync?: 'quorum' | 'all' } = {}): Promise<PutReply> {
+export async function putFile (client: DfsClient, local: string, remote: string, onBytes: (n: number) => void = () => {}, options: { sync?: 'quorum' | 'all' } = {}): Promise<PutResult> {
   let info
   try {
     info = await stat(local)
@@ -33,8 +30,8 @@ export async function putFile (client: DfsClient, local: string, remote: string,
       yield chunk as Buffer
     }
   }
-  const params = options.sync != null ? { path: remote, sync: options.sync } : { path: remote }
-  return await client.rpc.upload<PutReply>('fs.put', params, body(), { timeoutMs: client.timeoutMs })
+  const params: FsPutParams = options.sync != null ? { path: remote, sync: options.sync } : { path: remote }
+  return await client.rpc.upload('fs.put', params, body(), { timeoutMs: client.timeoutMs })
 }
 
 /**
@@ -45,8 +42,8 @@ export async function putFile (client: DfsClient, local: string, remote: string,
  */
 export async function getFile (client: DfsClient, remote: string, dest: string | Writable, onStart: (size: number) => void = () => {}, onBytes: (n: number) => void = () => {},
   options: { consistency?: Consistency } = {}): Promise<GetReply & { local: string }> {
-  const params = options.consistency != null ? { path: remote, consistency: options.consistency } : { path: remote }
-  const { result, body } = await client.rpc.download<GetReply>('fs.get', params, { timeoutMs: client.timeoutMs })
+  const params: FsReadParams = options.consistency != null ? { path: remote, consistency: options.consistency } : { path: remote }
+  const { result, body }: { result: GetReply, body: AsyncGenerator<Uint8Array> } = await client.rpc.download('fs.get', params, { timeoutMs: client.timeoutMs })
   onStart(result.size)
   let local = '-'
   let out: Writable

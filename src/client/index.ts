@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { ConfigError } from '@dfs/api'
+import { ConfigError, type Consistency, type RpcParams, type RpcResult, type UnaryMethodName } from '@dfs/api'
 import { parseAddress } from '../net/address.js'
 import { createHost, type Host } from '../net/host.js'
 import { loadOrCreateKey } from '../net/keys.js'
@@ -17,6 +17,12 @@ export interface ClientInit {
   dataDir: string
   timeoutMs?: number
 }
+
+/**
+ * A read's result as any node answers it: a node that predates the `consistency` option leaves it out
+ * (it served linearizable).
+ */
+export type FromAnyNode<T extends { consistency: Consistency }> = Omit<T, 'consistency'> & { consistency?: Consistency }
 
 /** A CLI user's authenticated session with one node. */
 export class DfsClient {
@@ -40,8 +46,9 @@ export class DfsClient {
     return new DfsClient(host, new RpcClient({ host, target, dialTimeoutMs: timeoutMs }), target, timeoutMs)
   }
 
-  async call<R> (method: string, params: unknown): Promise<R> {
-    return await this.rpc.call<R>(method, params, { timeoutMs: this.timeoutMs })
+  /** Calls a unary method of the RPC contract with this session's deadline. */
+  async call<M extends UnaryMethodName> (method: M, params: RpcParams<M>): Promise<RpcResult<M>> {
+    return await this.rpc.call(method, params, { timeoutMs: this.timeoutMs })
   }
 
   async close (): Promise<void> {

@@ -6,11 +6,11 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import {
   AbortedError, CorruptExtentError, DeadlineExceededError, DfsError, EXTENT_ID_PATTERN, EXTENT_SIZE_MAX,
   InvalidArgumentError, MalformedFrameError, NotFoundError, UnavailableError, errorToWire,
-  type CallOptions, type ExtentRecord, type ExtentStore, type PeerIdString
+  type CallOptions, type ExtentGetResult, type ExtentRecord, type ExtentStore, type PeerIdString
 } from '@dfs/api'
 import { CALL_TIMEOUT_MS_DEFAULT } from '../net/constants.js'
 import { RpcClient } from '../net/rpc/client.js'
-import { EXTENT_GET_METHOD, type ExtentGetResult } from './handlers/extent.js'
+import { EXTENT_GET_METHOD } from './handlers/extent.js'
 import type { Host } from '../net/host.js'
 import type { PeerId } from '@libp2p/interface'
 
@@ -233,7 +233,7 @@ export class RemoteExtents implements ExtentReader {
     const signal = AbortSignal.any([outer, attempt.signal])
     setMaxListeners(Infinity, signal)
     try {
-      const { result, body } = await client.download<unknown>(EXTENT_GET_METHOD, { id: extent.id }, { signal, timeoutMs: idleMs })
+      const { result, body } = await client.download(EXTENT_GET_METHOD, { id: extent.id }, { signal, timeoutMs: idleMs })
       timer.refresh()
       const mismatch = checkResult(result, extent, node)
       if (mismatch != null) {
@@ -379,7 +379,10 @@ function checkRecord (extent: ExtentRecord): void {
   if (!Array.isArray(extent.replicas)) throw new InvalidArgumentError(`extent ${extent.id} has no replica list`, { extentId: extent.id })
 }
 
-/** Checks a replica's `extent.get` result against metadata before any bytes are received. */
+/**
+ * Checks a replica's `extent.get` result against metadata before any bytes are received. It takes the
+ * result as unknown: the RPC contract says what a well-behaved replica sends, not what this one did.
+ */
 function checkResult (result: unknown, extent: ExtentRecord, node: PeerIdString): DfsError | undefined {
   if (result == null || typeof result !== 'object' || Array.isArray(result)) {
     return new MalformedFrameError(`replica ${node} answered ${EXTENT_GET_METHOD} with a result that is not a map`, { node, extentId: extent.id })

@@ -1,6 +1,7 @@
 import { logger } from '@libp2p/logger'
 import { Action } from '../security/index.js'
 import type { Host } from '../net/host.js'
+import { defineMethod } from '../net/rpc/define-method.js'
 import type { RpcMethod } from '../net/rpc/types.js'
 import type { ConnectionGater } from '@libp2p/interface'
 import { InvalidArgumentError } from '@dfs/api'
@@ -43,8 +44,7 @@ export class PartitionFault {
   }
 
   methods (): RpcMethod[] {
-    return [{
-      name: 'test.partition',
+    return [defineMethod('test.partition', {
       action: Action.ClusterAdmin,
       kind: 'unary',
       params: (raw) => {
@@ -58,6 +58,6 @@ export class PartitionFault {
         await this.block(params.block)
         return { blocked: params.block }
       }
-    }]
+    })]
   }
 }

@@ -3,7 +3,8 @@ import {
   Deadline, DeadlineExceededError, DfsError, EXTENT_SIZE_MAX, INLINE_FILE_BYTES_MAX, IsADirectoryError, NotADirectoryError, NotFoundError,
   extentChecksum, normalizePath, parentPath, throwIfAborted,
   type CallOptions, type Consistency, type DirEntry, type ExtentRecord, type ExtentStore, type FileRecord, type MetadataOp,
-  type MetadataService, type MetadataView, type ReplicationService, type WriteSync
+  type ListResult, type MetadataService, type MetadataView, type PutResult, type RemoveResult, type ReplicationService, type StatResult,
+  type WriteSync
 } from '@dfs/api'
 import { logger } from '@libp2p/logger'
 import type { ExtentGc } from './extent-gc.js'
@@ -54,32 +55,10 @@ export const PUT_DURATION_MAX_MS = 6 * 3600_000
 /** The first extent buffer of a put (it doubles up to the extent size as bytes arrive). */
 const PUT_BUFFER_START_BYTES = 64 * 1024
 
-export interface PutResult {
-  path: string
-  size: number
-  extents: number
-}
-
 /** Options of stat, open and list. */
 export interface ReadFileOptions extends CallOptions {
   /** How current the metadata read must be (default linearizable; see Consistency). */
   consistency?: Consistency
-}
-
-export interface StatResult {
-  path: string
-  size: number
-  version: number
-  mtimeMs: number
-  extents: ExtentRecord[]
-  /** What the metadata read served: `stale` only when it was asked for (see FileService.#read). */
-  consistency: Consistency
-}
-
-export interface ListResult {
-  entries: DirEntry[]
-  more: boolean
-  consistency: Consistency
 }
 
 export interface OpenFile {
@@ -350,7 +329,7 @@ export class FileService {
     await this.#gc.free(extents.map((e) => e.id))
   }
 
-  async remove (rawPath: string, options: CallOptions = {}): Promise<{ path: string, freed: number }> {
+  async remove (rawPath: string, options: CallOptions = {}): Promise<RemoveResult> {
     const path = normalizePath(rawPath)
     const result = await this.#metadata.propose({ type: 'DeleteFile', path }, options)
     const freed = result.freed ?? []

@@ -1,5 +1,5 @@
 import { logger } from '@libp2p/logger'
-import { NodeUnreachableError } from '@dfs/api'
+import { NodeUnreachableError, type JoinRequest, type JoinResult } from '@dfs/api'
 import { RpcClient } from '../net/rpc/client.js'
 import type { Host } from '../net/host.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -9,16 +9,7 @@ const log = logger('dfs:node:join')
 /** Deadline of one join request (the member commits a metadata change and a membership change). */
 const JOIN_CALL_TIMEOUT_MS = 30_000
 
-export interface JoinRequest {
-  token: string
-  name: string
-  region: string
-  addrs: string[]
-}
-
-export interface JoinReply {
-  clusterId: string
-  members: Array<{ id: string, addrs: string[] }>
+export interface JoinReply extends JoinResult {
   /** The address that admitted this node. */
   via: string
 }
@@ -32,7 +23,7 @@ export async function joinCluster (host: Host, peers: Multiaddr[], request: Join
   for (const target of peers) {
     const client = new RpcClient({ host, target })
     try {
-      const reply = await client.call<Omit<JoinReply, 'via'>>('cluster.join', request, { timeoutMs: JOIN_CALL_TIMEOUT_MS })
+      const reply = await client.call('cluster.join', request, { timeoutMs: JOIN_CALL_TIMEOUT_MS })
       return { ...reply, via: target.toString() }
     } catch (err: any) {
       if (err?.name !== 'NodeUnreachable') throw err

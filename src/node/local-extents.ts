@@ -1,16 +1,11 @@
 import { logger } from '@libp2p/logger'
 import {
   CorruptExtentError, UnavailableError, extentChecksum,
-  type CallOptions, type ExtentIdentity, type ExtentRecord, type ExtentStore, type PeerIdString
+  type CallOptions, type ExtentIdentity, type ExtentRecord, type ExtentReplicateResult, type ExtentStore, type PeerIdString
 } from '@dfs/api'
 import type { ExtentReader } from './extents.js'
 
 const log = logger('dfs:node:local-extents')
-
-/** What `replicate` did: whether bytes were copied (false: the local copy was good already). */
-export interface ReplicateResult {
-  copied: boolean
-}
 
 export interface LocalExtentsInit {
   nodeId: PeerIdString
@@ -61,7 +56,7 @@ export class LocalExtents {
    * copy verifies, else the bytes are fetched from `sources` (in order, never from this node) and
    * stored over whatever copy was here, since metadata's record is the truth about an extent.
    */
-  async replicate (extent: ExtentRecord, sources: PeerIdString[], options: CallOptions = {}): Promise<ReplicateResult> {
+  async replicate (extent: ExtentRecord, sources: PeerIdString[], options: CallOptions = {}): Promise<ExtentReplicateResult> {
     const state = await this.#state(extent, options)
     if (state === 'good') return { copied: false }
     const order = [...new Set(sources)].filter((s) => s !== this.#nodeId)

@@ -260,8 +260,8 @@ export class NodeRuntime {
         health: (m) => membership.health(m),
         replication,
         policies: policies.names,
-        askPeer: async <T>(peer: string, method: string, params: unknown, signal: AbortSignal): Promise<T> =>
-          await extents.withPeer(peer, signal, async (client) => await client.call<T>(method, params, { signal }))
+        askPeer: async (peer, method, params, signal) =>
+          await extents.withPeer(peer, signal, async (client) => await client.call(method, params, { signal }))
       }), ...extentMethods(store), ...extentWriteMethods(extentPeers.local), ...(faults?.methods() ?? []))
       await rpc.start()
       life.started('rpc server', async () => { await rpc.stop() })

@@ -1,4 +1,4 @@
-import { PermissionDeniedError, type CallOptions, type MetadataService, type MetadataView, type Role } from '@dfs/api'
+import { PermissionDeniedError, type CallOptions, type MetadataService, type MetadataView, type Role, type RpcAction } from '@dfs/api'
 
 /**
  * Actions an RPC handler asks about. Each RPC method names exactly one; roles grant sets of them.
@@ -14,9 +14,13 @@ export const Action = {
   ExtentRead: 'extent.read',
   /** Node-to-node work (storing, copying and deleting extents on another node): members only. */
   ExtentWrite: 'extent.write'
-} as const
+} as const satisfies Record<string, RpcAction>
 
 export type ActionName = typeof Action[keyof typeof Action]
+
+/** Every action the RPC contract names is one of these (fails to compile otherwise). */
+type Covers<T extends ActionName> = T
+export type EveryRpcActionKnown = Covers<RpcAction>
 
 const ROLE_ACTIONS: Record<Role | 'node', ReadonlySet<string>> = {
   /** Cluster members (nodes) act for clients they serve and for each other. */

@@ -61,7 +61,7 @@ test('the minority refuses writes with NoQuorum within their deadline and serves
   const cut = await sb.client(minority, 5000)
   try {
     await waitFor(async () => {
-      const st = await cut.call<any>('fs.stat', { path: '/early.bin', consistency: 'stale' }).catch(() => undefined)
+      const st = await cut.call('fs.stat', { path: '/early.bin', consistency: 'stale' }).catch(() => undefined)
       return st?.extents.every((e: any) => e.replicas.includes(minority.id)) === true ? st : undefined
     }, 10_000, 'the minority-to-be to apply /early.bin with its copy')
 
@@ -117,7 +117,7 @@ async function inTheMinority (minority: NodeHandle, cut: DfsClient, digest: stri
   assert.is(sha256Hex(await readFile(join(sb.dir, 'stale.out'))), digest)
 
   started = Date.now()
-  const st = await cut.call<any>('fs.stat', { path: '/early.bin', consistency: 'stale' })
+  const st = await cut.call('fs.stat', { path: '/early.bin', consistency: 'stale' })
   const statMs = Date.now() - started
   started = Date.now()
   const bytes: Buffer[] = []

@@ -32,7 +32,7 @@ test.after(async () => {
 async function splits (c: DfsClient, dir: string, count: number, region: Map<string, string>): Promise<string[]> {
   const out: string[] = []
   for (let i = 0; i < count; i++) {
-    const st = await c.call<any>('fs.stat', { path: `${dir}/f${i}` })
+    const st = await c.call('fs.stat', { path: `${dir}/f${i}` })
     for (const e of st.extents) {
       const a = e.replicas.filter((r: string) => region.get(r) === 'a').length
       out.push(`${a}:${e.replicas.length - a}`)

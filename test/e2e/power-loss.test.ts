@@ -122,7 +122,7 @@ async function waitHealthy (sb: Sandbox, nodes: ReadonlyMap<string, NodeHandle>,
   try {
     await waitFor(async () => {
       assertUp(nodes, when)
-      const views = await Promise.all(clients.map(async (c) => ({ status: await c.call<any>('cluster.status', {}), shards: await c.call<any>('cluster.shards', {}) })))
+      const views = await Promise.all(clients.map(async (c) => ({ status: await c.call('cluster.status', {}), shards: await c.call('cluster.shards', {}) })))
       const ok = views.every((v) => v.status.leader != null && v.status.nodes.healthy === count && v.status.nodes.total === count &&
         v.shards.groups.length > 0 && v.shards.groups.every((g: any) => g.leader != null))
       return ok ? true : undefined

@@ -47,7 +47,7 @@ async function extents (via: NodeHandle): Promise<any[]> {
   const c = await client(via)
   try {
     const out: any[] = []
-    for (const path of files.keys()) out.push(...(await c.call<any>('fs.stat', { path })).extents)
+    for (const path of files.keys()) out.push(...(await c.call('fs.stat', { path })).extents)
     return out
   } finally {
     await c.close()
@@ -128,7 +128,7 @@ test('drain --cancel: the node takes copies again and its pending moves are canc
   assert.is(await draining(), false)
   const c = await client(nodes[0])
   try {
-    const p = await c.call<any>('cluster.rebalance.progress', { moves: drain.moves.map(({ extent, from, to }: any) => ({ extent, from, to })) })
+    const p = await c.call('cluster.rebalance.progress', { moves: drain.moves.map(({ extent, from, to }: any) => ({ extent, from, to })) })
     assert.is(p.pending, 0, 'no move off the node is still recorded')
     assert.is(p.completed + cancel.cancelled <= drain.planned, true)
   } finally {
@@ -152,7 +152,7 @@ test('drain with the coordinator killed mid-move: the moves finish, nothing is l
   assert.ok(drain.planned > 0, `drain planned ${drain.planned}`)
   assert.ok(drain.remaining > 0)
   const c = await client(via)
-  const progress = async (): Promise<any> => await c.call<any>('cluster.rebalance.progress', { moves: drain.moves.map(({ extent, from, to }: any) => ({ extent, from, to })) })
+  const progress = async (): Promise<any> => await c.call('cluster.rebalance.progress', { moves: drain.moves.map(({ extent, from, to }: any) => ({ extent, from, to })) })
   try {
     // some moves done, some not: the coordinator is mid-drain
     await waitFor(async () => { const p = await progress(); return p.completed > 0 ? p : undefined }, 30_000, 'a first move to finish')

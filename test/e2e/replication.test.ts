@@ -82,7 +82,7 @@ test('four nodes, RF 3: 50 files of mixed sizes get three copies of every extent
     }
     const ids = new Set(nodes.map((n) => n.id))
     for (const path of files.keys()) {
-      const st = await c.call<any>('fs.stat', { path })
+      const st = await c.call('fs.stat', { path })
       for (const e of st.extents) {
         assert.is(e.replicas.length, 3, `${path}: three copies`)
         assert.is(new Set(e.replicas).size, 3, `${path}: on distinct nodes`)
@@ -118,7 +118,7 @@ test('a node killed for good: every file reads back at once; after the repair de
   try {
     await waitFor(async () => {
       for (const path of files.keys()) {
-        const st = await c.call<any>('fs.stat', { path })
+        const st = await c.call('fs.stat', { path })
         for (const e of st.extents) if (e.replicas.length !== 3 || e.replicas.includes(victim.id)) return undefined
       }
       return true
@@ -140,7 +140,7 @@ test('a flipped byte in one stored copy: reads return the right bytes and the co
   let extentId = ''
   try {
     for (const p of files.keys()) {
-      const st = await c.call<any>('fs.stat', { path: p })
+      const st = await c.call('fs.stat', { path: p })
       const e = st.extents.find((x: any) => x.size > 2000 && x.replicas.includes(target.id))
       if (e != null) { path = p; extentId = e.id; break }
     }
@@ -182,7 +182,7 @@ test('a frozen replica delays a put by the write grace, not its deadline; its co
   // The frozen node is a replica, not the leader of the data group that orders /frozen's metadata.
   const shard = shardOfPath('/frozen/f.bin')
   const leaderOfFrozen = await waitFor(async () => {
-    const map = await c.call<{ shards: Array<{ shard: number, leader: string | null }> }>('cluster.shards', {})
+    const map = await c.call('cluster.shards', {})
     return map.shards.find((x) => x.shard === shard)?.leader ?? undefined
   }, 30_000, 'a leader of the data group of /frozen')
   // (The put through a frozen metadata leader is the next test.)
@@ -202,11 +202,11 @@ test('a frozen replica delays a put by the write grace, not its deadline; its co
     // extent (1 s unless the quorum itself was slow, as on a loaded machine), and a frozen metadata
     // leader costs an election on top
     assert.ok(took < 20_000, `the put took ${took} ms`)
-    const st = await c.call<any>('fs.stat', { path: '/frozen/f.bin' })
+    const st = await c.call('fs.stat', { path: '/frozen/f.bin' })
     assert.ok(st.extents.every((e: any) => e.replicas.length >= 2), 'every extent has a write quorum')
     assert.ok(st.extents.some((e: any) => !e.replicas.includes(frozen.id)), 'the frozen node\'s copies are recorded missing')
     await waitFor(async () => {
-      const now = await c.call<any>('fs.stat', { path: '/frozen/f.bin' })
+      const now = await c.call('fs.stat', { path: '/frozen/f.bin' })
       return now.extents.every((e: any) => e.replicas.length === 3) ? true : undefined
     }, 60_000, 'repair to complete the missing copies once the node is back')
   } finally {
@@ -223,7 +223,7 @@ test('a put whose data group leader freezes completes once the others elect a ne
   try {
     // a path whose metadata is ordered by a group that another live node leads: the put's commit is
     // forwarded to that leader, which then stops answering
-    const map = await c.call<{ shards: Array<{ shard: number, leader: string | null }> }>('cluster.shards', {})
+    const map = await c.call('cluster.shards', {})
     const others = new Set([nodes[1].id, nodes[2].id])
     let path = ''
     let leader = ''
@@ -250,10 +250,10 @@ test('a put whose data group leader freezes completes once the others elect a ne
     // ("may still be applied"); now the coordinator proposes it again once it applies the new
     // leader's first entry. An election (~1–1.6 s) plus the write grace for the frozen replica.
     assert.ok(took < 8000, `the put took ${took} ms`)
-    const st = await c.call<any>('fs.stat', { path })
+    const st = await c.call('fs.stat', { path })
     assert.is(st.version, 1, 'the put was applied once (a second apply would make version 2)')
     await waitFor(async () => {
-      const now = await c.call<any>('fs.stat', { path })
+      const now = await c.call('fs.stat', { path })
       return now.extents.every((e: any) => e.replicas.length === 3) ? true : undefined
     }, 60_000, 'repair to complete the frozen node\'s copies')
     await readAll(frozen)

@@ -79,7 +79,7 @@ test('a node restored from a snapshot fetches its copies of the small files writ
   const probe = await sb.client(n1)
   try {
     for (const path of [...written.keys()].filter((_, i) => i % 50 === 0)) {
-      const s = await probe.call<{ extents: Array<{ id: string }> }>('fs.stat', { path })
+      const s = await probe.call('fs.stat', { path })
       ids.set(path, s.extents[0].id)
     }
   } finally {

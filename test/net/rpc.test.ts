@@ -124,20 +124,20 @@ test.after(async () => {
 test('a unary call returns its result, bytes stay bytes, and the handler sees the Noise-proven peer', async () => {
   const c = new RpcClient({ host: ctx.client, target: ctx.addr })
   const bytes = new Uint8Array([0, 1, 2, 255])
-  const r = await c.call<any>('echo', { text: 'hi', bytes })
+  const r = await c.callUnchecked<any>('echo', { text: 'hi', bytes })
   assert.is(r.text, 'hi')
   assert.ok(r.bytes instanceof Uint8Array)
   assert.equal([...r.bytes], [...bytes])
   assert.is(r.peer, ctx.client.peerId.toString())
   // the stream is reused for the next call
-  for (let i = 0; i < 20; i++) assert.is((await c.call<any>('echo', { text: String(i) })).text, String(i))
+  for (let i = 0; i < 20; i++) assert.is((await c.callUnchecked<any>('echo', { text: String(i) })).text, String(i))
   await c.close()
 })
 
 test('typed errors cross the wire by name, and the call is authorized first', async () => {
   const c = new RpcClient({ host: ctx.stranger, target: ctx.addr })
   try {
-    await c.call('echo', { text: 'x' })
+    await c.callUnchecked('echo', { text: 'x' })
     assert.unreachable('a stranger must be refused')
   } catch (err: any) {
     assert.is(err.name, 'PermissionDenied')
@@ -145,13 +145,13 @@ test('typed errors cross the wire by name, and the call is authorized first', as
   }
   const ok = new RpcClient({ host: ctx.client, target: ctx.addr })
   try {
-    await ok.call('nope', {})
+    await ok.callUnchecked('nope', {})
     assert.unreachable()
   } catch (err: any) {
     assert.is(err.name, 'UnknownMethod')
   }
   try {
-    await ok.call('echo', 7)
+    await ok.callUnchecked('echo', 7)
     assert.unreachable()
   } catch (err: any) {
     assert.is(err.name, 'InvalidArgument')
@@ -173,11 +173,11 @@ test('an upload of 40 MiB streams under flow control', async () => {
       yield chunk
     }
   }
-  const r = await c.upload<any>('sum', null, body())
+  const r = await c.uploadUnchecked<any>('sum', null, body())
   assert.is(r.total, sent)
   assert.is(r.sum, expected)
   // and the stream still serves a unary call afterwards
-  assert.is((await c.call<any>('echo', { text: 'after' })).text, 'after')
+  assert.is((await c.callUnchecked<any>('echo', { text: 'after' })).text, 'after')
   await c.close()
 })
 
@@ -193,11 +193,11 @@ test('an upload leaves in as few writes as its body allows: header with the firs
     return stream
   }
   try {
-    assert.equal(await c.upload<any>('sum', null, (async function * () {})()), { total: 0, sum: 0 })
+    assert.equal(await c.uploadUnchecked<any>('sum', null, (async function * () {})()), { total: 0, sum: 0 })
     assert.is(writes.length, 1)
-    assert.equal(await c.upload<any>('sum', null, (async function * () { yield Uint8Array.of(1, 2, 3) })()), { total: 3, sum: 6 })
+    assert.equal(await c.uploadUnchecked<any>('sum', null, (async function * () { yield Uint8Array.of(1, 2, 3) })()), { total: 3, sum: 6 })
     assert.is(writes.length, 2, 'a one-chunk body: header, DATA and END in one write')
-    assert.equal(await c.upload<any>('sum', null, (async function * () { yield Uint8Array.of(1); yield Uint8Array.of(2); yield Uint8Array.of(3) })()), { total: 3, sum: 6 })
+    assert.equal(await c.uploadUnchecked<any>('sum', null, (async function * () { yield Uint8Array.of(1); yield Uint8Array.of(2); yield Uint8Array.of(3) })()), { total: 3, sum: 6 })
     assert.is(writes.length, 5, 'three chunks: header with the first, the second alone, the third with END')
   } finally {
     ctx.client.dialProtocol = dial
@@ -229,7 +229,7 @@ test('the server grants credit in batches: a small upload is answered by its RES
 test('a download streams its body and an error mid-stream reaches the caller typed', async () => {
   const c = new RpcClient({ host: ctx.client, target: ctx.addr })
   const size = 20 * 1024 * 1024 + 13
-  const { result, body } = await c.download<any>('gen', { size })
+  const { result, body } = await c.downloadUnchecked<any>('gen', { size })
   assert.is(result.size, size)
   let got = 0
   let ok = true
@@ -239,14 +239,14 @@ test('a download streams its body and an error mid-stream reaches the caller typ
   }
   assert.is(got, size)
   assert.ok(ok)
-  const failing = await c.download<any>('gen', { size, failAt: 4 * 1024 * 1024 })
+  const failing = await c.downloadUnchecked<any>('gen', { size, failAt: 4 * 1024 * 1024 })
   try {
     for await (const _ of failing.body) { /* drain */ }
     assert.unreachable()
   } catch (err: any) {
     assert.is(err.name, 'InvalidArgument')
   }
-  assert.is((await c.call<any>('echo', { text: 'still here' })).text, 'still here')
+  assert.is((await c.callUnchecked<any>('echo', { text: 'still here' })).text, 'still here')
   await c.close()
 })
 
@@ -266,7 +266,7 @@ test('garbage and oversized frames are refused with a typed error and the server
   assert.is((reply2 as any).error.name, 'FrameTooLarge')
 
   const c = new RpcClient({ host: ctx.client, target: ctx.addr })
-  assert.is((await c.call<any>('echo', { text: 'alive' })).text, 'alive')
+  assert.is((await c.callUnchecked<any>('echo', { text: 'alive' })).text, 'alive')
   await c.close()
 })
 
@@ -274,7 +274,7 @@ test('a call past its deadline fails with DeadlineExceeded, a caller abort with 
   const c = new RpcClient({ host: ctx.client, target: ctx.addr })
   let started = Date.now()
   try {
-    await c.call('hang', null, { timeoutMs: 300 })
+    await c.callUnchecked('hang', null, { timeoutMs: 300 })
     assert.unreachable()
   } catch (err: any) {
     assert.is(err.name, 'DeadlineExceeded')
@@ -284,7 +284,7 @@ test('a call past its deadline fails with DeadlineExceeded, a caller abort with 
   setTimeout(() => { controller.abort() }, 200)
   started = Date.now()
   try {
-    await c.call('hang', null, { signal: controller.signal })
+    await c.callUnchecked('hang', null, { signal: controller.signal })
     assert.unreachable()
   } catch (err: any) {
     assert.is(err.name, 'Aborted')
@@ -293,7 +293,7 @@ test('a call past its deadline fails with DeadlineExceeded, a caller abort with 
   const deadline = Date.now() + 2000
   while (ctx.calls.filter((x) => x === 'hang:aborted').length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
   assert.is(ctx.calls.filter((x) => x === 'hang:aborted').length, 2, 'both handlers were told to stop')
-  assert.is((await c.call<any>('echo', { text: 'next' })).text, 'next')
+  assert.is((await c.callUnchecked<any>('echo', { text: 'next' })).text, 'next')
   await c.close()
 })
 
@@ -302,15 +302,15 @@ test('at its deadline a handler\'s NoQuorum reaches the caller; an upload\'s han
   // an answer after the caller's own deadline would be its DeadlineExceeded instead (the server
   // stops the handler 300 ms sooner)
   const [unary, upload] = await Promise.all([
-    c.call('verdict', null, { timeoutMs: 3000 }).then(() => undefined, (err: Error) => err),
-    c.upload('commit', null, slowly(3, 0), { timeoutMs: 3000 }).then(() => undefined, (err: Error) => err)
+    c.callUnchecked('verdict', null, { timeoutMs: 3000 }).then(() => undefined, (err: Error) => err),
+    c.uploadUnchecked('commit', null, slowly(3, 0), { timeoutMs: 3000 }).then(() => undefined, (err: Error) => err)
   ])
   assert.is(unary?.name, 'NoQuorum', String(unary))
   assert.is(upload?.name, 'NoQuorum', String(upload))
 
   // the idle deadline bounds only the wait for the answer: a slow but steady upload runs past it
   const started = Date.now()
-  const r = await c.upload<{ total: number }>('sum', null, slowly(6, 300), { timeoutMs: 1000 })
+  const r = await c.uploadUnchecked<{ total: number }>('sum', null, slowly(6, 300), { timeoutMs: 1000 })
   assert.is(r.total, 6 * 1024)
   assert.ok(Date.now() - started >= 1500)
   await c.close()
@@ -336,7 +336,7 @@ test('a node whose gater closes the connection gives NodeUnreachable within the 
     const started = Date.now()
     const c = new RpcClient({ host: ctx.stranger, target: gated.getMultiaddrs()[0], dialTimeoutMs: 5000 })
     try {
-      await c.call('echo', { text: 'x' }, { timeoutMs: 5000 })
+      await c.callUnchecked('echo', { text: 'x' }, { timeoutMs: 5000 })
       assert.unreachable()
     } catch (err: any) {
       assert.is(err.name, 'NodeUnreachable')
@@ -353,7 +353,7 @@ test('a node that cannot be reached gives NodeUnreachable within the dial deadli
   const started = Date.now()
   const c = new RpcClient({ host: ctx.client, target: ctx.addr.decapsulate('/tcp').encapsulate('/tcp/1'), dialTimeoutMs: 3000 })
   try {
-    await c.call('echo', { text: 'x' })
+    await c.callUnchecked('echo', { text: 'x' })
     assert.unreachable()
   } catch (err: any) {
     assert.is(err.name, 'NodeUnreachable')
@@ -455,7 +455,7 @@ test('interceptors see a unary call, an upload and a download: befores in order,
   const seen: Seen[] = []
   await withIntercepted({ authorize: onlyClient, interceptors: [recorder('a', seen), recorder('b', seen)] }, async (c, handled) => {
     const params = { text: 'hi' }
-    assert.equal(await c.call('echo', params, { timeoutMs: 5000 }), { text: 'hi' })
+    assert.equal(await c.callUnchecked('echo', params, { timeoutMs: 5000 }), { text: 'hi' })
     await until(() => seen.length === 4)
     assert.equal(seen.map((s) => s.at), ['a.before', 'b.before', 'b.after', 'a.after'])
     assert.equal(handled, ['echo'])
@@ -468,13 +468,13 @@ test('interceptors see a unary call, an upload and a download: befores in order,
     assert.ok(after.outcome!.durationMs >= 0 && after.outcome!.durationMs < 2000)
 
     seen.length = 0
-    await c.call('slow', {})
+    await c.callUnchecked('slow', {})
     await until(() => seen.length === 4)
     assert.ok(seen[3].outcome!.durationMs >= 95, `a 100 ms handler took ${seen[3].outcome?.durationMs} ms`)
 
     seen.length = 0
     const uploaded = 5 * 1024 * 1024 + 3
-    const r = await c.upload<{ total: number }>('sum', {}, (async function * () { yield new Uint8Array(uploaded - 3); yield new Uint8Array(3) })())
+    const r = await c.uploadUnchecked<{ total: number }>('sum', {}, (async function * () { yield new Uint8Array(uploaded - 3); yield new Uint8Array(3) })())
     assert.is(r.total, uploaded)
     await until(() => seen.length === 4)
     assert.equal(seen.map((s) => s.at), ['a.before', 'b.before', 'b.after', 'a.after'])
@@ -487,7 +487,7 @@ test('interceptors see a unary call, an upload and a download: befores in order,
 
     seen.length = 0
     const size = 3 * 1024 * 1024 + 11
-    const { result, body } = await c.download<{ size: number }>('gen', { size })
+    const { result, body } = await c.downloadUnchecked<{ size: number }>('gen', { size })
     let got = 0
     for await (const chunk of body) got += chunk.byteLength
     assert.is(got, size)
@@ -510,7 +510,7 @@ test('a before that throws refuses the call with its error: no later before and 
   })
   await withIntercepted({ authorize: onlyClient, interceptors: [recorder('a', seen), limiter, recorder('c', seen)] }, async (c, handled) => {
     try {
-      await c.call('echo', { text: 'too much' })
+      await c.callUnchecked('echo', { text: 'too much' })
       assert.unreachable('the limiter refuses')
     } catch (err: any) {
       assert.is(err.name, 'Unavailable')
@@ -523,7 +523,7 @@ test('a before that throws refuses the call with its error: no later before and 
     assert.equal(seen[3].outcome?.error, { name: 'Unavailable', message: 'rate limited' })
     assert.is(seen[3].outcome?.bytesOut, 0)
     // the stream is at a call boundary: the next call passes
-    assert.equal(await c.call('echo', { text: 'fine' }), { text: 'fine' })
+    assert.equal(await c.callUnchecked('echo', { text: 'fine' }), { text: 'fine' })
     assert.equal(handled, ['echo'])
   })
 })
@@ -548,7 +548,7 @@ test('authorization is an interceptor: a denied peer gets PermissionDenied befor
     seen.length = 0
     for (const params of [{ text: 'x' }, 7]) {
       try {
-        await stranger.call('echo', params)
+        await stranger.callUnchecked('echo', params)
         assert.unreachable('a stranger must be refused')
       } catch (err: any) {
         assert.is(err.name, 'PermissionDenied', 'denied first, whatever the params')
@@ -561,7 +561,7 @@ test('authorization is an interceptor: a denied peer gets PermissionDenied befor
     assert.equal(handled, [], 'neither params nor handler ran')
 
     seen.length = 0
-    assert.equal(await client.call('echo', { text: 'ok' }), { text: 'ok' })
+    assert.equal(await client.callUnchecked('echo', { text: 'ok' }), { text: 'ok' })
     await until(() => seen.length === 4)
     assert.equal(seen.map((s) => s.at), ['audit.before', 'after-auth.before', 'after-auth.after', 'audit.after'])
     assert.is(seen[0].call.params, undefined, 'ahead of authorization: not parsed yet')
@@ -584,19 +584,19 @@ test('after runs for a handler that throws, a call past its deadline and a calle
       await until(() => seen.length === 2)
       return [name, seen[1]?.outcome]
     }
-    const [failed, onFail] = await outcomes(c.call('fail', {}))
+    const [failed, onFail] = await outcomes(c.callUnchecked('fail', {}))
     assert.is(failed, 'InvalidArgument')
     assert.equal(onFail?.error, { name: 'InvalidArgument', message: 'failing on purpose' })
     assert.is(onFail?.ok, false)
 
-    const [late, onDeadline] = await outcomes(c.call('hang', {}, { timeoutMs: 300 }))
+    const [late, onDeadline] = await outcomes(c.callUnchecked('hang', {}, { timeoutMs: 300 }))
     assert.is(late, 'DeadlineExceeded')
     assert.is(onDeadline?.error?.name, 'DeadlineExceeded')
     assert.ok(onDeadline!.durationMs >= 200 && onDeadline!.durationMs < 2000, String(onDeadline?.durationMs))
 
     const controller = new AbortController()
     setTimeout(() => { controller.abort() }, 200)
-    const [gone, onAbort] = await outcomes(c.call('hang', {}, { signal: controller.signal }))
+    const [gone, onAbort] = await outcomes(c.callUnchecked('hang', {}, { signal: controller.signal }))
     assert.is(gone, 'Aborted')
     assert.is(onAbort?.error?.name, 'Aborted')
     assert.equal(handled, ['fail', 'hang', 'hang'])
@@ -608,7 +608,7 @@ test('an after that throws or rejects changes nothing: the call keeps its result
   const throwing = recorder('throws', seen, { after: () => { seen.push({ at: 'throws.after' } as Seen); throw new Error('audit log is down') } })
   const rejecting = recorder('rejects', seen, { after: (async () => { seen.push({ at: 'rejects.after' } as Seen); throw new Error('metrics are down') }) as RpcInterceptor['after'] })
   await withIntercepted({ authorize: onlyClient, interceptors: [recorder('a', seen), throwing, rejecting] }, async (c) => {
-    for (let i = 0; i < 3; i++) assert.equal(await c.call('echo', { text: String(i) }), { text: String(i) })
+    for (let i = 0; i < 3; i++) assert.equal(await c.callUnchecked('echo', { text: String(i) }), { text: String(i) })
     await until(() => seen.filter((s) => s.at === 'a.after').length === 3)
     assert.equal(seen.slice(0, 6).map((s) => s.at), ['a.before', 'throws.before', 'rejects.before', 'rejects.after', 'throws.after', 'a.after'])
     assert.is(seen[5].outcome?.ok, true)

@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core'
 import { DeadlineExceededError } from '@dfs/api'
-import type { DrainResult, MoveProgress, UndrainResult } from '@dfs/api'
+import type { ClusterDrainResult, ClusterUndrainResult } from '@dfs/api'
 import { ClientCommand } from '../../cli/base-command.js'
 import { Progress } from '../../cli/progress.js'
 import { MOVES_WAIT_MS_DEFAULT } from '../../cli/wait-moves.js'
@@ -8,7 +8,7 @@ import { MOVES_WAIT_MS_DEFAULT } from '../../cli/wait-moves.js'
 /** How often --wait asks again (each call also plans moves for copies whose move was cancelled). */
 const POLL_MS = 1000
 
-type Drained = (DrainResult | UndrainResult) & { name: string }
+type Drained = ClusterDrainResult | ClusterUndrainResult
 
 export default class ClusterDrain extends ClientCommand<Drained> {
   static override summary = 'Move every extent copy off a node before it is removed'
@@ -32,11 +32,11 @@ cancelled (copies already moved stay where they are).`
     const { args, flags } = await this.parse(ClusterDrain)
     const client = await this.client(flags)
     if (flags.cancel) {
-      const u = await client.call<UndrainResult & { name: string }>('cluster.undrain', { node: args.node })
+      const u = await client.call('cluster.undrain', { node: args.node })
       this.say(`${u.name} (${u.node}): no longer draining, ${u.cancelled} pending moves cancelled`)
       return u
     }
-    const first = await client.call<DrainResult & { name: string }>('cluster.drain', { node: args.node })
+    const first = await client.call('cluster.drain', { node: args.node })
     let r = first
     const moves = [...first.moves]
     if (flags.wait) {
@@ -50,14 +50,14 @@ cancelled (copies already moved stay where they are).`
         }
         await new Promise((resolve) => setTimeout(resolve, POLL_MS))
         const before = r.remaining
-        r = await client.call<DrainResult & { name: string }>('cluster.drain', { node: args.node })
+        r = await client.call('cluster.drain', { node: args.node })
         moves.push(...r.moves)
         if (r.remaining < before) progress.add(before - r.remaining)
       }
       progress.finish()
     }
     const completed = flags.wait && moves.length > 0
-      ? (await client.call<MoveProgress>('cluster.rebalance.progress', { moves: moves.map(({ extent, from, to }) => ({ extent, from, to })) })).completed
+      ? (await client.call('cluster.rebalance.progress', { moves: moves.map(({ extent, from, to }) => ({ extent, from, to })) })).completed
       : first.completed
     this.say(`${first.name} (${first.node}): ${moves.length} moves recorded, ${r.remaining} extents left on it`)
     return { node: first.node, name: first.name, planned: moves.length, completed, moves, remaining: r.remaining }

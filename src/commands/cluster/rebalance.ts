@@ -21,7 +21,7 @@ delete the source — resuming after any crash, and never onto a node past its f
   async run (): Promise<RebalanceResult> {
     const { flags } = await this.parse(ClusterRebalance)
     const client = await this.client(flags)
-    const r = await client.call<RebalanceResult>('cluster.rebalance', { dryRun: flags['dry-run'] })
+    const r = await client.call('cluster.rebalance', { dryRun: flags['dry-run'] })
     let completed = r.completed
     if (flags.wait && !flags['dry-run'] && r.moves.length > 0) {
       completed = await waitForMoves(client, r.moves, { waitMs: flags['wait-timeout'], json: this.jsonEnabled(), label: 'rebalance' })

@@ -10,7 +10,7 @@ extents with no live copy; repairing counts copies being made now by the repair 
   async run (): Promise<ReplicationStatus> {
     const { flags } = await this.parse(ClusterReplication)
     const client = await this.client(flags)
-    const r = await client.call<ReplicationStatus>('cluster.replication', {})
+    const r = await client.call('cluster.replication', {})
     this.say(`replication factor ${r.replicationFactor}: ${r.extents} extents, ${r.underReplicated} under-replicated, ${r.missing} missing, ${r.repairing} repairing`)
     return { replicationFactor: r.replicationFactor, extents: r.extents, underReplicated: r.underReplicated, missing: r.missing, repairing: r.repairing }
   }

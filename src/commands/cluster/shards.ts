@@ -1,5 +1,5 @@
+import type { ClusterShards } from '@dfs/api'
 import { ClientCommand } from '../../cli/base-command.js'
-import type { ClusterShards } from '../../node/handlers/cluster.js'
 
 /** Shards as ranges for people: `0-85`, or `-` for none. */
 function ranges (shards: number[]): string {
@@ -22,7 +22,7 @@ Without --json one line per group; with --json every shard is listed.`
   async run (): Promise<ClusterShards> {
     const { flags } = await this.parse(ClusterShardsCommand)
     const client = await this.client(flags)
-    const r = await client.call<ClusterShards>('cluster.shards', {})
+    const r = await client.call('cluster.shards', {})
     for (const g of r.groups) {
       this.say(`group ${g.group} (${g.kind})  shards ${ranges(g.shards)}  leader ${g.leader ?? '(none)'}  voters ${g.voters.join(',') || '-'}  learners ${g.learners.join(',') || '-'}`)
     }

@@ -1,5 +1,5 @@
+import type { ClusterStatus } from '@dfs/api'
 import { ClientCommand } from '../../cli/base-command.js'
-import type { ClusterStatus } from '../../node/handlers/cluster.js'
 
 export default class ClusterStatusCommand extends ClientCommand<ClusterStatus> {
   static override summary = 'Show the cluster id, the metadata leader and node health'
@@ -7,7 +7,7 @@ export default class ClusterStatusCommand extends ClientCommand<ClusterStatus> {
   async run (): Promise<ClusterStatus> {
     const { flags } = await this.parse(ClusterStatusCommand)
     const client = await this.client(flags)
-    const s = await client.call<ClusterStatus>('cluster.status', {})
+    const s = await client.call('cluster.status', {})
     this.say(`cluster  ${s.clusterId}\nleader   ${s.leader ?? '(none)'}\nterm     ${s.term}\nnodes    ${s.nodes.total} total, ${s.nodes.healthy} healthy, ${s.nodes.suspected} suspected, ${s.nodes.failed} failed`)
     return { clusterId: s.clusterId, leader: s.leader, term: s.term, nodes: { total: s.nodes.total, healthy: s.nodes.healthy, suspected: s.nodes.suspected, failed: s.nodes.failed } }
   }

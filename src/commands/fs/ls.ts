@@ -1,7 +1,8 @@
 import { Args } from '@oclif/core'
 import { ClientCommand, consistencyFlag } from '../../cli/base-command.js'
 import { formatBytes } from '../../cli/progress.js'
-import type { Consistency, DirEntry } from '@dfs/api'
+import type { Consistency, DirEntry, ListResult } from '@dfs/api'
+import type { FromAnyNode } from '../../client/index.js'
 
 interface LsJson { entries: DirEntry[], consistency: Consistency }
 
@@ -23,7 +24,7 @@ export default class FsLs extends ClientCommand<LsJson> {
     // a listing is linearizable only if every page was (each page is its own read)
     let served: Consistency | undefined
     while (true) {
-      const page = await client.call<{ entries: DirEntry[], more: boolean, consistency?: Consistency }>('fs.ls',
+      const page: FromAnyNode<ListResult> = await client.call('fs.ls',
         { path: args.path, consistency: flags.consistency, ...(after != null ? { after } : {}) })
       if (served !== 'stale') served = page.consistency
       entries.push(...page.entries)

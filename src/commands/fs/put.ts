@@ -2,9 +2,10 @@ import { Args, Flags } from '@oclif/core'
 import { stat } from 'node:fs/promises'
 import { ClientCommand } from '../../cli/base-command.js'
 import { Progress, formatBytes } from '../../cli/progress.js'
-import { putFile, type PutReply } from '../../client/files.js'
+import type { PutResult } from '@dfs/api'
+import { putFile } from '../../client/files.js'
 
-export default class FsPut extends ClientCommand<PutReply> {
+export default class FsPut extends ClientCommand<PutResult> {
   static override summary = 'Store a local file at a path in dfs (replacing any file there atomically)'
   static override args = {
     local: Args.string({ required: true, description: 'local file to read' }),
@@ -19,7 +20,7 @@ export default class FsPut extends ClientCommand<PutReply> {
     })
   }
 
-  async run (): Promise<PutReply> {
+  async run (): Promise<PutResult> {
     const { args, flags } = await this.parse(FsPut)
     const client = await this.client(flags)
     const size = (await stat(args.local).catch(() => undefined))?.size ?? 0

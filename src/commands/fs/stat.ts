@@ -1,8 +1,8 @@
 import { Args } from '@oclif/core'
-import type { Consistency } from '@dfs/api'
+import type { Consistency, StatResult } from '@dfs/api'
 import { ClientCommand, consistencyFlag } from '../../cli/base-command.js'
 import { formatBytes } from '../../cli/progress.js'
-import type { StatResult } from '../../node/files.js'
+import type { FromAnyNode } from '../../client/index.js'
 
 interface StatJson {
   path: string
@@ -27,7 +27,7 @@ export default class FsStat extends ClientCommand<StatJson> {
     const { args, flags } = await this.parse(FsStat)
     const client = await this.client(flags)
     // a node that predates the option leaves `consistency` out
-    const s = await client.call<Omit<StatResult, 'consistency'> & { consistency?: Consistency }>('fs.stat', { path: args.path, consistency: flags.consistency })
+    const s: FromAnyNode<StatResult> = await client.call('fs.stat', { path: args.path, consistency: flags.consistency })
     const consistency = this.served(s.consistency)
     this.say(`path     ${s.path}\nsize     ${s.size} (${formatBytes(s.size)})\nversion  ${s.version}\nmodified ${new Date(s.mtimeMs).toISOString()}\nextents  ${s.extents.length}`)
     for (const e of s.extents) this.say(`  ${e.id}  ${String(e.size).padStart(8)}  ${e.checksum.slice(0, 23)}…  ${e.replicas.join(',')}`)

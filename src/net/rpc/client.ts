@@ -1,7 +1,8 @@
 import { setMaxListeners } from 'node:events'
 import { logger } from '@libp2p/logger'
 import {
-  Deadline, AbortedError, DeadlineExceededError, DfsError, MalformedFrameError, NodeUnreachableError, errorFromWire
+  Deadline, AbortedError, DeadlineExceededError, DfsError, MalformedFrameError, NodeUnreachableError, errorFromWire,
+  type DownloadMethodName, type RpcParams, type RpcResult, type UnaryMethodName, type UploadMethodName
 } from '@dfs/api'
 import {
   CALL_TIMEOUT_MS_DEFAULT, CREDIT_BATCH_FRAMES, DATA_CHUNK_BYTES_MAX, DATA_WINDOW_FRAMES, DIAL_TIMEOUT_MS_DEFAULT, RPC_IDLE_STREAMS_MAX,
@@ -29,7 +30,7 @@ export interface RpcClientInit {
 }
 
 /**
- * Calls `/dfs/rpc/1.0.0` on one node. Streams are reused for consecutive calls (a new stream costs a
+ * Calls `/dfs/rpc/1.0.0` on one node, typed by the RPC contract (`RpcContract` in `@dfs/api`). Streams are reused for consecutive calls (a new stream costs a
  * protocol negotiation); at most RPC_IDLE_STREAMS_MAX idle streams are kept.
  */
 export class RpcClient {
@@ -57,7 +58,17 @@ export class RpcClient {
     return this.#remotePeer as PeerId
   }
 
-  async call<R = unknown> (method: string, params: unknown, options: CallOptions = {}): Promise<R> {
+  /** Calls a unary method of the RPC contract (`RpcContract` in `@dfs/api`). */
+  async call<M extends UnaryMethodName> (method: M, params: RpcParams<M>, options: CallOptions = {}): Promise<RpcResult<M>> {
+    return await this.callUnchecked<RpcResult<M>>(method, params, options)
+  }
+
+  /**
+   * Calls any method with any params, its result typed as the caller says: for methods outside the
+   * contract (tests of the RPC layer itself) and params a well-behaved caller would not send (tests of
+   * the node's checks). Everything else uses `call`.
+   */
+  async callUnchecked<R = unknown> (method: string, params: unknown, options: CallOptions = {}): Promise<R> {
     const timeoutMs = options.timeoutMs ?? CALL_TIMEOUT_MS_DEFAULT
     const deadline = new Deadline(timeoutMs, options.signal)
     const signal = deadline.signal
@@ -88,7 +99,12 @@ export class RpcClient {
    * Sends `body` as the call's bulk bytes, under the server's flow control. Chunks are sent as they
    * are, not copied: a body must not reuse a chunk's memory after yielding it.
    */
-  async upload<R = unknown> (method: string, params: unknown, body: AsyncIterable<Uint8Array>, options: CallOptions = {}): Promise<R> {
+  async upload<M extends UploadMethodName> (method: M, params: RpcParams<M>, body: AsyncIterable<Uint8Array>, options: CallOptions = {}): Promise<RpcResult<M>> {
+    return await this.uploadUnchecked<RpcResult<M>>(method, params, body, options)
+  }
+
+  /** `upload` of any method with any params (see `callUnchecked`). */
+  async uploadUnchecked<R = unknown> (method: string, params: unknown, body: AsyncIterable<Uint8Array>, options: CallOptions = {}): Promise<R> {
     const { idle, idleMs, signal } = streamSignal(options, method)
     let framed: FramedStream | undefined
     try {
@@ -154,7 +170,12 @@ export class RpcClient {
   }
 
   /** Starts a download: resolves with the call's result; `body` yields the bulk bytes. */
-  async download<R = unknown> (method: string, params: unknown, options: CallOptions = {}): Promise<{ result: R, body: AsyncGenerator<Uint8Array> }> {
+  async download<M extends DownloadMethodName> (method: M, params: RpcParams<M>, options: CallOptions = {}): Promise<{ result: RpcResult<M>, body: AsyncGenerator<Uint8Array> }> {
+    return await this.downloadUnchecked<RpcResult<M>>(method, params, options)
+  }
+
+  /** `download` of any method with any params (see `callUnchecked`). */
+  async downloadUnchecked<R = unknown> (method: string, params: unknown, options: CallOptions = {}): Promise<{ result: R, body: AsyncGenerator<Uint8Array> }> {
     const { idle, idleMs, signal } = streamSignal(options, method)
     let framed: FramedStream | undefined
     try {

@@ -42,6 +42,10 @@ export interface DownloadMethod<P, R> extends MethodBase<P> {
   handle: (ctx: RpcContext<P>) => Promise<DownloadReply<R>>
 }
 
+/**
+ * A method as the server registers it. The node's methods are built with `defineMethod`, which types
+ * them by the RPC contract (`RpcContract` in `@dfs/api`); the server itself serves any method.
+ */
 export type RpcMethod = UnaryMethod<any, any> | UploadMethod<any, any> | DownloadMethod<any, any>
 
 /** Decides whether `peer` may perform `action`; throws PermissionDenied otherwise. */

@@ -3,24 +3,13 @@ import { JOIN_TOKEN_TTL_MS_DEFAULT, JOIN_TOKEN_TTL_MS_MAX, mintJoinToken, verify
 import { integer, record, text } from './params.js'
 import { logger } from '@libp2p/logger'
 import { Deadline, InvalidArgumentError, NotFoundError, REBALANCE_MOVES_LIMIT, UnavailableError, UnknownServiceError } from '@dfs/api'
-import type { ClusterConfig, MemberRecord, MetadataGroupInfo, MetadataService, ReplicationService, ReplicationStatus } from '@dfs/api'
+import type {
+  ClusterNodesResult, ClusterShards, ClusterStatus, MemberRecord, MetadataService, ReplicationService, RpcParams, RpcResult, UnaryMethodName
+} from '@dfs/api'
+import { defineMethod } from '../../net/rpc/define-method.js'
 import type { RpcMethod } from '../../net/rpc/types.js'
 
 const log = logger('dfs:node:cluster')
-
-export interface ClusterStatus {
-  clusterId: string
-  leader: string | null
-  term: number
-  nodes: { total: number, healthy: number, suspected: number, failed: number }
-}
-
-export interface ClusterShards {
-  shardCount: number
-  groups: Array<Omit<MetadataGroupInfo, 'leader'> & { leader: string | null }>
-  /** Every shard with its group, the nodes that hold a replica (voters and learners) and the group's leader. */
-  shards: Array<{ shard: number, group: number, replicas: string[], voters: string[], leader: string | null }>
-}
 
 /** The shard map as this node last applied it (an unsharded service: one group holds every shard). */
 export function shardMap (nodeId: string, metadata: MetadataService): ClusterShards {
@@ -67,17 +56,6 @@ function flag (params: Record<string, unknown>, key: string): boolean {
 /** What an unsharded metadata service reports: the same key space, all in one group. */
 const SHARD_COUNT_UNSHARDED = 256
 
-export interface ClusterNode {
-  id: string
-  name: string
-  addrs: string[]
-  region: string
-  health: 'healthy' | 'suspected' | 'failed'
-  voter: boolean
-  /** Being drained: it takes no new copies (`dfs cluster drain`). */
-  draining: boolean
-}
-
 /** `cluster.status`: the cluster as this node sees it; `cluster.nodes`: its members. */
 export interface ClusterMethodsInit {
   nodeId: string
@@ -87,7 +65,7 @@ export interface ClusterMethodsInit {
   /** The policies of a kind this node has installed. */
   policies?: (kind: 'placement' | 'rebalance') => string[]
   /** Calls `method` on another member (as this node), e.g. to ask the repair coordinator what it is doing. */
-  askPeer?: <T>(peer: string, method: string, params: unknown, signal: AbortSignal) => Promise<T>
+  askPeer?: <M extends UnaryMethodName>(peer: string, method: M, params: RpcParams<M>, signal: AbortSignal) => Promise<RpcResult<M>>
 }
 
 /** How long `cluster.replication` waits for the repair coordinator's own figure. */
@@ -107,8 +85,7 @@ export function clusterMethods (init: ClusterMethodsInit): RpcMethod[] {
   const voters = (members: string[]): Set<string> =>
     new Set(init.metadata.membership?.members().voters ?? members.slice(0, 1))
   return [
-    {
-      name: 'cluster.status',
+    defineMethod('cluster.status', {
       action: Action.ClusterRead,
       kind: 'unary',
       params: (raw) => record(raw ?? {}, 'cluster.status'),
@@ -128,13 +105,12 @@ export function clusterMethods (init: ClusterMethodsInit): RpcMethod[] {
           }
         }
       }
-    },
-    {
-      name: 'cluster.nodes',
+    }),
+    defineMethod('cluster.nodes', {
       action: Action.ClusterRead,
       kind: 'unary',
       params: (raw) => record(raw ?? {}, 'cluster.nodes'),
-      handle: async ({ signal }): Promise<{ nodes: ClusterNode[] }> => {
+      handle: async ({ signal }): Promise<ClusterNodesResult> => {
         const members = await init.metadata.read((view) => view.members(), { signal, scope: { system: true } })
         const voting = voters(members.map((m) => m.id))
         return {
@@ -149,20 +125,18 @@ export function clusterMethods (init: ClusterMethodsInit): RpcMethod[] {
           }))
         }
       }
-    },
-    {
-      name: 'cluster.shards',
+    }),
+    defineMethod('cluster.shards', {
       action: Action.ClusterRead,
       kind: 'unary',
       params: (raw) => record(raw ?? {}, 'cluster.shards'),
       handle: async () => shardMap(init.nodeId, init.metadata)
-    },
-    {
-      name: 'cluster.replication',
+    }),
+    defineMethod('cluster.replication', {
       action: Action.ClusterRead,
       kind: 'unary',
       params: (raw) => ({ here: flag(record(raw ?? {}, 'cluster.replication'), 'here') }),
-      handle: async ({ params, signal }: { params: { here: boolean }, signal: AbortSignal }) => {
+      handle: async ({ params, signal }) => {
         if (init.replication == null) throw new UnavailableError('this node runs no replication service')
         const status = await init.replication.status({ signal })
         // copies being made are known to the repair coordinator (the system group's leader) only
@@ -170,7 +144,7 @@ export function clusterMethods (init: ClusterMethodsInit): RpcMethod[] {
         if (!params.here && coordinator !== undefined && coordinator !== init.nodeId && init.askPeer != null) {
           const ask = new Deadline(COORDINATOR_ASK_TIMEOUT_MS, signal)
           try {
-            status.repairing = (await init.askPeer<ReplicationStatus>(coordinator, 'cluster.replication', { here: true }, ask.signal)).repairing
+            status.repairing = (await init.askPeer(coordinator, 'cluster.replication', { here: true }, ask.signal)).repairing
           } catch (err) {
             log('cluster.replication: the coordinator %s did not say what it repairs: %s', coordinator, (err as Error).message)
           } finally {
@@ -179,16 +153,14 @@ export function clusterMethods (init: ClusterMethodsInit): RpcMethod[] {
         }
         return status
       }
-    },
-    {
-      name: 'cluster.config',
+    }),
+    defineMethod('cluster.config', {
       action: Action.ClusterRead,
       kind: 'unary',
       params: (raw) => record(raw ?? {}, 'cluster.config'),
       handle: async ({ signal }) => await init.metadata.read((view) => view.config(), { signal, scope: { system: true } })
-    },
-    {
-      name: 'cluster.config.set',
+    }),
+    defineMethod('cluster.config.set', {
       action: Action.ClusterAdmin,
       kind: 'unary',
       params: (raw) => {
@@ -204,13 +176,12 @@ export function clusterMethods (init: ClusterMethodsInit): RpcMethod[] {
         return { key: setting.key, value }
       },
       // the state machine validates the value (range, policy name) and refuses a bad one
-      handle: async ({ params, signal }: { params: { key: keyof ClusterConfig, value: number | string }, signal: AbortSignal }) => {
+      handle: async ({ params, signal }) => {
         await init.metadata.propose({ type: 'SetConfig', key: params.key, value: params.value }, { signal })
         return await init.metadata.read((view) => view.config(), { signal, scope: { system: true } })
       }
-    },
-    {
-      name: 'cluster.policy.set',
+    }),
+    defineMethod('cluster.policy.set', {
       action: Action.ClusterAdmin,
       kind: 'unary',
       params: (raw) => {
@@ -219,7 +190,7 @@ export function clusterMethods (init: ClusterMethodsInit): RpcMethod[] {
         if (kind !== 'placement' && kind !== 'rebalance') throw new InvalidArgumentError('kind must be placement or rebalance', { kind })
         return { kind: kind as keyof typeof POLICY_SETTINGS, name: text(p, 'name', { max: 64 }) }
       },
-      handle: async ({ params, signal }: { params: { kind: keyof typeof POLICY_SETTINGS, name: string }, signal: AbortSignal }) => {
+      handle: async ({ params, signal }) => {
         // refuse a policy this node cannot run rather than leave the cluster placing with nothing
         const installed = init.policies?.(params.kind) ?? []
         if (!installed.includes(params.name)) {
@@ -229,21 +200,19 @@ export function clusterMethods (init: ClusterMethodsInit): RpcMethod[] {
         await init.metadata.propose({ type: 'SetConfig', key: POLICY_SETTINGS[params.kind], value: params.name }, { signal })
         return { kind: params.kind, name: params.name }
       }
-    },
-    {
-      name: 'cluster.rebalance',
+    }),
+    defineMethod('cluster.rebalance', {
       action: Action.ClusterAdmin,
       kind: 'unary',
       params: (raw) => {
         const p = record(raw ?? {}, 'cluster.rebalance')
         return { dryRun: flag(p, 'dryRun'), wait: flag(p, 'wait') }
       },
-      handle: async ({ params, signal }: { params: { dryRun: boolean, wait: boolean }, signal: AbortSignal }) => {
+      handle: async ({ params, signal }) => {
         return await replicationOf(init).rebalance({ ...params, signal })
       }
-    },
-    {
-      name: 'cluster.rebalance.progress',
+    }),
+    defineMethod('cluster.rebalance.progress', {
       action: Action.ClusterRead,
       kind: 'unary',
       params: (raw) => {
@@ -259,37 +228,34 @@ export function clusterMethods (init: ClusterMethodsInit): RpcMethod[] {
           })
         }
       },
-      handle: async ({ params, signal }: { params: { moves: Array<{ extent: string, from: string, to: string }> }, signal: AbortSignal }) => {
+      handle: async ({ params, signal }) => {
         return await replicationOf(init).moveProgress(params.moves, { signal })
       }
-    },
-    {
-      name: 'cluster.drain',
+    }),
+    defineMethod('cluster.drain', {
       action: Action.ClusterAdmin,
       kind: 'unary',
       params: (raw) => {
         const p = record(raw, 'cluster.drain')
         return { node: text(p, 'node', { max: 255 }), wait: flag(p, 'wait') }
       },
-      handle: async ({ params, signal }: { params: { node: string, wait: boolean }, signal: AbortSignal }) => {
+      handle: async ({ params, signal }) => {
         const members = await init.metadata.read((view) => view.members(), { signal, scope: { system: true } })
         const member = memberNamed(members, params.node)
         return { name: member.name, ...await replicationOf(init).drain(member.id, { wait: params.wait, signal }) }
       }
-    },
-    {
-      name: 'cluster.undrain',
+    }),
+    defineMethod('cluster.undrain', {
       action: Action.ClusterAdmin,
       kind: 'unary',
       params: (raw) => ({ node: text(record(raw, 'cluster.undrain'), 'node', { max: 255 }) }),
-      handle: async ({ params, signal }: { params: { node: string }, signal: AbortSignal }) => {
+      handle: async ({ params, signal }) => {
         const members = await init.metadata.read((view) => view.members(), { signal, scope: { system: true } })
         const member = memberNamed(members, params.node)
         return { name: member.name, ...await replicationOf(init).undrain(member.id, { signal }) }
       }
-    },
-    {
-      name: 'cluster.token.create',
+    }),
+    defineMethod('cluster.token.create', {
       action: Action.ClusterAdmin,
       kind: 'unary',
       params: (raw) => {
@@ -301,9 +267,8 @@ export function clusterMethods (init: ClusterMethodsInit): RpcMethod[] {
         await init.metadata.propose({ type: 'CreateJoinToken', token: rec }, { signal })
         return { token, id: rec.id, expiresAtMs: rec.expiresAtMs }
       }
-    },
-    {
-      name: 'cluster.join',
+    }),
+    defineMethod('cluster.join', {
       action: Action.ClusterJoin,
       kind: 'unary',
       params: (raw) => {
@@ -331,9 +296,8 @@ export function clusterMethods (init: ClusterMethodsInit): RpcMethod[] {
         const { cluster, members } = await init.metadata.read((view) => ({ cluster: view.cluster(), members: view.members() }), { signal, scope: { system: true } })
         return { clusterId: cluster?.clusterId ?? '', members: members.map((m) => ({ id: m.id, addrs: m.addrs })) }
       }
-    },
-    {
-      name: 'cluster.nodes.remove',
+    }),
+    defineMethod('cluster.nodes.remove', {
       action: Action.ClusterAdmin,
       kind: 'unary',
       params: (raw) => ({ node: text(record(raw, 'cluster.nodes.remove'), 'node', { max: 255 }) }),
@@ -351,13 +315,12 @@ export function clusterMethods (init: ClusterMethodsInit): RpcMethod[] {
         await init.metadata.propose({ type: 'RemoveMember', id: member.id }, { signal })
         return { id: member.id, name: member.name }
       }
-    },
-    {
-      name: 'node.info',
+    }),
+    defineMethod('node.info', {
       action: Action.ClusterRead,
       kind: 'unary',
       params: (raw) => record(raw ?? {}, 'node.info'),
       handle: async ({ peer }) => ({ id: init.nodeId, peer })
-    }
+    })
   ]
 }

@@ -2,10 +2,12 @@ import { setMaxListeners } from 'node:events'
 import { peerIdFromString } from '@libp2p/peer-id'
 import {
   AbortedError, CorruptExtentError, EXTENT_ID_PATTERN, EXTENT_SIZE_MAX, FrameTooLargeError, InvalidArgumentError,
-  REPLICATION_FACTOR_MAX, type ExtentIdentity, type ExtentRecord, type ExtentStore, type PeerIdString
+  REPLICATION_FACTOR_MAX, type ExtentGetResult, type ExtentIdentity, type ExtentRecord, type ExtentReplicateParams, type ExtentStore,
+  type PeerIdString
 } from '@dfs/api'
 import { integer, record, text } from './params.js'
-import type { LocalExtents, ReplicateResult } from '../local-extents.js'
+import { defineMethod } from '../../net/rpc/define-method.js'
+import type { LocalExtents } from '../local-extents.js'
 import type { RpcMethod } from '../../net/rpc/types.js'
 
 /**
@@ -41,12 +43,6 @@ export const REPLICATE_SOURCES_MAX = 16
  */
 export const EXTENT_WRITES_IN_FLIGHT_MAX = 8
 
-/** `extent.replicate` params. */
-export interface ExtentReplicateParams {
-  extent: ExtentRecord
-  sources: PeerIdString[]
-}
-
 const CHECKSUM_PATTERN = /^sha256:[0-9a-f]{64}$/
 /** Longest PeerId text accepted (Ed25519 ids are 52 characters, RSA ones longer). */
 const PEER_ID_CHARS_MAX = 128
@@ -57,13 +53,6 @@ const PEER_ID_CHARS_MAX = 128
  */
 export const EXTENT_READS_IN_FLIGHT_MAX = 16
 
-/** What `extent.get` answers before the bytes. */
-export interface ExtentGetResult {
-  id: string
-  size: number
-  checksum: string
-}
-
 /**
  * `extent.get` (download): params `{ id }`, result `{ id, size, checksum }` as the local store
  * records them, body the extent's bytes. The store verifies the bytes against their checksum before
@@ -73,8 +62,7 @@ export interface ExtentGetResult {
 export function extentMethods (store: ExtentStore, init: { readsInFlightMax?: number } = {}): RpcMethod[] {
   const slots = new Slots(init.readsInFlightMax ?? EXTENT_READS_IN_FLIGHT_MAX)
   return [
-    {
-      name: EXTENT_GET_METHOD,
+    defineMethod(EXTENT_GET_METHOD, {
       action: EXTENT_READ_ACTION,
       kind: 'download',
       params: (raw) => {
@@ -99,7 +87,7 @@ export function extentMethods (store: ExtentStore, init: { readsInFlightMax?: nu
           throw err
         }
       }
-    }
+    })
   ]
 }
 
@@ -109,19 +97,18 @@ export function extentMethods (store: ExtentStore, init: { readsInFlightMax?: nu
  *   they match size and checksum (CorruptExtent otherwise, nothing stored); a body longer than the
  *   announced size is refused as FrameTooLarge as soon as it passes it, so no call makes the node hold
  *   more than EXTENT_SIZE_MAX. Result `{}`.
- * - `extent.replicate` (unary): result ReplicateResult, `{ copied: false }` if the copy here was good.
+ * - `extent.replicate` (unary): result ExtentReplicateResult, `{ copied: false }` if the copy here was good.
  * - `extent.delete` (unary): result `{}`, also when there was no copy.
  */
 export function extentWriteMethods (local: LocalExtents, init: { writesInFlightMax?: number } = {}): RpcMethod[] {
   const slots = new Slots(init.writesInFlightMax ?? EXTENT_WRITES_IN_FLIGHT_MAX)
   return [
-    {
-      name: EXTENT_PUT_METHOD,
+    defineMethod(EXTENT_PUT_METHOD, {
       action: EXTENT_WRITE_ACTION,
       kind: 'upload',
       params: (raw) => identity(record(raw, EXTENT_PUT_METHOD)),
       handle: async ({ params, body, signal }) => {
-        const extent = params as ExtentIdentity
+        const extent = params
         const release = await slots.acquire(signal)
         try {
           await local.put(extent, await receive(extent, body), { signal })
@@ -130,9 +117,8 @@ export function extentWriteMethods (local: LocalExtents, init: { writesInFlightM
           release()
         }
       }
-    },
-    {
-      name: EXTENT_REPLICATE_METHOD,
+    }),
+    defineMethod(EXTENT_REPLICATE_METHOD, {
       action: EXTENT_WRITE_ACTION,
       kind: 'unary',
       params: (raw): ExtentReplicateParams => {
@@ -140,8 +126,8 @@ export function extentWriteMethods (local: LocalExtents, init: { writesInFlightM
         onlyKeys(p, ['extent', 'sources'], EXTENT_REPLICATE_METHOD)
         return { extent: extentRecord(p.extent), sources: peerIds(p.sources, 'sources', REPLICATE_SOURCES_MAX) }
       },
-      handle: async ({ params, signal }): Promise<ReplicateResult> => {
-        const { extent, sources } = params as ExtentReplicateParams
+      handle: async ({ params, signal }) => {
+        const { extent, sources } = params
         const release = await slots.acquire(signal)
         try {
           return await local.replicate(extent, sources, { signal })
@@ -149,9 +135,8 @@ export function extentWriteMethods (local: LocalExtents, init: { writesInFlightM
           release()
         }
       }
-    },
-    {
-      name: EXTENT_DELETE_METHOD,
+    }),
+    defineMethod(EXTENT_DELETE_METHOD, {
       action: EXTENT_WRITE_ACTION,
       kind: 'unary',
       params: (raw) => {
@@ -160,10 +145,10 @@ export function extentWriteMethods (local: LocalExtents, init: { writesInFlightM
         return { id: extentId(p) }
       },
       handle: async ({ params, signal }) => {
-        await local.delete((params as { id: string }).id, { signal })
+        await local.delete(params.id, { signal })
         return {}
       }
-    }
+    })
   ]
 }
 

@@ -2,6 +2,7 @@ import { CONSISTENCY_DEFAULT, CONSISTENCY_LEVELS, InvalidArgumentError } from '@
 import { Action } from '../../security/index.js'
 import { LIST_PAGE_MAX, type FileService } from '../files.js'
 import { integer, oneOf, record, text } from './params.js'
+import { defineMethod } from '../../net/rpc/define-method.js'
 import type { RpcMethod } from '../../net/rpc/types.js'
 
 /**
@@ -15,8 +16,7 @@ export function fsMethods (files: FileService): RpcMethod[] {
     return { path: text(p, 'path', {}), consistency: oneOf(p, 'consistency', CONSISTENCY_LEVELS, CONSISTENCY_DEFAULT) }
   }
   return [
-    {
-      name: 'fs.put',
+    defineMethod('fs.put', {
       action: Action.FsWrite,
       kind: 'upload',
       params: (raw) => {
@@ -26,9 +26,8 @@ export function fsMethods (files: FileService): RpcMethod[] {
         return { path: text(p, 'path', {}), sync: sync as 'quorum' | 'all' }
       },
       handle: async ({ params, body, signal }) => await files.put(params.path, body, { signal, sync: params.sync })
-    },
-    {
-      name: 'fs.get',
+    }),
+    defineMethod('fs.get', {
       action: Action.FsRead,
       kind: 'download',
       params: read('fs.get'),
@@ -44,16 +43,14 @@ export function fsMethods (files: FileService): RpcMethod[] {
           body
         }
       }
-    },
-    {
-      name: 'fs.stat',
+    }),
+    defineMethod('fs.stat', {
       action: Action.FsRead,
       kind: 'unary',
       params: read('fs.stat'),
       handle: async ({ params, signal }) => await files.stat(params.path, { signal, consistency: params.consistency })
-    },
-    {
-      name: 'fs.ls',
+    }),
+    defineMethod('fs.ls', {
       action: Action.FsRead,
       kind: 'unary',
       params: (raw) => {
@@ -65,13 +62,12 @@ export function fsMethods (files: FileService): RpcMethod[] {
         }
       },
       handle: async ({ params, signal }) => await files.list(params.path, { after: params.after, limit: params.limit }, { signal, consistency: params.consistency })
-    },
-    {
-      name: 'fs.rm',
+    }),
+    defineMethod('fs.rm', {
       action: Action.FsWrite,
       kind: 'unary',
       params: pathOnly('fs.rm'),
       handle: async ({ params, signal }) => await files.remove(params.path, { signal })
-    }
+    })
   ]
 }

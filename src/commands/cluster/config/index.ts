@@ -7,7 +7,7 @@ export default class ClusterConfigShow extends ClientCommand<ClusterConfig> {
   async run (): Promise<ClusterConfig> {
     const { flags } = await this.parse(ClusterConfigShow)
     const client = await this.client(flags)
-    const c = await client.call<ClusterConfig>('cluster.config', {})
+    const c = await client.call('cluster.config', {})
     for (const [k, v] of Object.entries(c)) this.say(`${k.padEnd(20)} ${String(v)}`)
     return c
   }

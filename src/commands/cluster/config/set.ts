@@ -18,7 +18,7 @@ Policies are selected with "dfs cluster policy set".`
   async run (): Promise<ClusterConfig> {
     const { args, flags } = await this.parse(ClusterConfigSet)
     const client = await this.client(flags)
-    const c = await client.call<ClusterConfig>('cluster.config.set', { key: args.key, value: args.value })
+    const c = await client.call('cluster.config.set', { key: args.key, value: args.value })
     this.say(`${args.key} = ${args.value}`)
     return c
   }

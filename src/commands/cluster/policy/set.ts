@@ -1,7 +1,8 @@
 import { Args } from '@oclif/core'
+import type { PolicyKind, PolicySelection } from '@dfs/api'
 import { ClientCommand } from '../../../cli/base-command.js'
 
-export default class ClusterPolicySet extends ClientCommand<{ kind: string, name: string }> {
+export default class ClusterPolicySet extends ClientCommand<PolicySelection> {
   static override summary = 'Select the cluster\'s placement or rebalance policy'
   static override description = `Policies are plugins: install one with "dfs plugins install NAME" (or "dfs plugins link DIR")
 on the nodes, then select it here. The node that receives the command refuses a policy it does not
@@ -12,10 +13,10 @@ have installed. Placement decides where the copies of new and repaired extents g
     name: Args.string({ description: 'the policy\'s name (e.g. default, region)', required: true })
   }
 
-  async run (): Promise<{ kind: string, name: string }> {
+  async run (): Promise<PolicySelection> {
     const { args, flags } = await this.parse(ClusterPolicySet)
     const client = await this.client(flags)
-    const r = await client.call<{ kind: string, name: string }>('cluster.policy.set', { kind: args.kind, name: args.name })
+    const r = await client.call('cluster.policy.set', { kind: args.kind as PolicyKind, name: args.name })
     this.say(`${r.kind} policy: ${r.name}`)
     return r
   }

@@ -15,7 +15,7 @@ export default class ClusterTokenCreate extends ClientCommand<TokenResult> {
     const { flags } = await this.parse(ClusterTokenCreate)
     const ttlMs = parseDuration(flags.ttl)
     const client = await this.client(flags)
-    const r = await client.call<{ token: string, expiresAtMs: number }>('cluster.token.create', { ttlMs })
+    const r = await client.call('cluster.token.create', { ttlMs })
     const expiresAt = new Date(r.expiresAtMs).toISOString()
     this.say(`${r.token}\nvalid until ${expiresAt}`)
     return { token: r.token, expiresAt }
