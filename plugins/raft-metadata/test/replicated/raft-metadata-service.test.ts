@@ -203,11 +203,12 @@ test('a node that catches up by snapshot is handed the small extents of the rest
     }
   })
   await n.service.start()
-  await waitFor(() => restored[down].some((x) => x.id === extent(37).id), 10_000, 'the restored state handed over')
-  assert.ok(restored[down].some((x) => x.id === extent(30).id), 'extents of the compacted range are among them')
+  // the first put is in the compacted range whatever snapshot the leader sends (the last may not be:
+  // the entries after the leader's latest snapshot arrive by the log, and onInlineExtents stores them)
+  await waitFor(() => restored[down].some((x) => x.id === extent(30).id), 30_000, 'the restored state handed over')
   hold = false
   for (const r of held.splice(0)) r()
-  await waitFor(() => n.service?.staleRead((v) => v.getFile(`${dir}/f7`))?.extents[0] === extent(37).id, 10_000, 'caught up')
+  await waitFor(() => n.service?.staleRead((v) => v.getFile(`${dir}/f7`))?.extents[0] === extent(37).id, 30_000, 'caught up')
 }))
 
 /** A top-level directory whose shard data group `group` (of `groups`) owns. */
