@@ -255,7 +255,7 @@ try {
         } catch (err) {
           const name = (err as Error).name
           errors.set(name, (errors.get(name) ?? 0) + 1)
-          if (performance.now() - killedAt > FAILOVER_GIVE_UP_MS) throw new Error(`no write succeeded within ${FAILOVER_GIVE_UP_MS} ms of killing the leader`)
+          if (performance.now() - killedAt > FAILOVER_GIVE_UP_MS) throw new Error(`no write succeeded within ${FAILOVER_GIVE_UP_MS} ms of killing the leader`, { cause: err })
           // an attempt that failed at once (NoQuorum, NotLeader…) is retried after a short pause
           const spent = performance.now() - t
           if (spent < 10) await new Promise((resolve) => setTimeout(resolve, 10 - spent))

@@ -31,7 +31,7 @@ export abstract class DfsCommand<T> extends Command {
     return process.env.DFS_IDENTITY ?? join(this.config.configDir, 'identity.key')
   }
 
-  protected override async catch (err: Error & { code?: string, oclif?: { exit?: number }, details?: unknown }): Promise<any> {
+  protected override async catch (err: Error & { code?: string, oclif?: { exit?: number }, details?: unknown }): Promise<void> {
     // this.exit() and oclif's own control flow travel as errors: let them through
     if (err.code === 'EEXIT') throw err
     const parseError = isUsageError(err)
@@ -109,7 +109,7 @@ export abstract class ClientCommand<T> extends DfsCommand<T> {
     return served
   }
 
-  protected override async finally (err: Error | undefined): Promise<any> {
+  protected override async finally (err: Error | undefined): Promise<unknown> {
     await this.#client?.close().catch(() => {})
     return await super.finally(err)
   }

@@ -19,8 +19,8 @@ export async function putFile (client: DfsClient, local: string, remote: string,
   let info
   try {
     info = await stat(local)
-  } catch (err: any) {
-    if (err?.code === 'ENOENT') throw new NotFoundError(`local file ${local} does not exist`, { path: local })
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException)?.code === 'ENOENT') throw new NotFoundError(`local file ${local} does not exist`, { path: local })
     throw err
   }
   if (!info.isFile()) throw new InvalidArgumentError(`${local} is not a regular file`, { path: local })

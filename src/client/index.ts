@@ -64,12 +64,12 @@ export async function resolveNode (init: { node?: string, dataDir: string }): Pr
   const path = join(init.dataDir, 'node.json')
   let info: { addrs?: unknown }
   try {
-    info = JSON.parse(await readFile(path, 'utf8'))
-  } catch (err: any) {
-    if (err?.code === 'ENOENT') {
+    info = JSON.parse(await readFile(path, 'utf8')) as { addrs?: unknown }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException)?.code === 'ENOENT') {
       throw new ConfigError(`no node to talk to: pass --node ADDR, set DFS_NODE, or start one with \`dfs node start\` (no ${path})`, { path })
     }
-    throw new ConfigError(`cannot read ${path}: ${err.message}`, { path })
+    throw new ConfigError(`cannot read ${path}: ${(err as Error).message}`, { path })
   }
   const addrs = Array.isArray(info.addrs) ? info.addrs.filter((a): a is string => typeof a === 'string') : []
   if (addrs.length === 0) throw new ConfigError(`${path} lists no addresses`, { path })

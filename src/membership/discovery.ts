@@ -237,13 +237,13 @@ export class BootstrapDialler {
       t.nextAttemptMs = 0
       log('connected to bootstrap peer %p at %s', connection.remotePeer, t.text)
       return { address: t.text, peer: connection.remotePeer.toString() }
-    } catch (err: any) {
+    } catch (err) {
       t.failures++
       const waitMs = Math.min(this.retryMs * 2 ** Math.min(t.failures - 1, 30), this.retryMsMax)
       t.nextAttemptMs = performance.now() + waitMs
-      const name = timeout.aborted ? 'DeadlineExceeded' : signal?.aborted === true ? 'Aborted' : String(err?.name ?? 'Error')
-      log('bootstrap peer %s unreachable (%s: %s), next attempt in %d ms', t.text, name, err?.message, waitMs)
-      return { address: t.text, error: { name, message: String(err?.message ?? err) } }
+      const name = timeout.aborted ? 'DeadlineExceeded' : signal?.aborted === true ? 'Aborted' : String((err as Error)?.name ?? 'Error')
+      log('bootstrap peer %s unreachable (%s: %s), next attempt in %d ms', t.text, name, (err as Error)?.message, waitMs)
+      return { address: t.text, error: { name, message: String((err as Error)?.message ?? err) } }
     } finally {
       t.dialling = false
     }

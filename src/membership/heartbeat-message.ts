@@ -79,8 +79,8 @@ export function decodeHeartbeat (bytes: Uint8Array): Heartbeat {
   let value: unknown
   try {
     value = cborDecode(bytes, DECODE_OPTIONS)
-  } catch (err: any) {
-    throw new InvalidHeartbeatError(`a heartbeat is not valid CBOR: ${String(err?.message ?? err)}`)
+  } catch (err) {
+    throw new InvalidHeartbeatError(`a heartbeat is not valid CBOR: ${String((err as Error)?.message ?? err)}`)
   }
   const root = record(value, 'heartbeat', KEYS)
   const heartbeat: Heartbeat = {

@@ -301,8 +301,8 @@ export class HeartbeatService extends TypedEventEmitter<HeartbeatEvents> {
       const stats = await Promise.race([
         Promise.resolve(source({ signal: deadline })),
         new Promise<never>((_resolve, reject) => {
-          if (deadline.aborted) reject(deadline.reason)
-          deadline.addEventListener('abort', () => { reject(deadline.reason) }, { once: true })
+          if (deadline.aborted) reject(deadline.reason as Error)
+          deadline.addEventListener('abort', () => { reject(deadline.reason as Error) }, { once: true })
         })
       ])
       const next = {
@@ -310,10 +310,10 @@ export class HeartbeatService extends TypedEventEmitter<HeartbeatEvents> {
         capacity: { bytes: stats?.capacity?.bytes }
       }
       // a bad reading must not stop the heartbeats (the node would look dead): keep the last good one
-      if (![next.load.extents, next.load.bytes, next.capacity.bytes].every((n) => Number.isSafeInteger(n) && (n as number) >= 0)) {
+      if (![next.load.extents, next.load.bytes, next.capacity.bytes].every((n) => Number.isSafeInteger(n) && n >= 0)) {
         throw new InvalidArgumentError(`load and capacity must be unsigned integers, got ${JSON.stringify(next)}`)
       }
-      this.#lastStats = next as NodeStats
+      this.#lastStats = next
     } catch (err) {
       if (!signal.aborted) this.#log.error('reading load and capacity failed, sending the last known - %e', err)
     }
@@ -328,8 +328,8 @@ export class HeartbeatService extends TypedEventEmitter<HeartbeatEvents> {
     let heartbeat: Heartbeat
     try {
       heartbeat = decodeHeartbeat(msg.data)
-    } catch (err: any) {
-      return this.#refuse({ from, via, verdict: 'reject', reason: 'invalid', detail: String(err.message) })
+    } catch (err) {
+      return this.#refuse({ from, via, verdict: 'reject', reason: 'invalid', detail: String((err as Error).message) })
     }
     if (heartbeat.id !== from) {
       return this.#refuse({ from, via, verdict: 'reject', reason: 'forged', detail: `claims to be ${heartbeat.id}` })
@@ -349,6 +349,7 @@ export class HeartbeatService extends TypedEventEmitter<HeartbeatEvents> {
   }
 
   #refuse (refused: HeartbeatRefused): TopicValidatorResult {
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- a Logger's trace is a debug instance, not a method
     const log = refused.verdict === 'reject' ? this.#log : this.#log.trace
     log('%s heartbeat from %s via %s: %s%s', refused.verdict, refused.from ?? '(unsigned)', refused.via, refused.reason,
       refused.detail == null ? '' : ` (${refused.detail})`)

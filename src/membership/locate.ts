@@ -70,8 +70,8 @@ export class MemberLocator {
       await this.#host.peerStore.patch(id, { multiaddrs: found.addrs })
       log('member %s is now at %s (was %s)', peer, found.addrs.map(String).join(' '), known.join(' ') || 'unknown')
       return true
-    } catch (err: any) {
-      log('looking up member %s: %s: %s', peer, err?.name, err?.message)
+    } catch (err) {
+      log('looking up member %s: %s: %s', peer, (err as Error)?.name, (err as Error)?.message)
       return false
     }
   }

@@ -14,8 +14,8 @@ export function parseAddress (input: string, options: { defaultHost?: string } =
       const names = ma.getComponents().map((c) => c.name)
       if (!names.includes('tcp')) throw new Error('only TCP addresses are supported')
       return ma
-    } catch (err: any) {
-      throw new InvalidArgumentError(`${JSON.stringify(input)} is not a valid TCP multiaddr: ${err.message}`, { address: input })
+    } catch (err) {
+      throw new InvalidArgumentError(`${JSON.stringify(input)} is not a valid TCP multiaddr: ${(err as Error).message}`, { address: input })
     }
   }
   let host: string

@@ -139,8 +139,8 @@ export class Admission {
     let standing: Standing
     try {
       standing = await source(peer)
-    } catch (err: any) {
-      log.error('could not tell the standing of %s: %s', peer, err?.message)
+    } catch (err) {
+      log.error('could not tell the standing of %s: %s', peer, (err as Error)?.message)
       standing = 'stranger'
     }
     if (standing === 'member') this.#trusted.delete(peer)
@@ -284,16 +284,17 @@ export class Admission {
 export function composeGaters (...gaters: Array<ConnectionGater | undefined>): ConnectionGater {
   const present = gaters.filter((g): g is ConnectionGater => g != null)
   const keys = new Set(present.flatMap((g) => Object.keys(g) as Array<keyof ConnectionGater>))
-  const out: Record<string, (...args: any[]) => Promise<boolean>> = {}
+  const out: Record<string, (...args: unknown[]) => Promise<boolean>> = {}
   for (const key of keys) {
     const verdict = key === 'filterMultiaddrForPeer' ? false : true
-    out[key] = async (...args: any[]) => {
+    out[key] = async (...args: unknown[]) => {
       for (const g of present) {
-        const f = g[key] as ((...a: any[]) => boolean | Promise<boolean>) | undefined
+        // eslint-disable-next-line @typescript-eslint/unbound-method -- called below with apply(g)
+        const f = g[key] as ((...a: unknown[]) => boolean | Promise<boolean>) | undefined
         if (f != null && (await f.apply(g, args)) === verdict) return verdict
       }
       return !verdict
     }
   }
-  return out as ConnectionGater
+  return out
 }

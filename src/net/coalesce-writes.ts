@@ -26,6 +26,7 @@ const coalesced = new WeakSet<Socket>()
 export function coalesceSocketWrites (socket: Socket): void {
   if (coalesced.has(socket)) return
   coalesced.add(socket)
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called below with apply(this)
   const write = socket.write
   let corked = false
   const flush = (): void => {
@@ -62,7 +63,7 @@ export function coalescingWrites<C, E> (factory: (components: C) => ConnectionEn
       if (socket !== undefined) coalesceSocketWrites(socket)
     }
     // the inner encrypter stays the prototype, so whatever else libp2p reads from it is still there
-    const outer: ConnectionEncrypter<E> = Object.create(inner)
+    const outer = Object.create(inner) as ConnectionEncrypter<E>
     outer.secureInbound = async (connection, options) => {
       hook(connection)
       return await inner.secureInbound(connection, options)

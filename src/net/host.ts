@@ -7,6 +7,7 @@ import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import type { ConnectionGater, PeerInfo, PrivateKey } from '@libp2p/interface'
+import type { HandlerRegistrar } from './admission.js'
 import { coalescingWrites } from './coalesce-writes.js'
 import { installQuietLengthPrefixedDecoder } from './lp-decoder.js'
 import { installYamuxHalfWindowUpdates } from './yamux-window.js'
@@ -33,7 +34,7 @@ export interface HostInit {
    * A libp2p service factory that wraps the registrar's protocol handlers (Admission.streamGate):
    * installed before any service starts, so every handler, libp2p's own included, goes through it.
    */
-  streamGate?: (components: any) => object
+  streamGate?: (components: { registrar: HandlerRegistrar }) => object
   /** False for a peer the DHT must not keep or tell others about (Admission.mayJoinDht). */
   dhtPeerFilter?: (peer: string) => boolean
   /** Which services the host runs; `client` (the default) keeps the host minimal. */
@@ -118,5 +119,5 @@ export async function createHost (init: HostInit): Promise<Host | NodeHost> {
     },
     services
   })
-  return node as unknown as Host | NodeHost
+  return node
 }

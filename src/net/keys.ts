@@ -19,17 +19,17 @@ export async function readKeyFile (path: string): Promise<PrivateKey> {
       throw new ConfigError(`key file ${path} is readable by other users (mode ${(info.mode & 0o777).toString(8)}); run: chmod 600 ${path}`, { path })
     }
     bytes = await readFile(path)
-  } catch (err: any) {
-    if (err?.code === 'ENOENT') throw new NotFoundError(`key file ${path} does not exist`, { path })
-    if (err?.code === 'EACCES') throw new ConfigError(`key file ${path} cannot be read: permission denied`, { path })
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException)?.code === 'ENOENT') throw new NotFoundError(`key file ${path} does not exist`, { path })
+    if ((err as NodeJS.ErrnoException)?.code === 'EACCES') throw new ConfigError(`key file ${path} cannot be read: permission denied`, { path })
     throw err
   }
   try {
     const key = privateKeyFromProtobuf(bytes)
     if (key.type !== 'Ed25519') throw new Error(`key type ${key.type}`)
     return key
-  } catch (err: any) {
-    throw new ConfigError(`key file ${path} does not hold an Ed25519 private key (${err.message})`, { path })
+  } catch (err) {
+    throw new ConfigError(`key file ${path} does not hold an Ed25519 private key (${(err as Error).message})`, { path })
   }
 }
 
@@ -37,8 +37,8 @@ export async function readKeyFile (path: string): Promise<PrivateKey> {
 export async function loadOrCreateKey (path: string): Promise<{ key: PrivateKey, created: boolean }> {
   try {
     return { key: await readKeyFile(path), created: false }
-  } catch (err: any) {
-    if (err?.name !== 'NotFound') throw err
+  } catch (err) {
+    if ((err as Error)?.name !== 'NotFound') throw err
   }
   await mkdir(dirname(path), { recursive: true, mode: 0o700 })
   const key = await generateKeyPair('Ed25519')
@@ -54,8 +54,8 @@ export async function loadOrCreateKey (path: string): Promise<{ key: PrivateKey,
   try {
     // link fails with EEXIST when another process created the key meanwhile: then theirs wins
     await link(tmp, path)
-  } catch (err: any) {
-    if (err?.code !== 'EEXIST') throw err
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException)?.code !== 'EEXIST') throw err
     return { key: await readKeyFile(path), created: false }
   } finally {
     await unlink(tmp).catch(() => {})

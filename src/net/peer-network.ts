@@ -37,11 +37,11 @@ export function peerNetwork (host: Host, init: PeerNetworkInit = {}): PeerNetwor
       const connected = host.getConnections(id).length > 0
       try {
         return await host.dialProtocol(id, protocol, { signal: options?.signal })
-      } catch (err: any) {
+      } catch (err) {
         // only a failed dial means the addresses may be stale; a failure on a live connection does not
         if (connected || init.locate == null || options?.signal?.aborted === true) throw err
         if (!(await init.locate(peer, options))) throw err
-        log('%s was not reachable (%s); dialling the addresses the DHT told', peer, err?.message)
+        log('%s was not reachable (%s); dialling the addresses the DHT told', peer, (err as Error)?.message)
         return await host.dialProtocol(id, protocol, { signal: options?.signal })
       }
     },

@@ -169,9 +169,9 @@ export class ExtentGc {
   async #delete (id: string): Promise<void> {
     try {
       await this.#store.delete(id)
-    } catch (err: any) {
+    } catch (err) {
       // a later sweep frees it; nothing acknowledged depends on these bytes
-      log.error('could not delete extent %s: %s', id, err.message)
+      log.error('could not delete extent %s: %s', id, (err as Error).message)
     }
   }
 }

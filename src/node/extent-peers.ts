@@ -97,8 +97,8 @@ export class RpcExtentPeers implements ExtentPeers {
       try {
         await this.#local.rewrite(extent, bytes, { signal: options.signal })
         log('extent %s: rewrote the corrupt local copy from a good one', extent.id)
-      } catch (err: any) {
-        log.error('extent %s: rewriting the corrupt local copy failed: %s: %s', extent.id, err?.name, err?.message)
+      } catch (err) {
+        log.error('extent %s: rewriting the corrupt local copy failed: %s: %s', extent.id, (err as Error)?.name, (err as Error)?.message)
       }
     }
     return bytes

@@ -164,7 +164,7 @@ export class RemoteExtents implements ExtentReader {
             : await this.#readRemote(node, extent, signal)
           if (failures.length > 0) log('extent %s read from %s after %d failed replicas', extent.id, node, failures.length)
           return bytes
-        } catch (err: any) {
+        } catch (err) {
           const wire = errorToWire(err)
           const failure = { node, error: wire.name, message: wire.message }
           failures.push(failure)
@@ -214,10 +214,10 @@ export class RemoteExtents implements ExtentReader {
     const connected = this.#host.getConnections(this.#peerId(node)).length > 0
     try {
       return await attempt(await this.#client(node, signal))
-    } catch (err: any) {
-      if (connected || this.#locate == null || err?.name !== 'NodeUnreachable' || signal.aborted) throw err
+    } catch (err) {
+      if (connected || this.#locate == null || (err as Error)?.name !== 'NodeUnreachable' || signal.aborted) throw err
       if (!(await this.#locate(node, { signal }))) throw err
-      log('node %s was unreachable (%s); trying the addresses the DHT told', node, err.message)
+      log('node %s was unreachable (%s); trying the addresses the DHT told', node, (err as Error).message)
       return await attempt(await this.#client(node, signal))
     }
   }
@@ -317,9 +317,9 @@ export class RemoteExtents implements ExtentReader {
     let raw: string[]
     try {
       raw = await (this.#resolveAddrs as NonNullable<RemoteExtentsInit['resolveAddrs']>)(node)
-    } catch (err: any) {
+    } catch (err) {
       // the peer store may still know where the node is: dial anyway
-      log.error('could not resolve the addresses of %s: %s', node, err?.message)
+      log.error('could not resolve the addresses of %s: %s', node, (err as Error)?.message)
       return []
     }
     const out: Multiaddr[] = []

@@ -25,10 +25,10 @@ export async function joinCluster (host: Host, peers: Multiaddr[], request: Join
     try {
       const reply = await client.call('cluster.join', request, { timeoutMs: JOIN_CALL_TIMEOUT_MS })
       return { ...reply, via: target.toString() }
-    } catch (err: any) {
-      if (err?.name !== 'NodeUnreachable') throw err
-      log('%s did not answer: %s', target.toString(), err.message)
-      failures.push({ addr: target.toString(), error: err.message })
+    } catch (err) {
+      if ((err as Error)?.name !== 'NodeUnreachable') throw err
+      log('%s did not answer: %s', target.toString(), (err as Error).message)
+      failures.push({ addr: target.toString(), error: (err as Error).message })
     } finally {
       await client.close()
     }

@@ -44,8 +44,8 @@ export class LocalExtents {
     }
     try {
       await this.#storeChecked(extent, bytes, options)
-    } catch (err: any) {
-      if (err?.name !== 'AlreadyExists' || await this.#state(extent, options) !== 'corrupt') throw err
+    } catch (err) {
+      if ((err as Error)?.name !== 'AlreadyExists' || await this.#state(extent, options) !== 'corrupt') throw err
       log.error('extent %s: replacing a copy that does not verify', extent.id)
       await this.rewrite(extent, bytes, options)
     }
@@ -103,9 +103,9 @@ export class LocalExtents {
     let bytes: Uint8Array
     try {
       bytes = await this.#store.get(extent.id, options)
-    } catch (err: any) {
-      if (err?.name === 'NotFound') return 'missing'
-      if (err?.name === 'CorruptExtent') return 'corrupt'
+    } catch (err) {
+      if ((err as Error)?.name === 'NotFound') return 'missing'
+      if ((err as Error)?.name === 'CorruptExtent') return 'corrupt'
       throw err
     }
     return bytes.byteLength === extent.size && extentChecksum(bytes) === extent.checksum ? 'good' : 'different'

@@ -35,8 +35,8 @@ export class DataDirLock {
         await fh.sync()
         await fh.close()
         return new DataDirLock(path)
-      } catch (err: any) {
-        if (err?.code !== 'EEXIST') throw err
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException)?.code !== 'EEXIST') throw err
       }
       const { pid, boot, start } = await readOwner(path)
       if (Number.isInteger(pid) && pid > 0 && isAlive(pid, boot, start)) {
@@ -84,8 +84,8 @@ function procStat (pid: number): { state: string, start: string } | null | undef
   let text: string
   try {
     text = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  } catch (err: any) {
-    return err?.code === 'ENOENT' ? null : undefined
+  } catch (err) {
+    return (err as NodeJS.ErrnoException)?.code === 'ENOENT' ? null : undefined
   }
   // the command name (field 2) is in parentheses and may hold spaces: fields 3… follow the last ')'
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ')
@@ -107,7 +107,7 @@ function isAlive (pid: number, boot: string | undefined, start: string | undefin
   try {
     process.kill(pid, 0)
     return true
-  } catch (err: any) {
-    return err?.code === 'EPERM'
+  } catch (err) {
+    return (err as NodeJS.ErrnoException)?.code === 'EPERM'
   }
 }

@@ -5,7 +5,7 @@ import { logger } from '@libp2p/logger'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import {
-  ConfigError, UnavailableError, type ClusterRecord, type ExtentStore, type MetadataService, type PlacementPolicy,
+  ConfigError, UnavailableError, type ClusterRecord, type MetadataService, type PlacementPolicy,
   type RebalancePolicy, type ServiceRegistry
 } from '@dfs/api'
 import { RpcExtentPeers } from './extent-peers.js'
@@ -131,8 +131,8 @@ export class NodeRuntime {
           streamGate: admission.streamGate(),
           dhtPeerFilter: (peer) => admission.mayJoinDht(peer)
         })
-      } catch (err: any) {
-        if (err?.name !== 'UnsupportedListenAddressesError') throw err
+      } catch (err) {
+        if ((err as Error)?.name !== 'UnsupportedListenAddressesError') throw err
         throw new ConfigError(`cannot listen on ${init.listen.join(', ')}: the port is in use or the address is not on this machine`, { listen: init.listen })
       }
       life.started('libp2p host', async () => { await host.stop() })
@@ -163,7 +163,7 @@ export class NodeRuntime {
         admission.trust(reply.members.map((m) => m.id))
         // the members admitted this node's connections as a stranger's (they refused its gossip and
         // DHT streams); reconnect as the member it now is, so every protocol is accepted
-        await Promise.all(host.getConnections().map(async (c) => { await c.close().catch((err) => { c.abort(err) }) }))
+        await Promise.all(host.getConnections().map(async (c) => { await c.close().catch((err: Error) => { c.abort(err) }) }))
         joining = true
         log('joined cluster %s through %s', reply.clusterId, reply.via)
       } else if (peers.length > 0) {
@@ -347,9 +347,9 @@ async function settleMember (metadata: MetadataService, gc: ExtentGc, stored: st
       }
       await gc.sweep(metadata, stored)
       return
-    } catch (err: any) {
+    } catch (err) {
       if (signal.aborted) return
-      log('settling member record (attempt %d): %s', attempt + 1, err.message)
+      log('settling member record (attempt %d): %s', attempt + 1, (err as Error).message)
       await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 250 * 2 ** attempt)).unref())
     }
   }

@@ -76,8 +76,8 @@ test('cluster shards: 256 shards over three data groups, replicated on every nod
     assert.equal(s.leader, map.groups[s.group].leader)
   }
   const human = await sb.run(['cluster', 'shards', '--node', (nodes.get('n1') as NodeHandle).addr])
-  assert.match(human.stdout, /^group 0 \(system\)  shards -  leader \S+/m)
-  assert.match(human.stdout, /^group 1 \(data\)  shards 0-85  leader \S+/m)
+  assert.match(human.stdout, /^group 0 \(system\) {2}shards - {2}leader \S+/m)
+  assert.match(human.stdout, /^group 1 \(data\) {2}shards 0-85 {2}leader \S+/m)
 })
 
 test('any node serves any request: a file put through one node reads back through another', async () => {

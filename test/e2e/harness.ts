@@ -169,5 +169,6 @@ export async function waitFor<T> (probe: () => Promise<T | undefined>, timeoutMs
     }
     await new Promise((r) => setTimeout(r, 50))
   }
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- the last failure, whatever was thrown
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last != null ? `: ${String(last)}` : ''}`)
 }

@@ -52,7 +52,7 @@ async function restart (sb: Sandbox, name: string, old: NodeHandle, args: string
   } catch (err) {
     const text = (err as Error).message
     const lines = text.trimEnd().split('\n')
-    throw new Error(`${name} did not come back ${when}: ${lines[0]}${lines.length > 1 ? `\n  …\n${lines.slice(-15).join('\n')}` : ''}`)
+    throw new Error(`${name} did not come back ${when}: ${lines[0]}${lines.length > 1 ? `\n  …\n${lines.slice(-15).join('\n')}` : ''}`, { cause: err })
   }
 }
 

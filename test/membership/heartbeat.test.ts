@@ -254,7 +254,7 @@ test('a failing, invalid or hanging load reading does not stop the heartbeats: t
       if (calls === 2) throw new Error('disk on fire')
       if (calls === 3) return { load: { extents: -1, bytes: Number.NaN }, capacity: { bytes: 5 } }
       // hangs until the service's deadline (one heartbeat interval) aborts it
-      return await new Promise((_resolve, reject) => { signal.addEventListener('abort', () => { reject(signal.reason) }) })
+      return await new Promise((_resolve, reject) => { signal.addEventListener('abort', () => { reject(signal.reason as Error) }) })
     }
   }, [hostPort(b.host)])
   await waitFor('b to hear d after several bad readings', () => calls >= 5 && b.heard.filter((h) => h.from === d.id).length >= 3, WAIT_MS)

@@ -32,7 +32,7 @@ test('copies unreferenced for the age are freed; referenced, younger, pinned and
     }
     const mine = await put() // a file's extent with a copy here
     const elsewhere = await put() // metadata places it on another node only: a leftover
-    const orphan = await put() // nothing references it: a put that never committed
+    const _orphan = await put() // nothing references it: a put that never committed
     const pinned = await put() // unreferenced, but a put on this node is still writing it
     const moving = await put() // a recorded move brings it here
     await metadata.propose({ type: 'PutFile', path: '/f', size: 1000, mtimeMs: 1, extents: [{ ...mine, replicas: [ME] }] })

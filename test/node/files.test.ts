@@ -105,7 +105,7 @@ test('a put whose caller gives up during the commit fails with the commit\'s own
     propose: async (_op: unknown, options: CallOptions = {}) => await new Promise((_resolve, reject) => {
       const signal = options.signal as AbortSignal
       signal.addEventListener('abort', () => {
-        reject((signal.reason as Error).name === 'TimeoutError' ? new NoQuorumError('no leader is elected') : signal.reason)
+        reject((signal.reason as Error).name === 'TimeoutError' ? new NoQuorumError('no leader is elected') : signal.reason as Error)
       }, { once: true })
     })
   } as unknown as MetadataService

@@ -800,7 +800,7 @@ export class HistoryRecorder<I, O> {
    * The operation failed. A definite error (NotFound, InvalidArgument, ...) is recorded as its
    * output; 'timeout' or an ambiguous error leaves it without a return: it may have taken effect.
    */
-  fail (token: number, reason: 'timeout' | unknown): void {
+  fail (token: number, reason: unknown): void {
     const op = this.#take(token)
     const output = reason === 'timeout' ? undefined : this.#definite(reason)
     if (output !== undefined) {

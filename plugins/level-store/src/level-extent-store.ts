@@ -666,6 +666,7 @@ export class LevelExtentStore implements ExtentStore {
 export function mapLevelError (err: unknown, context: Record<string, unknown> = {}): unknown {
   if (err instanceof DfsError) return err
   for (let e: unknown = err, depth = 0; e != null && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a cause of any type, shown as it is
     const message = e instanceof Error ? e.message : String(e)
     if ((e as { code?: unknown }).code === 'ENOSPC' || /No space left on device|ENOSPC/i.test(message)) {
       return new StorageFullError(`no space left for the extent store${typeof context.dir === 'string' ? ` in ${context.dir}` : ''}: ${message}`, { ...context, cause: message })

@@ -157,7 +157,7 @@ test('header and bytes live under the documented keys, bytes unframed', async (c
     assert.equal(header, { seq: 1, size: 3000, checksum: sha256(bytes) })
     assert.is(extentKeys.bytes(1), 'b/0000000000000001')
     assert.equal(await bytesKeyOf(db, id), { key: 'b/0000000000000001', large: false })
-    const stored = (await db.get('b/0000000000000001'))!
+    const stored = await db.get('b/0000000000000001')
     assert.equal(new Uint8Array(stored.buffer, stored.byteOffset, stored.byteLength), bytes)
     assert.equal(JSON.parse(new TextDecoder().decode(await db.get(extentKeys.format))), { format: 'dfs-level-store', version: 3 })
     assert.equal(await db.keys().all(), [extentKeys.bytes(1), extentKeys.header(id), extentKeys.format])
@@ -344,7 +344,7 @@ test('CorruptExtent names the node when the store knows it', async (ctx) => {
   await store.close()
   await withRawDb(dir, async (db) => {
     const { key } = (await bytesKeyOf(db, id))!
-    await db.put(key, flipByte((await db.get(key))!), { sync: true })
+    await db.put(key, flipByte(await db.get(key)), { sync: true })
   })
   store = await openStore(dir, 'node-a')
   const err = await rejects(store.get(id), 'CorruptExtent')
@@ -458,7 +458,7 @@ test('a corrupt large copy is CorruptExtent, and re-putting the right bytes heal
   const bytes = patternBytes(3 * MiB, 5)
   await store.put(id, bytes)
   await store.close()
-  await withRawDb(largeDirOf(dir), async (db) => { await db.put(extentKeys.bytes(1), flipByte((await db.get(extentKeys.bytes(1)))!), { sync: true }) })
+  await withRawDb(largeDirOf(dir), async (db) => { await db.put(extentKeys.bytes(1), flipByte(await db.get(extentKeys.bytes(1))), { sync: true }) })
   store = await openStore(dir)
   const err = await rejects(store.get(id), 'CorruptExtent')
   assert.is(err.details?.expected, sha256(bytes))

@@ -184,7 +184,7 @@ function throughput (batch: number, entries: number): Throughput {
 
 function percentile (sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]
 }
 
 function electionTicks (preVote: boolean, checkQuorum: boolean): { samples: number[], failed: number } {
@@ -209,7 +209,7 @@ function electionTicks (preVote: boolean, checkQuorum: boolean): { samples: numb
 
 function table (title: string, header: string[], rows: string[][]): void {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map(r => (r[i] ?? '').length)))
-  const line = (cells: string[]): string => cells.map((c, i) => c.padStart(widths[i] as number)).join('  ')
+  const line = (cells: string[]): string => cells.map((c, i) => c.padStart(widths[i])).join('  ')
   process.stdout.write(`\n${title}\n${line(header)}\n${widths.map(w => '-'.repeat(w)).join('  ')}\n`)
   for (const r of rows) process.stdout.write(`${line(r)}\n`)
 }
@@ -224,7 +224,7 @@ for (const batch of [1, 10, 100, 1000]) {
   const rates = runs.map(r => r.perSec).sort((a, b) => a - b)
   const lat = runs.flatMap(r => r.batchMs).sort((a, b) => a - b)
   tRows.push([String(batch), String(n), Math.round(percentile(rates, 0.5)).toLocaleString('en-US'),
-    Math.round(rates[0] as number).toLocaleString('en-US'), percentile(lat, 0.5).toFixed(3), percentile(lat, 0.99).toFixed(3),
+    Math.round(rates[0]).toLocaleString('en-US'), percentile(lat, 0.5).toFixed(3), percentile(lat, 0.99).toFixed(3),
     `${runs.reduce((s, r) => s + r.applied, 0)}/${3 * n}`, String(runs.reduce((s, r) => s + r.dropped, 0))])
 }
 table(`committed proposals per second (3 nodes in memory, ${ENTRY_BYTES}-byte entries, applied on the leader; 3 runs each)`,

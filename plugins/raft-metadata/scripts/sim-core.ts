@@ -113,7 +113,7 @@ for (let i = 0; i < seeds; i++) {
 if (tty) process.stdout.write('\n')
 
 livenessTicks.sort((a, b) => a - b)
-const pct = (p: number): number => livenessTicks.length === 0 ? 0 : livenessTicks[Math.min(livenessTicks.length - 1, Math.floor(p * livenessTicks.length))] as number
+const pct = (p: number): number => livenessTicks.length === 0 ? 0 : livenessTicks[Math.min(livenessTicks.length - 1, Math.floor(p * livenessTicks.length))]
 const rows: Array<[string, string]> = [
   ['nodes', String(nodes)],
   ['seeds', `${seeds} (${start}..${start + seeds - 1})`],

@@ -243,7 +243,7 @@ export class RpcClient {
     if (framed != null && !this.#idle.includes(framed)) framed.stream.abort(err instanceof Error ? err : new Error(String(err)))
     if (err instanceof DfsError && err.name !== 'Aborted') return err
     if (signal.aborted) {
-      const reason = signal.reason
+      const reason = signal.reason as Error | undefined
       if (reason instanceof DfsError) return reason
       if (reason?.name === 'TimeoutError') {
         const d = deadlines.get(signal)
@@ -252,7 +252,7 @@ export class RpcClient {
       return new AbortedError(`${method} was aborted`)
     }
     if (err instanceof DfsError) return err
-    const e = err as any
+    const e = err as Error | null | undefined
     log('%s failed: %s', method, e?.message)
     return new NodeUnreachableError(`the node closed the connection during ${method} (${e?.message ?? String(e)}); ` +
       'if it keeps happening, this identity may not be allowed on the node', { method })
@@ -269,13 +269,13 @@ export class RpcClient {
       const conn = this.#host.getConnections().find((c) => c.streams.includes(stream))
       if (conn != null) this.#remotePeer = conn.remotePeer
       return new FramedStream(stream)
-    } catch (err: any) {
+    } catch (err) {
       if (dialSignal.aborted && signal?.aborted !== true) {
         throw new NodeUnreachableError(`could not connect to ${String(this.#target)} within ${this.#dialTimeoutMs} ms`, { target: String(this.#target) })
       }
       if (signal?.aborted === true) throw err
-      const detail = String(err?.message ?? err)
-      const closed = /EOF|closed|reset|aborted/i.test(detail) || err?.name === 'StreamResetError'
+      const detail = String((err as Error)?.message ?? err)
+      const closed = /EOF|closed|reset|aborted/i.test(detail) || (err as Error)?.name === 'StreamResetError'
       throw new NodeUnreachableError(closed
         ? `${String(this.#target)} closed the connection during the handshake; this identity may not be allowed on that node (${detail})`
         : `could not connect to ${String(this.#target)}: ${detail}`, { target: String(this.#target) })

@@ -38,6 +38,6 @@ export interface DownloadDefinition<M extends DownloadMethodName, P extends RpcV
 export function defineMethod<M extends UnaryMethodName, P extends RpcValidatedParams<M>> (name: M, def: UnaryDefinition<M, P>): RpcMethod
 export function defineMethod<M extends UploadMethodName, P extends RpcValidatedParams<M>> (name: M, def: UploadDefinition<M, P>): RpcMethod
 export function defineMethod<M extends DownloadMethodName, P extends RpcValidatedParams<M>> (name: M, def: DownloadDefinition<M, P>): RpcMethod
-export function defineMethod (name: RpcMethodName, def: UnaryDefinition<any, any> | UploadDefinition<any, any> | DownloadDefinition<any, any>): RpcMethod {
+export function defineMethod (name: RpcMethodName, def: { action: string, kind: RpcMethod['kind'], params: (raw: unknown) => unknown, handle: (ctx: never) => Promise<unknown> }): RpcMethod {
   return { name, action: def.action, kind: def.kind, params: def.params, handle: def.handle } as RpcMethod
 }

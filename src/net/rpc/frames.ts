@@ -79,8 +79,8 @@ export function decodeCbor (bytes: Uint8Array): unknown {
   let value: unknown
   try {
     value = cborDecode(bytes, { rejectDuplicateMapKeys: true })
-  } catch (err: any) {
-    throw new MalformedFrameError(`frame body is not valid CBOR: ${err.message}`)
+  } catch (err) {
+    throw new MalformedFrameError(`frame body is not valid CBOR: ${(err as Error).message}`)
   }
   assertPlain(value, 0)
   return value
@@ -120,7 +120,8 @@ export function encodeFrame (frame: Frame): Array<Uint8Array | Uint8ArrayList> {
 
 export function decodeFrame (payload: Uint8ArrayList): Frame {
   if (payload.byteLength < 1) throw new MalformedFrameError('empty frame')
-  const kind = payload.get(0)
+  const kindByte = payload.get(0)
+  const kind = kindByte as FrameKind
   const body = payload.sublist(1)
   switch (kind) {
     case FrameKind.Header: {
@@ -164,7 +165,7 @@ export function decodeFrame (payload: Uint8ArrayList): Frame {
       return { kind, error: { name: e.name, message: e.message, details } }
     }
     default:
-      throw new MalformedFrameError(`unknown frame kind ${kind}`)
+      throw new MalformedFrameError(`unknown frame kind ${kindByte}`)
   }
 }
 
@@ -187,12 +188,12 @@ export class FramedStream {
     let payload: Uint8ArrayList
     try {
       payload = await this.#lp.read(options)
-    } catch (err: any) {
-      if (err instanceof UnexpectedEOFError || err?.name === 'UnexpectedEOFError') return null
-      if (err?.name === 'InvalidDataLengthError' || err?.name === 'InvalidDataLengthLengthError') {
+    } catch (err) {
+      if (err instanceof UnexpectedEOFError || (err as Error)?.name === 'UnexpectedEOFError') return null
+      if ((err as Error)?.name === 'InvalidDataLengthError' || (err as Error)?.name === 'InvalidDataLengthLengthError') {
         throw new FrameTooLargeError(`frame larger than ${FRAME_BYTES_MAX} bytes`, { limit: FRAME_BYTES_MAX })
       }
-      if (err?.name === 'InvalidMessageLengthError') throw new MalformedFrameError('invalid frame length')
+      if ((err as Error)?.name === 'InvalidMessageLengthError') throw new MalformedFrameError('invalid frame length')
       throw err
     }
     return decodeFrame(payload)

@@ -118,9 +118,9 @@ export class RpcServer {
         let frame
         try {
           frame = await framed.read({ signal: idle.signal })
-        } catch (err: any) {
+        } catch (err) {
           if (idle.expired) break
-          await this.#refuse(framed, peer, err)
+          await this.#refuse(framed, peer, err as Error)
           return
         } finally {
           idle.clear()
@@ -137,9 +137,9 @@ export class RpcServer {
         }
       }
       await stream.close().catch(() => {})
-    } catch (err: any) {
-      log.error('stream from %s failed: %s', peer, err.message)
-      stream.abort(err)
+    } catch (err) {
+      log.error('stream from %s failed: %s', peer, (err as Error).message)
+      stream.abort(err as Error)
     } finally {
       this.#active.delete(stream)
     }
@@ -221,11 +221,11 @@ export class RpcServer {
           throw new Error(`RPC method of unknown kind ${JSON.stringify((never as RpcMethod).kind)}`)
         }
       }
-    } catch (err: any) {
-      const error = failure = deadline.expired && !DEADLINE_VERDICTS.has(err?.name)
+    } catch (err) {
+      const error = failure = deadline.expired && !DEADLINE_VERDICTS.has((err as Error)?.name)
         ? new DeadlineExceededError(`${header.method} did not finish ${limitText}`,
           { timeoutMs: header.timeoutMs, ...(header.idleTimeoutMs !== undefined ? { idleTimeoutMs: header.idleTimeoutMs } : {}) })
-        : err
+        : err as Error
       log('%s from %s failed after %d ms: %s: %s', header.method, peer, Date.now() - started, error?.name, error?.message)
       if (closed) return false
       try {
@@ -339,11 +339,11 @@ function afterCall (chain: readonly RpcInterceptor[], reached: number, call: Rpc
   for (let i = reached - 1; i >= 0; i--) {
     const interceptor = chain[i]
     if (interceptor.after === undefined) continue
-    const onError = (err: any): void => { log.error('interceptor %s failed after %s from %s: %s', interceptor.name, call.method, call.peer, err?.message ?? err) }
+    const onError = (err: unknown): void => { log.error('interceptor %s failed after %s from %s: %s', interceptor.name, call.method, call.peer, (err as Error | undefined)?.message ?? err) }
     try {
       const pending: unknown = interceptor.after(call, outcome)
       if (pending instanceof Promise) pending.catch(onError)
-    } catch (err: any) {
+    } catch (err) {
       onError(err)
     }
   }

@@ -46,7 +46,8 @@ export interface DownloadMethod<P, R> extends MethodBase<P> {
  * A method as the server registers it. The node's methods are built with `defineMethod`, which types
  * them by the RPC contract (`RpcContract` in `@dfs/api`); the server itself serves any method.
  */
-export type RpcMethod = UnaryMethod<any, any> | UploadMethod<any, any> | DownloadMethod<any, any>
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- P is the validator's result and the handler's input: only any erases it
+export type RpcMethod = UnaryMethod<any, unknown> | UploadMethod<any, unknown> | DownloadMethod<any, unknown>
 
 /** Decides whether `peer` may perform `action`; throws PermissionDenied otherwise. */
 export type Authorizer = (peer: string, action: string, options?: CallOptions) => Promise<void>

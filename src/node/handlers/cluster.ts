@@ -4,7 +4,7 @@ import { integer, record, text } from './params.js'
 import { logger } from '@libp2p/logger'
 import { Deadline, InvalidArgumentError, NotFoundError, REBALANCE_MOVES_LIMIT, UnavailableError, UnknownServiceError } from '@dfs/api'
 import type {
-  ClusterNodesResult, ClusterShards, ClusterStatus, MemberRecord, MetadataService, ReplicationService, RpcParams, RpcResult, UnaryMethodName
+  ClusterNodesResult, ClusterShards, ClusterStatus, MemberRecord, MetadataService, PolicySelection, ReplicationService, RpcParams, RpcResult, UnaryMethodName
 } from '@dfs/api'
 import { defineMethod } from '../../net/rpc/define-method.js'
 import type { RpcMethod } from '../../net/rpc/types.js'
@@ -184,11 +184,11 @@ export function clusterMethods (init: ClusterMethodsInit): RpcMethod[] {
     defineMethod('cluster.policy.set', {
       action: Action.ClusterAdmin,
       kind: 'unary',
-      params: (raw) => {
+      params: (raw): PolicySelection => {
         const p = record(raw, 'cluster.policy.set')
         const kind = text(p, 'kind', { max: 16 })
         if (kind !== 'placement' && kind !== 'rebalance') throw new InvalidArgumentError('kind must be placement or rebalance', { kind })
-        return { kind: kind as keyof typeof POLICY_SETTINGS, name: text(p, 'name', { max: 64 }) }
+        return { kind, name: text(p, 'name', { max: 64 }) }
       },
       handle: async ({ params, signal }) => {
         // refuse a policy this node cannot run rather than leave the cluster placing with nothing

@@ -1,4 +1,4 @@
-import { CONSISTENCY_DEFAULT, CONSISTENCY_LEVELS, InvalidArgumentError } from '@dfs/api'
+import { CONSISTENCY_DEFAULT, CONSISTENCY_LEVELS, InvalidArgumentError, type FsPutParams } from '@dfs/api'
 import { Action } from '../../security/index.js'
 import { LIST_PAGE_MAX, type FileService } from '../files.js'
 import { integer, oneOf, record, text } from './params.js'
@@ -19,11 +19,12 @@ export function fsMethods (files: FileService): RpcMethod[] {
     defineMethod('fs.put', {
       action: Action.FsWrite,
       kind: 'upload',
-      params: (raw) => {
+      params: (raw): FsPutParams => {
         const p = record(raw, 'fs.put')
         const sync = p.sync ?? 'quorum'
+        // eslint-disable-next-line @typescript-eslint/no-base-to-string -- echoes untrusted input, whatever its type
         if (sync !== 'quorum' && sync !== 'all') throw new InvalidArgumentError('sync must be quorum or all', { sync: String(sync).slice(0, 16) })
-        return { path: text(p, 'path', {}), sync: sync as 'quorum' | 'all' }
+        return { path: text(p, 'path', {}), sync }
       },
       handle: async ({ params, body, signal }) => await files.put(params.path, body, { signal, sync: params.sync })
     }),

@@ -33,6 +33,7 @@ export function oneOf<T extends string> (params: Record<string, unknown>, key: s
   const v = params[key]
   if (v == null) return fallback
   if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- echoes untrusted input, whatever its type
     throw new InvalidArgumentError(`parameter ${key} must be one of ${allowed.join(', ')}`, { key, value: String(v).slice(0, 32) })
   }
   return v as T

@@ -252,7 +252,7 @@ export class RaftGroup<R> {
   #failure: Error | undefined
   #node: RawNode | undefined
   #loop: Promise<void> | undefined
-  #ticker: TimerHandle | undefined
+  #ticker?: TimerHandle
   #wake: (() => void) | undefined
   #dirty = false
 
@@ -452,7 +452,7 @@ export class RaftGroup<R> {
           try {
             resolve(fn())
           } catch (err) {
-            reject(err as Error)
+            reject(err)
           }
         }
       }

@@ -117,8 +117,9 @@ function decodeCompacted (key: string, b: Uint8Array): { index: number, term: nu
 const encodeEntry = (e: Entry): Uint8Array => seal({ i: e.index, t: e.term, y: e.type, d: e.data })
 function decodeEntry (key: string, b: Uint8Array): Entry {
   const v = unseal(key, b)
-  const type = num(key, v.y, 'type')
-  if (type !== EntryType.Normal && type !== EntryType.ConfChange) throw new CorruptLogError(key, `unknown entry type ${type}`)
+  const typeNumber = num(key, v.y, 'type')
+  const type = typeNumber as EntryType
+  if (type !== EntryType.Normal && type !== EntryType.ConfChange) throw new CorruptLogError(key, `unknown entry type ${typeNumber}`)
   return { index: num(key, v.i, 'index'), term: num(key, v.t, 'term'), type, data: bytesOf(key, v.d, 'data') }
 }
 

@@ -39,7 +39,7 @@ import type {
 import { decodeOp, encodeOp } from '../codec.js'
 import { RaftGroup } from '../group/index.js'
 import type { GroupStateMachine, RaftGroupStats } from '../group/index.js'
-import { ConfChangeType, LevelStorage, RaftLogDb } from '../raft/index.js'
+import { ConfChangeType, LevelStorage, ProgressStateType, RaftLogDb } from '../raft/index.js'
 import { MetadataStateMachine, SYSTEM_OPS } from '../state-machine/index.js'
 import type { StateMachineScope } from '../state-machine/index.js'
 import { RaftTransport } from '../transport/index.js'
@@ -580,7 +580,7 @@ export class RaftMetadataService implements MetadataService {
     if (t !== undefined && now < t.notBefore) return
     const pr = r.group.progress()?.[preferred]
     // only to a voter that answers and has everything: a transfer blocks proposals until it ends
-    if (pr === undefined || !pr.recentActive || pr.match < st.commit || pr.state !== 'Replicate') return
+    if (pr === undefined || !pr.recentActive || pr.match < st.commit || pr.state !== ProgressStateType.Replicate) return
     // still leading after an earlier attempt: the preferred node did not take over, so wait longer
     const backoffMs = t === undefined ? TRANSFER_BACKOFF_MS_MIN : Math.min(TRANSFER_BACKOFF_MS_MAX, t.backoffMs * 2)
     this.#transfers.set(r.g, { at: now, to: preferred, backoffMs, notBefore: now + backoffMs })
@@ -686,7 +686,7 @@ export class RaftMetadataService implements MetadataService {
     const groups = data.length
     const fields = op as unknown as Record<string, unknown>
     if (type === 'PutFile' || type === 'DeleteFile') {
-      const path = normalizePath(fields.path as string) // InvalidArgument for a malformed path
+      const path = normalizePath(fields.path) // InvalidArgument for a malformed path
       return path === '/' ? data[0] : data[groupOfShard(shardOfPath(path), groups) - 1]
     }
     const extent = fields.extent as { id?: unknown } | undefined

@@ -180,7 +180,7 @@ export class MetadataStateMachine implements MetadataView {
     invariant(index > this.#applied, `index ${index} is not after the applied index ${this.#applied}`)
     let result: MetadataResult
     try {
-      result = this.#dispatch(op as unknown, index)
+      result = this.#dispatch(op, index)
     } catch (err) {
       if (!(err instanceof DfsError)) {
         throw err

@@ -149,8 +149,9 @@ function tuple (v: unknown, field: string, n: number): unknown[] {
 
 function decodeEntry (v: unknown, field: string): Entry {
   const a = tuple(v, field, ENTRY_FIELDS)
-  const type = uint(a[2], `${field}.type`)
-  if (type !== EntryType.Normal && type !== EntryType.ConfChange) throw malformed(`${field}.type ${type} is unknown`, `${field}.type`)
+  const typeNumber = uint(a[2], `${field}.type`)
+  const type = typeNumber as EntryType
+  if (type !== EntryType.Normal && type !== EntryType.ConfChange) throw malformed(`${field}.type ${typeNumber} is unknown`, `${field}.type`)
   return {
     term: uint(a[0], `${field}.term`),
     index: uint(a[1], `${field}.index`),

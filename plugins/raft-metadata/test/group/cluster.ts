@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import type { PrivateKey } from '@libp2p/interface'
 import { RaftGroup } from '../../src/group/index.js'
 import type { GroupStateMachine, RaftGroupInit } from '../../src/group/index.js'
-import { LevelStorage } from '../../src/raft/index.js'
+import { LevelStorage, StateType } from '../../src/raft/index.js'
 import { RaftTransport } from '../../src/transport/index.js'
 import { newKey, startHost, testLogger, waitFor } from '../transport/libp2p-network.js'
 import type { TestHost } from '../transport/libp2p-network.js'
@@ -169,7 +169,7 @@ export class Cluster {
       const [lead] = [...leaders]
       found = this.members.findIndex((m) => m.id === lead)
       return leaders.size === 1 && found >= 0 && this.members[found].group !== undefined &&
-        this.group(found).status().state === 'Leader'
+        this.group(found).status().state === StateType.Leader
     }, timeoutMs, 'one leader')
     return found
   }

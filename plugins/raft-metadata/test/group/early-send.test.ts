@@ -5,7 +5,7 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { RaftGroup } from '../../src/group/index.js'
-import { MemoryStorage, MessageType } from '../../src/raft/index.js'
+import { MemoryStorage, MessageType, StateType } from '../../src/raft/index.js'
 import type { NodeId } from '../../src/raft/index.js'
 import { Hub, gated } from './hub.js'
 import type { Gated } from './hub.js'
@@ -36,7 +36,7 @@ async function start (ctx: Ctx, hub: Hub): Promise<{ leader: Node, followers: No
   for (const n of ctx.nodes) n.group.start()
   let leader: Node | undefined
   await waitFor(() => {
-    leader = ctx.nodes.find((n) => n.group.status().state === 'Leader')
+    leader = ctx.nodes.find((n) => n.group.status().state === StateType.Leader)
     return leader !== undefined && ctx.nodes.every((n) => n.group.status().leader === leader?.id)
   }, 10_000, 'a leader')
   const l = leader as Node
@@ -122,7 +122,7 @@ test('a single voter never tells its learners a commit index its own fsync has n
   }
   for (const n of ctx.nodes) n.group.start()
   const [voter, learner] = ctx.nodes
-  await waitFor(() => voter.group.status().state === 'Leader' && learner.group.status().leader === voter.id, 10_000, 'the voter leads')
+  await waitFor(() => voter.group.status().state === StateType.Leader && learner.group.status().leader === voter.id, 10_000, 'the voter leads')
   await voter.group.propose(enc('warm'))
   await waitFor(() => learner.sm.items.length === 1, 5000, 'the first write on the learner')
 

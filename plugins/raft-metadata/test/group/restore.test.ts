@@ -6,7 +6,7 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { RaftGroup } from '../../src/group/index.js'
-import { MemoryStorage, MessageType } from '../../src/raft/index.js'
+import { MemoryStorage, MessageType, StateType } from '../../src/raft/index.js'
 import { waitFor } from '../transport/libp2p-network.js'
 import { ListMachine, enc } from './cluster.js'
 import type { Result } from './cluster.js'
@@ -34,8 +34,8 @@ test('the follower holds its acknowledgement while restored() runs, and sends it
   a.start()
   groups[1].start()
   groups[2].start()
-  await waitFor(() => groups.some((g) => g.status().state === 'Leader'), 10_000, 'a leader')
-  const leader = groups.find((g) => g.status().state === 'Leader') as RaftGroup<Result>
+  await waitFor(() => groups.some((g) => g.status().state === StateType.Leader), 10_000, 'a leader')
+  const leader = groups.find((g) => g.status().state === StateType.Leader) as RaftGroup<Result>
   const lagging = ids.find((id) => id !== leader.id) as string
   // the lagging follower hears nothing while the others commit and compact 20 entries
   hub.dropIf = (m) => m.to === lagging || m.from === lagging

@@ -176,7 +176,7 @@ test('simulation: serving reads before applying up to the read index is caught a
   assert.ok(found.size > 0, 'no seed caught the stale reads')
   for (const v of found.values()) assert.is(v.property, 'read-linearizability', v.message)
   // A failing seed replays the same run, to the same step.
-  const [seed, v] = [...found][0] as [number, SimViolation]
+  const [seed, v] = [...found][0]
   try {
     runSimulation({ seed, nodes: 3, steps: 3000, sabotage: 'early-reads' })
     assert.unreachable('the failing seed passed on replay')

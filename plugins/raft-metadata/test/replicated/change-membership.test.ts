@@ -36,7 +36,7 @@ async function unanswered (signal?: AbortSignal): Promise<never> {
   // AbortSignal.timeout does not keep the process alive: this does, until the attempt ends
   const alive = setInterval(() => {}, 1000)
   return await new Promise<never>((_resolve, reject) => {
-    signal?.addEventListener('abort', () => { reject(signal.reason) }, { once: true })
+    signal?.addEventListener('abort', () => { reject(signal.reason as Error) }, { once: true })
   }).finally(() => { clearInterval(alive) })
 }
 

@@ -92,7 +92,7 @@ export function allExtents (v: { extentIds: () => Iterable<string>, getExtent: (
 export async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
   signal?.throwIfAborted()
   await new Promise<void>((resolve, reject) => {
-    const onAbort = (): void => { clearTimeout(t); reject(signal?.reason) }
+    const onAbort = (): void => { clearTimeout(t); reject(signal?.reason as Error) }
     const t = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve() }, ms)
     signal?.addEventListener('abort', onAbort, { once: true })
   })

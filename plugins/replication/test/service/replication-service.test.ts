@@ -42,7 +42,7 @@ class FakePeers implements ExtentPeers {
     this.#check(peer)
     if (this.hung.has(peer)) {
       await new Promise((resolve, reject) => {
-        options?.signal?.addEventListener('abort', () => { this.aborted.push(peer); reject(options.signal?.reason) }, { once: true })
+        options?.signal?.addEventListener('abort', () => { this.aborted.push(peer); reject(options.signal?.reason as Error) }, { once: true })
       })
     }
     assert.is(extentChecksum(bytes), extent.checksum, 'the coordinator sends the checksum of the bytes')

@@ -245,7 +245,7 @@ export class Checker {
     if (r === undefined) this.fail('read-linearizability', `read ${readId} completed on ${node} but was never issued`)
     this.reads.delete(readId)
     for (let i = 0; i < r.ackedAtIssue; i++) {
-      const w = this.acked[i] as string
+      const w = this.acked[i]
       if (!has(w)) {
         this.fail('read-linearizability', `read ${readId} served on ${node} at applied index ${appliedIndex} misses ` +
           `write ${w}, acknowledged before the read was issued (stale read)`)

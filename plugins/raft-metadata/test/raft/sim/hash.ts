@@ -8,7 +8,7 @@ const FNV_PRIME = 0x01000193
 
 export function fnvBytes (bytes: Uint8Array, h: number = FNV_OFFSET): number {
   for (let i = 0; i < bytes.length; i++) {
-    h ^= bytes[i] as number
+    h ^= bytes[i]
     h = Math.imul(h, FNV_PRIME)
   }
   return h >>> 0

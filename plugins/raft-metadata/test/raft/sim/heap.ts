@@ -20,7 +20,7 @@ export class EventHeap<T extends Timed> {
     let i = a.length - 1
     while (i > 0) {
       const p = (i - 1) >> 1
-      if (!less(a[i] as T, a[p] as T)) break
+      if (!less(a[i], a[p])) break
       swap(a, i, p)
       i = p
     }
@@ -33,7 +33,7 @@ export class EventHeap<T extends Timed> {
   pop (): T | undefined {
     const a = this.items
     if (a.length === 0) return undefined
-    const top = a[0] as T
+    const top = a[0]
     const last = a.pop() as T
     if (a.length > 0) {
       a[0] = last
@@ -42,8 +42,8 @@ export class EventHeap<T extends Timed> {
         const l = 2 * i + 1
         const r = l + 1
         let m = i
-        if (l < a.length && less(a[l] as T, a[m] as T)) m = l
-        if (r < a.length && less(a[r] as T, a[m] as T)) m = r
+        if (l < a.length && less(a[l], a[m])) m = l
+        if (r < a.length && less(a[r], a[m])) m = r
         if (m === i) break
         swap(a, i, m)
         i = m
@@ -65,7 +65,7 @@ function less (x: Timed, y: Timed): boolean {
 }
 
 function swap<T> (a: T[], i: number, j: number): void {
-  const t = a[i] as T
-  a[i] = a[j] as T
+  const t = a[i]
+  a[i] = a[j]
   a[j] = t
 }

@@ -64,7 +64,7 @@ export class Rng {
 
   pick<T> (items: readonly T[]): T {
     if (items.length === 0) throw new RangeError('Rng.pick: empty list')
-    return items[this.int(items.length)] as T
+    return items[this.int(items.length)]
   }
 
   /** A shuffled copy (Fisher–Yates). */
@@ -72,8 +72,8 @@ export class Rng {
     const out = items.slice()
     for (let i = out.length - 1; i > 0; i--) {
       const j = this.int(i + 1)
-      const t = out[i] as T
-      out[i] = out[j] as T
+      const t = out[i]
+      out[i] = out[j]
       out[j] = t
     }
     return out

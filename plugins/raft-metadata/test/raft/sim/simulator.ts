@@ -319,7 +319,7 @@ export class Simulation {
   }
 
   private schedule (ev: Unsequenced<SimEvent>): void {
-    this.heap.push({ ...ev, seq: this.seq++ } as SimEvent)
+    this.heap.push({ ...ev, seq: this.seq++ })
   }
 
   private isStale (ev: SimEvent): boolean {
@@ -580,8 +580,8 @@ export class Simulation {
       disk.applySnapshot(snap)
     }
     if (rd.entries.length > 0) {
-      const first = rd.entries[0] as Entry
-      let prevTerm = -1
+      const first = rd.entries[0]
+      let prevTerm: number
       try {
         prevTerm = disk.term(first.index - 1)
       } catch {

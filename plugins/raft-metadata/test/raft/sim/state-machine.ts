@@ -5,6 +5,7 @@
  * two nodes at the same applied index must have the same fingerprint.
  */
 import { fnvBytes, fnvInt } from './hash.js'
+import { EntryType } from './raft-api.js'
 import type { Entry, Snapshot } from './raft-api.js'
 
 const encoder = new TextEncoder()
@@ -50,7 +51,7 @@ export class StateMachine {
     this.appliedIndex = e.index
     this.appliedTerm = e.term
     this.fingerprint = fnvInt(hash, fnvInt(e.term, fnvInt(e.index, this.fingerprint)))
-    const w = e.type === 0 ? decodeWrite(e.data) : undefined
+    const w = e.type === EntryType.Normal ? decodeWrite(e.data) : undefined
     if (w !== undefined) {
       this.writes.push(w)
       this.writeSet.add(w)

@@ -527,7 +527,7 @@ export class StackSimulation {
       const before = new Set(this.#acked[g])
       // every read this client completed before this one began
       const prior = new Set(client.seen[g])
-      const wl = () => (n.proc as Proc | undefined)?.sms[g]
+      const wl = () => n.proc?.sms[g]
       const incarnation = n.incarnation
       group.read(() => {
         const writes = wl()?.writes
