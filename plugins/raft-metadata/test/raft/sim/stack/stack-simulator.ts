@@ -124,8 +124,6 @@ class WriteLog implements GroupStateMachine<string> {
 }
 
 interface Proc {
-  incarnation: number
-  alive: boolean
   log: RaftLogDb
   transport: RaftTransport
   groups: Array<RaftGroup<string>>
@@ -257,15 +255,6 @@ export class StackSimulation {
     this.stats.steps = this.#step
     this.stats.virtualMs = this.#world.now
     this.stats.writesFailedAfter = this.#net.stats.writesFailedAfter
-    for (const n of this.#nodes.values()) {
-      for (const g of n.proc?.groups ?? []) {
-        this.stats.snapshots += g.stats.snapshotsCreated
-        this.stats.snapshotsRestored += g.stats.snapshotsRestored
-        this.stats.retried += g.stats.proposalsRetried
-        this.stats.requeued += g.stats.proposalsRequeued
-        this.stats.earlySends += g.stats.messagesSentEarly
-      }
-    }
     this.stats.acked = this.#acked.reduce((a, s) => a + s.size, 0)
     this.stats.traceHash = hex32(this.#traceHash)
     await this.#stopAll()
@@ -325,7 +314,7 @@ export class StackSimulation {
         link: this.#net.up(n.id, incarnation), self: n.id, clock, writeTimeoutMs: 400, dialTimeoutMs: 300, backoffMsMin: 20, backoffMsMax: 400
       })
       await transport.start()
-      const proc: Proc = { incarnation, alive: true, log, transport, groups: [], sms: [], storages }
+      const proc: Proc = { log, transport, groups: [], sms: [], storages }
       for (let g = 0; g < STACK_GROUPS; g++) {
         const sm = new WriteLog((id, index, wl) => { this.#onApply(n, g, id, index, wl) })
         const nonce = new Uint8Array(8)
@@ -363,6 +352,7 @@ export class StackSimulation {
   /** kill -9 (or a power loss, losing unsynced writes too): the process is gone, its disk stays. */
   #crash (n: SimNode, power: boolean, why = 'crash'): void {
     if (n.proc === undefined && !n.booting) return
+    if (n.proc !== undefined) this.#count(n.proc)
     n.incarnation++
     n.booting = false
     n.proc = undefined
@@ -383,10 +373,22 @@ export class StackSimulation {
     this.#boot(n)
   }
 
+  /** Adds a process's group counters to the run's (every process's, the crashed ones' too). */
+  #count (p: Proc): void {
+    for (const g of p.groups) {
+      this.stats.snapshots += g.stats.snapshotsCreated
+      this.stats.snapshotsRestored += g.stats.snapshotsRestored
+      this.stats.retried += g.stats.proposalsRetried
+      this.stats.requeued += g.stats.proposalsRequeued
+      this.stats.earlySends += g.stats.messagesSentEarly
+    }
+  }
+
   async #stopAll (): Promise<void> {
     for (const n of this.#nodes.values()) {
       if (n.proc === undefined) continue
       const p = n.proc
+      this.#count(p)
       n.incarnation++
       n.proc = undefined
       this.#net.down(n.id)

@@ -37,10 +37,6 @@ export class World {
     ev.run()
     return true
   }
-
-  get pending (): number {
-    return this.#heap.size
-  }
 }
 
 interface Timer { cancelled: boolean }
@@ -106,7 +102,6 @@ export class SimDisk {
   #lastCompletion = 0
   /** Multiplies fsync delays (a slow or busy disk). */
   slowness = 1
-  readonly stats = { batches: 0, syncs: 0 }
 
   constructor (private readonly world: World, private readonly rng: Rng) {}
 
@@ -156,9 +151,7 @@ export class SimDisk {
     const i = this.#pending.indexOf(b)
     if (i !== 0) throw new Error(`sim disk: batch completes out of order (${i})`)
     this.#pending.shift()
-    this.stats.batches++
     if (b.sync) {
-      this.stats.syncs++
       this.#flushCache()
       this.#apply(this.#durable, b.ops)
     } else {
@@ -196,11 +189,6 @@ export class SimDisk {
     }
     for (const b of pending.slice(0, kept)) this.#apply(this.#durable, b.ops)
     return { kept, lost: pending.length - kept, unsyncedLost }
-  }
-
-  /** Keys on the disk now (tests). */
-  get size (): number {
-    return this.#durable.size + this.#cache.size
   }
 }
 
@@ -263,7 +251,8 @@ export class SimNetwork {
   /** Probability that a write fails before its bytes leave, and that one fails after they left. */
   failBeforeRate = 0
   failAfterRate = 0
-  readonly stats = { frames: 0, writesFailedBefore: 0, writesFailedAfter: 0, writesStalled: 0 }
+  /** Writes whose bytes arrived but which reported failure (the case a sender cannot tell). */
+  readonly stats = { writesFailedAfter: 0 }
 
   constructor (private readonly world: World, private readonly rng: Rng) {}
 
@@ -332,7 +321,6 @@ export class SimNetwork {
     const e = this.#endpoint(sink.to)
     if (e.incarnation !== sink.toIncarnation || this.isCut(sink.from, sink.to)) {
       // nothing gets through: the write waits for its deadline (or the reset of a dead peer)
-      this.stats.writesStalled++
       await Promise.race([rejectOnAbort(signal), new Promise<never>((_resolve, reject) => {
         sink.onClose(() => { reject(new StreamResetError('the stream was reset')) })
       })])
@@ -340,7 +328,6 @@ export class SimNetwork {
     }
     const r = this.rng.next()
     if (r < this.failBeforeRate) {
-      this.stats.writesFailedBefore++
       await new Promise<void>((resolve) => { this.world.after(1, resolve) })
       sink.close()
       throw new StreamResetError('the stream was reset before the write')
@@ -351,7 +338,6 @@ export class SimNetwork {
       this.world.at(at, () => {
         const t = this.#endpoint(sink.to)
         if (t.incarnation !== sink.toIncarnation || t.receiver === undefined) return
-        this.stats.frames++
         if (!t.receiver.frame(sink.from, bytes)) sink.close()
       })
     }
