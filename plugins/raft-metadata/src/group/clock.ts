@@ -17,6 +17,16 @@ export interface Clock {
   defer: (fn: () => void) => void
 }
 
+/**
+ * An AbortSignal that aborts after `ms` on `clock` (with `reason()`, by default a TimeoutError
+ * DOMException, as AbortSignal.timeout gives); `clear` stops its timer.
+ */
+export function timeoutSignal (clock: Clock, ms: number, reason: () => Error = () => new DOMException('The operation was aborted due to timeout', 'TimeoutError')): { signal: AbortSignal, clear: () => void } {
+  const controller = new AbortController()
+  const timer = clock.setTimeout(() => { controller.abort(reason()) }, ms)
+  return { signal: controller.signal, clear: () => { clock.clearTimeout(timer) } }
+}
+
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimeout: (fn, ms) => setTimeout(fn, ms),

@@ -48,7 +48,7 @@ import {
 } from './constants.js'
 import { NONCE_BYTES, openEnvelope, sealEnvelope } from './envelope.js'
 import type { DurableStorage } from './storage.js'
-import { systemClock } from './clock.js'
+import { systemClock, timeoutSignal } from './clock.js'
 import { mutations } from '../mutations.js'
 import type { Clock, TimerHandle } from './clock.js'
 
@@ -807,8 +807,7 @@ export class RaftGroup<R> {
     this.stats.snapshotsRestored++
     this.#log('raft group %d on %s restored a snapshot at %d', this.group, this.id, s.metadata.index)
     if (this.#sm.restored === undefined) return
-    const deadline = new AbortController()
-    const timer = this.#clock.setTimeout(() => { deadline.abort(new DeadlineExceededError('the state machine did not finish restoring in time')) }, RESTORED_WAIT_MS_MAX)
+    const deadline = timeoutSignal(this.#clock, RESTORED_WAIT_MS_MAX, () => new DeadlineExceededError('the state machine did not finish restoring in time'))
     try {
       await Promise.race([
         this.#sm.restored(s.metadata.index, deadline.signal),
@@ -817,7 +816,7 @@ export class RaftGroup<R> {
     } catch (err) {
       this.#log.error('raft group %d on %s: after restoring the snapshot at %d: %s (acknowledged all the same)', this.group, this.id, s.metadata.index, (err as Error).message)
     } finally {
-      this.#clock.clearTimeout(timer)
+      deadline.clear()
     }
   }
 

@@ -362,7 +362,7 @@ export class Raft {
     // an earlier term of its own, or of another leader): until it is applied, append nothing more
     // (see leavingIndex). Without its precondition known here, any AddLearner or RemoveNode of this
     // node counts; a change that turns out to be a no-op only delays proposals until it is applied.
-    this.leavingIndex = 0
+    // (reset() above cleared leavingIndex.)
     const first = Math.max(this.log.applied + 1, this.log.firstIndex())
     for (const e of this.log.slice(first, this.log.lastIndex() + 1)) {
       if (e.type !== EntryType.ConfChange) continue
@@ -536,8 +536,8 @@ export class Raft {
    * about the group, and only ever raised here for entries this log provably shares.)
    */
   learnCommit (index: number, term: number): void {
-    if (term === 0 || index <= this.log.committed || index > this.log.lastIndex()) return
-    this.log.maybeCommit(index, term)
+    // maybeCommit moves only forward, and only to an index whose entry here has `term`
+    if (term !== 0) this.log.maybeCommit(index, term)
   }
 
   /**

@@ -31,7 +31,7 @@ import { lpStream } from '@libp2p/utils'
 import { AbortedError, DeadlineExceededError, UnavailableError } from '@dfs/api'
 import type { Logger, PeerIdString, PeerNetwork } from '@dfs/api'
 import type { Stream } from '@libp2p/interface'
-import { systemClock } from '../group/clock.js'
+import { systemClock, timeoutSignal } from '../group/clock.js'
 import type { Clock } from '../group/clock.js'
 import { mutations } from '../mutations.js'
 import { MessageType } from '../raft/index.js'
@@ -151,13 +151,6 @@ const silentLogger: Logger = Object.assign(noop, { error: noop, trace: noop, ena
 
 function positive (value: number | undefined, fallback: number): number {
   return value !== undefined && Number.isFinite(value) && value > 0 ? value : fallback
-}
-
-/** An AbortSignal that aborts with a TimeoutError after `ms` on `clock`; `clear` stops its timer. */
-function timeoutSignal (clock: Clock, ms: number): { signal: AbortSignal, clear: () => void } {
-  const controller = new AbortController()
-  const timer = clock.setTimeout(() => { controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')) }, ms)
-  return { signal: controller.signal, clear: () => { clock.clearTimeout(timer) } }
 }
 
 /** One peer's outbound side: its queue, its stream and the loop that writes frames. */
