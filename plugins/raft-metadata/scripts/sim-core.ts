@@ -8,20 +8,11 @@
  * `--sabotage early-reads|forget-votes|eager-retry` breaks the driver on purpose, to see the checks fire.
  */
 import { parseArgs } from 'node:util'
+import { intArg, usageError } from './cli-args.js'
 import { runSimulation, SimViolation, type SimOptions, type SimStats } from '../test/raft/sim/index.js'
 
 const USAGE = 'usage: npm run sim:core -- --seeds N [--start S] [--nodes 3|5] [--steps K] [--verbose]\n' +
   '       [--sabotage early-reads|forget-votes|eager-retry]   (break the driver on purpose: the run must fail)'
-
-function intArg (v: string | undefined, name: string, dflt: number): number {
-  if (v === undefined) return dflt
-  const n = Number(v)
-  if (!Number.isInteger(n) || n < 0) {
-    process.stderr.write(`--${name} must be a non-negative integer, got ${v}\n${USAGE}\n`)
-    process.exit(2)
-  }
-  return n
-}
 
 const { values } = parseArgs({
   options: {
@@ -39,19 +30,15 @@ if (values.help === true) {
   process.stdout.write(`${USAGE}\n`)
   process.exit(0)
 }
-const seeds = intArg(values.seeds, 'seeds', 100)
-const start = intArg(values.start, 'start', 1)
-const nodes = intArg(values.nodes, 'nodes', 3)
-if (nodes !== 3 && nodes !== 5) {
-  process.stderr.write(`--nodes must be 3 or 5\n${USAGE}\n`)
-  process.exit(2)
-}
-const steps = intArg(values.steps, 'steps', nodes === 5 ? 4000 : 3000)
+const seeds = intArg(values.seeds, 'seeds', 100, USAGE)
+const start = intArg(values.start, 'start', 1, USAGE)
+const nodes = intArg(values.nodes, 'nodes', 3, USAGE)
+if (nodes !== 3 && nodes !== 5) usageError('--nodes must be 3 or 5', USAGE)
+const steps = intArg(values.steps, 'steps', nodes === 5 ? 4000 : 3000, USAGE)
 const verbose = values.verbose === true
 const sabotage = values.sabotage as SimOptions['sabotage']
 if (sabotage !== 'none' && sabotage !== 'early-reads' && sabotage !== 'forget-votes' && sabotage !== 'eager-retry') {
-  process.stderr.write(`--sabotage must be none, early-reads, forget-votes or eager-retry\n${USAGE}\n`)
-  process.exit(2)
+  usageError('--sabotage must be none, early-reads, forget-votes or eager-retry', USAGE)
 }
 const tty = process.stdout.isTTY === true && !verbose
 

@@ -12,6 +12,7 @@
  * The Raft core alone has its own, faster simulation: `npm run sim:core`.
  */
 import { parseArgs } from 'node:util'
+import { intArg, usageError } from './cli-args.js'
 import { SimViolation } from '../test/raft/sim/index.js'
 import { runStackSimulation, STACK_LAYOUTS } from '../test/raft/sim/stack/stack-simulator.js'
 import type { StackLayout, StackSabotage, StackSimStats } from '../test/raft/sim/stack/stack-simulator.js'
@@ -19,18 +20,6 @@ import type { StackLayout, StackSabotage, StackSimStats } from '../test/raft/sim
 const SABOTAGES = ['none', 'commit-behind-snapshot', 'lonely-early-send', 'in-flight-dropped']
 const USAGE = 'usage: npm run sim -- [--seeds N] [--start S] [--steps K] [--layout "3 voters"|"5 voters"|"1 voter + 2 learners"|"1 voter"]\n' +
   `       [--sabotage ${SABOTAGES.slice(1).join('|')}] [--verbose] [--json]`
-
-function fail (message: string): never {
-  process.stderr.write(`${message}\n${USAGE}\n`)
-  process.exit(2)
-}
-
-function intArg (v: string | undefined, name: string, dflt: number): number {
-  if (v === undefined) return dflt
-  const n = Number(v)
-  if (!Number.isInteger(n) || n < 0) fail(`--${name} must be a non-negative integer, got ${v}`)
-  return n
-}
 
 const { values } = parseArgs({
   options: {
@@ -49,13 +38,13 @@ if (values.help === true) {
   process.stdout.write(`${USAGE}\n`)
   process.exit(0)
 }
-const seeds = intArg(values.seeds, 'seeds', 100)
-const start = intArg(values.start, 'start', 1)
-const steps = intArg(values.steps, 'steps', 10000)
+const seeds = intArg(values.seeds, 'seeds', 100, USAGE)
+const start = intArg(values.start, 'start', 1, USAGE)
+const steps = intArg(values.steps, 'steps', 10000, USAGE)
 const layout = values.layout as StackLayout | undefined
-if (layout !== undefined && !(STACK_LAYOUTS as readonly string[]).includes(layout)) fail(`--layout must be one of ${STACK_LAYOUTS.join(', ')}`)
+if (layout !== undefined && !(STACK_LAYOUTS as readonly string[]).includes(layout)) usageError(`--layout must be one of ${STACK_LAYOUTS.join(', ')}`, USAGE)
 const sabotage = values.sabotage as StackSabotage
-if (!SABOTAGES.includes(sabotage)) fail(`--sabotage must be one of ${SABOTAGES.join(', ')}`)
+if (!SABOTAGES.includes(sabotage)) usageError(`--sabotage must be one of ${SABOTAGES.join(', ')}`, USAGE)
 const verbose = values.verbose === true
 const json = values.json === true
 const tty = process.stdout.isTTY === true && !verbose && !json
