@@ -1036,12 +1036,15 @@ const LOCAL_ONLY = new Set<MessageType>([
 
 /**
  * Filters malformed input before the core's assertions see it: protocol messages carry a term, local
- * ones do not, and an App's entries follow `index` contiguously with sane terms.
+ * ones do not, an App's entries follow `index` contiguously with sane terms, and a Prop carries
+ * entries of one term.
  */
 function wellFormed (m: Message): boolean {
   if (!Number.isSafeInteger(m.term) || m.term < 0) return false
   if (m.term === 0 && !TERMLESS.has(m.type)) return false
   if (m.term !== 0 && LOCAL_ONLY.has(m.type)) return false
+  // A proposal proposes something: an empty one from a peer would reach the leader's assertion.
+  if (m.type === MessageType.Prop && m.entries.length === 0) return false
   for (let i = 0; i < m.entries.length; i++) {
     const e = m.entries[i]
     if (m.type === MessageType.App && (e.index !== m.index + 1 + i || e.term > m.term || e.term < m.logTerm)) return false

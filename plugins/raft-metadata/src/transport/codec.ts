@@ -200,6 +200,9 @@ export function messageFromWire (v: unknown, field = 'message'): Message {
     throw malformed(`${field} of type Snap carries no snapshot`, `${field}.snapshot`)
   }
   if (a[11] !== null) m.context = bytes(a[11], `${field}.context`, CONTEXT_BYTES_MAX)
+  if (type === MessageType.Prop && entries.length === 0) {
+    throw malformed(`${field} is a Prop without entries`, `${field}.entries`)
+  }
   if (a.length > MESSAGE_FIELDS) {
     if (a[12] !== true || type !== MessageType.App || entries.length > 0) {
       throw malformed(`${field}.quiet is only true on an App without entries`, `${field}.quiet`)

@@ -162,4 +162,16 @@ test('input filtering: malformed messages (gapped entries, term-less protocol me
   assert.is(n.hasReady(), false)
 })
 
+test('input filtering: a Prop without entries from a peer is ignored by a leader and by a follower (found by fuzzing)', () => {
+  const { n, s } = leaderOfTwo()
+  // before the filter, the leader's core asserted "a proposal must carry entries" and its group failed for good
+  n.step(msg({ type: MessageType.Prop, from: 'b', to: 'a', term: 0, entries: [] }))
+  assert.is(n.status().state, StateType.Leader)
+  n.propose(bytes('after'))
+  persist(n, s)
+  const f = newNode('c', newStorage(['a', 'c']))
+  f.step(msg({ type: MessageType.Prop, from: 'a', to: 'c', term: 0, entries: [] }))
+  assert.is(f.hasReady(), false)
+})
+
 test.run()

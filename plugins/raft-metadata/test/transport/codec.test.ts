@@ -120,6 +120,8 @@ test('garbage and wrong shapes are refused with typed errors', () => {
   rejects(encode([0, [raw({ 0: 7, 10: [1, 1, ['a'], ['a'], new Uint8Array(0)] })]]), 'messages[0].snapshot.voters')
   rejects(encode([0, [raw({ 11: new Uint8Array(CONTEXT_BYTES_MAX + 1) })]]), 'messages[0].context')
   rejects(encode([0, [raw().slice(0, 11)]]), 'messages[0]')
+  // a Prop proposes something (the fuzzer's frame: group 1, a Prop from "m" with no entries)
+  rejects(encode([1, [raw({ 0: 10, 6: [] })]]), 'messages[0].entries')
   // Indefinite-length arrays and trailing bytes are not accepted.
   rejects(Uint8Array.of(0x9f, 0x00, 0xff))
   const good = encodeFrame(0, [encodeMessage(full(MessageType.App, 1))])
