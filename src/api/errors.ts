@@ -203,6 +203,49 @@ export class ConfigError extends DfsError {
   }
 }
 
+/** A write would take a tenant past its byte or file quota; nothing was stored. */
+export class QuotaExceededError extends DfsError {
+  constructor (message: string, details: ErrorDetails = {}) {
+    super(message, details)
+    this.name = 'QuotaExceeded'
+  }
+}
+
+/** The caller sent more requests than its rate allows; retry after `details.retryAfterMs`. */
+export class RateLimitedError extends DfsError {
+  constructor (message: string, details: ErrorDetails = {}) {
+    super(message, details)
+    this.name = 'RateLimited'
+  }
+}
+
+/** The state does not allow the operation now (e.g. revoking the last admin, removing a tenant that holds files). */
+export class FailedPreconditionError extends DfsError {
+  constructor (message: string, details: ErrorDetails = {}) {
+    super(message, details)
+    this.name = 'FailedPrecondition'
+  }
+}
+
+/** A stored audit entry does not match the hash chain (`details.seq`: the first bad entry). */
+export class AuditChainBrokenError extends DfsError {
+  constructor (message: string, details: ErrorDetails = {}) {
+    super(message, details)
+    this.name = 'AuditChainBroken'
+  }
+}
+
+/**
+ * The peer at an address could not prove it belongs to the expected cluster (a join token's pin, or
+ * the cluster the CLI remembered for that address).
+ */
+export class WrongClusterError extends DfsError {
+  constructor (message: string, details: ErrorDetails = {}) {
+    super(message, details)
+    this.name = 'WrongCluster'
+  }
+}
+
 /** The remote side failed with an error this build does not know by name. */
 export class RemoteError extends DfsError {
   constructor (name: string, message: string, details: ErrorDetails = {}) {
@@ -248,7 +291,12 @@ const builders = new Map<string, ErrorBuilder>([
   ['ConfigError', (m, d) => new ConfigError(m, d)],
   ['InvalidToken', (m, d) => new InvalidTokenError(m, d)],
   ['TokenExpired', (m, d) => new TokenExpiredError(m, d)],
-  ['WrongShard', (m, d) => new WrongShardError(m, d)]
+  ['WrongShard', (m, d) => new WrongShardError(m, d)],
+  ['QuotaExceeded', (m, d) => new QuotaExceededError(m, d)],
+  ['RateLimited', (m, d) => new RateLimitedError(m, d)],
+  ['FailedPrecondition', (m, d) => new FailedPreconditionError(m, d)],
+  ['AuditChainBroken', (m, d) => new AuditChainBrokenError(m, d)],
+  ['WrongCluster', (m, d) => new WrongClusterError(m, d)]
 ])
 
 /** Turns any thrown value into the wire form. Unexpected errors keep their name but not their stack. */

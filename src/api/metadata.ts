@@ -1,3 +1,4 @@
+import type { AuditCheckpoint, AuditEntry, AuditRecord } from './audit.js'
 import type { Checksum } from './extent-store.js'
 import type { CallOptions, Logger } from './options.js'
 import type { PeerNetwork } from './network.js'
@@ -6,6 +7,45 @@ import type { PeerNetwork } from './network.js'
 export type PeerIdString = string
 
 export type Role = 'admin' | 'user' | 'readonly'
+
+/**
+ * A user: a PeerId granted a role, cluster-wide (`tenant` null) or within one tenant. A tenant's admin
+ * manages its tenant's users and nothing else; the cluster keeps at least one cluster-wide admin.
+ */
+export interface UserRecord {
+  id: PeerIdString
+  role: Role
+  tenant: string | null
+}
+
+/** A tenant (a namespace: see `tenants.ts`) and its limits; null: no limit (or the cluster's default rate). */
+export interface TenantRecord {
+  name: string
+  /** Most logical bytes (sum of its files' sizes) the tenant may hold. */
+  quotaBytes: number | null
+  /** Most files the tenant may hold. */
+  quotaFiles: number | null
+  /** Requests per second each of its users may make on one node (null: the cluster's `userRequestRate`). */
+  requestRate: number | null
+}
+
+/** A tenant with its exact usage (kept by the data group that owns the tenant's files). */
+export interface TenantInfo extends TenantRecord {
+  usedBytes: number
+  usedFiles: number
+}
+
+/**
+ * The cluster's own Ed25519 key pair, made at creation and held by every member (it is in metadata
+ * only members replicate; no RPC returns the private half). A member proves the cluster's identity by
+ * signing a challenge with it (`cluster.identify`); a join token pins the hash of the public half.
+ */
+export interface ClusterKey {
+  /** base64url of the raw 32-byte public key. */
+  publicKey: string
+  /** base64url of the PKCS#8 DER private key. */
+  privateKey: string
+}
 
 /** An extent as metadata knows it: its bytes' size and checksum and the nodes that hold a copy. */
 export interface ExtentRecord {
@@ -70,6 +110,10 @@ export interface JoinTokenRecord {
   expiresAtMs: number
   /** PeerId of the Admin who created it. */
   createdBy: PeerIdString
+  /** Joins left; the record is dropped when the last is used. Absent: any number (tokens of older versions). */
+  usesLeft?: number
+  /** The only PeerId that may join with it, when set. */
+  forPeer?: PeerIdString
 }
 
 /** Cluster-wide settings, kept in the system group; `SetConfig` changes one at a time. */
@@ -84,6 +128,10 @@ export interface ClusterConfig {
   imbalanceThreshold: number
   /** Fraction of a node's capacity past which it takes no new copy ((0, 1], default 0.9). */
   fillLimit: number
+  /** Audit entries kept (AUDIT_RETENTION_MIN..AUDIT_RETENTION_MAX, default AUDIT_RETENTION_DEFAULT). */
+  auditRetention: number
+  /** Requests per second one user may make on one node (0: unlimited, the default; a tenant may set its own). */
+  userRequestRate: number
 }
 
 export const CLUSTER_CONFIG_DEFAULTS: Readonly<ClusterConfig> = Object.freeze({
@@ -91,7 +139,9 @@ export const CLUSTER_CONFIG_DEFAULTS: Readonly<ClusterConfig> = Object.freeze({
   placementPolicy: 'default',
   rebalancePolicy: 'default',
   imbalanceThreshold: 0.5,
-  fillLimit: 0.9
+  fillLimit: 0.9,
+  auditRetention: 10_000,
+  userRequestRate: 0
 })
 
 export interface ClusterRecord {
@@ -102,6 +152,8 @@ export interface ClusterRecord {
    * service; absent when one group holds everything).
    */
   metadataGroups?: number
+  /** The public half of the cluster key (ClusterKey.publicKey); absent until one is set. */
+  publicKey?: string
 }
 
 /**
@@ -110,13 +162,34 @@ export interface ClusterRecord {
  * never reads a clock or a random source.
  */
 export type MetadataOp =
-  | { type: 'InitCluster', clusterId: string, createdAtMs: number, admin: PeerIdString, member: MemberRecord, metadataGroups?: number }
+  | { type: 'InitCluster', clusterId: string, createdAtMs: number, admin: PeerIdString, member: MemberRecord, metadataGroups?: number, clusterKey?: ClusterKey }
+  /** Sets the cluster key of a cluster created without one (AlreadyExists once it has one). */
+  | { type: 'SetClusterKey', clusterKey: ClusterKey }
   | { type: 'PutMember', member: MemberRecord }
   | { type: 'RemoveMember', id: PeerIdString }
-  | { type: 'SetRole', peer: PeerIdString, role: Role | null }
+  /**
+   * Grants `role` (within `tenant`, or cluster-wide when it is null or absent) or revokes (`role` null).
+   * FailedPrecondition when it would leave no cluster-wide admin.
+   */
+  | { type: 'SetRole', peer: PeerIdString, role: Role | null, tenant?: string | null }
   /** Records a join token; tokens that expired before `token.createdAtMs` are dropped at the same time. */
   | { type: 'CreateJoinToken', token: JoinTokenRecord }
   | { type: 'RevokeJoinToken', id: string }
+  /**
+   * Spends one use of a token for `peer` at `nowMs` (the proposer's clock): InvalidToken when it is
+   * unknown, used up or for another peer, TokenExpired past its expiry. The last use drops the record.
+   */
+  | { type: 'UseJoinToken', id: string, peer: PeerIdString, nowMs: number }
+  /** Appends records to the audit log (system group): each gets the next seq and its chained hash. */
+  | { type: 'AppendAudit', records: AuditRecord[] }
+  /**
+   * Creates (`create`: AlreadyExists if it exists) or changes (NotFound if it does not) a tenant. Lives
+   * in the data group of `tenantRootPath(name)`; lowering a quota below the usage is allowed (later
+   * puts that add are refused).
+   */
+  | { type: 'PutTenant', tenant: TenantRecord, create: boolean }
+  /** Removes a tenant: FailedPrecondition while it holds files. */
+  | { type: 'RemoveTenant', name: string }
   /** Sets one cluster setting (validated by key: see ClusterConfig). */
   | { type: 'SetConfig', key: keyof ClusterConfig, value: number | string }
   | { type: 'CreateExtent', extent: ExtentRecord }
@@ -212,7 +285,21 @@ export interface MetadataView {
   cluster: () => ClusterRecord | undefined
   members: () => MemberRecord[]
   role: (peer: PeerIdString) => Role | undefined
+  /** The peer's grant (role and tenant), or undefined. */
+  user: (peer: PeerIdString) => UserRecord | undefined
+  /** Every grant, sorted by id. */
+  users: () => UserRecord[]
+  /** A tenant with its usage (read with scope `paths: [tenantRootPath(name)]`). */
+  tenant: (name: string) => TenantInfo | undefined
+  /** Every tenant, sorted by name (read with scope `paths: ['/']`). */
+  tenants: () => TenantInfo[]
   joinToken: (id: string) => JoinTokenRecord | undefined
+  /** Every live join token, sorted by id. */
+  joinTokens: () => JoinTokenRecord[]
+  /** The retained audit log: where its chain starts and its entries, oldest first. */
+  audit: () => { checkpoint: AuditCheckpoint, entries: readonly AuditEntry[] }
+  /** The cluster key (members only: never send the private half anywhere). */
+  clusterKey: () => ClusterKey | undefined
   /** Cluster settings, defaults filled in. */
   config: () => ClusterConfig
   getFile: (path: string) => FileRecord | undefined

@@ -29,12 +29,13 @@
 import { mkdir, open, readFile, rename } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
-  ConfigError, DataDirLockedError, INLINE_FILE_BYTES_MAX, InvalidArgumentError, NotFoundError, UnavailableError, errorFromWire, normalizePath
+  ConfigError, DataDirLockedError, INLINE_FILE_BYTES_MAX, InvalidArgumentError, NotFoundError, TENANT_NAME_PATTERN, UnavailableError,
+  errorFromWire, normalizePath, requireTenantName, tenantRootPath
 } from '@dfs/api'
 import type {
-  CallOptions, ClusterConfig, ClusterRecord, DirEntry, ExtentRecord, FileRecord, InlineExtent, JoinTokenRecord, Logger, MemberRecord,
-  MetadataGroupInfo, MetadataMembership, MetadataOp, MetadataResult, MetadataService, MetadataServiceInit,
-  MetadataStatus, MetadataView, PeerIdString, ReadOptions, ReadScope, Role
+  AuditCheckpoint, AuditEntry, CallOptions, ClusterConfig, ClusterKey, ClusterRecord, DirEntry, ExtentRecord, FileRecord, InlineExtent,
+  JoinTokenRecord, Logger, MemberRecord, MetadataGroupInfo, MetadataMembership, MetadataOp, MetadataResult, MetadataService,
+  MetadataServiceInit, MetadataStatus, MetadataView, PeerIdString, ReadOptions, ReadScope, Role, TenantInfo, UserRecord
 } from '@dfs/api'
 import { decodeOp, encodeOp } from '../codec.js'
 import { RaftGroup } from '../group/index.js'
@@ -252,7 +253,19 @@ export class RaftMetadataService implements MetadataService {
     cluster: (): ClusterRecord | undefined => this.#systemSm().cluster(),
     members: (): MemberRecord[] => this.#systemSm().members(),
     role: (peer: PeerIdString): Role | undefined => this.#systemSm().role(peer),
+    user: (peer: PeerIdString): UserRecord | undefined => this.#systemSm().user(peer),
+    users: (): UserRecord[] => this.#systemSm().users(),
+    tenant: (name: string): TenantInfo | undefined => {
+      // a malformed name names no tenant (and has no shard to look in)
+      if (typeof name !== 'string' || !TENANT_NAME_PATTERN.test(name)) return undefined
+      return this.#replicaOfPath(tenantRootPath(name))?.applier.sm.tenant(name)
+    },
+    // each tenant lives in exactly one data group: merge and sort
+    tenants: (): TenantInfo[] => this.#data.flatMap((r) => r.applier.sm.tenants()).sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
     joinToken: (id: string): JoinTokenRecord | undefined => this.#systemSm().joinToken(id),
+    joinTokens: (): JoinTokenRecord[] => this.#systemSm().joinTokens(),
+    audit: (): { checkpoint: AuditCheckpoint, entries: readonly AuditEntry[] } => this.#systemSm().audit(),
+    clusterKey: (): ClusterKey | undefined => this.#systemSm().clusterKey(),
     config: (): ClusterConfig => this.#systemSm().config(),
     getFile: (path: string): FileRecord | undefined => {
       const p = normalizePath(path)
@@ -688,6 +701,11 @@ export class RaftMetadataService implements MetadataService {
     if (type === 'PutFile' || type === 'DeleteFile') {
       const path = normalizePath(fields.path) // InvalidArgument for a malformed path
       return path === '/' ? data[0] : data[groupOfShard(shardOfPath(path), groups) - 1]
+    }
+    if (type === 'PutTenant' || type === 'RemoveTenant') {
+      // a tenant's record lives with its files: in the group of its root's shard
+      const name = type === 'PutTenant' ? (fields.tenant as { name?: unknown } | undefined)?.name : fields.name
+      return data[groupOfShard(shardOfPath(tenantRootPath(requireTenantName(name))), groups) - 1]
     }
     const extent = fields.extent as { id?: unknown } | undefined
     const id = type === 'CreateExtent' ? extent?.id : fields.id

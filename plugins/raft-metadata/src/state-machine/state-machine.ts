@@ -1,5 +1,6 @@
 /**
- * The metadata state machine: files, extents, members, roles and the cluster record.
+ * The metadata state machine: files, extents, members, users, tenants, join tokens, the audit log and
+ * the cluster record.
  *
  * `apply(op, index)` is deterministic: it reads no clock, no random source and does no I/O, so every
  * replica that applies the same operations in the same order holds the same state and returns the same
@@ -15,33 +16,39 @@
  * directory's path, and no ancestor of a file may be a file. `/` is always a directory.
  */
 import {
-  AlreadyExistsError, DfsError, InvalidArgumentError, IsADirectoryError, NotADirectoryError,
-  NotFoundError, WrongShardError, CLUSTER_CONFIG_DEFAULTS, baseName, errorToWire, normalizePath, parentPath
+  AlreadyExistsError, DfsError, FailedPreconditionError, InvalidArgumentError, InvalidTokenError, IsADirectoryError, NotADirectoryError,
+  NotFoundError, QuotaExceededError, TokenExpiredError, WrongShardError, AUDIT_BATCH_MAX, AUDIT_GENESIS_HASH, AUDIT_RETENTION_MAX,
+  AUDIT_RETENTION_MIN, CLUSTER_CONFIG_DEFAULTS, TENANT_MARKER, auditEntryHash, baseName, errorToWire, fromInternalPath, normalizePath,
+  parentPath, tenantRootPath
 } from '@dfs/api'
 import type {
-  ClusterConfig, ClusterRecord, DirEntry, ExtentMove, ExtentRecord, FileRecord, JoinTokenRecord, MemberRecord, MetadataOp, MetadataResult,
-  MetadataView, PeerIdString, Role
+  AuditCheckpoint, AuditEntry, ClusterConfig, ClusterKey, ClusterRecord, DirEntry, ExtentMove, ExtentRecord, FileRecord, JoinTokenRecord,
+  MemberRecord, MetadataOp, MetadataResult, MetadataView, PeerIdString, Role, TenantInfo, TenantRecord, UserRecord
 } from '@dfs/api'
 import { decodeCbor, encodeCbor } from '../codec.js'
 import { DATA_GROUPS_MAX, groupOfShard, shardOfExtent, shardOfPath } from '../shards/index.js'
-import { CLUSTER_ID_LENGTH_MAX, FILE_EXTENTS_MAX } from './limits.js'
+import { CLUSTER_ID_LENGTH_MAX, FILE_EXTENTS_MAX, JOIN_TOKENS_MAX, REQUEST_RATE_MAX, TENANTS_MAX, USERS_MAX } from './limits.js'
 import {
-  field, requireArray, requireExtent, requireExtentId, requireInline, requireInteger, requireJoinToken, requireMember, requirePath,
-  requirePeerId, requireRecord, requireReplicas, requireRole, requireString, requireTokenId
+  field, requireArray, requireAuditEntry, requireAuditHash, requireAuditRecord, requireClusterKey, requireExtent, requireExtentId,
+  requireInline, requireInteger, requireJoinToken, requireMember, requirePath, requirePeerId, requireRecord, requireReplicas, requireRole,
+  requireString, requireTenant, requireTenantField, requireTokenId
 } from './validate.js'
 import type { Fields } from './validate.js'
 
 /**
  * Version of the snapshot encoding: 2 added join tokens (version 1 snapshots are read as having
- * none), 3 the state machine's scope and the cluster's number of data groups.
+ * none), 3 the state machine's scope and the cluster's number of data groups, 4 users' tenants,
+ * tenants, the audit log and the cluster key (older snapshots are read as having none).
  */
-export const SNAPSHOT_VERSION = 3
+export const SNAPSHOT_VERSION = 4
 
 /**
  * Which operations a state machine accepts:
  * - `all`: every operation (the whole metadata in one log: the local service, one-group setups);
- * - `system`: cluster record, members, roles and join tokens (the system group of a sharded service);
- * - `data`: files and extents of the shards that data group `group` of `groups` owns.
+ * - `system`: cluster record, members, users, join tokens and the audit log (the system group of a
+ *   sharded service);
+ * - `data`: files, extents and tenants of the shards that data group `group` of `groups` owns (a
+ *   tenant lives in the shard of its root, tenantRootPath, with its files).
  * An operation outside the scope is rejected with WrongShard, deterministically on every replica.
  */
 export type StateMachineScope =
@@ -51,8 +58,11 @@ export type StateMachineScope =
 
 const ALL: StateMachineScope = Object.freeze({ kind: 'all' })
 
-/** Operations of the system group (cluster record, members, roles, tokens, settings). */
-export const SYSTEM_OPS: ReadonlySet<string> = new Set(['InitCluster', 'PutMember', 'RemoveMember', 'SetRole', 'CreateJoinToken', 'RevokeJoinToken', 'SetConfig', 'SetDraining'])
+/** Operations of the system group (cluster record and key, members, users, tokens, audit log, settings). */
+export const SYSTEM_OPS: ReadonlySet<string> = new Set([
+  'InitCluster', 'SetClusterKey', 'PutMember', 'RemoveMember', 'SetRole', 'CreateJoinToken', 'RevokeJoinToken', 'UseJoinToken',
+  'AppendAudit', 'SetConfig', 'SetDraining'
+])
 
 /** Policy names follow the service registry's rule. */
 const POLICY_NAME = /^[a-z][a-z0-9-]{0,63}$/
@@ -78,6 +88,10 @@ function requireConfigValue (key: unknown, value: unknown): [keyof ClusterConfig
         throw new InvalidArgumentError('fillLimit must be a fraction in (0, 1]', { key })
       }
       return [key, value]
+    case 'auditRetention':
+      return [key, requireInteger(value, 'value', AUDIT_RETENTION_MIN, AUDIT_RETENTION_MAX)]
+    case 'userRequestRate':
+      return [key, requireInteger(value, 'value', 0, REQUEST_RATE_MAX)]
     default:
       throw new InvalidArgumentError('unknown cluster setting', { key: typeof key === 'string' ? key.slice(0, 64) : typeof key })
   }
@@ -121,8 +135,23 @@ export class MetadataStateMachine implements MetadataView {
   #cluster: ClusterRecord | undefined
   /** Members by PeerId. */
   readonly #members = new Map<PeerIdString, MemberRecord>()
-  /** Roles by PeerId; a peer without an entry has no role. */
-  readonly #roles = new Map<PeerIdString, Role>()
+  /** Grants by PeerId; a peer without an entry has no role. At most USERS_MAX. */
+  readonly #users = new Map<PeerIdString, UserRecord>()
+  /** Tenants by name (in the data group that owns the shard of each tenant's root). At most TENANTS_MAX. */
+  readonly #tenants = new Map<string, TenantRecord>()
+  /**
+   * Usage by tenant name: the sum of sizes and the count of the files under each tenant root that
+   * holds any. Derived from #files alone (kept by #insertFile and DeleteFile, rebuilt on restore), so
+   * it is exact whatever the history, also for files whose tenant record is gone or not yet made.
+   */
+  readonly #usage = new Map<string, { bytes: number, files: number }>()
+  /** The retained audit log, oldest first, from #auditHead on (entries before it are dropped). */
+  #auditEntries: AuditEntry[] = []
+  #auditHead = 0
+  /** The last dropped audit entry (genesis when none was dropped). */
+  #auditCheckpoint: AuditCheckpoint = Object.freeze({ seq: 0, hash: AUDIT_GENESIS_HASH })
+  /** The cluster key pair, set once (InitCluster or SetClusterKey). */
+  #clusterKey: ClusterKey | undefined
   /** Cluster settings that differ from CLUSTER_CONFIG_DEFAULTS (set by SetConfig). */
   readonly #config = new Map<keyof ClusterConfig, number | string>()
   /** Join tokens by id; none has expired before the creation time of the newest one. */
@@ -158,7 +187,14 @@ export class MetadataStateMachine implements MetadataView {
     cluster: () => this.cluster(),
     members: () => this.members(),
     role: (peer: PeerIdString) => this.role(peer),
+    user: (peer: PeerIdString) => this.user(peer),
+    users: () => this.users(),
+    tenant: (name: string) => this.tenant(name),
+    tenants: () => this.tenants(),
     joinToken: (id: string) => this.joinToken(id),
+    joinTokens: () => this.joinTokens(),
+    audit: () => this.audit(),
+    clusterKey: () => this.clusterKey(),
     config: () => this.config(),
     getFile: (path: string) => this.getFile(path),
     getExtent: (id: string) => this.getExtent(id),
@@ -200,9 +236,14 @@ export class MetadataStateMachine implements MetadataView {
       case 'InitCluster': return this.#initCluster(op, index)
       case 'PutMember': return this.#putMember(op, index)
       case 'RemoveMember': return this.#removeMember(op, index)
+      case 'SetClusterKey': return this.#setClusterKey(op, index)
       case 'SetRole': return this.#setRole(op, index)
       case 'CreateJoinToken': return this.#createJoinToken(op, index)
       case 'RevokeJoinToken': return this.#revokeJoinToken(op, index)
+      case 'UseJoinToken': return this.#useJoinToken(op, index)
+      case 'AppendAudit': return this.#appendAudit(op, index)
+      case 'PutTenant': return this.#putTenant(op, index)
+      case 'RemoveTenant': return this.#removeTenant(op, index)
       case 'SetConfig': return this.#setConfig(op, index)
       case 'CreateExtent': return this.#createExtent(op, index)
       case 'DeleteExtent': return this.#deleteExtent(op, index)
@@ -233,7 +274,10 @@ export class MetadataStateMachine implements MetadataView {
     }
     if (system) throw new WrongShardError(`${type} belongs to the system group, not to ${describeScope(scope)}`, { type })
     let shard: number | undefined
-    if (type === 'PutFile' || type === 'DeleteFile') {
+    if (type === 'PutTenant' || type === 'RemoveTenant') {
+      const name = type === 'PutTenant' ? field(requireRecord(field(op, 'tenant'), 'tenant'), 'name') : field(op, 'name')
+      shard = shardOfPath(tenantRootPath(requireTenantField(name, type === 'PutTenant' ? 'tenant.name' : 'name')))
+    } else if (type === 'PutFile' || type === 'DeleteFile') {
       const path = requirePath(field(op, 'path'), 'path')
       if (path === '/') return // rejected by the handler
       shard = shardOfPath(path)
@@ -253,13 +297,33 @@ export class MetadataStateMachine implements MetadataView {
     const member = requireMember(field(op, 'member'), 'member')
     const rawGroups = field(op, 'metadataGroups')
     const groups = rawGroups === undefined ? undefined : requireInteger(rawGroups, 'metadataGroups', 1, DATA_GROUPS_MAX)
+    const rawKey = field(op, 'clusterKey')
+    const key = rawKey === undefined ? undefined : requireClusterKey(rawKey, 'clusterKey')
     if (this.#cluster !== undefined) {
       throw new AlreadyExistsError(`the cluster is already initialized as ${this.#cluster.clusterId}`,
         { clusterId: this.#cluster.clusterId })
     }
-    this.#cluster = Object.freeze(groups === undefined ? { clusterId, createdAtMs } : { clusterId, createdAtMs, metadataGroups: groups })
+    this.#cluster = Object.freeze({
+      clusterId,
+      createdAtMs,
+      ...(groups !== undefined ? { metadataGroups: groups } : {}),
+      ...(key !== undefined ? { publicKey: key.publicKey } : {})
+    })
+    this.#clusterKey = key
     this.#members.set(member.id, member)
-    this.#roles.set(admin, 'admin')
+    this.#users.set(admin, Object.freeze({ id: admin, role: 'admin', tenant: null }))
+    return { ok: true, index }
+  }
+
+  #setClusterKey (op: Fields, index: number): OkResult {
+    const key = requireClusterKey(field(op, 'clusterKey'), 'clusterKey')
+    const cluster = this.#cluster
+    if (cluster === undefined) throw new NotFoundError('the cluster is not initialized')
+    if (this.#clusterKey !== undefined) {
+      throw new AlreadyExistsError('the cluster already has a key', { publicKey: this.#clusterKey.publicKey })
+    }
+    this.#cluster = Object.freeze({ ...cluster, publicKey: key.publicKey })
+    this.#clusterKey = key
     return { ok: true, index }
   }
 
@@ -291,18 +355,33 @@ export class MetadataStateMachine implements MetadataView {
     return { ok: true, index }
   }
 
+  /**
+   * Grants or revokes. The tenant is only checked for its name: tenants live in data groups, out of
+   * this (system) state's sight, so whoever proposes a grant checks that the tenant exists.
+   */
   #setRole (op: Fields, index: number): OkResult {
     const peer = requirePeerId(field(op, 'peer'), 'peer')
     const raw = field(op, 'role')
     const role = raw === null ? null : requireRole(raw, 'role')
-    if (role === null) {
-      if (!this.#roles.has(peer)) {
-        throw new NotFoundError(`peer ${peer} has no role`, { peer })
-      }
-      this.#roles.delete(peer)
-    } else {
-      this.#roles.set(peer, role)
+    const rawTenant = field(op, 'tenant')
+    const tenant = rawTenant === undefined || rawTenant === null ? null : requireTenantField(rawTenant, 'tenant')
+    const old = this.#users.get(peer)
+    if (role === null && old === undefined) {
+      throw new NotFoundError(`peer ${peer} has no role`, { peer })
     }
+    if (role !== null && old === undefined && this.#users.size >= USERS_MAX) {
+      throw new FailedPreconditionError(`the cluster has ${USERS_MAX} users, the most it keeps`, { usersMax: USERS_MAX })
+    }
+    const clusterAdmin = (u: UserRecord | undefined): boolean => u?.role === 'admin' && u.tenant === null
+    if (clusterAdmin(old) && !(role === 'admin' && tenant === null)) {
+      let admins = 0
+      for (const u of this.#users.values()) if (clusterAdmin(u)) admins++
+      if (admins <= 1) {
+        throw new FailedPreconditionError(`${peer} is the last cluster-wide admin: grant another one first`, { peer })
+      }
+    }
+    if (role === null) this.#users.delete(peer)
+    else this.#users.set(peer, Object.freeze({ id: peer, role, tenant }))
     return { ok: true, index }
   }
 
@@ -312,10 +391,91 @@ export class MetadataStateMachine implements MetadataView {
       throw new AlreadyExistsError(`join token ${token.id} exists`, { id: token.id })
     }
     // the op's own time (chosen by the proposer) decides what has expired: apply reads no clock
+    let live = 0
+    for (const t of this.#tokens.values()) if (t.expiresAtMs > token.createdAtMs) live++
+    if (live >= JOIN_TOKENS_MAX) {
+      throw new FailedPreconditionError(`the cluster has ${JOIN_TOKENS_MAX} live join tokens, the most it keeps: revoke some first`,
+        { tokensMax: JOIN_TOKENS_MAX })
+    }
     for (const [id, t] of this.#tokens) {
       if (t.expiresAtMs <= token.createdAtMs) this.#tokens.delete(id)
     }
     this.#tokens.set(token.id, token)
+    return { ok: true, index }
+  }
+
+  #useJoinToken (op: Fields, index: number): OkResult {
+    const id = requireTokenId(field(op, 'id'), 'id')
+    const peer = requirePeerId(field(op, 'peer'), 'peer')
+    const nowMs = requireInteger(field(op, 'nowMs'), 'nowMs', 0, Number.MAX_SAFE_INTEGER)
+    const token = this.#tokens.get(id)
+    // one message for unknown, used up and revoked: a caller learns nothing about other tokens
+    if (token === undefined) throw new InvalidTokenError(`join token ${id} is not valid for this cluster`, { id })
+    if (token.forPeer !== undefined && token.forPeer !== peer) {
+      throw new InvalidTokenError(`join token ${id} is for another node`, { id, peer })
+    }
+    if (nowMs >= token.expiresAtMs) {
+      throw new TokenExpiredError(`join token ${id} expired`, { id, expiresAtMs: token.expiresAtMs })
+    }
+    if (token.usesLeft === undefined) return { ok: true, index }
+    if (token.usesLeft <= 1) this.#tokens.delete(id)
+    else this.#tokens.set(id, Object.freeze({ ...token, usesLeft: token.usesLeft - 1 }))
+    return { ok: true, index }
+  }
+
+  #appendAudit (op: Fields, index: number): OkResult {
+    const list = requireArray(field(op, 'records'), 'records', 1, AUDIT_BATCH_MAX)
+    const records = list.map((r, i) => requireAuditRecord(r, `records[${i}]`))
+    const last = this.#auditEntries.length > this.#auditHead ? this.#auditEntries[this.#auditEntries.length - 1] : this.#auditCheckpoint
+    let prev: AuditCheckpoint = last
+    for (const record of records) {
+      const unhashed = { ...record, seq: prev.seq + 1 }
+      const entry: AuditEntry = Object.freeze({ ...unhashed, hash: auditEntryHash(prev.hash, unhashed) })
+      this.#auditEntries.push(entry)
+      prev = entry
+    }
+    this.#trimAudit()
+    return { ok: true, index }
+  }
+
+  /** Drops the oldest audit entries past the retention setting; the last dropped becomes the checkpoint. */
+  #trimAudit (): void {
+    const retention = this.config().auditRetention
+    const excess = this.#auditEntries.length - this.#auditHead - retention
+    if (excess <= 0) return
+    this.#auditHead += excess
+    const dropped = this.#auditEntries[this.#auditHead - 1]
+    this.#auditCheckpoint = Object.freeze({ seq: dropped.seq, hash: dropped.hash })
+    // compact once the dropped prefix outweighs the kept entries (amortised O(1) per entry)
+    if (this.#auditHead > 1024 && this.#auditHead * 2 > this.#auditEntries.length) {
+      this.#auditEntries = this.#auditEntries.slice(this.#auditHead)
+      this.#auditHead = 0
+    }
+  }
+
+  #putTenant (op: Fields, index: number): OkResult {
+    const tenant = requireTenant(field(op, 'tenant'), 'tenant')
+    const create = field(op, 'create')
+    if (typeof create !== 'boolean') throw new InvalidArgumentError('create must be true or false', { field: 'create' })
+    const exists = this.#tenants.has(tenant.name)
+    if (create && exists) throw new AlreadyExistsError(`tenant ${tenant.name} exists`, { tenant: tenant.name })
+    if (!create && !exists) throw new NotFoundError(`tenant ${tenant.name} does not exist`, { tenant: tenant.name })
+    if (create && this.#tenants.size >= TENANTS_MAX) {
+      throw new FailedPreconditionError(`this metadata group holds ${TENANTS_MAX} tenants, the most it keeps`, { tenantsMax: TENANTS_MAX })
+    }
+    this.#tenants.set(tenant.name, tenant)
+    return { ok: true, index }
+  }
+
+  #removeTenant (op: Fields, index: number): OkResult {
+    const name = requireTenantField(field(op, 'name'), 'name')
+    if (!this.#tenants.has(name)) throw new NotFoundError(`tenant ${name} does not exist`, { tenant: name })
+    const used = this.#usage.get(name)
+    if (used !== undefined && used.files > 0) {
+      throw new FailedPreconditionError(`tenant ${name} holds ${used.files} files: remove them first`,
+        { tenant: name, usedFiles: used.files, usedBytes: used.bytes })
+    }
+    this.#tenants.delete(name)
     return { ok: true, index }
   }
 
@@ -331,6 +491,7 @@ export class MetadataStateMachine implements MetadataView {
     const [key, value] = requireConfigValue(field(op, 'key'), field(op, 'value'))
     if (value === CLUSTER_CONFIG_DEFAULTS[key]) this.#config.delete(key)
     else this.#config.set(key, value)
+    if (key === 'auditRetention') this.#trimAudit()
     return { ok: true, index }
   }
 
@@ -439,6 +600,8 @@ export class MetadataStateMachine implements MetadataView {
       throw new InvalidArgumentError(`size ${size} is not the sum of the extent sizes (${total})`,
         { path, size, extentBytes: total })
     }
+    const tenant = fromInternalPath(path).tenant
+    if (tenant !== null) this.#checkTenantPut(tenant, path, size)
     this.#checkFilePath(path)
     this.#checkExtentsFree(path, extents)
 
@@ -489,6 +652,7 @@ export class MetadataStateMachine implements MetadataView {
     }
     this.#files.delete(path)
     this.#unlink(path)
+    this.#addUsage(path, -file.size, -1)
     return { ok: true, index, freed }
   }
 
@@ -501,6 +665,42 @@ export class MetadataStateMachine implements MetadataView {
       throw new NotFoundError(`no extent ${id}`, { id })
     }
     return extent
+  }
+
+  /**
+   * A put of `size` bytes at `path`, under `tenant`'s root, may happen: the tenant exists and the put
+   * takes its usage past no quota. Usage over a lowered quota is left alone: only a put that adds
+   * bytes (or a file) past a quota is refused, so replacing a file by a smaller one always works.
+   */
+  #checkTenantPut (tenant: string, path: string, size: number): void {
+    if (path === `/${TENANT_MARKER}${tenant}`) {
+      throw new InvalidArgumentError('a tenant\'s root is a directory: a file cannot be put there', { path, tenant })
+    }
+    const record = this.#tenants.get(tenant)
+    if (record === undefined) throw new NotFoundError(`tenant ${tenant} does not exist`, { tenant })
+    const used = this.#usage.get(tenant) ?? { bytes: 0, files: 0 }
+    const old = this.#files.get(path)
+    const bytes = used.bytes - (old?.size ?? 0) + size
+    const files = used.files + (old === undefined ? 1 : 0)
+    if (record.quotaBytes !== null && bytes > record.quotaBytes && bytes > used.bytes) {
+      throw new QuotaExceededError(`tenant ${tenant} would hold ${bytes} bytes, past its quota of ${record.quotaBytes}`,
+        { tenant, quotaBytes: record.quotaBytes, usedBytes: used.bytes, wanted: bytes - used.bytes })
+    }
+    if (record.quotaFiles !== null && files > record.quotaFiles && files > used.files) {
+      throw new QuotaExceededError(`tenant ${tenant} would hold ${files} files, past its quota of ${record.quotaFiles}`,
+        { tenant, quotaFiles: record.quotaFiles, usedFiles: used.files, wanted: files - used.files })
+    }
+  }
+
+  /** Adds a file's change to the usage of the tenant whose root `path` lies under (if any). */
+  #addUsage (path: string, bytes: number, files: number): void {
+    const tenant = fromInternalPath(path).tenant
+    if (tenant === null || (bytes === 0 && files === 0)) return
+    const used = this.#usage.get(tenant) ?? { bytes: 0, files: 0 }
+    const next = { bytes: used.bytes + bytes, files: used.files + files }
+    invariant(next.bytes >= 0 && next.files >= 0 && Number.isSafeInteger(next.bytes), `usage of tenant ${tenant} out of range`)
+    if (next.files === 0) this.#usage.delete(tenant)
+    else this.#usage.set(tenant, next)
   }
 
   /** A file may be put at `path`: it is not a directory and no ancestor is a file. */
@@ -538,6 +738,8 @@ export class MetadataStateMachine implements MetadataView {
       this.#extents.set(e.id, move === undefined ? e : withReplicas({ ...e, move }, e.replicas))
       this.#owners.set(e.id, file.path)
     }
+    const old = this.#files.get(file.path)
+    this.#addUsage(file.path, file.size - (old?.size ?? 0), old === undefined ? 1 : 0)
     this.#files.set(file.path, file)
     if (isNew) {
       this.#link(file.path)
@@ -598,11 +800,47 @@ export class MetadataStateMachine implements MetadataView {
   }
 
   role (peer: PeerIdString): Role | undefined {
-    return this.#roles.get(peer)
+    return this.#users.get(peer)?.role
+  }
+
+  user (peer: PeerIdString): UserRecord | undefined {
+    return this.#users.get(peer)
+  }
+
+  /** Every grant, sorted by peer id. */
+  users (): UserRecord[] {
+    return [...this.#users.values()].sort((a, b) => compareStrings(a.id, b.id))
+  }
+
+  /** A tenant of this state with its usage (undefined for an unknown or malformed name). */
+  tenant (name: string): TenantInfo | undefined {
+    const record = typeof name === 'string' ? this.#tenants.get(name) : undefined
+    if (record === undefined) return undefined
+    const used = this.#usage.get(name)
+    return { ...record, usedBytes: used?.bytes ?? 0, usedFiles: used?.files ?? 0 }
+  }
+
+  /** Every tenant of this state with its usage, sorted by name. */
+  tenants (): TenantInfo[] {
+    return [...this.#tenants.keys()].sort(compareStrings).map((name) => this.tenant(name) as TenantInfo)
   }
 
   joinToken (id: string): JoinTokenRecord | undefined {
     return this.#tokens.get(id)
+  }
+
+  /** Every join token held (expired ones are pruned only when a newer token is created), sorted by id. */
+  joinTokens (): JoinTokenRecord[] {
+    return [...this.#tokens.values()].sort((a, b) => compareStrings(a.id, b.id))
+  }
+
+  /** The retained audit log (a copy of the list; the entries are frozen). */
+  audit (): { checkpoint: AuditCheckpoint, entries: readonly AuditEntry[] } {
+    return { checkpoint: this.#auditCheckpoint, entries: this.#auditEntries.slice(this.#auditHead) }
+  }
+
+  clusterKey (): ClusterKey | undefined {
+    return this.#clusterKey
   }
 
   config (): ClusterConfig {
@@ -611,7 +849,7 @@ export class MetadataStateMachine implements MetadataView {
 
   /** Every peer that has a role, sorted by peer id. */
   roles (): Array<{ peer: PeerIdString, role: Role }> {
-    return [...this.#roles].sort((a, b) => compareStrings(a[0], b[0])).map(([peer, role]) => ({ peer, role }))
+    return this.users().map((u) => ({ peer: u.id, role: u.role }))
   }
 
   /** The current version of the file at `path` (normalized; InvalidArgument if malformed). */
@@ -676,7 +914,7 @@ export class MetadataStateMachine implements MetadataView {
       extents: this.#extents.size,
       dirs: this.#dirs.size,
       members: this.#members.size,
-      roles: this.#roles.size
+      roles: this.#users.size
     }
   }
 
@@ -694,11 +932,13 @@ export class MetadataStateMachine implements MetadataView {
       v: SNAPSHOT_VERSION,
       scope: this.scope,
       appliedIndex: this.#applied,
-      cluster: c === undefined
-        ? null
-        : { clusterId: c.clusterId, createdAtMs: c.createdAtMs, ...(c.metadataGroups !== undefined ? { metadataGroups: c.metadataGroups } : {}) },
+      cluster: c === undefined ? null : { ...c },
+      clusterKey: this.#clusterKey ?? null,
       members: [...this.#members.values()].sort(byKey((m) => m.id)),
-      roles: [...this.#roles].sort((a, b) => compareStrings(a[0], b[0])),
+      roles: this.users().map((u) => [u.id, u.role, u.tenant]),
+      tenants: [...this.#tenants.values()].sort(byKey((t) => t.name)),
+      // entries with their stored hashes: a restore takes them as they are, so tampering stays visible
+      audit: { checkpoint: this.#auditCheckpoint, entries: this.#auditEntries.slice(this.#auditHead) },
       tokens: [...this.#tokens.values()].sort(byKey((t) => t.id)),
       config: [...this.#config].sort((a, b) => compareStrings(a[0], b[0])),
       extents: [...this.#extents.values()].sort(byKey((e) => e.id)),
@@ -727,10 +967,10 @@ export class MetadataStateMachine implements MetadataView {
     const sm = new MetadataStateMachine(scope)
     const snap = requireRecord(input, 'snapshot')
     const version = field(snap, 'v')
-    if (version !== SNAPSHOT_VERSION && version !== 2 && version !== 1) {
+    if (version !== SNAPSHOT_VERSION && version !== 3 && version !== 2 && version !== 1) {
       throw new InvalidArgumentError(`unsupported snapshot version (expected 1 to ${SNAPSHOT_VERSION})`, { field: 'v' })
     }
-    const taken = version === SNAPSHOT_VERSION ? requireScope(field(snap, 'scope')) : ALL
+    const taken = version >= 3 ? requireScope(field(snap, 'scope')) : ALL
     if (!sameScope(taken, scope)) {
       throw new InvalidArgumentError(`the snapshot is of ${describeScope(taken)}, not of ${describeScope(scope)}`, { field: 'scope' })
     }
@@ -741,11 +981,21 @@ export class MetadataStateMachine implements MetadataView {
       const c = requireRecord(cluster, 'cluster')
       const rawGroups = field(c, 'metadataGroups')
       const groups = rawGroups === undefined ? undefined : requireInteger(rawGroups, 'cluster.metadataGroups', 1, DATA_GROUPS_MAX)
+      const rawKey = version >= 4 ? field(snap, 'clusterKey') : null
+      const key = rawKey === null ? undefined : requireClusterKey(rawKey, 'clusterKey')
+      const publicKey = version >= 4 ? field(c, 'publicKey') : undefined
+      if (publicKey !== key?.publicKey) {
+        throw new InvalidArgumentError('cluster.publicKey is not the public half of clusterKey', { field: 'cluster.publicKey' })
+      }
       sm.#cluster = Object.freeze({
         clusterId: requireString(field(c, 'clusterId'), 'cluster.clusterId', 1, CLUSTER_ID_LENGTH_MAX),
         createdAtMs: requireInteger(field(c, 'createdAtMs'), 'cluster.createdAtMs', 0, Number.MAX_SAFE_INTEGER),
-        ...(groups !== undefined ? { metadataGroups: groups } : {})
+        ...(groups !== undefined ? { metadataGroups: groups } : {}),
+        ...(key !== undefined ? { publicKey: key.publicKey } : {})
       })
+      sm.#clusterKey = key
+    } else if (version >= 4 && field(snap, 'clusterKey') !== null) {
+      throw new InvalidArgumentError('a cluster key without a cluster', { field: 'clusterKey' })
     }
 
     const members = requireArray(field(snap, 'members'), 'members', 0, Number.MAX_SAFE_INTEGER)
@@ -760,16 +1010,38 @@ export class MetadataStateMachine implements MetadataView {
       sm.#members.set(member.id, member)
     })
 
-    const roles = requireArray(field(snap, 'roles'), 'roles', 0, Number.MAX_SAFE_INTEGER)
+    // before version 4 every grant was cluster-wide: [peer, role]; since, [peer, role, tenant]
+    const roles = requireArray(field(snap, 'roles'), 'roles', 0, USERS_MAX)
     roles.forEach((r, i) => {
-      const pair = requireArray(r, `roles[${i}]`, 2, 2)
-      const peer = requirePeerId(pair[0], `roles[${i}][0]`)
-      const role = requireRole(pair[1], `roles[${i}][1]`)
-      if (sm.#roles.has(peer)) {
+      const grant = requireArray(r, `roles[${i}]`, version >= 4 ? 3 : 2, version >= 4 ? 3 : 2)
+      const peer = requirePeerId(grant[0], `roles[${i}][0]`)
+      const role = requireRole(grant[1], `roles[${i}][1]`)
+      const tenant = grant[2] === undefined || grant[2] === null ? null : requireTenantField(grant[2], `roles[${i}][2]`)
+      if (sm.#users.has(peer)) {
         throw new InvalidArgumentError(`role of ${peer} appears twice`, { peer })
       }
-      sm.#roles.set(peer, role)
+      sm.#users.set(peer, Object.freeze({ id: peer, role, tenant }))
     })
+
+    const tenants = version >= 4 ? requireArray(field(snap, 'tenants'), 'tenants', 0, TENANTS_MAX) : []
+    tenants.forEach((t, i) => {
+      const tenant = requireTenant(t, `tenants[${i}]`)
+      if (sm.#tenants.has(tenant.name)) throw new InvalidArgumentError(`tenant ${tenant.name} appears twice`, { tenant: tenant.name })
+      sm.#tenants.set(tenant.name, tenant)
+    })
+
+    if (version >= 4) {
+      const audit = requireRecord(field(snap, 'audit'), 'audit')
+      const cp = requireRecord(field(audit, 'checkpoint'), 'audit.checkpoint')
+      sm.#auditCheckpoint = Object.freeze({
+        seq: requireInteger(field(cp, 'seq'), 'audit.checkpoint.seq', 0, Number.MAX_SAFE_INTEGER),
+        hash: requireAuditHash(field(cp, 'hash'), 'audit.checkpoint.hash')
+      })
+      // entries are taken as stored (hashes not recomputed, order not checked): firstBrokenAuditEntry
+      // is what tells whether the chain still holds
+      sm.#auditEntries = requireArray(field(audit, 'entries'), 'audit.entries', 0, AUDIT_RETENTION_MAX)
+        .map((e, i) => requireAuditEntry(e, `audit.entries[${i}]`))
+    }
 
     const tokens = version === 1 ? [] : requireArray(field(snap, 'tokens'), 'tokens', 0, Number.MAX_SAFE_INTEGER)
     tokens.forEach((t, i) => {
@@ -780,7 +1052,7 @@ export class MetadataStateMachine implements MetadataView {
       sm.#tokens.set(token.id, token)
     })
 
-    const config = version === SNAPSHOT_VERSION ? requireArray(field(snap, 'config'), 'config', 0, 16) : []
+    const config = version >= 3 ? requireArray(field(snap, 'config'), 'config', 0, 16) : []
     config.forEach((c, i) => {
       const pair = requireArray(c, `config[${i}]`, 2, 2)
       const [key, value] = requireConfigValue(pair[0], pair[1])

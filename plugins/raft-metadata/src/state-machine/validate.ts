@@ -2,11 +2,14 @@
  * Validation of untrusted operation fields. Every function either returns a fresh, frozen copy that
  * holds only the known fields, or throws InvalidArgument naming the field. Nothing here reads state.
  */
-import { EXTENT_ID_PATTERN, EXTENT_SIZE_MAX, INLINE_FILE_BYTES_MAX, InvalidArgumentError, normalizePath } from '@dfs/api'
-import type { ExtentRecord, JoinTokenRecord, MemberRecord, PeerIdString, Role } from '@dfs/api'
 import {
-  ADDR_LENGTH_MAX, CHECKSUM_LENGTH_MAX, CHECKSUM_PATTERN, MEMBER_ADDRS_MAX, MEMBER_NAME_LENGTH_MAX,
-  PEER_ID_LENGTH_MAX, PEER_ID_PATTERN, REGION_LENGTH_MAX, REPLICAS_MAX
+  AUDIT_FIELD_LENGTH_MAX, EXTENT_ID_PATTERN, EXTENT_SIZE_MAX, INLINE_FILE_BYTES_MAX, InvalidArgumentError, normalizePath, requireTenantName
+} from '@dfs/api'
+import type { AuditEntry, AuditRecord, ClusterKey, ExtentRecord, JoinTokenRecord, MemberRecord, PeerIdString, Role, TenantRecord } from '@dfs/api'
+import {
+  ADDR_LENGTH_MAX, BASE64URL_PATTERN, CHECKSUM_LENGTH_MAX, CHECKSUM_PATTERN, CLUSTER_PRIVATE_KEY_LENGTH_MAX, CLUSTER_PUBLIC_KEY_LENGTH,
+  ERROR_NAME_PATTERN, JOIN_TOKEN_USES_MAX, MEMBER_ADDRS_MAX, MEMBER_NAME_LENGTH_MAX, PEER_ID_LENGTH_MAX, PEER_ID_PATTERN, REGION_LENGTH_MAX,
+  REPLICAS_MAX, REQUEST_RATE_MAX
 } from './limits.js'
 
 export type Fields = Record<string, unknown>
@@ -106,7 +109,94 @@ export function requireJoinToken (value: unknown, what: string): JoinTokenRecord
     throw new InvalidArgumentError(`${what} expires before it is created`, { field: `${what}.expiresAtMs` })
   }
   const createdBy = requirePeerId(field(t, 'createdBy'), `${what}.createdBy`)
-  return Object.freeze({ id, secretHash, createdAtMs, expiresAtMs, createdBy })
+  // absent usesLeft: a token of a version before use counting, good for any number of joins
+  const rawUses = field(t, 'usesLeft')
+  const usesLeft = rawUses === undefined ? undefined : requireInteger(rawUses, `${what}.usesLeft`, 1, JOIN_TOKEN_USES_MAX)
+  const rawFor = field(t, 'forPeer')
+  const forPeer = rawFor === undefined ? undefined : requirePeerId(rawFor, `${what}.forPeer`)
+  return Object.freeze({
+    id, secretHash, createdAtMs, expiresAtMs, createdBy,
+    ...(usesLeft !== undefined ? { usesLeft } : {}),
+    ...(forPeer !== undefined ? { forPeer } : {})
+  })
+}
+
+/** A tenant name (InvalidArgument naming the field). */
+export function requireTenantField (value: unknown, what: string): string {
+  try {
+    return requireTenantName(value)
+  } catch (err) {
+    if (err instanceof InvalidArgumentError) throw new InvalidArgumentError(`${what}: ${err.message}`, { ...err.details, field: what })
+    throw err
+  }
+}
+
+function requireNullableInteger (value: unknown, what: string, min: number, max: number): number | null {
+  return value === null ? null : requireInteger(value, what, min, max)
+}
+
+/** A tenant record: quotas null or safe integers >= 0, request rate null or 1..REQUEST_RATE_MAX. */
+export function requireTenant (value: unknown, what: string): TenantRecord {
+  const obj = requireRecord(value, what)
+  return Object.freeze({
+    name: requireTenantField(field(obj, 'name'), `${what}.name`),
+    quotaBytes: requireNullableInteger(field(obj, 'quotaBytes'), `${what}.quotaBytes`, 0, Number.MAX_SAFE_INTEGER),
+    quotaFiles: requireNullableInteger(field(obj, 'quotaFiles'), `${what}.quotaFiles`, 0, Number.MAX_SAFE_INTEGER),
+    requestRate: requireNullableInteger(field(obj, 'requestRate'), `${what}.requestRate`, 1, REQUEST_RATE_MAX)
+  })
+}
+
+/** The cluster key pair: base64url strings, the public half exactly a raw 32-byte key. */
+export function requireClusterKey (value: unknown, what: string): ClusterKey {
+  const obj = requireRecord(value, what)
+  const publicKey = requireString(field(obj, 'publicKey'), `${what}.publicKey`, CLUSTER_PUBLIC_KEY_LENGTH, CLUSTER_PUBLIC_KEY_LENGTH)
+  const privateKey = requireString(field(obj, 'privateKey'), `${what}.privateKey`, 1, CLUSTER_PRIVATE_KEY_LENGTH_MAX)
+  for (const [name, s] of [['publicKey', publicKey], ['privateKey', privateKey]]) {
+    if (!BASE64URL_PATTERN.test(s)) throw new InvalidArgumentError(`${what}.${name} must be base64url`, { field: `${what}.${name}` })
+  }
+  return Object.freeze({ publicKey, privateKey })
+}
+
+/**
+ * An audit record: strings within AUDIT_FIELD_LENGTH_MAX, a count >= 1, and `error` an error name
+ * exactly when `success` is false.
+ */
+export function requireAuditRecord (value: unknown, what: string): AuditRecord {
+  const obj = requireRecord(value, what)
+  const timeMs = requireInteger(field(obj, 'timeMs'), `${what}.timeMs`, 0, Number.MAX_SAFE_INTEGER)
+  const user = requirePeerId(field(obj, 'user'), `${what}.user`)
+  const rawRole = field(obj, 'role')
+  const role = rawRole === null || rawRole === 'node' ? rawRole : requireRole(rawRole, `${what}.role`)
+  const rawTenant = field(obj, 'tenant')
+  const tenant = rawTenant === null ? null : requireTenantField(rawTenant, `${what}.tenant`)
+  const operation = requireString(field(obj, 'operation'), `${what}.operation`, 1, AUDIT_FIELD_LENGTH_MAX)
+  const resource = requireString(field(obj, 'resource'), `${what}.resource`, 0, AUDIT_FIELD_LENGTH_MAX)
+  const success = field(obj, 'success')
+  if (typeof success !== 'boolean') throw new InvalidArgumentError(`${what}.success must be true or false`, { field: `${what}.success` })
+  const error = field(obj, 'error')
+  if (success ? error !== null : typeof error !== 'string' || !ERROR_NAME_PATTERN.test(error)) {
+    throw new InvalidArgumentError(`${what}.error must be null on success and an error name otherwise`, { field: `${what}.error` })
+  }
+  const count = requireInteger(field(obj, 'count'), `${what}.count`, 1, Number.MAX_SAFE_INTEGER)
+  const node = requirePeerId(field(obj, 'node'), `${what}.node`)
+  return Object.freeze({ timeMs, user, role, tenant, operation, resource, success, error: error as string | null, count, node })
+}
+
+/** A stored audit entry (from a snapshot): a record with its seq and hash, taken as stored, never recomputed. */
+export function requireAuditEntry (value: unknown, what: string): AuditEntry {
+  const record = requireAuditRecord(value, what)
+  const obj = requireRecord(value, what)
+  const seq = requireInteger(field(obj, 'seq'), `${what}.seq`, 1, Number.MAX_SAFE_INTEGER)
+  const hash = requireAuditHash(field(obj, 'hash'), `${what}.hash`)
+  return Object.freeze({ ...record, seq, hash })
+}
+
+/** 64 lower-case hex digits. */
+export function requireAuditHash (value: unknown, what: string): string {
+  if (typeof value !== 'string' || !/^[0-9a-f]{64}$/.test(value)) {
+    throw new InvalidArgumentError(`${what} must be 64 lower-case hex digits`, { field: what })
+  }
+  return value
 }
 
 export function requirePath (value: unknown, what: string): string {

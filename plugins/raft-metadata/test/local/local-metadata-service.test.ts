@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { firstBrokenAuditEntry, toInternalPath } from '@dfs/api'
 import type { MetadataOp } from '@dfs/api'
 import { LocalMetadataService } from '../../src/local/index.js'
 import type { LocalMetadataServiceInit } from '../../src/local/index.js'
@@ -221,6 +222,39 @@ test('compaction writes a snapshot, drops the log, and a restart restores the sa
   assert.equal(t.status(), { leader: 'node-1', term: 1, commitIndex: 350, appliedIndex: 350 })
   // and it keeps going from there
   assert.is((await t.propose(putFile('/after', []))).index, 351)
+})
+
+test('users, tenants with quotas, audit and tokens work on one log and survive compaction and a restart', async (ctx) => {
+  const s = await started(ctx, { compactEvery: 10 })
+  const at = (p: string): string => toInternalPath('acme', p)
+  await s.propose({ type: 'InitCluster', clusterId: 'c1', createdAtMs: 1, admin: 'root', member: member('node-1') })
+  await s.propose({ type: 'SetRole', peer: 'alice', role: 'admin', tenant: 'acme' })
+  await rejectsWith(s.propose({ type: 'SetRole', peer: 'root', role: 'readonly' }), 'FailedPrecondition')
+  await s.propose({ type: 'PutTenant', tenant: { name: 'acme', quotaBytes: 50, quotaFiles: null, requestRate: 5 }, create: true })
+  for (let k = 0; k < 5; k++) await s.propose(putFile(at(`/f${k}`), [extent(k)]))
+  await rejectsWith(s.propose(putFile(at('/over'), [extent(9, 1)])), 'QuotaExceeded')
+  await s.propose({ type: 'SetConfig', key: 'auditRetention', value: 100 })
+  for (let k = 0; k < 3; k++) {
+    await s.propose({ type: 'AppendAudit', records: Array.from({ length: 50 }, (_, i) => ({ timeMs: k * 50 + i, user: 'alice', role: 'admin', tenant: 'acme', operation: 'fs.put', resource: `/f${i}`, success: true, error: null, count: 1, node: 'node-1' })) })
+  }
+  await s.propose({ type: 'CreateJoinToken', token: { id: '0123456789abcdef', secretHash: 'sha256:' + 'cd'.repeat(32), createdAtMs: 1, expiresAtMs: 1e12, createdBy: 'root', usesLeft: 2 } })
+  await s.propose({ type: 'UseJoinToken', id: '0123456789abcdef', peer: 'n2', nowMs: 10 })
+  const read = async (t: LocalMetadataService): Promise<unknown> => await t.read((v) => ({
+    users: v.users(), tenants: v.tenants(), audit: v.audit(), tokens: v.joinTokens(), config: v.config()
+  }))
+  const before = await read(s)
+  assert.equal((before as any).tenants, [{ name: 'acme', quotaBytes: 50, quotaFiles: null, requestRate: 5, usedBytes: 50, usedFiles: 5 }])
+  assert.is((before as any).audit.checkpoint.seq, 50)
+  assert.is((before as any).tokens[0].usesLeft, 1)
+  assert.ok(s.stats.compactions >= 1)
+  await s.stop()
+  const t = await started(ctx)
+  assert.equal(await read(t), before)
+  const audit = await t.read((v) => v.audit())
+  assert.is(firstBrokenAuditEntry(audit.checkpoint, audit.entries), undefined)
+  await t.propose({ type: 'DeleteFile', path: at('/f0') })
+  await t.propose(putFile(at('/new'), [extent(20)]))
+  assert.is(await t.read((v) => v.tenant('acme')?.usedBytes), 50)
 })
 
 test('compaction under concurrent load keeps every proposal', async (ctx) => {

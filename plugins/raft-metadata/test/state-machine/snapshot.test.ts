@@ -163,4 +163,32 @@ test('restore rejects bytes that are not a snapshot', () => {
   assert.equal(MetadataStateMachine.restore(good.snapshot()).getFile('/a/b')?.extents, [uuid(1)])
 })
 
+test('a version 3 snapshot (before users had tenants) restores: grants cluster-wide, no tenants, audit or key', () => {
+  const sm = new MetadataStateMachine()
+  sm.apply({ type: 'InitCluster', clusterId: 'c1', createdAtMs: 5, admin: 'root', member: member('n1') }, 1)
+  sm.apply({ type: 'SetRole', peer: 'bob', role: 'readonly' }, 2)
+  sm.apply({ type: 'SetConfig', key: 'replicationFactor', value: 2 }, 3)
+  sm.apply(putFile('/a/b', [extent(1)]), 4)
+  // the version 3 encoding: roles as [peer, role] pairs; no tenants, audit or cluster key
+  const v3 = decodeCbor(sm.snapshot()) as Record<string, any>
+  v3.v = 3
+  v3.roles = v3.roles.map((r: unknown[]) => r.slice(0, 2))
+  delete v3.tenants
+  delete v3.audit
+  delete v3.clusterKey
+  const restored = MetadataStateMachine.restore(encodeCbor(v3))
+  assert.equal(restored.users(), [{ id: 'bob', role: 'readonly', tenant: null }, { id: 'root', role: 'admin', tenant: null }])
+  assert.equal(restored.tenants(), [])
+  assert.equal(restored.audit().entries, [])
+  assert.is(restored.clusterKey(), undefined)
+  assert.equal(restored.cluster(), { clusterId: 'c1', createdAtMs: 5 })
+  assert.is(restored.config().replicationFactor, 2)
+  assert.equal(restored.getFile('/a/b'), sm.getFile('/a/b'))
+  // and it snapshots as the current version, equal to the machine it came from
+  assert.ok(Buffer.from(restored.snapshot()).equals(Buffer.from(sm.snapshot())))
+  // a version 3 snapshot with version 4 grants is refused
+  const mixed = { ...v3, roles: [['root', 'admin', null]] }
+  throwsNamed(() => MetadataStateMachine.restore(encodeCbor(mixed)), 'InvalidArgument')
+})
+
 test.run()
