@@ -6,6 +6,8 @@
  */
 export { extentStoreSuite, patternBytes, rejects, sha256 } from './extent-store-suite.js'
 export type { ExtentStoreHarness } from './extent-store-suite.js'
+export { metadataServiceSuite } from './metadata-service-suite.js'
+export type { MetadataServiceHarness } from './metadata-service-suite.js'
 export { MemoryExtentStore, flipByte } from './memory-extent-store.js'
 export type { MemoryExtentBacking } from './memory-extent-store.js'
 export { CLUSTERS, assertMostRegions, eligible, node, placementPolicySuite, randomRequest } from './placement-policy-suite.js'
