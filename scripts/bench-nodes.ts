@@ -8,6 +8,7 @@ import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DfsClient } from '../src/client/index.js'
+import { createKeyFile } from '../src/net/keys.js'
 import { DFS, waitFor } from '../test/e2e/harness.js'
 import { shardOfPath } from '../plugins/raft-metadata/src/shards/index.js'
 
@@ -49,6 +50,7 @@ export async function benchNodes (prefix: string, debug: string, nodeFlags: stri
   delete env.DFS_DATA_DIR
   delete env.DFS_JOIN_TOKEN
   const identityPath = env.DFS_IDENTITY as string
+  await createKeyFile(identityPath) // the CLI never creates a key that DFS_IDENTITY names
   const procs = new Set<ChildProcess>()
   const clients = new Set<DfsClient>()
 

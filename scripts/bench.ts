@@ -11,6 +11,7 @@ import { Writable } from 'node:stream'
 import { DfsClient } from '../src/client/index.js'
 import { getFile, putFile } from '../src/client/files.js'
 import { DFS, waitFor } from '../test/e2e/harness.js'
+import { createKeyFile } from '../src/net/keys.js'
 import { fmt, numberOption, pct } from './bench-stats.js'
 
 const args = process.argv.slice(2)
@@ -23,6 +24,7 @@ const metadata = metadataIdx >= 0 ? args[metadataIdx + 1] : 'raft'
 
 const dir = await mkdtemp(join(tmpdir(), 'dfs-bench-'))
 const env = { ...process.env, HOME: dir, DFS_IDENTITY: join(dir, 'admin.key'), DEBUG: '' }
+await createKeyFile(env.DFS_IDENTITY) // the CLI never creates a key that DFS_IDENTITY names
 const dataDir = join(dir, 'node')
 const node = spawn(process.execPath, [DFS, 'node', 'start', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--metadata', metadata, '--json'], { env, stdio: ['ignore', 'pipe', 'inherit'] })
 try {

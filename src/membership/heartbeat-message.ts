@@ -11,7 +11,9 @@ import {
  *   id           text   the sender's PeerId; must equal the gossipsub `from` that its signature proves
  *   incarnation  uint   the sender's wall clock (ms) when its heartbeat service started: a restart
  *                       starts a new incarnation, so its `seq` may start again from 1
- *   seq          uint   1, 2, 3 … within an incarnation; (incarnation, seq) only grows
+ *   seq          uint   1, 2, 3 … within an incarnation; (incarnation, seq) only grows, and a
+ *                       receiver accepts a heartbeat only above the last it accepted from that
+ *                       sender (so a replayed one is dropped). Both are in the signed payload.
  *   name, region text   as configured (`--name`, `--region`); may be empty
  *   addrs        [text] the sender's listen multiaddrs
  *   load         { extents: uint, bytes: uint }

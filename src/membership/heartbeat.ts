@@ -97,7 +97,13 @@ interface Run {
   onAbort?: () => void
 }
 
-/** Incarnations only grow within a process, even across restarts of the service in one millisecond. */
+/**
+ * Incarnations only grow within a process, even across restarts of the service in one millisecond.
+ * Across process restarts they grow with the wall clock (ms), which moves forward by far more than
+ * a restart takes. A node whose clock was set back across a restart is ignored by the members that
+ * still remember its last incarnation until its clock passes it (or until they restart): a replay
+ * cannot be told from such a restart, and refusing both is the safe side.
+ */
 let lastIncarnation = 0
 function nextIncarnation (): number {
   lastIncarnation = Math.max(Date.now(), lastIncarnation + 1)
@@ -111,7 +117,11 @@ function nextIncarnation (): number {
  * `/dfs/heartbeat/1.0.0/<clusterId>`. Received messages are checked in the topic validator, before
  * gossipsub delivers or forwards them:
  *   - not signed, not a valid heartbeat, or `id` ≠ the signed `from` → Reject (dropped, not forwarded)
- *   - from a non-member, from ourselves, or not newer than the last (incarnation, seq) → Ignore
+ *   - from a non-member, from ourselves, or not newer than the last accepted (incarnation, seq) of
+ *     that member → Ignore. This holds in every health state, so a replayed heartbeat (every signed
+ *     heartbeat is broadcast to all members, so any member may keep old ones) never counts twice
+ *     and never revives a Failed member. The pair lives inside the signed payload, so it cannot be
+ *     changed without the sender's key.
  *   - else Accept: the member's heartbeat is recorded and the detector hears from it.
  * The detector runs on this node's monotonic clock, never on the sender's `sentAtMs`.
  */
@@ -336,9 +346,9 @@ export class HeartbeatService extends TypedEventEmitter<HeartbeatEvents> {
     }
     if (!this.#init.isMember(from)) return this.#refuse({ from, via, verdict: 'ignore', reason: 'not-member' })
     const last = this.#latest.get(from)
-    // a Failed member may come back with an older incarnation (its wall clock moved back): take it
-    if (last != null && this.detector.health(from) !== 'Failed' &&
-      (heartbeat.incarnation < last.incarnation || (heartbeat.incarnation === last.incarnation && heartbeat.seq <= last.seq))) {
+    // (incarnation, seq) must grow, whatever the member's health: a Failed member is exactly the one
+    // an old signed heartbeat, replayed, would make look alive (see `Heartbeat` on restarts)
+    if (last != null && (heartbeat.incarnation < last.incarnation || (heartbeat.incarnation === last.incarnation && heartbeat.seq <= last.seq))) {
       return this.#refuse({ from, via, verdict: 'ignore', reason: 'stale', detail: `${heartbeat.incarnation}/${heartbeat.seq} after ${last.incarnation}/${last.seq}` })
     }
     const atMs = this.#clock()

@@ -36,6 +36,12 @@ export const RPC_INBOUND_STREAMS_MAX = 64
 /** Idle streams a client keeps per connection for reuse. */
 export const RPC_IDLE_STREAMS_MAX = 4
 
+/**
+ * A server ends a streaming call (upload, download) whose caller has neither sent a frame nor made
+ * room for one for this long, whatever deadline the caller asked for (DeadlineExceeded).
+ */
+export const RPC_PEER_IDLE_TIMEOUT_MS_DEFAULT = 60_000
+
 /** A server closes an RPC stream that carries no new call for this long. */
 export const RPC_STREAM_IDLE_CLOSE_MS = 60_000
 
@@ -50,3 +56,26 @@ export const CONNECTIONS_MAX = 1000
 
 /** Initial Yamux receive window of a stream (the sender may have this much in flight on it). */
 export const STREAM_WINDOW_BYTES = 4 * 1024 * 1024
+
+/**
+ * Largest Yamux receive window of a stream. Yamux grows a window up to this when it measures a
+ * round trip; held at the initial window, what a peer can make a node buffer on one connection is
+ * at most CONNECTION_INBOUND_STREAMS_MAX × this (and a stranger's at most STRANGER_STREAMS_MAX_DEFAULT
+ * streams' worth, see admission.ts).
+ */
+export const STREAM_WINDOW_BYTES_MAX = STREAM_WINDOW_BYTES
+
+/**
+ * Concurrent inbound streams of all protocols on one connection: RPC_INBOUND_STREAMS_MAX for RPC,
+ * and room for Raft, gossipsub, kad, identify and ping. Yamux resets any beyond.
+ */
+export const CONNECTION_INBOUND_STREAMS_MAX = 2 * RPC_INBOUND_STREAMS_MAX
+
+/**
+ * Inbound streams a connection may open before this node has finished admitting it (Yamux's
+ * "early streams"; beyond the limit Yamux kills the whole connection). A client that starts many
+ * calls at once on a new connection opens them all in that window, so it must cover the RPC limit:
+ * Yamux's default of 10 made 16 simultaneous first calls of a new client fail together, while its
+ * connection was still being judged (admission reads the peer's standing).
+ */
+export const CONNECTION_EARLY_STREAMS_MAX = RPC_INBOUND_STREAMS_MAX

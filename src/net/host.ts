@@ -11,7 +11,10 @@ import type { HandlerRegistrar } from './admission.js'
 import { coalescingWrites } from './coalesce-writes.js'
 import { installQuietLengthPrefixedDecoder } from './lp-decoder.js'
 import { installYamuxHalfWindowUpdates } from './yamux-window.js'
-import { CONNECTIONS_MAX, INBOUND_CONNECTIONS_PER_SECOND_MAX, INBOUND_PENDING_CONNECTIONS_MAX, PROTOCOL_PREFIX, STREAM_WINDOW_BYTES } from './constants.js'
+import {
+  CONNECTION_EARLY_STREAMS_MAX, CONNECTION_INBOUND_STREAMS_MAX, CONNECTIONS_MAX, INBOUND_CONNECTIONS_PER_SECOND_MAX, INBOUND_PENDING_CONNECTIONS_MAX,
+  PROTOCOL_PREFIX, STREAM_WINDOW_BYTES, STREAM_WINDOW_BYTES_MAX
+} from './constants.js'
 
 /** Kad-DHT protocol id of dfs: its own prefix, so a dfs node never joins (or answers) the public IPFS DHT. */
 export const DHT_PROTOCOL = `/${PROTOCOL_PREFIX}/kad/1.0.0`
@@ -98,7 +101,10 @@ export async function createHost (init: HostInit): Promise<Host | NodeHost> {
     transports: [tcp()],
     connectionEncrypters: [coalescingWrites(noise())],
     streamMuxers: [yamux({
+      maxInboundStreams: CONNECTION_INBOUND_STREAMS_MAX,
+      maxEarlyStreams: CONNECTION_EARLY_STREAMS_MAX,
       streamOptions: {
+        maxStreamWindowSize: STREAM_WINDOW_BYTES_MAX,
         // Yamux grows a stream's window only when it can measure a round trip, which on loopback
         // and fast LANs rounds to 0 ms, so the window stays at 256 KiB and a bulk transfer waits a
         // round trip per 256 KiB. Start where a 1 MiB DATA frame fits several times over.

@@ -1,6 +1,6 @@
 import { logger } from '@libp2p/logger'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { multiaddr } from '@multiformats/multiaddr'
+import { parseMemberAddrs } from './member-addrs.js'
 import { InvalidArgumentError, type CallOptions, type PeerNetwork } from '@dfs/api'
 import type { Host } from './host.js'
 
@@ -46,7 +46,9 @@ export function peerNetwork (host: Host, init: PeerNetworkInit = {}): PeerNetwor
       }
     },
     addAddresses: async (peer, addrs) => {
-      await host.peerStore.merge(toPeerId(peer), { multiaddrs: addrs.map((a) => multiaddr(a)) })
+      // a member record's addresses are data from other nodes: the ones that do not parse are skipped
+      const multiaddrs = parseMemberAddrs(peer, addrs)
+      if (multiaddrs.length > 0) await host.peerStore.merge(toPeerId(peer), { multiaddrs })
     }
   }
 }

@@ -4,12 +4,34 @@ import type { Host } from '../net/host.js'
 import { defineMethod } from '../net/rpc/define-method.js'
 import type { RpcMethod } from '../net/rpc/types.js'
 import type { ConnectionGater } from '@libp2p/interface'
-import { InvalidArgumentError } from '@dfs/api'
+import { ConfigError, InvalidArgumentError } from '@dfs/api'
 
 const log = logger('dfs:node:faults')
 
+/** The environment variable that, together with `node start --test-faults`, turns the fault hook on. */
+export const TEST_FAULTS_ENV = 'DFS_TEST_FAULTS'
+
 /**
- * Test-only fault injection, enabled by DFS_TEST_FAULTS=1 when the node starts (never otherwise):
+ * Whether a starting node runs the test fault hook. Both keys are needed: the hidden `--test-faults`
+ * flag AND `DFS_TEST_FAULTS=1`. An environment variable alone (inherited from a shell profile, a
+ * container image, a service manager's defaults) never turns it on, and neither does a flag copied
+ * from a test script. The flag without the variable is a ConfigError (the operator asked for
+ * something that cannot happen); the variable without the flag is ignored, with `warn` told why.
+ */
+export function testFaultsEnabled (flag: boolean, env: NodeJS.ProcessEnv, warn: (line: string) => void): boolean {
+  const fromEnv = env[TEST_FAULTS_ENV] === '1'
+  if (flag && !fromEnv) {
+    throw new ConfigError(`--test-faults needs ${TEST_FAULTS_ENV}=1 as well: the test fault hook is for test clusters only`, { flag: '--test-faults' })
+  }
+  if (!flag && env[TEST_FAULTS_ENV] != null && env[TEST_FAULTS_ENV] !== '') {
+    warn(`${TEST_FAULTS_ENV} is set but ignored: the test fault hook needs --test-faults too`)
+  }
+  return flag && fromEnv
+}
+
+/**
+ * Test-only fault injection, on only when `testFaultsEnabled` says so (a flag and an environment
+ * variable; never otherwise); a node with it on says so in `cluster.status` (`testFaults: true`):
  * a network partition made by refusing, and hanging up, every connection to chosen peers. Each side
  * of a partition blocks the other side, as a real network split would.
  */

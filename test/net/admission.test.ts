@@ -69,7 +69,8 @@ function sets (members: Set<string>, known: Set<string> = new Set()): (peer: str
 
 test('a stranger may open RPC and ping; its Raft and kad streams are reset, a member\'s and a known identity\'s are served', async () => {
   const key = await generateKeyPair('Ed25519')
-  const admission = new Admission({ self: peerIdFromPrivateKey(key).toString() })
+  // the stranger's connection must outlive the DHT lookups below (lifetimes have their own test)
+  const admission = new Admission({ self: peerIdFromPrivateKey(key).toString(), strangerLifetimeMs: 60_000 })
   const node = await gatedNode(admission, key)
   const member = await nodeHost()
   const other = await nodeHost()
@@ -197,7 +198,7 @@ test('trusted peers (from a join reply) count as members until metadata lists th
 test('a stream that is never judged in time is refused', async () => {
   const admission = new Admission({ self: 'me', standingWaitMs: 50 })
   let reason: unknown
-  const stream = { abort: (err: unknown) => { reason = err } } as unknown as Stream
+  const stream = { abort: (err: unknown) => { reason = err }, addEventListener: () => {} } as unknown as Stream
   const connection = { remotePeer: { toString: () => 'x' } } as unknown as Connection
   assert.is(await admission.admitStream(RAFT, stream, connection), false)
   assert.is((reason as Error).name, 'PermissionDenied')

@@ -9,6 +9,9 @@ export default class ClusterStatusCommand extends ClientCommand<ClusterStatus> {
     const client = await this.client(flags)
     const s = await client.call('cluster.status', {})
     this.say(`cluster  ${s.clusterId}\nleader   ${s.leader ?? '(none)'}\nterm     ${s.term}\nnodes    ${s.nodes.total} total, ${s.nodes.healthy} healthy, ${s.nodes.suspected} suspected, ${s.nodes.failed} failed`)
-    return { clusterId: s.clusterId, leader: s.leader, term: s.term, nodes: { total: s.nodes.total, healthy: s.nodes.healthy, suspected: s.nodes.suspected, failed: s.nodes.failed } }
+    // a node that predates the field cannot have the hook on unless started with DFS_TEST_FAULTS=1
+    const testFaults = s.testFaults === true
+    if (testFaults) this.say('WARNING  this node runs with the test fault hook on (--test-faults): not for production')
+    return { clusterId: s.clusterId, leader: s.leader, term: s.term, nodes: { total: s.nodes.total, healthy: s.nodes.healthy, suspected: s.nodes.suspected, failed: s.nodes.failed }, testFaults }
   }
 }

@@ -2,8 +2,11 @@ import { setMaxListeners } from 'node:events'
 import { logger } from '@libp2p/logger'
 import { AbortedError, Deadline, DeadlineExceededError, MalformedFrameError, UnknownMethodError, errorToWire } from '@dfs/api'
 import type { RpcCallInfo, RpcCallOutcome, RpcInterceptor } from '@dfs/api'
-import { CREDIT_BATCH_FRAMES, DATA_CHUNK_BYTES_MAX, DATA_WINDOW_FRAMES, RPC_INBOUND_STREAMS_MAX, RPC_PROTOCOL, RPC_STREAM_IDLE_CLOSE_MS } from '../constants.js'
-import { FramedStream, FrameKind, type CallHeader } from './frames.js'
+import {
+  CREDIT_BATCH_FRAMES, DATA_CHUNK_BYTES_MAX, DATA_WINDOW_FRAMES, RPC_INBOUND_STREAMS_MAX, RPC_PEER_IDLE_TIMEOUT_MS_DEFAULT, RPC_PROTOCOL,
+  RPC_STREAM_IDLE_CLOSE_MS
+} from '../constants.js'
+import { FramedStream, FrameKind, type CallHeader, type Frame } from './frames.js'
 import type { Authorizer, RpcMethod } from './types.js'
 import type { Host } from '../host.js'
 import type { Connection, Stream } from '@libp2p/interface'
@@ -50,6 +53,54 @@ export interface RpcServerInit {
    * call, including the refused ones, but not its params in `before`.
    */
   interceptors?: RpcInterceptor[]
+  /**
+   * The longest a streaming call waits on its caller — for its next frame, or for room to send it
+   * one — before it ends with DeadlineExceeded (RPC_PEER_IDLE_TIMEOUT_MS_DEFAULT). The server's own
+   * bound, whatever deadline the caller's header asks for: a peer that stops mid-upload or stops
+   * reading a download frees its stream, buffers and handler in this time.
+   */
+  peerIdleTimeoutMs?: number
+}
+
+/**
+ * Reads and writes of a streaming call that wait on the caller, each bounded by the server's idle
+ * timeout (time the handler spends between them is not counted).
+ */
+class PeerIo {
+  readonly #framed: FramedStream
+  readonly #signal: AbortSignal
+  readonly #idleMs: number
+  readonly #method: string
+
+  constructor (framed: FramedStream, signal: AbortSignal, idleMs: number, method: string) {
+    this.#framed = framed
+    this.#signal = signal
+    this.#idleMs = idleMs
+    this.#method = method
+  }
+
+  async read (): Promise<Frame | null> {
+    return await this.#wait(async (signal) => await this.#framed.read({ signal }), 'sent nothing')
+  }
+
+  async write (frame: Frame): Promise<number> {
+    return await this.#wait(async (signal) => await this.#framed.write(frame, { signal }), 'read nothing')
+  }
+
+  async #wait<T> (op: (signal: AbortSignal) => Promise<T>, what: string): Promise<T> {
+    const idle = new AbortController()
+    const error = new DeadlineExceededError(`the caller of ${this.#method} ${what} for ${this.#idleMs} ms`, { idleTimeoutMs: this.#idleMs, side: 'server' })
+    const timer = setTimeout(() => { idle.abort(error) }, this.#idleMs)
+    const signal = AbortSignal.any([this.#signal, idle.signal])
+    try {
+      return await op(signal)
+    } catch (err) {
+      if (idle.signal.aborted && !this.#signal.aborted) throw error
+      throw err
+    } finally {
+      clearTimeout(timer)
+    }
+  }
 }
 
 /**
@@ -68,10 +119,15 @@ export class RpcServer {
   #chain: readonly RpcInterceptor[] = []
   /** The index in `#chain` of the one authorization; params are validated right after its `before`. */
   #authorizedAt = -1
+  /** Calls being served, per peer (entries removed at zero). */
+  readonly #inFlight = new Map<string, number>()
+  readonly #peerIdleMs: number
   #started = false
 
   constructor (init: RpcServerInit) {
     this.#host = init.host
+    this.#peerIdleMs = init.peerIdleTimeoutMs ?? RPC_PEER_IDLE_TIMEOUT_MS_DEFAULT
+    if (!Number.isSafeInteger(this.#peerIdleMs) || this.#peerIdleMs < 1) throw new Error(`peerIdleTimeoutMs must be a positive integer, got ${this.#peerIdleMs}`)
     if (init.authorize !== undefined) this.#interceptors.push(authorization(init.authorize))
     this.#interceptors.push(...(init.interceptors ?? []))
   }
@@ -80,6 +136,11 @@ export class RpcServer {
   use (...interceptors: RpcInterceptor[]): void {
     if (this.#started) throw new Error('RPC interceptors are fixed once the server has started')
     this.#interceptors.push(...interceptors)
+  }
+
+  /** Calls from `peer` being served now (admission keeps a stranger's connection open while one runs). */
+  callsInFlight (peer: string): number {
+    return this.#inFlight.get(peer) ?? 0
   }
 
   register (...methods: RpcMethod[]): void {
@@ -130,7 +191,15 @@ export class RpcServer {
           await this.#refuse(framed, peer, new MalformedFrameError(`expected a call header, got frame kind ${frame.kind}`))
           return
         }
-        const clean = await this.#serveCall(framed, peer, frame.header, frame.bodyBytes ?? 0)
+        this.#inFlight.set(peer, this.callsInFlight(peer) + 1)
+        let clean: boolean
+        try {
+          clean = await this.#serveCall(framed, peer, frame.header, frame.bodyBytes ?? 0)
+        } finally {
+          const n = this.callsInFlight(peer) - 1
+          if (n <= 0) this.#inFlight.delete(peer)
+          else this.#inFlight.set(peer, n)
+        }
         if (!clean) {
           await framed.stream.close().catch(() => framed.stream.abort(new Error('close failed')))
           return
@@ -257,9 +326,10 @@ export class RpcServer {
     let credit = DATA_WINDOW_FRAMES
     /** DATA frames consumed and not yet granted back. */
     let owed = 0
+    const peer$ = new PeerIo(framed, signal, this.#peerIdleMs, method.name)
     async function * body (): AsyncGenerator<Uint8Array> {
       while (!ended) {
-        const frame = await framed.read({ signal })
+        const frame = await peer$.read()
         if (frame == null) throw new AbortedError('the caller closed the stream before the end of the upload')
         if (frame.kind === FrameKind.End) {
           ended = true
@@ -276,7 +346,7 @@ export class RpcServer {
         // the consumer is done with the chunk: granted back in batches (see CREDIT_BATCH_FRAMES),
         // so an upload that fits in half the window — every small put — gets no CREDIT at all
         if (++owed >= CREDIT_BATCH_FRAMES) {
-          await framed.write({ kind: FrameKind.Credit, frames: owed }, { signal })
+          await peer$.write({ kind: FrameKind.Credit, frames: owed })
           credit += owed
           owed = 0
         }
@@ -284,7 +354,7 @@ export class RpcServer {
     }
     const result = await method.handle({ peer, params, signal, body: body() })
     if (!ended) throw new MalformedFrameError(`${method.name} returned before the upload ended`)
-    io.bytesOut += await framed.write({ kind: FrameKind.Result, value: result }, { signal })
+    io.bytesOut += await peer$.write({ kind: FrameKind.Result, value: result })
     return true
   }
 
@@ -292,13 +362,14 @@ export class RpcServer {
   async #serveDownload (framed: FramedStream, peer: string, params: unknown, method: RpcMethod & { kind: 'download' }, signal: AbortSignal,
     io: CallBytes): Promise<boolean> {
     const reply = await method.handle({ peer, params, signal })
-    io.bytesOut += await framed.write({ kind: FrameKind.Result, value: reply.result }, { signal })
+    const peer$ = new PeerIo(framed, signal, this.#peerIdleMs, method.name)
+    io.bytesOut += await peer$.write({ kind: FrameKind.Result, value: reply.result })
     // every download starts with an implicit window of DATA_WINDOW_FRAMES
     let credit = DATA_WINDOW_FRAMES
     let callerEnded = false
     const takeCredit = async (): Promise<void> => {
       while (credit === 0) {
-        const frame = await framed.read({ signal })
+        const frame = await peer$.read()
         if (frame == null) throw new AbortedError('the caller closed the stream during a download')
         if (frame.kind === FrameKind.End) {
           callerEnded = true
@@ -313,13 +384,13 @@ export class RpcServer {
       for (let offset = 0; offset < chunk.byteLength; offset += DATA_CHUNK_BYTES_MAX) {
         await takeCredit()
         credit -= 1
-        io.bytesOut += await framed.write({ kind: FrameKind.Data, bytes: chunk.subarray(offset, offset + DATA_CHUNK_BYTES_MAX) }, { signal })
+        io.bytesOut += await peer$.write({ kind: FrameKind.Data, bytes: chunk.subarray(offset, offset + DATA_CHUNK_BYTES_MAX) })
       }
     }
-    await framed.write({ kind: FrameKind.End }, { signal })
+    await peer$.write({ kind: FrameKind.End })
     // the caller answers END with END; credits it sent meanwhile are discarded
     while (!callerEnded) {
-      const frame = await framed.read({ signal })
+      const frame = await peer$.read()
       if (frame == null) return false
       if (frame.kind === FrameKind.End) break
       if (frame.kind !== FrameKind.Credit) throw new MalformedFrameError(`expected END after a download, got frame kind ${frame.kind}`)

@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '@dfs/api'
+import { clientName, clientPath, InvalidArgumentError } from '@dfs/api'
 
 /** Checks for untrusted RPC params: each returns the value typed or throws InvalidArgument. */
 
@@ -37,4 +37,20 @@ export function oneOf<T extends string> (params: Record<string, unknown>, key: s
     throw new InvalidArgumentError(`parameter ${key} must be one of ${allowed.join(', ')}`, { key, value: String(v).slice(0, 32) })
   }
   return v as T
+}
+
+/** A file path a client sends, in canonical form (`clientPath`: NFC, UTF-8 byte limits, no control or bidi characters). */
+export function path (params: Record<string, unknown>, key: string): string {
+  const v = params[key]
+  if (typeof v !== 'string') throw new InvalidArgumentError(`parameter ${key} must be a string`, { key })
+  return clientPath(v)
+}
+
+/** A name a client sends (node name, region, a path segment …): `clientName`, at most `bytesMax` UTF-8 bytes. */
+export function name (params: Record<string, unknown>, key: string, options: { bytesMax: number, optional?: false, allowEmpty?: boolean }): string
+export function name (params: Record<string, unknown>, key: string, options: { bytesMax: number, optional: true, allowEmpty?: boolean }): string | undefined
+export function name (params: Record<string, unknown>, key: string, options: { bytesMax: number, optional?: boolean, allowEmpty?: boolean }): string | undefined {
+  const v = params[key]
+  if (v == null && options.optional === true) return undefined
+  return clientName(v, `parameter ${key}`, options)
 }
