@@ -15,7 +15,7 @@ import type { Writable } from 'node:stream'
 export type GetReply = FromAnyNode<GetResult>
 
 /** Streams a local file to `remote`; memory stays bounded by the flow-control window. */
-export async function putFile (client: DfsClient, local: string, remote: string, onBytes: (n: number) => void = () => {}, options: { sync?: 'quorum' | 'all' } = {}): Promise<PutResult> {
+export async function putFile (client: DfsClient, local: string, remote: string, onBytes: (n: number) => void = () => {}, options: { sync?: 'quorum' | 'all', tenant?: string } = {}): Promise<PutResult> {
   let info
   try {
     info = await stat(local)
@@ -30,7 +30,8 @@ export async function putFile (client: DfsClient, local: string, remote: string,
       yield chunk as Buffer
     }
   }
-  const params: FsPutParams = options.sync != null ? { path: remote, sync: options.sync } : { path: remote }
+  // the size lets a node refuse a put past a tenant's quota before any byte is sent
+  const params: FsPutParams = { path: remote, size: info.size, ...(options.sync != null ? { sync: options.sync } : {}), ...(options.tenant != null ? { tenant: options.tenant } : {}) }
   return await client.rpc.upload('fs.put', params, body(), { timeoutMs: client.timeoutMs })
 }
 
@@ -41,8 +42,8 @@ export async function putFile (client: DfsClient, local: string, remote: string,
  * node answer from its applied metadata (also without a quorum); the reply says what it served.
  */
 export async function getFile (client: DfsClient, remote: string, dest: string | Writable, onStart: (size: number) => void = () => {}, onBytes: (n: number) => void = () => {},
-  options: { consistency?: Consistency } = {}): Promise<GetReply & { local: string }> {
-  const params: FsReadParams = options.consistency != null ? { path: remote, consistency: options.consistency } : { path: remote }
+  options: { consistency?: Consistency, tenant?: string } = {}): Promise<GetReply & { local: string }> {
+  const params: FsReadParams = { path: remote, ...(options.consistency != null ? { consistency: options.consistency } : {}), ...(options.tenant != null ? { tenant: options.tenant } : {}) }
   const { result, body }: { result: GetReply, body: AsyncGenerator<Uint8Array> } = await client.rpc.download('fs.get', params, { timeoutMs: client.timeoutMs })
   onStart(result.size)
   let local = '-'

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import {
   Deadline, DeadlineExceededError, DfsError, EXTENT_SIZE_MAX, INLINE_FILE_BYTES_MAX, IsADirectoryError, NotADirectoryError, NotFoundError,
-  extentChecksum, normalizePath, parentPath, throwIfAborted,
-  type CallOptions, type Consistency, type DirEntry, type ExtentRecord, type ExtentStore, type FileRecord, type MetadataOp,
+  QuotaExceededError, extentChecksum, fromInternalPath, isTenantRootName, normalizePath, parentPath, throwIfAborted,
+  type CallOptions, type Consistency, type DirEntry, type ExtentPeers, type ExtentRecord, type ExtentStore, type FileRecord, type MetadataOp,
   type ListResult, type MetadataService, type MetadataView, type PutResult, type RemoveResult, type ReplicationService, type StatResult,
   type WriteSync
 } from '@dfs/api'
@@ -43,6 +43,33 @@ export interface FileServiceInit {
    * this stores this node's copy meanwhile. Without it every extent is written before the commit.
    */
   inline?: InlineExtents
+  /**
+   * With `replication`: deletes other nodes' copies of a put that certainly did not commit (refused
+   * by metadata, e.g. QuotaExceeded, or failed before its commit) at once, since no reader can hold
+   * them. Without it they go through `replication.release` (after its grace).
+   */
+  peers?: Pick<ExtentPeers, 'delete'>
+}
+
+/** How long a put that did not commit waits for other nodes to delete its copies before it answers. */
+const ABANDONED_DELETE_TIMEOUT_MS = 5_000
+
+/** Options of a put. */
+export interface PutFileOptions extends CallOptions {
+  sync?: WriteSync
+  /**
+   * The size the caller says the file has: a put under a tenant's root that would take the tenant
+   * past its byte quota is refused before any byte is received. The commit checks the real size.
+   */
+  declaredSize?: number
+}
+
+/** Options of a listing page. */
+export interface ListPage {
+  after?: string
+  limit?: number
+  /** Leave tenants' roots out of a listing of `/` (the default namespace's view). */
+  hideTenantRoots?: boolean
 }
 
 /**
@@ -86,6 +113,7 @@ export class FileService {
   readonly #extents: ExtentReader | undefined
   readonly #replication: ReplicationService | undefined
   readonly #inline: InlineExtents | undefined
+  readonly #peers: Pick<ExtentPeers, 'delete'> | undefined
 
   constructor (init: FileServiceInit) {
     this.#nodeId = init.nodeId
@@ -96,11 +124,12 @@ export class FileService {
     this.#putDurationMaxMs = init.putDurationMaxMs ?? PUT_DURATION_MAX_MS
     this.#replication = init.replication
     this.#inline = init.inline
+    this.#peers = init.peers
     this.#extents = init.replication != null ? { get: async (e, o) => await (init.replication as ReplicationService).read(e, o) } : init.extents
     if (!(this.#extentSize > 0 && this.#extentSize <= EXTENT_SIZE_MAX)) throw new Error(`extent size ${this.#extentSize} out of range`)
   }
 
-  async put (rawPath: string, body: AsyncIterable<Uint8Array>, callOptions: CallOptions & { sync?: WriteSync } = {}): Promise<PutResult> {
+  async put (rawPath: string, body: AsyncIterable<Uint8Array>, callOptions: PutFileOptions = {}): Promise<PutResult> {
     const path = normalizePath(rawPath)
     // a put has a time limit: until it commits, its copies on other nodes are referenced by nothing,
     // and their periodic sweep must be able to tell a slow put from an abandoned one
@@ -117,12 +146,17 @@ export class FileService {
     }
   }
 
-  async #put (path: string, body: AsyncIterable<Uint8Array>, options: CallOptions & { sync?: WriteSync }, checkLimit: () => void): Promise<PutResult> {
+  async #put (path: string, body: AsyncIterable<Uint8Array>, options: PutFileOptions, checkLimit: () => void): Promise<PutResult> {
     // refuse early what the commit would refuse, before receiving any bytes
     // (the commit checks again, so this node's possibly stale state is good enough to refuse early)
-    const precheck = (view: MetadataView): void => { checkPutTarget(view, path) }
-    if (this.#metadata.staleRead != null) this.#metadata.staleRead(precheck)
-    else await this.#metadata.read(precheck, options)
+    const precheck = (view: MetadataView): number => {
+      checkPutTarget(view, path)
+      return tenantBytesLeft(view, path, options.declaredSize ?? 0)
+    }
+    // bytes the tenant may still add with this file (Infinity outside tenants and without a byte quota)
+    const bytesLeft = this.#metadata.staleRead != null
+      ? this.#metadata.staleRead(precheck)
+      : await this.#metadata.read(precheck, { ...options, scope: { paths: [path] } })
     const written: ExtentRecord[] = []
     const unpins: Array<() => void> = []
     let proposed = false
@@ -180,6 +214,8 @@ export class FileService {
           size += n
           if (filled === this.#extentSize) await flush()
         }
+        // past the quota as this node knows it: stop receiving (the commit would refuse it anyway)
+        if (size > bytesLeft) throw quotaExceeded(path, size, bytesLeft)
       }
       const inline = written.length === 0 && filled > 0 ? this.#inlinePlacement(path, filled, options) : undefined
       const op: MetadataOp & { type: 'PutFile' } = { type: 'PutFile', path, size, mtimeMs: Date.now(), extents: written }
@@ -215,7 +251,7 @@ export class FileService {
       // leader leaves the outcome unknown — the file may still commit — so the bytes stay, and the
       // sweep frees them if it never does.
       const rejected = err instanceof DfsError && typeof err.details.index === 'number'
-      if (!proposed || rejected) await this.#free(written.filter((e) => e.checksum !== ''))
+      if (!proposed || rejected) await this.#abandon(written.filter((e) => e.checksum !== ''))
       throw err
     } finally {
       // after a failure the extents were freed while pinned: letting go deletes them now
@@ -276,7 +312,7 @@ export class FileService {
     return { stat, body: reader == null ? local() : through(reader) }
   }
 
-  async list (rawPath: string, page: { after?: string, limit?: number } = {}, options: ReadFileOptions = {}): Promise<ListResult> {
+  async list (rawPath: string, page: ListPage = {}, options: ReadFileOptions = {}): Promise<ListResult> {
     const path = normalizePath(rawPath)
     const limit = Math.min(page.limit ?? LIST_PAGE_MAX, LIST_PAGE_MAX)
     const { value, consistency } = await this.#read(path, (view) => {
@@ -284,7 +320,8 @@ export class FileService {
       if (file != null) {
         return { entries: [{ path, name: path.slice(path.lastIndexOf('/') + 1), type: 'file' as const, size: file.size }], more: false }
       }
-      const all = view.list(path)
+      let all = listDir(view, path)
+      if (page.hideTenantRoots === true && path === '/') all = all.filter((e) => !isTenantRootName(e.name))
       const start = page.after == null ? 0 : firstAfter(all, page.after)
       return { entries: all.slice(start, start + limit), more: start + limit < all.length }
     }, options)
@@ -321,6 +358,26 @@ export class FileService {
     const id = randomUUID()
     const replicas = replication.placeInline(id, size, voters)
     return replicas === undefined ? undefined : { id, replicas, store }
+  }
+
+  /**
+   * Deletes the copies of a put that certainly did not commit: nothing references them and no reader
+   * can hold them, so other nodes' copies go at once (waiting a bounded time), and this node's as
+   * soon as the put lets go of them.
+   */
+  async #abandon (extents: ExtentRecord[]): Promise<void> {
+    const peers = this.#peers
+    if (peers === undefined || this.#replication === undefined) {
+      await this.#free(extents)
+      return
+    }
+    const remote = extents.flatMap((e) => e.replicas.filter((p) => p !== this.#nodeId).map((p) => ({ p, id: e.id })))
+    const signal = AbortSignal.timeout(ABANDONED_DELETE_TIMEOUT_MS)
+    const results = await Promise.allSettled(remote.map(async ({ p, id }) => { await peers.delete(p, id, { signal }) }))
+    // a copy that could not be deleted now is unreferenced: the periodic sweep of its node frees it
+    const failed = results.filter((r) => r.status === 'rejected').length
+    if (failed > 0) log('put abandoned: %d of %d copies on other nodes not deleted yet', failed, remote.length)
+    await this.#gc.free(extents.map((e) => e.id))
   }
 
   /** Frees extents metadata dropped: this node's copy once its readers let go, other copies through replication. */
@@ -365,6 +422,49 @@ function statOf (view: MetadataView, path: string): Omit<StatResult, 'consistenc
     return e
   })
   return { path, size: file.size, version: file.version, mtimeMs: file.mtimeMs, extents }
+}
+
+/**
+ * A directory's entries; a tenant's root is a directory while the tenant exists, also while it
+ * holds no file.
+ */
+function listDir (view: MetadataView, path: string): DirEntry[] {
+  try {
+    return view.list(path)
+  } catch (err) {
+    const { tenant, path: inTenant } = fromInternalPath(path)
+    if (err instanceof NotFoundError && tenant !== null && inTenant === '/' && view.tenant(tenant) !== undefined) return []
+    throw err
+  }
+}
+
+/**
+ * Bytes a put at `path` may still receive before the quota of the tenant it is under would refuse
+ * it: Infinity outside a tenant or without a byte quota. Throws QuotaExceeded when `declared` bytes
+ * are already too many, or the file would be one too many; NotFound when the tenant does not exist.
+ * Mirrors the state machine's check (usage over a lowered quota is allowed to shrink).
+ */
+export function tenantBytesLeft (view: MetadataView, path: string, declared: number): number {
+  const tenant = fromInternalPath(path).tenant
+  if (tenant === null) return Infinity
+  const info = view.tenant(tenant)
+  if (info === undefined) throw new NotFoundError(`tenant ${tenant} does not exist`, { tenant })
+  const old = view.getFile(path)
+  if (info.quotaFiles !== null && old === undefined && info.usedFiles + 1 > info.quotaFiles) {
+    throw new QuotaExceededError(`tenant ${tenant} holds ${info.usedFiles} files, its quota`,
+      { tenant, quotaFiles: info.quotaFiles, usedFiles: info.usedFiles })
+  }
+  if (info.quotaBytes === null) return Infinity
+  // what the tenant may hold with this file in place of the old one; never less than what it had
+  const left = Math.max(info.quotaBytes, info.usedBytes) - info.usedBytes + (old?.size ?? 0)
+  if (declared > left) throw quotaExceeded(path, declared, left, info.quotaBytes, info.usedBytes)
+  return left
+}
+
+function quotaExceeded (path: string, size: number, left: number, quotaBytes?: number, usedBytes?: number): QuotaExceededError {
+  const tenant = fromInternalPath(path).tenant
+  return new QuotaExceededError(`a file of ${size} bytes at ${path} would take tenant ${tenant ?? ''} past its byte quota (${left} bytes left for it)`,
+    { path, tenant, size, bytesLeft: left, ...(quotaBytes !== undefined ? { quotaBytes, usedBytes } : {}) })
 }
 
 /** The checks PutFile applies, made before any bytes are received. */

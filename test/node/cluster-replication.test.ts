@@ -5,7 +5,8 @@ import { clusterMethods, type ClusterMethodsInit } from '../../src/node/handlers
 
 /**
  * `cluster.replication` on any node reports the copies the repair coordinator (the system group's
- * leader) is making, which only the coordinator knows.
+ * leader) is making, which only the coordinator knows: it asks the coordinator's `node.replication`,
+ * a members-only method (a member's key is not a client).
  */
 
 const mine: ReplicationStatus = { replicationFactor: 3, extents: 10, underReplicated: 2, missing: 0, repairing: 0 }
@@ -29,7 +30,7 @@ test('a node that is not the coordinator asks the coordinator for its repairing 
     }
   })
   assert.equal(await h({}), { ...mine, repairing: 4 })
-  assert.equal(asked, [{ peer: 'coord', method: 'cluster.replication', params: { here: true } }])
+  assert.equal(asked, [{ peer: 'coord', method: 'node.replication', params: {} }])
 })
 
 test('asked with here (or on the coordinator itself) a node answers with its own figures; an unreachable coordinator leaves them', async () => {

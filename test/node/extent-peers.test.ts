@@ -43,7 +43,11 @@ const ctx = {} as { root: string, a: Node, b: Node, c: Node, u: Host, s: Host, a
 const members: MemberRecord[] = []
 const roles = new Map<string, Role>()
 const metadata = {
-  staleRead: <T>(fn: (view: MetadataView) => T): T => fn({ members: () => members, role: (peer: string) => roles.get(peer) } as unknown as MetadataView)
+  staleRead: <T>(fn: (view: MetadataView) => T): T => fn({
+    members: () => members,
+    role: (peer: string) => roles.get(peer),
+    user: (peer: string) => { const role = roles.get(peer); return role === undefined ? undefined : { id: peer, role, tenant: null } }
+  } as unknown as MetadataView)
 } as unknown as MetadataService
 
 async function startHost (): Promise<Host> {

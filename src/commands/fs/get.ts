@@ -1,4 +1,4 @@
-import { Args } from '@oclif/core'
+import { Args, Flags } from '@oclif/core'
 import { basename } from 'node:path'
 import type { Consistency } from '@dfs/api'
 import { ClientCommand, consistencyFlag } from '../../cli/base-command.js'
@@ -15,7 +15,8 @@ export default class FsGet extends ClientCommand<GetResult> {
   }
 
   static override flags = {
-    consistency: consistencyFlag
+    consistency: consistencyFlag,
+    tenant: Flags.string({ description: 'act in this tenant\'s namespace (cluster-wide admins; others act in their own)' })
   }
 
   async run (): Promise<GetResult> {
@@ -28,7 +29,7 @@ export default class FsGet extends ClientCommand<GetResult> {
     let progress: Progress | undefined
     const r = await getFile(client, args.remote, toStdout ? process.stdout : (args.local ?? basename(args.remote)),
       (size) => { progress = new Progress('get', size, { json: this.jsonEnabled() || toStdout }) },
-      (n) => { progress?.add(n) }, { consistency: flags.consistency })
+      (n) => { progress?.add(n) }, { consistency: flags.consistency, tenant: flags.tenant })
     progress?.finish()
     const consistency = this.served(r.consistency)
     if (!toStdout) this.say(`${r.path} -> ${r.local}  ${formatBytes(r.size)}`)

@@ -1,4 +1,4 @@
-import { Args } from '@oclif/core'
+import { Args, Flags } from '@oclif/core'
 import { ClientCommand, consistencyFlag } from '../../cli/base-command.js'
 import { formatBytes } from '../../cli/progress.js'
 import type { Consistency, DirEntry, ListResult } from '@dfs/api'
@@ -13,7 +13,8 @@ export default class FsLs extends ClientCommand<LsJson> {
   }
 
   static override flags = {
-    consistency: consistencyFlag
+    consistency: consistencyFlag,
+    tenant: Flags.string({ description: 'act in this tenant\'s namespace (cluster-wide admins; others act in their own)' })
   }
 
   async run (): Promise<LsJson> {
@@ -25,7 +26,7 @@ export default class FsLs extends ClientCommand<LsJson> {
     let served: Consistency | undefined
     while (true) {
       const page: FromAnyNode<ListResult> = await client.call('fs.ls',
-        { path: args.path, consistency: flags.consistency, ...(after != null ? { after } : {}) })
+        { path: args.path, consistency: flags.consistency, ...(after != null ? { after } : {}), ...(flags.tenant != null ? { tenant: flags.tenant } : {}) })
       if (served !== 'stale') served = page.consistency
       entries.push(...page.entries)
       if (!page.more || page.entries.length === 0) break

@@ -17,7 +17,8 @@ export default class FsPut extends ClientCommand<PutResult> {
       description: 'acknowledge once a majority of the copies (quorum) or every copy (all) is durable; copies that miss a quorum write are completed in the background',
       options: ['quorum', 'all'],
       default: 'quorum'
-    })
+    }),
+    tenant: Flags.string({ description: 'act in this tenant\'s namespace (cluster-wide admins; others act in their own)' })
   }
 
   async run (): Promise<PutResult> {
@@ -25,7 +26,7 @@ export default class FsPut extends ClientCommand<PutResult> {
     const client = await this.client(flags)
     const size = (await stat(args.local).catch(() => undefined))?.size ?? 0
     const progress = new Progress('put', size, { json: this.jsonEnabled() })
-    const r = await putFile(client, args.local, args.remote, (n) => { progress.add(n) }, { sync: flags.sync as 'quorum' | 'all' })
+    const r = await putFile(client, args.local, args.remote, (n) => { progress.add(n) }, { sync: flags.sync as 'quorum' | 'all', tenant: flags.tenant })
     progress.finish()
     this.say(`${r.path}  ${formatBytes(r.size)} in ${r.extents} extent${r.extents === 1 ? '' : 's'}`)
     return { path: r.path, size: r.size, extents: r.extents }

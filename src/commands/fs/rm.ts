@@ -1,4 +1,4 @@
-import { Args } from '@oclif/core'
+import { Args, Flags } from '@oclif/core'
 import type { RemoveResult } from '@dfs/api'
 import { ClientCommand } from '../../cli/base-command.js'
 
@@ -8,10 +8,14 @@ export default class FsRm extends ClientCommand<RemoveResult> {
     path: Args.string({ required: true, description: 'dfs path' })
   }
 
+  static override flags = {
+    tenant: Flags.string({ description: 'act in this tenant\'s namespace (cluster-wide admins; others act in their own)' })
+  }
+
   async run (): Promise<RemoveResult> {
     const { args, flags } = await this.parse(FsRm)
     const client = await this.client(flags)
-    const r = await client.call('fs.rm', { path: args.path })
+    const r = await client.call('fs.rm', { path: args.path, ...(flags.tenant != null ? { tenant: flags.tenant } : {}) })
     this.say(`removed ${r.path}`)
     return r
   }

@@ -1,4 +1,4 @@
-import { Args } from '@oclif/core'
+import { Args, Flags } from '@oclif/core'
 import type { Consistency, StatResult } from '@dfs/api'
 import { ClientCommand, consistencyFlag } from '../../cli/base-command.js'
 import { formatBytes } from '../../cli/progress.js'
@@ -20,14 +20,15 @@ export default class FsStat extends ClientCommand<StatJson> {
   }
 
   static override flags = {
-    consistency: consistencyFlag
+    consistency: consistencyFlag,
+    tenant: Flags.string({ description: 'act in this tenant\'s namespace (cluster-wide admins; others act in their own)' })
   }
 
   async run (): Promise<StatJson> {
     const { args, flags } = await this.parse(FsStat)
     const client = await this.client(flags)
     // a node that predates the option leaves `consistency` out
-    const s: FromAnyNode<StatResult> = await client.call('fs.stat', { path: args.path, consistency: flags.consistency })
+    const s: FromAnyNode<StatResult> = await client.call('fs.stat', { path: args.path, consistency: flags.consistency, ...(flags.tenant != null ? { tenant: flags.tenant } : {}) })
     const consistency = this.served(s.consistency)
     this.say(`path     ${s.path}\nsize     ${s.size} (${formatBytes(s.size)})\nversion  ${s.version}\nmodified ${new Date(s.mtimeMs).toISOString()}\nextents  ${s.extents.length}`)
     for (const e of s.extents) this.say(`  ${e.id}  ${String(e.size).padStart(8)}  ${e.checksum.slice(0, 23)}…  ${e.replicas.join(',')}`)

@@ -1,19 +1,72 @@
-import { CONSISTENCY_DEFAULT, CONSISTENCY_LEVELS, InvalidArgumentError, type FsPutParams } from '@dfs/api'
+import {
+  CONSISTENCY_DEFAULT, CONSISTENCY_LEVELS, DfsError, InvalidArgumentError, IsADirectoryError, errorFromWire, fromInternalPath, tenantRootPath, toInternalPath,
+  type CallOptions, type FsPutParams
+} from '@dfs/api'
 import { Action } from '../../security/index.js'
 import { LIST_PAGE_MAX, type FileService } from '../files.js'
-import { integer, oneOf, record, text } from './params.js'
+import { integer, oneOf, path, record, text } from './params.js'
 import { defineMethod } from '../../net/rpc/define-method.js'
 import type { RpcMethod } from '../../net/rpc/types.js'
 
 /**
+ * The namespace a caller's file call acts in (Security.namespace): its tenant, or null for the
+ * default namespace. Throws PermissionDenied for a tenant the caller may not name.
+ */
+export type NamespaceOf = (peer: string, requested: string | undefined, options?: CallOptions) => Promise<string | null>
+
+/** Every caller in the default namespace (a node without users, or a test). */
+const DEFAULT_NAMESPACE: NamespaceOf = async () => null
+
+/** The `tenant` param of every fs.* call (absent: the caller's own namespace), as a part of the validated params. */
+function tenantParam (p: Record<string, unknown>): { tenant?: string } {
+  const tenant = text(p, 'tenant', { optional: true, max: 64 })
+  return tenant === undefined ? {} : { tenant }
+}
+
+/**
+ * Maps a path inside `tenant`'s namespace back to the one its caller sees: in an error's message and
+ * its string details, so no answer names a tenant's internal root.
+ */
+function clientError (err: unknown, tenant: string | null): unknown {
+  if (tenant === null || !(err instanceof DfsError)) return err
+  const root = tenantRootPath(tenant)
+  const scrub = (s: string): string => s.split(root + '/').join('/').split(root).join('/')
+  const details = Object.fromEntries(Object.entries(err.details).map(([k, v]) => [k, typeof v === 'string' ? scrub(v) : v]))
+  return errorFromWire({ name: err.name, message: scrub(err.message), details })
+}
+
+/** The client's path of an internal one (in `tenant`'s namespace). */
+function clientPathOf (internal: string): string {
+  return fromInternalPath(internal).path
+}
+
+/**
  * The file RPCs: `fs.put` (upload), `fs.get` (download), `fs.ls`, `fs.stat`, `fs.rm`. The reads take
  * `consistency` (Consistency: `linearizable`, the default, or `stale`) and answer with the one served.
+ *
+ * Every path is in the caller's namespace (NamespaceOf): a tenant's user sends and receives paths
+ * relative to its tenant's root, which toInternalPath maps to where they live; the default
+ * namespace's `/` does not list tenants' roots. Client paths never hold control characters (the
+ * `path` check refuses them), so no client path can name a tenant's root (TENANT_MARKER) directly.
  */
-export function fsMethods (files: FileService): RpcMethod[] {
-  const pathOnly = (method: string) => (raw: unknown) => ({ path: text(record(raw, method), 'path', {}) })
+export function fsMethods (files: FileService, namespaceOf: NamespaceOf = DEFAULT_NAMESPACE): RpcMethod[] {
+  const pathOnly = (method: string) => (raw: unknown) => {
+    const p = record(raw, method)
+    return { path: path(p, 'path'), ...tenantParam(p) }
+  }
   const read = (method: string) => (raw: unknown) => {
     const p = record(raw, method)
-    return { path: text(p, 'path', {}), consistency: oneOf(p, 'consistency', CONSISTENCY_LEVELS, CONSISTENCY_DEFAULT) }
+    return { path: path(p, 'path'), consistency: oneOf(p, 'consistency', CONSISTENCY_LEVELS, CONSISTENCY_DEFAULT), ...tenantParam(p) }
+  }
+  /** Runs `fn` with the internal path of the caller's `path`, its errors told in the caller's namespace. */
+  const inNamespace = async <T>(peer: string, params: { path: string, tenant?: string }, signal: AbortSignal,
+    fn: (internal: string, tenant: string | null) => Promise<T>): Promise<T> => {
+    const tenant = await namespaceOf(peer, params.tenant, { signal })
+    try {
+      return await fn(toInternalPath(tenant, params.path), tenant)
+    } catch (err) {
+      throw clientError(err, tenant)
+    }
   }
   return [
     defineMethod('fs.put', {
@@ -24,32 +77,41 @@ export function fsMethods (files: FileService): RpcMethod[] {
         const sync = p.sync ?? 'quorum'
         // eslint-disable-next-line @typescript-eslint/no-base-to-string -- echoes untrusted input, whatever its type
         if (sync !== 'quorum' && sync !== 'all') throw new InvalidArgumentError('sync must be quorum or all', { sync: String(sync).slice(0, 16) })
-        return { path: text(p, 'path', {}), sync }
+        const size = integer(p, 'size', { min: 0, max: Number.MAX_SAFE_INTEGER, optional: true })
+        return { path: path(p, 'path'), sync, ...tenantParam(p), ...(size !== undefined ? { size } : {}) }
       },
-      handle: async ({ params, body, signal }) => await files.put(params.path, body, { signal, sync: params.sync })
+      handle: async ({ peer, params, body, signal }) => await inNamespace(peer, params, signal, async (internal) => {
+        // a namespace's root is a directory, also a tenant's (whose internal path is not `/`)
+        if (params.path === '/') throw new IsADirectoryError('/ is a directory', { path: '/' })
+        const r = await files.put(internal, body, { signal, sync: params.sync, declaredSize: params.size })
+        return { ...r, path: clientPathOf(r.path) }
+      })
     }),
     defineMethod('fs.get', {
       action: Action.FsRead,
       kind: 'download',
       params: read('fs.get'),
-      handle: async ({ params, signal }) => {
-        const { stat, body } = await files.open(params.path, { signal, consistency: params.consistency })
+      handle: async ({ peer, params, signal }) => await inNamespace(peer, params, signal, async (internal) => {
+        const { stat, body } = await files.open(internal, { signal, consistency: params.consistency })
         return {
           result: {
-            path: stat.path,
+            path: clientPathOf(stat.path),
             size: stat.size,
             extents: stat.extents.map((e) => ({ id: e.id, size: e.size, checksum: e.checksum })),
             consistency: stat.consistency
           },
           body
         }
-      }
+      })
     }),
     defineMethod('fs.stat', {
       action: Action.FsRead,
       kind: 'unary',
       params: read('fs.stat'),
-      handle: async ({ params, signal }) => await files.stat(params.path, { signal, consistency: params.consistency })
+      handle: async ({ peer, params, signal }) => await inNamespace(peer, params, signal, async (internal) => {
+        const s = await files.stat(internal, { signal, consistency: params.consistency })
+        return { ...s, path: clientPathOf(s.path) }
+      })
     }),
     defineMethod('fs.ls', {
       action: Action.FsRead,
@@ -62,13 +124,21 @@ export function fsMethods (files: FileService): RpcMethod[] {
           limit: integer(p, 'limit', { min: 1, max: LIST_PAGE_MAX, optional: true })
         }
       },
-      handle: async ({ params, signal }) => await files.list(params.path, { after: params.after, limit: params.limit }, { signal, consistency: params.consistency })
+      handle: async ({ peer, params, signal }) => await inNamespace(peer, params, signal, async (internal, tenant) => {
+        const r = await files.list(internal, { after: params.after, limit: params.limit, hideTenantRoots: tenant === null },
+          { signal, consistency: params.consistency })
+        return { ...r, entries: r.entries.map((e) => ({ ...e, path: clientPathOf(e.path) })) }
+      })
     }),
     defineMethod('fs.rm', {
       action: Action.FsWrite,
       kind: 'unary',
       params: pathOnly('fs.rm'),
-      handle: async ({ params, signal }) => await files.remove(params.path, { signal })
+      handle: async ({ peer, params, signal }) => await inNamespace(peer, params, signal, async (internal, tenant) => {
+        if (tenant !== null && params.path === '/') throw new IsADirectoryError('/ is a directory', { path: '/' })
+        const r = await files.remove(internal, { signal })
+        return { ...r, path: clientPathOf(r.path) }
+      })
     })
   ]
 }
