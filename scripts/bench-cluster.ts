@@ -124,7 +124,7 @@ try {
   console.log(`${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} before start`)
   const nodes: Node[] = []
   nodes.push(await startNode('n1', join(dir, 'n1'), []))
-  const { token } = await ask(nodes, 'cluster.token.create', { ttlMs: 3600_000 })
+  const { token } = await ask(nodes, 'cluster.token.create', { ttlMs: 3600_000, uses: 10 })
   const joined = await Promise.all(['n2', 'n3'].map(async (name) =>
     await startNode(name, join(dir, name), ['--peers', nodes[0].addr, '--join-token', token])))
   nodes.push(...joined)

@@ -144,7 +144,7 @@ try {
   const nodes: Node[] = [await startNode('n1', [])]
   const via = nodes[0]
   const c = await open(via)
-  const { token } = await c.call('cluster.token.create', { ttlMs: 3600_000 })
+  const { token } = await c.call('cluster.token.create', { ttlMs: 3600_000, uses: 10 })
   const join3 = ['--peers', via.addr, '--join-token', token]
   nodes.push(...await Promise.all(['n2', 'n3'].map(async (name) => await startNode(name, join3))))
   let leaderId = await settled(c, 3)

@@ -49,6 +49,9 @@ export function baseName (path: string): string {
 // eslint-disable-next-line no-control-regex
 export const UNSAFE_NAME_CHARS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/u
 
+/** Most UTF-8 bytes of a node's name and of a region (checked with clientName where a node is named). */
+export const NODE_NAME_BYTES_MAX = 64
+
 /** A lone surrogate cannot be encoded as UTF-8: such a string would not round-trip. */
 const LONE_SURROGATE = /\p{Surrogate}/u
 

@@ -8,7 +8,8 @@
  * The node still checks every call's params at run time (a caller is never trusted); this table only
  * says what a well-behaved caller sends and what the handler returns.
  */
-import type { Consistency, ClusterConfig, DirEntry, ExtentRecord, MetadataGroupInfo, PeerIdString } from './metadata.js'
+import type { AuditEntry } from './audit.js'
+import type { Consistency, ClusterConfig, DirEntry, ExtentRecord, MetadataGroupInfo, PeerIdString, Role, TenantInfo, TenantRecord, UserRecord } from './metadata.js'
 import type { RebalanceMove } from './rebalance.js'
 import type { DrainResult, ExtentIdentity, MoveProgress, RebalanceResult, ReplicationStatus, UndrainResult, WriteSync } from './replication.js'
 import type { RpcCallKind } from './rpc.js'
@@ -28,6 +29,12 @@ export type RpcAction =
   | 'extent.read'
   /** Node-to-node extent writes (store, copy, delete): members only. */
   | 'extent.write'
+  /** Node-to-node queries (e.g. another node's repair state): members only. */
+  | 'node.peer'
+  /** Granting, revoking and listing users: a cluster-wide admin, or a tenant's admin within its tenant. */
+  | 'user.admin'
+  /** Reading the audit log: a cluster-wide admin, or a tenant's admin (its tenant's entries only). */
+  | 'audit.read'
 
 /** Params of a method that takes none: callers send an empty map. */
 export type NoParams = Record<string, never>
@@ -43,9 +50,19 @@ export type EmptyResult = Record<string, never>
 
 // ---- fs.* (files, for users) ----
 
+/**
+ * What every fs.* call may add: the tenant whose namespace the path is in. Only a cluster-wide admin
+ * names one (anyone else acts in its own namespace, and naming another tenant is PermissionDenied).
+ */
+export interface FsNamespaceParams {
+  tenant?: string
+}
+
 /** `fs.put` params; the body is the file's bytes. */
-export interface FsPutParams {
+export interface FsPutParams extends FsNamespaceParams {
   path: string
+  /** The file's size when the caller knows it: a put past its tenant's quota is refused before any byte is sent. */
+  size?: number
   /** Acknowledge once a quorum (default) or every copy is durable. */
   sync?: WriteSync
 }
@@ -59,7 +76,7 @@ export interface PutResult {
 }
 
 /** Params of the reads (`fs.get`, `fs.stat`). */
-export interface FsReadParams {
+export interface FsReadParams extends FsNamespaceParams {
   path: string
   /** How current the metadata read must be (default linearizable; see Consistency). */
   consistency?: Consistency
@@ -74,7 +91,7 @@ export interface FsListParams extends FsReadParams {
 }
 
 /** `fs.rm` params. */
-export interface FsPathParams {
+export interface FsPathParams extends FsNamespaceParams {
   path: string
 }
 
@@ -121,6 +138,8 @@ export interface ClusterStatus {
   leader: string | null
   term: number
   nodes: { total: number, healthy: number, suspected: number, failed: number }
+  /** The answering node runs with the test fault hook on (`node start --test-faults` and DFS_TEST_FAULTS=1): never in production. */
+  testFaults: boolean
 }
 
 /** One member in `cluster.nodes`. */
@@ -133,6 +152,13 @@ export interface ClusterNodeInfo {
   voter: boolean
   /** Being drained: it takes no new copies (`dfs cluster drain`). */
   draining: boolean
+  /** Bytes of extents it stores, as it last reported. */
+  usedBytes: number
+  /**
+   * Bytes it may hold, as it last reported; null until its first heartbeat reached the serving node
+   * (until then placement puts no new copy on it).
+   */
+  capacityBytes: number | null
 }
 
 /** `cluster.nodes` result. */
@@ -156,7 +182,7 @@ export interface ClusterReplicationParams {
 
 /** `cluster.config.set` params, as `dfs cluster config set` takes them. */
 export interface ConfigSetParams {
-  /** The setting's command-line name: `replication-factor`, `imbalance-threshold` or `fill-limit`. */
+  /** The setting's command-line name: `replication-factor`, `imbalance-threshold`, `fill-limit` or `audit-retention`. */
   key: string
   /** Its new value, as text (a numeric setting takes a number). */
   value: string
@@ -218,8 +244,12 @@ export interface ClusterUndrainResult extends UndrainResult {
 
 /** `cluster.token.create` params. */
 export interface TokenCreateParams {
-  /** How long the token is valid (the node's default when absent). */
+  /** How long the token is valid (the node's default when absent; capped, see JOIN_TOKEN_TTL_MS_MAX). */
   ttlMs?: number
+  /** How many nodes may join with it (default 1). */
+  uses?: number
+  /** The only PeerId that may join with it. */
+  forPeer?: string
 }
 
 /** `cluster.token.create` result. */
@@ -228,6 +258,47 @@ export interface TokenCreated {
   token: string
   id: string
   expiresAtMs: number
+  /** How many nodes may join with it. */
+  uses: number
+}
+
+/** A live join token as `cluster.token.list` shows it: never its secret nor the secret's hash. */
+export interface TokenInfo {
+  id: string
+  expiresAtMs: number
+  /** Joins left; null: any number (a token of an older version). */
+  usesLeft: number | null
+  /** The only PeerId that may join with it, or null. */
+  forPeer: string | null
+  createdBy: string
+}
+
+/** `cluster.token.list` result, sorted by id. */
+export interface TokenListResult {
+  tokens: TokenInfo[]
+}
+
+/** `cluster.token.revoke` params and result. */
+export interface TokenIdParams {
+  id: string
+}
+
+/** `cluster.identify` params: a fresh nonce of the caller's (base64url of 16 to 64 random bytes). */
+export interface IdentifyParams {
+  nonce: string
+}
+
+/**
+ * `cluster.identify` result: the cluster's public key and its signature over a domain string, the
+ * cluster id, the nonce, the caller's PeerId and the answering node's PeerId (see
+ * src/security/cluster-key.ts), so it proves the cluster to this caller on this connection only.
+ */
+export interface IdentifyResult {
+  clusterId: string
+  /** base64url of the raw Ed25519 public key. */
+  publicKey: string
+  /** base64url of the signature. */
+  signature: string
 }
 
 /** `cluster.join` params: a node asking to be admitted, as the Noise-proven PeerId of the call. */
@@ -251,12 +322,92 @@ export interface RemovedNode {
   name: string
 }
 
+/**
+ * `cluster.audit` params: the newest entries that match (at most `limit`, 1..10,000, default 100),
+ * or with `verify` the check of the whole retained chain (the filters are then ignored).
+ */
+export interface AuditQueryParams {
+  limit?: number
+  /** Only entries recorded at or after this time (ms since the epoch). */
+  sinceMs?: number
+  /** Only entries of this caller (PeerId). */
+  user?: string
+  /** Only failed and refused calls. */
+  failed?: boolean
+  /** Only entries before this seq: the next (older) page after a page whose first entry it is. */
+  beforeSeq?: number
+  verify?: boolean
+}
+
+/** `cluster.audit` result: matching entries, oldest first (newest last). */
+export interface AuditPage {
+  entries: AuditEntry[]
+  /** Older matching entries exist and fit the limit: ask again with `beforeSeq` = the first entry's seq. */
+  more: boolean
+  /** The node that served the read. */
+  node: PeerIdString
+}
+
+/**
+ * `cluster.audit` result with `verify`: the serving node's retained chain checked from its checkpoint
+ * (a broken chain is the error AuditChainBroken, `details.seq` naming the first bad entry).
+ */
+export interface AuditVerification {
+  verified: true
+  /** Entries checked. */
+  entries: number
+  /** The last entry's hash (the checkpoint's when none is retained). */
+  head: string
+  node: PeerIdString
+}
+
 /** `node.info` result: who the node is and who it sees calling. */
 export interface NodeInfoResult {
   /** The node's PeerId. */
   id: string
   /** The caller's PeerId, as Noise proved it. */
   peer: string
+}
+
+// ---- user.* and tenant.* (administration) ----
+
+/** `user.grant` params: the role a PeerId gets, cluster-wide or within a tenant. */
+export interface UserGrantParams {
+  id: PeerIdString
+  role: Role
+  /**
+   * The tenant the grant is bound to; null or absent: cluster-wide for a cluster-wide admin, the
+   * caller's own tenant for a tenant admin.
+   */
+  tenant?: string | null
+}
+
+/** `user.revoke` params and result. */
+export interface UserIdParams {
+  id: PeerIdString
+}
+
+/** `user.list` result (a tenant admin sees its tenant's users only). */
+export interface UserListResult {
+  users: UserRecord[]
+}
+
+/** `tenant.create` and `tenant.set` params: a limit left out is unchanged (none on create); null removes it. */
+export interface TenantParams {
+  name: string
+  quotaBytes?: number | null
+  quotaFiles?: number | null
+  requestRate?: number | null
+}
+
+/** `tenant.remove` params and result. */
+export interface TenantNameParams {
+  name: string
+}
+
+/** `tenant.list` result. */
+export interface TenantListResult {
+  tenants: TenantInfo[]
 }
 
 // ---- extent.* (node to node) ----
@@ -316,7 +467,7 @@ export interface RpcMethodSpec {
 
 /**
  * Every method a node's RPC server registers. `test.partition` is registered only on a node started
- * with DFS_TEST_FAULTS=1.
+ * with both `--test-faults` and DFS_TEST_FAULTS=1 (see `testFaultsEnabled`).
  */
 export interface RpcContract {
   'fs.put': { kind: 'upload', action: 'fs.write', params: FsPutParams, result: PutResult }
@@ -337,9 +488,24 @@ export interface RpcContract {
   'cluster.drain': { kind: 'unary', action: 'cluster.admin', params: DrainParams, result: ClusterDrainResult }
   'cluster.undrain': { kind: 'unary', action: 'cluster.admin', params: NodeParams, result: ClusterUndrainResult }
   'cluster.token.create': { kind: 'unary', action: 'cluster.admin', params: TokenCreateParams, result: TokenCreated }
+  'cluster.token.list': { kind: 'unary', action: 'cluster.admin', params: NoParams, validated: UnreadParams, result: TokenListResult }
+  'cluster.token.revoke': { kind: 'unary', action: 'cluster.admin', params: TokenIdParams, result: TokenIdParams }
+  'cluster.identify': { kind: 'unary', action: 'cluster.join', params: IdentifyParams, result: IdentifyResult }
   'cluster.join': { kind: 'unary', action: 'cluster.join', params: JoinRequest, result: JoinResult }
   'cluster.nodes.remove': { kind: 'unary', action: 'cluster.admin', params: NodeParams, result: RemovedNode }
   'node.info': { kind: 'unary', action: 'cluster.read', params: NoParams, validated: UnreadParams, result: NodeInfoResult }
+  'cluster.audit': { kind: 'unary', action: 'audit.read', params: AuditQueryParams, result: AuditPage | AuditVerification }
+  /** Another member asking this node's own replication figures (the repair coordinator's `repairing`). */
+  'node.replication': { kind: 'unary', action: 'node.peer', params: NoParams, validated: UnreadParams, result: ReplicationStatus }
+
+  'user.grant': { kind: 'unary', action: 'user.admin', params: UserGrantParams, result: UserRecord }
+  'user.revoke': { kind: 'unary', action: 'user.admin', params: UserIdParams, result: UserIdParams }
+  'user.list': { kind: 'unary', action: 'user.admin', params: NoParams, validated: UnreadParams, result: UserListResult }
+
+  'tenant.create': { kind: 'unary', action: 'cluster.admin', params: TenantParams, result: TenantRecord }
+  'tenant.set': { kind: 'unary', action: 'cluster.admin', params: TenantParams, result: TenantRecord }
+  'tenant.list': { kind: 'unary', action: 'cluster.admin', params: NoParams, validated: UnreadParams, result: TenantListResult }
+  'tenant.remove': { kind: 'unary', action: 'cluster.admin', params: TenantNameParams, result: TenantNameParams }
 
   'extent.get': { kind: 'download', action: 'extent.read', params: ExtentIdParams, result: ExtentGetResult }
   'extent.put': { kind: 'upload', action: 'extent.write', params: ExtentIdentity, result: EmptyResult }

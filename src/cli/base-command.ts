@@ -1,7 +1,9 @@
 import { Command, Errors, Flags, type Interfaces } from '@oclif/core'
 import { join } from 'node:path'
-import { CONSISTENCY_DEFAULT, CONSISTENCY_LEVELS, DfsError, type Consistency } from '@dfs/api'
+import { CONSISTENCY_DEFAULT, CONSISTENCY_LEVELS, DfsError, escapeForTerminal, type Consistency } from '@dfs/api'
+import type { PrivateKey } from '@libp2p/interface'
 import { DfsClient } from '../client/index.js'
+import { loadIdentityKey, peerIdString } from '../net/keys.js'
 import { CALL_TIMEOUT_MS_DEFAULT } from '../net/constants.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<typeof DfsCommand['baseFlags'] & T['flags']>
@@ -16,9 +18,18 @@ export abstract class DfsCommand<T> extends Command {
 
   abstract override run (): Promise<T>
 
-  /** Prints human output; silent in JSON mode. */
+  /**
+   * Prints human output; silent in JSON mode. Control and bidi formatting characters are shown as
+   * `\u{…}` (names and messages come from servers, which must not drive the terminal); the line
+   * breaks of the command's own layout are kept, so a value that may hold one goes through `shown`.
+   */
   protected say (text: string): void {
-    if (!this.jsonEnabled()) this.log(text)
+    if (!this.jsonEnabled()) this.log(escapeForTerminal(text, { keepNewlines: true }))
+  }
+
+  /** A value from a server as one line of human output: every control and bidi character escaped, `\n` too. */
+  protected shown (value: unknown): string {
+    return escapeForTerminal(String(value))
   }
 
   /** The data dir a command uses by default: DFS_DATA_DIR, else the user's data dir for dfs. */
@@ -28,7 +39,23 @@ export abstract class DfsCommand<T> extends Command {
 
   /** The CLI user's key file: DFS_IDENTITY, else identity.key in the user's config dir. */
   protected identityPath (): string {
-    return process.env.DFS_IDENTITY ?? join(this.config.configDir, 'identity.key')
+    return this.identityNamed() ? process.env.DFS_IDENTITY as string : join(this.config.configDir, 'identity.key')
+  }
+
+  /** Whether DFS_IDENTITY names the key file: then a missing file is an error, never a new identity. */
+  protected identityNamed (): boolean {
+    return process.env.DFS_IDENTITY != null && process.env.DFS_IDENTITY !== ''
+  }
+
+  /**
+   * The CLI user's key: DFS_IDENTITY's must exist (ConfigError naming `dfs identity create`); the
+   * default one is created on first use, with a line on stderr saying where.
+   */
+  protected async identityKey (): Promise<PrivateKey> {
+    const path = this.identityPath()
+    const { key, created } = await loadIdentityKey(path, { create: !this.identityNamed() })
+    if (created) process.stderr.write(`dfs: created a new identity ${peerIdString(key)} in ${path}\n`)
+    return key
   }
 
   protected override async catch (err: Error & { code?: string, oclif?: { exit?: number }, details?: unknown }): Promise<void> {
@@ -42,8 +69,9 @@ export abstract class DfsCommand<T> extends Command {
     if (this.jsonEnabled()) {
       this.logJson({ error: { name, message: err.message, ...(err.details != null ? { details: err.details } : {}) } })
     }
-    const message = (err.message ?? String(err)).split('\n')[0]
-    process.stderr.write(`dfs: ${name}: ${message}\n`)
+    // a remote error's name and message are the server's words: escaped like all human output
+    const message = escapeForTerminal((err.message ?? String(err)).split('\n')[0])
+    process.stderr.write(`dfs: ${escapeForTerminal(name)}: ${message}\n`)
     if (/(^|,)\s*dfs[:*]/.test(process.env.DEBUG ?? '') && err.stack != null) process.stderr.write(`${err.stack}\n`)
   }
 }
@@ -88,11 +116,14 @@ export abstract class ClientCommand<T> extends DfsCommand<T> {
 
   /** Connects to the node chosen by --node / DFS_NODE / the default data dir's node.json. */
   protected async client (flags: { node?: string, timeout: number }): Promise<DfsClient> {
+    // the default identity is made (and said so) here; a named one must exist (see identityKey)
+    if (this.#client == null && !this.identityNamed()) await this.identityKey()
     this.#client ??= await DfsClient.open({
       node: flags.node,
       identityPath: this.identityPath(),
       dataDir: this.defaultDataDir(),
-      timeoutMs: flags.timeout
+      timeoutMs: flags.timeout,
+      knownClustersPath: join(this.config.configDir, 'known_clusters.json')
     })
     return this.#client
   }

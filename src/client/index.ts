@@ -3,19 +3,30 @@ import { join } from 'node:path'
 import { ConfigError, type Consistency, type RpcParams, type RpcResult, type UnaryMethodName } from '@dfs/api'
 import { parseAddress } from '../net/address.js'
 import { createHost, type Host } from '../net/host.js'
-import { loadOrCreateKey } from '../net/keys.js'
+import { loadIdentityKey } from '../net/keys.js'
 import { RpcClient } from '../net/rpc/client.js'
 import { CALL_TIMEOUT_MS_DEFAULT } from '../net/constants.js'
+import { ACCEPT_NEW_CLUSTER_ENV, checkKnownCluster } from './known-clusters.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 export interface ClientInit {
   /** `--node`: host:port or multiaddr. */
   node?: string
-  /** Key file of the user's identity (created on first use). */
+  /** Key file of the user's identity. */
   identityPath: string
+  /**
+   * Create the key when the file is missing (the default identity in the user's config dir). False
+   * (the default) for a path the user named (DFS_IDENTITY): a missing key is then a ConfigError.
+   */
+  createIdentity?: boolean
   /** Data dir whose node.json names the node when neither `node` nor DFS_NODE is given. */
   dataDir: string
   timeoutMs?: number
+  /**
+   * The CLI's known clusters file (see known-clusters.ts): when given, the node must be the one
+   * remembered for its address, or prove the remembered cluster. Absent: no check (in-process tools).
+   */
+  knownClustersPath?: string
 }
 
 /**
@@ -40,10 +51,22 @@ export class DfsClient {
 
   static async open (init: ClientInit): Promise<DfsClient> {
     const target = await resolveNode(init)
-    const { key } = await loadOrCreateKey(init.identityPath)
+    const { key } = await loadIdentityKey(init.identityPath, { create: init.createIdentity === true })
     const host = await createHost({ privateKey: key })
     const timeoutMs = init.timeoutMs ?? CALL_TIMEOUT_MS_DEFAULT
-    return new DfsClient(host, new RpcClient({ host, target, dialTimeoutMs: timeoutMs }), target, timeoutMs)
+    const rpc = new RpcClient({ host, target, dialTimeoutMs: timeoutMs })
+    if (init.knownClustersPath !== undefined) {
+      try {
+        await checkKnownCluster(rpc, target, {
+          path: init.knownClustersPath, self: host.peerId.toString(), timeoutMs, acceptNew: process.env[ACCEPT_NEW_CLUSTER_ENV] === '1'
+        })
+      } catch (err) {
+        await rpc.close().catch(() => {})
+        await Promise.resolve(host.stop()).catch(() => {})
+        throw err
+      }
+    }
+    return new DfsClient(host, rpc, target, timeoutMs)
   }
 
   /** Calls a unary method of the RPC contract with this session's deadline. */

@@ -116,6 +116,12 @@ export class ClusterMembership implements ClusterView {
     })
   }
 
+  /** A member's stored bytes and capacity as last reported (its heartbeat; this node's own measure); capacity null before any. */
+  usage (id: string): { usedBytes: number, capacityBytes: number | null } {
+    const stats = id === this.#init.nodeId ? this.#selfStats : this.#heartbeats.members().find((m) => m.member === id)?.heartbeat
+    return { usedBytes: stats?.load.bytes ?? 0, capacityBytes: stats != null && stats.capacity.bytes > 0 ? stats.capacity.bytes : null }
+  }
+
   /** Measures this node's load and capacity now (before serving: a put placed at once needs them). */
   async refreshSelf (signal: AbortSignal = AbortSignal.timeout(10_000)): Promise<void> {
     this.#selfStats = await this.#stats(signal)

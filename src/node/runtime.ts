@@ -16,17 +16,24 @@ import { loadOrCreateKey } from '../net/keys.js'
 import { peerNetwork } from '../net/peer-network.js'
 import { parseAddress } from '../net/address.js'
 import { joinCluster } from './join.js'
+import { ensureClusterKey } from './cluster-key.js'
+import { generateClusterKey } from '../security/cluster-key.js'
 import { ClusterMembership } from './membership.js'
 import { PartitionFault } from './faults.js'
 import { RemoteExtents } from './extents.js'
 import { extentMethods, extentWriteMethods } from './handlers/extent.js'
-import { RpcServer } from '../net/rpc/server.js'
-import { Security } from '../security/index.js'
+import { RpcServer, authorization } from '../net/rpc/server.js'
+import { AuditRecorder } from './audit.js'
+import { auditMethods } from './handlers/audit.js'
+import { Security, type Caller } from '../security/index.js'
 import { ExtentGc } from './extent-gc.js'
 import { FileService } from './files.js'
 import { InlineExtents } from './inline-extents.js'
 import { clusterMethods } from './handlers/cluster.js'
 import { fsMethods } from './handlers/fs.js'
+import { userMethods } from './handlers/users.js'
+import { tenantMethods } from './handlers/tenants.js'
+import { rateLimit } from '../security/rate-limit.js'
 import { DataDirLock } from './lock.js'
 import { Lifecycle } from './lifecycle.js'
 
@@ -51,8 +58,11 @@ export interface NodeRuntimeInit {
   extentSize?: number
   /** Addresses of cluster members (host:port or multiaddrs): where a new node asks to join. */
   peers?: string[]
-  /** The join token a new node presents (`dfs cluster token create`). */
-  joinToken?: string
+  /**
+   * The join token a new node presents (`dfs cluster token create`), or how to read it: read only when
+   * the node joins (a member restarting on its data dir needs none, and its token file may be gone).
+   */
+  joinToken?: string | (() => Promise<string | undefined>)
   /** Interval of membership heartbeats. */
   heartbeatMs?: number
   /** Silence after which a member is considered Failed. */
@@ -152,9 +162,10 @@ export class NodeRuntime {
       const peers = (init.peers ?? []).map((a) => parseAddress(a))
       let joining = false
       if (fresh && peers.length > 0) {
-        if (init.joinToken == null) throw new ConfigError('a new node joins a cluster with --peers and --join-token (see dfs cluster token create)')
+        const token = typeof init.joinToken === 'function' ? await init.joinToken() : init.joinToken
+        if (token == null) throw new ConfigError('a new node joins a cluster with --peers and a join token in DFS_JOIN_TOKEN or --join-token-file (see dfs cluster token create)')
         const reply = await joinCluster(host, peers, {
-          token: init.joinToken,
+          token,
           name: init.name ?? id.slice(-8),
           region: init.region ?? 'default',
           addrs
@@ -198,7 +209,8 @@ export class NodeRuntime {
           clusterId: randomUUID(),
           createdAtMs: Date.now(),
           admin: init.admin,
-          member: { id, name: init.name ?? id.slice(-8), region: init.region ?? 'default', addrs }
+          member: { id, name: init.name ?? id.slice(-8), region: init.region ?? 'default', addrs },
+          clusterKey: generateClusterKey()
         })
         cluster = await metadata.read((view) => view.cluster(), SYSTEM)
         log('created cluster %s with admin %s', cluster?.clusterId, init.admin)
@@ -226,6 +238,8 @@ export class NodeRuntime {
       // stopping the node aborts `settle` first, which ends the periodic sweep too
       gc.startPeriodic(metadata)
       settle.signal.addEventListener('abort', () => { gc.stopPeriodic() }, { once: true })
+      // a cluster created before cluster keys gets one from its system group's leader
+      void ensureClusterKey(metadata, id, settle.signal).catch((err: Error) => { log('ensuring the cluster key failed: %s', err.message) })
       // extents another node holds are read from it (members' addresses come from metadata)
       const extents = new RemoteExtents({
         host,
@@ -252,18 +266,31 @@ export class NodeRuntime {
       await replication.start()
       life.started('replication', async () => { await replication.stop() })
       inline.attachFetcher(async (extent, options) => await replication.read(extent, options))
-      const files = new FileService({ nodeId: id, store, metadata, gc, extentSize: init.extentSize, replication, inline })
-      const rpc = new RpcServer({ host, authorize: async (peer, action, options) => { await security.authorize(peer, action, options) } })
-      rpc.register(...fsMethods(files), ...clusterMethods({
+      const files = new FileService({ nodeId: id, store, metadata, gc, extentSize: init.extentSize, replication, inline, peers: extentPeers })
+      // the audit recorder comes first, ahead of authorization, so it sees the calls refused there too;
+      // it is stopped after the RPC server (no more calls) and before metadata (its last flush)
+      const audit = new AuditRecorder({ nodeId: id, metadata })
+      audit.start()
+      life.started('audit recorder', async () => { await audit.stop() })
+      const rpc = new RpcServer({ host, interceptors: [audit, authorization(async (peer, action, options) => { await security.authorize(peer, action, options) })] })
+      // right after authorization: users' calls past their rate are refused before any handler runs
+      rpc.use(rateLimit({ metadata, caller: async (peer) => await security.caller(peer) }))
+      const caller = async (peer: string): Promise<Caller> => await security.caller(peer)
+      rpc.register(...userMethods({ metadata, caller }), ...tenantMethods({ metadata }))
+      rpc.register(...auditMethods({ nodeId: id, metadata }))
+      rpc.register(...fsMethods(files, async (peer, tenant, options) => await security.namespace(peer, tenant, options)), ...clusterMethods({
         nodeId: id,
         metadata,
         health: (m) => membership.health(m),
+        usage: (m) => membership.usage(m),
         replication,
         policies: policies.names,
+        testFaults: faults != null,
         askPeer: async (peer, method, params, signal) =>
           await extents.withPeer(peer, signal, async (client) => await client.call(method, params, { signal }))
       }), ...extentMethods(store), ...extentWriteMethods(extentPeers.local), ...(faults?.methods() ?? []))
       await rpc.start()
+      admission.watchCalls((peer) => rpc.callsInFlight(peer))
       life.started('rpc server', async () => { await rpc.stop() })
 
       const runtime = new NodeRuntime({ dataDir: init.dataDir, id, clusterId: cluster.clusterId, host, life, settled })

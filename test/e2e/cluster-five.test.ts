@@ -28,7 +28,7 @@ async function members (via: NodeHandle): Promise<any[] | undefined> {
 
 test('voters grow 1 → 3 → 5; with two nodes killed, leader included, the cluster keeps serving; dead members are removed', async () => {
   nodes.push(await sb.startNode({ args: ['--name', 'n1', ...FAST] }))
-  const t = await sb.run(['cluster', 'token', 'create', '--json', '--node', nodes[0].addr])
+  const t = await sb.run(['cluster', 'token', 'create', '--uses', '10', '--json', '--node', nodes[0].addr])
   assert.is(t.code, 0, t.stderr)
   for (const name of ['n2', 'n3', 'n4', 'n5']) {
     nodes.push(await sb.startNode({ args: ['--name', name, '--peers', nodes[0].addr, '--join-token', t.json.token, ...FAST] }))

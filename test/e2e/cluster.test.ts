@@ -35,12 +35,12 @@ async function status (via: NodeHandle): Promise<any> {
 test('three nodes form a cluster by join token; a wrong token is refused and changes nothing', async () => {
   const n1 = await sb.startNode({ args: ['--name', 'n1', ...FAST] })
   nodes.set('n1', n1)
-  const t = await sb.run(['cluster', 'token', 'create', '--json', '--node', n1.addr])
+  const t = await sb.run(['cluster', 'token', 'create', '--uses', '10', '--json', '--node', n1.addr])
   assert.is(t.code, 0, t.stderr)
   token = t.json.token
 
   const bad = await sb.run(['node', 'start', '--data-dir', join(sb.dir, 'bad'), '--listen', '127.0.0.1:0', '--peers', n1.addr,
-    '--join-token', token.slice(0, -4) + 'AAAA', '--json'], { timeoutMs: 30_000 })
+    '--join-token', token.split('.').map((s, i) => i === 2 ? 'AAAA' + s.slice(4) : s).join('.'), '--json'], { timeoutMs: 30_000 })
   assert.not.equal(bad.code, 0)
   assert.match(bad.stderr, /InvalidToken/)
 

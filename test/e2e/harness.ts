@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url'
 import * as assert from 'uvu/assert'
 import { DfsClient } from '../../src/client/index.js'
 import { getFile } from '../../src/client/files.js'
+import { createKeyFile, loadOrCreateKey } from '../../src/net/keys.js'
 
 /**
  * Drives the real `dfs` binary (bin/dfs, built) as separate processes, in a temporary HOME so no
@@ -59,8 +60,18 @@ export class Sandbox {
     delete this.env.DFS_DATA_DIR
   }
 
+  /** A sandbox whose admin identity (DFS_IDENTITY) exists: the CLI never creates a key DFS_IDENTITY names. */
   static async create (): Promise<Sandbox> {
-    return new Sandbox(await mkdtemp(join(tmpdir(), 'dfs-e2e-')))
+    const sb = new Sandbox(await mkdtemp(join(tmpdir(), 'dfs-e2e-')))
+    await createKeyFile(sb.env.DFS_IDENTITY as string)
+    return sb
+  }
+
+  /** The key file of another identity `name` in the sandbox, created on first use: pass it as DFS_IDENTITY. */
+  async identity (name: string): Promise<string> {
+    const path = join(this.dir, `${name}.key`)
+    await loadOrCreateKey(path)
+    return path
   }
 
   /** Runs `dfs ARGS` to completion (with a deadline) and captures its output. */
@@ -89,9 +100,12 @@ export class Sandbox {
    */
   async startNode (options: { dataDir?: string, listen?: string, args?: string[], env?: NodeJS.ProcessEnv } = {}): Promise<NodeHandle> {
     const dataDir = options.dataDir ?? await mkdtemp(join(this.dir, 'node-'))
-    const child = spawn(process.execPath, [DFS, 'node', 'start', '--data-dir', dataDir, '--listen', options.listen ?? '127.0.0.1:0', '--json', ...(options.args ?? [])], {
+    const faults = ({ ...this.env, ...options.env }).DFS_TEST_FAULTS === '1' ? ['--test-faults'] : [] // the fault hook needs the flag and the variable
+    // a join token travels as operators are told to pass it (DFS_JOIN_TOKEN), never on the command line
+    const { args, token } = takeJoinToken(options.args ?? [])
+    const child = spawn(process.execPath, [DFS, 'node', 'start', '--data-dir', dataDir, '--listen', options.listen ?? '127.0.0.1:0', '--json', ...faults, ...args], {
       cwd: this.dir,
-      env: { ...this.env, ...options.env },
+      env: { ...this.env, ...(token !== undefined ? { DFS_JOIN_TOKEN: token } : {}), ...options.env },
       stdio: ['ignore', 'pipe', 'pipe']
     })
     this.#procs.add(child)
@@ -144,6 +158,18 @@ export class Sandbox {
     await new Promise((r) => setTimeout(r, 50))
     await rm(this.dir, { recursive: true, force: true })
   }
+}
+
+/** Splits `--join-token T` (or `--join-token=T`) out of node start arguments. */
+function takeJoinToken (args: string[]): { args: string[], token?: string } {
+  const rest: string[] = []
+  let token: string | undefined
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--join-token' && i + 1 < args.length) token = args[++i]
+    else if (args[i].startsWith('--join-token=')) token = args[i].slice('--join-token='.length)
+    else rest.push(args[i])
+  }
+  return token !== undefined ? { args: rest, token } : { args: rest }
 }
 
 /** The address `node` listens on (its client address without the PeerId), to start it there again. */

@@ -38,7 +38,7 @@ async function partition (node: NodeHandle, block: string[]): Promise<void> {
 
 test('the minority refuses writes with NoQuorum within their deadline and serves stale reads, the majority serves, and healing converges', async () => {
   nodes.push(await sb.startNode({ args: ['--name', 'n1', ...FAST], env: ENV }))
-  const t = await sb.run(['cluster', 'token', 'create', '--json', '--node', nodes[0].addr])
+  const t = await sb.run(['cluster', 'token', 'create', '--uses', '10', '--json', '--node', nodes[0].addr])
   for (const name of ['n2', 'n3']) {
     nodes.push(await sb.startNode({ args: ['--name', name, '--peers', nodes[0].addr, '--join-token', t.json.token, ...FAST], env: ENV }))
   }

@@ -46,7 +46,7 @@ test('an unknown policy is refused; after linking, selecting "region" changes wh
   assert.is(link.code, 0, link.stderr)
   const regions = ['a', 'a', 'a', 'b', 'b']
   nodes.push(await sb.startNode({ args: ['--name', 'n0', '--region', regions[0], ...FAST] }))
-  const t = await sb.run(['cluster', 'token', 'create', '--json', '--node', nodes[0].addr])
+  const t = await sb.run(['cluster', 'token', 'create', '--uses', '10', '--json', '--node', nodes[0].addr])
   for (let i = 1; i < 5; i++) {
     nodes.push(await sb.startNode({ args: ['--name', `n${i}`, '--region', regions[i], '--peers', nodes[0].addr, '--join-token', t.json.token, ...FAST] }))
   }

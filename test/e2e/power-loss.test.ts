@@ -184,7 +184,7 @@ test('kill -9 of all three nodes, idle and under load: each comes back, the clus
   const nodes = new Map<string, NodeHandle>()
   const first = await sb.startNode({ args: ['--name', 'n1', ...args] })
   nodes.set('n1', first)
-  const t = await sb.run(['cluster', 'token', 'create', '--json', '--node', first.addr])
+  const t = await sb.run(['cluster', 'token', 'create', '--uses', '10', '--json', '--node', first.addr])
   assert.is(t.code, 0, t.stderr)
   for (const name of ['n2', 'n3']) {
     nodes.set(name, await sb.startNode({ args: ['--name', name, '--peers', first.addr, '--join-token', t.json.token, ...args] }))
@@ -232,7 +232,7 @@ test('kill -9 of all three nodes, idle and under load: each comes back, the clus
 
 test('one voter and one learner: a put acknowledged through the learner survives kill -9 of the voter, and both agree', async () => {
   const voter0 = await sb.startNode({ args: ['--name', 'voter', ...FAST] })
-  const t = await sb.run(['cluster', 'token', 'create', '--json', '--node', voter0.addr])
+  const t = await sb.run(['cluster', 'token', 'create', '--uses', '10', '--json', '--node', voter0.addr])
   assert.is(t.code, 0, t.stderr)
   const learner = await sb.startNode({ args: ['--name', 'learner', '--peers', voter0.addr, '--join-token', t.json.token, ...FAST] })
   // with two members every metadata group keeps one voter; the other member is its learner

@@ -70,7 +70,7 @@ let token = ''
 
 test('a fifth node joins four holding 30 files: rebalance --wait moves copies onto it, files read identical', async () => {
   nodes.push(await sb.startNode({ args: ['--name', 'n1', ...FLAGS] }))
-  token = (await dfs(['cluster', 'token', 'create', '--node', nodes[0].addr])).token
+  token = (await dfs(['cluster', 'token', 'create', '--uses', '10', '--node', nodes[0].addr])).token
   for (const name of ['n2', 'n3', 'n4']) {
     nodes.push(await sb.startNode({ args: ['--name', name, '--peers', nodes[0].addr, '--join-token', token, ...FLAGS] }))
   }

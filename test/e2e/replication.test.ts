@@ -56,7 +56,7 @@ async function readAll (via: NodeHandle): Promise<void> {
 
 test('four nodes, RF 3: 50 files of mixed sizes get three copies of every extent on distinct nodes', async () => {
   nodes.push(await sb.startNode({ args: ['--name', 'n1', ...FAST] }))
-  const t = await sb.run(['cluster', 'token', 'create', '--json', '--node', nodes[0].addr])
+  const t = await sb.run(['cluster', 'token', 'create', '--uses', '10', '--json', '--node', nodes[0].addr])
   assert.is(t.code, 0, t.stderr)
   for (const name of ['n2', 'n3', 'n4']) {
     nodes.push(await sb.startNode({ args: ['--name', name, '--peers', nodes[0].addr, '--join-token', t.json.token, ...FAST] }))

@@ -69,19 +69,22 @@ test('cluster status on one node', async () => {
   assert.equal(r.json.nodes, { total: 1, healthy: 1, suspected: 0, failed: 0 })
   const nodes = await sb.run(['cluster', 'nodes', '--json', '--node', node.addr])
   assert.is(nodes.code, 0, nodes.stderr)
-  assert.equal(nodes.json, { nodes: [{ id: node.id, name: 'alpha', addrs: node.addrs, region: 'eu-west', health: 'healthy', voter: true, draining: false }] })
+  const [only] = nodes.json.nodes
+  assert.type(only.usedBytes, 'number')
+  assert.ok(only.capacityBytes > 0, 'a node knows its own room')
+  assert.equal(nodes.json, { nodes: [{ id: node.id, name: 'alpha', addrs: node.addrs, region: 'eu-west', health: 'healthy', voter: true, draining: false, usedBytes: only.usedBytes, capacityBytes: only.capacityBytes }] })
 })
 
 test('cluster token create gives a join token to an Admin only; a bad ttl changes nothing', async () => {
   const r = await sb.run(['cluster', 'token', 'create', '--ttl', '2h', '--json', '--node', node.addr])
   assert.is(r.code, 0, r.stderr)
-  assert.match(r.json.token, /^dfs-join\.[0-9a-f]{16}\.[A-Za-z0-9_-]{43}$/)
+  assert.match(r.json.token, /^dfs-join\.[0-9a-f]{16}\.[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{22}$/)
   const expires = Date.parse(r.json.expiresAt)
   assert.ok(Math.abs(expires - Date.now() - 2 * 3600_000) < 60_000, r.json.expiresAt)
   const bad = await sb.run(['cluster', 'token', 'create', '--ttl', 'soon', '--json', '--node', node.addr])
   assert.not.equal(bad.code, 0)
   assert.is(bad.json.error.name, 'InvalidArgument')
-  const stranger = await sb.run(['cluster', 'token', 'create', '--json', '--node', node.addr], { env: { DFS_IDENTITY: join(sb.dir, 'stranger.key') } })
+  const stranger = await sb.run(['cluster', 'token', 'create', '--json', '--node', node.addr], { env: { DFS_IDENTITY: await sb.identity('stranger') } })
   assert.not.equal(stranger.code, 0)
   assert.is(stranger.json.error.name, 'PermissionDenied')
 })
@@ -136,7 +139,7 @@ test('get of a missing file exits non-zero with NotFound, in both output modes',
 })
 
 test('an unknown identity is refused with PermissionDenied and changes nothing', async () => {
-  const env = { DFS_IDENTITY: join(sb.dir, 'stranger.key') }
+  const env = { DFS_IDENTITY: await sb.identity('stranger') }
   const ls = await sb.run(['fs', 'ls', '/', '--json', '--node', node.addr], { env })
   assert.not.equal(ls.code, 0)
   assert.is(ls.json.error.name, 'PermissionDenied')

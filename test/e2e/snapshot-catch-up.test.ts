@@ -30,7 +30,7 @@ test.after(async () => {
 
 test('a node restored from a snapshot fetches its copies of the small files written while it was down', async () => {
   nodes.push(await sb.startNode({ args: ['--name', 'n1', ...ARGS] }))
-  const t = await sb.run(['cluster', 'token', 'create', '--json', '--node', nodes[0].addr])
+  const t = await sb.run(['cluster', 'token', 'create', '--uses', '10', '--json', '--node', nodes[0].addr])
   assert.is(t.code, 0, t.stderr)
   for (const name of ['n2', 'n3']) {
     nodes.push(await sb.startNode({ args: ['--name', name, '--peers', nodes[0].addr, '--join-token', t.json.token, ...ARGS] }))

@@ -175,6 +175,69 @@ test('every role on fs and cluster calls', async () => {
   assert.is(await put(s('admin'), '/\u0001acme/sneaky', Buffer.from('x')), 'InvalidArgument')
 })
 
+/**
+ * Every method a node serves against every kind of caller. Authorization runs before a call's params
+ * are read, so params that no method accepts (a string) tell the two apart without changing anything:
+ * an authorized call fails with InvalidArgument, a refused one with PermissionDenied. The table below
+ * is the issue's rules written out again, not read from src/security.
+ */
+test('the role table: every method against every kind of caller', async () => {
+  const everyone = ['cluster.join']
+  const allowed: Record<string, string[]> = {
+    admin: ['fs.read', 'fs.write', 'cluster.read', 'cluster.admin', 'user.admin', 'audit.read'],
+    alice: ['fs.read', 'fs.write', 'cluster.read'],
+    rita: ['fs.read', 'cluster.read'],
+    tadmin: ['fs.read', 'fs.write', 'cluster.read', 'user.admin', 'audit.read'],
+    tuser: ['fs.read', 'fs.write', 'cluster.read'],
+    member: ['extent.read', 'extent.write', 'node.peer'],
+    stranger: []
+  }
+  // every method of the contract but test.partition (registered only with the fault hook), by action
+  const methods: Array<[RpcMethodName, 'unary' | 'upload' | 'download', string]> = [
+    ['fs.put', 'upload', 'fs.write'], ['fs.get', 'download', 'fs.read'], ['fs.stat', 'unary', 'fs.read'],
+    ['fs.ls', 'unary', 'fs.read'], ['fs.rm', 'unary', 'fs.write'],
+    ['cluster.status', 'unary', 'cluster.read'], ['cluster.nodes', 'unary', 'cluster.read'], ['cluster.shards', 'unary', 'cluster.read'],
+    ['cluster.replication', 'unary', 'cluster.read'], ['cluster.config', 'unary', 'cluster.read'],
+    ['cluster.rebalance.progress', 'unary', 'cluster.read'], ['node.info', 'unary', 'cluster.read'],
+    ['cluster.config.set', 'unary', 'cluster.admin'], ['cluster.policy.set', 'unary', 'cluster.admin'],
+    ['cluster.rebalance', 'unary', 'cluster.admin'], ['cluster.drain', 'unary', 'cluster.admin'], ['cluster.undrain', 'unary', 'cluster.admin'],
+    ['cluster.token.create', 'unary', 'cluster.admin'], ['cluster.token.list', 'unary', 'cluster.admin'],
+    ['cluster.token.revoke', 'unary', 'cluster.admin'], ['cluster.nodes.remove', 'unary', 'cluster.admin'],
+    ['tenant.create', 'unary', 'cluster.admin'], ['tenant.set', 'unary', 'cluster.admin'], ['tenant.list', 'unary', 'cluster.admin'],
+    ['tenant.remove', 'unary', 'cluster.admin'],
+    ['user.grant', 'unary', 'user.admin'], ['user.revoke', 'unary', 'user.admin'], ['user.list', 'unary', 'user.admin'],
+    ['cluster.audit', 'unary', 'audit.read'],
+    ['cluster.join', 'unary', 'cluster.join'], ['cluster.identify', 'unary', 'cluster.join'],
+    ['node.replication', 'unary', 'node.peer'],
+    ['extent.get', 'download', 'extent.read'], ['extent.put', 'upload', 'extent.write'],
+    ['extent.replicate', 'unary', 'extent.write'], ['extent.delete', 'unary', 'extent.write']
+  ]
+  const callers: Record<string, DfsClient> = {}
+  for (const name of ['admin', 'alice', 'rita', 'tadmin', 'tuser', 'stranger']) callers[name] = await session(name)
+  callers.member = await session(join(nodes[1].dataDir, 'node.key'), nodes[0])
+  const opts = { timeoutMs: 10_000 }
+  const attempt = async (c: DfsClient, method: string, kind: string): Promise<string> => {
+    const call = kind === 'unary'
+      ? c.rpc.callUnchecked(method, 'not params', opts)
+      : kind === 'upload'
+        ? c.rpc.uploadUnchecked(method, 'not params', (async function * () {})(), opts)
+        : c.rpc.downloadUnchecked(method, 'not params', opts)
+    return await call.then(() => 'ok', (err: Error) => err.name)
+  }
+  const wrong: string[] = []
+  for (const [name, c] of Object.entries(callers)) {
+    for (const [method, kind, action] of methods) {
+      const want = everyone.includes(action) || allowed[name].includes(action) ? 'InvalidArgument' : 'PermissionDenied'
+      const got = await attempt(c, method, kind)
+      if (got !== want) wrong.push(`${name} ${method}: ${got}, expected ${want}`)
+    }
+  }
+  // n2's key is connected from this process too: n1 would send its own calls to n2 down this
+  // connection (one PeerId, two connections), so close it at once
+  await callers.member.close()
+  assert.equal(wrong, [])
+})
+
 test('tenant isolation both ways; a cluster-wide admin acts in a tenant with --tenant', async () => {
   const tuser = await session('tuser')
   const buser = await session('buser', nodes[2])

@@ -1,11 +1,15 @@
 import { Flags } from '@oclif/core'
 import { resolve } from 'node:path'
-import { EXTENT_SIZE_MAX, REPAIR_DELAY_MS_DEFAULT, ServiceRegistry, SERVICES_HOOK } from '@dfs/api'
+import { clientName, ConfigError, NODE_NAME_BYTES_MAX, EXTENT_SIZE_MAX, REPAIR_DELAY_MS_DEFAULT, ServiceRegistry, SERVICES_HOOK } from '@dfs/api'
 import { DfsCommand } from '../../cli/base-command.js'
 import { parseAddress } from '../../net/address.js'
-import { loadOrCreateKey, peerIdString } from '../../net/keys.js'
+import { peerIdString } from '../../net/keys.js'
 import { NodeRuntime } from '../../node/runtime.js'
+import { readJoinTokenFile } from '../../security/join-token.js'
+import { testFaultsEnabled } from '../../node/faults.js'
 import { FAILURE_TIMEOUT_MS_DEFAULT, HEARTBEAT_MS_DEFAULT } from '../../membership/constants.js'
+
+/** Longest node name and region in UTF-8 bytes (a heartbeat carries at most 64 characters of each). */
 
 /** The one JSON document of `node start --json`, printed as soon as the node serves. */
 interface StartJson { id: string, addrs: string[], dataDir: string, clusterId: string }
@@ -14,13 +18,15 @@ interface StartJson { id: string, addrs: string[], dataDir: string, clusterId: s
 export default class NodeStart extends DfsCommand<void> {
   static override summary = 'Run a dfs node in the foreground until SIGINT or SIGTERM'
   static override description = `On an empty data dir the node creates a new cluster, and the identity of the user who started it
-(see \`dfs identity show\`) becomes its first Admin; given --peers and --join-token it joins an existing cluster
-instead. Once it serves requests it writes <data-dir>/node.json with its PeerId and addresses; the CLI finds
+(see \`dfs identity show\`) becomes its first Admin; given --peers and a join token it joins an existing cluster
+instead. The token comes from DFS_JOIN_TOKEN or from a file only its owner can read (--join-token-file), never
+from the command line, where other users see it (ps). Once it serves requests it writes <data-dir>/node.json with its PeerId and addresses; the CLI finds
 it there by default.`
 
   static override examples = [
     '<%= config.bin %> node start',
-    '<%= config.bin %> node start --data-dir ./n2 --listen 127.0.0.1:7401 --peers 127.0.0.1:7400 --join-token dfs-join.…',
+    'DFS_JOIN_TOKEN=dfs-join.… <%= config.bin %> node start --data-dir ./n2 --listen 127.0.0.1:7401 --peers 127.0.0.1:7400',
+    '<%= config.bin %> node start --data-dir ./n3 --listen 127.0.0.1:7402 --peers 127.0.0.1:7400 --join-token-file ./token (mode 0600)',
     '<%= config.bin %> node start --data-dir /var/lib/dfs --listen 0.0.0.0:7400 --name n1 --region eu-west'
   ]
 
@@ -32,7 +38,9 @@ it there by default.`
     store: Flags.string({ description: 'extent store implementation, as provided by a plugin', default: 'level' }),
     metadata: Flags.string({ description: 'metadata service implementation: raft (replicated; the default) or local (one node, no joining)', default: 'raft', hidden: true }),
     peers: Flags.string({ description: 'addresses of cluster members (host:port or multiaddrs): a new node joins through them, a restarted one uses them to find the cluster', multiple: true, delimiter: ',' }),
-    'join-token': Flags.string({ description: 'join token for a new node (see dfs cluster token create)', env: 'DFS_JOIN_TOKEN' }),
+    'join-token-file': Flags.string({ description: 'file holding the join token of a new node, readable by its owner only (see dfs cluster token create; or set DFS_JOIN_TOKEN)' }),
+    // discouraged (any user sees a command line in ps): kept so scripts that pass it keep working
+    'join-token': Flags.string({ description: 'join token for a new node; discouraged: use DFS_JOIN_TOKEN or --join-token-file', env: 'DFS_JOIN_TOKEN', hidden: true }),
     'heartbeat-ms': Flags.integer({ description: 'interval of membership heartbeats', default: HEARTBEAT_MS_DEFAULT, min: 50 }),
     'repair-delay-ms': Flags.integer({
       description: 'how long a member may stay failed before its extent copies are re-created on other nodes (default 10 minutes: a reboot or a short network cut costs no copying)',
@@ -50,6 +58,7 @@ it there by default.`
     }),
     'metadata-groups': Flags.integer({ description: 'Raft groups that own the metadata shards of a cluster this node creates', min: 1, max: 16, hidden: true }),
     'failure-timeout-ms': Flags.integer({ description: 'silence after which a member is considered failed', default: FAILURE_TIMEOUT_MS_DEFAULT, min: 200 }),
+    'test-faults': Flags.boolean({ description: 'test clusters only: serve test.partition (needs DFS_TEST_FAULTS=1 too)', hidden: true, default: false }),
     'extent-size': Flags.integer({ description: 'bytes per extent of new files', default: EXTENT_SIZE_MAX, min: 1, max: EXTENT_SIZE_MAX, hidden: true })
   }
 
@@ -57,26 +66,29 @@ it there by default.`
     const { flags } = await this.parse(NodeStart)
     const dataDir = resolve(flags['data-dir'] ?? this.defaultDataDir())
     const listen = flags.listen.map((a) => parseAddress(a).toString())
+    // names travel in heartbeats and member records and are printed by every CLI: checked like a client's names
+    const name = flags.name === undefined ? undefined : clientName(flags.name, '--name', { bytesMax: NODE_NAME_BYTES_MAX })
+    const region = flags.region === undefined ? undefined : clientName(flags.region, '--region', { bytesMax: NODE_NAME_BYTES_MAX })
 
     const registry = new ServiceRegistry()
     const hook = await this.config.runHook(SERVICES_HOOK, { registry })
     for (const failure of hook.failures) {
       process.stderr.write(`dfs: plugin ${failure.plugin.name} failed to register its services: ${failure.error.message}\n`)
     }
-    const { key: userKey } = await loadOrCreateKey(this.identityPath())
+    const userKey = await this.identityKey()
 
     const node = await NodeRuntime.start({
       dataDir,
       listen,
-      name: flags.name,
-      region: flags.region,
+      name,
+      region,
       store: flags.store,
       metadata: flags.metadata,
       registry,
       admin: peerIdString(userKey),
       extentSize: flags['extent-size'],
       peers: flags.peers,
-      joinToken: flags['join-token'],
+      joinToken: joinToken(flags['join-token-file'], flags['join-token']),
       heartbeatMs: flags['heartbeat-ms'],
       repairDelayMs: flags['repair-delay-ms'],
       moveBytesPerSecond: flags['move-bytes-per-second'],
@@ -84,7 +96,7 @@ it there by default.`
       failureTimeoutMs: flags['failure-timeout-ms'],
       metadataSnapshotEvery: flags['metadata-snapshot-every'],
       metadataGroups: flags['metadata-groups'],
-      testFaults: process.env.DFS_TEST_FAULTS === '1'
+      testFaults: testFaultsEnabled(flags['test-faults'], process.env, (line) => { process.stderr.write(`dfs: ${line}\n`) })
     })
     const info = node.info()
     this.say(`dfs node ${info.id}\ncluster ${node.clusterId}\ndata dir ${dataDir}\nlistening on\n${info.addrs.map((a) => `  ${a}`).join('\n')}`)
@@ -101,5 +113,21 @@ it there by default.`
     process.once('SIGTERM', force)
     await node.stop()
     process.stderr.write('dfs: stopped\n')
+  }
+}
+
+/**
+ * How to get the join token: from --join-token-file, else DFS_JOIN_TOKEN (or the discouraged
+ * --join-token), trimmed; one source only. Given twice is refused at once; the file is read only when
+ * the node joins (a restarting member may have deleted it).
+ */
+function joinToken (file: string | undefined, given: string | undefined): () => Promise<string | undefined> {
+  if (file !== undefined && given !== undefined) {
+    throw new ConfigError('the join token is given twice: use DFS_JOIN_TOKEN or --join-token-file, not both')
+  }
+  return async () => {
+    if (file !== undefined) return await readJoinTokenFile(resolve(file))
+    const token = given?.trim()
+    return token === '' ? undefined : token
   }
 }

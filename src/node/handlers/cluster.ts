@@ -1,10 +1,15 @@
 import { Action } from '../../security/index.js'
-import { JOIN_TOKEN_TTL_MS_DEFAULT, JOIN_TOKEN_TTL_MS_MAX, mintJoinToken, verifyJoinToken } from '../../security/join-token.js'
-import { integer, record, text } from './params.js'
+import {
+  JOIN_TOKEN_TTL_MS_DEFAULT, JOIN_TOKEN_TTL_MS_MAX, JOIN_TOKEN_TTL_MS_MIN, JOIN_TOKEN_USES_DEFAULT, JOIN_TOKEN_USES_MAX, mintJoinToken, parseJoinToken, verifyJoinToken
+} from '../../security/join-token.js'
+import { clusterPin, proveCluster, requireNonce } from '../../security/cluster-key.js'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { integer, name, record, text } from './params.js'
+import { validateMemberAddrs } from '../../net/member-addrs.js'
 import { logger } from '@libp2p/logger'
-import { Deadline, InvalidArgumentError, NotFoundError, REBALANCE_MOVES_LIMIT, UnavailableError, UnknownServiceError } from '@dfs/api'
+import { Deadline, InvalidArgumentError, NODE_NAME_BYTES_MAX, NotFoundError, REBALANCE_MOVES_LIMIT, UnavailableError, UnknownServiceError } from '@dfs/api'
 import type {
-  ClusterNodesResult, ClusterShards, ClusterStatus, MemberRecord, MetadataService, PolicySelection, ReplicationService, RpcParams, RpcResult, UnaryMethodName
+  ClusterKey, ClusterNodesResult, ClusterRecord, ClusterShards, MetadataView, ClusterStatus, MemberRecord, MetadataService, PolicySelection, ReplicationService, RpcParams, RpcResult, UnaryMethodName
 } from '@dfs/api'
 import { defineMethod } from '../../net/rpc/define-method.js'
 import type { RpcMethod } from '../../net/rpc/types.js'
@@ -45,6 +50,15 @@ function replicationOf (init: ClusterMethodsInit): ReplicationService {
   return init.replication
 }
 
+/** A PeerId a caller names (InvalidArgument when it is not one). */
+function peerId (value: string, key: string): string {
+  try {
+    return peerIdFromString(value).toString()
+  } catch {
+    throw new InvalidArgumentError(`${key} is not a PeerId`, { key })
+  }
+}
+
 /** An optional boolean parameter (absent: false). */
 function flag (params: Record<string, unknown>, key: string): boolean {
   const v = params[key]
@@ -61,11 +75,15 @@ export interface ClusterMethodsInit {
   nodeId: string
   metadata: MetadataService
   health: (member: string) => 'healthy' | 'suspected' | 'failed'
+  /** A member's bytes stored and capacity as its last heartbeat reported them (capacity null: none yet). */
+  usage?: (member: string) => { usedBytes: number, capacityBytes: number | null }
   replication?: ReplicationService
   /** The policies of a kind this node has installed. */
   policies?: (kind: 'placement' | 'rebalance') => string[]
   /** Calls `method` on another member (as this node), e.g. to ask the repair coordinator what it is doing. */
   askPeer?: <M extends UnaryMethodName>(peer: string, method: M, params: RpcParams<M>, signal: AbortSignal) => Promise<RpcResult<M>>
+  /** This node runs with the test fault hook on (reported by `cluster.status`). */
+  testFaults?: boolean
 }
 
 /** How long `cluster.replication` waits for the repair coordinator's own figure. */
@@ -75,7 +93,9 @@ const COORDINATOR_ASK_TIMEOUT_MS = 2000
 const CONFIG_KEYS = {
   'replication-factor': { key: 'replicationFactor', numeric: true },
   'imbalance-threshold': { key: 'imbalanceThreshold', numeric: true },
-  'fill-limit': { key: 'fillLimit', numeric: true }
+  'fill-limit': { key: 'fillLimit', numeric: true },
+  'audit-retention': { key: 'auditRetention', numeric: true },
+  'user-request-rate': { key: 'userRequestRate', numeric: true }
 } as const
 
 /** Policy kinds `dfs cluster policy set` selects, and the setting each one names. */
@@ -102,7 +122,8 @@ export function clusterMethods (init: ClusterMethodsInit): RpcMethod[] {
             healthy: health.filter((h) => h === 'healthy').length,
             suspected: health.filter((h) => h === 'suspected').length,
             failed: health.filter((h) => h === 'failed').length
-          }
+          },
+          testFaults: init.testFaults === true
         }
       }
     }),
@@ -121,7 +142,8 @@ export function clusterMethods (init: ClusterMethodsInit): RpcMethod[] {
             region: m.region,
             health: init.health(m.id),
             voter: voting.has(m.id),
-            draining: m.draining === true
+            draining: m.draining === true,
+            ...(init.usage?.(m.id) ?? { usedBytes: 0, capacityBytes: null })
           }))
         }
       }
@@ -144,7 +166,8 @@ export function clusterMethods (init: ClusterMethodsInit): RpcMethod[] {
         if (!params.here && coordinator !== undefined && coordinator !== init.nodeId && init.askPeer != null) {
           const ask = new Deadline(COORDINATOR_ASK_TIMEOUT_MS, signal)
           try {
-            status.repairing = (await init.askPeer(coordinator, 'cluster.replication', { here: true }, ask.signal)).repairing
+            // as a member (node.peer): a member's key is not a user and may not call cluster.* methods
+            status.repairing = (await init.askPeer(coordinator, 'node.replication', {}, ask.signal)).repairing
           } catch (err) {
             log('cluster.replication: the coordinator %s did not say what it repairs: %s', coordinator, (err as Error).message)
           } finally {
@@ -260,12 +283,63 @@ export function clusterMethods (init: ClusterMethodsInit): RpcMethod[] {
       kind: 'unary',
       params: (raw) => {
         const p = record(raw ?? {}, 'cluster.token.create')
-        return { ttlMs: integer(p, 'ttlMs', { min: 1000, max: JOIN_TOKEN_TTL_MS_MAX, optional: true }) ?? JOIN_TOKEN_TTL_MS_DEFAULT }
+        const forPeer = text(p, 'forPeer', { max: 128, optional: true })
+        if (forPeer !== undefined) peerId(forPeer, 'forPeer')
+        return {
+          ttlMs: integer(p, 'ttlMs', { min: JOIN_TOKEN_TTL_MS_MIN, max: JOIN_TOKEN_TTL_MS_MAX, optional: true }) ?? JOIN_TOKEN_TTL_MS_DEFAULT,
+          uses: integer(p, 'uses', { min: 1, max: JOIN_TOKEN_USES_MAX, optional: true }) ?? JOIN_TOKEN_USES_DEFAULT,
+          forPeer
+        }
       },
       handle: async ({ peer, params, signal }) => {
-        const { token, record: rec } = mintJoinToken(peer, params.ttlMs, Date.now())
+        // a token names the cluster by its key's pin, once the cluster has a key (see ensureClusterKey)
+        const publicKey = await init.metadata.read((view) => view.cluster()?.publicKey, { signal, scope: { system: true } })
+        const pin = publicKey !== undefined ? clusterPin(publicKey) : undefined
+        const { token, record: rec } = mintJoinToken(peer, { ttlMs: params.ttlMs, uses: params.uses, forPeer: params.forPeer, pin }, Date.now())
         await init.metadata.propose({ type: 'CreateJoinToken', token: rec }, { signal })
-        return { token, id: rec.id, expiresAtMs: rec.expiresAtMs }
+        return { token, id: rec.id, expiresAtMs: rec.expiresAtMs, uses: params.uses }
+      }
+    }),
+    defineMethod('cluster.token.list', {
+      action: Action.ClusterAdmin,
+      kind: 'unary',
+      params: (raw) => record(raw ?? {}, 'cluster.token.list'),
+      handle: async ({ signal }) => {
+        const now = Date.now()
+        const tokens = await init.metadata.read((view) => view.joinTokens(), { signal, scope: { system: true } })
+        // expired records linger until the next token is created: they are not live
+        return {
+          tokens: tokens.filter((t) => t.expiresAtMs > now).map((t) => ({
+            id: t.id, expiresAtMs: t.expiresAtMs, usesLeft: t.usesLeft ?? null, forPeer: t.forPeer ?? null, createdBy: t.createdBy
+          }))
+        }
+      }
+    }),
+    defineMethod('cluster.token.revoke', {
+      action: Action.ClusterAdmin,
+      kind: 'unary',
+      params: (raw) => {
+        const id = text(record(raw, 'cluster.token.revoke'), 'id', { max: 64 })
+        if (!/^[0-9a-f]{16}$/.test(id)) throw new InvalidArgumentError('a join token id is 16 hex digits (see dfs cluster token list)', { id: id.slice(0, 64) })
+        return { id }
+      },
+      handle: async ({ params, signal }) => {
+        await init.metadata.propose({ type: 'RevokeJoinToken', id: params.id }, { signal })
+        return { id: params.id }
+      }
+    }),
+    defineMethod('cluster.identify', {
+      action: Action.ClusterJoin,
+      kind: 'unary',
+      params: (raw) => ({ nonce: requireNonce(record(raw, 'cluster.identify').nonce) }),
+      handle: async ({ peer, params, signal }) => {
+        // open to strangers: this node's applied state answers (no quorum read); the key never changes once set
+        const read = (view: MetadataView): { cluster: ClusterRecord | undefined, key: ClusterKey | undefined } => ({ cluster: view.cluster(), key: view.clusterKey() })
+        const { cluster, key } = init.metadata.staleRead != null
+          ? init.metadata.staleRead(read)
+          : await init.metadata.read(read, { signal, scope: { system: true } })
+        if (cluster == null || key == null) throw new UnavailableError('this node knows no cluster key yet: try again shortly')
+        return proveCluster(key, { clusterId: cluster.clusterId, nonce: params.nonce, caller: peer, server: init.nodeId })
       }
     }),
     defineMethod('cluster.join', {
@@ -273,15 +347,14 @@ export function clusterMethods (init: ClusterMethodsInit): RpcMethod[] {
       kind: 'unary',
       params: (raw) => {
         const p = record(raw, 'cluster.join')
-        const addrs = p.addrs
-        if (!Array.isArray(addrs) || addrs.length > 16 || addrs.some((a) => typeof a !== 'string' || a.length > 1024)) {
-          throw new InvalidArgumentError('addrs must be at most 16 multiaddr strings')
-        }
+        // the token's form first: garbage is refused before anything else is read
+        parseJoinToken(p.token)
         return {
-          token: text(p, 'token', { max: 256 }),
-          name: text(p, 'name', { max: 255 }),
-          region: text(p, 'region', { max: 64 }),
-          addrs: addrs as string[]
+          token: p.token as string,
+          name: name(p, 'name', { bytesMax: NODE_NAME_BYTES_MAX }),
+          region: name(p, 'region', { bytesMax: NODE_NAME_BYTES_MAX }),
+          // parsed and bounded before anything is stored: every member parses these addresses
+          addrs: validateMemberAddrs(p.addrs)
         }
       },
       handle: async ({ peer, params, signal }) => {
@@ -289,9 +362,14 @@ export function clusterMethods (init: ClusterMethodsInit): RpcMethod[] {
         if (membership == null) {
           throw new UnavailableError('this node keeps its metadata without consensus (--metadata local) and cannot admit members')
         }
-        // the token is checked against committed metadata, at this node's time
-        await init.metadata.read((view) => verifyJoinToken(view, params.token, Date.now()), { signal, scope: { system: true } })
-        await init.metadata.propose({ type: 'PutMember', member: { id: peer, name: params.name, region: params.region, addrs: params.addrs } }, { signal })
+        // the secret is checked (in constant time) against committed metadata, at this node's time;
+        // then one use is spent atomically: of two nodes racing for a token's last use, one is refused
+        // an address that names another peer is refused before anything is read or spent
+        const addrs = validateMemberAddrs(params.addrs, { peer })
+        const now = Date.now()
+        const token = await init.metadata.read((view) => verifyJoinToken(view, params.token, now, peer), { signal, scope: { system: true } })
+        await init.metadata.propose({ type: 'UseJoinToken', id: token.id, peer, nowMs: now }, { signal })
+        await init.metadata.propose({ type: 'PutMember', member: { id: peer, name: params.name, region: params.region, addrs } }, { signal })
         await membership.addLearner(peer, { signal })
         const { cluster, members } = await init.metadata.read((view) => ({ cluster: view.cluster(), members: view.members() }), { signal, scope: { system: true } })
         return { clusterId: cluster?.clusterId ?? '', members: members.map((m) => ({ id: m.id, addrs: m.addrs })) }
@@ -315,6 +393,12 @@ export function clusterMethods (init: ClusterMethodsInit): RpcMethod[] {
         await init.metadata.propose({ type: 'RemoveMember', id: member.id }, { signal })
         return { id: member.id, name: member.name }
       }
+    }),
+    defineMethod('node.replication', {
+      action: Action.NodePeer,
+      kind: 'unary',
+      params: (raw) => record(raw ?? {}, 'node.replication'),
+      handle: async ({ signal }) => await replicationOf(init).status({ signal })
     }),
     defineMethod('node.info', {
       action: Action.ClusterRead,

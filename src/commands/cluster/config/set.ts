@@ -8,10 +8,12 @@ export default class ClusterConfigSet extends ClientCommand<ClusterConfig> {
                     existing extents up to it)
 imbalance-threshold imbalance past which a rebalance plans moves (> 0, default 0.5)
 fill-limit          fraction of a node's capacity past which it takes no new copy ((0, 1], default 0.9)
+audit-retention     audit log entries kept (100–1,000,000, default 10,000); the oldest are dropped and the
+                    chain stays verifiable from the last dropped entry
 Policies are selected with "dfs cluster policy set".`
 
   static override args = {
-    key: Args.string({ description: 'the setting', required: true, options: ['replication-factor', 'imbalance-threshold', 'fill-limit'] }),
+    key: Args.string({ description: 'the setting', required: true, options: ['replication-factor', 'imbalance-threshold', 'fill-limit', 'audit-retention'] }),
     value: Args.string({ description: 'its new value', required: true })
   }
 

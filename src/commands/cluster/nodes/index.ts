@@ -13,7 +13,16 @@ export default class ClusterNodes extends ClientCommand<ClusterNodesResult> {
     }
     return {
       nodes: r.nodes.map((n) => ({
-        id: n.id, name: n.name, addrs: n.addrs, region: n.region, health: n.health, voter: n.voter, draining: n.draining === true
+        id: n.id,
+        name: n.name,
+        addrs: n.addrs,
+        region: n.region,
+        health: n.health,
+        voter: n.voter,
+        draining: n.draining === true,
+        // older nodes do not report these
+        usedBytes: n.usedBytes ?? 0,
+        capacityBytes: n.capacityBytes ?? null
       }))
     }
   }
