@@ -180,4 +180,18 @@ test('the CLI refuses another cluster at a remembered address, accepts it when t
   assert.is(JSON.parse(await readFile(known, 'utf8')).clusters[jat].peerId, j2.id)
 })
 
+test('the audit log records token changes, joins and refused joins', async () => {
+  const want: Array<[string, boolean, string | null, string?]> = [
+    ['cluster.token.create', true, null], ['cluster.token.revoke', true, null], ['cluster.token.revoke', false, 'NotFound'],
+    ['cluster.join', true, null, j1.id], ['cluster.join', false, 'InvalidToken'], ['cluster.join', false, 'TokenExpired']
+  ]
+  await waitFor(async () => {
+    const r = await sb.run(['cluster', 'audit', '--limit', '10000', '--json', '--node', a1.addr])
+    const es: any[] = r.json?.entries ?? []
+    return want.every(([op, ok, err, user]) => es.some((e) => e.operation === op && e.success === ok && e.error === err && (user === undefined || e.user === user)))
+      ? true
+      : undefined
+  }, 10_000, `audit entries for ${want.map((w) => w.join(' ')).join(', ')}`)
+})
+
 test.run()

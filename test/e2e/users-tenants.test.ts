@@ -321,6 +321,24 @@ test('past its tenant\'s request rate a user is refused with RateLimited', async
   await admin.call('cluster.config.set', { key: 'user-request-rate', value: '0' })
 })
 
+test('the audit log holds the grants, tenants and refusals above; a tenant admin reads its tenant\'s only', async () => {
+  const want: Array<[string, boolean, string | null]> = [
+    ['user.grant', true, null], ['user.revoke', false, 'FailedPrecondition'], ['tenant.create', true, null],
+    ['tenant.set', true, null], ['tenant.remove', false, 'FailedPrecondition'], ['fs.put', false, 'QuotaExceeded'],
+    ['fs.ls', false, 'RateLimited'], ['cluster.config.set', false, 'PermissionDenied'], ['cluster.config.set', true, null]
+  ]
+  await waitFor(async () => {
+    const r = await dfs('admin', ['cluster', 'audit', '--limit', '10000'])
+    const es: any[] = r.json?.entries ?? []
+    return want.every(([op, ok, err]) => es.some((e) => e.operation === op && e.success === ok && e.error === err)) ? true : undefined
+  }, 10_000, `audit entries for ${want.map((w) => w.join(' ')).join(', ')}`)
+  const mine = (await dfs('tadmin', ['cluster', 'audit', '--limit', '10000'])).json.entries
+  assert.ok(mine.length > 0)
+  assert.ok(mine.every((e: any) => e.tenant === 'acme'), 'a tenant admin sees its tenant\'s entries only')
+  const verified = await dfs('admin', ['cluster', 'audit', '--verify'])
+  assert.is(verified.json?.verified, true, JSON.stringify(verified.json))
+})
+
 test('a put refused by its commit leaves no extents behind: every node holds exactly what metadata gives it', async () => {
   // copies of files removed or replaced above go after a grace (10 s): let it pass first, so that
   // what is left on disk is what metadata references, and a refused put's copies (which must go at
