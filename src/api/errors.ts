@@ -59,6 +59,17 @@ export class InvalidArgumentError extends DfsError {
   }
 }
 
+/**
+ * A range read starts past the end of the file (`details.offset`, `details.size`). A range that starts
+ * at the end, or runs past it, is not this error: it is served empty, or clipped.
+ */
+export class InvalidRangeError extends DfsError {
+  constructor (message: string, details: ErrorDetails = {}) {
+    super(message, details)
+    this.name = 'InvalidRange'
+  }
+}
+
 /** A path names a directory where a file was expected (or the reverse, see NotADirectory). */
 export class IsADirectoryError extends DfsError {
   constructor (message: string, details: ErrorDetails = {}) {
@@ -274,6 +285,7 @@ const builders = new Map<string, ErrorBuilder>([
     return e
   }],
   ['InvalidArgument', (m, d) => new InvalidArgumentError(m, d)],
+  ['InvalidRange', (m, d) => new InvalidRangeError(m, d)],
   ['IsADirectory', (m, d) => new IsADirectoryError(m, d)],
   ['NotADirectory', (m, d) => new NotADirectoryError(m, d)],
   ['FrameTooLarge', (m, d) => new FrameTooLargeError(m, d)],

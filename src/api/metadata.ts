@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from './errors.js'
 import type { AuditCheckpoint, AuditEntry, AuditRecord } from './audit.js'
 import type { Checksum } from './extent-store.js'
 import type { CallOptions, Logger } from './options.js'
@@ -213,8 +214,56 @@ export type MetadataOp =
   | { type: 'PutFile', path: string, size: number, mtimeMs: number, extents: ExtentRecord[], inline?: Uint8Array[] }
   /** Removes the file and its extent records; the result lists the extents whose bytes may be freed. */
   | { type: 'DeleteFile', path: string }
+  /**
+   * Moves the file (or every file under the directory) at `from` to `to` in one step; see
+   * the rules at RENAME_FILES_MAX below. Both paths lie in one top-level directory
+   * (requireRenameWithinTopLevel).
+   */
+  | { type: 'RenameFile', from: string, to: string, replace?: boolean }
 
 export type MetadataOpType = MetadataOp['type']
+
+/**
+ * RenameFile, like POSIX rename(2) within one file system:
+ * - A file keeps its record: the same extents (no byte moves), size and mtime. Its version is kept
+ *   (a rename changes no content, as rename(2) keeps the inode), except that replacing a file
+ *   gives at least the replaced one's version + 1, so a path that holds a file all along never
+ *   shows a lower version than before.
+ * - The target follows a put's conflict rules: a directory there is IsADirectory, a file above it
+ *   NotADirectory (also `from` itself: a file cannot move under itself). A file there is
+ *   AlreadyExists unless `replace` is true; then it is removed as DeleteFile would and its extents
+ *   are in the result's `freed`.
+ * - A directory moves with every file under it (at most RENAME_FILES_MAX, else FailedPrecondition)
+ *   to a target that does not exist (a directory there is AlreadyExists, a file NotADirectory;
+ *   `replace` never removes anything then), never under itself (InvalidArgument).
+ * - `from` missing (no file, no directory) is NotFound; `from === to` changes nothing (NotFound when
+ *   nothing is there).
+ * - Both paths must share their first segment (one shard, hence one data group); a tenant's files
+ *   all live under its root, so a rename never leaves its namespace.
+ * A node of a version without RenameFile rejects it (InvalidArgument, unknown operation type) where
+ * the rest of its group applies it, and its state would then differ: every member must run a
+ * version with RenameFile before one is proposed.
+ */
+export const RENAME_FILES_MAX = 10_000
+
+/** The first segment of a canonical path other than `/`. */
+function topLevelOf (path: string): string {
+  const end = path.indexOf('/', 1)
+  return path.slice(1, end < 0 ? undefined : end)
+}
+
+/**
+ * Refuses (InvalidArgument) a rename whose canonical paths are not in one top-level directory, or
+ * that names `/`: such a rename would span data groups, which needs shared extents to be crash-safe.
+ */
+export function requireRenameWithinTopLevel (from: string, to: string): void {
+  if (from === '/' || to === '/') {
+    throw new InvalidArgumentError('/ cannot be renamed, nor anything renamed to it', { from, to })
+  }
+  if (topLevelOf(from) !== topLevelOf(to)) {
+    throw new InvalidArgumentError('renames across top-level directories are not supported yet', { from, to })
+  }
+}
 
 /**
  * Largest file whose bytes travel inside its PutFile (`inline`) instead of being copied to the

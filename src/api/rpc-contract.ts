@@ -80,6 +80,10 @@ export interface FsReadParams extends FsNamespaceParams {
   path: string
   /** How current the metadata read must be (default linearizable; see Consistency). */
   consistency?: Consistency
+  /** `fs.get` only: the first byte to read (default 0); past the file's end is InvalidRange. */
+  offset?: number
+  /** `fs.get` only: most bytes to read from `offset` (default: to the end; clipped at the end). */
+  length?: number
 }
 
 /** `fs.ls` params: one page of a directory. */
@@ -106,11 +110,25 @@ export interface StatResult {
   consistency: Consistency
 }
 
-/** `fs.get` result: sent before the bytes, which the caller checks extent by extent. */
+/**
+ * `fs.get` result: sent before the bytes, which the caller checks extent by extent. The body is the
+ * file's bytes [offset, offset + length), exactly `length` of them.
+ */
 export interface GetResult {
   path: string
+  /** The whole file's size. */
   size: number
+  /** The first byte served. */
+  offset: number
+  /** Bytes served (the range asked for, clipped at the file's end). */
+  length: number
+  /**
+   * The extents that overlap the range, in file order, and the file offset at which the first of them
+   * starts. A caller checks the checksum of each extent the range covers whole; the first and last
+   * may be cut by the range, and then only the node could check them (it reads and checks whole extents).
+   */
   extents: ExtentIdentity[]
+  extentsOffset: number
   /** What the metadata read served. */
   consistency: Consistency
 }
@@ -128,6 +146,20 @@ export interface RemoveResult {
   path: string
   /** Extents released (their copies are deleted in the background). */
   freed: number
+}
+
+/** `fs.mv` params: both paths in the caller's namespace (and in one top-level directory of it). */
+export interface FsRenameParams extends FsNamespaceParams {
+  from: string
+  to: string
+  /** Replace a file at `to` (default true, as POSIX rename does); false: AlreadyExists. */
+  replace?: boolean
+}
+
+/** `fs.mv` result. */
+export interface RenameResult {
+  from: string
+  to: string
 }
 
 // ---- cluster.* and node.* (operators) ----
@@ -475,6 +507,7 @@ export interface RpcContract {
   'fs.stat': { kind: 'unary', action: 'fs.read', params: FsReadParams, result: StatResult }
   'fs.ls': { kind: 'unary', action: 'fs.read', params: FsListParams, result: ListResult }
   'fs.rm': { kind: 'unary', action: 'fs.write', params: FsPathParams, result: RemoveResult }
+  'fs.mv': { kind: 'unary', action: 'fs.write', params: FsRenameParams, result: RenameResult }
 
   'cluster.status': { kind: 'unary', action: 'cluster.read', params: NoParams, validated: UnreadParams, result: ClusterStatus }
   'cluster.nodes': { kind: 'unary', action: 'cluster.read', params: NoParams, validated: UnreadParams, result: ClusterNodesResult }

@@ -4,15 +4,22 @@ import { rename, stat, unlink } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { once } from 'node:events'
 import {
-  CorruptExtentError, InvalidArgumentError, NodeUnreachableError, NotFoundError, type Consistency, type FsPutParams, type FsReadParams,
+  CorruptExtentError, FailedPreconditionError, InvalidArgumentError, MalformedFrameError, NodeUnreachableError, NotFoundError,
+  type Consistency, type FsPutParams, type FsReadParams,
   type GetResult, type PutResult
 } from '@dfs/api'
 import { DATA_CHUNK_BYTES_MAX } from '../net/constants.js'
 import type { DfsClient, FromAnyNode } from './index.js'
 import type { Writable } from 'node:stream'
 
-/** What `fs.get` answers, from a node of any version. */
-export type GetReply = FromAnyNode<GetResult>
+/**
+ * What `fs.get` answers, from a node of any version: one without range reads sends neither the range
+ * nor `extentsOffset`, and always the whole file.
+ */
+export type GetReply = Omit<FromAnyNode<GetResult>, 'offset' | 'length' | 'extentsOffset'> & Partial<Pick<GetResult, 'offset' | 'length' | 'extentsOffset'>>
+
+/** What getFile read: the node's answer with the range it served. */
+export type GotFile = Omit<GetReply, 'offset' | 'length'> & { offset: number, length: number, local: string }
 
 /** Streams a local file to `remote`; memory stays bounded by the flow-control window. */
 export async function putFile (client: DfsClient, local: string, remote: string, onBytes: (n: number) => void = () => {}, options: { sync?: 'quorum' | 'all', tenant?: string } = {}): Promise<PutResult> {
@@ -36,16 +43,36 @@ export async function putFile (client: DfsClient, local: string, remote: string,
 }
 
 /**
- * Reads `remote` into `dest` (a path, a directory, or a writable such as stdout). Each extent is
- * checked against the checksum metadata holds for it as it arrives; a file destination is written
- * to a temporary name and renamed only when every byte checked out. `consistency: 'stale'` lets the
- * node answer from its applied metadata (also without a quorum); the reply says what it served.
+ * Reads `remote`, or its bytes [offset, offset + length), into `dest` (a path, a directory, or a
+ * writable such as stdout). Each extent the range covers whole is checked against the checksum
+ * metadata holds for it as it arrives (the node checked every extent it read, also the first and last
+ * that the range cuts), and exactly the range's bytes must arrive; a file destination is written to a
+ * temporary name and renamed only when every byte checked out. `consistency: 'stale'` lets the node
+ * answer from its applied metadata (also without a quorum); the reply says what it served.
  */
-export async function getFile (client: DfsClient, remote: string, dest: string | Writable, onStart: (size: number) => void = () => {}, onBytes: (n: number) => void = () => {},
-  options: { consistency?: Consistency, tenant?: string } = {}): Promise<GetReply & { local: string }> {
-  const params: FsReadParams = { path: remote, ...(options.consistency != null ? { consistency: options.consistency } : {}), ...(options.tenant != null ? { tenant: options.tenant } : {}) }
+export async function getFile (client: DfsClient, remote: string, dest: string | Writable, onStart: (length: number) => void = () => {}, onBytes: (n: number) => void = () => {},
+  options: { consistency?: Consistency, tenant?: string, offset?: number, length?: number } = {}): Promise<GotFile> {
+  for (const key of ['offset', 'length'] as const) {
+    const v = options[key]
+    if (v !== undefined && !(Number.isSafeInteger(v) && v >= 0)) throw new InvalidArgumentError(`${key} must be an integer >= 0`, { [key]: v })
+  }
+  const ranged = options.offset !== undefined || options.length !== undefined
+  const params: FsReadParams = {
+    path: remote,
+    ...(options.consistency != null ? { consistency: options.consistency } : {}),
+    ...(options.tenant != null ? { tenant: options.tenant } : {}),
+    ...(options.offset !== undefined ? { offset: options.offset } : {}),
+    ...(options.length !== undefined ? { length: options.length } : {})
+  }
   const { result, body }: { result: GetReply, body: AsyncGenerator<Uint8Array> } = await client.rpc.download('fs.get', params, { timeoutMs: client.timeoutMs })
-  onStart(result.size)
+  let served: Served
+  try {
+    served = servedRange(result, ranged ? { offset: options.offset ?? 0, length: options.length } : undefined)
+  } catch (err) {
+    await body.return(undefined).catch(() => {})
+    throw err
+  }
+  onStart(served.length)
   let local = '-'
   let out: Writable
   let tmp: string | undefined
@@ -59,13 +86,13 @@ export async function getFile (client: DfsClient, remote: string, dest: string |
     out = dest
   }
   try {
-    await verifyInto(result, body, out, onBytes)
+    await verifyInto(result.path, served, body, out, onBytes)
     if (tmp != null) {
       out.end()
       await once(out, 'close')
       await rename(tmp, local)
     }
-    return { ...result, local }
+    return { ...result, offset: served.offset, length: served.length, local }
   } catch (err) {
     await body.return(undefined).catch(() => {})
     if (tmp != null) {
@@ -76,40 +103,91 @@ export async function getFile (client: DfsClient, remote: string, dest: string |
   }
 }
 
-async function verifyInto (result: GetReply, body: AsyncGenerator<Uint8Array>, out: Writable, onBytes: (n: number) => void): Promise<void> {
-  const extents = result.extents
+/** The bytes a node says it sends: [offset, offset + length), cut from `extents`, the first of which starts at `extentsOffset`. */
+interface Served {
+  offset: number
+  length: number
+  extentsOffset: number
+  extents: GetReply['extents']
+}
+
+/**
+ * The range `result` serves, checked against what was asked (`want`; undefined: the whole file) and
+ * against its own extents. A node without range reads (no `offset` in its answer) serves the whole
+ * file whatever was asked, which cannot be the range asked for; it is refused rather than read whole.
+ */
+function servedRange (result: GetReply, want: { offset: number, length?: number } | undefined): Served {
+  const bad = (why: string): MalformedFrameError =>
+    new MalformedFrameError(`the node answered fs.get of ${result.path} with ${why}`, { path: result.path, offset: result.offset, length: result.length })
+  if (result.offset === undefined || result.length === undefined || result.extentsOffset === undefined) {
+    if (want !== undefined) throw new FailedPreconditionError('the node does not serve range reads (it runs an older dfs)', { path: result.path })
+    return { offset: 0, length: result.size, extentsOffset: 0, extents: result.extents }
+  }
+  const { offset, length, extentsOffset, extents } = result
+  if (want !== undefined) {
+    const expected = Math.max(0, Math.min(want.length ?? Infinity, result.size - want.offset))
+    if (offset !== want.offset || length !== expected) throw bad(`bytes ${offset}+${length}, not ${want.offset}+${expected}`)
+  } else if (offset !== 0 || length !== result.size) {
+    throw bad(`bytes ${offset}+${length} of ${result.size} for a whole-file read`)
+  }
+  // the listed extents, laid end to end from extentsOffset, must hold the whole range
+  let end = extentsOffset
+  for (const e of extents) end += e.size
+  if (length > 0 && (extentsOffset > offset || end < offset + length || extents.length === 0)) throw bad(`extents that do not hold bytes ${offset}+${length}`)
+  if (length === 0 && extents.length > 0) throw bad('extents for an empty range')
+  return { offset, length, extentsOffset, extents }
+}
+
+/**
+ * Writes the served bytes to `out` as they arrive, checking each extent the range covers whole
+ * against its checksum, and that exactly `served.length` bytes arrive.
+ */
+async function verifyInto (path: string, served: Served, body: AsyncGenerator<Uint8Array>, out: Writable, onBytes: (n: number) => void): Promise<void> {
+  const { extents } = served
+  const stop = served.offset + served.length
+  // the bytes of extent i the body carries, and whether that is all of it (then its checksum is checked)
+  let start = served.extentsOffset
+  const parts = extents.map((e) => {
+    const from = Math.max(start, served.offset)
+    const to = Math.min(start + e.size, stop)
+    const part = { bytes: Math.max(0, to - from), whole: from === start && to === start + e.size }
+    start += e.size
+    return part
+  })
   let index = 0
   let inExtent = 0
   let hash = createHash('sha256')
   let total = 0
   const finishExtent = (): void => {
     const e = extents[index]
-    const actual = `sha256:${hash.digest('hex')}`
-    if (e.checksum !== actual) throw new CorruptExtentError(e.id, e.checksum, actual, { where: 'received by the client' })
+    if (parts[index].whole) {
+      const actual = `sha256:${hash.digest('hex')}`
+      if (e.checksum !== actual) throw new CorruptExtentError(e.id, e.checksum, actual, { where: 'received by the client' })
+      hash = createHash('sha256')
+    }
     index += 1
     inExtent = 0
-    hash = createHash('sha256')
   }
-  // zero-length extents (an empty file) have nothing to wait for
-  while (index < extents.length && extents[index].size === 0) finishExtent()
+  // extents with no bytes in the range (an empty file's) have nothing to wait for
+  while (index < extents.length && parts[index].bytes === 0) finishExtent()
   for await (const chunk of body) {
     let offset = 0
     while (offset < chunk.byteLength) {
-      if (index >= extents.length) throw new CorruptExtentError('(none)', 'end of file', 'more bytes', { where: 'received by the client' })
-      const n = Math.min(chunk.byteLength - offset, extents[index].size - inExtent)
-      hash.update(chunk.subarray(offset, offset + n))
+      if (index >= extents.length) throw new CorruptExtentError('(none)', 'end of range', 'more bytes', { where: 'received by the client' })
+      const n = Math.min(chunk.byteLength - offset, parts[index].bytes - inExtent)
+      if (parts[index].whole) hash.update(chunk.subarray(offset, offset + n))
       inExtent += n
       offset += n
-      if (inExtent === extents[index].size) {
+      if (inExtent === parts[index].bytes) {
         finishExtent()
-        while (index < extents.length && extents[index].size === 0) finishExtent()
+        while (index < extents.length && parts[index].bytes === 0) finishExtent()
       }
     }
     total += chunk.byteLength
     onBytes(chunk.byteLength)
     if (!out.write(chunk)) await once(out, 'drain')
   }
-  if (index !== extents.length || total !== result.size) {
-    throw new NodeUnreachableError(`the node ended ${result.path} after ${total} of ${result.size} bytes`, { path: result.path })
+  if (index !== extents.length || total !== served.length) {
+    throw new NodeUnreachableError(`the node ended ${path} after ${total} of ${served.length} bytes`, { path })
   }
 }

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import {
-  Deadline, DeadlineExceededError, DfsError, EXTENT_SIZE_MAX, INLINE_FILE_BYTES_MAX, IsADirectoryError, NotADirectoryError, NotFoundError,
-  QuotaExceededError, extentChecksum, fromInternalPath, isTenantRootName, normalizePath, parentPath, throwIfAborted,
+  Deadline, DeadlineExceededError, DfsError, EXTENT_SIZE_MAX, INLINE_FILE_BYTES_MAX, InvalidArgumentError, InvalidRangeError, IsADirectoryError,
+  NotADirectoryError, NotFoundError,
+  QuotaExceededError, extentChecksum, fromInternalPath, isTenantRootName, normalizePath, parentPath, requireRenameWithinTopLevel, throwIfAborted,
   type CallOptions, type Consistency, type DirEntry, type ExtentPeers, type ExtentRecord, type ExtentStore, type FileRecord, type MetadataOp,
-  type ListResult, type MetadataService, type MetadataView, type PutResult, type RemoveResult, type ReplicationService, type StatResult,
+  type ListResult, type MetadataService, type MetadataView, type PutResult, type RemoveResult, type RenameResult, type ReplicationService, type StatResult,
   type WriteSync
 } from '@dfs/api'
 import { logger } from '@libp2p/logger'
@@ -88,15 +89,84 @@ export interface ReadFileOptions extends CallOptions {
   consistency?: Consistency
 }
 
+/** Options of open: which bytes of the file to read. */
+export interface OpenFileOptions extends ReadFileOptions {
+  /** First byte to read (default 0); past the end of the file is InvalidRange. */
+  offset?: number
+  /** Most bytes to read from `offset` (default: to the end); clipped at the end of the file. */
+  length?: number
+}
+
 export interface OpenFile {
+  /** The whole file's metadata (every extent, also those outside the range). */
   stat: StatResult
+  /** The part of the file `body` carries, and the extents it reads for it. */
+  range: ExtentRange
   /**
-   * The file's bytes, extent by extent, each verified against its checksum (by the store, and with an
-   * ExtentReader also against metadata's record). The extents' local bytes stay pinned until the body
-   * ends, fails or is left (a generator that was never started does not run its cleanup, so a caller
-   * that decides not to read must still start it).
+   * The bytes of `range`, extent by extent, each extent verified whole against its checksum (by the
+   * store, and with an ExtentReader also against metadata's record) before the range trims it. The
+   * extents' local bytes stay pinned until the body ends, fails or is left (a generator that was never
+   * started does not run its cleanup, so a caller that decides not to read must still start it).
    */
   body: AsyncGenerator<Uint8Array>
+}
+
+/**
+ * The bytes [offset, offset + length) of a file, in terms of its extents: the extents
+ * [first, end) are those that overlap it, and only they are read. Invariants: `length` is the sum
+ * of the extents' bytes between `headSkip` and `tailDrop`; an empty range reads no extent.
+ */
+export interface ExtentRange {
+  /** First byte served. */
+  offset: number
+  /** Bytes served: what was asked, clipped at the end of the file. */
+  length: number
+  /** Index of the first extent read. */
+  first: number
+  /** Index after the last extent read (`first` when the range is empty). */
+  end: number
+  /** File offset at which extent `first` starts (`offset` when the range is empty). */
+  firstOffset: number
+  /** Bytes of extent `first` before `offset`: read and verified, not sent. */
+  headSkip: number
+  /** Bytes of extent `end - 1` after the range: read and verified, not sent. */
+  tailDrop: number
+}
+
+/**
+ * Which extents of a file (their sizes, in order) hold the bytes [offset, offset + length), and how
+ * much of the first and last to cut. `length` absent: to the end. A range that starts at the end or
+ * has length 0 is empty; one that runs past the end is clipped; one that starts past the end is
+ * InvalidRange. Negative or fractional numbers are InvalidArgument.
+ */
+export function extentRange (sizes: readonly number[], offset = 0, length?: number): ExtentRange {
+  if (!Number.isSafeInteger(offset) || offset < 0) throw new InvalidArgumentError('offset must be an integer >= 0', { offset })
+  if (length !== undefined && (!Number.isSafeInteger(length) || length < 0)) throw new InvalidArgumentError('length must be an integer >= 0', { length })
+  let size = 0
+  for (const n of sizes) size += n
+  if (offset > size) throw new InvalidRangeError(`offset ${offset} is past the end of the file (${size} bytes)`, { offset, size })
+  const stop = offset + Math.min(length ?? Infinity, size - offset)
+  const empty: ExtentRange = { offset, length: 0, first: 0, end: 0, firstOffset: offset, headSkip: 0, tailDrop: 0 }
+  if (stop === offset) return empty
+  let first = -1
+  let firstOffset = 0
+  let end = 0
+  let at = 0
+  for (let i = 0; i < sizes.length && at < stop; i++) {
+    const next = at + sizes[i]
+    // overlaps [offset, stop): starts before its end and ends after its start
+    if (next > offset) {
+      if (first < 0) {
+        first = i
+        firstOffset = at
+      }
+      end = i + 1
+    }
+    at = next
+  }
+  // stop > offset and stop <= size, so some extent holds the byte at `offset`
+  if (first < 0) throw new Error(`extent range invariant broken: no extent holds byte ${offset} of ${size}`)
+  return { offset, length: stop - offset, first, end, firstOffset, headSkip: offset - firstOffset, tailDrop: at - stop }
 }
 
 /**
@@ -265,22 +335,39 @@ export class FileService {
     return { ...value, consistency }
   }
 
-  /** Opens a file; its metadata is read as `options.consistency` asks, its bytes from the replicas as always. */
-  async open (rawPath: string, options: ReadFileOptions = {}): Promise<OpenFile> {
+  /**
+   * Opens a file, or the range [offset, offset + length) of it (see extentRange): its metadata is read
+   * as `options.consistency` asks, its bytes from the replicas as always, and only the extents that
+   * overlap the range are pinned and read.
+   */
+  async open (rawPath: string, options: OpenFileOptions = {}): Promise<OpenFile> {
     const path = normalizePath(rawPath)
     let release: () => void = () => {}
     const read = await this.#read(path, (view) => {
       const s = statOf(view, path)
+      const range = extentRange(s.extents.map((e) => e.size), options.offset, options.length)
       // pinned in the same synchronous step that read the version: no rm can slip in between
-      release = this.#gc.pin(s.extents.map((e) => e.id))
-      return s
+      release = this.#gc.pin(s.extents.slice(range.first, range.end).map((e) => e.id))
+      return { s, range }
     }, options)
-    const stat: StatResult = { ...read.value, consistency: read.consistency }
+    const stat: StatResult = { ...read.value.s, consistency: read.consistency }
+    const r = read.value.range
+    const wanted = stat.extents.slice(r.first, r.end)
+    /**
+     * The bytes of the range in `bytes`, the whole of extent `first + i` as read. Each extent was
+     * verified whole, also the first and last when the range cuts them: a checksum covers the whole
+     * extent, so a range read costs up to one extent more at each end than the bytes it sends.
+     */
+    const trim = (i: number, bytes: Uint8Array): Uint8Array => {
+      const from = i === 0 ? r.headSkip : 0
+      const to = bytes.byteLength - (i === wanted.length - 1 ? r.tailDrop : 0)
+      return from === 0 && to === bytes.byteLength ? bytes : bytes.subarray(from, to)
+    }
     const store = this.#store
     const reader = this.#extents
     async function * local (): AsyncGenerator<Uint8Array> {
       try {
-        for (const extent of stat.extents) yield await store.get(extent.id, options)
+        for (let i = 0; i < wanted.length; i++) yield trim(i, await store.get(wanted[i].id, { signal: options.signal }))
       } finally {
         release()
       }
@@ -290,8 +377,8 @@ export class FileService {
       const stop = new AbortController()
       const signal = options.signal == null ? stop.signal : AbortSignal.any([options.signal, stop.signal])
       const fetch = (i: number): Promise<Uint8Array> | undefined => {
-        if (i >= stat.extents.length) return undefined
-        const p = reader.get(stat.extents[i], { signal })
+        if (i >= wanted.length) return undefined
+        const p = reader.get(wanted[i], { signal })
         // rethrown when awaited; a prefetch the caller never reaches must not be an unhandled rejection
         p.catch(() => {})
         return p
@@ -301,7 +388,7 @@ export class FileService {
         for (let i = 0; next != null; i++) {
           const bytes = await next
           next = fetch(i + 1)
-          yield bytes
+          yield trim(i, bytes)
         }
       } finally {
         stop.abort()
@@ -309,7 +396,7 @@ export class FileService {
         release()
       }
     }
-    return { stat, body: reader == null ? local() : through(reader) }
+    return { stat, range: r, body: reader == null ? local() : through(reader) }
   }
 
   async list (rawPath: string, page: ListPage = {}, options: ReadFileOptions = {}): Promise<ListResult> {
@@ -392,6 +479,22 @@ export class FileService {
     const freed = result.freed ?? []
     await this.#free(freed)
     return { path, freed: freed.length }
+  }
+
+  /**
+   * Moves the file or directory at `from` to `to` in one metadata operation (RenameFile: see the
+   * rules at RENAME_FILES_MAX in @dfs/api); no byte moves. A file replaced at `to` (only with
+   * `replace`) is freed as `remove` frees one: a reader that opened it keeps its bytes until it
+   * ends. Paths in two top-level directories are refused before anything is proposed.
+   */
+  async rename (rawFrom: string, rawTo: string, options: CallOptions & { replace?: boolean } = {}): Promise<RenameResult> {
+    const from = normalizePath(rawFrom)
+    const to = normalizePath(rawTo)
+    requireRenameWithinTopLevel(from, to)
+    const result = await this.#metadata.propose({ type: 'RenameFile', from, to, replace: options.replace === true }, { signal: options.signal })
+    const freed = result.freed ?? []
+    if (freed.length > 0) await this.#free(freed)
+    return { from, to }
   }
 }
 

@@ -75,10 +75,15 @@ test('every fs RPC checks its path with clientPath before a handler runs', () =>
   assert.ok(methods.size >= 5)
   for (const [method, m] of methods) {
     if (!method.startsWith('fs.')) continue
-    assert.is(refusal(() => m.params({ path: '/a\u202eb' })), 'InvalidArgument', method)
-    assert.is(refusal(() => m.params({ path: '/a\u0007' })), 'InvalidArgument', method)
-    assert.is(refusal(() => m.params({ path: `/${'\u20ac'.repeat(86)}` })), 'InvalidArgument', method)
-    assert.is(m.params({ path: 'caf\u0065\u0301' }).path, '/caf\u00e9', method)
+    // fs.mv names two paths, `from` and `to`: each is checked
+    const keys = method === 'fs.mv' ? ['from', 'to'] : ['path']
+    for (const key of keys) {
+      const other = Object.fromEntries(keys.filter((k) => k !== key).map((k) => [k, '/ok']))
+      assert.is(refusal(() => m.params({ ...other, [key]: '/a\u202eb' })), 'InvalidArgument', method)
+      assert.is(refusal(() => m.params({ ...other, [key]: '/a\u0007' })), 'InvalidArgument', method)
+      assert.is(refusal(() => m.params({ ...other, [key]: `/${'\u20ac'.repeat(86)}` })), 'InvalidArgument', method)
+      assert.is(m.params({ ...other, [key]: 'caf\u0065\u0301' })[key], '/caf\u00e9', method)
+    }
   }
 })
 

@@ -198,6 +198,40 @@ export function metadataServiceSuite (name: string, make: () => Promise<Metadata
     assert.is((await s.propose(putFile('/f', []))).file?.version, 1)
   })
 
+  test('RenameFile: a file moves with its extents, size, mtime and version; a replace frees; conflicts refused; it survives a restart', async (ctx) => {
+    const h = harness(ctx)
+    await init(h)
+    const s = h.service
+    await s.propose(putFile('/r/a', [extent(1, 4, ['n1']), extent(2, 5, ['n1'])], 50))
+    await s.propose(putFile('/r/a', [extent(3, 6, ['n1'])], 60))
+    const moved = await s.propose({ type: 'RenameFile', from: '/r/a', to: '/r/sub/b' })
+    assert.equal(moved.file, { path: '/r/sub/b', size: 6, mtimeMs: 60, version: 2, extents: [uuid(3)] })
+    assert.equal(moved.freed ?? [], [])
+    assert.equal(await s.read((v) => ({ a: v.getFile('/r/a'), r: v.list('/r').map((e) => e.name), e: v.getExtent(uuid(3)) })),
+      { a: undefined, r: ['sub'], e: extent(3, 6, ['n1']) })
+    await s.propose(putFile('/r/c', [extent(4, 2, ['n1'])], 70))
+    const before = await s.read((v) => stateOf(v))
+    await rejects(s.propose({ type: 'RenameFile', from: '/r/sub/b', to: '/r/c' }), 'AlreadyExists')
+    await rejects(s.propose({ type: 'RenameFile', from: '/r/c', to: '/r/sub' }), 'IsADirectory')
+    await rejects(s.propose({ type: 'RenameFile', from: '/r/sub/b', to: '/r/c/d' }), 'NotADirectory')
+    await rejects(s.propose({ type: 'RenameFile', from: '/r/none', to: '/r/x' }), 'NotFound')
+    await rejects(s.propose({ type: 'RenameFile', from: '/r/c', to: '/other/c' }), 'InvalidArgument')
+    await rejects(s.propose({ type: 'RenameFile', from: '/r/c', to: '/r/x', replace: 1 } as unknown as MetadataOp), 'InvalidArgument')
+    await rejects(s.propose({ type: 'RenameFile', from: '/r/sub', to: '/r/sub/deeper' }), 'InvalidArgument')
+    assert.equal(await s.read((v) => stateOf(v)), before, 'the refused renames changed nothing')
+    const replaced = await s.propose({ type: 'RenameFile', from: '/r/sub/b', to: '/r/c', replace: true })
+    assert.equal(replaced.freed, [extent(4, 2, ['n1'])])
+    assert.equal(replaced.file, { path: '/r/c', size: 6, mtimeMs: 60, version: 2, extents: [uuid(3)] })
+    await s.propose({ type: 'RenameFile', from: '/r/c', to: '/r/c' })
+    // a directory moves with everything under it
+    await s.propose(putFile('/r/dir/x', [extent(5, 1, ['n1'])], 80))
+    await s.propose(putFile('/r/dir/y/z', [extent(6, 1, ['n1'])], 90))
+    await s.propose({ type: 'RenameFile', from: '/r/dir', to: '/r/moved' })
+    const after = await s.read((v) => stateOf(v))
+    assert.equal(await s.read((v) => [v.isDirectory('/r/dir'), v.getFile('/r/moved/y/z')?.extents]), [false, [uuid(6)]])
+    assert.equal(await (await h.reopen()).read((v) => stateOf(v)), after, 'renames survive a restart')
+  })
+
   test('read sees every write that resolved before it, also with many proposals in flight', async (ctx) => {
     const s = harness(ctx).service
     await init(harness(ctx))

@@ -1,6 +1,6 @@
 import {
   CONSISTENCY_DEFAULT, CONSISTENCY_LEVELS, DfsError, InvalidArgumentError, IsADirectoryError, errorFromWire, fromInternalPath, tenantRootPath, toInternalPath,
-  type CallOptions, type FsPutParams
+  type CallOptions, type FsPutParams, type FsRenameParams
 } from '@dfs/api'
 import { Action } from '../../security/index.js'
 import { LIST_PAGE_MAX, type FileService } from '../files.js'
@@ -41,7 +41,7 @@ function clientPathOf (internal: string): string {
 }
 
 /**
- * The file RPCs: `fs.put` (upload), `fs.get` (download), `fs.ls`, `fs.stat`, `fs.rm`. The reads take
+ * The file RPCs: `fs.put` (upload), `fs.get` (download), `fs.ls`, `fs.stat`, `fs.rm`, `fs.mv`. The reads take
  * `consistency` (Consistency: `linearizable`, the default, or `stale`) and answer with the one served.
  *
  * Every path is in the caller's namespace (NamespaceOf): a tenant's user sends and receives paths
@@ -90,14 +90,23 @@ export function fsMethods (files: FileService, namespaceOf: NamespaceOf = DEFAUL
     defineMethod('fs.get', {
       action: Action.FsRead,
       kind: 'download',
-      params: read('fs.get'),
+      params: (raw) => {
+        const p = record(raw, 'fs.get')
+        const offset = integer(p, 'offset', { min: 0, max: Number.MAX_SAFE_INTEGER, optional: true })
+        const length = integer(p, 'length', { min: 0, max: Number.MAX_SAFE_INTEGER, optional: true })
+        return { ...read('fs.get')(p), ...(offset !== undefined ? { offset } : {}), ...(length !== undefined ? { length } : {}) }
+      },
       handle: async ({ peer, params, signal }) => await inNamespace(peer, params, signal, async (internal) => {
-        const { stat, body } = await files.open(internal, { signal, consistency: params.consistency })
+        const { stat, range, body } = await files.open(internal, { signal, consistency: params.consistency, offset: params.offset, length: params.length })
         return {
           result: {
             path: clientPathOf(stat.path),
             size: stat.size,
-            extents: stat.extents.map((e) => ({ id: e.id, size: e.size, checksum: e.checksum })),
+            offset: range.offset,
+            length: range.length,
+            // only the extents the body reads: a small range of a big file has a small answer
+            extents: stat.extents.slice(range.first, range.end).map((e) => ({ id: e.id, size: e.size, checksum: e.checksum })),
+            extentsOffset: range.firstOffset,
             consistency: stat.consistency
           },
           body
@@ -139,6 +148,26 @@ export function fsMethods (files: FileService, namespaceOf: NamespaceOf = DEFAUL
         const r = await files.remove(internal, { signal })
         return { ...r, path: clientPathOf(r.path) }
       })
+    }),
+    defineMethod('fs.mv', {
+      action: Action.FsWrite,
+      kind: 'unary',
+      params: (raw): FsRenameParams => {
+        const p = record(raw, 'fs.mv')
+        const replace = p.replace ?? true
+        if (typeof replace !== 'boolean') throw new InvalidArgumentError('replace must be true or false', { key: 'replace' })
+        return { from: path(p, 'from'), to: path(p, 'to'), replace, ...tenantParam(p) }
+      },
+      handle: async ({ peer, params, signal }) => {
+        // a namespace's root is never renamed (a tenant's root is not `/` inside, so say it here)
+        if (params.from === '/' || params.to === '/') {
+          throw new InvalidArgumentError('/ cannot be renamed, nor anything renamed to it', { from: params.from, to: params.to })
+        }
+        return await inNamespace(peer, { path: params.from, tenant: params.tenant }, signal, async (from, tenant) => {
+          await files.rename(from, toInternalPath(tenant, params.to), { signal, replace: params.replace })
+          return { from: params.from, to: params.to }
+        })
+      }
     })
   ]
 }

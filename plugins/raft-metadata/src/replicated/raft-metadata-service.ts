@@ -30,7 +30,7 @@ import { mkdir, open, readFile, rename } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
   ConfigError, DataDirLockedError, INLINE_FILE_BYTES_MAX, InvalidArgumentError, NotFoundError, TENANT_NAME_PATTERN, UnavailableError,
-  errorFromWire, normalizePath, requireTenantName, tenantRootPath
+  errorFromWire, normalizePath, requireRenameWithinTopLevel, requireTenantName, tenantRootPath
 } from '@dfs/api'
 import type {
   AuditCheckpoint, AuditEntry, CallOptions, ClusterConfig, ClusterKey, ClusterRecord, DirEntry, ExtentRecord, FileRecord, InlineExtent,
@@ -701,6 +701,12 @@ export class RaftMetadataService implements MetadataService {
     if (type === 'PutFile' || type === 'DeleteFile') {
       const path = normalizePath(fields.path) // InvalidArgument for a malformed path
       return path === '/' ? data[0] : data[groupOfShard(shardOfPath(path), groups) - 1]
+    }
+    if (type === 'RenameFile') {
+      // one group applies a rename atomically; one that would span groups is refused before it is proposed
+      const from = normalizePath(fields.from)
+      requireRenameWithinTopLevel(from, normalizePath(fields.to))
+      return data[groupOfShard(shardOfPath(from), groups) - 1]
     }
     if (type === 'PutTenant' || type === 'RemoveTenant') {
       // a tenant's record lives with its files: in the group of its root's shard

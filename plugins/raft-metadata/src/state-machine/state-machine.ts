@@ -18,8 +18,8 @@
 import {
   AlreadyExistsError, DfsError, FailedPreconditionError, InvalidArgumentError, InvalidTokenError, IsADirectoryError, NotADirectoryError,
   NotFoundError, QuotaExceededError, TokenExpiredError, WrongShardError, AUDIT_BATCH_MAX, AUDIT_GENESIS_HASH, AUDIT_RETENTION_MAX,
-  AUDIT_RETENTION_MIN, CLUSTER_CONFIG_DEFAULTS, TENANT_MARKER, auditEntryHash, baseName, errorToWire, fromInternalPath, normalizePath,
-  parentPath, tenantRootPath
+  AUDIT_RETENTION_MIN, CLUSTER_CONFIG_DEFAULTS, RENAME_FILES_MAX, TENANT_MARKER, auditEntryHash, baseName, errorToWire, fromInternalPath,
+  normalizePath, parentPath, requireRenameWithinTopLevel, tenantRootPath
 } from '@dfs/api'
 import type {
   AuditCheckpoint, AuditEntry, ClusterConfig, ClusterKey, ClusterRecord, DirEntry, ExtentMove, ExtentRecord, FileRecord, JoinTokenRecord,
@@ -254,6 +254,7 @@ export class MetadataStateMachine implements MetadataView {
       case 'SetDraining': return this.#setDraining(op, index)
       case 'PutFile': return this.#putFile(op, index)
       case 'DeleteFile': return this.#deleteFile(op, index)
+      case 'RenameFile': return this.#renameFile(op, index)
       default:
         throw new InvalidArgumentError('unknown operation type',
           { type: typeof type === 'string' ? type.slice(0, 64) : typeof type })
@@ -281,6 +282,11 @@ export class MetadataStateMachine implements MetadataView {
       const path = requirePath(field(op, 'path'), 'path')
       if (path === '/') return // rejected by the handler
       shard = shardOfPath(path)
+    } else if (type === 'RenameFile') {
+      // `to` is in the same shard or the handler rejects the operation (requireRenameWithinTopLevel)
+      const from = requirePath(field(op, 'from'), 'from')
+      if (from === '/') return // rejected by the handler
+      shard = shardOfPath(from)
     } else if (type === 'CreateExtent') {
       shard = shardOfExtent(requireExtent(field(op, 'extent'), 'extent').id)
     }
@@ -641,19 +647,89 @@ export class MetadataStateMachine implements MetadataView {
     if (file === undefined) {
       throw new NotFoundError(`no file ${path}`, { path })
     }
-    const freed: ExtentRecord[] = []
-    for (const id of file.extents) {
-      const record = this.#extents.get(id)
-      invariant(record !== undefined, `file ${path} lists missing extent ${id}`)
-      invariant(this.#owners.get(id) === path, `extent ${id} of ${path} has another owner`)
-      this.#extents.delete(id)
-      this.#owners.delete(id)
-      freed.push(record)
+    return { ok: true, index, freed: this.#removeFile(file) }
+  }
+
+  /** RenameFile: see the rules at RENAME_FILES_MAX in @dfs/api (metadata.ts). */
+  #renameFile (op: Fields, index: number): OkResult {
+    const from = requirePath(field(op, 'from'), 'from')
+    const to = requirePath(field(op, 'to'), 'to')
+    const rawReplace = field(op, 'replace')
+    if (rawReplace !== undefined && typeof rawReplace !== 'boolean') {
+      throw new InvalidArgumentError('replace must be true, false or absent', { field: 'replace' })
     }
-    this.#files.delete(path)
-    this.#unlink(path)
-    this.#addUsage(path, -file.size, -1)
-    return { ok: true, index, freed }
+    const replace = rawReplace === true
+    requireRenameWithinTopLevel(from, to)
+    // one top-level directory is one namespace; checked on its own so that no change of the rule
+    // above can let usage move between tenants unnoticed
+    const [inFrom, inTo] = [fromInternalPath(from), fromInternalPath(to)]
+    if (inFrom.tenant !== inTo.tenant) throw new InvalidArgumentError('a rename cannot cross namespaces', { from, to })
+    if (inFrom.tenant !== null && (inFrom.path === '/' || inTo.path === '/')) {
+      throw new InvalidArgumentError('a tenant\'s root cannot be renamed, nor anything renamed to it', { from, to })
+    }
+    const file = this.#files.get(from)
+    if (file === undefined && !this.#dirs.has(from)) throw new NotFoundError(`no file or directory ${from}`, { path: from })
+    if (from === to) return { ok: true, index, ...(file !== undefined ? { file } : {}), freed: [] }
+    return file !== undefined ? this.#renameOne(file, to, replace, index) : this.#renameDir(from, to, index)
+  }
+
+  #renameOne (file: FileRecord, to: string, replace: boolean, index: number): OkResult {
+    this.#checkFilePath(to)
+    const replaced = this.#files.get(to)
+    if (replaced !== undefined && !replace) {
+      throw new AlreadyExistsError(`${to} exists (rename with replace to overwrite it)`, { path: to })
+    }
+    invariant(replaced === undefined || replaced.version < Number.MAX_SAFE_INTEGER, `version of ${to} overflows`)
+
+    // Every check passed: mutate.
+    const freed = replaced !== undefined ? this.#removeFile(replaced) : []
+    const moved: FileRecord = Object.freeze({
+      ...file, path: to, version: replaced === undefined ? file.version : Math.max(file.version, replaced.version + 1)
+    })
+    this.#moveFile(file, moved)
+    return { ok: true, index, file: moved, freed }
+  }
+
+  #renameDir (from: string, to: string, index: number): OkResult {
+    if (to.startsWith(from + '/')) throw new InvalidArgumentError(`${from} cannot move under itself`, { from, to })
+    if (this.#files.has(to)) throw new NotADirectoryError(`${to} is a file, so directory ${from} cannot move there`, { path: to, from })
+    if (this.#dirs.has(to)) throw new AlreadyExistsError(`directory ${to} exists`, { path: to })
+    for (const a of ancestors(to)) {
+      if (this.#files.has(a)) throw new NotADirectoryError(`${a} is a file, so ${to} cannot be created under it`, { path: to, file: a })
+    }
+    const files = this.#filesUnder(from, RENAME_FILES_MAX)
+    if (files === undefined) {
+      throw new FailedPreconditionError(`${from} holds more than ${RENAME_FILES_MAX} files, more than one rename moves`,
+        { path: from, filesMax: RENAME_FILES_MAX })
+    }
+    // Every check passed: mutate. No target exists (none is under `to`, which is neither a file nor
+    // a directory, nor under `from`), so no file is replaced.
+    for (const file of files) {
+      this.#moveFile(file, Object.freeze({ ...file, path: to + file.path.slice(from.length) }))
+    }
+    return { ok: true, index, freed: [] }
+  }
+
+  /** The files under directory `dir` in path order, or undefined when there are more than `max`. */
+  #filesUnder (dir: string, max: number): FileRecord[] | undefined {
+    const out: FileRecord[] = []
+    const walk = (d: string): boolean => {
+      const children = this.#dirs.get(d)
+      invariant(children !== undefined, `directory ${d} is missing`)
+      for (const name of [...children.keys()].sort(compareStrings)) {
+        const path = joinPath(d, name)
+        if (children.get(name) === 'dir') {
+          if (!walk(path)) return false
+          continue
+        }
+        const file = this.#files.get(path)
+        invariant(file !== undefined, `listed file ${path} is missing`)
+        if (out.length === max) return false
+        out.push(file)
+      }
+      return true
+    }
+    return walk(dir) ? out : undefined
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -744,6 +820,42 @@ export class MetadataStateMachine implements MetadataView {
     if (isNew) {
       this.#link(file.path)
     }
+  }
+
+  /** Removes a file and its extent records; returns those records (their bytes may be freed). */
+  #removeFile (file: FileRecord): ExtentRecord[] {
+    const path = file.path
+    const freed: ExtentRecord[] = []
+    for (const id of file.extents) {
+      const record = this.#extents.get(id)
+      invariant(record !== undefined, `file ${path} lists missing extent ${id}`)
+      invariant(this.#owners.get(id) === path, `extent ${id} of ${path} has another owner`)
+      this.#extents.delete(id)
+      this.#owners.delete(id)
+      freed.push(record)
+    }
+    this.#files.delete(path)
+    this.#unlink(path)
+    this.#addUsage(path, -file.size, -1)
+    return freed
+  }
+
+  /**
+   * Moves a file's record to `moved.path` (a path where no file is and a file may be), with its
+   * extents. Usage moves with it: to the same tenant, since both paths share their top level.
+   */
+  #moveFile (file: FileRecord, moved: FileRecord): void {
+    invariant(!this.#files.has(moved.path), `${moved.path} is taken`)
+    this.#files.delete(file.path)
+    this.#unlink(file.path)
+    this.#addUsage(file.path, -file.size, -1)
+    for (const id of moved.extents) {
+      invariant(this.#owners.get(id) === file.path, `extent ${id} of ${file.path} has another owner`)
+      this.#owners.set(id, moved.path)
+    }
+    this.#files.set(moved.path, moved)
+    this.#link(moved.path)
+    this.#addUsage(moved.path, moved.size, 1)
   }
 
   /** Adds a new file to its parent directory, creating the implicit directories above it. */
