@@ -113,7 +113,7 @@ async function inTheMinority (minority: NodeHandle, cut: DfsClient, digest: stri
   const get = await sb.run(['fs', 'get', '/early.bin', join(sb.dir, 'stale.out'), '--consistency', 'stale', '--json', ...node, '--timeout', '10000'])
   const cliMs = Date.now() - started
   assert.is(get.code, 0, get.stderr)
-  assert.equal(get.json, { path: '/early.bin', size: 100 * 1024, local: join(sb.dir, 'stale.out'), consistency: 'stale' })
+  assert.equal(get.json, { path: '/early.bin', size: 100 * 1024, local: join(sb.dir, 'stale.out'), consistency: 'stale', offset: 0, length: 100 * 1024 })
   assert.is(sha256Hex(await readFile(join(sb.dir, 'stale.out'))), digest)
 
   started = Date.now()
