@@ -4,24 +4,8 @@ import type { AuditEntry, AuditPage, AuditVerification } from '@dfs/api'
 import { ClientCommand } from '../../cli/base-command.js'
 import { parseDuration } from '../../cli/duration.js'
 
-/** An entry as `dfs cluster audit --json` prints it. */
-export interface AuditEntryJson {
-  seq: number
-  /** ISO 8601 (UTC). */
-  time: string
-  user: string
-  role: string | null
-  tenant: string | null
-  operation: string
-  resource: string
-  success: boolean
-  error: string | null
-  /** Identical refusals aggregated into the entry. */
-  count: number
-  /** The node that recorded it. */
-  node: string
-  hash: string
-}
+/** An entry as `dfs cluster audit --json` prints it: an AuditEntry with its time in ISO 8601 (UTC). */
+export type AuditEntryJson = Omit<AuditEntry, 'timeMs'> & { time: string }
 
 export type AuditJson = { entries: AuditEntryJson[] } | Omit<AuditVerification, 'node'> & { node: string }
 
@@ -35,12 +19,6 @@ export function parseSince (text: string, nowMs: number): number {
   const ms = /^\d{4}-\d{2}-\d{2}/.test(t) ? Date.parse(t) : NaN
   if (Number.isNaN(ms)) throw new InvalidArgumentError(`--since ${JSON.stringify(text)} is neither an ISO 8601 time nor a duration such as 10m`, { since: text })
   return ms
-}
-
-/** A server-sent string made safe for a terminal: control and bidi characters escaped. */
-function escaped (s: string): string {
-  // eslint-disable-next-line no-control-regex
-  return s.replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
 }
 
 function toJson (e: AuditEntry): AuditEntryJson {
@@ -108,8 +86,8 @@ A tenant's admin sees only its tenant's entries. Retention: dfs cluster config s
     for (const e of entries) {
       const outcome = e.success ? 'ok' : (e.error ?? 'failed')
       const times = e.count > 1 ? ` x${e.count}` : ''
-      this.say(`${new Date(e.timeMs).toISOString()}  #${e.seq}  ${escaped(e.user)} (${e.role ?? 'stranger'}${e.tenant != null ? `@${escaped(e.tenant)}` : ''})  ` +
-        `${escaped(e.operation)} ${escaped(e.resource) || '-'}  ${outcome}${times}`)
+      this.say(`${new Date(e.timeMs).toISOString()}  #${e.seq}  ${this.shown(e.user)} (${e.role ?? 'stranger'}${e.tenant != null ? `@${this.shown(e.tenant)}` : ''})  ` +
+        `${this.shown(e.operation)} ${this.shown(e.resource) || '-'}  ${outcome}${times}`)
     }
     return { entries: entries.map(toJson) }
   }
