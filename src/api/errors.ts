@@ -238,6 +238,25 @@ export class FailedPreconditionError extends DfsError {
   }
 }
 
+/**
+ * The bytes received do not have the digest the caller said they have (`details.expected`,
+ * `details.actual`, both base64 MD5 as HTTP's Content-MD5): nothing was stored.
+ */
+export class BadDigestError extends DfsError {
+  constructor (message: string, details: ErrorDetails = {}) {
+    super(message, details)
+    this.name = 'BadDigest'
+  }
+}
+
+/** A directory to remove still has entries (`details.entries`: how many). */
+export class DirectoryNotEmptyError extends DfsError {
+  constructor (message: string, details: ErrorDetails = {}) {
+    super(message, details)
+    this.name = 'DirectoryNotEmpty'
+  }
+}
+
 /** A stored audit entry does not match the hash chain (`details.seq`: the first bad entry). */
 export class AuditChainBrokenError extends DfsError {
   constructor (message: string, details: ErrorDetails = {}) {
@@ -308,7 +327,9 @@ const builders = new Map<string, ErrorBuilder>([
   ['RateLimited', (m, d) => new RateLimitedError(m, d)],
   ['FailedPrecondition', (m, d) => new FailedPreconditionError(m, d)],
   ['AuditChainBroken', (m, d) => new AuditChainBrokenError(m, d)],
-  ['WrongCluster', (m, d) => new WrongClusterError(m, d)]
+  ['WrongCluster', (m, d) => new WrongClusterError(m, d)],
+  ['BadDigest', (m, d) => new BadDigestError(m, d)],
+  ['DirectoryNotEmpty', (m, d) => new DirectoryNotEmptyError(m, d)]
 ])
 
 /** Turns any thrown value into the wire form. Unexpected errors keep their name but not their stack. */

@@ -79,6 +79,110 @@ export interface FileRecord {
   version: number
   /** Extent ids in file order. */
   extents: string[]
+  /** What the writer said about the content (absent: nothing); see requireFileMeta for the bounds. */
+  meta?: FileMeta
+}
+
+/**
+ * What a file's writer says about its content, kept with the file version and never looked at by
+ * dfs itself (the S3 gateway answers with it). Replaced as a whole by every put; kept by a rename.
+ */
+export interface FileMeta {
+  /** A MIME type as HTTP sends it: 1..FILE_CONTENT_TYPE_BYTES_MAX printable ASCII characters. */
+  contentType?: string
+  /** An entity tag, e.g. the hex MD5 of the bytes or an S3 multipart tag: 1..FILE_ETAG_LENGTH_MAX of `[0-9a-f-]`. */
+  etag?: string
+  /** User metadata (S3's `x-amz-meta-*`): keys FILE_USER_META_KEY_PATTERN, values without control characters. */
+  user?: Record<string, string>
+}
+
+/** Longest content type. */
+export const FILE_CONTENT_TYPE_BYTES_MAX = 256
+/** Longest etag. */
+export const FILE_ETAG_LENGTH_MAX = 128
+/** Most bytes (UTF-8) of a file's user metadata keys and values together (S3 allows 2 KiB). */
+export const FILE_USER_META_BYTES_MAX = 2048
+/** Most user metadata entries of one file. */
+export const FILE_USER_META_ENTRIES_MAX = 64
+/** A user metadata key: lower-case, as HTTP headers are compared. */
+export const FILE_USER_META_KEY_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,127}$/
+const CONTENT_TYPE_PATTERN = /^[\x20-\x7e]+$/
+const ETAG_PATTERN = /^[0-9a-f-]+$/
+const UTF8 = new TextEncoder()
+/** Control characters (C0 and DEL) and lone surrogates (which no encoding keeps as they are). */
+// eslint-disable-next-line no-control-regex -- the control characters are what it finds
+const META_VALUE_REFUSED = /[\u0000-\u001f\u007f]|\p{Cs}/u
+
+/**
+ * Checks untrusted file metadata (an operation's or a caller's) and returns a fresh frozen copy with
+ * only the known fields, or undefined when it sets nothing (`{}`, or an empty `user`): a file's
+ * `meta` is present exactly when it says something. InvalidArgument names the field.
+ */
+export function requireFileMeta (value: unknown, what = 'meta'): FileMeta | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array) {
+    throw new InvalidArgumentError(`${what} must be a map`, { field: what })
+  }
+  const obj = value as Record<string, unknown>
+  const own = (k: string): unknown => Object.hasOwn(obj, k) ? obj[k] : undefined
+  for (const k of Object.keys(obj)) {
+    if (k !== 'contentType' && k !== 'etag' && k !== 'user') throw new InvalidArgumentError(`${what} has an unknown field`, { field: `${what}.${k.slice(0, 32)}` })
+  }
+  const out: FileMeta = {}
+  const contentType = own('contentType')
+  if (contentType !== undefined) {
+    if (typeof contentType !== 'string' || contentType.length > FILE_CONTENT_TYPE_BYTES_MAX || !CONTENT_TYPE_PATTERN.test(contentType)) {
+      throw new InvalidArgumentError(`${what}.contentType must be 1 to ${FILE_CONTENT_TYPE_BYTES_MAX} printable ASCII characters`, { field: `${what}.contentType` })
+    }
+    out.contentType = contentType
+  }
+  const etag = own('etag')
+  if (etag !== undefined) {
+    if (typeof etag !== 'string' || etag.length > FILE_ETAG_LENGTH_MAX || !ETAG_PATTERN.test(etag)) {
+      throw new InvalidArgumentError(`${what}.etag must be 1 to ${FILE_ETAG_LENGTH_MAX} characters of [0-9a-f-]`, { field: `${what}.etag` })
+    }
+    out.etag = etag
+  }
+  const user = own('user')
+  if (user !== undefined) {
+    const checked = requireUserMeta(user, `${what}.user`)
+    if (Object.keys(checked).length > 0) out.user = checked
+  }
+  if (out.user !== undefined) Object.freeze(out.user)
+  return Object.keys(out).length === 0 ? undefined : Object.freeze(out)
+}
+
+/**
+ * User metadata (FileMeta.user): at most FILE_USER_META_ENTRIES_MAX entries, keys matching
+ * FILE_USER_META_KEY_PATTERN, values strings without control characters, FILE_USER_META_BYTES_MAX
+ * UTF-8 bytes of keys and values in all. Returns a copy with its keys sorted.
+ */
+export function requireUserMeta (value: unknown, what = 'meta'): Record<string, string> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array) {
+    throw new InvalidArgumentError(`${what} must be a map of strings`, { field: what })
+  }
+  const keys = Object.keys(value)
+  if (keys.length > FILE_USER_META_ENTRIES_MAX) {
+    throw new InvalidArgumentError(`${what} has ${keys.length} entries, more than ${FILE_USER_META_ENTRIES_MAX}`,
+      { field: what, entries: keys.length, entriesMax: FILE_USER_META_ENTRIES_MAX })
+  }
+  const out: Record<string, string> = {}
+  let bytes = 0
+  for (const k of keys.sort()) {
+    if (!FILE_USER_META_KEY_PATTERN.test(k)) {
+      throw new InvalidArgumentError(`${what} key must match ${FILE_USER_META_KEY_PATTERN.source}`, { field: what, key: k.slice(0, 64) })
+    }
+    const v = (value as Record<string, unknown>)[k]
+    if (typeof v !== 'string' || META_VALUE_REFUSED.test(v)) {
+      throw new InvalidArgumentError(`${what}.${k} must be a string without control characters`, { field: `${what}.${k}` })
+    }
+    bytes += k.length + UTF8.encode(v).byteLength
+    if (bytes > FILE_USER_META_BYTES_MAX) {
+      throw new InvalidArgumentError(`${what} holds more than ${FILE_USER_META_BYTES_MAX} bytes`, { field: what, bytesMax: FILE_USER_META_BYTES_MAX })
+    }
+    out[k] = v
+  }
+  return out
 }
 
 export interface DirEntry {
@@ -87,6 +191,13 @@ export interface DirEntry {
   type: 'file' | 'dir'
   /** Bytes of a file; for a directory, the number of entries directly in it. */
   size: number
+  /**
+   * A file's mtime, version and etag (FileMeta.etag, when set): what an object listing shows. Set on
+   * the file entries of `fs.ls` (FileService.list); MetadataView.list leaves them out.
+   */
+  mtimeMs?: number
+  version?: number
+  etag?: string
 }
 
 export interface MemberRecord {
@@ -116,6 +227,28 @@ export interface JoinTokenRecord {
   /** The only PeerId that may join with it, when set. */
   forPeer?: PeerIdString
 }
+
+/**
+ * An S3 access key (system group): the gateway looks up `accessKeyId`, checks a request's SigV4
+ * signature with `secretAccessKey`, and acts as `user` (whose role and tenant authorize it as any
+ * of its calls). The secret is kept in the clear because SigV4 needs it on the server (Garage does
+ * the same); it is returned once, when made, and never listed, logged or audited.
+ */
+export interface S3KeyRecord {
+  /** S3_ACCESS_KEY_ID_PATTERN: `DFS` and 17 upper-case letters or digits. */
+  accessKeyId: string
+  /** S3_SECRET_KEY_PATTERN: 40 characters of `[A-Za-z0-9+/]`. */
+  secretAccessKey: string
+  user: PeerIdString
+  createdAtMs: number
+}
+
+/** An access key id: 20 upper-case letters and digits, starting `DFS` (AWS's are 20, starting `AKIA`). */
+export const S3_ACCESS_KEY_ID_PATTERN = /^DFS[0-9A-Z]{17}$/
+/** A secret access key: 40 characters of base64's alphabet (as AWS's). */
+export const S3_SECRET_KEY_PATTERN = /^[A-Za-z0-9+/]{40}$/
+/** Most S3 access keys the cluster keeps. */
+export const S3_KEYS_MAX = 10_000
 
 /** Cluster-wide settings, kept in the system group; `SetConfig` changes one at a time. */
 export interface ClusterConfig {
@@ -211,7 +344,7 @@ export type MetadataOp =
    * itself carries them to the extents' replicas (see MetadataServiceInit.onInlineExtents); the
    * state keeps the records, never the bytes.
    */
-  | { type: 'PutFile', path: string, size: number, mtimeMs: number, extents: ExtentRecord[], inline?: Uint8Array[] }
+  | { type: 'PutFile', path: string, size: number, mtimeMs: number, extents: ExtentRecord[], inline?: Uint8Array[], meta?: FileMeta }
   /** Removes the file and its extent records; the result lists the extents whose bytes may be freed. */
   | { type: 'DeleteFile', path: string }
   /**
@@ -220,6 +353,25 @@ export type MetadataOp =
    * (requireRenameWithinTopLevel).
    */
   | { type: 'RenameFile', from: string, to: string, replace?: boolean }
+  /**
+   * Makes `path` an explicit directory (see EXPLICIT_DIRS_MAX below): a file there is AlreadyExists, a
+   * file above it NotADirectory, `/` InvalidArgument; a directory there already becomes explicit.
+   */
+  | { type: 'MakeDir', path: string }
+  /**
+   * Removes the empty directory at `path`: NotFound when no directory is there, DirectoryNotEmpty
+   * while it has entries; the implicit directories above it that become empty go with it.
+   */
+  | { type: 'RemoveDir', path: string }
+  /**
+   * Makes `to` a file of the parts' extents in order, in one step, moving no bytes: see the rules at
+   * COMPOSE_PARTS_MAX below.
+   */
+  | { type: 'ComposeFile', to: string, parts: string[], mtimeMs: number, meta?: FileMeta, replace?: boolean }
+  /** Records an S3 access key (system group): AlreadyExists for a taken id, FailedPrecondition past S3_KEYS_MAX or for a peer without a role. */
+  | { type: 'PutS3Key', key: S3KeyRecord }
+  /** Drops an S3 access key (NotFound when there is none). */
+  | { type: 'RevokeS3Key', accessKeyId: string }
 
 export type MetadataOpType = MetadataOp['type']
 
@@ -233,9 +385,10 @@ export type MetadataOpType = MetadataOp['type']
  *   NotADirectory (also `from` itself: a file cannot move under itself). A file there is
  *   AlreadyExists unless `replace` is true; then it is removed as DeleteFile would and its extents
  *   are in the result's `freed`.
- * - A directory moves with every file under it (at most RENAME_FILES_MAX, else FailedPrecondition)
- *   to a target that does not exist (a directory there is AlreadyExists, a file NotADirectory;
- *   `replace` never removes anything then), never under itself (InvalidArgument).
+ * - A directory moves with every file and explicit directory under it (at most RENAME_FILES_MAX of
+ *   both together, else FailedPrecondition) to a target that does not exist (a directory there is
+ *   AlreadyExists, a file NotADirectory; `replace` never removes anything then), never under itself
+ *   (InvalidArgument).
  * - `from` missing (no file, no directory) is NotFound; `from === to` changes nothing (NotFound when
  *   nothing is there).
  * - Both paths must share their first segment (one shard, hence one data group); a tenant's files
@@ -245,6 +398,31 @@ export type MetadataOpType = MetadataOp['type']
  * version with RenameFile before one is proposed.
  */
 export const RENAME_FILES_MAX = 10_000
+
+/**
+ * Explicit directories (MakeDir): a directory made by MakeDir stays when its last entry goes, until
+ * RemoveDir removes it empty; a directory that exists only because something lies under it
+ * (implicit, as every directory was before MakeDir) vanishes with its last entry. A rename of a
+ * directory carries the explicit directories under it along; a snapshot carries them. They count
+ * against no tenant quota, but one state machine (a data group) keeps at most EXPLICIT_DIRS_MAX
+ * (FailedPrecondition past it). As with RenameFile, every member must run a version with MakeDir,
+ * RemoveDir and ComposeFile before one is proposed (an older node rejects them as unknown).
+ */
+export const EXPLICIT_DIRS_MAX = 1_000_000
+
+/**
+ * ComposeFile { to, parts, mtimeMs, meta, replace } (S3's CompleteMultipartUpload without copying):
+ * - every part is an existing file, all distinct, 1..COMPOSE_PARTS_MAX of them, `to` not among
+ *   them, and all in the top-level directory of `to` (one data group: requireComposeWithinTopLevel);
+ *   their extents, FILE_EXTENTS_MAX in all;
+ * - `to` follows a put's conflict rules (IsADirectory, NotADirectory; AlreadyExists when a file is
+ *   there and `replace` is not true);
+ * - atomically: `to` becomes a file whose extents are the parts' extents in order and whose size is
+ *   their sum (version: the replaced file's + 1, else 1; `meta` as given), the parts disappear (their
+ *   extents are `to`'s now, not freed), and a replaced file's extents are freed (the result's `freed`).
+ * - a tenant's usage keeps its bytes (less a replaced file's) and loses files: no quota can refuse it.
+ */
+export const COMPOSE_PARTS_MAX = 10_000
 
 /** The first segment of a canonical path other than `/`. */
 function topLevelOf (path: string): string {
@@ -262,6 +440,20 @@ export function requireRenameWithinTopLevel (from: string, to: string): void {
   }
   if (topLevelOf(from) !== topLevelOf(to)) {
     throw new InvalidArgumentError('renames across top-level directories are not supported yet', { from, to })
+  }
+}
+
+/**
+ * Refuses (InvalidArgument) a compose whose parts are not all in the top-level directory of `to`
+ * (canonical paths), or that names `/`: one data group must apply it atomically.
+ */
+export function requireComposeWithinTopLevel (to: string, parts: readonly string[]): void {
+  if (to === '/') throw new InvalidArgumentError('/ is a directory: nothing can be composed there', { to })
+  const top = topLevelOf(to)
+  for (const part of parts) {
+    if (part === '/' || topLevelOf(part) !== top) {
+      throw new InvalidArgumentError('every part must be in the top-level directory of the target', { to, part })
+    }
   }
 }
 
@@ -355,8 +547,12 @@ export interface MetadataView {
   getExtent: (id: string) => ExtentRecord | undefined
   /** Entries directly under a directory, sorted by name. Throws NotFound or NotADirectory. */
   list: (dir: string) => DirEntry[]
-  /** Whether `path` is a directory with at least one entry (directories are implicit: `/` always is). */
+  /** Whether `path` is a directory: `/`, an explicit one (MakeDir), or one with at least one entry. */
   isDirectory: (path: string) => boolean
+  /** An S3 access key by id (system group). */
+  s3Key: (accessKeyId: string) => S3KeyRecord | undefined
+  /** Every S3 access key, sorted by id. */
+  s3Keys: () => S3KeyRecord[]
   /** Every extent id the metadata references (for garbage collection of unreferenced bytes). */
   extentIds: () => Iterable<string>
   /** Index of the last operation applied to this view (of the system group when sharded). */

@@ -31,7 +31,7 @@ export type RpcAction =
   | 'extent.write'
   /** Node-to-node queries (e.g. another node's repair state): members only. */
   | 'node.peer'
-  /** Granting, revoking and listing users: a cluster-wide admin, or a tenant's admin within its tenant. */
+  /** Granting, revoking and listing users and their S3 access keys: a cluster-wide admin, or a tenant's admin within its tenant. */
   | 'user.admin'
   /** Reading the audit log: a cluster-wide admin, or a tenant's admin (its tenant's entries only). */
   | 'audit.read'
@@ -65,6 +65,16 @@ export interface FsPutParams extends FsNamespaceParams {
   size?: number
   /** Acknowledge once a quorum (default) or every copy is durable. */
   sync?: WriteSync
+  /** Kept with the file (FileMeta.contentType). */
+  contentType?: string
+  /** User metadata kept with the file (FileMeta.user). */
+  meta?: Record<string, string>
+  /**
+   * `true`: the node computes the MD5 of the bytes as they arrive and keeps its hex as the file's
+   * etag. A string: the same, and it is the MD5 the bytes must have (base64, as HTTP's Content-MD5):
+   * any other fails the put with BadDigest and stores nothing.
+   */
+  md5?: true | string
 }
 
 /** `fs.put` result. */
@@ -73,6 +83,16 @@ export interface PutResult {
   size: number
   /** How many extents the file was stored as. */
   extents: number
+  /** The file's etag, when the put asked for `md5`. */
+  etag?: string
+}
+
+/** What a file's writer said about it, as `fs.stat` and `fs.get` answer it (each field only when set). */
+export interface FileMetaFields {
+  contentType?: string
+  etag?: string
+  /** User metadata. */
+  meta?: Record<string, string>
 }
 
 /** Params of the reads (`fs.get`, `fs.stat`). */
@@ -100,7 +120,7 @@ export interface FsPathParams extends FsNamespaceParams {
 }
 
 /** `fs.stat` result. */
-export interface StatResult {
+export interface StatResult extends FileMetaFields {
   path: string
   size: number
   version: number
@@ -114,10 +134,13 @@ export interface StatResult {
  * `fs.get` result: sent before the bytes, which the caller checks extent by extent. The body is the
  * file's bytes [offset, offset + length), exactly `length` of them.
  */
-export interface GetResult {
+export interface GetResult extends FileMetaFields {
   path: string
   /** The whole file's size. */
   size: number
+  /** The file version's mtime and version (as `fs.stat` answers them), for the headers sent before the bytes. */
+  mtimeMs: number
+  version: number
   /** The first byte served. */
   offset: number
   /** Bytes served (the range asked for, clipped at the file's end). */
@@ -160,6 +183,47 @@ export interface FsRenameParams extends FsNamespaceParams {
 export interface RenameResult {
   from: string
   to: string
+}
+
+/** `fs.mkdir` and `fs.rmdir` result: the directory, in the caller's namespace. */
+export interface DirResult {
+  path: string
+}
+
+/**
+ * `fs.compose` params: `to` becomes a file of the parts' extents in order, and the parts disappear
+ * (ComposeFile: no byte moves). Every path is in the caller's namespace and in the top-level
+ * directory of `to`.
+ */
+export interface FsComposeParams extends FsNamespaceParams {
+  to: string
+  /** 1..COMPOSE_PARTS_MAX distinct files. */
+  parts: string[]
+  contentType?: string
+  meta?: Record<string, string>
+  /** The etag to keep with the file (the caller computes it, e.g. S3's multipart ETag). */
+  etag?: string
+  /** Replace a file at `to` (default true); false: AlreadyExists. */
+  replace?: boolean
+}
+
+/** What the `fs.compose` validator makes of FsComposeParams: the target as `path` (so audit records it). */
+export interface FsComposeValidated extends FsNamespaceParams {
+  path: string
+  parts: string[]
+  contentType?: string
+  meta?: Record<string, string>
+  etag?: string
+  replace: boolean
+}
+
+/** `fs.compose` result. */
+export interface ComposeResult {
+  path: string
+  size: number
+  /** How many extents the file has. */
+  extents: number
+  etag?: string
 }
 
 // ---- cluster.* and node.* (operators) ----
@@ -424,6 +488,35 @@ export interface UserListResult {
   users: UserRecord[]
 }
 
+/** `s3.key.create` params: whose key (default: the caller). */
+export interface S3KeyCreateParams {
+  user?: PeerIdString
+}
+
+/** `s3.key.create` result: the only answer that ever carries the secret. */
+export interface S3KeyCreated {
+  accessKeyId: string
+  secretAccessKey: string
+  user: PeerIdString
+}
+
+/** An access key as `s3.key.list` shows it: never its secret. */
+export interface S3KeyInfo {
+  accessKeyId: string
+  user: PeerIdString
+  createdAtMs: number
+}
+
+/** `s3.key.list` result, sorted by id (a tenant admin sees its tenant's users' keys only). */
+export interface S3KeyListResult {
+  keys: S3KeyInfo[]
+}
+
+/** `s3.key.revoke` params and result. */
+export interface S3KeyIdParams {
+  accessKeyId: string
+}
+
 /** `tenant.create` and `tenant.set` params: a limit left out is unchanged (none on create); null removes it. */
 export interface TenantParams {
   name: string
@@ -508,6 +601,9 @@ export interface RpcContract {
   'fs.ls': { kind: 'unary', action: 'fs.read', params: FsListParams, result: ListResult }
   'fs.rm': { kind: 'unary', action: 'fs.write', params: FsPathParams, result: RemoveResult }
   'fs.mv': { kind: 'unary', action: 'fs.write', params: FsRenameParams, result: RenameResult }
+  'fs.mkdir': { kind: 'unary', action: 'fs.write', params: FsPathParams, result: DirResult }
+  'fs.rmdir': { kind: 'unary', action: 'fs.write', params: FsPathParams, result: DirResult }
+  'fs.compose': { kind: 'unary', action: 'fs.write', params: FsComposeParams, validated: FsComposeValidated, result: ComposeResult }
 
   'cluster.status': { kind: 'unary', action: 'cluster.read', params: NoParams, validated: UnreadParams, result: ClusterStatus }
   'cluster.nodes': { kind: 'unary', action: 'cluster.read', params: NoParams, validated: UnreadParams, result: ClusterNodesResult }
@@ -534,6 +630,10 @@ export interface RpcContract {
   'user.grant': { kind: 'unary', action: 'user.admin', params: UserGrantParams, result: UserRecord }
   'user.revoke': { kind: 'unary', action: 'user.admin', params: UserIdParams, result: UserIdParams }
   'user.list': { kind: 'unary', action: 'user.admin', params: NoParams, validated: UnreadParams, result: UserListResult }
+
+  's3.key.create': { kind: 'unary', action: 'user.admin', params: S3KeyCreateParams, result: S3KeyCreated }
+  's3.key.list': { kind: 'unary', action: 'user.admin', params: NoParams, validated: UnreadParams, result: S3KeyListResult }
+  's3.key.revoke': { kind: 'unary', action: 'user.admin', params: S3KeyIdParams, result: S3KeyIdParams }
 
   'tenant.create': { kind: 'unary', action: 'cluster.admin', params: TenantParams, result: TenantRecord }
   'tenant.set': { kind: 'unary', action: 'cluster.admin', params: TenantParams, result: TenantRecord }

@@ -21,8 +21,11 @@ export type GetReply = Omit<FromAnyNode<GetResult>, 'offset' | 'length' | 'exten
 /** What getFile read: the node's answer with the range it served. */
 export type GotFile = Omit<GetReply, 'offset' | 'length'> & { offset: number, length: number, local: string }
 
+/** Options of putFile: what `fs.put` takes besides the path and size. */
+export type PutFileOptions = Pick<FsPutParams, 'sync' | 'tenant' | 'contentType' | 'meta' | 'md5'>
+
 /** Streams a local file to `remote`; memory stays bounded by the flow-control window. */
-export async function putFile (client: DfsClient, local: string, remote: string, onBytes: (n: number) => void = () => {}, options: { sync?: 'quorum' | 'all', tenant?: string } = {}): Promise<PutResult> {
+export async function putFile (client: DfsClient, local: string, remote: string, onBytes: (n: number) => void = () => {}, options: PutFileOptions = {}): Promise<PutResult> {
   let info
   try {
     info = await stat(local)
@@ -38,7 +41,10 @@ export async function putFile (client: DfsClient, local: string, remote: string,
     }
   }
   // the size lets a node refuse a put past a tenant's quota before any byte is sent
-  const params: FsPutParams = { path: remote, size: info.size, ...(options.sync != null ? { sync: options.sync } : {}), ...(options.tenant != null ? { tenant: options.tenant } : {}) }
+  const params: FsPutParams = { path: remote, size: info.size }
+  for (const k of ['sync', 'tenant', 'contentType', 'meta', 'md5'] as const) {
+    if (options[k] != null) Object.assign(params, { [k]: options[k] })
+  }
   return await client.rpc.upload('fs.put', params, body(), { timeoutMs: client.timeoutMs })
 }
 

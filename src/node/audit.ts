@@ -73,7 +73,7 @@ export function auditResource (params: unknown): string {
   else if (str('key') !== undefined) resource = scalar('value') !== undefined ? `${str('key')}=${scalar('value')}` : str('key') ?? ''
   else if (str('kind') !== undefined && str('name') !== undefined) resource = `${str('kind')} ${str('name')}`
   else {
-    for (const k of ['peer', 'user', 'id', 'node', 'name', 'for']) {
+    for (const k of ['peer', 'user', 'id', 'node', 'name', 'for', 'accessKeyId']) {
       const v = str(k)
       if (v !== undefined) { resource = v; break }
     }

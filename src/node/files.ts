@@ -1,9 +1,11 @@
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import {
-  Deadline, DeadlineExceededError, DfsError, EXTENT_SIZE_MAX, INLINE_FILE_BYTES_MAX, InvalidArgumentError, InvalidRangeError, IsADirectoryError,
-  NotADirectoryError, NotFoundError,
-  QuotaExceededError, extentChecksum, fromInternalPath, isTenantRootName, normalizePath, parentPath, requireRenameWithinTopLevel, throwIfAborted,
-  type CallOptions, type Consistency, type DirEntry, type ExtentPeers, type ExtentRecord, type ExtentStore, type FileRecord, type MetadataOp,
+  BadDigestError, COMPOSE_PARTS_MAX, Deadline, DeadlineExceededError, DfsError, EXTENT_SIZE_MAX, INLINE_FILE_BYTES_MAX, InvalidArgumentError,
+  InvalidRangeError, IsADirectoryError, NotADirectoryError, NotFoundError,
+  QuotaExceededError, extentChecksum, fromInternalPath, isTenantRootName, normalizePath, parentPath, requireComposeWithinTopLevel, requireFileMeta,
+  requireRenameWithinTopLevel, throwIfAborted,
+  type CallOptions, type ComposeResult, type Consistency, type DirEntry, type DirResult, type ExtentPeers, type ExtentRecord, type ExtentStore,
+  type FileMeta, type FileMetaFields, type FileRecord, type MetadataOp,
   type ListResult, type MetadataService, type MetadataView, type PutResult, type RemoveResult, type RenameResult, type ReplicationService, type StatResult,
   type WriteSync
 } from '@dfs/api'
@@ -63,7 +65,18 @@ export interface PutFileOptions extends CallOptions {
    * past its byte quota is refused before any byte is received. The commit checks the real size.
    */
   declaredSize?: number
+  /** Kept with the file (checked by requireFileMeta before any byte is received); an `md5` etag replaces `meta.etag`. */
+  meta?: FileMeta
+  /**
+   * `true`: the MD5 of the bytes is computed as they arrive and its hex kept as the file's etag. A
+   * string: also the MD5 (base64, 16 bytes) the bytes must have; any other fails the put with
+   * BadDigest before its commit, and its extents are abandoned as any failed put's.
+   */
+  md5?: true | string
 }
+
+/** A base64 MD5 digest (16 bytes), as HTTP's Content-MD5 carries it. */
+const MD5_BASE64 = /^[A-Za-z0-9+/]{21}[AQgw]==$/
 
 /** Options of a listing page. */
 export interface ListPage {
@@ -201,6 +214,11 @@ export class FileService {
 
   async put (rawPath: string, body: AsyncIterable<Uint8Array>, callOptions: PutFileOptions = {}): Promise<PutResult> {
     const path = normalizePath(rawPath)
+    requireFileMeta(callOptions.meta)
+    const md5 = callOptions.md5
+    if (md5 !== undefined && md5 !== true && (typeof md5 !== 'string' || !MD5_BASE64.test(md5))) {
+      throw new InvalidArgumentError('md5 must be true or the base64 MD5 of the bytes (16 bytes)', { field: 'md5' })
+    }
     // a put has a time limit: until it commits, its copies on other nodes are referenced by nothing,
     // and their periodic sweep must be able to tell a slow put from an abandoned one
     const limit = new Deadline(this.#putDurationMaxMs, callOptions.signal)
@@ -238,6 +256,7 @@ export class FileService {
     // allocated when bytes arrive, so an empty file (a pure metadata write) costs no extent buffer
     let buffer: Uint8Array | undefined
     let filled = 0
+    const hash = options.md5 !== undefined ? createHash('md5') : undefined
     // the first extent's buffer starts small and doubles as bytes arrive: a small file costs a small
     // buffer, not a whole extent's (4 MiB of external memory per small put made V8 collect garbage
     // all the time); once an extent has filled, the file is big and later buffers start full size
@@ -275,6 +294,7 @@ export class FileService {
     try {
       for await (const chunk of body) {
         checkLimit()
+        hash?.update(chunk)
         let offset = 0
         while (offset < chunk.byteLength) {
           const n = Math.min(chunk.byteLength - offset, this.#extentSize - filled)
@@ -287,8 +307,18 @@ export class FileService {
         // past the quota as this node knows it: stop receiving (the commit would refuse it anyway)
         if (size > bytesLeft) throw quotaExceeded(path, size, bytesLeft)
       }
+      let etag: string | undefined
+      if (hash !== undefined) {
+        const digest = hash.digest()
+        if (typeof options.md5 === 'string' && digest.toString('base64') !== options.md5) {
+          throw new BadDigestError(`the bytes of ${path} do not have the MD5 given for them`,
+            { path, expected: options.md5, actual: digest.toString('base64') })
+        }
+        etag = digest.toString('hex')
+      }
+      const meta = requireFileMeta(etag !== undefined ? { ...options.meta, etag } : options.meta)
       const inline = written.length === 0 && filled > 0 ? this.#inlinePlacement(path, filled, options) : undefined
-      const op: MetadataOp & { type: 'PutFile' } = { type: 'PutFile', path, size, mtimeMs: Date.now(), extents: written }
+      const op: MetadataOp & { type: 'PutFile' } = { type: 'PutFile', path, size, mtimeMs: Date.now(), extents: written, ...(meta !== undefined ? { meta } : {}) }
       if (inline !== undefined) {
         // a small file: its bytes travel in the commit, and every replica stores them as it applies it
         const bytes = (buffer as Uint8Array).subarray(0, filled)
@@ -313,7 +343,7 @@ export class FileService {
         await local.catch((err) => { log.error('local copy of inline extent %s of %s: %s', written[0].id, path, (err as Error).message) })
       }
       if (result.freed != null && result.freed.length > 0) await this.#free(result.freed)
-      return { path, size, extents: written.length }
+      return { path, size, extents: written.length, ...(etag !== undefined ? { etag } : {}) }
     } catch (err) {
       await Promise.allSettled(local === undefined ? inFlight : [...inFlight, local])
       // Free the bytes only when the file certainly did not commit: the put failed before its
@@ -405,12 +435,14 @@ export class FileService {
     const { value, consistency } = await this.#read(path, (view) => {
       const file = view.getFile(path)
       if (file != null) {
-        return { entries: [{ path, name: path.slice(path.lastIndexOf('/') + 1), type: 'file' as const, size: file.size }], more: false }
+        return { entries: [listed({ path, name: path.slice(path.lastIndexOf('/') + 1), type: 'file', size: file.size }, file)], more: false }
       }
       let all = listDir(view, path)
       if (page.hideTenantRoots === true && path === '/') all = all.filter((e) => !isTenantRootName(e.name))
       const start = page.after == null ? 0 : firstAfter(all, page.after)
-      return { entries: all.slice(start, start + limit), more: start + limit < all.length }
+      // only the page's files are looked up for their mtime, version and etag
+      const entries = all.slice(start, start + limit).map((e) => e.type === 'file' ? listed(e, view.getFile(e.path)) : e)
+      return { entries, more: start + limit < all.length }
     }, options)
     return { ...value, consistency }
   }
@@ -496,6 +528,59 @@ export class FileService {
     if (freed.length > 0) await this.#free(freed)
     return { from, to }
   }
+
+  /** Makes `path` an explicit directory (MakeDir: idempotent; it stays when emptied, until `rmdir`). */
+  async mkdir (rawPath: string, options: CallOptions = {}): Promise<DirResult> {
+    const path = normalizePath(rawPath)
+    await this.#metadata.propose({ type: 'MakeDir', path }, { signal: options.signal })
+    return { path }
+  }
+
+  /** Removes the empty directory at `path` (DirectoryNotEmpty while it has entries, NotFound when there is none). */
+  async rmdir (rawPath: string, options: CallOptions = {}): Promise<DirResult> {
+    const path = normalizePath(rawPath)
+    await this.#metadata.propose({ type: 'RemoveDir', path }, { signal: options.signal })
+    return { path }
+  }
+
+  /**
+   * Makes `to` a file of the extents of `parts` in order, in one metadata operation (ComposeFile:
+   * see the rules at COMPOSE_PARTS_MAX in @dfs/api): no byte moves, the parts disappear, and a file
+   * replaced at `to` (only with `replace`) is freed as `remove` frees one. Parts outside the
+   * top-level directory of `to` are refused before anything is proposed.
+   */
+  async compose (rawTo: string, rawParts: readonly string[], options: CallOptions & { meta?: FileMeta, replace?: boolean } = {}): Promise<ComposeResult> {
+    const to = normalizePath(rawTo)
+    if (!Array.isArray(rawParts) || rawParts.length < 1 || rawParts.length > COMPOSE_PARTS_MAX) {
+      throw new InvalidArgumentError(`a compose takes 1 to ${COMPOSE_PARTS_MAX} parts`, { to, parts: Array.isArray(rawParts) ? rawParts.length : typeof rawParts })
+    }
+    const parts = rawParts.map((p) => normalizePath(p))
+    requireComposeWithinTopLevel(to, parts)
+    const meta = requireFileMeta(options.meta)
+    const op: MetadataOp = { type: 'ComposeFile', to, parts, mtimeMs: Date.now(), replace: options.replace === true, ...(meta !== undefined ? { meta } : {}) }
+    const result = await this.#metadata.propose(op, { signal: options.signal })
+    const freed = result.freed ?? []
+    if (freed.length > 0) await this.#free(freed)
+    const file = result.file
+    if (file == null) throw new Error(`metadata invariant broken: ComposeFile of ${to} returned no file`)
+    return { path: to, size: file.size, extents: file.extents.length, ...(file.meta?.etag !== undefined ? { etag: file.meta.etag } : {}) }
+  }
+}
+
+/** A file's metadata as `fs.stat` and `fs.get` answer it: only the fields that are set. */
+export function metaFields (meta: FileMeta | undefined): FileMetaFields {
+  if (meta === undefined) return {}
+  return {
+    ...(meta.contentType !== undefined ? { contentType: meta.contentType } : {}),
+    ...(meta.etag !== undefined ? { etag: meta.etag } : {}),
+    ...(meta.user !== undefined ? { meta: { ...meta.user } } : {})
+  }
+}
+
+/** A file's listing entry with its mtime, version and etag (see DirEntry). */
+function listed (entry: DirEntry, file: FileRecord | undefined): DirEntry {
+  if (file === undefined) return entry
+  return { ...entry, mtimeMs: file.mtimeMs, version: file.version, ...(file.meta?.etag !== undefined ? { etag: file.meta.etag } : {}) }
 }
 
 function firstAfter (entries: DirEntry[], after: string): number {
@@ -514,7 +599,7 @@ function statOf (view: MetadataView, path: string): Omit<StatResult, 'consistenc
   if (file == null) {
     let isDir = false
     try {
-      isDir = path === '/' || view.list(path).length > 0
+      isDir = view.isDirectory(path)
     } catch {}
     if (isDir) throw new IsADirectoryError(`${path} is a directory`, { path })
     throw new NotFoundError(`no file at ${path}`, { path })
@@ -524,7 +609,7 @@ function statOf (view: MetadataView, path: string): Omit<StatResult, 'consistenc
     if (e == null) throw new Error(`metadata invariant broken: file ${path} references missing extent ${id}`)
     return e
   })
-  return { path, size: file.size, version: file.version, mtimeMs: file.mtimeMs, extents }
+  return { path, size: file.size, version: file.version, mtimeMs: file.mtimeMs, extents, ...metaFields(file.meta) }
 }
 
 /**

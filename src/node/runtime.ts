@@ -32,6 +32,7 @@ import { InlineExtents } from './inline-extents.js'
 import { clusterMethods } from './handlers/cluster.js'
 import { fsMethods } from './handlers/fs.js'
 import { userMethods } from './handlers/users.js'
+import { s3KeyMethods } from './handlers/s3-keys.js'
 import { tenantMethods } from './handlers/tenants.js'
 import { rateLimit } from '../security/rate-limit.js'
 import { DataDirLock } from './lock.js'
@@ -277,6 +278,7 @@ export class NodeRuntime {
       rpc.use(rateLimit({ metadata, caller: async (peer) => await security.caller(peer) }))
       const caller = async (peer: string): Promise<Caller> => await security.caller(peer)
       rpc.register(...userMethods({ metadata, caller }), ...tenantMethods({ metadata }))
+      rpc.register(...s3KeyMethods({ metadata, caller }))
       rpc.register(...auditMethods({ nodeId: id, metadata }))
       rpc.register(...fsMethods(files, async (peer, tenant, options) => await security.namespace(peer, tenant, options)), ...clusterMethods({
         nodeId: id,

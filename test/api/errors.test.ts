@@ -1,6 +1,6 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { CorruptExtentError, NotFoundError, ServiceRegistry, errorFromWire, errorToWire, normalizePath } from '@dfs/api'
+import { BadDigestError, CorruptExtentError, DirectoryNotEmptyError, NotFoundError, ServiceRegistry, errorFromWire, errorToWire, normalizePath } from '@dfs/api'
 
 const test = suite('api')
 
@@ -13,6 +13,15 @@ test('typed errors survive the wire form with their name, message and evidence',
   const nf = errorFromWire(errorToWire(new NotFoundError('gone', { path: '/x' })))
   assert.ok(nf instanceof NotFoundError)
   assert.equal(nf.details, { path: '/x' })
+})
+
+test('BadDigest and DirectoryNotEmpty cross the wire as their classes', () => {
+  const bad = errorFromWire(errorToWire(new BadDigestError('digest', { expected: 'a', actual: 'b' })))
+  assert.ok(bad instanceof BadDigestError)
+  assert.equal([bad.name, bad.details], ['BadDigest', { expected: 'a', actual: 'b' }])
+  const full = errorFromWire(errorToWire(new DirectoryNotEmptyError('full', { path: '/d', entries: 2 })))
+  assert.ok(full instanceof DirectoryNotEmptyError)
+  assert.equal([full.name, full.details], ['DirectoryNotEmpty', { path: '/d', entries: 2 }])
 })
 
 test('an unknown remote error keeps its name; a plain Error becomes InternalError', () => {

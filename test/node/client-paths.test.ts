@@ -75,6 +75,7 @@ test('every fs RPC checks its path with clientPath before a handler runs', () =>
   assert.ok(methods.size >= 5)
   for (const [method, m] of methods) {
     if (!method.startsWith('fs.')) continue
+    if (method === 'fs.compose') continue // below: its paths are a target and a list of parts
     // fs.mv names two paths, `from` and `to`: each is checked
     const keys = method === 'fs.mv' ? ['from', 'to'] : ['path']
     for (const key of keys) {
@@ -85,6 +86,14 @@ test('every fs RPC checks its path with clientPath before a handler runs', () =>
       assert.is(m.params({ ...other, [key]: 'caf\u0065\u0301' })[key], '/caf\u00e9', method)
     }
   }
+  // fs.compose: the target (validated as `path`) and every part
+  const compose = methods.get('fs.compose') as RpcMethod
+  for (const bad of ['/a\u202eb', '/a\u0007', `/${'\u20ac'.repeat(86)}`]) {
+    assert.is(refusal(() => compose.params({ to: bad, parts: ['/ok'] })), 'InvalidArgument')
+    assert.is(refusal(() => compose.params({ to: '/ok', parts: ['/ok2', bad] })), 'InvalidArgument')
+  }
+  assert.equal(compose.params({ to: 'caf\u0065\u0301', parts: ['x\u0065\u0301'] }).path, '/caf\u00e9')
+  assert.equal(compose.params({ to: '/t', parts: ['x\u0065\u0301'] }).parts, ['/x\u00e9'])
 })
 
 test('escapeForTerminal shows control and bidi characters as \\u{…} and leaves the rest', () => {

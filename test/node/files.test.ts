@@ -227,7 +227,8 @@ test('ls pages through a directory in name order', async () => {
   const p3 = await ctx.files.list('/d', { after: 'f19', limit: 10 })
   assert.equal(p3.entries.map((e) => e.name), ['f20', 'f21', 'f22', 'f23', 'f24'])
   assert.not.ok(p3.more)
-  assert.equal((await ctx.files.list('/d/f03')).entries, [{ path: '/d/f03', name: 'f03', type: 'file', size: 1 }])
+  const f03 = await ctx.files.stat('/d/f03')
+  assert.equal((await ctx.files.list('/d/f03')).entries, [{ path: '/d/f03', name: 'f03', type: 'file', size: 1, mtimeMs: f03.mtimeMs, version: f03.version }])
 })
 
 test('a stale read answers from the applied state with no quorum reachable and says so; a linearizable one fails', async () => {
@@ -248,7 +249,7 @@ test('a stale read answers from the applied state with no quorum reachable and s
   assert.is(st.size, 2500)
   assert.equal(st.extents.map((e) => e.size), [1000, 1000, 500])
   const ls = await files.list('/p', {}, { consistency: 'stale' })
-  assert.equal(ls, { entries: [{ path: '/p/a.bin', name: 'a.bin', type: 'file', size: 2500 }], more: false, consistency: 'stale' })
+  assert.equal(ls, { entries: [{ path: '/p/a.bin', name: 'a.bin', type: 'file', size: 2500, mtimeMs: st.mtimeMs, version: 1 }], more: false, consistency: 'stale' })
   const opened = await files.open('/p/a.bin', { consistency: 'stale' })
   assert.is(opened.stat.consistency, 'stale')
   assert.ok((await readAll(opened.body)).equals(bytes))

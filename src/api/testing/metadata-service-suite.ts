@@ -8,7 +8,7 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { AUDIT_RETENTION_MAX, AUDIT_RETENTION_MIN, CLUSTER_CONFIG_DEFAULTS } from '../index.js'
-import type { ExtentRecord, JoinTokenRecord, MemberRecord, MetadataOp, MetadataService, MetadataView } from '../index.js'
+import type { ExtentRecord, JoinTokenRecord, MemberRecord, MetadataOp, MetadataService, MetadataView, S3KeyRecord } from '../index.js'
 import { rejects } from './extent-store-suite.js'
 
 /**
@@ -230,6 +230,127 @@ export function metadataServiceSuite (name: string, make: () => Promise<Metadata
     const after = await s.read((v) => stateOf(v))
     assert.equal(await s.read((v) => [v.isDirectory('/r/dir'), v.getFile('/r/moved/y/z')?.extents]), [false, [uuid(6)]])
     assert.equal(await (await h.reopen()).read((v) => stateOf(v)), after, 'renames survive a restart')
+  })
+
+  test('file metadata: kept with a put, replaced by the next, kept by a rename; bad metadata is InvalidArgument; it survives a restart', async (ctx) => {
+    const h = harness(ctx)
+    await init(h)
+    const s = h.service
+    const meta = { contentType: 'text/plain; charset=utf-8', etag: 'd41d8cd98f00b204e9800998ecf8427e', user: { b: '2', a: 'x y' } }
+    const put = await s.propose({ ...putFile('/m/a', [extent(1, 3, ['n1'])]), meta } as MetadataOp)
+    assert.equal(put.file?.meta, meta)
+    assert.equal(Object.keys(put.file?.meta?.user ?? {}), ['a', 'b'], 'user keys are kept sorted')
+    await s.propose({ type: 'RenameFile', from: '/m/a', to: '/m/b' })
+    assert.equal(await s.read((v) => v.getFile('/m/b')?.meta), meta, 'a rename keeps the metadata')
+    const before = await s.read((v) => stateOf(v))
+    const bad: unknown[] = [
+      { contentType: 'a\nb' }, { contentType: 'x'.repeat(257) }, { etag: 'XYZ' }, { etag: 'a'.repeat(129) },
+      { user: { Upper: 'v' } }, { user: { k: 'a\u0007' } }, { user: { k: 'x'.repeat(2048) } },
+      { user: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, ''])) }, { other: 1 }, 'text'
+    ]
+    for (const m of bad) await rejects(s.propose({ ...putFile('/m/c', []), meta: m } as unknown as MetadataOp), 'InvalidArgument')
+    assert.equal(await s.read((v) => stateOf(v)), before, 'the refused puts changed nothing')
+    const plain = await s.propose(putFile('/m/b', [extent(2, 1, ['n1'])]))
+    assert.is(plain.file !== undefined && 'meta' in plain.file, false, 'a put without metadata leaves none, also of the version it replaces')
+    await s.propose({ ...putFile('/m/d', []), meta: { user: {} } } as MetadataOp)
+    assert.is(await s.read((v) => v.getFile('/m/d')?.meta), undefined, 'empty metadata is none')
+    await s.propose({ ...putFile('/m/e', []), meta: { contentType: 'image/png' } } as MetadataOp)
+    const after = await s.read((v) => stateOf(v))
+    assert.equal(await (await h.reopen()).read((v) => stateOf(v)), after)
+    assert.equal(await h.service.read((v) => v.getFile('/m/e')?.meta), { contentType: 'image/png' })
+  })
+
+  test('explicit directories: MakeDir makes one that stays when emptied; RemoveDir removes it empty only; conflicts refused; it survives a restart', async (ctx) => {
+    const h = harness(ctx)
+    await init(h)
+    const s = h.service
+    await s.propose({ type: 'MakeDir', path: '/x/y/z' })
+    assert.equal(await s.read((v) => ({ x: v.list('/x'), z: v.list('/x/y/z'), dirs: ['/x', '/x/y', '/x/y/z'].map((p) => v.isDirectory(p)) })),
+      { x: [{ path: '/x/y', name: 'y', type: 'dir', size: 1 }], z: [], dirs: [true, true, true] })
+    await s.propose({ type: 'MakeDir', path: '/x/y/z' }) // idempotent
+    await s.propose(putFile('/x/y/z/f', [extent(1, 2, ['n1'])]))
+    await rejects(s.propose({ type: 'RemoveDir', path: '/x/y/z' }), 'DirectoryNotEmpty')
+    await s.propose({ type: 'DeleteFile', path: '/x/y/z/f' })
+    assert.equal(await s.read((v) => [v.isDirectory('/x/y/z'), v.list('/x/y/z')]), [true, []], 'an explicit directory stays when its last entry goes')
+    await s.propose(putFile('/w/implicit/f', []))
+    await s.propose({ type: 'MakeDir', path: '/w' }) // an existing (implicit) directory becomes explicit
+    await s.propose({ type: 'DeleteFile', path: '/w/implicit/f' })
+    assert.equal(await s.read((v) => [v.isDirectory('/w'), v.isDirectory('/w/implicit')]), [true, false], 'implicit directories still vanish')
+    await s.propose(putFile('/file', []))
+    const before = await s.read((v) => stateOf(v))
+    await rejects(s.propose({ type: 'MakeDir', path: '/file' }), 'AlreadyExists')
+    await rejects(s.propose({ type: 'MakeDir', path: '/file/sub' }), 'NotADirectory')
+    await rejects(s.propose({ type: 'MakeDir', path: '/' }), 'InvalidArgument')
+    await rejects(s.propose(putFile('/x/y/z', [])), 'IsADirectory')
+    await rejects(s.propose({ type: 'RemoveDir', path: '/x/y' }), 'DirectoryNotEmpty')
+    await rejects(s.propose({ type: 'RemoveDir', path: '/nope' }), 'NotFound')
+    await rejects(s.propose({ type: 'RemoveDir', path: '/file' }), 'NotADirectory')
+    assert.equal(await s.read((v) => stateOf(v)), before, 'the refusals changed nothing')
+    // a renamed directory takes its explicit directories along
+    await s.propose({ type: 'RenameFile', from: '/x/y', to: '/x/moved' })
+    assert.equal(await s.read((v) => [v.isDirectory('/x/y'), v.list('/x/moved/z')]), [false, []])
+    const after = await s.read((v) => stateOf(v))
+    assert.equal(await (await h.reopen()).read((v) => stateOf(v)), after, 'explicit directories survive a restart')
+    const again = h.service
+    await again.propose({ type: 'RemoveDir', path: '/x/moved/z' })
+    assert.equal(await again.read((v) => [v.isDirectory('/x/moved'), v.isDirectory('/x'), v.list('/').map((e) => e.name)]),
+      [false, false, ['file', 'w']], 'removing the last explicit directory prunes the implicit ones above it')
+  })
+
+  test('ComposeFile: the parts\' extents in order make the file, the parts go, a replaced file is freed; conflicts refused; it survives a restart', async (ctx) => {
+    const h = harness(ctx)
+    await init(h)
+    const s = h.service
+    await s.propose(putFile('/up/p1', [extent(1, 5, ['n1']), extent(2, 5, ['n1'])]))
+    await s.propose(putFile('/up/p2', [extent(3, 2, ['n1'])]))
+    await s.propose(putFile('/up/t/old', [extent(9, 1, ['n1'])]))
+    await s.propose(putFile('/other/p', [extent(4, 1, ['n1'])]))
+    const before = await s.read((v) => stateOf(v))
+    await rejects(s.propose({ type: 'ComposeFile', to: '/up/t/old', parts: ['/up/p1'], mtimeMs: 1 }), 'AlreadyExists')
+    await rejects(s.propose({ type: 'ComposeFile', to: '/up/x', parts: ['/up/p1', '/other/p'], mtimeMs: 1 }), 'InvalidArgument')
+    await rejects(s.propose({ type: 'ComposeFile', to: '/up/x', parts: ['/up/p1', '/up/p1'], mtimeMs: 1 }), 'InvalidArgument')
+    await rejects(s.propose({ type: 'ComposeFile', to: '/up/p1', parts: ['/up/p1'], mtimeMs: 1 }), 'InvalidArgument')
+    await rejects(s.propose({ type: 'ComposeFile', to: '/up/x', parts: [], mtimeMs: 1 }), 'InvalidArgument')
+    await rejects(s.propose({ type: 'ComposeFile', to: '/up/x', parts: ['/up/none'], mtimeMs: 1 }), 'NotFound')
+    await rejects(s.propose({ type: 'ComposeFile', to: '/up/t', parts: ['/up/p1'], mtimeMs: 1 }), 'IsADirectory')
+    await rejects(s.propose({ type: 'ComposeFile', to: '/up/p2/x', parts: ['/up/p1'], mtimeMs: 1 }), 'NotADirectory')
+    assert.equal(await s.read((v) => stateOf(v)), before, 'the refused composes changed nothing')
+    const r = await s.propose({ type: 'ComposeFile', to: '/up/t/old', parts: ['/up/p2', '/up/p1'], mtimeMs: 77, meta: { etag: 'abc-2' }, replace: true })
+    assert.equal(r.file, { path: '/up/t/old', size: 12, mtimeMs: 77, version: 2, extents: [uuid(3), uuid(1), uuid(2)], meta: { etag: 'abc-2' } })
+    assert.equal(r.freed, [extent(9, 1, ['n1'])], 'only the replaced file\'s extents are freed')
+    assert.equal(await s.read((v) => ({ p1: v.getFile('/up/p1'), p2: v.getFile('/up/p2'), e: v.getExtent(uuid(1)), up: v.list('/up').map((e) => e.name) })),
+      { p1: undefined, p2: undefined, e: extent(1, 5, ['n1']), up: ['t'] })
+    await rejects(s.propose(putFile('/up/q', [extent(1, 5, ['n1'])])), 'AlreadyExists') // the extent is the new file's
+    const after = await s.read((v) => stateOf(v))
+    assert.equal(await (await h.reopen()).read((v) => stateOf(v)), after, 'a compose survives a restart')
+    const del = await h.service.propose({ type: 'DeleteFile', path: '/up/t/old' })
+    assert.equal(del.freed?.map((e) => e.id), [uuid(3), uuid(1), uuid(2)], 'deleting the composed file frees the parts\' extents')
+  })
+
+  test('S3 keys: recorded for a user, read, listed sorted, revoked; a duplicate, a user without a role or a bad record is refused; they survive a restart', async (ctx) => {
+    const h = harness(ctx)
+    await init(h)
+    const s = h.service
+    const key = (id: string, user = ADMIN): S3KeyRecord => ({ accessKeyId: id, secretAccessKey: 'A'.repeat(39) + '/', user, createdAtMs: 5 })
+    const k1 = key('DFS00000000000000002')
+    const k2 = key('DFS00000000000000001')
+    await s.propose({ type: 'PutS3Key', key: k1 })
+    await s.propose({ type: 'PutS3Key', key: k2 })
+    assert.equal(await s.read((v) => ({ one: v.s3Key(k1.accessKeyId), all: v.s3Keys() })), { one: k1, all: [k2, k1] })
+    await rejects(s.propose({ type: 'PutS3Key', key: { ...k1, secretAccessKey: 'B'.repeat(40) } }), 'AlreadyExists')
+    await rejects(s.propose({ type: 'PutS3Key', key: key('DFS00000000000000003', 'nobody') }), 'FailedPrecondition')
+    for (const bad of [key('AKIA0000000000000000'), { ...key('DFS00000000000000004'), secretAccessKey: 'short' }, { ...key('DFS00000000000000005'), createdAtMs: -1 }]) {
+      await rejects(s.propose({ type: 'PutS3Key', key: bad }), 'InvalidArgument')
+    }
+    await rejects(s.propose({ type: 'RevokeS3Key', accessKeyId: 'DFS00000000000000009' }), 'NotFound')
+    assert.equal(await s.read((v) => v.s3Keys().map((k) => k.accessKeyId)), [k2.accessKeyId, k1.accessKeyId], 'the refusals changed nothing')
+    await s.propose({ type: 'RevokeS3Key', accessKeyId: k2.accessKeyId })
+    assert.is(await s.read((v) => v.s3Key(k2.accessKeyId)), undefined)
+    await s.propose({ type: 'SetRole', peer: 'peer-k', role: 'user' })
+    await s.propose({ type: 'PutS3Key', key: key('DFS00000000000000007', 'peer-k') })
+    assert.equal(await (await h.reopen()).read((v) => v.s3Keys().map((k) => k.accessKeyId)), [k1.accessKeyId, 'DFS00000000000000007'], 'keys survive a restart')
+    await h.service.propose({ type: 'SetRole', peer: 'peer-k', role: null })
+    assert.equal(await h.service.read((v) => v.s3Keys()), [k1], 'revoking a user\'s role revokes its keys')
   })
 
   test('read sees every write that resolved before it, also with many proposals in flight', async (ctx) => {

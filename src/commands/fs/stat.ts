@@ -11,10 +11,13 @@ interface StatJson {
   mtimeMs: number
   extents: Array<{ id: string, size: number, checksum: string, replicas: string[] }>
   consistency: Consistency
+  contentType?: string
+  etag?: string
+  meta?: Record<string, string>
 }
 
 export default class FsStat extends ClientCommand<StatJson> {
-  static override summary = 'Show a file: size, version and its extents with their checksums and replicas'
+  static override summary = 'Show a file: size, version, content type, etag, user metadata and its extents with their checksums and replicas'
   static override args = {
     path: Args.string({ required: true, description: 'dfs path' })
   }
@@ -30,7 +33,11 @@ export default class FsStat extends ClientCommand<StatJson> {
     // a node that predates the option leaves `consistency` out
     const s: FromAnyNode<StatResult> = await client.call('fs.stat', { path: args.path, consistency: flags.consistency, ...(flags.tenant != null ? { tenant: flags.tenant } : {}) })
     const consistency = this.served(s.consistency)
-    this.say(`path     ${s.path}\nsize     ${s.size} (${formatBytes(s.size)})\nversion  ${s.version}\nmodified ${new Date(s.mtimeMs).toISOString()}\nextents  ${s.extents.length}`)
+    this.say(`path     ${this.shown(s.path)}\nsize     ${s.size} (${formatBytes(s.size)})\nversion  ${s.version}\nmodified ${new Date(s.mtimeMs).toISOString()}`)
+    if (s.contentType != null) this.say(`type     ${this.shown(s.contentType)}`)
+    if (s.etag != null) this.say(`etag     ${this.shown(s.etag)}`)
+    for (const [k, v] of Object.entries(s.meta ?? {})) this.say(`meta     ${this.shown(k)}=${this.shown(v)}`)
+    this.say(`extents  ${s.extents.length}`)
     for (const e of s.extents) this.say(`  ${e.id}  ${String(e.size).padStart(8)}  ${e.checksum.slice(0, 23)}…  ${e.replicas.join(',')}`)
     return {
       path: s.path,
@@ -38,7 +45,10 @@ export default class FsStat extends ClientCommand<StatJson> {
       version: s.version,
       mtimeMs: s.mtimeMs,
       extents: s.extents.map((e) => ({ id: e.id, size: e.size, checksum: e.checksum, replicas: e.replicas })),
-      consistency
+      consistency,
+      ...(s.contentType != null ? { contentType: s.contentType } : {}),
+      ...(s.etag != null ? { etag: s.etag } : {}),
+      ...(s.meta != null ? { meta: s.meta } : {})
     }
   }
 }

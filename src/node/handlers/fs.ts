@@ -1,10 +1,11 @@
 import {
-  CONSISTENCY_DEFAULT, CONSISTENCY_LEVELS, DfsError, InvalidArgumentError, IsADirectoryError, errorFromWire, fromInternalPath, tenantRootPath, toInternalPath,
-  type CallOptions, type FsPutParams, type FsRenameParams
+  COMPOSE_PARTS_MAX, CONSISTENCY_DEFAULT, CONSISTENCY_LEVELS, DfsError, InvalidArgumentError, IsADirectoryError, errorFromWire, fromInternalPath,
+  requireFileMeta, tenantRootPath, toInternalPath,
+  type CallOptions, type FileMeta, type FsComposeValidated, type FsPutParams, type FsRenameParams
 } from '@dfs/api'
 import { Action } from '../../security/index.js'
 import { LIST_PAGE_MAX, type FileService } from '../files.js'
-import { integer, oneOf, path, record, text } from './params.js'
+import { fileMeta, integer, oneOf, path, paths, record, text } from './params.js'
 import { defineMethod } from '../../net/rpc/define-method.js'
 import type { RpcMethod } from '../../net/rpc/types.js'
 
@@ -35,13 +36,23 @@ function clientError (err: unknown, tenant: string | null): unknown {
   return errorFromWire({ name: err.name, message: scrub(err.message), details })
 }
 
+/** FileMeta of validated params (contentType, user meta, etag), or undefined when they set none. */
+function metaOf (p: { contentType?: string, meta?: Record<string, string>, etag?: string }): FileMeta | undefined {
+  return requireFileMeta({
+    ...(p.contentType !== undefined ? { contentType: p.contentType } : {}),
+    ...(p.etag !== undefined ? { etag: p.etag } : {}),
+    ...(p.meta !== undefined ? { user: p.meta } : {})
+  })
+}
+
 /** The client's path of an internal one (in `tenant`'s namespace). */
 function clientPathOf (internal: string): string {
   return fromInternalPath(internal).path
 }
 
 /**
- * The file RPCs: `fs.put` (upload), `fs.get` (download), `fs.ls`, `fs.stat`, `fs.rm`, `fs.mv`. The reads take
+ * The file RPCs: `fs.put` (upload), `fs.get` (download), `fs.ls`, `fs.stat`, `fs.rm`, `fs.mv`, `fs.mkdir`, `fs.rmdir`,
+ * `fs.compose`. The reads take
  * `consistency` (Consistency: `linearizable`, the default, or `stale`) and answer with the one served.
  *
  * Every path is in the caller's namespace (NamespaceOf): a tenant's user sends and receives paths
@@ -78,12 +89,21 @@ export function fsMethods (files: FileService, namespaceOf: NamespaceOf = DEFAUL
         // eslint-disable-next-line @typescript-eslint/no-base-to-string -- echoes untrusted input, whatever its type
         if (sync !== 'quorum' && sync !== 'all') throw new InvalidArgumentError('sync must be quorum or all', { sync: String(sync).slice(0, 16) })
         const size = integer(p, 'size', { min: 0, max: Number.MAX_SAFE_INTEGER, optional: true })
-        return { path: path(p, 'path'), sync, ...tenantParam(p), ...(size !== undefined ? { size } : {}) }
+        const md5 = p.md5
+        if (md5 != null && md5 !== true && typeof md5 !== 'string') throw new InvalidArgumentError('md5 must be true or a base64 MD5', { key: 'md5' })
+        return {
+          path: path(p, 'path'),
+          sync,
+          ...tenantParam(p),
+          ...(size !== undefined ? { size } : {}),
+          ...fileMeta(p),
+          ...(md5 != null ? { md5: md5 === true ? true : text(p, 'md5', { max: 24 }) } : {})
+        }
       },
       handle: async ({ peer, params, body, signal }) => await inNamespace(peer, params, signal, async (internal) => {
         // a namespace's root is a directory, also a tenant's (whose internal path is not `/`)
         if (params.path === '/') throw new IsADirectoryError('/ is a directory', { path: '/' })
-        const r = await files.put(internal, body, { signal, sync: params.sync, declaredSize: params.size })
+        const r = await files.put(internal, body, { signal, sync: params.sync, declaredSize: params.size, meta: metaOf(params), md5: params.md5 })
         return { ...r, path: clientPathOf(r.path) }
       })
     }),
@@ -102,12 +122,17 @@ export function fsMethods (files: FileService, namespaceOf: NamespaceOf = DEFAUL
           result: {
             path: clientPathOf(stat.path),
             size: stat.size,
+            mtimeMs: stat.mtimeMs,
+            version: stat.version,
             offset: range.offset,
             length: range.length,
             // only the extents the body reads: a small range of a big file has a small answer
             extents: stat.extents.slice(range.first, range.end).map((e) => ({ id: e.id, size: e.size, checksum: e.checksum })),
             extentsOffset: range.firstOffset,
-            consistency: stat.consistency
+            consistency: stat.consistency,
+            ...(stat.contentType !== undefined ? { contentType: stat.contentType } : {}),
+            ...(stat.etag !== undefined ? { etag: stat.etag } : {}),
+            ...(stat.meta !== undefined ? { meta: stat.meta } : {})
           },
           body
         }
@@ -166,6 +191,58 @@ export function fsMethods (files: FileService, namespaceOf: NamespaceOf = DEFAUL
         return await inNamespace(peer, { path: params.from, tenant: params.tenant }, signal, async (from, tenant) => {
           await files.rename(from, toInternalPath(tenant, params.to), { signal, replace: params.replace })
           return { from: params.from, to: params.to }
+        })
+      }
+    }),
+    defineMethod('fs.mkdir', {
+      action: Action.FsWrite,
+      kind: 'unary',
+      params: pathOnly('fs.mkdir'),
+      handle: async ({ peer, params, signal }) => {
+        // a namespace's root always exists (a tenant's is not `/` inside, so say it here)
+        if (params.path === '/') throw new InvalidArgumentError('/ always exists: it cannot be made', { path: '/' })
+        return await inNamespace(peer, params, signal, async (internal) => {
+          await files.mkdir(internal, { signal })
+          return { path: params.path }
+        })
+      }
+    }),
+    defineMethod('fs.rmdir', {
+      action: Action.FsWrite,
+      kind: 'unary',
+      params: pathOnly('fs.rmdir'),
+      handle: async ({ peer, params, signal }) => {
+        if (params.path === '/') throw new InvalidArgumentError('/ cannot be removed', { path: '/' })
+        return await inNamespace(peer, params, signal, async (internal) => {
+          await files.rmdir(internal, { signal })
+          return { path: params.path }
+        })
+      }
+    }),
+    defineMethod('fs.compose', {
+      action: Action.FsWrite,
+      kind: 'unary',
+      params: (raw): FsComposeValidated => {
+        const p = record(raw, 'fs.compose')
+        const replace = p.replace ?? true
+        if (typeof replace !== 'boolean') throw new InvalidArgumentError('replace must be true or false', { key: 'replace' })
+        const etag = text(p, 'etag', { optional: true, max: 128 })
+        if (etag !== undefined) requireFileMeta({ etag }, 'params')
+        return {
+          path: path(p, 'to'),
+          parts: paths(p, 'parts', COMPOSE_PARTS_MAX),
+          replace,
+          ...tenantParam(p),
+          ...fileMeta(p),
+          ...(etag !== undefined ? { etag } : {})
+        }
+      },
+      handle: async ({ peer, params, signal }) => {
+        if (params.path === '/') throw new IsADirectoryError('/ is a directory', { path: '/' })
+        return await inNamespace(peer, params, signal, async (to, tenant) => {
+          const parts = params.parts.map((p) => toInternalPath(tenant, p))
+          const r = await files.compose(to, parts, { signal, replace: params.replace, meta: metaOf(params) })
+          return { ...r, path: params.path }
         })
       }
     })

@@ -1,4 +1,4 @@
-import { clientName, clientPath, InvalidArgumentError } from '@dfs/api'
+import { clientName, clientPath, FILE_CONTENT_TYPE_BYTES_MAX, InvalidArgumentError, requireFileMeta, requireUserMeta } from '@dfs/api'
 
 /** Checks for untrusted RPC params: each returns the value typed or throws InvalidArgument. */
 
@@ -53,4 +53,25 @@ export function name (params: Record<string, unknown>, key: string, options: { b
   const v = params[key]
   if (v == null && options.optional === true) return undefined
   return clientName(v, `parameter ${key}`, options)
+}
+
+/** A list of 1..`max` file paths a client sends, each checked as `path` checks one. */
+export function paths (params: Record<string, unknown>, key: string, max: number): string[] {
+  const v = params[key]
+  if (!Array.isArray(v) || v.length < 1 || v.length > max) throw new InvalidArgumentError(`parameter ${key} must list 1 to ${max} paths`, { key })
+  return v.map((p, i) => {
+    if (typeof p !== 'string') throw new InvalidArgumentError(`parameter ${key}[${i}] must be a string`, { key: `${key}[${i}]` })
+    return clientPath(p)
+  })
+}
+
+/**
+ * A file's `contentType` and user `meta` as a client sends them (fs.put, fs.compose), checked by the
+ * rules of FileMeta (requireFileMeta): only the fields given.
+ */
+export function fileMeta (params: Record<string, unknown>): { contentType?: string, meta?: Record<string, string> } {
+  const contentType = text(params, 'contentType', { optional: true, max: FILE_CONTENT_TYPE_BYTES_MAX })
+  const meta = params.meta == null ? undefined : requireUserMeta(params.meta, 'meta')
+  if (contentType !== undefined) requireFileMeta({ contentType }, 'params')
+  return { ...(contentType !== undefined ? { contentType } : {}), ...(meta !== undefined ? { meta } : {}) }
 }

@@ -30,12 +30,12 @@ import { mkdir, open, readFile, rename } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
   ConfigError, DataDirLockedError, INLINE_FILE_BYTES_MAX, InvalidArgumentError, NotFoundError, TENANT_NAME_PATTERN, UnavailableError,
-  errorFromWire, normalizePath, requireRenameWithinTopLevel, requireTenantName, tenantRootPath
+  errorFromWire, normalizePath, requireComposeWithinTopLevel, requireRenameWithinTopLevel, requireTenantName, tenantRootPath
 } from '@dfs/api'
 import type {
   AuditCheckpoint, AuditEntry, CallOptions, ClusterConfig, ClusterKey, ClusterRecord, DirEntry, ExtentRecord, FileRecord, InlineExtent,
   JoinTokenRecord, Logger, MemberRecord, MetadataGroupInfo, MetadataMembership, MetadataOp, MetadataResult, MetadataService,
-  MetadataServiceInit, MetadataStatus, MetadataView, PeerIdString, ReadOptions, ReadScope, Role, TenantInfo, UserRecord
+  MetadataServiceInit, MetadataStatus, MetadataView, PeerIdString, ReadOptions, ReadScope, Role, S3KeyRecord, TenantInfo, UserRecord
 } from '@dfs/api'
 import { decodeOp, encodeOp } from '../codec.js'
 import { RaftGroup } from '../group/index.js'
@@ -264,6 +264,8 @@ export class RaftMetadataService implements MetadataService {
     tenants: (): TenantInfo[] => this.#data.flatMap((r) => r.applier.sm.tenants()).sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
     joinToken: (id: string): JoinTokenRecord | undefined => this.#systemSm().joinToken(id),
     joinTokens: (): JoinTokenRecord[] => this.#systemSm().joinTokens(),
+    s3Key: (accessKeyId: string): S3KeyRecord | undefined => this.#systemSm().s3Key(accessKeyId),
+    s3Keys: (): S3KeyRecord[] => this.#systemSm().s3Keys(),
     audit: (): { checkpoint: AuditCheckpoint, entries: readonly AuditEntry[] } => this.#systemSm().audit(),
     clusterKey: (): ClusterKey | undefined => this.#systemSm().clusterKey(),
     config: (): ClusterConfig => this.#systemSm().config(),
@@ -698,7 +700,7 @@ export class RaftMetadataService implements MetadataService {
     const data = await this.#dataReplicas(signal)
     const groups = data.length
     const fields = op as unknown as Record<string, unknown>
-    if (type === 'PutFile' || type === 'DeleteFile') {
+    if (type === 'PutFile' || type === 'DeleteFile' || type === 'MakeDir' || type === 'RemoveDir') {
       const path = normalizePath(fields.path) // InvalidArgument for a malformed path
       return path === '/' ? data[0] : data[groupOfShard(shardOfPath(path), groups) - 1]
     }
@@ -707,6 +709,13 @@ export class RaftMetadataService implements MetadataService {
       const from = normalizePath(fields.from)
       requireRenameWithinTopLevel(from, normalizePath(fields.to))
       return data[groupOfShard(shardOfPath(from), groups) - 1]
+    }
+    if (type === 'ComposeFile') {
+      // likewise: the parts are in the top-level directory of `to`, or nothing is proposed
+      const to = normalizePath(fields.to)
+      const parts = Array.isArray(fields.parts) ? fields.parts.map((p) => normalizePath(p)) : []
+      requireComposeWithinTopLevel(to, parts)
+      return data[groupOfShard(shardOfPath(to), groups) - 1]
     }
     if (type === 'PutTenant' || type === 'RemoveTenant') {
       // a tenant's record lives with its files: in the group of its root's shard

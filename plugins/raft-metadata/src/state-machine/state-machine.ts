@@ -12,35 +12,38 @@
  * applied index. A broken invariant found while mutating is a bug and throws a plain Error.
  *
  * Files live in a flat namespace with implicit directories (like an object store), with POSIX-like
- * conflict rules: a directory exists exactly while some file lies under it; a file may not sit at a
- * directory's path, and no ancestor of a file may be a file. `/` is always a directory.
+ * conflict rules: a directory exists while some file or explicit directory lies under it, or while it
+ * is explicit itself (MakeDir, until RemoveDir); a file may not sit at a directory's path, and no
+ * ancestor of a file or directory may be a file. `/` is always a directory.
  */
 import {
-  AlreadyExistsError, DfsError, FailedPreconditionError, InvalidArgumentError, InvalidTokenError, IsADirectoryError, NotADirectoryError,
-  NotFoundError, QuotaExceededError, TokenExpiredError, WrongShardError, AUDIT_BATCH_MAX, AUDIT_GENESIS_HASH, AUDIT_RETENTION_MAX,
-  AUDIT_RETENTION_MIN, CLUSTER_CONFIG_DEFAULTS, RENAME_FILES_MAX, TENANT_MARKER, auditEntryHash, baseName, errorToWire, fromInternalPath,
-  normalizePath, parentPath, requireRenameWithinTopLevel, tenantRootPath
+  AlreadyExistsError, DfsError, DirectoryNotEmptyError, FailedPreconditionError, InvalidArgumentError, InvalidTokenError, IsADirectoryError,
+  NotADirectoryError, NotFoundError, QuotaExceededError, TokenExpiredError, WrongShardError, AUDIT_BATCH_MAX, AUDIT_GENESIS_HASH,
+  AUDIT_RETENTION_MAX, AUDIT_RETENTION_MIN, CLUSTER_CONFIG_DEFAULTS, COMPOSE_PARTS_MAX, EXPLICIT_DIRS_MAX, RENAME_FILES_MAX, S3_KEYS_MAX,
+  TENANT_MARKER, auditEntryHash, baseName, errorToWire, fromInternalPath, normalizePath, parentPath, requireComposeWithinTopLevel,
+  requireFileMeta, requireRenameWithinTopLevel, tenantRootPath
 } from '@dfs/api'
 import type {
   AuditCheckpoint, AuditEntry, ClusterConfig, ClusterKey, ClusterRecord, DirEntry, ExtentMove, ExtentRecord, FileRecord, JoinTokenRecord,
-  MemberRecord, MetadataOp, MetadataResult, MetadataView, PeerIdString, Role, TenantInfo, TenantRecord, UserRecord
+  MemberRecord, MetadataOp, MetadataResult, MetadataView, PeerIdString, Role, S3KeyRecord, TenantInfo, TenantRecord, UserRecord
 } from '@dfs/api'
 import { decodeCbor, encodeCbor } from '../codec.js'
 import { DATA_GROUPS_MAX, groupOfShard, shardOfExtent, shardOfPath } from '../shards/index.js'
 import { CLUSTER_ID_LENGTH_MAX, FILE_EXTENTS_MAX, JOIN_TOKENS_MAX, REQUEST_RATE_MAX, TENANTS_MAX, USERS_MAX } from './limits.js'
 import {
-  field, requireArray, requireAuditEntry, requireAuditHash, requireAuditRecord, requireClusterKey, requireExtent, requireExtentId,
+  field, requireAccessKeyId, requireArray, requireAuditEntry, requireAuditHash, requireAuditRecord, requireClusterKey, requireExtent, requireExtentId,
   requireInline, requireInteger, requireJoinToken, requireMember, requirePath, requirePeerId, requireRecord, requireReplicas, requireRole,
-  requireString, requireTenant, requireTenantField, requireTokenId
+  requireS3Key, requireString, requireTenant, requireTenantField, requireTokenId
 } from './validate.js'
 import type { Fields } from './validate.js'
 
 /**
  * Version of the snapshot encoding: 2 added join tokens (version 1 snapshots are read as having
  * none), 3 the state machine's scope and the cluster's number of data groups, 4 users' tenants,
- * tenants, the audit log and the cluster key (older snapshots are read as having none).
+ * tenants, the audit log and the cluster key, 5 files' metadata, explicit directories and S3
+ * access keys (older snapshots are read as having none).
  */
-export const SNAPSHOT_VERSION = 4
+export const SNAPSHOT_VERSION = 5
 
 /**
  * Which operations a state machine accepts:
@@ -61,7 +64,7 @@ const ALL: StateMachineScope = Object.freeze({ kind: 'all' })
 /** Operations of the system group (cluster record and key, members, users, tokens, audit log, settings). */
 export const SYSTEM_OPS: ReadonlySet<string> = new Set([
   'InitCluster', 'SetClusterKey', 'PutMember', 'RemoveMember', 'SetRole', 'CreateJoinToken', 'RevokeJoinToken', 'UseJoinToken',
-  'AppendAudit', 'SetConfig', 'SetDraining'
+  'AppendAudit', 'SetConfig', 'SetDraining', 'PutS3Key', 'RevokeS3Key'
 ])
 
 /** Policy names follow the service registry's rule. */
@@ -154,6 +157,8 @@ export class MetadataStateMachine implements MetadataView {
   #clusterKey: ClusterKey | undefined
   /** Cluster settings that differ from CLUSTER_CONFIG_DEFAULTS (set by SetConfig). */
   readonly #config = new Map<keyof ClusterConfig, number | string>()
+  /** S3 access keys by id; at most S3_KEYS_MAX, each of a peer that had a role when it was made (SetRole revoking drops them). */
+  readonly #s3Keys = new Map<string, S3KeyRecord>()
   /** Join tokens by id; none has expired before the creation time of the newest one. */
   readonly #tokens = new Map<string, JoinTokenRecord>()
   /** Current file versions by canonical path. No key is also a key of #dirs. */
@@ -164,9 +169,11 @@ export class MetadataStateMachine implements MetadataView {
   readonly #owners = new Map<string, string>()
   /**
    * Directory path → its direct children (name → type). `/` is always present; any other directory is
-   * present exactly while it has at least one child, i.e. while some file lies under it.
+   * present exactly while it has at least one child or is in #explicit.
    */
   readonly #dirs = new Map<string, Map<string, EntryType>>([['/', new Map()]])
+  /** Explicit directories (MakeDir): each is a key of #dirs, never `/` nor a tenant's root. At most EXPLICIT_DIRS_MAX. */
+  readonly #explicit = new Set<string>()
   /** Cache of each directory's child names in sorted order; dropped whenever the children change. */
   readonly #sortedNames = new Map<string, string[]>()
   /** Index of the last applied operation; strictly increasing. */
@@ -200,6 +207,8 @@ export class MetadataStateMachine implements MetadataView {
     getExtent: (id: string) => this.getExtent(id),
     list: (dir: string) => this.list(dir),
     isDirectory: (path: string) => this.isDirectory(path),
+    s3Key: (accessKeyId: string) => this.s3Key(accessKeyId),
+    s3Keys: () => this.s3Keys(),
     extentIds: () => this.extentIds(),
     appliedIndex: () => this.appliedIndex()
   })
@@ -255,6 +264,11 @@ export class MetadataStateMachine implements MetadataView {
       case 'PutFile': return this.#putFile(op, index)
       case 'DeleteFile': return this.#deleteFile(op, index)
       case 'RenameFile': return this.#renameFile(op, index)
+      case 'MakeDir': return this.#makeDir(op, index)
+      case 'RemoveDir': return this.#removeDir(op, index)
+      case 'ComposeFile': return this.#composeFile(op, index)
+      case 'PutS3Key': return this.#putS3Key(op, index)
+      case 'RevokeS3Key': return this.#revokeS3Key(op, index)
       default:
         throw new InvalidArgumentError('unknown operation type',
           { type: typeof type === 'string' ? type.slice(0, 64) : typeof type })
@@ -278,7 +292,7 @@ export class MetadataStateMachine implements MetadataView {
     if (type === 'PutTenant' || type === 'RemoveTenant') {
       const name = type === 'PutTenant' ? field(requireRecord(field(op, 'tenant'), 'tenant'), 'name') : field(op, 'name')
       shard = shardOfPath(tenantRootPath(requireTenantField(name, type === 'PutTenant' ? 'tenant.name' : 'name')))
-    } else if (type === 'PutFile' || type === 'DeleteFile') {
+    } else if (type === 'PutFile' || type === 'DeleteFile' || type === 'MakeDir' || type === 'RemoveDir') {
       const path = requirePath(field(op, 'path'), 'path')
       if (path === '/') return // rejected by the handler
       shard = shardOfPath(path)
@@ -287,6 +301,11 @@ export class MetadataStateMachine implements MetadataView {
       const from = requirePath(field(op, 'from'), 'from')
       if (from === '/') return // rejected by the handler
       shard = shardOfPath(from)
+    } else if (type === 'ComposeFile') {
+      // the parts are in the same shard or the handler rejects the operation (requireComposeWithinTopLevel)
+      const to = requirePath(field(op, 'to'), 'to')
+      if (to === '/') return // rejected by the handler
+      shard = shardOfPath(to)
     } else if (type === 'CreateExtent') {
       shard = shardOfExtent(requireExtent(field(op, 'extent'), 'extent').id)
     }
@@ -386,8 +405,13 @@ export class MetadataStateMachine implements MetadataView {
         throw new FailedPreconditionError(`${peer} is the last cluster-wide admin: grant another one first`, { peer })
       }
     }
-    if (role === null) this.#users.delete(peer)
-    else this.#users.set(peer, Object.freeze({ id: peer, role, tenant }))
+    if (role === null) {
+      this.#users.delete(peer)
+      // an access key acts as its user: one without a role has nothing left to sign for
+      for (const [id, key] of this.#s3Keys) if (key.user === peer) this.#s3Keys.delete(id)
+    } else {
+      this.#users.set(peer, Object.freeze({ id: peer, role, tenant }))
+    }
     return { ok: true, index }
   }
 
@@ -480,6 +504,10 @@ export class MetadataStateMachine implements MetadataView {
     if (used !== undefined && used.files > 0) {
       throw new FailedPreconditionError(`tenant ${name} holds ${used.files} files: remove them first`,
         { tenant: name, usedFiles: used.files, usedBytes: used.bytes })
+    }
+    // no file, so only explicit directories can keep its root in existence
+    if (this.#dirs.has(tenantRootPath(name))) {
+      throw new FailedPreconditionError(`tenant ${name} holds directories: remove them first`, { tenant: name })
     }
     this.#tenants.delete(name)
     return { ok: true, index }
@@ -593,6 +621,7 @@ export class MetadataStateMachine implements MetadataView {
     const extents = list.map((e, i) => requireExtent(e, `extents[${i}]`))
     // the bytes are the members' to store (see MetadataServiceInit.onInlineExtents), never the state's
     requireInline(field(op, 'inline'), extents)
+    const meta = requireFileMeta(field(op, 'meta'), 'meta')
     const ids = new Set<string>()
     let total = 0
     for (const e of extents) {
@@ -632,7 +661,8 @@ export class MetadataStateMachine implements MetadataView {
       size,
       mtimeMs,
       version: old === undefined ? 1 : old.version + 1,
-      extents: Object.freeze(extents.map((e) => e.id)) as string[]
+      extents: Object.freeze(extents.map((e) => e.id)) as string[],
+      ...(meta !== undefined ? { meta } : {})
     })
     this.#insertFile(file, extents, old === undefined)
     return { ok: true, index, file, freed }
@@ -697,25 +727,39 @@ export class MetadataStateMachine implements MetadataView {
     for (const a of ancestors(to)) {
       if (this.#files.has(a)) throw new NotADirectoryError(`${a} is a file, so ${to} cannot be created under it`, { path: to, file: a })
     }
-    const files = this.#filesUnder(from, RENAME_FILES_MAX)
-    if (files === undefined) {
-      throw new FailedPreconditionError(`${from} holds more than ${RENAME_FILES_MAX} files, more than one rename moves`,
+    const found = this.#entriesUnder(from, RENAME_FILES_MAX)
+    if (found === undefined) {
+      throw new FailedPreconditionError(`${from} holds more than ${RENAME_FILES_MAX} files and explicit directories, more than one rename moves`,
         { path: from, filesMax: RENAME_FILES_MAX })
     }
     // Every check passed: mutate. No target exists (none is under `to`, which is neither a file nor
-    // a directory, nor under `from`), so no file is replaced.
-    for (const file of files) {
-      this.#moveFile(file, Object.freeze({ ...file, path: to + file.path.slice(from.length) }))
+    // a directory, nor under `from`), so no file is replaced. Explicit directories leave first,
+    // deepest first (a descendant's path is longer), so that each empty one goes as a RemoveDir
+    // would; those with entries go with their last file. Then they come back under `to`.
+    const moved = (p: string): string => to + p.slice(from.length)
+    const dirs = found.dirs.sort((a, b) => b.length - a.length)
+    for (const d of dirs) this.#dropExplicit(d)
+    for (const file of found.files) {
+      this.#moveFile(file, Object.freeze({ ...file, path: moved(file.path) }))
     }
+    for (const d of dirs.reverse()) this.#makeExplicit(moved(d))
     return { ok: true, index, freed: [] }
   }
 
-  /** The files under directory `dir` in path order, or undefined when there are more than `max`. */
-  #filesUnder (dir: string, max: number): FileRecord[] | undefined {
-    const out: FileRecord[] = []
+  /**
+   * The files under directory `dir` in path order, and the explicit directories at or under it, or
+   * undefined when there are more than `max` of both together.
+   */
+  #entriesUnder (dir: string, max: number): { files: FileRecord[], dirs: string[] } | undefined {
+    const files: FileRecord[] = []
+    const dirs: string[] = []
     const walk = (d: string): boolean => {
       const children = this.#dirs.get(d)
       invariant(children !== undefined, `directory ${d} is missing`)
+      if (this.#explicit.has(d)) {
+        if (files.length + dirs.length === max) return false
+        dirs.push(d)
+      }
       for (const name of [...children.keys()].sort(compareStrings)) {
         const path = joinPath(d, name)
         if (children.get(name) === 'dir') {
@@ -724,12 +768,135 @@ export class MetadataStateMachine implements MetadataView {
         }
         const file = this.#files.get(path)
         invariant(file !== undefined, `listed file ${path} is missing`)
-        if (out.length === max) return false
-        out.push(file)
+        if (files.length + dirs.length === max) return false
+        files.push(file)
       }
       return true
     }
-    return walk(dir) ? out : undefined
+    return walk(dir) ? { files, dirs } : undefined
+  }
+
+  /** MakeDir: see the rules at EXPLICIT_DIRS_MAX in @dfs/api (metadata.ts). */
+  #makeDir (op: Fields, index: number): OkResult {
+    const path = requirePath(field(op, 'path'), 'path')
+    if (path === '/') throw new InvalidArgumentError('/ always exists: it cannot be made', { path })
+    const { tenant, path: inTenant } = fromInternalPath(path)
+    if (tenant !== null) {
+      if (inTenant === '/') throw new InvalidArgumentError('a tenant\'s root exists with its tenant: it cannot be made', { path, tenant })
+      if (!this.#tenants.has(tenant)) throw new NotFoundError(`tenant ${tenant} does not exist`, { tenant })
+    }
+    if (this.#files.has(path)) throw new AlreadyExistsError(`${path} is a file`, { path })
+    for (const a of ancestors(path)) {
+      if (this.#files.has(a)) throw new NotADirectoryError(`${a} is a file, so ${path} cannot be created under it`, { path, file: a })
+    }
+    if (this.#explicit.has(path)) return { ok: true, index }
+    if (this.#explicit.size >= EXPLICIT_DIRS_MAX) {
+      throw new FailedPreconditionError(`this metadata group holds ${EXPLICIT_DIRS_MAX} explicit directories, the most it keeps`,
+        { path, dirsMax: EXPLICIT_DIRS_MAX })
+    }
+    this.#makeExplicit(path)
+    return { ok: true, index }
+  }
+
+  /** RemoveDir: removes an empty directory (which is then explicit: an implicit one exists only while it has entries). */
+  #removeDir (op: Fields, index: number): OkResult {
+    const path = requirePath(field(op, 'path'), 'path')
+    if (path === '/') throw new InvalidArgumentError('/ cannot be removed', { path })
+    if (this.#files.has(path)) throw new NotADirectoryError(`${path} is a file`, { path })
+    const children = this.#dirs.get(path)
+    if (children === undefined) throw new NotFoundError(`no directory ${path}`, { path })
+    if (children.size > 0) {
+      throw new DirectoryNotEmptyError(`${path} has ${children.size} entr${children.size === 1 ? 'y' : 'ies'}`, { path, entries: children.size })
+    }
+    invariant(this.#explicit.has(path), `empty directory ${path} is not explicit`)
+    this.#dropExplicit(path)
+    return { ok: true, index }
+  }
+
+  /** ComposeFile: see the rules at COMPOSE_PARTS_MAX in @dfs/api (metadata.ts). */
+  #composeFile (op: Fields, index: number): OkResult {
+    const to = requirePath(field(op, 'to'), 'to')
+    const parts = requireArray(field(op, 'parts'), 'parts', 1, COMPOSE_PARTS_MAX).map((p, i) => requirePath(p, `parts[${i}]`))
+    const mtimeMs = requireInteger(field(op, 'mtimeMs'), 'mtimeMs', 0, Number.MAX_SAFE_INTEGER)
+    const meta = requireFileMeta(field(op, 'meta'), 'meta')
+    const rawReplace = field(op, 'replace')
+    if (rawReplace !== undefined && typeof rawReplace !== 'boolean') {
+      throw new InvalidArgumentError('replace must be true, false or absent', { field: 'replace' })
+    }
+    requireComposeWithinTopLevel(to, parts)
+    // one top-level directory is one namespace; checked on its own, as a rename does
+    const { tenant, path: inTenant } = fromInternalPath(to)
+    if (parts.some((p) => fromInternalPath(p).tenant !== tenant)) throw new InvalidArgumentError('a compose cannot cross namespaces', { to })
+    if (tenant !== null && inTenant === '/') throw new InvalidArgumentError('a tenant\'s root is a directory: nothing can be composed there', { to })
+    const seen = new Set<string>()
+    const files: FileRecord[] = []
+    let size = 0
+    let extentCount = 0
+    for (const part of parts) {
+      if (part === to) throw new InvalidArgumentError(`the target ${to} cannot be one of its parts`, { to })
+      if (seen.has(part)) throw new InvalidArgumentError(`part ${part} is listed twice`, { to, part })
+      seen.add(part)
+      const file = this.#files.get(part)
+      if (file === undefined) {
+        if (this.#dirs.has(part)) throw new IsADirectoryError(`part ${part} is a directory`, { path: part })
+        throw new NotFoundError(`no file ${part}`, { path: part })
+      }
+      files.push(file)
+      size += file.size
+      extentCount += file.extents.length
+    }
+    if (extentCount > FILE_EXTENTS_MAX) {
+      throw new InvalidArgumentError(`the parts hold ${extentCount} extents, more than a file may have (${FILE_EXTENTS_MAX})`,
+        { to, extents: extentCount, extentsMax: FILE_EXTENTS_MAX })
+    }
+    invariant(Number.isSafeInteger(size), `size of ${to} overflows`)
+    this.#checkFilePath(to)
+    const replaced = this.#files.get(to)
+    if (replaced !== undefined && rawReplace !== true) {
+      throw new AlreadyExistsError(`${to} exists (compose with replace to overwrite it)`, { path: to })
+    }
+    // parts under a tenant's root exist only while their tenant does (RemoveTenant waits for them)
+    invariant(tenant === null || this.#tenants.has(tenant), `files of missing tenant ${tenant ?? ''}`)
+    invariant(replaced === undefined || replaced.version < Number.MAX_SAFE_INTEGER, `version of ${to} overflows`)
+
+    // Every check passed: mutate. The parts' extent records become the new file's, unchanged.
+    const records = files.flatMap((f) => f.extents.map((id) => {
+      const record = this.#extents.get(id)
+      invariant(record !== undefined, `file ${f.path} lists missing extent ${id}`)
+      return record
+    }))
+    for (const f of files) this.#detachFile(f)
+    const freed = replaced !== undefined ? this.#removeFile(replaced) : []
+    const file: FileRecord = Object.freeze({
+      path: to,
+      size,
+      mtimeMs,
+      version: replaced === undefined ? 1 : replaced.version + 1,
+      extents: Object.freeze(records.map((r) => r.id)) as string[],
+      ...(meta !== undefined ? { meta } : {})
+    })
+    this.#insertFile(file, records, true)
+    return { ok: true, index, file, freed }
+  }
+
+  #putS3Key (op: Fields, index: number): OkResult {
+    const key = requireS3Key(field(op, 'key'), 'key')
+    // details never carry the secret
+    if (this.#s3Keys.has(key.accessKeyId)) throw new AlreadyExistsError(`access key ${key.accessKeyId} exists`, { accessKeyId: key.accessKeyId })
+    if (this.#s3Keys.size >= S3_KEYS_MAX) {
+      throw new FailedPreconditionError(`the cluster has ${S3_KEYS_MAX} access keys, the most it keeps: revoke some first`, { keysMax: S3_KEYS_MAX })
+    }
+    if (!this.#users.has(key.user)) {
+      throw new FailedPreconditionError(`${key.user} has no role: an access key acts as a user`, { user: key.user })
+    }
+    this.#s3Keys.set(key.accessKeyId, key)
+    return { ok: true, index }
+  }
+
+  #revokeS3Key (op: Fields, index: number): OkResult {
+    const id = requireAccessKeyId(field(op, 'accessKeyId'), 'accessKeyId')
+    if (!this.#s3Keys.delete(id)) throw new NotFoundError(`no access key ${id}`, { accessKeyId: id })
+    return { ok: true, index }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -858,10 +1025,47 @@ export class MetadataStateMachine implements MetadataView {
     this.#addUsage(moved.path, moved.size, 1)
   }
 
-  /** Adds a new file to its parent directory, creating the implicit directories above it. */
-  #link (path: string): void {
+  /**
+   * Marks `path` (where no file is, nor above it) an explicit directory, creating it and the implicit
+   * directories above it when it does not exist.
+   */
+  #makeExplicit (path: string): void {
+    if (!this.#dirs.has(path)) {
+      this.#dirs.set(path, new Map())
+      this.#link(path, 'dir')
+    }
+    this.#explicit.add(path)
+  }
+
+  /** Makes an explicit directory implicit: it goes, with the implicit ones above it, once it has no entry. */
+  #dropExplicit (path: string): void {
+    invariant(this.#explicit.delete(path), `${path} is not an explicit directory`)
+    const children = this.#dirs.get(path)
+    invariant(children !== undefined, `explicit directory ${path} is missing`)
+    if (children.size > 0) return
+    this.#dirs.delete(path)
+    this.#sortedNames.delete(path)
+    this.#unlink(path)
+  }
+
+  /**
+   * Drops a file's record but keeps its extent records, owned by nobody until the caller hands them
+   * to another file in the same step (ComposeFile). Usage goes with the file.
+   */
+  #detachFile (file: FileRecord): void {
+    for (const id of file.extents) {
+      invariant(this.#owners.get(id) === file.path, `extent ${id} of ${file.path} has another owner`)
+      this.#owners.delete(id)
+    }
+    this.#files.delete(file.path)
+    this.#unlink(file.path)
+    this.#addUsage(file.path, -file.size, -1)
+  }
+
+  /** Adds a new file (or a new directory, already in #dirs) to its parent directory, creating the implicit directories above it. */
+  #link (path: string, entry: EntryType = 'file'): void {
     let child = path
-    let type: EntryType = 'file'
+    let type: EntryType = entry
     for (;;) {
       const parent = parentPath(child)
       invariant(!this.#files.has(parent), `${parent} is both a file and a directory`)
@@ -882,7 +1086,7 @@ export class MetadataStateMachine implements MetadataView {
     }
   }
 
-  /** Removes a file from its parent, and every directory that becomes empty (except `/`). */
+  /** Removes a file (or a gone directory) from its parent, and every implicit directory that becomes empty (never `/`). */
   #unlink (path: string): void {
     let child = path
     for (;;) {
@@ -891,7 +1095,7 @@ export class MetadataStateMachine implements MetadataView {
       invariant(children !== undefined, `parent ${parent} of ${child} is missing`)
       invariant(children.delete(baseName(child)), `${child} is not linked in ${parent}`)
       this.#sortedNames.delete(parent)
-      if (parent === '/' || children.size > 0) {
+      if (parent === '/' || children.size > 0 || this.#explicit.has(parent)) {
         return
       }
       this.#dirs.delete(parent)
@@ -941,6 +1145,15 @@ export class MetadataStateMachine implements MetadataView {
     return this.#tokens.get(id)
   }
 
+  s3Key (accessKeyId: string): S3KeyRecord | undefined {
+    return typeof accessKeyId === 'string' ? this.#s3Keys.get(accessKeyId) : undefined
+  }
+
+  /** Every S3 access key, sorted by id. */
+  s3Keys (): S3KeyRecord[] {
+    return [...this.#s3Keys.values()].sort((a, b) => compareStrings(a.accessKeyId, b.accessKeyId))
+  }
+
   /** Every join token held (expired ones are pruned only when a newer token is created), sorted by id. */
   joinTokens (): JoinTokenRecord[] {
     return [...this.#tokens.values()].sort((a, b) => compareStrings(a.id, b.id))
@@ -979,7 +1192,8 @@ export class MetadataStateMachine implements MetadataView {
    */
   isDirectory (path: string): boolean {
     const p = normalizePath(path)
-    return p === '/' || (this.#dirs.get(p)?.size ?? 0) > 0
+    // #dirs holds exactly `/`, the directories with entries and the explicit ones
+    return this.#dirs.has(p)
   }
 
   list (dir: string): DirEntry[] {
@@ -1052,9 +1266,11 @@ export class MetadataStateMachine implements MetadataView {
       // entries with their stored hashes: a restore takes them as they are, so tampering stays visible
       audit: { checkpoint: this.#auditCheckpoint, entries: this.#auditEntries.slice(this.#auditHead) },
       tokens: [...this.#tokens.values()].sort(byKey((t) => t.id)),
+      s3Keys: this.s3Keys(),
       config: [...this.#config].sort((a, b) => compareStrings(a[0], b[0])),
       extents: [...this.#extents.values()].sort(byKey((e) => e.id)),
-      files: [...this.#files.values()].sort(byKey((f) => f.path))
+      files: [...this.#files.values()].sort(byKey((f) => f.path)),
+      dirs: [...this.#explicit].sort(compareStrings)
     })
   }
 
@@ -1079,7 +1295,7 @@ export class MetadataStateMachine implements MetadataView {
     const sm = new MetadataStateMachine(scope)
     const snap = requireRecord(input, 'snapshot')
     const version = field(snap, 'v')
-    if (version !== SNAPSHOT_VERSION && version !== 3 && version !== 2 && version !== 1) {
+    if (version !== SNAPSHOT_VERSION && version !== 4 && version !== 3 && version !== 2 && version !== 1) {
       throw new InvalidArgumentError(`unsupported snapshot version (expected 1 to ${SNAPSHOT_VERSION})`, { field: 'v' })
     }
     const taken = version >= 3 ? requireScope(field(snap, 'scope')) : ALL
@@ -1164,6 +1380,13 @@ export class MetadataStateMachine implements MetadataView {
       sm.#tokens.set(token.id, token)
     })
 
+    const s3Keys = version >= 5 ? requireArray(field(snap, 's3Keys'), 's3Keys', 0, S3_KEYS_MAX) : []
+    s3Keys.forEach((k, i) => {
+      const key = requireS3Key(k, `s3Keys[${i}]`)
+      if (sm.#s3Keys.has(key.accessKeyId)) throw new InvalidArgumentError(`access key ${key.accessKeyId} appears twice`, { accessKeyId: key.accessKeyId })
+      sm.#s3Keys.set(key.accessKeyId, key)
+    })
+
     const config = version >= 3 ? requireArray(field(snap, 'config'), 'config', 0, 16) : []
     config.forEach((c, i) => {
       const pair = requireArray(c, `config[${i}]`, 2, 2)
@@ -1192,6 +1415,8 @@ export class MetadataStateMachine implements MetadataView {
       sm.#extents.set(extent.id, extent)
     })
 
+    // files' metadata and explicit directories since version 5
+    const since5 = typeof version === 'number' && version >= 5
     const files = requireArray(field(snap, 'files'), 'files', 0, Number.MAX_SAFE_INTEGER)
     files.forEach((f, i) => {
       const obj = requireRecord(f, `files[${i}]`)
@@ -1231,10 +1456,26 @@ export class MetadataStateMachine implements MetadataView {
       } catch (err) {
         throw new InvalidArgumentError(`file ${path} conflicts with another file: ${(err as Error).message}`, { path })
       }
+      const meta = since5 ? requireFileMeta(field(obj, 'meta'), `files[${i}].meta`) : undefined
       const file: FileRecord = Object.freeze({
-        path, size, mtimeMs, version, extents: Object.freeze(records.map((r) => r.id)) as string[]
+        path, size, mtimeMs, version, extents: Object.freeze(records.map((r) => r.id)) as string[], ...(meta !== undefined ? { meta } : {})
       })
       sm.#insertFile(file, records, true)
+    })
+
+    const dirs = since5 ? requireArray(field(snap, 'dirs'), 'dirs', 0, EXPLICIT_DIRS_MAX) : []
+    dirs.forEach((d, i) => {
+      const path = requirePath(d, `dirs[${i}]`)
+      const { tenant, path: inTenant } = fromInternalPath(path)
+      if (path !== d || path === '/' || (tenant !== null && inTenant === '/')) {
+        throw new InvalidArgumentError(`dirs[${i}] is not a canonical directory path`, { path })
+      }
+      if (sm.#explicit.has(path)) throw new InvalidArgumentError(`directory ${path} appears twice`, { path })
+      if (sm.#files.has(path)) throw new InvalidArgumentError(`directory ${path} is also a file`, { path })
+      for (const a of ancestors(path)) {
+        if (sm.#files.has(a)) throw new InvalidArgumentError(`directory ${path} lies under file ${a}`, { path, file: a })
+      }
+      sm.#makeExplicit(path)
     })
     return sm
   }

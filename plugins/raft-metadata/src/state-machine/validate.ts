@@ -3,9 +3,12 @@
  * holds only the known fields, or throws InvalidArgument naming the field. Nothing here reads state.
  */
 import {
-  AUDIT_FIELD_LENGTH_MAX, EXTENT_ID_PATTERN, EXTENT_SIZE_MAX, INLINE_FILE_BYTES_MAX, InvalidArgumentError, normalizePath, requireTenantName
+  AUDIT_FIELD_LENGTH_MAX, EXTENT_ID_PATTERN, EXTENT_SIZE_MAX, INLINE_FILE_BYTES_MAX, InvalidArgumentError, S3_ACCESS_KEY_ID_PATTERN,
+  S3_SECRET_KEY_PATTERN, normalizePath, requireTenantName
 } from '@dfs/api'
-import type { AuditEntry, AuditRecord, ClusterKey, ExtentRecord, JoinTokenRecord, MemberRecord, PeerIdString, Role, TenantRecord } from '@dfs/api'
+import type {
+  AuditEntry, AuditRecord, ClusterKey, ExtentRecord, JoinTokenRecord, MemberRecord, PeerIdString, Role, S3KeyRecord, TenantRecord
+} from '@dfs/api'
 import {
   ADDR_LENGTH_MAX, BASE64URL_PATTERN, CHECKSUM_LENGTH_MAX, CHECKSUM_PATTERN, CLUSTER_PRIVATE_KEY_LENGTH_MAX, CLUSTER_PUBLIC_KEY_LENGTH,
   ERROR_NAME_PATTERN, JOIN_TOKEN_USES_MAX, MEMBER_ADDRS_MAX, MEMBER_NAME_LENGTH_MAX, PEER_ID_LENGTH_MAX, PEER_ID_PATTERN, REGION_LENGTH_MAX,
@@ -269,4 +272,25 @@ export function requireInline (value: unknown, extents: ExtentRecord[]): Uint8Ar
       { field: 'inline', size: total, sizeMax: INLINE_FILE_BYTES_MAX })
   }
   return Object.freeze([...list]) as Uint8Array[]
+}
+
+/** An S3 access key id (S3_ACCESS_KEY_ID_PATTERN). */
+export function requireAccessKeyId (value: unknown, what: string): string {
+  if (typeof value !== 'string' || !S3_ACCESS_KEY_ID_PATTERN.test(value)) {
+    throw new InvalidArgumentError(`${what} must be DFS and 17 upper-case letters or digits`, { field: what })
+  }
+  return value
+}
+
+/** An S3 access key record; the secret is never echoed in an error. */
+export function requireS3Key (value: unknown, what: string): S3KeyRecord {
+  const obj = requireRecord(value, what)
+  const accessKeyId = requireAccessKeyId(field(obj, 'accessKeyId'), `${what}.accessKeyId`)
+  const secretAccessKey = field(obj, 'secretAccessKey')
+  if (typeof secretAccessKey !== 'string' || !S3_SECRET_KEY_PATTERN.test(secretAccessKey)) {
+    throw new InvalidArgumentError(`${what}.secretAccessKey must be 40 characters of [A-Za-z0-9+/]`, { field: `${what}.secretAccessKey` })
+  }
+  const user = requirePeerId(field(obj, 'user'), `${what}.user`)
+  const createdAtMs = requireInteger(field(obj, 'createdAtMs'), `${what}.createdAtMs`, 0, Number.MAX_SAFE_INTEGER)
+  return Object.freeze({ accessKeyId, secretAccessKey, user, createdAtMs })
 }
