@@ -37,6 +37,7 @@ import { tenantMethods } from './handlers/tenants.js'
 import { rateLimit } from '../security/rate-limit.js'
 import { DataDirLock } from './lock.js'
 import { Lifecycle } from './lifecycle.js'
+import { S3Gateway } from '../gateway/s3/gateway.js'
 
 const log = logger('dfs:node')
 /** Reads of the cluster record and members need only the system group. */
@@ -80,12 +81,16 @@ export interface NodeRuntimeInit {
   moveBytesPerSecond?: number
   /** Test-only: accept `test.partition` RPCs that cut this node off from chosen peers. */
   testFaults?: boolean
+  /** Serve the S3 API on this address (port 0: a free one); absent: no S3 listener. */
+  s3?: { host: string, port: number, domains?: string[], region?: string }
 }
 
 /** What `<data-dir>/node.json` holds while the node serves. */
 export interface NodeInfo {
   id: string
   addrs: string[]
+  /** Where the S3 API listens (`host:port`), when it does. */
+  s3?: string
 }
 
 /**
@@ -102,7 +107,10 @@ export class NodeRuntime {
   readonly #settled: Promise<void>
   #stopping: Promise<void> | undefined
 
-  private constructor (parts: { dataDir: string, id: string, clusterId: string, host: Host, life: Lifecycle, settled: Promise<void> }) {
+  readonly #s3: S3Gateway | undefined
+
+  private constructor (parts: { dataDir: string, id: string, clusterId: string, host: Host, life: Lifecycle, settled: Promise<void>, s3?: S3Gateway }) {
+    this.#s3 = parts.s3
     this.dataDir = parts.dataDir
     this.id = parts.id
     this.clusterId = parts.clusterId
@@ -295,7 +303,26 @@ export class NodeRuntime {
       admission.watchCalls((peer) => rpc.callsInFlight(peer))
       life.started('rpc server', async () => { await rpc.stop() })
 
-      const runtime = new NodeRuntime({ dataDir: init.dataDir, id, clusterId: cluster.clusterId, host, life, settled })
+      let s3: S3Gateway | undefined
+      if (init.s3 !== undefined) {
+        if (metadata.staleRead == null) throw new ConfigError('the S3 API needs a metadata service that reads its applied state (staleRead)')
+        const staleRead = metadata.staleRead.bind(metadata)
+        s3 = new S3Gateway({
+          ...init.s3,
+          rpc,
+          // this node's applied state: a new key works, and a revoked one is refused, as soon as it applies the change
+          lookupKey: (accessKeyId) => staleRead((view) => {
+            const k = view.s3Key(accessKeyId)
+            return k === undefined ? undefined : { secretAccessKey: k.secretAccessKey, user: k.user }
+          }),
+          createdAtMs: () => staleRead((view) => view.cluster()?.createdAtMs ?? 0)
+        })
+        await s3.start()
+        const gateway = s3
+        life.started('s3 gateway', async () => { await gateway.stop() })
+      }
+
+      const runtime = new NodeRuntime({ dataDir: init.dataDir, id, clusterId: cluster.clusterId, host, life, settled, s3 })
       await runtime.#writeInfo()
       return runtime
     } catch (err) {
@@ -305,13 +332,18 @@ export class NodeRuntime {
   }
 
   info (): NodeInfo {
-    return {
+    const info: NodeInfo = {
       id: this.id,
       addrs: this.#host.getMultiaddrs().map((a) => {
         const s = a.toString()
         return s.includes('/p2p/') ? s : multiaddr(s).encapsulate(`/p2p/${this.id}`).toString()
       })
     }
+    if (this.#s3 !== undefined) {
+      const { host, port } = this.#s3.address
+      info.s3 = `${host.includes(':') ? `[${host}]` : host}:${port}`
+    }
+    return info
   }
 
   async #writeInfo (): Promise<void> {

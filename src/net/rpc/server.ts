@@ -1,6 +1,8 @@
 import { setMaxListeners } from 'node:events'
 import { logger } from '@libp2p/logger'
-import { AbortedError, Deadline, DeadlineExceededError, MalformedFrameError, UnknownMethodError, errorToWire } from '@dfs/api'
+import {
+  AbortedError, Deadline, DeadlineExceededError, InvalidArgumentError, MalformedFrameError, UnavailableError, UnknownMethodError, errorToWire
+} from '@dfs/api'
 import type { RpcCallInfo, RpcCallOutcome, RpcInterceptor } from '@dfs/api'
 import {
   CREDIT_BATCH_FRAMES, DATA_CHUNK_BYTES_MAX, DATA_WINDOW_FRAMES, RPC_INBOUND_STREAMS_MAX, RPC_PEER_IDLE_TIMEOUT_MS_DEFAULT, RPC_PROTOCOL,
@@ -167,6 +169,103 @@ export class RpcServer {
     this.#started = false
     await this.#host.unhandle(RPC_PROTOCOL)
     for (const s of this.#active) s.abort(new AbortedError('the node is stopping'))
+  }
+
+  /**
+   * Serves a call made in this process on behalf of `peer` — an access layer of this node (the S3
+   * gateway) acting as the user a credential of its own protocol proved — exactly as if `peer` had
+   * sent it over the network: every interceptor runs (authorization first, then rate limits, audit …)
+   * and the params are validated before the handler sees them. `body`: an upload's bytes. A
+   * download's `after`s run when its body ends, fails or is left. `signal` ends the call (e.g. the
+   * HTTP client went away); `timeoutMs` bounds it (none by default: a streaming body is bounded by
+   * its own protocol's idle timeouts and the handler's limits).
+   */
+  async invokeLocal (peer: string, name: string, rawParams: unknown, options: LocalCallOptions = {}): Promise<LocalCallResult> {
+    if (!this.#started) throw new UnavailableError('the RPC server is not serving')
+    const method = this.#methods.get(name)
+    if (method == null) throw new UnknownMethodError(`unknown method ${JSON.stringify(name)}`, { method: name })
+    const deadline = new Deadline(options.timeoutMs ?? LOCAL_CALL_TIMEOUT_MS_MAX, options.signal)
+    const signal = deadline.signal
+    setMaxListeners(Infinity, signal)
+    const started = Date.now()
+    const chain = this.#chain
+    const call: { -readonly [K in keyof RpcCallInfo]: RpcCallInfo[K] } = {
+      peer, method: method.name, action: method.action, kind: method.kind, params: undefined, startedAtMs: started
+    }
+    let reached = 0
+    const io: CallBytes = { bytesIn: 0, bytesOut: 0 }
+    let ended = false
+    const end = (failure: unknown): void => {
+      if (ended) return
+      ended = true
+      deadline.clear()
+      const outcome: RpcCallOutcome = { ok: failure === undefined, durationMs: Date.now() - started, bytesIn: io.bytesIn, bytesOut: io.bytesOut }
+      if (failure !== undefined) {
+        const wire = errorToWire(failure)
+        outcome.error = { name: wire.name, message: wire.message }
+      }
+      afterCall(chain, reached, call, outcome)
+    }
+    const failed = (err: unknown): Error => deadline.expired && !DEADLINE_VERDICTS.has((err as Error)?.name)
+      ? new DeadlineExceededError(`${name} did not finish within ${options.timeoutMs ?? LOCAL_CALL_TIMEOUT_MS_MAX} ms`, { timeoutMs: options.timeoutMs })
+      : err as Error
+    try {
+      for (let i = 0; i < chain.length; i++) {
+        reached = i + 1
+        await chain[i].before?.(call, { signal })
+        if (i === this.#authorizedAt) call.params = method.params(rawParams)
+      }
+      const params = call.params
+      switch (method.kind) {
+        case 'unary': {
+          const result = await method.handle({ peer, params, signal })
+          end(undefined)
+          return { result }
+        }
+        case 'upload': {
+          if (options.body === undefined) throw new InvalidArgumentError(`${name} is an upload: it needs a body`)
+          const source = options.body
+          async function * counted (): AsyncGenerator<Uint8Array> {
+            for await (const chunk of source) {
+              io.bytesIn += chunk.byteLength
+              yield chunk
+            }
+          }
+          const result = await method.handle({ peer, params, signal, body: counted() })
+          end(undefined)
+          return { result }
+        }
+        case 'download': {
+          const reply = await method.handle({ peer, params, signal })
+          const inner = reply.body
+          async function * body (): AsyncGenerator<Uint8Array> {
+            // a caller that stops reading early ends the call as aborted
+            let failure: unknown = new AbortedError('the caller left the download before its end')
+            try {
+              for await (const chunk of inner) {
+                io.bytesOut += chunk.byteLength
+                yield chunk
+              }
+              failure = undefined
+            } catch (err) {
+              failure = failed(err)
+              throw failure
+            } finally {
+              end(failure)
+            }
+          }
+          return { result: reply.result, body: body() }
+        }
+        default: {
+          const never: never = method
+          throw new Error(`RPC method of unknown kind ${JSON.stringify((never as RpcMethod).kind)}`)
+        }
+      }
+    } catch (err) {
+      const error = failed(err)
+      end(error)
+      throw error
+    }
   }
 
   async #serveStream (stream: Stream, connection: Connection): Promise<void> {
@@ -398,6 +497,31 @@ export class RpcServer {
     return !callerEnded
   }
 }
+
+/** Options of RpcServer.invokeLocal. */
+export interface LocalCallOptions {
+  signal?: AbortSignal
+  /** Longest the call may take (LOCAL_CALL_TIMEOUT_MS_MAX when absent). */
+  timeoutMs?: number
+  /** An upload's bytes. */
+  body?: AsyncIterable<Uint8Array>
+}
+
+/** What RpcServer.invokeLocal answers: the result, and a download's bytes. */
+export interface LocalCallResult {
+  result: unknown
+  /**
+   * A download's bytes. Start reading it, to the end or until `return()`: only a started generator
+   * runs its cleanup, which ends the call (its `after`s, its deadline) and lets go of the extents.
+   */
+  body?: AsyncGenerator<Uint8Array>
+}
+
+/**
+ * Longest a call made in this process may take: a put's own limit (PUT_DURATION_MAX_MS, 6 h) and the
+ * access layer's idle timeouts end a slow one first; this only bounds a call nothing else would.
+ */
+export const LOCAL_CALL_TIMEOUT_MS_MAX = 7 * 3600_000
 
 /** A call's bytes so far, as RpcCallOutcome counts them. */
 interface CallBytes { bytesIn: number, bytesOut: number }
