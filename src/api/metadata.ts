@@ -185,6 +185,12 @@ export function requireUserMeta (value: unknown, what = 'meta'): Record<string, 
   return out
 }
 
+/** A page of MetadataView.list: the entries after `after` (a name), at most `limit` of them. */
+export interface ListDirPage {
+  after?: string
+  limit?: number
+}
+
 export interface DirEntry {
   path: string
   name: string
@@ -545,8 +551,12 @@ export interface MetadataView {
   config: () => ClusterConfig
   getFile: (path: string) => FileRecord | undefined
   getExtent: (id: string) => ExtentRecord | undefined
-  /** Entries directly under a directory, sorted by name. Throws NotFound or NotADirectory. */
-  list: (dir: string) => DirEntry[]
+  /**
+   * Entries directly under a directory, sorted by name (UTF-16 code units): all of them, or the page
+   * of at most `page.limit` whose names sort after `page.after`, in O(page) (plus a sort of the
+   * directory's names the first time after it changed). Throws NotFound or NotADirectory.
+   */
+  list: (dir: string, page?: ListDirPage) => DirEntry[]
   /** Whether `path` is a directory: `/`, an explicit one (MakeDir), or one with at least one entry. */
   isDirectory: (path: string) => boolean
   /** An S3 access key by id (system group). */

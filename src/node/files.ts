@@ -4,7 +4,7 @@ import {
   InvalidRangeError, IsADirectoryError, NotADirectoryError, NotFoundError,
   QuotaExceededError, extentChecksum, fromInternalPath, isTenantRootName, normalizePath, parentPath, requireComposeWithinTopLevel, requireFileMeta,
   requireRenameWithinTopLevel, throwIfAborted,
-  type CallOptions, type ComposeResult, type Consistency, type DirEntry, type DirResult, type ExtentPeers, type ExtentRecord, type ExtentStore,
+  type CallOptions, type ComposeResult, type Consistency, type DirEntry, type DirResult, type ListDirPage, type ExtentPeers, type ExtentRecord, type ExtentStore,
   type FileMeta, type FileMetaFields, type FileRecord, type MetadataOp,
   type ListResult, type MetadataService, type MetadataView, type PutResult, type RemoveResult, type RenameResult, type ReplicationService, type StatResult,
   type WriteSync
@@ -21,6 +21,14 @@ const PUT_EXTENTS_IN_FLIGHT_MAX = 4
 
 /** Largest page of `ls`. */
 export const LIST_PAGE_MAX = 1000
+/**
+ * Bytes of names and paths one page of `ls` may carry (counted as UTF-16, twice their length:
+ * at least their UTF-8 size), so a page of long names stays well inside an RPC frame
+ * (FRAME_BYTES_MAX): it is cut short, with `more`.
+ */
+export const LIST_PAGE_BYTES_MAX = 256 * 1024
+/** What an entry costs beyond its path and name (type, size, mtime, version, etag, CBOR keys). */
+const LIST_ENTRY_BYTES_OVERHEAD = 128
 
 export interface FileServiceInit {
   nodeId: string
@@ -437,12 +445,25 @@ export class FileService {
       if (file != null) {
         return { entries: [listed({ path, name: path.slice(path.lastIndexOf('/') + 1), type: 'file', size: file.size }, file)], more: false }
       }
-      let all = listDir(view, path)
-      if (page.hideTenantRoots === true && path === '/') all = all.filter((e) => !isTenantRootName(e.name))
-      const start = page.after == null ? 0 : firstAfter(all, page.after)
-      // only the page's files are looked up for their mtime, version and etag
-      const entries = all.slice(start, start + limit).map((e) => e.type === 'file' ? listed(e, view.getFile(e.path)) : e)
-      return { entries, more: start + limit < all.length }
+      // one page, in O(page): limit + 1 entries tell whether more follow; tenants' roots hidden from
+      // `/` are skipped page by page
+      const entries: DirEntry[] = []
+      let after = page.after
+      let bytes = 0
+      while (true) {
+        const batch = listDir(view, path, { ...(after !== undefined ? { after } : {}), limit: limit + 1 })
+        for (const e of batch) {
+          if (page.hideTenantRoots === true && path === '/' && isTenantRootName(e.name)) continue
+          // a page stays well inside one RPC frame whatever its names' lengths
+          const size = LIST_ENTRY_BYTES_OVERHEAD + 2 * (e.path.length + e.name.length)
+          if (entries.length === limit || (entries.length > 0 && bytes + size > LIST_PAGE_BYTES_MAX)) return { entries, more: true }
+          bytes += size
+          // only the page's files are looked up for their mtime, version and etag
+          entries.push(e.type === 'file' ? listed(e, view.getFile(e.path)) : e)
+        }
+        if (batch.length <= limit) return { entries, more: false }
+        after = batch[batch.length - 1].name
+      }
     }, options)
     return { ...value, consistency }
   }
@@ -583,17 +604,6 @@ function listed (entry: DirEntry, file: FileRecord | undefined): DirEntry {
   return { ...entry, mtimeMs: file.mtimeMs, version: file.version, ...(file.meta?.etag !== undefined ? { etag: file.meta.etag } : {}) }
 }
 
-function firstAfter (entries: DirEntry[], after: string): number {
-  let lo = 0
-  let hi = entries.length
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1
-    if (entries[mid].name <= after) lo = mid + 1
-    else hi = mid
-  }
-  return lo
-}
-
 function statOf (view: MetadataView, path: string): Omit<StatResult, 'consistency'> {
   const file: FileRecord | undefined = view.getFile(path)
   if (file == null) {
@@ -616,9 +626,9 @@ function statOf (view: MetadataView, path: string): Omit<StatResult, 'consistenc
  * A directory's entries; a tenant's root is a directory while the tenant exists, also while it
  * holds no file.
  */
-function listDir (view: MetadataView, path: string): DirEntry[] {
+function listDir (view: MetadataView, path: string, page?: ListDirPage): DirEntry[] {
   try {
-    return view.list(path)
+    return view.list(path, page)
   } catch (err) {
     const { tenant, path: inTenant } = fromInternalPath(path)
     if (err instanceof NotFoundError && tenant !== null && inTenant === '/' && view.tenant(tenant) !== undefined) return []

@@ -90,6 +90,22 @@ test('fs mkdir and rmdir: an explicit directory lists empty and outlives its fil
   assert.match(human.stdout, /made \/dirs\/h/)
 })
 
+test('fs ls --limit pages with a continuation token through another node, and every name comes once', async () => {
+  for (let i = 0; i < 7; i++) await ok(['fs', 'mkdir', `/paged/d${i}`])
+  const seen: string[] = []
+  let token: string | undefined
+  for (let pages = 0; pages < 10; pages++) {
+    const page = await ok(['fs', 'ls', '/paged', '--limit', '3', ...(token !== undefined ? ['--token', token] : [])], pages % 3)
+    assert.ok(page.entries.length <= 3)
+    seen.push(...page.entries.map((e: any) => e.name))
+    token = page.next
+    if (token === undefined) break
+  }
+  assert.equal(seen, ['d0', 'd1', 'd2', 'd3', 'd4', 'd5', 'd6'])
+  assert.is(await errorName(['fs', 'ls', '/paged', '--limit', '3', '--token', 'bogus']), 'InvalidArgument')
+  assert.is((await ok(['fs', 'ls', '/paged'])).next, undefined, 'no token without --limit')
+})
+
 test('fs put --content-type --meta --md5: fs stat and fs get show them; a bad key is refused', async () => {
   const { bytes, result } = await putNew('/meta/a.txt', 2 * EXTENT + 3, ['--content-type', 'text/plain', '--meta', 'author=ann', '--meta', 'rev=3', '--md5'])
   const md5 = createHash('md5').update(bytes).digest('hex')

@@ -33,7 +33,7 @@ import {
   errorFromWire, normalizePath, requireComposeWithinTopLevel, requireRenameWithinTopLevel, requireTenantName, tenantRootPath
 } from '@dfs/api'
 import type {
-  AuditCheckpoint, AuditEntry, CallOptions, ClusterConfig, ClusterKey, ClusterRecord, DirEntry, ExtentRecord, FileRecord, InlineExtent,
+  AuditCheckpoint, AuditEntry, CallOptions, ClusterConfig, ClusterKey, ClusterRecord, DirEntry, ExtentRecord, ListDirPage, FileRecord, InlineExtent,
   JoinTokenRecord, Logger, MemberRecord, MetadataGroupInfo, MetadataMembership, MetadataOp, MetadataResult, MetadataService,
   MetadataServiceInit, MetadataStatus, MetadataView, PeerIdString, ReadOptions, ReadScope, Role, S3KeyRecord, TenantInfo, UserRecord
 } from '@dfs/api'
@@ -274,15 +274,17 @@ export class RaftMetadataService implements MetadataService {
       return p === '/' ? undefined : this.#replicaOfPath(p)?.applier.sm.getFile(p)
     },
     getExtent: (id: string): ExtentRecord | undefined => this.#holderOfExtent(id)?.applier.sm.getExtent(id),
-    list: (dir: string): DirEntry[] => {
+    list: (dir: string, page?: ListDirPage): DirEntry[] => {
       const p = normalizePath(dir)
       if (p !== '/') {
         const r = this.#replicaOfPath(p)
         if (r === undefined) throw new NotFoundError(`no directory ${p}`, { path: p })
-        return r.applier.sm.list(p)
+        return r.applier.sm.list(p, page)
       }
-      // each top-level name lives in exactly one group: merge their sorted lists
-      return this.#data.flatMap((r) => r.applier.sm.list('/')).sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+      // each top-level name lives in exactly one group: merge their sorted pages (each group's page
+      // holds at least the entries of the merged one that are its own)
+      const merged = this.#data.flatMap((r) => r.applier.sm.list('/', page)).sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+      return page?.limit === undefined ? merged : merged.slice(0, Math.max(0, page.limit))
     },
     isDirectory: (path: string): boolean => {
       const p = normalizePath(path)

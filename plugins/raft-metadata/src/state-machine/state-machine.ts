@@ -25,7 +25,7 @@ import {
 } from '@dfs/api'
 import type {
   AuditCheckpoint, AuditEntry, ClusterConfig, ClusterKey, ClusterRecord, DirEntry, ExtentMove, ExtentRecord, FileRecord, JoinTokenRecord,
-  MemberRecord, MetadataOp, MetadataResult, MetadataView, PeerIdString, Role, S3KeyRecord, TenantInfo, TenantRecord, UserRecord
+  ListDirPage, MemberRecord, MetadataOp, MetadataResult, MetadataView, PeerIdString, Role, S3KeyRecord, TenantInfo, TenantRecord, UserRecord
 } from '@dfs/api'
 import { decodeCbor, encodeCbor } from '../codec.js'
 import { DATA_GROUPS_MAX, groupOfShard, shardOfExtent, shardOfPath } from '../shards/index.js'
@@ -205,7 +205,7 @@ export class MetadataStateMachine implements MetadataView {
     config: () => this.config(),
     getFile: (path: string) => this.getFile(path),
     getExtent: (id: string) => this.getExtent(id),
-    list: (dir: string) => this.list(dir),
+    list: (dir: string, page?: ListDirPage) => this.list(dir, page),
     isDirectory: (path: string) => this.isDirectory(path),
     s3Key: (accessKeyId: string) => this.s3Key(accessKeyId),
     s3Keys: () => this.s3Keys(),
@@ -1196,7 +1196,7 @@ export class MetadataStateMachine implements MetadataView {
     return this.#dirs.has(p)
   }
 
-  list (dir: string): DirEntry[] {
+  list (dir: string, page: ListDirPage = {}): DirEntry[] {
     const path = normalizePath(dir)
     if (this.#files.has(path)) {
       throw new NotADirectoryError(`${path} is a file`, { path })
@@ -1210,7 +1210,20 @@ export class MetadataStateMachine implements MetadataView {
       names = [...children.keys()].sort(compareStrings)
       this.#sortedNames.set(path, names)
     }
-    return names.map((name) => {
+    let from = 0
+    if (page.after !== undefined) {
+      // the first name after `after`: a binary search over the sorted names
+      let lo = 0
+      let hi = names.length
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1
+        if (compareStrings(names[mid], page.after) <= 0) lo = mid + 1
+        else hi = mid
+      }
+      from = lo
+    }
+    const to = page.limit === undefined ? names.length : Math.min(names.length, from + Math.max(0, page.limit))
+    return names.slice(from, to).map((name) => {
       const childPath = joinPath(path, name)
       const type = children.get(name)
       if (type === 'file') {
