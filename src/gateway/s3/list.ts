@@ -6,8 +6,9 @@ import { UPLOADS_DIR, compareKeys } from './names.js'
  * ListObjects over a directory tree. S3 keys are flat and ordered by their UTF-8 bytes; here they are
  * paths, so the walk orders each directory's entries by `name` for a file and `name/` for a directory
  * — every key under a directory starts with `name/`, so that order, depth first, is exactly S3's.
- * With the delimiter `/` a directory is one CommonPrefix and is not entered; with none, or another
- * delimiter, the walk enters it and the prefixes are found in the keys.
+ * A directory whose key already holds the delimiter past the prefix (with `/`: every directory the
+ * prefix ends before) is one CommonPrefix and is not entered; otherwise the walk enters it and the
+ * prefixes are found in the keys.
  */
 
 /** One page of a directory as the walk reads it (fs.ls). */
@@ -89,10 +90,15 @@ export async function listObjects (listDir: ListDir, query: ListQuery): Promise<
       // a directory: every key in it starts with `key`
       if (!(key.startsWith(prefix) || prefix.startsWith(key))) continue
       if (compareKeys(key, after) <= 0 && !after.startsWith(key)) continue
-      if (delimiter === '/' && key.startsWith(prefix) && key.length > prefix.length) {
-        // grouped whole: `key` is a CommonPrefix (the prefix ends within its name)
-        if (compareKeys(key, after) > 0) yield { key, entry: undefined, prefix: true }
-        continue
+      if (delimiter !== '' && key.startsWith(prefix)) {
+        // the delimiter's first match past the prefix lies within `key`: every key in the directory
+        // (or its folder object) has that same first match, so the directory is one CommonPrefix,
+        // yielded without entering it — a continuation after that prefix never walks it again
+        const at = key.indexOf(delimiter, prefix.length)
+        if (at >= 0) {
+          yield { key: key.slice(0, at + delimiter.length), entry: undefined, prefix: true }
+          continue
+        }
       }
       // an empty directory is the "folder" object its key names (explicit: made by mkdir or a marker put)
       if (entry.size === 0) {

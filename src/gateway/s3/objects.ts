@@ -91,6 +91,8 @@ export function parseRange (value: string | undefined, size: number): { offset: 
   if (m[1] === '') {
     const n = Number(m[2])
     if (n === 0) throw s3Error('InvalidRange', 'The requested range is not satisfiable', { fields: { RangeRequested: value, ActualObjectSize: String(size) } })
+    // an empty object has no last bytes to name (its Content-Range would read `bytes 0--1/0`): all of it
+    if (size === 0) return undefined
     const length = Math.min(n, size)
     return { offset: size - length, length }
   }

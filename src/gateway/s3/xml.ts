@@ -67,7 +67,11 @@ function decodeText (raw: string): string {
   return raw.replace(/&(#x[0-9a-fA-F]{1,6}|#[0-9]{1,7}|[a-z]{2,4});/g, (whole, ref: string) => {
     if (ref.startsWith('#')) {
       const code = ref[1] === 'x' ? parseInt(ref.slice(2), 16) : parseInt(ref.slice(1), 10)
-      if (!(code >= 0 && code <= 0x10ffff)) throw s3Error('MalformedXML', `bad character reference ${whole}`)
+      // NUL, surrogates (no string can hold one alone) and U+FFFE/U+FFFF are never characters; the
+      // other C0 controls are accepted as references (as XML 1.1 does), so escapeXml's output reads back
+      if (!(code >= 1 && code <= 0x10ffff) || (code >= 0xd800 && code <= 0xdfff) || code === 0xfffe || code === 0xffff) {
+        throw s3Error('MalformedXML', `bad character reference ${whole}`)
+      }
       return String.fromCodePoint(code)
     }
     const e = ENTITIES[ref]
@@ -81,7 +85,9 @@ export function parseXml (doc: string): XmlElement {
   let i = 0
   const n = doc.length
   let elements = 0
-  const skipSpace = (): void => { while (i < n && /\s/.test(doc[i])) i++ }
+  // XML's white space only (not JavaScript's \s, which also matches NBSP, U+2028 …)
+  const isSpace = (c: string | undefined): boolean => c === ' ' || c === '\t' || c === '\n' || c === '\r'
+  const skipSpace = (): void => { while (i < n && isSpace(doc[i])) i++ }
   const fail = (what: string): never => { throw s3Error('MalformedXML', `the XML is not well-formed: ${what} at offset ${i}`) }
   const skipMisc = (): void => {
     while (true) {
@@ -111,8 +117,9 @@ export function parseXml (doc: string): XmlElement {
     if (doc[i] !== '<') fail("a missing '<'")
     i++
     const tag = name()
-    // attributes: read and ignored
+    // attributes: read and ignored; each follows white space
     while (true) {
+      const spaced = isSpace(doc[i])
       skipSpace()
       if (doc.startsWith('/>', i)) {
         i += 2
@@ -122,6 +129,7 @@ export function parseXml (doc: string): XmlElement {
         i++
         break
       }
+      if (!spaced) fail('an attribute without white space before it')
       name()
       skipSpace()
       if (doc[i] !== '=') fail("a missing '=' in an attribute")
@@ -164,6 +172,8 @@ export function parseXml (doc: string): XmlElement {
       i += raw.length
     }
   }
+  // a byte order mark, which a UTF-8 decoder leaves in the text
+  if (doc.startsWith('\uFEFF')) i = 1
   skipMisc()
   const root = element(1)
   skipMisc()
