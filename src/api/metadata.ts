@@ -350,7 +350,14 @@ export type MetadataOp =
    * itself carries them to the extents' replicas (see MetadataServiceInit.onInlineExtents); the
    * state keeps the records, never the bytes.
    */
-  | { type: 'PutFile', path: string, size: number, mtimeMs: number, extents: ExtentRecord[], inline?: Uint8Array[], meta?: FileMeta }
+  | { type: 'PutFile', path: string, size: number, mtimeMs: number, extents: ExtentRecord[], inline?: Uint8Array[], meta?: FileMeta, stage?: string }
+  /**
+   * Records up to STAGE_BATCH_MAX extents of a put in progress under stage `stage` (see STAGE_BATCH_MAX
+   * below for the rules): the first creates the stage, later ones append to it.
+   */
+  | { type: 'StageExtents', stage: string, path: string, node: PeerIdString, extents: ExtentRecord[], createdAtMs: number }
+  /** Drops a stage and its extents (the result's `freed`): NotFound when there is none, InvalidArgument when `path` is not its path. */
+  | { type: 'DropStage', stage: string, path: string }
   /** Removes the file and its extent records; the result lists the extents whose bytes may be freed. */
   | { type: 'DeleteFile', path: string }
   /**
@@ -429,6 +436,52 @@ export const EXPLICIT_DIRS_MAX = 1_000_000
  * - a tenant's usage keeps its bytes (less a replaced file's) and loses files: no quota can refuse it.
  */
 export const COMPOSE_PARTS_MAX = 10_000
+
+/**
+ * Staged commits, for files with more extents than one operation can carry (OP_BYTES_MAX of the
+ * metadata service): a put records its extents in batches (StageExtents, at most STAGE_BATCH_MAX
+ * each) under a stage, a record of its data group { stage, path, node, extents, createdAtMs }, and
+ * commits with one PutFile whose `stage` names it.
+ * - A staged extent is in metadata (MetadataView.getExtent finds it, so no sweep frees it), owned by
+ *   its stage and by no file: DeleteExtent refuses it, no other PutFile or stage may list it.
+ * - StageExtents: `path` in the data group's shards; the stage's first op fixes `path`, `node`
+ *   (the put's coordinator) and `createdAtMs`, later ones must repeat the same `path` and `node`
+ *   (else InvalidArgument). A stage holds at most FILE_EXTENTS_MAX extents; a data group at most
+ *   STAGES_MAX stages (FailedPrecondition past either). No file appears before the commit.
+ * - PutFile { stage }: the file's extents are the stage's, in order, then the op's own; `size` is
+ *   the sum of them all; the stage's `path` must be the op's (InvalidArgument); an unknown stage is
+ *   NotFound. Atomic: readers see the old version or the whole new one, and the stage is gone.
+ *   A PutFile that is refused (quota, a directory there…) leaves the stage as it was.
+ * - DropStage { stage, path }: the stage goes and its extents are in the result's `freed`.
+ * - Stages are in snapshots. A stage whose put died (its node crashed mid-put) is dropped by the
+ *   nodes' periodic check (STAGE_AGE_MS_MAX).
+ * As with RenameFile, every member must run a version that knows these operations before one is
+ * proposed. `path` is in DropStage so the operation routes to its group like any path's.
+ */
+export const STAGE_BATCH_MAX = 1024
+
+/** Most stages one data group keeps (puts of big files in progress at once). */
+export const STAGES_MAX = 4096
+
+/**
+ * Age past which a stage counts as abandoned: longer than any put may take (PUT_DURATION_MAX_MS,
+ * 6 h) plus an hour.
+ */
+export const STAGE_AGE_MS_MAX = 7 * 3600_000
+
+/** A put in progress: the extents it recorded so far (see STAGE_BATCH_MAX). */
+export interface StageRecord {
+  /** A lower-case UUID chosen by the put. */
+  stage: string
+  /** The file it will commit. */
+  path: string
+  /** The node coordinating the put. */
+  node: PeerIdString
+  /** Extent ids in file order. */
+  extents: string[]
+  /** When its first batch was proposed (the proposer's clock). */
+  createdAtMs: number
+}
 
 /** The first segment of a canonical path other than `/`. */
 function topLevelOf (path: string): string {
@@ -565,6 +618,11 @@ export interface MetadataView {
   s3Keys: () => S3KeyRecord[]
   /** Every extent id the metadata references (for garbage collection of unreferenced bytes). */
   extentIds: () => Iterable<string>
+  /**
+   * Every stage (puts in progress, see STAGE_BATCH_MAX), sorted by id; absent in services of a
+   * version without staged commits.
+   */
+  stages?: () => StageRecord[]
   /** Index of the last operation applied to this view (of the system group when sharded). */
   appliedIndex: () => number
 }

@@ -104,7 +104,19 @@ export interface FsReadParams extends FsNamespaceParams {
   offset?: number
   /** `fs.get` only: most bytes to read from `offset` (default: to the end; clipped at the end). */
   length?: number
+  /** `fs.stat` only: index of the first extent of the page (default 0; at most the file's number of extents). */
+  extentsFrom?: number
+  /** `fs.stat` only: the file version the page must be of (FailedPrecondition when the file is at another). */
+  version?: number
 }
+
+/**
+ * Most extents one `fs.stat` answer lists (a page: see StatResult.extentsTotal). A page of
+ * ExtentRecords with three replicas is about 300 KiB, well inside one RPC frame (FRAME_BYTES_MAX).
+ */
+export const STAT_EXTENTS_MAX = 1000
+/** Most extents one `fs.get` answer lists (see GetResult.extentsTotal). */
+export const GET_EXTENTS_MAX = 1000
 
 /** `fs.ls` params: one page of a directory. */
 export interface FsListParams extends FsReadParams {
@@ -125,7 +137,14 @@ export interface StatResult extends FileMetaFields {
   size: number
   version: number
   mtimeMs: number
+  /**
+   * A page of the version's extents: at most STAT_EXTENTS_MAX of them, from index `extentsFrom`
+   * (param, default 0). A caller that wants them all asks for the next page with `extentsFrom` and
+   * `version` until it has `extentsTotal`, and starts over on FailedPrecondition (a newer version).
+   */
   extents: ExtentRecord[]
+  /** How many extents the version has (an older node's answer lacks it and lists them all). */
+  extentsTotal: number
   /** What the metadata read served: `stale` only when it was asked for. */
   consistency: Consistency
 }
@@ -146,11 +165,15 @@ export interface GetResult extends FileMetaFields {
   /** Bytes served (the range asked for, clipped at the file's end). */
   length: number
   /**
-   * The extents that overlap the range, in file order, and the file offset at which the first of them
-   * starts. A caller checks the checksum of each extent the range covers whole; the first and last
-   * may be cut by the range, and then only the node could check them (it reads and checks whole extents).
+   * The first GET_EXTENTS_MAX (at most) of the extents that overlap the range, in file order, and the
+   * file offset at which the first of them starts. A caller checks the checksum of each listed extent
+   * the range covers whole. The others — the first and last when the range cuts them, and those past
+   * the listed ones — only the node checks: it reads whole extents and checks each against the
+   * checksum metadata holds (ExtentReader) before it sends any of its bytes.
    */
   extents: ExtentIdentity[]
+  /** How many extents overlap the range (an older node's answer lacks it and lists them all). */
+  extentsTotal: number
   extentsOffset: number
   /** What the metadata read served. */
   consistency: Consistency

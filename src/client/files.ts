@@ -5,8 +5,8 @@ import { basename, join } from 'node:path'
 import { once } from 'node:events'
 import {
   CorruptExtentError, FailedPreconditionError, InvalidArgumentError, MalformedFrameError, NodeUnreachableError, NotFoundError,
-  type Consistency, type FsPutParams, type FsReadParams,
-  type GetResult, type PutResult
+  type Consistency, type ExtentRecord, type FsPutParams, type FsReadParams,
+  type GetResult, type PutResult, type StatResult
 } from '@dfs/api'
 import { DATA_CHUNK_BYTES_MAX } from '../net/constants.js'
 import type { DfsClient, FromAnyNode } from './index.js'
@@ -14,9 +14,51 @@ import type { Writable } from 'node:stream'
 
 /**
  * What `fs.get` answers, from a node of any version: one without range reads sends neither the range
- * nor `extentsOffset`, and always the whole file.
+ * nor `extentsOffset`, and always the whole file; one without bounded answers sends no
+ * `extentsTotal` and lists every extent of the range.
  */
-export type GetReply = Omit<FromAnyNode<GetResult>, 'offset' | 'length' | 'extentsOffset'> & Partial<Pick<GetResult, 'offset' | 'length' | 'extentsOffset'>>
+export type GetReply = Omit<FromAnyNode<GetResult>, 'offset' | 'length' | 'extentsOffset' | 'extentsTotal'> &
+Partial<Pick<GetResult, 'offset' | 'length' | 'extentsOffset' | 'extentsTotal'>>
+
+/** What `fs.stat` answers, from a node of any version: one without paged stat sends no `extentsTotal` and lists every extent. */
+export type StatReply = Omit<FromAnyNode<StatResult>, 'extentsTotal'> & Partial<Pick<StatResult, 'extentsTotal'>>
+
+/** Times statFile starts over when the file changes between its pages. */
+export const STAT_RESTARTS_MAX = 5
+/** Most pages statFile reads (FILE_EXTENTS_MAX / STAT_EXTENTS_MAX is 66; a node's smaller pages get room). */
+const STAT_PAGES_MAX = 1024
+
+/**
+ * A file's metadata with every extent of one version: the first page, then the next ones of the same
+ * version (`extentsFrom`, `version`) until `extentsTotal`; when the file changes meanwhile
+ * (FailedPrecondition) it starts over, at most STAT_RESTARTS_MAX times.
+ */
+export async function statFile (client: DfsClient, remote: string, options: { consistency?: Consistency, tenant?: string } = {}): Promise<StatReply & { extentsTotal: number }> {
+  const base: FsReadParams = {
+    path: remote,
+    ...(options.consistency != null ? { consistency: options.consistency } : {}),
+    ...(options.tenant != null ? { tenant: options.tenant } : {})
+  }
+  for (let attempt = 0; ; attempt++) {
+    const first: StatReply = await client.call('fs.stat', base)
+    const total = first.extentsTotal ?? first.extents.length
+    const extents: ExtentRecord[] = [...first.extents]
+    try {
+      for (let pages = 1; extents.length < total; pages++) {
+        if (pages >= STAT_PAGES_MAX) throw new MalformedFrameError(`the node answered fs.stat of ${remote} in more than ${STAT_PAGES_MAX} pages`, { path: remote })
+        const page: StatReply = await client.call('fs.stat', { ...base, extentsFrom: extents.length, version: first.version })
+        if (page.extents.length === 0 || page.extentsTotal !== total) {
+          throw new MalformedFrameError(`the node answered fs.stat of ${remote} with an empty or inconsistent page`, { path: remote, extentsFrom: extents.length })
+        }
+        extents.push(...page.extents.slice(0, total - extents.length))
+      }
+    } catch (err) {
+      if ((err as Error).name === 'FailedPrecondition' && attempt < STAT_RESTARTS_MAX) continue
+      throw err
+    }
+    return { ...first, extents, extentsTotal: total }
+  }
+}
 
 /** What getFile read: the node's answer with the range it served. */
 export type GotFile = Omit<GetReply, 'offset' | 'length'> & { offset: number, length: number, local: string }
@@ -114,7 +156,10 @@ interface Served {
   offset: number
   length: number
   extentsOffset: number
+  /** The first extents of the range (all of them, or the first GET_EXTENTS_MAX when `partial`). */
   extents: GetReply['extents']
+  /** Whether more extents follow the listed ones (bytes the node checked alone). */
+  partial: boolean
 }
 
 /**
@@ -127,26 +172,33 @@ function servedRange (result: GetReply, want: { offset: number, length?: number 
     new MalformedFrameError(`the node answered fs.get of ${result.path} with ${why}`, { path: result.path, offset: result.offset, length: result.length })
   if (result.offset === undefined || result.length === undefined || result.extentsOffset === undefined) {
     if (want !== undefined) throw new FailedPreconditionError('the node does not serve range reads (it runs an older dfs)', { path: result.path })
-    return { offset: 0, length: result.size, extentsOffset: 0, extents: result.extents }
+    return { offset: 0, length: result.size, extentsOffset: 0, extents: result.extents, partial: false }
   }
   const { offset, length, extentsOffset, extents } = result
+  const total = result.extentsTotal ?? extents.length
+  if (!Number.isSafeInteger(total) || total < extents.length || (total > extents.length && extents.length === 0)) throw bad(`${extents.length} extents listed of ${total}`)
+  const partial = total > extents.length
   if (want !== undefined) {
     const expected = Math.max(0, Math.min(want.length ?? Infinity, result.size - want.offset))
     if (offset !== want.offset || length !== expected) throw bad(`bytes ${offset}+${length}, not ${want.offset}+${expected}`)
   } else if (offset !== 0 || length !== result.size) {
     throw bad(`bytes ${offset}+${length} of ${result.size} for a whole-file read`)
   }
-  // the listed extents, laid end to end from extentsOffset, must hold the whole range
+  // the listed extents, laid end to end from extentsOffset, must hold the whole range (its start,
+  // when more follow them)
   let end = extentsOffset
   for (const e of extents) end += e.size
-  if (length > 0 && (extentsOffset > offset || end < offset + length || extents.length === 0)) throw bad(`extents that do not hold bytes ${offset}+${length}`)
+  if (length > 0 && (extentsOffset > offset || (partial ? end >= offset + length : end < offset + length) || extents.length === 0)) {
+    throw bad(`extents that do not hold bytes ${offset}+${length}`)
+  }
   if (length === 0 && extents.length > 0) throw bad('extents for an empty range')
-  return { offset, length, extentsOffset, extents }
+  return { offset, length, extentsOffset, extents, partial }
 }
 
 /**
- * Writes the served bytes to `out` as they arrive, checking each extent the range covers whole
- * against its checksum, and that exactly `served.length` bytes arrive.
+ * Writes the served bytes to `out` as they arrive, checking each listed extent the range covers whole
+ * against its checksum, and that exactly `served.length` bytes arrive. The bytes after the listed
+ * extents (a partial list: see GetResult.extents) were checked by the node only.
  */
 async function verifyInto (path: string, served: Served, body: AsyncGenerator<Uint8Array>, out: Writable, onBytes: (n: number) => void): Promise<void> {
   const { extents } = served
@@ -179,6 +231,11 @@ async function verifyInto (path: string, served: Served, body: AsyncGenerator<Ui
   for await (const chunk of body) {
     let offset = 0
     while (offset < chunk.byteLength) {
+      if (index >= extents.length && served.partial) {
+        // past the listed extents: counted, not checked here
+        if (total + chunk.byteLength > served.length) throw new CorruptExtentError('(none)', 'end of range', 'more bytes', { where: 'received by the client' })
+        break
+      }
       if (index >= extents.length) throw new CorruptExtentError('(none)', 'end of range', 'more bytes', { where: 'received by the client' })
       const n = Math.min(chunk.byteLength - offset, parts[index].bytes - inExtent)
       if (parts[index].whole) hash.update(chunk.subarray(offset, offset + n))

@@ -1,5 +1,5 @@
 import { logger } from '@libp2p/logger'
-import type { ExtentStore, MetadataService, MetadataView } from '@dfs/api'
+import { STAGE_AGE_MS_MAX, type ExtentStore, type MetadataService, type MetadataView } from '@dfs/api'
 
 const log = logger('dfs:node:gc')
 
@@ -15,7 +15,12 @@ export const ORPHAN_AGE_MS_DEFAULT = 7 * 3600_000
 export interface OrphanSweepOptions {
   everyMs?: number
   ageMs?: number
+  /** Age past which a stage of a put counts as abandoned (STAGE_AGE_MS_MAX). */
+  stageAgeMs?: number
 }
+
+/** Stale stages one periodic pass drops at most (the next pass takes the rest). */
+export const STALE_STAGES_PER_PASS_MAX = 64
 
 /**
  * Frees extent bytes that metadata no longer references. A reader pins the extents of the file
@@ -96,14 +101,17 @@ export class ExtentGc {
    * unreferenced `ageMs` after it was first noted is checked once more against linearizable
    * metadata and freed. This catches what the start-up sweep cannot while the node keeps running:
    * the source copy of a move whose delete failed, a copy of a write that was cut off after its
-   * quorum, the copies of a put whose coordinator died before committing.
+   * quorum, the copies of a put whose coordinator died before committing. Each pass also drops
+   * stages of puts that died (dropStaleStages).
    */
   startPeriodic (metadata: MetadataService, options: OrphanSweepOptions = {}): void {
     if (this.#periodic !== undefined) return
     const everyMs = options.everyMs ?? ORPHAN_SWEEP_EVERY_MS_DEFAULT
     const ageMs = options.ageMs ?? ORPHAN_AGE_MS_DEFAULT
+    const stageAgeMs = options.stageAgeMs ?? STAGE_AGE_MS_MAX
     this.#periodic = setInterval(() => {
       this.sweepAged(metadata, ageMs).catch((err) => { log('periodic sweep: %s', (err as Error).message) })
+      this.dropStaleStages(metadata, stageAgeMs).catch((err) => { log('stale stages: %s', (err as Error).message) })
     }, everyMs)
     this.#periodic.unref?.()
   }
@@ -143,6 +151,35 @@ export class ExtentGc {
     } finally {
       this.#sweeping = false
     }
+  }
+
+  /**
+   * Drops the stages (see STAGE_BATCH_MAX in @dfs/api) created more than `ageMs` ago, at most
+   * STALE_STAGES_PER_PASS_MAX of them: no put runs that long (PUT_DURATION_MAX_MS), so their put
+   * died with its node. Every node does this for every stage it sees; a stage another node dropped
+   * first (or that committed meanwhile) is NotFound, which is fine. This node's copies of the freed
+   * extents go now; other nodes' are unreferenced from then on and go with their periodic sweeps.
+   * Resolves with the number of stages this node dropped.
+   */
+  async dropStaleStages (metadata: MetadataService, ageMs: number = STAGE_AGE_MS_MAX, now: () => number = Date.now): Promise<number> {
+    const pick = (view: MetadataView): Array<{ stage: string, path: string }> => {
+      const t = now()
+      return (view.stages?.() ?? []).filter((s) => t - s.createdAtMs > ageMs).slice(0, STALE_STAGES_PER_PASS_MAX).map((s) => ({ stage: s.stage, path: s.path }))
+    }
+    const stale = metadata.staleRead != null ? metadata.staleRead(pick) : await metadata.read(pick, { scope: { paths: ['/'] } })
+    let dropped = 0
+    for (const { stage, path } of stale) {
+      try {
+        const result = await metadata.propose({ type: 'DropStage', stage, path })
+        dropped++
+        const freed = result.freed ?? []
+        log('dropped stage %s of %s (a put that never finished): %d extents freed', stage, path, freed.length)
+        await this.free(freed.map((e) => e.id))
+      } catch (err) {
+        if ((err as Error).name !== 'NotFound') log('could not drop stage %s of %s: %s', stage, path, (err as Error).message)
+      }
+    }
+    return dropped
   }
 
   /**

@@ -1,8 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto'
 import {
-  BadDigestError, COMPOSE_PARTS_MAX, Deadline, DeadlineExceededError, DfsError, EXTENT_SIZE_MAX, INLINE_FILE_BYTES_MAX, InvalidArgumentError,
+  BadDigestError, COMPOSE_PARTS_MAX, Deadline, DeadlineExceededError, DfsError, EXTENT_SIZE_MAX, FailedPreconditionError, INLINE_FILE_BYTES_MAX, InvalidArgumentError,
   InvalidRangeError, IsADirectoryError, NotADirectoryError, NotFoundError,
-  QuotaExceededError, extentChecksum, fromInternalPath, isTenantRootName, normalizePath, parentPath, requireComposeWithinTopLevel, requireFileMeta,
+  QuotaExceededError, STAGE_BATCH_MAX, STAT_EXTENTS_MAX, extentChecksum, fromInternalPath, isTenantRootName, normalizePath, parentPath, requireComposeWithinTopLevel, requireFileMeta,
   requireRenameWithinTopLevel, throwIfAborted,
   type CallOptions, type ComposeResult, type Consistency, type DirEntry, type DirResult, type ListDirPage, type ExtentPeers, type ExtentRecord, type ExtentStore,
   type FileMeta, type FileMetaFields, type FileRecord, type MetadataOp,
@@ -62,8 +62,20 @@ export interface FileServiceInit {
   peers?: Pick<ExtentPeers, 'delete'>
 }
 
-/** How long a put that did not commit waits for other nodes to delete its copies before it answers. */
+/**
+ * How long a put that did not commit waits for other nodes to delete its copies before it answers:
+ * this, plus ABANDONED_DELETE_MS_PER_COPY for each copy, at most ABANDONED_DELETE_TIMEOUT_MS_MAX.
+ */
 const ABANDONED_DELETE_TIMEOUT_MS = 5_000
+const ABANDONED_DELETE_MS_PER_COPY = 2
+const ABANDONED_DELETE_TIMEOUT_MS_MAX = 120_000
+/**
+ * Deletes of other nodes' copies an abandoned put keeps in flight at once: well under the streams a
+ * peer takes on one connection (RPC_INBOUND_STREAMS_MAX), which other calls share.
+ */
+const ABANDONED_DELETES_IN_FLIGHT_MAX = 16
+/** How long a put that failed after staging waits for its DropStage (its own signal may be aborted). */
+const DROP_STAGE_TIMEOUT_MS = 30_000
 
 /** Options of a put. */
 export interface PutFileOptions extends CallOptions {
@@ -110,6 +122,14 @@ export interface ReadFileOptions extends CallOptions {
   consistency?: Consistency
 }
 
+/** Options of stat: which page of the file's extents to answer with (see StatResult). */
+export interface StatFileOptions extends ReadFileOptions {
+  /** Index of the page's first extent (default 0); past the file's number of extents is InvalidArgument. */
+  extentsFrom?: number
+  /** The version the page must be of: FailedPrecondition when the file is at another. */
+  version?: number
+}
+
 /** Options of open: which bytes of the file to read. */
 export interface OpenFileOptions extends ReadFileOptions {
   /** First byte to read (default 0); past the end of the file is InvalidRange. */
@@ -119,7 +139,7 @@ export interface OpenFileOptions extends ReadFileOptions {
 }
 
 export interface OpenFile {
-  /** The whole file's metadata (every extent, also those outside the range). */
+  /** The whole file's metadata (every extent, also those outside the range: not bounded by STAT_EXTENTS_MAX). */
   stat: StatResult
   /** The part of the file `body` carries, and the extents it reads for it. */
   range: ExtentRange
@@ -193,6 +213,9 @@ export function extentRange (sizes: readonly number[], offset = 0, length?: numb
 /**
  * Files on top of extents and metadata: a put writes extents (each fsync'd) and then commits the
  * new file version in one metadata operation, so readers see the old or the new version, never a mix.
+ * A file of more than STAGE_BATCH_MAX extents records them in batches under a stage as they become
+ * durable (StageExtents) and its commit names the stage (PutFile { stage }): still one atomic step,
+ * whatever the number of extents. A put that fails drops its stage (DropStage) and deletes its copies.
  */
 export class FileService {
   readonly #nodeId: string
@@ -256,6 +279,14 @@ export class FileService {
     const written: ExtentRecord[] = []
     const unpins: Array<() => void> = []
     let proposed = false
+    /**
+     * A big file's stage (see STAGE_BATCH_MAX): `written[0, staged)` are certainly in it,
+     * `written[staged, offered)` were proposed for it with an outcome not known (a failed proposal
+     * whose rejection carries no index), `written[offered…)` never were.
+     */
+    let stage: { id: string, createdAtMs: number } | undefined
+    let staged = 0
+    let offered = 0
     const inFlight: Array<Promise<void>> = []
     /** This node's copy of a small file stored beside its commit (see #inlinePlacement). */
     let local: Promise<unknown> | undefined
@@ -297,7 +328,28 @@ export class FileService {
       // rejection; it is rethrown when this write is awaited
       stored.catch(() => {})
       inFlight.push(stored)
+      // a full batch and the first extent after it: more bytes come, so the batch goes to the stage
+      if (written.length - staged > STAGE_BATCH_MAX) await stageBatch()
       if (inFlight.length >= PUT_EXTENTS_IN_FLIGHT_MAX) await inFlight.shift()
+    }
+    /**
+     * Records the next STAGE_BATCH_MAX written extents in the put's stage, once their copies are
+     * durable (every write before the newest one, which goes on meanwhile), so that the commit
+     * carries at most one batch whatever the file's size.
+     */
+    const stageBatch = async (): Promise<void> => {
+      await Promise.all(inFlight.slice(0, -1))
+      const batch = written.slice(staged, staged + STAGE_BATCH_MAX)
+      stage ??= { id: randomUUID(), createdAtMs: Date.now() }
+      offered = staged + batch.length
+      try {
+        await this.#metadata.propose({ type: 'StageExtents', stage: stage.id, path, node: this.#nodeId, extents: batch, createdAtMs: stage.createdAtMs }, options)
+      } catch (err) {
+        // refused (the rejection carries its log index): the batch is certainly not staged
+        if (err instanceof DfsError && typeof err.details.index === 'number') offered = staged
+        throw err
+      }
+      staged = offered
     }
     try {
       for await (const chunk of body) {
@@ -343,6 +395,12 @@ export class FileService {
         await flush()
       }
       await Promise.all(inFlight.splice(0))
+      if (stage !== undefined) {
+        // a staged put commits its stage and the extents after it (at most one batch): set once
+        // the last extent was flushed, which may have staged a batch itself
+        op.extents = written.slice(staged)
+        op.stage = stage.id
+      }
       proposed = true
       const result = await this.#metadata.propose(op, options)
       if (local !== undefined) {
@@ -359,7 +417,19 @@ export class FileService {
       // leader leaves the outcome unknown — the file may still commit — so the bytes stay, and the
       // sweep frees them if it never does.
       const rejected = err instanceof DfsError && typeof err.details.index === 'number'
-      if (!proposed || rejected) await this.#abandon(written.filter((e) => e.checksum !== ''))
+      let uncommitted = !proposed || rejected
+      if (stage !== undefined) {
+        // A dropped stage can no longer commit, so then nothing of this put can: a PutFile of
+        // unknown outcome either committed before the drop (which then finds no stage) or is
+        // refused after it (NotFound). Dropping is safe whatever happened.
+        const freed = await this.#dropStage(path, stage.id)
+        if (freed !== undefined) {
+          uncommitted = true
+          await this.#abandon(freed)
+        }
+      }
+      // extents in a batch of unknown outcome are left to the stale stage check and the sweeps
+      if (uncommitted) await this.#abandon(written.slice(offered).filter((e) => e.checksum !== ''))
       throw err
     } finally {
       // after a failure the extents were freed while pinned: letting go deletes them now
@@ -367,9 +437,14 @@ export class FileService {
     }
   }
 
-  async stat (rawPath: string, options: ReadFileOptions = {}): Promise<StatResult> {
+  /** A file's metadata with one page of its extents (at most STAT_EXTENTS_MAX; see StatFileOptions). */
+  async stat (rawPath: string, options: StatFileOptions = {}): Promise<StatResult> {
     const path = normalizePath(rawPath)
-    const { value, consistency } = await this.#read(path, (view) => statOf(view, path), options)
+    const from = options.extentsFrom ?? 0
+    if (!Number.isSafeInteger(from) || from < 0) throw new InvalidArgumentError('extentsFrom must be an integer >= 0', { extentsFrom: from })
+    const version = options.version
+    if (version !== undefined && (!Number.isSafeInteger(version) || version < 1)) throw new InvalidArgumentError('version must be an integer >= 1', { version })
+    const { value, consistency } = await this.#read(path, (view) => statOf(view, path, { from, count: STAT_EXTENTS_MAX, version }), options)
     return { ...value, consistency }
   }
 
@@ -512,12 +587,36 @@ export class FileService {
       return
     }
     const remote = extents.flatMap((e) => e.replicas.filter((p) => p !== this.#nodeId).map((p) => ({ p, id: e.id })))
-    const signal = AbortSignal.timeout(ABANDONED_DELETE_TIMEOUT_MS)
-    const results = await Promise.allSettled(remote.map(async ({ p, id }) => { await peers.delete(p, id, { signal }) }))
+    const signal = AbortSignal.timeout(Math.min(ABANDONED_DELETE_TIMEOUT_MS + remote.length * ABANDONED_DELETE_MS_PER_COPY, ABANDONED_DELETE_TIMEOUT_MS_MAX))
+    // a bounded number at once: a big file has tens of thousands of copies
+    let next = 0
+    let failed = 0
+    const worker = async (): Promise<void> => {
+      while (next < remote.length && !signal.aborted) {
+        const { p, id } = remote[next++]
+        await peers.delete(p, id, { signal }).catch(() => { failed++ })
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(ABANDONED_DELETES_IN_FLIGHT_MAX, remote.length) }, worker))
     // a copy that could not be deleted now is unreferenced: the periodic sweep of its node frees it
-    const failed = results.filter((r) => r.status === 'rejected').length
+    failed += remote.length - next
     if (failed > 0) log('put abandoned: %d of %d copies on other nodes not deleted yet', failed, remote.length)
     await this.#gc.free(extents.map((e) => e.id))
+  }
+
+  /**
+   * Drops the stage of a put that failed and returns the extents it held (freed), or undefined when
+   * it could not: it is gone (its file committed, or it was never made) or the drop's outcome is not
+   * known (then the stale stage check drops it later).
+   */
+  async #dropStage (path: string, stage: string): Promise<ExtentRecord[] | undefined> {
+    try {
+      const result = await this.#metadata.propose({ type: 'DropStage', stage, path }, { signal: AbortSignal.timeout(DROP_STAGE_TIMEOUT_MS) })
+      return result.freed ?? []
+    } catch (err) {
+      if ((err as Error).name !== 'NotFound') log.error('put of %s failed and its stage %s was not dropped: %s', path, stage, (err as Error).message)
+      return undefined
+    }
   }
 
   /** Frees extents metadata dropped: this node's copy once its readers let go, other copies through replication. */
@@ -604,7 +703,11 @@ function listed (entry: DirEntry, file: FileRecord | undefined): DirEntry {
   return { ...entry, mtimeMs: file.mtimeMs, version: file.version, ...(file.meta?.etag !== undefined ? { etag: file.meta.etag } : {}) }
 }
 
-function statOf (view: MetadataView, path: string): Omit<StatResult, 'consistency'> {
+/**
+ * A file's stat with the extents [page.from, page.from + page.count) (all of them without `page`);
+ * FailedPrecondition when `page.version` is set and the file is at another version.
+ */
+function statOf (view: MetadataView, path: string, page?: { from: number, count: number, version?: number }): Omit<StatResult, 'consistency'> {
   const file: FileRecord | undefined = view.getFile(path)
   if (file == null) {
     let isDir = false
@@ -614,12 +717,20 @@ function statOf (view: MetadataView, path: string): Omit<StatResult, 'consistenc
     if (isDir) throw new IsADirectoryError(`${path} is a directory`, { path })
     throw new NotFoundError(`no file at ${path}`, { path })
   }
-  const extents = file.extents.map((id) => {
+  if (page?.version !== undefined && page.version !== file.version) {
+    throw new FailedPreconditionError(`${path} is at version ${file.version}, not ${page.version}`, { path, version: file.version, expected: page.version })
+  }
+  const total = file.extents.length
+  if (page !== undefined && page.from > total) {
+    throw new InvalidArgumentError(`extentsFrom ${page.from} is past the ${total} extents of ${path}`, { path, extentsFrom: page.from, extentsTotal: total })
+  }
+  const ids = page === undefined ? file.extents : file.extents.slice(page.from, page.from + page.count)
+  const extents = ids.map((id) => {
     const e = view.getExtent(id)
     if (e == null) throw new Error(`metadata invariant broken: file ${path} references missing extent ${id}`)
     return e
   })
-  return { path, size: file.size, version: file.version, mtimeMs: file.mtimeMs, extents, ...metaFields(file.meta) }
+  return { path, size: file.size, version: file.version, mtimeMs: file.mtimeMs, extents, extentsTotal: total, ...metaFields(file.meta) }
 }
 
 /**

@@ -485,6 +485,50 @@ export function metadataServiceSuite (name: string, make: () => Promise<Metadata
     assert.equal(await third.read((v) => v.getFile('/keep/a')), { path: '/keep/a', size: 2, mtimeMs: 15, version: 3, extents: [uuid(6)] })
   })
 
+  test('staged commits: StageExtents across ops then PutFile { stage } commits atomically; DropStage frees; refusals; it survives a restart', async (ctx) => {
+    const h = harness(ctx)
+    await init(h)
+    const s = h.service
+    const stage = uuid(900)
+    const stageOp = (from: number, count: number, extra: Partial<{ path: string, node: string, stage: string }> = {}): MetadataOp =>
+      ({ type: 'StageExtents', stage, path: '/big/f', node: 'n1', createdAtMs: 5, extents: Array.from({ length: count }, (_, i) => extent(from + i, 3, ['n1'])), ...extra })
+    await s.propose(putFile('/big/f', [extent(1, 2, ['n1'])], 10))
+    await s.propose(stageOp(100, 3))
+    await s.propose(stageOp(103, 2))
+    // a stat between stages shows the old file; the staged extents are referenced (no sweep frees them)
+    assert.equal(await s.read((v) => [v.getFile('/big/f')?.extents, v.getExtent(uuid(104))?.size, v.stages?.().map((t) => [t.path, t.extents.length])]),
+      [[uuid(1)], 3, [['/big/f', 5]]])
+    const before = await s.read((v) => [stateOf(v), v.stages?.()])
+    await rejects(s.propose({ type: 'DeleteExtent', id: uuid(100) }), 'InvalidArgument')
+    await rejects(s.propose(stageOp(104, 1)), 'AlreadyExists') // staged already
+    await rejects(s.propose(stageOp(1, 1)), 'AlreadyExists') // a file's
+    await rejects(s.propose(stageOp(200, 1, { node: 'n2' })), 'InvalidArgument')
+    await rejects(s.propose(stageOp(200, 1, { path: '/big/g' })), 'InvalidArgument')
+    await rejects(s.propose(stageOp(200, 0)), 'InvalidArgument')
+    await rejects(s.propose(stageOp(200, 1025)), 'InvalidArgument')
+    await rejects(s.propose({ ...putFile('/big/g', [extent(7, 1, ['n1'])]), stage } as MetadataOp), 'InvalidArgument')
+    await rejects(s.propose({ ...putFile('/big/f', [extent(7, 1, ['n1'])]), stage: uuid(901) } as MetadataOp), 'NotFound')
+    await rejects(s.propose({ ...putFile('/big/f', [extent(7, 1, ['n1'])]), stage } as MetadataOp), 'InvalidArgument') // size misses the stage's
+    await rejects(s.propose(putFile('/big/h', [extent(100, 3, ['n1'])])), 'AlreadyExists') // a staged extent in another put
+    await rejects(s.propose({ type: 'DropStage', stage: uuid(901), path: '/big/f' }), 'NotFound')
+    assert.equal(await s.read((v) => [stateOf(v), v.stages?.()]), before, 'the refusals changed nothing')
+    const staged = await h.reopen()
+    assert.equal(await staged.read((v) => [stateOf(v), v.stages?.()]), before, 'a stage survives a restart')
+    const done = await staged.propose({ type: 'PutFile', path: '/big/f', size: 16, mtimeMs: 20, extents: [extent(7, 1, ['n1'])], stage })
+    assert.equal(done.file?.extents, [100, 101, 102, 103, 104, 7].map(uuid), 'the stage\'s extents, then the op\'s')
+    assert.equal(done.file?.version, 2)
+    assert.equal(done.freed, [extent(1, 2, ['n1'])])
+    assert.equal(await staged.read((v) => v.stages?.()), [], 'the commit ends the stage')
+    await rejects(staged.propose({ ...putFile('/big/f', []), stage } as MetadataOp), 'NotFound')
+    // a dropped stage frees its extents
+    const other = uuid(902)
+    await staged.propose({ type: 'StageExtents', stage: other, path: '/big/x', node: 'n1', createdAtMs: 6, extents: [extent(300, 4, ['n1', 'n2'])] })
+    const dropped = await staged.propose({ type: 'DropStage', stage: other, path: '/big/x' })
+    assert.equal(dropped.freed, [extent(300, 4, ['n1', 'n2'])])
+    assert.equal(await staged.read((v) => [v.getExtent(uuid(300)), v.getFile('/big/x'), v.stages?.()]), [undefined, undefined, []])
+    await rejects(staged.propose({ type: 'DropStage', stage: other, path: '/big/x' }), 'NotFound')
+  })
+
   test('after stop, propose and read are refused with a typed error; stop again is harmless', async (ctx) => {
     const h = harness(ctx)
     await init(h)

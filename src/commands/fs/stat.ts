@@ -1,8 +1,8 @@
 import { Args, Flags } from '@oclif/core'
-import type { Consistency, StatResult } from '@dfs/api'
+import type { Consistency } from '@dfs/api'
 import { ClientCommand, consistencyFlag } from '../../cli/base-command.js'
 import { formatBytes } from '../../cli/progress.js'
-import type { FromAnyNode } from '../../client/index.js'
+import { statFile } from '../../client/files.js'
 
 interface StatJson {
   path: string
@@ -30,8 +30,8 @@ export default class FsStat extends ClientCommand<StatJson> {
   async run (): Promise<StatJson> {
     const { args, flags } = await this.parse(FsStat)
     const client = await this.client(flags)
-    // a node that predates the option leaves `consistency` out
-    const s: FromAnyNode<StatResult> = await client.call('fs.stat', { path: args.path, consistency: flags.consistency, ...(flags.tenant != null ? { tenant: flags.tenant } : {}) })
+    // every page of one version (a node that predates the option leaves `consistency` out)
+    const s = await statFile(client, args.path, { consistency: flags.consistency, ...(flags.tenant != null ? { tenant: flags.tenant } : {}) })
     const consistency = this.served(s.consistency)
     this.say(`path     ${this.shown(s.path)}\nsize     ${s.size} (${formatBytes(s.size)})\nversion  ${s.version}\nmodified ${new Date(s.mtimeMs).toISOString()}`)
     if (s.contentType != null) this.say(`type     ${this.shown(s.contentType)}`)

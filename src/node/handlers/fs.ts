@@ -1,5 +1,5 @@
 import {
-  COMPOSE_PARTS_MAX, CONSISTENCY_DEFAULT, CONSISTENCY_LEVELS, DfsError, InvalidArgumentError, IsADirectoryError, errorFromWire, fromInternalPath,
+  COMPOSE_PARTS_MAX, CONSISTENCY_DEFAULT, CONSISTENCY_LEVELS, DfsError, GET_EXTENTS_MAX, InvalidArgumentError, IsADirectoryError, errorFromWire, fromInternalPath,
   requireFileMeta, tenantRootPath, toInternalPath,
   type CallOptions, type FileMeta, type FsComposeValidated, type FsPutParams, type FsRenameParams
 } from '@dfs/api'
@@ -126,8 +126,10 @@ export function fsMethods (files: FileService, namespaceOf: NamespaceOf = DEFAUL
             version: stat.version,
             offset: range.offset,
             length: range.length,
-            // only the extents the body reads: a small range of a big file has a small answer
-            extents: stat.extents.slice(range.first, range.end).map((e) => ({ id: e.id, size: e.size, checksum: e.checksum })),
+            // only the extents the body reads, and at most GET_EXTENTS_MAX of them: the answer fits
+            // one frame whatever the file (the node checks every extent it reads: see GetResult)
+            extents: stat.extents.slice(range.first, Math.min(range.end, range.first + GET_EXTENTS_MAX)).map((e) => ({ id: e.id, size: e.size, checksum: e.checksum })),
+            extentsTotal: range.end - range.first,
             extentsOffset: range.firstOffset,
             consistency: stat.consistency,
             ...(stat.contentType !== undefined ? { contentType: stat.contentType } : {}),
@@ -141,9 +143,14 @@ export function fsMethods (files: FileService, namespaceOf: NamespaceOf = DEFAUL
     defineMethod('fs.stat', {
       action: Action.FsRead,
       kind: 'unary',
-      params: read('fs.stat'),
+      params: (raw) => {
+        const p = record(raw, 'fs.stat')
+        const extentsFrom = integer(p, 'extentsFrom', { min: 0, max: Number.MAX_SAFE_INTEGER, optional: true })
+        const version = integer(p, 'version', { min: 1, max: Number.MAX_SAFE_INTEGER, optional: true })
+        return { ...read('fs.stat')(p), ...(extentsFrom !== undefined ? { extentsFrom } : {}), ...(version !== undefined ? { version } : {}) }
+      },
       handle: async ({ peer, params, signal }) => await inNamespace(peer, params, signal, async (internal) => {
-        const s = await files.stat(internal, { signal, consistency: params.consistency })
+        const s = await files.stat(internal, { signal, consistency: params.consistency, extentsFrom: params.extentsFrom, version: params.version })
         return { ...s, path: clientPathOf(s.path) }
       })
     }),

@@ -31,4 +31,12 @@ test('the reads take consistency linearizable (the default) or stale; anything e
   assert.equal(ls, { path: '/d', consistency: 'stale', after: 'b', limit: 5 })
 })
 
+test('fs.stat takes a page: extentsFrom >= 0 and version >= 1, integers, both optional', () => {
+  assert.equal(params('fs.stat', { path: '/a' }), { path: '/a', consistency: 'linearizable' })
+  assert.equal(params('fs.stat', { path: '/a', extentsFrom: 1000, version: 3 }), { path: '/a', consistency: 'linearizable', extentsFrom: 1000, version: 3 })
+  for (const bad of [{ extentsFrom: -1 }, { extentsFrom: 1.5 }, { extentsFrom: '2' }, { version: 0 }, { version: 'x' }]) {
+    assert.is(refusal('fs.stat', { path: '/a', ...bad }), 'InvalidArgument', JSON.stringify(bad))
+  }
+})
+
 test.run()

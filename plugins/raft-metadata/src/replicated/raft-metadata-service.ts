@@ -35,7 +35,7 @@ import {
 import type {
   AuditCheckpoint, AuditEntry, CallOptions, ClusterConfig, ClusterKey, ClusterRecord, DirEntry, ExtentRecord, ListDirPage, FileRecord, InlineExtent,
   JoinTokenRecord, Logger, MemberRecord, MetadataGroupInfo, MetadataMembership, MetadataOp, MetadataResult, MetadataService,
-  MetadataServiceInit, MetadataStatus, MetadataView, PeerIdString, ReadOptions, ReadScope, Role, S3KeyRecord, TenantInfo, UserRecord
+  MetadataServiceInit, MetadataStatus, MetadataView, PeerIdString, ReadOptions, ReadScope, Role, S3KeyRecord, StageRecord, TenantInfo, UserRecord
 } from '@dfs/api'
 import { decodeOp, encodeOp } from '../codec.js'
 import { RaftGroup } from '../group/index.js'
@@ -291,6 +291,7 @@ export class RaftMetadataService implements MetadataService {
       return p === '/' || (this.#replicaOfPath(p)?.applier.sm.isDirectory(p) ?? false)
     },
     extentIds: (): string[] => this.#data.flatMap((r) => r.applier.sm.extentIds()),
+    stages: (): StageRecord[] => this.#data.flatMap((r) => r.applier.sm.stages()).sort((a, b) => a.stage < b.stage ? -1 : a.stage > b.stage ? 1 : 0),
     appliedIndex: (): number => this.#systemSm().appliedIndex()
   })
 
@@ -702,7 +703,7 @@ export class RaftMetadataService implements MetadataService {
     const data = await this.#dataReplicas(signal)
     const groups = data.length
     const fields = op as unknown as Record<string, unknown>
-    if (type === 'PutFile' || type === 'DeleteFile' || type === 'MakeDir' || type === 'RemoveDir') {
+    if (type === 'PutFile' || type === 'DeleteFile' || type === 'MakeDir' || type === 'RemoveDir' || type === 'StageExtents' || type === 'DropStage') {
       const path = normalizePath(fields.path) // InvalidArgument for a malformed path
       return path === '/' ? data[0] : data[groupOfShard(shardOfPath(path), groups) - 1]
     }

@@ -20,12 +20,13 @@ import {
   AlreadyExistsError, DfsError, DirectoryNotEmptyError, FailedPreconditionError, InvalidArgumentError, InvalidTokenError, IsADirectoryError,
   NotADirectoryError, NotFoundError, QuotaExceededError, TokenExpiredError, WrongShardError, AUDIT_BATCH_MAX, AUDIT_GENESIS_HASH,
   AUDIT_RETENTION_MAX, AUDIT_RETENTION_MIN, CLUSTER_CONFIG_DEFAULTS, COMPOSE_PARTS_MAX, EXPLICIT_DIRS_MAX, RENAME_FILES_MAX, S3_KEYS_MAX,
-  TENANT_MARKER, auditEntryHash, baseName, errorToWire, fromInternalPath, normalizePath, parentPath, requireComposeWithinTopLevel,
+  STAGE_BATCH_MAX, STAGES_MAX, TENANT_MARKER, auditEntryHash, baseName, errorToWire, fromInternalPath, normalizePath, parentPath, requireComposeWithinTopLevel,
   requireFileMeta, requireRenameWithinTopLevel, tenantRootPath
 } from '@dfs/api'
 import type {
   AuditCheckpoint, AuditEntry, ClusterConfig, ClusterKey, ClusterRecord, DirEntry, ExtentMove, ExtentRecord, FileRecord, JoinTokenRecord,
-  ListDirPage, MemberRecord, MetadataOp, MetadataResult, MetadataView, PeerIdString, Role, S3KeyRecord, TenantInfo, TenantRecord, UserRecord
+  ListDirPage, MemberRecord, MetadataOp, MetadataResult, MetadataView, PeerIdString, Role, S3KeyRecord, StageRecord, TenantInfo, TenantRecord,
+  UserRecord
 } from '@dfs/api'
 import { decodeCbor, encodeCbor } from '../codec.js'
 import { DATA_GROUPS_MAX, groupOfShard, shardOfExtent, shardOfPath } from '../shards/index.js'
@@ -41,9 +42,9 @@ import type { Fields } from './validate.js'
  * Version of the snapshot encoding: 2 added join tokens (version 1 snapshots are read as having
  * none), 3 the state machine's scope and the cluster's number of data groups, 4 users' tenants,
  * tenants, the audit log and the cluster key, 5 files' metadata, explicit directories and S3
- * access keys (older snapshots are read as having none).
+ * access keys, 6 stages of puts in progress (older snapshots are read as having none).
  */
-export const SNAPSHOT_VERSION = 5
+export const SNAPSHOT_VERSION = 6
 
 /**
  * Which operations a state machine accepts:
@@ -168,6 +169,13 @@ export class MetadataStateMachine implements MetadataView {
   /** Extent id → path of the file whose current version lists it. At most one file per extent. */
   readonly #owners = new Map<string, string>()
   /**
+   * Stages of puts in progress by id (see STAGE_BATCH_MAX in @dfs/api); at most STAGES_MAX, each
+   * listing at most FILE_EXTENTS_MAX extents, every one in #extents, in #staged and not in #owners.
+   */
+  readonly #stages = new Map<string, StageRecord>()
+  /** Extent id → id of the stage that lists it. No key is also a key of #owners. */
+  readonly #staged = new Map<string, string>()
+  /**
    * Directory path → its direct children (name → type). `/` is always present; any other directory is
    * present exactly while it has at least one child or is in #explicit.
    */
@@ -210,6 +218,7 @@ export class MetadataStateMachine implements MetadataView {
     s3Key: (accessKeyId: string) => this.s3Key(accessKeyId),
     s3Keys: () => this.s3Keys(),
     extentIds: () => this.extentIds(),
+    stages: () => this.stages(),
     appliedIndex: () => this.appliedIndex()
   })
 
@@ -262,6 +271,8 @@ export class MetadataStateMachine implements MetadataView {
       case 'CancelMove': return this.#cancelMove(op, index)
       case 'SetDraining': return this.#setDraining(op, index)
       case 'PutFile': return this.#putFile(op, index)
+      case 'StageExtents': return this.#stageExtents(op, index)
+      case 'DropStage': return this.#dropStage(op, index)
       case 'DeleteFile': return this.#deleteFile(op, index)
       case 'RenameFile': return this.#renameFile(op, index)
       case 'MakeDir': return this.#makeDir(op, index)
@@ -292,7 +303,7 @@ export class MetadataStateMachine implements MetadataView {
     if (type === 'PutTenant' || type === 'RemoveTenant') {
       const name = type === 'PutTenant' ? field(requireRecord(field(op, 'tenant'), 'tenant'), 'name') : field(op, 'name')
       shard = shardOfPath(tenantRootPath(requireTenantField(name, type === 'PutTenant' ? 'tenant.name' : 'name')))
-    } else if (type === 'PutFile' || type === 'DeleteFile' || type === 'MakeDir' || type === 'RemoveDir') {
+    } else if (type === 'PutFile' || type === 'DeleteFile' || type === 'MakeDir' || type === 'RemoveDir' || type === 'StageExtents' || type === 'DropStage') {
       const path = requirePath(field(op, 'path'), 'path')
       if (path === '/') return // rejected by the handler
       shard = shardOfPath(path)
@@ -546,6 +557,10 @@ export class MetadataStateMachine implements MetadataView {
       throw new InvalidArgumentError(`extent ${id} belongs to file ${owner}: delete or replace the file instead`,
         { id, path: owner })
     }
+    const stage = this.#staged.get(id)
+    if (stage !== undefined) {
+      throw new InvalidArgumentError(`extent ${id} belongs to stage ${stage} of a put in progress: drop the stage instead`, { id, stage })
+    }
     this.#extents.delete(id)
     return { ok: true, index, extent, freed: [extent] }
   }
@@ -618,10 +633,18 @@ export class MetadataStateMachine implements MetadataView {
     const size = requireInteger(field(op, 'size'), 'size', 0, Number.MAX_SAFE_INTEGER)
     const mtimeMs = requireInteger(field(op, 'mtimeMs'), 'mtimeMs', 0, Number.MAX_SAFE_INTEGER)
     const list = requireArray(field(op, 'extents'), 'extents', 0, FILE_EXTENTS_MAX)
-    const extents = list.map((e, i) => requireExtent(e, `extents[${i}]`))
+    const own = list.map((e, i) => requireExtent(e, `extents[${i}]`))
     // the bytes are the members' to store (see MetadataServiceInit.onInlineExtents), never the state's
-    requireInline(field(op, 'inline'), extents)
+    requireInline(field(op, 'inline'), own)
     const meta = requireFileMeta(field(op, 'meta'), 'meta')
+    const rawStage = field(op, 'stage')
+    const stage = rawStage === undefined ? undefined : this.#requireStage(requireStageId(rawStage, 'stage'), path)
+    // a staged commit: the stage's extents (validated when staged) come first, then the op's own
+    const extents = stage === undefined ? own : [...stage.extents.map((id) => this.#requireExtentRecord(id)), ...own]
+    if (extents.length > FILE_EXTENTS_MAX) {
+      throw new InvalidArgumentError(`the file would have ${extents.length} extents, more than ${FILE_EXTENTS_MAX}`,
+        { path, extents: extents.length, extentsMax: FILE_EXTENTS_MAX })
+    }
     const ids = new Set<string>()
     let total = 0
     for (const e of extents) {
@@ -638,9 +661,10 @@ export class MetadataStateMachine implements MetadataView {
     const tenant = fromInternalPath(path).tenant
     if (tenant !== null) this.#checkTenantPut(tenant, path, size)
     this.#checkFilePath(path)
-    this.#checkExtentsFree(path, extents)
+    this.#checkExtentsFree(path, own)
 
-    // Every check passed: mutate.
+    // Every check passed: mutate. The stage's extents become the file's.
+    if (stage !== undefined) this.#removeStage(stage)
     const old = this.#files.get(path)
     const freed: ExtentRecord[] = []
     if (old !== undefined) {
@@ -666,6 +690,80 @@ export class MetadataStateMachine implements MetadataView {
     })
     this.#insertFile(file, extents, old === undefined)
     return { ok: true, index, file, freed }
+  }
+
+  /** StageExtents: see the rules at STAGE_BATCH_MAX in @dfs/api (metadata.ts). */
+  #stageExtents (op: Fields, index: number): OkResult {
+    const id = requireStageId(field(op, 'stage'), 'stage')
+    const path = requirePath(field(op, 'path'), 'path')
+    if (path === '/') throw new IsADirectoryError('/ is a directory', { path })
+    const node = requirePeerId(field(op, 'node'), 'node')
+    const createdAtMs = requireInteger(field(op, 'createdAtMs'), 'createdAtMs', 0, Number.MAX_SAFE_INTEGER)
+    const extents = requireArray(field(op, 'extents'), 'extents', 1, STAGE_BATCH_MAX).map((e, i) => requireExtent(e, `extents[${i}]`))
+    const old = this.#stages.get(id)
+    if (old === undefined && this.#stages.size >= STAGES_MAX) {
+      throw new FailedPreconditionError(`this metadata group holds ${STAGES_MAX} stages, the most it keeps`, { stagesMax: STAGES_MAX })
+    }
+    if (old !== undefined && (old.path !== path || old.node !== node)) {
+      throw new InvalidArgumentError(`stage ${id} is of ${old.path} on ${old.node}`, { stage: id, path, stagePath: old.path, node })
+    }
+    const count = (old?.extents.length ?? 0) + extents.length
+    if (count > FILE_EXTENTS_MAX) {
+      throw new FailedPreconditionError(`stage ${id} would hold ${count} extents, more than a file may have (${FILE_EXTENTS_MAX})`,
+        { stage: id, extents: count, extentsMax: FILE_EXTENTS_MAX })
+    }
+    const ids = new Set<string>()
+    for (const e of extents) {
+      if (ids.has(e.id)) throw new InvalidArgumentError(`extent ${e.id} is listed twice`, { stage: id, id: e.id })
+      ids.add(e.id)
+      const owner = this.#owners.get(e.id)
+      if (owner !== undefined) throw new AlreadyExistsError(`extent ${e.id} belongs to file ${owner}`, { stage: id, id: e.id, owner })
+      const staged = this.#staged.get(e.id)
+      if (staged !== undefined) throw new AlreadyExistsError(`extent ${e.id} is already staged`, { stage: id, id: e.id, staged })
+      const existing = this.#extents.get(e.id)
+      if (existing !== undefined && (existing.size !== e.size || existing.checksum !== e.checksum)) {
+        throw new AlreadyExistsError(`extent ${e.id} exists with a different size or checksum`, { stage: id, id: e.id })
+      }
+    }
+
+    // Every check passed: mutate.
+    const stage: StageRecord = old ?? { stage: id, path, node, extents: [], createdAtMs }
+    for (const e of extents) {
+      const move = this.#extents.get(e.id)?.move
+      this.#extents.set(e.id, move === undefined ? e : withReplicas({ ...e, move }, e.replicas))
+      this.#staged.set(e.id, id)
+      stage.extents.push(e.id)
+    }
+    this.#stages.set(id, stage)
+    return { ok: true, index }
+  }
+
+  /** DropStage: the stage goes, its extents are freed. */
+  #dropStage (op: Fields, index: number): OkResult {
+    const id = requireStageId(field(op, 'stage'), 'stage')
+    const path = requirePath(field(op, 'path'), 'path')
+    const stage = this.#requireStage(id, path)
+    const freed = stage.extents.map((x) => this.#requireExtentRecord(x))
+    this.#removeStage(stage)
+    for (const e of freed) this.#extents.delete(e.id)
+    return { ok: true, index, freed }
+  }
+
+  /** The stage `id`, of `path`: NotFound when there is none, InvalidArgument when it is of another path. */
+  #requireStage (id: string, path: string): StageRecord {
+    const stage = this.#stages.get(id)
+    if (stage === undefined) throw new NotFoundError(`no stage ${id}`, { stage: id })
+    if (stage.path !== path) throw new InvalidArgumentError(`stage ${id} is of ${stage.path}, not of ${path}`, { stage: id, path, stagePath: stage.path })
+    return stage
+  }
+
+  /** Forgets a stage; its extent records stay (the caller hands them to a file or deletes them). */
+  #removeStage (stage: StageRecord): void {
+    for (const x of stage.extents) {
+      invariant(this.#staged.get(x) === stage.stage, `extent ${x} of stage ${stage.stage} is not staged there`)
+      this.#staged.delete(x)
+    }
+    this.#stages.delete(stage.stage)
   }
 
   #deleteFile (op: Fields, index: number): OkResult {
@@ -965,6 +1063,8 @@ export class MetadataStateMachine implements MetadataView {
       if (owner !== undefined && owner !== path) {
         throw new AlreadyExistsError(`extent ${e.id} belongs to file ${owner}`, { path, id: e.id, owner })
       }
+      const stage = this.#staged.get(e.id)
+      if (stage !== undefined) throw new AlreadyExistsError(`extent ${e.id} belongs to stage ${stage}`, { path, id: e.id, stage })
       const existing = this.#extents.get(e.id)
       if (existing !== undefined && (existing.size !== e.size || existing.checksum !== e.checksum)) {
         throw new AlreadyExistsError(`extent ${e.id} exists with a different size or checksum`, {
@@ -1242,6 +1342,17 @@ export class MetadataStateMachine implements MetadataView {
     return [...this.#extents.keys()]
   }
 
+  /** Every stage, sorted by id (copies). */
+  stages (): StageRecord[] {
+    return [...this.#stages.values()].sort((a, b) => compareStrings(a.stage, b.stage)).map((t) => ({ ...t, extents: [...t.extents] }))
+  }
+
+  /** A stage by id (a copy), or undefined. */
+  stage (id: string): StageRecord | undefined {
+    const t = typeof id === 'string' ? this.#stages.get(id) : undefined
+    return t === undefined ? undefined : { ...t, extents: [...t.extents] }
+  }
+
   appliedIndex (): number {
     return this.#applied
   }
@@ -1283,7 +1394,8 @@ export class MetadataStateMachine implements MetadataView {
       config: [...this.#config].sort((a, b) => compareStrings(a[0], b[0])),
       extents: [...this.#extents.values()].sort(byKey((e) => e.id)),
       files: [...this.#files.values()].sort(byKey((f) => f.path)),
-      dirs: [...this.#explicit].sort(compareStrings)
+      dirs: [...this.#explicit].sort(compareStrings),
+      stages: this.stages()
     })
   }
 
@@ -1308,7 +1420,7 @@ export class MetadataStateMachine implements MetadataView {
     const sm = new MetadataStateMachine(scope)
     const snap = requireRecord(input, 'snapshot')
     const version = field(snap, 'v')
-    if (version !== SNAPSHOT_VERSION && version !== 4 && version !== 3 && version !== 2 && version !== 1) {
+    if (version !== SNAPSHOT_VERSION && version !== 5 && version !== 4 && version !== 3 && version !== 2 && version !== 1) {
       throw new InvalidArgumentError(`unsupported snapshot version (expected 1 to ${SNAPSHOT_VERSION})`, { field: 'v' })
     }
     const taken = version >= 3 ? requireScope(field(snap, 'scope')) : ALL
@@ -1490,8 +1602,37 @@ export class MetadataStateMachine implements MetadataView {
       }
       sm.#makeExplicit(path)
     })
+
+    // stages since version 6: after the files, so an extent a file lists is known as owned
+    const stages = typeof version === 'number' && version >= 6 ? requireArray(field(snap, 'stages'), 'stages', 0, STAGES_MAX) : []
+    stages.forEach((t, i) => {
+      const obj = requireRecord(t, `stages[${i}]`)
+      const id = requireStageId(field(obj, 'stage'), `stages[${i}].stage`)
+      const path = requirePath(field(obj, 'path'), `stages[${i}].path`)
+      if (path !== field(obj, 'path') || path === '/') throw new InvalidArgumentError(`stages[${i}].path is not a canonical file path`, { path })
+      if (sm.#stages.has(id)) throw new InvalidArgumentError(`stage ${id} appears twice`, { stage: id })
+      const ids = requireArray(field(obj, 'extents'), `stages[${i}].extents`, 0, FILE_EXTENTS_MAX).map((x, j) => {
+        const xid = requireExtentId(x, `stages[${i}].extents[${j}]`)
+        if (!sm.#extents.has(xid)) throw new InvalidArgumentError(`stage ${id} lists missing extent ${xid}`, { stage: id, id: xid })
+        if (sm.#owners.has(xid) || sm.#staged.has(xid)) throw new InvalidArgumentError(`extent ${xid} is listed twice`, { stage: id, id: xid })
+        sm.#staged.set(xid, id)
+        return xid
+      })
+      sm.#stages.set(id, {
+        stage: id,
+        path,
+        node: requirePeerId(field(obj, 'node'), `stages[${i}].node`),
+        extents: ids,
+        createdAtMs: requireInteger(field(obj, 'createdAtMs'), `stages[${i}].createdAtMs`, 0, Number.MAX_SAFE_INTEGER)
+      })
+    })
     return sm
   }
+}
+
+/** A stage id: a lower-case UUID, as an extent's. */
+function requireStageId (value: unknown, what: string): string {
+  return requireExtentId(value, what)
 }
 
 /** The `from` and `to` of a move, distinct PeerIds (`prefix` names the fields in errors). */

@@ -1,6 +1,9 @@
 import type { ExtentRecord } from '@dfs/api'
 import type { ReplicationContext } from './context.js'
 
+/** Deletes of released copies in flight at once, over all peers. */
+const RELEASE_DELETES_IN_FLIGHT_MAX = 16
+
 /**
  * Release of dropped extents: the copies other nodes hold of extents metadata dropped are deleted
  * after `releaseGraceMs`, so a reader on another node that is still streaming the old version
@@ -23,7 +26,17 @@ export class Release {
     if (remote.length === 0) return
     const t = setTimeout(() => {
       this.#timers.delete(t)
-      void Promise.allSettled(remote.map(async ({ p, id }) => { await init.peers.delete(p, id, { signal: stopping }) }))
+      // a bounded number at once: a big file frees tens of thousands of copies, and a peer takes
+      // at most RPC_INBOUND_STREAMS_MAX streams of one connection (the rest would fail and wait
+      // for its orphan sweep, hours later)
+      let next = 0
+      const worker = async (): Promise<void> => {
+        while (next < remote.length && !stopping.aborted) {
+          const { p, id } = remote[next++]
+          await init.peers.delete(p, id, { signal: stopping }).catch(() => {})
+        }
+      }
+      for (let i = 0; i < Math.min(RELEASE_DELETES_IN_FLIGHT_MAX, remote.length); i++) void worker()
     }, tuning.releaseGraceMs)
     t.unref?.()
     this.#timers.add(t)

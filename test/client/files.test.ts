@@ -1,0 +1,87 @@
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { createHash, randomBytes } from 'node:crypto'
+import { Writable } from 'node:stream'
+import { FailedPreconditionError, type ExtentRecord } from '@dfs/api'
+import { STAT_RESTARTS_MAX, getFile, statFile } from '../../src/client/files.js'
+import type { DfsClient } from '../../src/client/index.js'
+
+/** The client side of bounded answers: getFile with a partial extent list, statFile over pages. */
+const test = suite('client/files')
+
+const checksum = (b: Uint8Array): string => `sha256:${createHash('sha256').update(b).digest('hex')}`
+const uuid = (n: number): string => `00000000-0000-4000-8000-${n.toString(16).padStart(12, '0')}`
+
+/** A sink that keeps what it is given. */
+function sink (): { out: Writable, bytes: () => Buffer } {
+  const parts: Buffer[] = []
+  const out = new Writable({ write (chunk: Buffer, _e, cb) { parts.push(chunk); cb() } })
+  return { out, bytes: () => Buffer.concat(parts) }
+}
+
+/** A client whose node answers fs.get with `listed` of the extents of `extents` and sends `body`. */
+function getClient (extents: Uint8Array[], listed: number, body: Uint8Array[] = extents): DfsClient {
+  const size = extents.reduce((s, e) => s + e.byteLength, 0)
+  const result = {
+    path: '/f', size, mtimeMs: 1, version: 1, offset: 0, length: size, extentsOffset: 0, extentsTotal: extents.length,
+    extents: extents.slice(0, listed).map((e, i) => ({ id: uuid(i), size: e.byteLength, checksum: checksum(e) })),
+    consistency: 'linearizable'
+  }
+  async function * stream (): AsyncGenerator<Uint8Array> { yield * body }
+  return { timeoutMs: 1000, rpc: { download: async () => ({ result, body: stream() }) } } as unknown as DfsClient
+}
+
+test('getFile checks the listed extents and takes the rest (checked by the node) when the answer lists only the first ones', async () => {
+  const extents = Array.from({ length: 5 }, () => randomBytes(100))
+  const s = sink()
+  const r = await getFile(getClient(extents, 2), '/f', s.out)
+  assert.is(r.length, 500)
+  assert.ok(s.bytes().equals(Buffer.concat(extents)))
+  // a bad byte in a listed extent is caught
+  const bad = extents.map((e) => Buffer.from(e))
+  bad[1][7] ^= 1
+  await getFile(getClient(extents, 2, bad), '/f', sink().out).then(() => assert.unreachable(), (err) => { assert.is(err.name, 'CorruptExtent') })
+  // too few or too many bytes are refused
+  await getFile(getClient(extents, 2, extents.slice(0, 4)), '/f', sink().out).then(() => assert.unreachable(), (err) => { assert.is(err.name, 'NodeUnreachable') })
+  await getFile(getClient(extents, 2, [...extents, Buffer.alloc(1)]), '/f', sink().out).then(() => assert.unreachable(), (err) => { assert.is(err.name, 'CorruptExtent') })
+})
+
+test('getFile refuses an answer that lists more extents than it says overlap, or none of many', async () => {
+  const extents = Array.from({ length: 3 }, () => randomBytes(10))
+  const lying = getClient(extents, 3) as any
+  const download = lying.rpc.download
+  lying.rpc.download = async () => { const d = await download(); d.result.extentsTotal = 2; return d }
+  await getFile(lying, '/f', sink().out).then(() => assert.unreachable(), (err) => { assert.is(err.name, 'MalformedFrame') })
+  const none = getClient(extents, 0)
+  await getFile(none, '/f', sink().out).then(() => assert.unreachable(), (err) => { assert.is(err.name, 'MalformedFrame') })
+})
+
+/** A client whose node answers fs.stat in pages of `page` over `versions` (one per call to `bump`). */
+function statClient (count: number, page: number, changesAt: number[] = []): { client: DfsClient, calls: () => number } {
+  let version = 1
+  let calls = 0
+  const all = Array.from({ length: count }, (_, i): ExtentRecord => ({ id: uuid(i), size: 1, checksum: 'sha256:00', replicas: ['n1'] }))
+  const call = async (_m: string, p: { extentsFrom?: number, version?: number }): Promise<unknown> => {
+    calls++
+    if (changesAt.includes(calls)) version++
+    if (p.version !== undefined && p.version !== version) throw new FailedPreconditionError('changed', { version })
+    const from = p.extentsFrom ?? 0
+    return { path: '/f', size: count, version, mtimeMs: 1, extents: all.slice(from, from + page), extentsTotal: count, consistency: 'linearizable' }
+  }
+  return { client: { call } as unknown as DfsClient, calls: () => calls }
+}
+
+test('statFile reads every page of one version, starting over when the file changes, a bounded number of times', async () => {
+  const plain = statClient(2500, 1000)
+  const s = await statFile(plain.client, '/f')
+  assert.equal(s.extents.map((e) => e.id), Array.from({ length: 2500 }, (_, i) => uuid(i)))
+  assert.is(plain.calls(), 3)
+  const changed = statClient(2500, 1000, [2])
+  assert.is((await statFile(changed.client, '/f')).version, 2)
+  assert.is(changed.calls(), 5, 'the second page saw a new version: it started over')
+  const busy = statClient(2500, 1000, Array.from({ length: 100 }, (_, i) => 2 * i + 2))
+  await statFile(busy.client, '/f').then(() => assert.unreachable(), (err) => { assert.is(err.name, 'FailedPrecondition') })
+  assert.is(busy.calls(), 2 * (STAT_RESTARTS_MAX + 1))
+})
+
+test.run()
