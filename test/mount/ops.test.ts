@@ -1,0 +1,325 @@
+import { constants as O } from 'node:fs'
+import { constants as osConstants } from 'node:os'
+import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { NodeUnreachableError } from '@dfs/api'
+import { MountOps, READ_AHEAD_BYTES } from '../../src/mount/ops.js'
+import { errnoOf } from '../../src/mount/errno.js'
+import { MemoryRemote } from './memory-remote.js'
+
+/**
+ * MountOps over an in-memory cluster, as the kernel drives it: attribute and listing caches, the
+ * spool and its single commit, read-ahead, renames of open files, EXDEV, EROFS, and errors as errno.
+ */
+const test = suite('mount/ops')
+const E = osConstants.errno
+
+interface Ctx { dir: string, remote: MemoryRemote, ops: MountOps, now: number }
+let ctx: Ctx
+
+test.before.each(async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'dfs-ops-'))
+  const remote = new MemoryRemote()
+  ctx = { dir, remote, ops: undefined as unknown as MountOps, now: 1_000_000 }
+  ctx.ops = new MountOps({ remote, spoolDir: dir, now: () => ctx.now })
+})
+test.after.each(async () => {
+  await ctx.ops.discardAll()
+  await rm(ctx.dir, { recursive: true, force: true })
+})
+
+/** The errno `p` fails with (failing the test when it succeeds). */
+async function errnoOfCall (p: Promise<unknown>): Promise<number> {
+  try {
+    await p
+  } catch (err) {
+    return errnoOf(err)
+  }
+  assert.unreachable('expected a failure')
+  return 0
+}
+
+async function readAll (ops: MountOps, fd: number, size: number, chunk = 4096): Promise<Buffer> {
+  const out = Buffer.alloc(size)
+  let at = 0
+  while (at < size) {
+    const n = await ops.read(fd, out.subarray(at, Math.min(size, at + chunk)), at)
+    if (n === 0) break
+    at += n
+  }
+  return out.subarray(0, at)
+}
+
+test('getattr: the root, a file, an implicit and an explicit directory, ENOENT remembered for the TTL', async () => {
+  const { ops, remote } = ctx
+  await remote.putDirect('/d/f.txt', Buffer.from('hello'))
+  remote.dirs.add('/empty')
+  assert.equal(await ops.getattr('/'), { type: 'dir', size: 0, mtimeMs: 0 })
+  assert.is((await ops.getattr('/d/f.txt')).size, 5)
+  assert.is((await ops.getattr('/d')).type, 'dir')
+  assert.is((await ops.getattr('/empty')).type, 'dir')
+  assert.is(await errnoOfCall(ops.getattr('/nope')), -E.ENOENT)
+  const stats = remote.count('stat')
+  // a file put elsewhere (dfs fs put) shows once the TTL passed
+  await remote.putDirect('/nope', Buffer.from('now'))
+  assert.is(await errnoOfCall(ops.getattr('/nope')), -E.ENOENT, 'the miss is cached')
+  assert.is((await ops.getattr('/d/f.txt')).size, 5, 'the hit is cached')
+  assert.is(remote.count('stat'), stats)
+  ctx.now += 1000
+  assert.is((await ops.getattr('/nope')).size, 3)
+})
+
+test('readdir pages through fs.ls and caches every entry\'s attributes (ls -l costs no stat)', async () => {
+  const { ops, remote } = ctx
+  for (const n of ['a', 'b', 'c', 'd', 'e']) await remote.putDirect(`/dir/${n}`, Buffer.alloc(n.charCodeAt(0)))
+  remote.dirs.add('/dir/sub')
+  const names = (await ops.readdir('/dir')).map((e) => e.name)
+  assert.equal(names, ['a', 'b', 'c', 'd', 'e', 'sub'])
+  assert.is(remote.count('list'), 3, 'three pages of two')
+  assert.is((await ops.getattr('/dir/c')).size, 99)
+  assert.is((await ops.getattr('/dir/sub')).type, 'dir')
+  assert.is(remote.count('stat'), 0)
+  await ops.readdir('/dir')
+  assert.is(remote.count('list'), 3, 'the listing is cached')
+})
+
+test('the mount\'s own changes drop the caches at once', async () => {
+  const { ops, remote } = ctx
+  await remote.putDirect('/d/a', Buffer.from('1'))
+  await ops.readdir('/d')
+  assert.is(await errnoOfCall(ops.getattr('/d/new')), -E.ENOENT)
+  const fd = await ops.create('/d/new')
+  assert.equal((await ops.readdir('/d')).map((e) => e.name), ['a', 'new'])
+  assert.is((await ops.getattr('/d/new')).size, 0)
+  await ops.write(fd, Buffer.from('xyz'), 0)
+  assert.is((await ops.getattr('/d/new')).size, 3, 'a file being written has its spool\'s size')
+  await ops.release(fd)
+  assert.is((await ops.getattr('/d/new')).size, 3)
+  await ops.unlink('/d/a')
+  assert.equal((await ops.readdir('/d')).map((e) => e.name), ['new'])
+  assert.is(await errnoOfCall(ops.getattr('/d/a')), -E.ENOENT)
+})
+
+test('a written file is committed as one put on flush, and not again while nothing changed', async () => {
+  const { ops, remote } = ctx
+  await remote.putDirect('/f', Buffer.from('old'))
+  const fd = await ops.open('/f', O.O_WRONLY | O.O_TRUNC)
+  for (let i = 0; i < 10; i++) await ops.write(fd, Buffer.alloc(1000, i), i * 1000)
+  assert.is(remote.files.get('/f')?.bytes.toString(), 'old', 'readers see the old version until the commit')
+  await ops.flush(fd)
+  assert.is(remote.count('put'), 1)
+  assert.is(remote.files.get('/f')?.bytes.byteLength, 10_000)
+  assert.is(remote.files.get('/f')?.bytes[9999], 9)
+  await ops.flush(fd)
+  await ops.fsync(fd)
+  await ops.release(fd)
+  assert.is(remote.count('put'), 1)
+  assert.equal(await readdir(ctx.dir), [], 'the spool is gone')
+})
+
+test('a created file exists in the mount until its first commit puts it: one put, listed, renamed, unlinked locally', async () => {
+  const { ops, remote } = ctx
+  remote.dirs.add('/d')
+  const fd = await ops.create('/d/new')
+  assert.is(remote.count('put'), 0)
+  assert.equal((await ops.readdir('/d')).map((e) => e.name), ['new'])
+  assert.is((await ops.getattr('/d/new')).size, 0)
+  await ops.write(fd, Buffer.from('abc'), 0)
+  const reader = await ops.open('/d/new', O.O_RDONLY)
+  const out = Buffer.alloc(3)
+  assert.is(await ops.read(reader, out, 0), 3, 'a second open reads the creator\'s bytes')
+  assert.is(out.toString(), 'abc')
+  await ops.release(reader)
+  await ops.rename('/d/new', '/d/renamed')
+  await ops.release(fd)
+  assert.is(remote.count('put'), 1)
+  assert.is(remote.files.get('/d/renamed')?.bytes.toString(), 'abc')
+  const empty = await ops.create('/d/empty')
+  await ops.release(empty)
+  assert.is(remote.files.get('/d/empty')?.bytes.byteLength, 0, 'an empty file is put at its close')
+  const gone = await ops.create('/d/gone')
+  await ops.write(gone, Buffer.from('x'), 0)
+  await ops.unlink('/d/gone')
+  assert.is(await errnoOfCall(ops.getattr('/d/gone')), -E.ENOENT)
+  await ops.release(gone)
+  assert.is(remote.files.has('/d/gone'), false, 'an unlinked file is never put')
+  assert.is(remote.count('put'), 2)
+})
+
+test('opening an existing file for writing starts from its bytes; O_TRUNC does not download it', async () => {
+  const { ops, remote } = ctx
+  await remote.putDirect('/f', Buffer.from('hello world'))
+  const fd = await ops.open('/f', O.O_RDWR)
+  assert.is(remote.count('download'), 1)
+  await ops.write(fd, Buffer.from('W'), 6)
+  const out = Buffer.alloc(11)
+  assert.is(await ops.read(fd, out, 0), 11)
+  assert.is(out.toString(), 'hello World', 'a read-write handle reads its own writes')
+  await ops.release(fd)
+  assert.is(remote.files.get('/f')?.bytes.toString(), 'hello World')
+  const t = await ops.open('/f', O.O_WRONLY | O.O_TRUNC)
+  assert.is(remote.count('download'), 1)
+  await ops.release(t)
+  assert.is(remote.files.get('/f')?.bytes.byteLength, 0, 'the truncation is committed though nothing was written')
+})
+
+test('a failed commit fails the close (EIO), keeps the bytes and is retried by the next flush', async () => {
+  const { ops, remote } = ctx
+  const fd = await ops.create('/f')
+  await ops.write(fd, Buffer.from('data'), 0)
+  remote.failNext('put', new NodeUnreachableError('node gone'))
+  assert.is(await errnoOfCall(ops.flush(fd)), -E.EIO)
+  await ops.flush(fd)
+  assert.is(remote.files.get('/f')?.bytes.toString(), 'data')
+  await ops.release(fd)
+})
+
+test('truncate: of a closed file (put once), of an open writer (its spool, committed at close)', async () => {
+  const { ops, remote } = ctx
+  await remote.putDirect('/f', Buffer.from('abcdef'))
+  await ops.truncate('/f', 3)
+  assert.is(remote.files.get('/f')?.bytes.toString(), 'abc')
+  await ops.truncate('/f', 0)
+  assert.is(remote.files.get('/f')?.bytes.byteLength, 0)
+  const fd = await ops.create('/g')
+  await ops.write(fd, Buffer.from('123456'), 0)
+  await ops.truncate('/g', 2)
+  assert.is((await ops.getattr('/g')).size, 2)
+  await ops.ftruncate(fd, 4)
+  await ops.release(fd)
+  assert.equal(remote.files.get('/g')?.bytes, Buffer.from('12\0\0'))
+})
+
+test('sequential reads fetch aligned READ_AHEAD_BYTES windows, one range read each; random reads fetch what they ask', async () => {
+  const { ops, remote } = ctx
+  const size = 3 * READ_AHEAD_BYTES + 12344
+  const bytes = Buffer.alloc(size)
+  for (let i = 0; i < size; i += 4) bytes.writeUInt32LE(i, i)
+  await remote.putDirect('/big', bytes)
+  const fd = await ops.open('/big', O.O_RDONLY)
+  const got = await readAll(ops, fd, size, 128 * 1024)
+  assert.ok(got.equals(bytes), 'identical')
+  assert.is(remote.count('read'), 4, 'one range read per window')
+  const out = Buffer.alloc(100)
+  assert.is(await ops.read(fd, out, 1_000_001), 100, 'from a window kept')
+  assert.ok(out.equals(bytes.subarray(1_000_001, 1_000_101)))
+  assert.is(remote.count('read'), 4)
+  const other = await ops.open('/big', O.O_RDONLY)
+  await ops.read(other, Buffer.alloc(10), 0)
+  const before = remote.count('read')
+  assert.is(await ops.read(other, out, 3 * READ_AHEAD_BYTES + 4), 100, 'a random read, past the windows ahead')
+  assert.ok(out.equals(bytes.subarray(3 * READ_AHEAD_BYTES + 4, 3 * READ_AHEAD_BYTES + 104)))
+  assert.is(remote.count('read'), before + 1)
+  await ops.release(other)
+  assert.is(await ops.read(fd, out, size), 0, 'at the end')
+  assert.is(await ops.read(fd, out, size - 10), 10, 'short only at the end')
+  await ops.release(fd)
+  assert.is(ops.openHandles, 0)
+})
+
+test('a reader reads the version it opened; the next open sees the new one (close-to-open)', async () => {
+  const { ops, remote } = ctx
+  await remote.putDirect('/f', Buffer.from('old!'))
+  const fd = await ops.open('/f', O.O_RDONLY)
+  const out = Buffer.alloc(10)
+  assert.is(await ops.read(fd, out, 0), 4)
+  await remote.putDirect('/f', Buffer.from('new version'))
+  assert.is(await ops.read(fd, out, 0), 4)
+  assert.is(out.subarray(0, 4).toString(), 'old!')
+  await ops.release(fd)
+  ctx.now += 1000
+  const again = await ops.open('/f', O.O_RDONLY)
+  assert.is(await ops.read(again, out, 0), 10)
+  assert.is(out.toString(), 'new versio')
+  await ops.release(again)
+})
+
+test('a file replaced under an open reader: ESTALE, never bytes of two versions', async () => {
+  const { ops, remote } = ctx
+  await remote.putDirect('/f', Buffer.alloc(4 * READ_AHEAD_BYTES, 1))
+  const fd = await ops.open('/f', O.O_RDONLY)
+  const out = Buffer.alloc(10)
+  assert.is(await ops.read(fd, out, 0), 10)
+  await remote.putDirect('/f', Buffer.alloc(4 * READ_AHEAD_BYTES, 2))
+  assert.is(await ops.read(fd, out, READ_AHEAD_BYTES), 10, 'a window fetched ahead holds the version opened')
+  assert.equal([...out], Array(10).fill(1))
+  assert.is(await errnoOfCall(ops.read(fd, out, 3 * READ_AHEAD_BYTES + 5)), -E.ESTALE)
+  await ops.release(fd)
+})
+
+test('rename: within a top-level directory through fs.mv, open writers follow; across them EXDEV', async () => {
+  const { ops, remote } = ctx
+  const fd = await ops.create('/d/a')
+  await ops.write(fd, Buffer.from('moved'), 0)
+  await ops.rename('/d/a', '/d/sub/b')
+  await ops.release(fd)
+  assert.is(remote.files.get('/d/sub/b')?.bytes.toString(), 'moved', 'the commit went to the new path')
+  assert.is(remote.files.has('/d/a'), false)
+  assert.is(await errnoOfCall(ops.rename('/d/sub/b', '/e/b')), -E.EXDEV)
+  assert.is(await errnoOfCall(ops.rename('/d/sub/b', '/top')), -E.EXDEV)
+  assert.is(remote.count('rename'), 0, 'the created file moved in the mount only')
+  await ops.rename('/d/sub', '/d/sub2')
+  assert.is((await ops.getattr('/d/sub2/b')).size, 5)
+  assert.is(await errnoOfCall(ops.getattr('/d/sub/b')), -E.ENOENT)
+})
+
+test('mkdir, rmdir and their errors as errno', async () => {
+  const { ops, remote } = ctx
+  await ops.mkdir('/a')
+  await ops.mkdir('/a/b')
+  assert.is((await ops.getattr('/a/b')).type, 'dir')
+  assert.is(await errnoOfCall(ops.rmdir('/a')), -E.ENOTEMPTY)
+  await ops.rmdir('/a/b')
+  await ops.rmdir('/a')
+  assert.is(await errnoOfCall(ops.getattr('/a')), -E.ENOENT)
+  await remote.putDirect('/file', Buffer.from('x'))
+  assert.is(await errnoOfCall(ops.mkdir('/file/sub')), -E.ENOTDIR)
+  assert.is(await errnoOfCall(ops.unlink('/nope')), -E.ENOENT)
+  await ops.mkdir('/dir')
+  assert.is(await errnoOfCall(ops.unlink('/dir')), -E.EISDIR)
+  assert.is(await errnoOfCall(ops.open('/dir', O.O_WRONLY)), -E.EISDIR)
+  assert.is(await errnoOfCall(ops.read(12345, Buffer.alloc(1), 0)), -E.EBADF)
+})
+
+test('a read-only mount refuses every change with EROFS and still reads', async () => {
+  const { remote } = ctx
+  await remote.putDirect('/f', Buffer.from('x'))
+  const ro = new MountOps({ remote, spoolDir: ctx.dir, readOnly: true })
+  const changes = [() => ro.create('/g'), () => ro.open('/f', O.O_WRONLY), () => ro.open('/f', O.O_RDWR), () => ro.unlink('/f'),
+    () => ro.mkdir('/m'), () => ro.rmdir('/m'), () => ro.rename('/f', '/g'), () => ro.truncate('/f', 0), () => ro.setattr('/f')]
+  for (const change of changes) assert.is(await errnoOfCall(change()), -E.EROFS)
+  const fd = await ro.open('/f', O.O_RDONLY)
+  assert.is(await ro.read(fd, Buffer.alloc(1), 0), 1)
+  await ro.release(fd)
+  assert.is(remote.count('put') + remote.count('remove') + remote.count('mkdir') + remote.count('rename'), 0)
+})
+
+test('statfs from the cluster\'s capacity, cached; chmod/chown/utimens accepted on existing paths', async () => {
+  const { ops, remote } = ctx
+  await remote.putDirect('/f', Buffer.alloc(1000))
+  assert.equal(await ops.statfs(), { usedBytes: 1000, capacityBytes: 1 << 30 })
+  await ops.statfs()
+  assert.is(remote.count('capacity'), 1)
+  await ops.setattr('/f')
+  assert.is(await errnoOfCall(ops.setattr('/none')), -E.ENOENT)
+})
+
+test('commitAll at unmount commits open writers and counts failures', async () => {
+  const { ops, remote } = ctx
+  const a = await ops.create('/a')
+  const b = await ops.create('/b')
+  await ops.write(a, Buffer.from('A'), 0)
+  await ops.write(b, Buffer.from('B'), 0)
+  remote.failNext('put', new NodeUnreachableError('gone'))
+  assert.is(await ops.commitAll(), 1)
+  assert.is(remote.files.get('/b')?.bytes.toString(), 'B')
+  assert.is(await ops.commitAll(), 0, 'the failed one is committed by the next try')
+  assert.is(remote.files.get('/a')?.bytes.toString(), 'A')
+  await ops.discardAll()
+  assert.is(ops.openHandles, 0)
+})
+
+test.run()
