@@ -75,15 +75,20 @@ export async function missingObject (ctx: S3Context, err: unknown): Promise<neve
   throw toS3Error(err)
 }
 
-async function listBuckets (ctx: S3Context): Promise<void> {
-  const buckets: DirEntry[] = []
+/** Every entry of a directory, page by page through fs.ls (each page its own read). */
+export async function * dirEntries (ctx: S3Context, path: string): AsyncGenerator<DirEntry> {
   let after: string | undefined
   while (true) {
-    const page = await ctx.rpc.call('fs.ls', { path: '/', ...(after !== undefined ? { after } : {}) }, { signal: ctx.signal })
-    buckets.push(...page.entries.filter((e) => e.type === 'dir' && isBucketName(e.name)))
-    if (!page.more || page.entries.length === 0) break
+    const page = await ctx.rpc.call('fs.ls', { path, ...(after !== undefined ? { after } : {}) }, { signal: ctx.signal })
+    yield * page.entries
+    if (!page.more || page.entries.length === 0) return
     after = page.entries[page.entries.length - 1].name
   }
+}
+
+async function listBuckets (ctx: S3Context): Promise<void> {
+  const buckets: DirEntry[] = []
+  for await (const e of dirEntries(ctx, '/')) if (e.type === 'dir' && isBucketName(e.name)) buckets.push(e)
   sendXml(ctx.res, xmlDocument('ListAllMyBucketsResult', [
     ['Owner', [['ID', ctx.auth.user], ['DisplayName', ctx.auth.user]]],
     ['Buckets', buckets.map((b): XmlNode => ['Bucket', [['Name', b.name], ['CreationDate', isoDate(ctx.createdAtMs)]]])]

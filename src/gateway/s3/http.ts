@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { errorToWire } from '@dfs/api'
 import { S3Error, s3Error } from './errors.js'
 import { xmlDocument } from './xml.js'
+import { bytesToString } from './sigv4.js'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 
 /** A request id for `x-amz-request-id` and error bodies. */
@@ -122,11 +123,8 @@ export function userMetaOf (req: IncomingMessage): Record<string, string> | unde
  * clients send for non-ASCII) are read as UTF-8, anything else stays latin1.
  */
 export function headerText (value: string): string {
-   
   if (!/[\x80-\xff]/.test(value)) return value
-  const bytes = Buffer.from(value, 'latin1')
-  const utf8 = bytes.toString('utf8')
-  return Buffer.from(utf8, 'utf8').equals(bytes) ? utf8 : value
+  return bytesToString(Buffer.from(value, 'latin1'))
 }
 
 /** Text as a header value node can send: latin1 as it is, wider characters as their UTF-8 bytes. */

@@ -4,7 +4,7 @@ import { s3Error } from './errors.js'
 import { header, isoDate, quoteEtag, sendEmpty, sendXml, toS3Error, userMetaOf } from './http.js'
 import { UPLOADS_DIR, bucketPath, compareKeys, objectPath } from './names.js'
 import { childText, childrenNamed, parseXml, xmlDocument, type XmlNode } from './xml.js'
-import { requireBucket } from './buckets.js'
+import { dirEntries, requireBucket } from './buckets.js'
 import { openCopySource } from './objects.js'
 import type { S3Context } from './gateway.js'
 
@@ -256,15 +256,9 @@ export async function listParts (ctx: S3Context): Promise<void> {
   const maxParts = Math.min(Number(ctx.query.get('max-parts') ?? 1000) || 1000, 1000)
   const dir = uploadDir(ctx.bucket as string, uploadId)
   const numbers: number[] = []
-  let after: string | undefined
-  while (true) {
-    const page = await ctx.rpc.call('fs.ls', { path: dir, ...(after !== undefined ? { after } : {}) }, { signal: ctx.signal })
-    for (const e of page.entries) {
-      const m = /^part-(\d{5})$/.exec(e.name)
-      if (m !== null && Number(m[1]) > marker) numbers.push(Number(m[1]))
-    }
-    if (!page.more || page.entries.length === 0) break
-    after = page.entries[page.entries.length - 1].name
+  for await (const e of dirEntries(ctx, dir)) {
+    const m = /^part-(\d{5})$/.exec(e.name)
+    if (m !== null && Number(m[1]) > marker) numbers.push(Number(m[1]))
   }
   numbers.sort((a, b) => a - b)
   const shown = numbers.slice(0, maxParts)
@@ -298,19 +292,16 @@ export async function listMultipartUploads (ctx: S3Context): Promise<void> {
   const idMarker = ctx.query.get('upload-id-marker') ?? ''
   const maxUploads = Math.min(Number(ctx.query.get('max-uploads') ?? UPLOADS_LISTED_MAX) || UPLOADS_LISTED_MAX, UPLOADS_LISTED_MAX)
   await requireBucket(ctx)
-  const ids: Array<{ id: string, mtimeMs: number }> = []
-  let after: string | undefined
+  const ids: string[] = []
   try {
-    while (ids.length < 10 * UPLOADS_LISTED_MAX) {
-      const page = await ctx.rpc.call('fs.ls', { path: `${bucketPath(bucket)}/${UPLOADS_DIR}`, ...(after !== undefined ? { after } : {}) }, { signal: ctx.signal })
-      for (const e of page.entries) if (e.type === 'dir' && UPLOAD_ID.test(e.name)) ids.push({ id: e.name, mtimeMs: 0 })
-      if (!page.more || page.entries.length === 0) break
-      after = page.entries[page.entries.length - 1].name
+    for await (const e of dirEntries(ctx, `${bucketPath(bucket)}/${UPLOADS_DIR}`)) {
+      if (e.type === 'dir' && UPLOAD_ID.test(e.name)) ids.push(e.name)
+      if (ids.length >= 10 * UPLOADS_LISTED_MAX) break
     }
   } catch (err) {
     if (!isError(err, 'NotFound')) throw err
   }
-  const uploads = (await mapLimited(ids, async ({ id }) => {
+  const uploads = (await mapLimited(ids, async (id) => {
     try {
       const info = await uploadInfo(ctx, id)
       const st = await ctx.rpc.call('fs.stat', { path: `${uploadDir(bucket, id)}/upload` }, { signal: ctx.signal })

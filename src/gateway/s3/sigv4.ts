@@ -441,7 +441,8 @@ function isLatin1 (text: string): boolean {
   return /^[\x00-\xff]*$/.test(text)
 }
 
-function bytesToString (bytes: Uint8Array): string {
+/** Bytes as text: UTF-8 when they are valid UTF-8, else latin1 (so no byte is lost). */
+export function bytesToString (bytes: Uint8Array): string {
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   // UTF-8 when it is valid UTF-8 (the usual case), else latin1 so no byte is lost
   const utf8 = b.toString('utf8')
