@@ -11,6 +11,18 @@
  *   entry   = [term: uint, index: uint, type: uint, data: bstr]
  *   snapshot= [index: uint, term: uint, voters: [tstr, …], learners: [tstr, …], data: bstr]
  *
+ * A snapshot too large for one frame (over SNAPSHOT_DATA_BYTES_MAX) travels as chunk frames, only on a
+ * `/dfs/raft-snapshot/1.0.0` stream (older nodes do not speak that protocol, so never see one):
+ *
+ *   chunk   = [group: uint, id: uint, offset: uint, total: uint, data: bstr,
+ *              head: bstr / null, sha256: bstr / null]
+ *
+ * `id` names one snapshot transfer of the sender; `total` (1..SNAPSHOT_BYTES_MAX) is the length of the
+ * whole `Snapshot.data`, `data` (1..SNAPSHOT_CHUNK_BYTES_MAX bytes) its bytes from `offset`. The first
+ * chunk (offset 0), and only it, carries `head`: the encoded Snap message with an empty `data`. The
+ * last chunk (offset + |data| = total), and only it, carries the SHA-256 of the whole data. A chunk
+ * frame is the only 7-item frame, a frame of messages the only 2-item one.
+ *
  * Arrays (not maps) keep frames small and the layout fixed; the protocol id carries the version.
  * Messages are encoded one by one (so a sender can size its batch exactly) and a frame is the array
  * header followed by the encoded messages, which is exactly what cborg would write for the array.
@@ -26,7 +38,7 @@ import { EntryType, MessageType } from '../raft/index.js'
 import type { Entry, Message, Snapshot } from '../raft/index.js'
 import {
   CONTEXT_BYTES_MAX, FRAME_BYTES_MAX, FRAME_MESSAGES_MAX, GROUP_ID_MAX, MEMBERS_MAX, MESSAGE_ENTRIES_MAX,
-  NODE_ID_LENGTH_MAX, SNAPSHOT_DATA_BYTES_MAX
+  NODE_ID_LENGTH_MAX, SNAPSHOT_BYTES_MAX, SNAPSHOT_CHUNK_BYTES_MAX, SNAPSHOT_DATA_BYTES_MAX
 } from './constants.js'
 import { STRICT_CBOR_DECODE_OPTIONS } from '../raft/util.js'
 
@@ -212,22 +224,113 @@ export function messageFromWire (v: unknown, field = 'message'): Message {
   return m
 }
 
-/** Decodes and validates one frame. Throws FrameTooLarge / MalformedFrame. */
-export function decodeFrame (frame: Uint8Array): DecodedFrame {
+/** The strict CBOR value of a frame of at most FRAME_BYTES_MAX bytes. */
+function frameValue (frame: Uint8Array): unknown {
   if (!(frame instanceof Uint8Array)) throw malformed('frame is not bytes', 'frame')
   if (frame.byteLength > FRAME_BYTES_MAX) {
     throw new FrameTooLargeError(`raft frame of ${frame.byteLength} bytes exceeds ${FRAME_BYTES_MAX}`, { bytes: frame.byteLength, bytesMax: FRAME_BYTES_MAX })
   }
-  let value: unknown
   try {
-    value = decode(frame, decodeOptions)
+    return decode(frame, decodeOptions)
   } catch (err) {
     throw malformed(`not CBOR: ${(err as Error).message}`, 'frame', { bytes: frame.byteLength })
   }
+}
+
+function messagesFromWire (value: unknown): DecodedFrame {
   const top = tuple(value, 'frame', 2)
   const group = uint(top[0], 'group')
   if (group > GROUP_ID_MAX) throw malformed(`group ${group} exceeds ${GROUP_ID_MAX}`, 'group')
   const raw = list(top[1], 'messages', FRAME_MESSAGES_MAX)
   if (raw.length === 0) throw malformed('a frame carries no messages', 'messages')
   return { group, messages: raw.map((m, i) => messageFromWire(m, `messages[${i}]`)) }
+}
+
+/** Decodes and validates one frame of messages. Throws FrameTooLarge / MalformedFrame. */
+export function decodeFrame (frame: Uint8Array): DecodedFrame {
+  return messagesFromWire(frameValue(frame))
+}
+
+/** One chunk of a snapshot too large for one frame (see the chunk frame above). */
+export interface SnapshotChunk {
+  group: number
+  /** The sender's number for this transfer. */
+  id: number
+  /** Where `data` starts in the whole snapshot data; 0 exactly for the first chunk. */
+  offset: number
+  /** Bytes of the whole snapshot data, 1..SNAPSHOT_BYTES_MAX; offset + data.byteLength <= total. */
+  total: number
+  /** 1..SNAPSHOT_CHUNK_BYTES_MAX bytes. */
+  data: Uint8Array
+  /** On the first chunk only: the Snap message, its snapshot's data empty. */
+  head?: Message
+  /** On the last chunk only (offset + data.byteLength === total): SHA-256 of the whole data. */
+  sha256?: Uint8Array
+}
+
+const CHUNK_FIELDS = 7
+export const SHA256_BYTES = 32
+
+/** The frame of one chunk (checked as a receiver would; a bad chunk is a bug of the sender). */
+export function encodeSnapshotChunk (c: SnapshotChunk): Uint8Array {
+  const head = c.head === undefined ? null : encodeMessage(c.head)
+  const frame = encode([c.group, c.id, c.offset, c.total, c.data, head, c.sha256 ?? null])
+  if (frame.byteLength > FRAME_BYTES_MAX) throw new FrameTooLargeError(`raft snapshot chunk frame of ${frame.byteLength} bytes exceeds ${FRAME_BYTES_MAX}`, { bytes: frame.byteLength, bytesMax: FRAME_BYTES_MAX })
+  return frame
+}
+
+function chunkFromWire (value: unknown): SnapshotChunk {
+  const a = tuple(value, 'chunk', CHUNK_FIELDS)
+  const group = uint(a[0], 'chunk.group')
+  if (group > GROUP_ID_MAX) throw malformed(`chunk.group ${group} exceeds ${GROUP_ID_MAX}`, 'chunk.group')
+  const id = uint(a[1], 'chunk.id')
+  const offset = uint(a[2], 'chunk.offset')
+  const total = uint(a[3], 'chunk.total')
+  if (total === 0 || total > SNAPSHOT_BYTES_MAX) {
+    throw malformed(`chunk.total ${total} is not in 1..${SNAPSHOT_BYTES_MAX}`, 'chunk.total', { total, bytesMax: SNAPSHOT_BYTES_MAX })
+  }
+  const data = bytes(a[4], 'chunk.data', SNAPSHOT_CHUNK_BYTES_MAX)
+  if (data.byteLength === 0) throw malformed('chunk.data is empty', 'chunk.data')
+  if (offset >= total || data.byteLength > total - offset) {
+    throw malformed(`chunk of ${data.byteLength} bytes at ${offset} overruns the declared total ${total}`, 'chunk.offset', { offset, bytes: data.byteLength, total })
+  }
+  const c: SnapshotChunk = { group, id, offset, total, data }
+  if ((a[5] !== null) !== (offset === 0)) throw malformed('chunk.head is on the first chunk and only there', 'chunk.head')
+  if (a[5] !== null) {
+    let v: unknown
+    try {
+      v = decode(bytes(a[5], 'chunk.head', FRAME_BYTES_MAX), decodeOptions)
+    } catch (err) {
+      if ((err as Error).name === 'MalformedFrame') throw err
+      throw malformed(`chunk.head is not CBOR: ${(err as Error).message}`, 'chunk.head')
+    }
+    const head = messageFromWire(v, 'chunk.head')
+    if (head.type !== MessageType.Snap || head.snapshot === undefined || head.snapshot.data.byteLength !== 0) {
+      throw malformed('chunk.head is not a Snap message with empty data', 'chunk.head')
+    }
+    c.head = head
+  }
+  const last = offset + data.byteLength === total
+  if ((a[6] !== null) !== last) throw malformed('chunk.sha256 is on the last chunk and only there', 'chunk.sha256')
+  if (a[6] !== null) {
+    const sha256 = bytes(a[6], 'chunk.sha256', SHA256_BYTES)
+    if (sha256.byteLength !== SHA256_BYTES) throw malformed(`chunk.sha256 is not ${SHA256_BYTES} bytes`, 'chunk.sha256')
+    c.sha256 = sha256
+  }
+  return c
+}
+
+/** Decodes and validates one snapshot chunk frame. Throws FrameTooLarge / MalformedFrame. */
+export function decodeSnapshotChunk (frame: Uint8Array): SnapshotChunk {
+  return chunkFromWire(frameValue(frame))
+}
+
+/** A frame of either kind, as a receiver takes it. */
+export type WireFrame = { kind: 'messages', frame: DecodedFrame } | { kind: 'chunk', chunk: SnapshotChunk }
+
+/** Decodes and validates a frame of messages or a snapshot chunk. Throws FrameTooLarge / MalformedFrame. */
+export function decodeWireFrame (frame: Uint8Array): WireFrame {
+  const value = frameValue(frame)
+  if (Array.isArray(value) && value.length === CHUNK_FIELDS) return { kind: 'chunk', chunk: chunkFromWire(value) }
+  return { kind: 'messages', frame: messagesFromWire(value) }
 }

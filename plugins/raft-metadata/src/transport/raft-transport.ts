@@ -14,6 +14,10 @@
  * `reportUnreachable(peer)` (and `reportSnapshot(peer, false)` for a dropped snapshot). A failed dial or
  * write drops the stream and whatever was queued, then reconnects after an exponential back-off. A
  * snapshot is reported `reportSnapshot(peer, true)` once its frame was written to the stream.
+ * A snapshot whose data is over SNAPSHOT_DATA_BYTES_MAX (and at most SNAPSHOT_BYTES_MAX) does not go
+ * in a frame of this stream: a SnapshotSender sends it in chunks on a stream of its own (see
+ * snapshot-sender.ts), and the receiver reassembles it (snapshot-chunk.ts) before handing its group
+ * the one Snap message that was sent.
  * Dropped Prop messages (proposals forwarded to the leader) are reported `reportDroppedProposals` only
  * when they certainly never left this node: refused when sent (queue full, back-off, too large), or
  * still queued, never taken into a write, when a dial or write failed. The Props of the write that
@@ -24,11 +28,12 @@
  * Inbound: each frame is decoded and validated (codec.ts) and its messages handed to the registered
  * group together with the PeerId that Noise proved. A message whose `from` is not that peer (a forged
  * sender), or whose `to` is not this node, is dropped and counted; a frame that does not decode resets
- * the stream. (A forwarded TransferLeader names the transferee in `from`, not the sender: it is
+ * the stream. A snapshot chunk goes to the reassembler first (its Snap message is checked the same way,
+ * on the first chunk). (A forwarded TransferLeader names the transferee in `from`, not the sender: it is
  * accepted only from a peer and for a transferee that the group itself vets; see RaftGroup.)
  */
 import { lpStream } from '@libp2p/utils'
-import { AbortedError, DeadlineExceededError, UnavailableError } from '@dfs/api'
+import { AbortedError, DeadlineExceededError, FrameTooLargeError, UnavailableError } from '@dfs/api'
 import type { Logger, PeerIdString, PeerNetwork } from '@dfs/api'
 import type { Stream } from '@libp2p/interface'
 import { systemClock, timeoutSignal } from '../group/clock.js'
@@ -36,12 +41,16 @@ import type { Clock } from '../group/clock.js'
 import { mutations } from '../mutations.js'
 import { MessageType } from '../raft/index.js'
 import type { Message, NodeId } from '../raft/index.js'
-import { FRAME_HEADER_BYTES_MAX, decodeFrame, encodeFrame, encodeMessage } from './codec.js'
+import { FRAME_HEADER_BYTES_MAX, decodeWireFrame, encodeFrame, encodeMessage } from './codec.js'
+import type { SnapshotChunk } from './codec.js'
 import {
   BACKOFF_MS_MAX_DEFAULT, BACKOFF_MS_MIN_DEFAULT, DIAL_TIMEOUT_MS_DEFAULT, FRAME_BYTES_MAX, FRAME_MESSAGES_MAX,
-  INBOUND_STREAMS_MAX, PEER_QUEUE_BYTES_MAX_DEFAULT, PEER_QUEUE_MESSAGES_MAX_DEFAULT, RAFT_PROTOCOL,
-  SNAPSHOT_DATA_BYTES_MAX, WRITE_TIMEOUT_MS_DEFAULT
+  INBOUND_SNAPSHOT_STREAMS_MAX, INBOUND_STREAMS_MAX, PEER_QUEUE_BYTES_MAX_DEFAULT, PEER_QUEUE_MESSAGES_MAX_DEFAULT,
+  RAFT_PROTOCOL, RAFT_SNAPSHOT_PROTOCOL, SNAPSHOT_BYTES_MAX, SNAPSHOT_CHUNK_BYTES_DEFAULT, SNAPSHOT_CHUNK_BYTES_MAX,
+  SNAPSHOT_DATA_BYTES_MAX, SNAPSHOT_REASSEMBLY_BYTES_MAX_DEFAULT, SNAPSHOT_STALL_MS_DEFAULT, WRITE_TIMEOUT_MS_DEFAULT
 } from './constants.js'
+import { SnapshotReassembler } from './snapshot-chunk.js'
+import { SnapshotSender } from './snapshot-sender.js'
 
 /** What a Raft group gives the transport: where inbound messages and send outcomes go. */
 export interface RaftTransportHandler {
@@ -92,10 +101,17 @@ export interface FrameReceiver {
   failed: (peer: NodeId, err: Error) => void
 }
 
+/**
+ * Which stream: `raft` (RAFT_PROTOCOL) carries frames of messages, `snapshot` (RAFT_SNAPSHOT_PROTOCOL)
+ * the chunk frames of large snapshots. A peer that does not take `snapshot` streams (an older
+ * version) makes `open` reject.
+ */
+export type StreamKind = 'raft' | 'snapshot'
+
 /** How the transport reaches its peers: libp2p streams on a node, simulated links in the simulator. */
 export interface FrameLink {
-  /** Opens a stream to `peer` (dialling it if needed); rejects when `signal` aborts first. */
-  open: (peer: NodeId, signal: AbortSignal) => Promise<FrameSink>
+  /** Opens a stream of `kind` (default raft) to `peer` (dialling it if needed); rejects when `signal` aborts first. */
+  open: (peer: NodeId, signal: AbortSignal, kind?: StreamKind) => Promise<FrameSink>
   /** Starts taking the streams peers open, handing their frames to `receiver`. */
   listen: (receiver: FrameReceiver) => Promise<void>
   /** Stops taking streams and resets the inbound ones. */
@@ -118,6 +134,12 @@ export interface RaftTransportInit {
   writeTimeoutMs?: number
   backoffMsMin?: number
   backoffMsMax?: number
+  /** Payload bytes per chunk of a snapshot over SNAPSHOT_DATA_BYTES_MAX (default 4 MiB, at most 8 MiB). */
+  snapshotChunkBytes?: number
+  /** Most bytes of snapshots in reassembly at once, over all peers and groups (default 2 GiB). */
+  snapshotReassemblyBytesMax?: number
+  /** An unfinished reassembly without a chunk for this long is dropped (default 30 s). */
+  snapshotStallMs?: number
 }
 
 export interface RaftTransportStats {
@@ -133,8 +155,20 @@ export interface RaftTransportStats {
   messagesRejected: number
   /** Inbound frames that did not decode (the stream was reset). */
   framesMalformed: number
-  /** Streams opened to peers (the first and every reconnect). */
+  /** Streams opened to peers (the first and every reconnect; snapshot streams too). */
   streamsOpened: number
+  /** Chunk frames of large snapshots written. */
+  snapshotChunksSent: number
+  /** Snapshots reported failed by the sending side (refused, replaced, lost with a failed write). */
+  snapshotsDropped: number
+  /** Chunk frames received (decoded). */
+  snapshotChunksReceived: number
+  /** Chunks dropped by the reassembler (out of order, over the budget, bad checksum …) or refused. */
+  snapshotChunksRefused: number
+  /** Chunked snapshots reassembled whole and handed to their group. */
+  snapshotsReassembled: number
+  /** Unfinished reassemblies dropped after SNAPSHOT_STALL_MS without a chunk. */
+  snapshotsStalled: number
 }
 
 interface Queued {
@@ -177,10 +211,17 @@ class PeerSender {
     const t = this.transport
     const snapshot = m.type === MessageType.Snap
     if (this.stopped) return
-    if (snapshot && (m.snapshot?.data.byteLength ?? 0) > SNAPSHOT_DATA_BYTES_MAX) {
-      t.log.error('raft snapshot to %s of %d bytes exceeds the transport limit of %d bytes: not sent',
-        this.peer, m.snapshot?.data.byteLength, SNAPSHOT_DATA_BYTES_MAX)
+    const snapBytes = m.snapshot?.data.byteLength ?? 0
+    if (snapshot && snapBytes > SNAPSHOT_BYTES_MAX) {
+      const err = new FrameTooLargeError(`raft snapshot of ${snapBytes} bytes exceeds the transport limit of ${SNAPSHOT_BYTES_MAX} bytes`,
+        { bytes: snapBytes, bytesMax: SNAPSHOT_BYTES_MAX })
+      t.log.error('raft snapshot of group %d to %s not sent: %s: %s', group, this.peer, err.name, err.message)
       this.drop(group, [{ group, bytes: new Uint8Array(0), snapshot }])
+      return
+    }
+    if (snapshot && snapBytes > SNAPSHOT_DATA_BYTES_MAX) {
+      // Too large for one frame: chunks on the snapshot stream, which reports its outcome.
+      t.snapshotSenderOf(this.peer).enqueue(group, m)
       return
     }
     const bytes = encodeMessage(m)
@@ -362,13 +403,22 @@ export class RaftTransport implements GroupTransport {
   readonly writeTimeoutMs: number
   readonly backoffMsMin: number
   readonly backoffMsMax: number
+  readonly snapshotChunkBytes: number
+  readonly snapshotStallMs: number
   readonly stats: RaftTransportStats = {
     writes: 0, framesSent: 0, messagesSent: 0, messagesDropped: 0, framesReceived: 0, messagesReceived: 0,
-    messagesRejected: 0, framesMalformed: 0, streamsOpened: 0
+    messagesRejected: 0, framesMalformed: 0, streamsOpened: 0, snapshotChunksSent: 0, snapshotsDropped: 0,
+    snapshotChunksReceived: 0, snapshotChunksRefused: 0, snapshotsReassembled: 0, snapshotsStalled: 0
   }
 
   private readonly handlers = new Map<number, RaftTransportHandler>()
   private readonly senders = new Map<NodeId, PeerSender>()
+  private readonly snapshotSenders = new Map<NodeId, SnapshotSender>()
+  private readonly reassembler: SnapshotReassembler
+  /** The sweep of stalled reassemblies, armed only while one is in progress. */
+  private sweepTimer: unknown
+  /** Numbers the chunked snapshot transfers this transport sends (chunk.id). */
+  private snapshotIds = 0
   private started = false
 
   constructor (init: RaftTransportInit) {
@@ -389,6 +439,34 @@ export class RaftTransport implements GroupTransport {
     this.writeTimeoutMs = positive(init.writeTimeoutMs, WRITE_TIMEOUT_MS_DEFAULT)
     this.backoffMsMin = positive(init.backoffMsMin, BACKOFF_MS_MIN_DEFAULT)
     this.backoffMsMax = Math.max(this.backoffMsMin, positive(init.backoffMsMax, BACKOFF_MS_MAX_DEFAULT))
+    this.snapshotChunkBytes = Math.min(Math.floor(positive(init.snapshotChunkBytes, SNAPSHOT_CHUNK_BYTES_DEFAULT)), SNAPSHOT_CHUNK_BYTES_MAX)
+    this.snapshotStallMs = positive(init.snapshotStallMs, SNAPSHOT_STALL_MS_DEFAULT)
+    this.reassembler = new SnapshotReassembler({
+      bytesMax: positive(init.snapshotReassemblyBytesMax, SNAPSHOT_REASSEMBLY_BYTES_MAX_DEFAULT),
+      stallMs: this.snapshotStallMs,
+      now: () => this.clock.now()
+    })
+  }
+
+  /** Bytes reserved by snapshots in reassembly (their declared totals). */
+  get snapshotBytesInReassembly (): number {
+    return this.reassembler.bytesReserved
+  }
+
+  /** The sender of `peer`'s chunked snapshots (made on first use). */
+  snapshotSenderOf (peer: NodeId): SnapshotSender {
+    let s = this.snapshotSenders.get(peer)
+    if (s === undefined) {
+      s = new SnapshotSender(this, peer)
+      this.snapshotSenders.set(peer, s)
+    }
+    return s
+  }
+
+  /** A new chunk.id for a chunked snapshot transfer. */
+  nextSnapshotId (): number {
+    this.snapshotIds = this.snapshotIds >= Number.MAX_SAFE_INTEGER ? 1 : this.snapshotIds + 1
+    return this.snapshotIds
   }
 
   async start (): Promise<void> {
@@ -408,6 +486,11 @@ export class RaftTransport implements GroupTransport {
     this.started = false
     for (const s of this.senders.values()) s.stop()
     this.senders.clear()
+    for (const s of this.snapshotSenders.values()) s.stop()
+    this.snapshotSenders.clear()
+    if (this.sweepTimer !== undefined) this.clock.clearTimeout(this.sweepTimer)
+    this.sweepTimer = undefined
+    this.reassembler.clear()
     await this.link.close().catch(() => {})
   }
 
@@ -449,14 +532,19 @@ export class RaftTransport implements GroupTransport {
   private receiveFrame (peer: NodeId, bytes: Uint8Array): boolean {
     if (!this.started) return true
     this.stats.framesReceived++
-    let frame
+    let wire
     try {
-      frame = decodeFrame(bytes)
+      wire = decodeWireFrame(bytes)
     } catch (err) {
       this.stats.framesMalformed++
       this.log.error('raft frame from %s refused, resetting its stream: %s', peer, (err as Error).message)
       return false
     }
+    if (wire.kind === 'chunk') {
+      this.receiveChunk(peer, wire.chunk)
+      return true
+    }
+    const frame = wire.frame
     const handler = this.handlers.get(frame.group)
     const accepted: Message[] = []
     for (const m of frame.messages) {
@@ -470,6 +558,46 @@ export class RaftTransport implements GroupTransport {
     this.stats.messagesReceived += accepted.length
     if (accepted.length > 0) handler?.receive(peer, accepted)
     return true
+  }
+
+  /**
+   * One chunk of a large snapshot from `peer`: refused for a group not registered here, or when its
+   * Snap message (on the first chunk) is not from `peer` to this node; else reassembled, and the whole
+   * Snap message handed to the group once its last chunk arrived and its checksum holds.
+   */
+  private receiveChunk (peer: NodeId, c: SnapshotChunk): void {
+    this.stats.snapshotChunksReceived++
+    const handler = this.handlers.get(c.group)
+    if (handler === undefined || (c.head !== undefined && (c.head.to !== this.self || c.head.from !== peer))) {
+      this.stats.snapshotChunksRefused++
+      this.log('raft snapshot chunk from %s refused: group %d, from %s, to %s', peer, c.group, c.head?.from, c.head?.to)
+      return
+    }
+    const out = this.reassembler.add(peer, c)
+    this.armSweep()
+    if (out.kind === 'refused') {
+      this.stats.snapshotChunksRefused++
+      this.log.error('raft snapshot chunk from %s for group %d refused: %s', peer, c.group, out.reason)
+      return
+    }
+    if (out.kind === 'pending') return
+    this.stats.snapshotsReassembled++
+    this.stats.messagesReceived++
+    handler.receive(peer, [out.message])
+  }
+
+  /** Keeps one timer to drop stalled reassemblies while any is in progress (none otherwise). */
+  private armSweep (): void {
+    if (this.sweepTimer !== undefined || this.reassembler.size === 0 || !this.started) return
+    this.sweepTimer = this.clock.setTimeout(() => {
+      this.sweepTimer = undefined
+      const stalled = this.reassembler.sweep()
+      if (stalled > 0) {
+        this.stats.snapshotsStalled += stalled
+        this.log.error('raft: dropped %d snapshot reassemblies that had no chunk for %d ms', stalled, this.snapshotStallMs)
+      }
+      this.armSweep()
+    }, Math.max(1, Math.ceil(this.snapshotStallMs / 2)))
   }
 }
 
@@ -513,8 +641,8 @@ export function libp2pLink (network: PeerNetwork, log: Logger): FrameLink {
   }
 
   return {
-    open: async (peer, signal) => {
-      const stream = await network.openStream(peer, RAFT_PROTOCOL, { signal })
+    open: async (peer, signal, kind = 'raft') => {
+      const stream = await network.openStream(peer, kind === 'snapshot' ? RAFT_SNAPSHOT_PROTOCOL : RAFT_PROTOCOL, { signal })
       const lp = lpStream(stream, { maxDataLength: FRAME_BYTES_MAX })
       return {
         write: async (frames, writeSignal) => { await lp.writeV(frames, { signal: writeSignal }) },
@@ -527,10 +655,14 @@ export function libp2pLink (network: PeerNetwork, log: Logger): FrameLink {
       listening = true
       await network.handle(RAFT_PROTOCOL, (stream, peer) => { void serve(stream, peer, receiver) },
         { maxInboundStreams: INBOUND_STREAMS_MAX })
+      // Chunk frames of large snapshots; every frame stays within FRAME_BYTES_MAX here too.
+      await network.handle(RAFT_SNAPSHOT_PROTOCOL, (stream, peer) => { void serve(stream, peer, receiver) },
+        { maxInboundStreams: INBOUND_SNAPSHOT_STREAMS_MAX })
     },
     close: async () => {
       listening = false
       await network.unhandle(RAFT_PROTOCOL).catch((err: Error) => { log('raft: unhandle failed: %s', err.message) })
+      await network.unhandle(RAFT_SNAPSHOT_PROTOCOL).catch((err: Error) => { log('raft: unhandle failed: %s', err.message) })
       for (const s of inbound) if (s.status === 'open') s.abort(new AbortedError('raft transport stopped'))
       inbound.clear()
     }
