@@ -355,7 +355,7 @@ export type MetadataOp =
    * Records up to STAGE_BATCH_MAX extents of a put in progress under stage `stage` (see STAGE_BATCH_MAX
    * below for the rules): the first creates the stage, later ones append to it.
    */
-  | { type: 'StageExtents', stage: string, path: string, node: PeerIdString, extents: ExtentRecord[], createdAtMs: number }
+  | { type: 'StageExtents', stage: string, path: string, node: PeerIdString, extents: ExtentRecord[], createdAtMs: number, transfer?: string }
   /** Drops a stage and its extents (the result's `freed`): NotFound when there is none, InvalidArgument when `path` is not its path. */
   | { type: 'DropStage', stage: string, path: string }
   /** Removes the file and its extent records; the result lists the extents whose bytes may be freed. */
@@ -381,6 +381,23 @@ export type MetadataOp =
    * COMPOSE_PARTS_MAX below.
    */
   | { type: 'ComposeFile', to: string, parts: string[], mtimeMs: number, meta?: FileMeta, replace?: boolean }
+  /**
+   * Makes `to` a file of the same extents as the file `from` (shared, reference-counted: no byte
+   * moves), in one step: see the rules at CopyFileOp below.
+   */
+  | { type: 'CopyFile', from: string, to: string, mtimeMs: number, meta?: FileMeta, replace?: boolean }
+  /** A cross-group rename, in the group of `from`: freezes the file there (see TRANSFERS_MAX below). */
+  | { type: 'BeginTransfer', tx: string, from: string, to: string, node: PeerIdString, createdAtMs: number }
+  /** Ends a transfer the target accepted: the file at `from` goes, its extents are not freed (the target owns them). */
+  | { type: 'FinishTransfer', tx: string, from: string }
+  /** Ends a transfer the target refused: the file at `from` is no longer frozen. */
+  | { type: 'AbortTransfer', tx: string, from: string }
+  /** In the group of `to`: commits the transfer staged as stage `tx` as the file at `to` (a rename's rules). */
+  | { type: 'AcceptTransfer', tx: string, from: string, to: string, size: number, mtimeMs: number, version: number, meta?: FileMeta, replace?: boolean, createdAtMs: number }
+  /** In the group of `to`: fences transfer `tx` (a later AcceptTransfer is refused) unless it was accepted; the result's `accepted` says which. */
+  | { type: 'RefuseTransfer', tx: string, from: string, to: string, createdAtMs: number }
+  /** In the group of `to`: forgets the outcome of transfer `tx` (once the source group ended it). */
+  | { type: 'ForgetTransfer', tx: string, to: string }
   /** Records an S3 access key (system group): AlreadyExists for a taken id, FailedPrecondition past S3_KEYS_MAX or for a peer without a role. */
   | { type: 'PutS3Key', key: S3KeyRecord }
   /** Drops an S3 access key (NotFound when there is none). */
@@ -404,13 +421,83 @@ export type MetadataOpType = MetadataOp['type']
  *   (InvalidArgument).
  * - `from` missing (no file, no directory) is NotFound; `from === to` changes nothing (NotFound when
  *   nothing is there).
- * - Both paths must share their first segment (one shard, hence one data group); a tenant's files
- *   all live under its root, so a rename never leaves its namespace.
+ * - Both paths lie in one data group (MetadataService.groupOf; a service refuses others before
+ *   proposing, and a data group's state machine refuses paths outside its shards) and in one
+ *   namespace: a tenant's files all live under its root, one top-level directory. A file moves
+ *   between groups by a transfer (TRANSFERS_MAX); a directory does not.
  * A node of a version without RenameFile rejects it (InvalidArgument, unknown operation type) where
  * the rest of its group applies it, and its state would then differ: every member must run a
  * version with RenameFile before one is proposed.
  */
 export const RENAME_FILES_MAX = 10_000
+
+/**
+ * Shared extents. A file lists extent ids; an extent may be listed by several files of its data
+ * group (and more than once by one file), and the group counts the references: an extent's record
+ * goes, and its bytes are freed (the result's `freed`), when the last reference goes. A staged
+ * extent is referenced by its stage alone.
+ *
+ * CopyFile { from, to, mtimeMs, meta, replace } (`dfs fs cp`, S3's CopyObject):
+ * - `from` is a file (NotFound, IsADirectory), not being moved to another group (FailedPrecondition);
+ *   both paths in one data group (the service refuses others before proposing) and one namespace;
+ * - `to` follows a put's conflict rules (IsADirectory, NotADirectory, AlreadyExists unless
+ *   `replace`; `to === from` is InvalidArgument) and a tenant's quota (the copy's bytes count);
+ * - atomically `to` becomes a file of `from`'s extents, size and meta (`meta` given replaces them),
+ *   version the replaced file's + 1 or 1, mtime `mtimeMs`; a replaced file's extents no other file
+ *   references are freed.
+ */
+export type CopyFileOp = Extract<MetadataOp, { type: 'CopyFile' }>
+
+/**
+ * A rename across data groups (top-level directories that hash to different groups), without
+ * moving bytes and crash-safely, by a coordinator (the node serving `fs.mv`) in steps, each one
+ * Raft operation of one group:
+ * 1. BeginTransfer { tx, from, to, node, createdAtMs } in the group of `from` (the source): `from`
+ *    is a file whose extents no other file references and none is staged (FailedPrecondition
+ *    otherwise); it is frozen: readable, but no operation changes it or its extents' records
+ *    (FailedPrecondition) until the transfer ends. At most TRANSFERS_MAX transfers per group.
+ * 2. StageExtents { stage: tx, path: to, transfer: from, … } in the group of `to` (the target), in
+ *    batches: the source's extent records, copied as they are. A transfer stage frees nothing when
+ *    dropped (the source owns the bytes).
+ * 3. AcceptTransfer { tx, from, to, size, mtimeMs, version, meta, replace } in the target: a
+ *    rename's rules at `to` (conflicts, quota), and the file appears there with the staged extents,
+ *    its size, mtime, version and meta. The target records the outcome `accepted` for `tx`; a
+ *    transfer it already refused (RefuseTransfer) is FailedPrecondition. From here the transfer only
+ *    goes forward.
+ * 4. FinishTransfer { tx, from } in the source: the file at `from` goes without freeing anything.
+ *    Or, when step 3 was refused, AbortTransfer { tx, from }: `from` thaws. Then
+ *    ForgetTransfer { tx, to } in the target drops the outcome.
+ * A coordinator that dies leaves the source's transfer record; a node that finds it (its own at
+ * start-up, anyone's past TRANSFER_AGE_MS_MAX) asks the target with RefuseTransfer, which fences a
+ * transfer not yet accepted and answers whether it was (`accepted`), and finishes or aborts
+ * accordingly. So the file is never lost and, once every transfer is resolved, at one name only;
+ * between steps 3 and 4 a reader may see it at both. While both groups hold an extent's record the
+ * one that is live (not frozen, not staged for a transfer) is the extent's (MetadataView.getExtent).
+ */
+export const TRANSFERS_MAX = 1024
+
+/** Age past which any node resolves a transfer whose coordinator seems gone (a transfer takes seconds). */
+export const TRANSFER_AGE_MS_MAX = 15 * 60_000
+
+/** A cross-group rename in progress, as its source group records it (BeginTransfer). */
+export interface TransferRecord {
+  /** A lower-case UUID chosen by the coordinator; also the target's stage id. */
+  tx: string
+  from: string
+  to: string
+  /** The coordinator. */
+  node: PeerIdString
+  createdAtMs: number
+}
+
+/** A transfer's outcome as its target group records it (AcceptTransfer or RefuseTransfer), until ForgetTransfer. */
+export interface TransferOutcome {
+  tx: string
+  from: string
+  to: string
+  accepted: boolean
+  createdAtMs: number
+}
 
 /**
  * Explicit directories (MakeDir): a directory made by MakeDir stays when its last entry goes, until
@@ -481,6 +568,8 @@ export interface StageRecord {
   extents: string[]
   /** When its first batch was proposed (the proposer's clock). */
   createdAtMs: number
+  /** Set on a transfer's stage (TRANSFERS_MAX): the path the file comes from, in another group. */
+  transfer?: string
 }
 
 /** The first segment of a canonical path other than `/`. */
@@ -489,16 +578,10 @@ function topLevelOf (path: string): string {
   return path.slice(1, end < 0 ? undefined : end)
 }
 
-/**
- * Refuses (InvalidArgument) a rename whose canonical paths are not in one top-level directory, or
- * that names `/`: such a rename would span data groups, which needs shared extents to be crash-safe.
- */
-export function requireRenameWithinTopLevel (from: string, to: string): void {
+/** Refuses (InvalidArgument) a rename (or copy) that names `/` (canonical paths). */
+export function requireNotRoot (from: string, to: string): void {
   if (from === '/' || to === '/') {
-    throw new InvalidArgumentError('/ cannot be renamed, nor anything renamed to it', { from, to })
-  }
-  if (topLevelOf(from) !== topLevelOf(to)) {
-    throw new InvalidArgumentError('renames across top-level directories are not supported yet', { from, to })
+    throw new InvalidArgumentError('/ cannot be renamed or copied, nor anything renamed or copied to it', { from, to })
   }
 }
 
@@ -535,7 +618,7 @@ export interface InlineExtent {
  * a rejected operation is a deterministic outcome, the same on every replica, not an exception.
  */
 export type MetadataResult =
-  | { ok: true, index: number, file?: FileRecord, freed?: ExtentRecord[], extent?: ExtentRecord }
+  | { ok: true, index: number, file?: FileRecord, freed?: ExtentRecord[], extent?: ExtentRecord, accepted?: boolean }
   | { ok: false, index: number, error: { name: string, message: string, details?: Record<string, unknown> } }
 
 /**
@@ -623,6 +706,11 @@ export interface MetadataView {
    * version without staged commits.
    */
   stages?: () => StageRecord[]
+  /**
+   * Cross-group renames in progress (sources' records, sorted by tx) and the outcomes targets keep;
+   * absent in services of a version without them.
+   */
+  transfers?: () => { out: TransferRecord[], in: TransferOutcome[] }
   /** Index of the last operation applied to this view (of the system group when sharded). */
   appliedIndex: () => number
 }
@@ -660,6 +748,12 @@ export interface MetadataService {
    * that asked for a stale read (Consistency); never to answer a client that did not ask.
    */
   staleRead?: <T>(fn: (view: MetadataView) => T) => T
+  /**
+   * Present when metadata is split over data groups: the group holding a (canonical) path. Two paths
+   * of one group are renamed, copied and composed by one operation; a rename across groups is a
+   * transfer (TRANSFERS_MAX). Absent: one group holds every path.
+   */
+  groupOf?: (path: string) => number
   /** Present when the service replicates through a consensus group. */
   membership?: MetadataMembership
   /**

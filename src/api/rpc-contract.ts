@@ -208,6 +208,30 @@ export interface RenameResult {
   to: string
 }
 
+/** `fs.cp` params: both paths in the caller's namespace. */
+export interface FsCopyParams extends FsNamespaceParams {
+  from: string
+  to: string
+  /** Replace a file at `to` (default true); false: AlreadyExists. */
+  replace?: boolean
+  /** The copy's content type and user metadata instead of the source's (with `replaceMeta`, also when absent: none). */
+  contentType?: string
+  meta?: Record<string, string>
+  replaceMeta?: boolean
+}
+
+/** `fs.cp` result. */
+export interface CopyResult {
+  from: string
+  to: string
+  size: number
+  version: number
+  mtimeMs: number
+  etag?: string
+  /** The copy shares the source's extents (same metadata group): no byte was copied. */
+  shared: boolean
+}
+
 /** `fs.mkdir` and `fs.rmdir` result: the directory, in the caller's namespace. */
 export interface DirResult {
   path: string
@@ -590,6 +614,16 @@ export interface PartitionParams {
   block: string[]
 }
 
+/** `test.crash` params: the crash point to arm (null disarms): see CrashFault. */
+export interface CrashParams {
+  point: string | null
+}
+
+/** `test.crash` result. */
+export interface CrashResult {
+  armed: string | null
+}
+
 /** `test.partition` result. */
 export interface PartitionResult {
   blocked: string[]
@@ -614,7 +648,7 @@ export interface RpcMethodSpec {
 }
 
 /**
- * Every method a node's RPC server registers. `test.partition` is registered only on a node started
+ * Every method a node's RPC server registers. `test.partition` and `test.crash` are registered only on a node started
  * with both `--test-faults` and DFS_TEST_FAULTS=1 (see `testFaultsEnabled`).
  */
 export interface RpcContract {
@@ -624,6 +658,7 @@ export interface RpcContract {
   'fs.ls': { kind: 'unary', action: 'fs.read', params: FsListParams, result: ListResult }
   'fs.rm': { kind: 'unary', action: 'fs.write', params: FsPathParams, result: RemoveResult }
   'fs.mv': { kind: 'unary', action: 'fs.write', params: FsRenameParams, result: RenameResult }
+  'fs.cp': { kind: 'unary', action: 'fs.write', params: FsCopyParams, result: CopyResult }
   'fs.mkdir': { kind: 'unary', action: 'fs.write', params: FsPathParams, result: DirResult }
   'fs.rmdir': { kind: 'unary', action: 'fs.write', params: FsPathParams, result: DirResult }
   'fs.compose': { kind: 'unary', action: 'fs.write', params: FsComposeParams, validated: FsComposeValidated, result: ComposeResult }
@@ -669,6 +704,7 @@ export interface RpcContract {
   'extent.delete': { kind: 'unary', action: 'extent.write', params: ExtentIdParams, result: EmptyResult }
 
   'test.partition': { kind: 'unary', action: 'cluster.admin', params: PartitionParams, result: PartitionResult }
+  'test.crash': { kind: 'unary', action: 'cluster.admin', params: CrashParams, result: CrashResult }
 }
 
 /** A method's name. */

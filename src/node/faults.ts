@@ -83,3 +83,36 @@ export class PartitionFault {
     })]
   }
 }
+
+/**
+ * Test-only crash points (on only with the fault hook, as PartitionFault): `test.crash` arms a
+ * named point (a TransferPoint of a rename across metadata groups); the process then kills itself
+ * with SIGKILL when it reaches that point, as a power cut there would stop it.
+ */
+export class CrashFault {
+  #armed: string | undefined
+
+  reached (point: string): void {
+    if (this.#armed !== point) return
+    log('crash point %s reached: killing this process', point)
+    process.kill(process.pid, 'SIGKILL')
+  }
+
+  methods (): RpcMethod[] {
+    return [defineMethod('test.crash', {
+      action: Action.ClusterAdmin,
+      kind: 'unary',
+      params: (raw) => {
+        const point = (raw as { point?: unknown } | null)?.point
+        if (point !== null && (typeof point !== 'string' || !/^[a-z:-]{1,64}$/.test(point))) {
+          throw new InvalidArgumentError('test.crash takes { point: string | null }')
+        }
+        return { point: point ?? null }
+      },
+      handle: async ({ params }) => {
+        this.#armed = params.point ?? undefined
+        return { armed: params.point }
+      }
+    })]
+  }
+}

@@ -1,10 +1,10 @@
 import { createHash, randomUUID } from 'node:crypto'
 import {
-  BadDigestError, COMPOSE_PARTS_MAX, Deadline, DeadlineExceededError, DfsError, EXTENT_SIZE_MAX, FailedPreconditionError, INLINE_FILE_BYTES_MAX, InvalidArgumentError,
+  AlreadyExistsError, BadDigestError, COMPOSE_PARTS_MAX, Deadline, DeadlineExceededError, DfsError, EXTENT_SIZE_MAX, FailedPreconditionError, INLINE_FILE_BYTES_MAX, InvalidArgumentError,
   InvalidRangeError, IsADirectoryError, NotADirectoryError, NotFoundError,
   QuotaExceededError, STAGE_BATCH_MAX, STAT_EXTENTS_MAX, extentChecksum, fromInternalPath, isTenantRootName, normalizePath, parentPath, requireComposeWithinTopLevel, requireFileMeta,
-  requireRenameWithinTopLevel, throwIfAborted,
-  type CallOptions, type ComposeResult, type Consistency, type DirEntry, type DirResult, type ListDirPage, type ExtentPeers, type ExtentRecord, type ExtentStore,
+  requireNotRoot, throwIfAborted,
+  type CallOptions, type ComposeResult, type CopyResult, type Consistency, type DirEntry, type DirResult, type ListDirPage, type ExtentPeers, type ExtentRecord, type ExtentStore,
   type FileMeta, type FileMetaFields, type FileRecord, type MetadataOp,
   type ListResult, type MetadataService, type MetadataView, type PutResult, type RemoveResult, type RenameResult, type ReplicationService, type StatResult,
   type WriteSync
@@ -13,6 +13,7 @@ import { logger } from '@libp2p/logger'
 import type { ExtentGc } from './extent-gc.js'
 import type { ExtentReader } from './extents.js'
 import type { InlineExtents } from './inline-extents.js'
+import { transferFile, type TransferPoint } from './transfers.js'
 
 const log = logger('dfs:node:files')
 
@@ -60,6 +61,8 @@ export interface FileServiceInit {
    * them. Without it they go through `replication.release` (after its grace).
    */
   peers?: Pick<ExtentPeers, 'delete'>
+  /** Test fault hook: called at each point of a rename across metadata groups (see transferFile). */
+  reached?: (point: TransferPoint) => void
 }
 
 /**
@@ -228,6 +231,7 @@ export class FileService {
   readonly #replication: ReplicationService | undefined
   readonly #inline: InlineExtents | undefined
   readonly #peers: Pick<ExtentPeers, 'delete'> | undefined
+  readonly #reached: ((point: TransferPoint) => void) | undefined
 
   constructor (init: FileServiceInit) {
     this.#nodeId = init.nodeId
@@ -239,6 +243,7 @@ export class FileService {
     this.#replication = init.replication
     this.#inline = init.inline
     this.#peers = init.peers
+    this.#reached = init.reached
     this.#extents = init.replication != null ? { get: async (e, o) => await (init.replication as ReplicationService).read(e, o) } : init.extents
     if (!(this.#extentSize > 0 && this.#extentSize <= EXTENT_SIZE_MAX)) throw new Error(`extent size ${this.#extentSize} out of range`)
   }
@@ -634,19 +639,68 @@ export class FileService {
   }
 
   /**
-   * Moves the file or directory at `from` to `to` in one metadata operation (RenameFile: see the
-   * rules at RENAME_FILES_MAX in @dfs/api); no byte moves. A file replaced at `to` (only with
-   * `replace`) is freed as `remove` frees one: a reader that opened it keeps its bytes until it
-   * ends. Paths in two top-level directories are refused before anything is proposed.
+   * Moves the file or directory at `from` to `to`; no byte moves. Within one metadata group it is
+   * one operation (RenameFile: see the rules at RENAME_FILES_MAX in @dfs/api); a file moves to
+   * another group by a transfer (transferFile: crash-safe, atomic for writers; a reader may see it
+   * at both names for a moment), a directory does not (IsADirectory). A file replaced at `to` (only
+   * with `replace`) is freed as `remove` frees one: a reader that opened it keeps its bytes until it
+   * ends.
    */
   async rename (rawFrom: string, rawTo: string, options: CallOptions & { replace?: boolean } = {}): Promise<RenameResult> {
     const from = normalizePath(rawFrom)
     const to = normalizePath(rawTo)
-    requireRenameWithinTopLevel(from, to)
+    requireNotRoot(from, to)
+    if (!this.#sameGroup(from, to)) {
+      const { freed } = await transferFile({ metadata: this.#metadata, nodeId: this.#nodeId, reached: this.#reached }, from, to, options)
+      if (freed.length > 0) await this.#free(freed)
+      return { from, to }
+    }
     const result = await this.#metadata.propose({ type: 'RenameFile', from, to, replace: options.replace === true }, { signal: options.signal })
     const freed = result.freed ?? []
     if (freed.length > 0) await this.#free(freed)
     return { from, to }
+  }
+
+  /** Whether one metadata group holds both paths (then one operation renames, copies or composes). */
+  #sameGroup (a: string, b: string): boolean {
+    const groupOf = this.#metadata.groupOf
+    return groupOf === undefined || groupOf.call(this.#metadata, a) === groupOf.call(this.#metadata, b)
+  }
+
+  /**
+   * Makes `to` a copy of the file at `from`. Within one metadata group no byte moves: the copy lists
+   * the same extents (CopyFile; see CopyFileOp in @dfs/api), `shared` in the result. Across groups
+   * the bytes are read and put again (verified on the way, as any get and put). `meta` given
+   * replaces the source's content type and user metadata; a replaced file is freed as `remove` frees one.
+   */
+  async copy (rawFrom: string, rawTo: string, options: CallOptions & { replace?: boolean, meta?: FileMeta } = {}): Promise<CopyResult> {
+    const from = normalizePath(rawFrom)
+    const to = normalizePath(rawTo)
+    requireNotRoot(from, to)
+    const meta = options.meta === undefined ? undefined : requireFileMeta(options.meta) ?? {}
+    if (this.#sameGroup(from, to)) {
+      const op: MetadataOp = { type: 'CopyFile', from, to, mtimeMs: Date.now(), replace: options.replace !== false, ...(meta !== undefined ? { meta } : {}) }
+      const result = await this.#metadata.propose(op, { signal: options.signal })
+      const freed = result.freed ?? []
+      if (freed.length > 0) await this.#free(freed)
+      const file = result.file
+      if (file == null) throw new Error(`metadata invariant broken: CopyFile to ${to} returned no file`)
+      return copyResult(from, file, true)
+    }
+    if (options.replace === false) {
+      const exists = await this.#metadata.read((v) => v.getFile(to) !== undefined, { scope: { paths: [to] }, signal: options.signal })
+      if (exists) throw new AlreadyExistsError(`${to} exists (copy with replace to overwrite it)`, { path: to })
+    }
+    const source = await this.open(from, { signal: options.signal })
+    const keep = meta ?? { ...(source.stat.contentType !== undefined ? { contentType: source.stat.contentType } : {}), ...(source.stat.meta !== undefined ? { user: source.stat.meta } : {}) }
+    try {
+      await this.put(to, source.body, { signal: options.signal, declaredSize: source.stat.size, md5: true, meta: keep })
+    } finally {
+      await source.body.return(undefined).catch(() => {})
+    }
+    const file = await this.#metadata.read((v) => v.getFile(to), { scope: { paths: [to] }, signal: options.signal })
+    if (file === undefined) throw new NotFoundError(`${to} was removed as it was copied`, { path: to })
+    return copyResult(from, file, false)
   }
 
   /** Makes `path` an explicit directory (MakeDir: idempotent; it stays when emptied, until `rmdir`). */
@@ -684,6 +738,18 @@ export class FileService {
     const file = result.file
     if (file == null) throw new Error(`metadata invariant broken: ComposeFile of ${to} returned no file`)
     return { path: to, size: file.size, extents: file.extents.length, ...(file.meta?.etag !== undefined ? { etag: file.meta.etag } : {}) }
+  }
+}
+
+function copyResult (from: string, file: FileRecord, shared: boolean): CopyResult {
+  return {
+    from,
+    to: file.path,
+    size: file.size,
+    version: file.version,
+    mtimeMs: file.mtimeMs,
+    shared,
+    ...(file.meta?.etag !== undefined ? { etag: file.meta.etag } : {})
   }
 }
 

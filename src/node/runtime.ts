@@ -19,14 +19,15 @@ import { joinCluster } from './join.js'
 import { ensureClusterKey } from './cluster-key.js'
 import { generateClusterKey } from '../security/cluster-key.js'
 import { ClusterMembership } from './membership.js'
-import { PartitionFault } from './faults.js'
+import { CrashFault, PartitionFault } from './faults.js'
+import { resolveStaleTransfers } from './transfers.js'
 import { RemoteExtents } from './extents.js'
 import { extentMethods, extentWriteMethods } from './handlers/extent.js'
 import { RpcServer, authorization } from '../net/rpc/server.js'
 import { AuditRecorder } from './audit.js'
 import { auditMethods } from './handlers/audit.js'
 import { Security, type Caller } from '../security/index.js'
-import { ExtentGc } from './extent-gc.js'
+import { ExtentGc, ORPHAN_SWEEP_EVERY_MS_DEFAULT } from './extent-gc.js'
 import { FileService } from './files.js'
 import { InlineExtents } from './inline-extents.js'
 import { clusterMethods } from './handlers/cluster.js'
@@ -136,6 +137,7 @@ export class NodeRuntime {
       const makeMetadata = init.registry.get('metadata', init.metadata ?? 'raft')
       const makeReplication = init.registry.get('replication', init.replication ?? 'default')
       const faults = init.testFaults === true ? new PartitionFault() : undefined
+      const crashes = init.testFaults === true ? new CrashFault() : undefined
       // strangers are admitted in restricted mode (see admission.ts); members and known identities
       // normally, once metadata can tell them apart
       const admission = new Admission({ self: peerIdFromPrivateKey(key).toString() })
@@ -246,7 +248,13 @@ export class NodeRuntime {
       // and while it runs, copies that stay unreferenced for hours (see ExtentGc.startPeriodic);
       // stopping the node aborts `settle` first, which ends the periodic sweep too
       gc.startPeriodic(metadata)
-      settle.signal.addEventListener('abort', () => { gc.stopPeriodic() }, { once: true })
+      // renames across metadata groups whose coordinator died: this node's own at once (it runs
+      // none now), anyone's once old (see resolveStaleTransfers)
+      const transfers = setInterval(() => {
+        resolveStaleTransfers(metadata, { nodeId: id, signal: settle.signal }).catch((err: Error) => { log('stale transfers: %s', err.message) })
+      }, ORPHAN_SWEEP_EVERY_MS_DEFAULT)
+      transfers.unref()
+      settle.signal.addEventListener('abort', () => { gc.stopPeriodic(); clearInterval(transfers) }, { once: true })
       // a cluster created before cluster keys gets one from its system group's leader
       void ensureClusterKey(metadata, id, settle.signal).catch((err: Error) => { log('ensuring the cluster key failed: %s', err.message) })
       // extents another node holds are read from it (members' addresses come from metadata)
@@ -275,7 +283,9 @@ export class NodeRuntime {
       await replication.start()
       life.started('replication', async () => { await replication.stop() })
       inline.attachFetcher(async (extent, options) => await replication.read(extent, options))
-      const files = new FileService({ nodeId: id, store, metadata, gc, extentSize: init.extentSize, replication, inline, peers: extentPeers })
+      const files = new FileService({
+        nodeId: id, store, metadata, gc, extentSize: init.extentSize, replication, inline, peers: extentPeers, reached: crashes != null ? (p) => { crashes.reached(p) } : undefined
+      })
       // the audit recorder comes first, ahead of authorization, so it sees the calls refused there too;
       // it is stopped after the RPC server (no more calls) and before metadata (its last flush)
       const audit = new AuditRecorder({ nodeId: id, metadata })
@@ -298,7 +308,7 @@ export class NodeRuntime {
         testFaults: faults != null,
         askPeer: async (peer, method, params, signal) =>
           await extents.withPeer(peer, signal, async (client) => await client.call(method, params, { signal }))
-      }), ...extentMethods(store), ...extentWriteMethods(extentPeers.local), ...(faults?.methods() ?? []))
+      }), ...extentMethods(store), ...extentWriteMethods(extentPeers.local), ...(faults?.methods() ?? []), ...(crashes?.methods() ?? []))
       await rpc.start()
       admission.watchCalls((peer) => rpc.callsInFlight(peer))
       life.started('rpc server', async () => { await rpc.stop() })
@@ -407,6 +417,7 @@ async function settleMember (metadata: MetadataService, gc: ExtentGc, stored: st
         }, { signal })
       }
       await gc.sweep(metadata, stored)
+      await resolveStaleTransfers(metadata, { nodeId: me.id, mine: true, signal })
       return
     } catch (err) {
       if (signal.aborted) return

@@ -76,8 +76,8 @@ test('every fs RPC checks its path with clientPath before a handler runs', () =>
   for (const [method, m] of methods) {
     if (!method.startsWith('fs.')) continue
     if (method === 'fs.compose') continue // below: its paths are a target and a list of parts
-    // fs.mv names two paths, `from` and `to`: each is checked
-    const keys = method === 'fs.mv' ? ['from', 'to'] : ['path']
+    // fs.mv and fs.cp name two paths, `from` and `to`: each is checked
+    const keys = method === 'fs.mv' || method === 'fs.cp' ? ['from', 'to'] : ['path']
     for (const key of keys) {
       const other = Object.fromEntries(keys.filter((k) => k !== key).map((k) => [k, '/ok']))
       assert.is(refusal(() => m.params({ ...other, [key]: '/a\u202eb' })), 'InvalidArgument', method)

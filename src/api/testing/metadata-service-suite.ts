@@ -215,10 +215,16 @@ export function metadataServiceSuite (name: string, make: () => Promise<Metadata
     await rejects(s.propose({ type: 'RenameFile', from: '/r/c', to: '/r/sub' }), 'IsADirectory')
     await rejects(s.propose({ type: 'RenameFile', from: '/r/sub/b', to: '/r/c/d' }), 'NotADirectory')
     await rejects(s.propose({ type: 'RenameFile', from: '/r/none', to: '/r/x' }), 'NotFound')
-    await rejects(s.propose({ type: 'RenameFile', from: '/r/c', to: '/other/c' }), 'InvalidArgument')
+    // across top-level directories: one operation when one group holds both, refused otherwise
+    const oneGroup = s.groupOf === undefined || s.groupOf('/r/c') === s.groupOf('/other/c')
+    if (!oneGroup) await rejects(s.propose({ type: 'RenameFile', from: '/r/c', to: '/other/c' }), 'InvalidArgument')
     await rejects(s.propose({ type: 'RenameFile', from: '/r/c', to: '/r/x', replace: 1 } as unknown as MetadataOp), 'InvalidArgument')
     await rejects(s.propose({ type: 'RenameFile', from: '/r/sub', to: '/r/sub/deeper' }), 'InvalidArgument')
     assert.equal(await s.read((v) => stateOf(v)), before, 'the refused renames changed nothing')
+    if (oneGroup) {
+      await s.propose({ type: 'RenameFile', from: '/r/c', to: '/other/c' })
+      await s.propose({ type: 'RenameFile', from: '/other/c', to: '/r/c' })
+    }
     const replaced = await s.propose({ type: 'RenameFile', from: '/r/sub/b', to: '/r/c', replace: true })
     assert.equal(replaced.freed, [extent(4, 2, ['n1'])])
     assert.equal(replaced.file, { path: '/r/c', size: 6, mtimeMs: 60, version: 2, extents: [uuid(3)] })

@@ -3,9 +3,10 @@ import type { RenameResult } from '@dfs/api'
 import { ClientCommand } from '../../cli/base-command.js'
 
 export default class FsMv extends ClientCommand<RenameResult> {
-  static override summary = 'Rename a file or directory within its top-level directory (no bytes move)'
+  static override summary = 'Rename a file or directory (no bytes move)'
   static override description = 'Like POSIX rename: a file at DST is replaced (its extents freed) unless --no-clobber is given. ' +
-    'Both paths must be in one top-level directory.'
+    'Within one metadata group it is one atomic step; a file moves to another group by a crash-safe transfer ' +
+    '(for an instant a reader may see it at both names); a directory moves only within its group.'
 
   static override args = {
     src: Args.string({ required: true, description: 'dfs path to rename' }),

@@ -1,7 +1,7 @@
 import {
   COMPOSE_PARTS_MAX, CONSISTENCY_DEFAULT, CONSISTENCY_LEVELS, DfsError, GET_EXTENTS_MAX, InvalidArgumentError, IsADirectoryError, errorFromWire, fromInternalPath,
   requireFileMeta, tenantRootPath, toInternalPath,
-  type CallOptions, type FileMeta, type FsComposeValidated, type FsPutParams, type FsRenameParams
+  type CallOptions, type FileMeta, type FsComposeValidated, type FsCopyParams, type FsPutParams, type FsRenameParams
 } from '@dfs/api'
 import { Action } from '../../security/index.js'
 import { LIST_PAGE_MAX, type FileService } from '../files.js'
@@ -198,6 +198,26 @@ export function fsMethods (files: FileService, namespaceOf: NamespaceOf = DEFAUL
         return await inNamespace(peer, { path: params.from, tenant: params.tenant }, signal, async (from, tenant) => {
           await files.rename(from, toInternalPath(tenant, params.to), { signal, replace: params.replace })
           return { from: params.from, to: params.to }
+        })
+      }
+    }),
+    defineMethod('fs.cp', {
+      action: Action.FsWrite,
+      kind: 'unary',
+      params: (raw): FsCopyParams => {
+        const p = record(raw, 'fs.cp')
+        const replace = p.replace ?? true
+        if (typeof replace !== 'boolean') throw new InvalidArgumentError('replace must be true or false', { key: 'replace' })
+        const replaceMeta = p.replaceMeta ?? false
+        if (typeof replaceMeta !== 'boolean') throw new InvalidArgumentError('replaceMeta must be true or false', { key: 'replaceMeta' })
+        return { from: path(p, 'from'), to: path(p, 'to'), replace, replaceMeta, ...tenantParam(p), ...fileMeta(p) }
+      },
+      handle: async ({ peer, params, signal }) => {
+        if (params.from === '/' || params.to === '/') throw new IsADirectoryError('/ is a directory', { path: '/' })
+        return await inNamespace(peer, { path: params.from, tenant: params.tenant }, signal, async (from, tenant) => {
+          const meta = params.replaceMeta === true ? metaOf(params) ?? {} : metaOf(params)
+          const r = await files.copy(from, toInternalPath(tenant, params.to), { signal, replace: params.replace, meta })
+          return { ...r, from: params.from, to: params.to }
         })
       }
     }),

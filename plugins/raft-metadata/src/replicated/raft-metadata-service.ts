@@ -30,12 +30,12 @@ import { mkdir, open, readFile, rename } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
   ConfigError, DataDirLockedError, INLINE_FILE_BYTES_MAX, InvalidArgumentError, NotFoundError, TENANT_NAME_PATTERN, UnavailableError,
-  errorFromWire, normalizePath, requireComposeWithinTopLevel, requireRenameWithinTopLevel, requireTenantName, tenantRootPath
+  errorFromWire, normalizePath, requireComposeWithinTopLevel, requireNotRoot, requireTenantName, tenantRootPath
 } from '@dfs/api'
 import type {
   AuditCheckpoint, AuditEntry, CallOptions, ClusterConfig, ClusterKey, ClusterRecord, DirEntry, ExtentRecord, ListDirPage, FileRecord, InlineExtent,
   JoinTokenRecord, Logger, MemberRecord, MetadataGroupInfo, MetadataMembership, MetadataOp, MetadataResult, MetadataService,
-  MetadataServiceInit, MetadataStatus, MetadataView, PeerIdString, ReadOptions, ReadScope, Role, S3KeyRecord, StageRecord, TenantInfo, UserRecord
+  MetadataServiceInit, MetadataStatus, MetadataView, PeerIdString, ReadOptions, ReadScope, Role, S3KeyRecord, StageRecord, TenantInfo, TransferOutcome, TransferRecord, UserRecord
 } from '@dfs/api'
 import { decodeOp, encodeOp } from '../codec.js'
 import { RaftGroup } from '../group/index.js'
@@ -290,7 +290,13 @@ export class RaftMetadataService implements MetadataService {
       const p = normalizePath(path)
       return p === '/' || (this.#replicaOfPath(p)?.applier.sm.isDirectory(p) ?? false)
     },
-    extentIds: (): string[] => this.#data.flatMap((r) => r.applier.sm.extentIds()),
+    // an extent in transfer is in two groups: listed once
+    extentIds: (): string[] => [...new Set(this.#data.flatMap((r) => r.applier.sm.extentIds()))],
+    transfers: (): { out: TransferRecord[], in: TransferOutcome[] } => {
+      const all = this.#data.map((r) => r.applier.sm.transfers())
+      const byTx = (a: { tx: string }, b: { tx: string }): number => a.tx < b.tx ? -1 : a.tx > b.tx ? 1 : 0
+      return { out: all.flatMap((t) => t.out).sort(byTx), in: all.flatMap((t) => t.in).sort(byTx) }
+    },
     stages: (): StageRecord[] => this.#data.flatMap((r) => r.applier.sm.stages()).sort((a, b) => a.stage < b.stage ? -1 : a.stage > b.stage ? 1 : 0),
     appliedIndex: (): number => this.#systemSm().appliedIndex()
   })
@@ -606,6 +612,15 @@ export class RaftMetadataService implements MetadataService {
     r.group.transferLeadership(preferred)
   }
 
+  /**
+   * The data group holding `path` (MetadataService.groupOf); 1 before the number of groups is known
+   * (an operation across groups is still refused by #route then).
+   */
+  groupOf (path: string): number {
+    const p = normalizePath(path)
+    return p === '/' ? 1 : groupOfShard(shardOfPath(p), this.#dataGroups ?? 1)
+  }
+
   /** This node's applied state, possibly stale (see MetadataService.staleRead). */
   staleRead<T> (fn: (view: MetadataView) => T): T {
     this.#running()
@@ -707,11 +722,26 @@ export class RaftMetadataService implements MetadataService {
       const path = normalizePath(fields.path) // InvalidArgument for a malformed path
       return path === '/' ? data[0] : data[groupOfShard(shardOfPath(path), groups) - 1]
     }
-    if (type === 'RenameFile') {
-      // one group applies a rename atomically; one that would span groups is refused before it is proposed
+    if (type === 'RenameFile' || type === 'CopyFile') {
+      // one group applies it atomically; one that would span groups is refused before it is proposed
+      // (a file moves between groups by a transfer: see TRANSFERS_MAX in @dfs/api)
       const from = normalizePath(fields.from)
-      requireRenameWithinTopLevel(from, normalizePath(fields.to))
-      return data[groupOfShard(shardOfPath(from), groups) - 1]
+      const to = normalizePath(fields.to)
+      requireNotRoot(from, to)
+      const [a, b] = [groupOfShard(shardOfPath(from), groups), groupOfShard(shardOfPath(to), groups)]
+      if (a !== b) {
+        throw new InvalidArgumentError(`${from} and ${to} are in different metadata groups (${a} and ${b}): one operation cannot ${type === 'CopyFile' ? 'copy' : 'rename'} across them`,
+          { from, to, groups: [a, b] })
+      }
+      return data[a - 1]
+    }
+    if (type === 'BeginTransfer' || type === 'FinishTransfer' || type === 'AbortTransfer') {
+      const from = normalizePath(fields.from)
+      return from === '/' ? data[0] : data[groupOfShard(shardOfPath(from), groups) - 1]
+    }
+    if (type === 'AcceptTransfer' || type === 'RefuseTransfer' || type === 'ForgetTransfer') {
+      const to = normalizePath(fields.to)
+      return to === '/' ? data[0] : data[groupOfShard(shardOfPath(to), groups) - 1]
     }
     if (type === 'ComposeFile') {
       // likewise: the parts are in the top-level directory of `to`, or nothing is proposed
@@ -771,10 +801,21 @@ export class RaftMetadataService implements MetadataService {
     return this.#data[groupOfShard(shardOfPath(canonical), this.#data.length) - 1]
   }
 
-  /** The data group whose state holds extent `id` (an extent lives in its file's group). */
+  /**
+   * The data group whose state holds extent `id` (an extent lives in its file's group). During a
+   * transfer two groups hold a record: the live one (not a transfer's frozen source nor its staged
+   * copy) is the extent's; while neither is (before the target accepts), the source's.
+   */
   #holderOfExtent (id: string): Replica | undefined {
     if (typeof id !== 'string') return undefined
-    return this.#data.find((r) => r.applier.sm.getExtent(id) !== undefined)
+    let fallback: Replica | undefined
+    for (const r of this.#data) {
+      const sm = r.applier.sm
+      if (sm.getExtent(id) === undefined) continue
+      if (!sm.extentInTransfer(id)) return r
+      if (fallback === undefined || sm.extentRefs(id) > 0) fallback = r
+    }
+    return fallback
   }
 
   #running (): Replica {

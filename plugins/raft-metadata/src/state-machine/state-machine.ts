@@ -20,13 +20,13 @@ import {
   AlreadyExistsError, DfsError, DirectoryNotEmptyError, FailedPreconditionError, InvalidArgumentError, InvalidTokenError, IsADirectoryError,
   NotADirectoryError, NotFoundError, QuotaExceededError, TokenExpiredError, WrongShardError, AUDIT_BATCH_MAX, AUDIT_GENESIS_HASH,
   AUDIT_RETENTION_MAX, AUDIT_RETENTION_MIN, CLUSTER_CONFIG_DEFAULTS, COMPOSE_PARTS_MAX, EXPLICIT_DIRS_MAX, RENAME_FILES_MAX, S3_KEYS_MAX,
-  STAGE_BATCH_MAX, STAGES_MAX, TENANT_MARKER, auditEntryHash, baseName, errorToWire, fromInternalPath, normalizePath, parentPath, requireComposeWithinTopLevel,
-  requireFileMeta, requireRenameWithinTopLevel, tenantRootPath
+  STAGE_BATCH_MAX, STAGES_MAX, TENANT_MARKER, TRANSFERS_MAX, auditEntryHash, baseName, errorToWire, fromInternalPath, normalizePath, parentPath,
+  requireComposeWithinTopLevel, requireFileMeta, requireNotRoot, tenantRootPath
 } from '@dfs/api'
 import type {
   AuditCheckpoint, AuditEntry, ClusterConfig, ClusterKey, ClusterRecord, DirEntry, ExtentMove, ExtentRecord, FileRecord, JoinTokenRecord,
   ListDirPage, MemberRecord, MetadataOp, MetadataResult, MetadataView, PeerIdString, Role, S3KeyRecord, StageRecord, TenantInfo, TenantRecord,
-  UserRecord
+  TransferOutcome, TransferRecord, UserRecord
 } from '@dfs/api'
 import { decodeCbor, encodeCbor } from '../codec.js'
 import { DATA_GROUPS_MAX, groupOfShard, shardOfExtent, shardOfPath } from '../shards/index.js'
@@ -42,9 +42,10 @@ import type { Fields } from './validate.js'
  * Version of the snapshot encoding: 2 added join tokens (version 1 snapshots are read as having
  * none), 3 the state machine's scope and the cluster's number of data groups, 4 users' tenants,
  * tenants, the audit log and the cluster key, 5 files' metadata, explicit directories and S3
- * access keys, 6 stages of puts in progress (older snapshots are read as having none).
+ * access keys, 6 stages of puts in progress (older snapshots are read as having none), 7 shared
+ * extents (a file may list an extent another lists) and cross-group transfers.
  */
-export const SNAPSHOT_VERSION = 6
+export const SNAPSHOT_VERSION = 7
 
 /**
  * Which operations a state machine accepts:
@@ -166,15 +167,28 @@ export class MetadataStateMachine implements MetadataView {
   readonly #files = new Map<string, FileRecord>()
   /** Every extent record by id: those of files and standalone ones (CreateExtent). */
   readonly #extents = new Map<string, ExtentRecord>()
-  /** Extent id → path of the file whose current version lists it. At most one file per extent. */
-  readonly #owners = new Map<string, string>()
+  /**
+   * Extent id → how many times current file versions list it (a file may list an extent another
+   * lists: see CopyFileOp in @dfs/api). Every key is in #extents; a record leaves with its last
+   * reference (its bytes are then freed) unless a stage lists it.
+   */
+  readonly #refs = new Map<string, number>()
   /**
    * Stages of puts in progress by id (see STAGE_BATCH_MAX in @dfs/api); at most STAGES_MAX, each
-   * listing at most FILE_EXTENTS_MAX extents, every one in #extents, in #staged and not in #owners.
+   * listing at most FILE_EXTENTS_MAX extents, every one in #extents, in #staged and not in #refs.
+   * A stage with `transfer` holds another group's extent records for a transfer (TRANSFERS_MAX).
    */
   readonly #stages = new Map<string, StageRecord>()
-  /** Extent id → id of the stage that lists it. No key is also a key of #owners. */
+  /** Extent id → id of the stage that lists it. No key is also a key of #refs. */
   readonly #staged = new Map<string, string>()
+  /** Transfers out of this group by tx (BeginTransfer); at most TRANSFERS_MAX, each of a distinct file in #files. */
+  readonly #outgoing = new Map<string, TransferRecord>()
+  /** Path of a file being transferred out → its tx: frozen (no operation changes it until the transfer ends). */
+  readonly #frozen = new Map<string, string>()
+  /** Extent id of a frozen file → its tx; each such extent has exactly one reference. */
+  readonly #frozenExtents = new Map<string, string>()
+  /** Outcomes of transfers into this group by tx (AcceptTransfer, RefuseTransfer), until ForgetTransfer; at most TRANSFERS_MAX. */
+  readonly #incoming = new Map<string, TransferOutcome>()
   /**
    * Directory path → its direct children (name → type). `/` is always present; any other directory is
    * present exactly while it has at least one child or is in #explicit.
@@ -219,6 +233,7 @@ export class MetadataStateMachine implements MetadataView {
     s3Keys: () => this.s3Keys(),
     extentIds: () => this.extentIds(),
     stages: () => this.stages(),
+    transfers: () => this.transfers(),
     appliedIndex: () => this.appliedIndex()
   })
 
@@ -280,6 +295,13 @@ export class MetadataStateMachine implements MetadataView {
       case 'ComposeFile': return this.#composeFile(op, index)
       case 'PutS3Key': return this.#putS3Key(op, index)
       case 'RevokeS3Key': return this.#revokeS3Key(op, index)
+      case 'CopyFile': return this.#copyFile(op, index)
+      case 'BeginTransfer': return this.#beginTransfer(op, index)
+      case 'FinishTransfer': return this.#endTransfer(op, index, true)
+      case 'AbortTransfer': return this.#endTransfer(op, index, false)
+      case 'AcceptTransfer': return this.#acceptTransfer(op, index)
+      case 'RefuseTransfer': return this.#refuseTransfer(op, index)
+      case 'ForgetTransfer': return this.#forgetTransfer(op, index)
       default:
         throw new InvalidArgumentError('unknown operation type',
           { type: typeof type === 'string' ? type.slice(0, 64) : typeof type })
@@ -307,11 +329,21 @@ export class MetadataStateMachine implements MetadataView {
       const path = requirePath(field(op, 'path'), 'path')
       if (path === '/') return // rejected by the handler
       shard = shardOfPath(path)
-    } else if (type === 'RenameFile') {
-      // `to` is in the same shard or the handler rejects the operation (requireRenameWithinTopLevel)
+    } else if (type === 'RenameFile' || type === 'CopyFile') {
+      // both paths in this group: one group applies it atomically
+      const from = requirePath(field(op, 'from'), 'from')
+      const to = requirePath(field(op, 'to'), 'to')
+      if (from === '/' || to === '/') return // rejected by the handler
+      this.#requireShardHere(type, shardOfPath(to))
+      shard = shardOfPath(from)
+    } else if (type === 'BeginTransfer' || type === 'FinishTransfer' || type === 'AbortTransfer') {
       const from = requirePath(field(op, 'from'), 'from')
       if (from === '/') return // rejected by the handler
       shard = shardOfPath(from)
+    } else if (type === 'AcceptTransfer' || type === 'RefuseTransfer' || type === 'ForgetTransfer') {
+      const to = requirePath(field(op, 'to'), 'to')
+      if (to === '/') return // rejected by the handler
+      shard = shardOfPath(to)
     } else if (type === 'ComposeFile') {
       // the parts are in the same shard or the handler rejects the operation (requireComposeWithinTopLevel)
       const to = requirePath(field(op, 'to'), 'to')
@@ -320,10 +352,21 @@ export class MetadataStateMachine implements MetadataView {
     } else if (type === 'CreateExtent') {
       shard = shardOfExtent(requireExtent(field(op, 'extent'), 'extent').id)
     }
-    if (shard !== undefined && groupOfShard(shard, scope.groups) !== scope.group) {
-      throw new WrongShardError(`${type} is for shard ${shard}, owned by data group ${groupOfShard(shard, scope.groups)}, not by ${describeScope(scope)}`,
-        { type, shard, group: groupOfShard(shard, scope.groups) })
-    }
+    if (shard !== undefined) this.#requireShardHere(type, shard)
+  }
+
+  /** WrongShard unless this (data) state machine owns `shard`. */
+  #requireShardHere (type: string, shard: number): void {
+    const scope = this.scope
+    if (scope.kind !== 'data' || groupOfShard(shard, scope.groups) === scope.group) return
+    throw new WrongShardError(`${type} is for shard ${shard}, owned by data group ${groupOfShard(shard, scope.groups)}, not by ${describeScope(scope)}`,
+      { type, shard, group: groupOfShard(shard, scope.groups) })
+  }
+
+  /** Whether this state machine holds every path of `shard` (the `all` scope holds all). */
+  #holdsShard (shard: number): boolean {
+    const scope = this.scope
+    return scope.kind === 'all' || (scope.kind === 'data' && groupOfShard(shard, scope.groups) === scope.group)
   }
 
   #initCluster (op: Fields, index: number): OkResult {
@@ -552,15 +595,16 @@ export class MetadataStateMachine implements MetadataView {
   #deleteExtent (op: Fields, index: number): OkResult {
     const id = requireExtentId(field(op, 'id'), 'id')
     const extent = this.#requireExtentRecord(id)
-    const owner = this.#owners.get(id)
-    if (owner !== undefined) {
-      throw new InvalidArgumentError(`extent ${id} belongs to file ${owner}: delete or replace the file instead`,
-        { id, path: owner })
+    const refs = this.#refs.get(id)
+    if (refs !== undefined) {
+      throw new InvalidArgumentError(`extent ${id} belongs to ${refs === 1 ? 'a file' : `${refs} files`}: delete or replace them instead`,
+        { id, refs })
     }
     const stage = this.#staged.get(id)
     if (stage !== undefined) {
       throw new InvalidArgumentError(`extent ${id} belongs to stage ${stage} of a put in progress: drop the stage instead`, { id, stage })
     }
+    this.#requireExtentNotFrozen(id)
     this.#extents.delete(id)
     return { ok: true, index, extent, freed: [extent] }
   }
@@ -569,6 +613,7 @@ export class MetadataStateMachine implements MetadataView {
     const id = requireExtentId(field(op, 'id'), 'id')
     const replicas = requireReplicas(field(op, 'replicas'), 'replicas')
     const old = this.#requireExtentRecord(id)
+    this.#requireExtentNotFrozen(id)
     const extent = withReplicas(old, replicas)
     this.#extents.set(id, extent)
     return { ok: true, index, extent }
@@ -584,6 +629,7 @@ export class MetadataStateMachine implements MetadataView {
     const recorded = field(op, 'recorded')
     if (recorded !== undefined && recorded !== true) throw new InvalidArgumentError('recorded must be true when given', { field: 'recorded' })
     const old = this.#requireExtentRecord(id)
+    this.#requireExtentNotFrozen(id)
     // the switch of a recorded move happens only while that move is still recorded: a cancelled
     // move stays cancelled even when its copy was already made (entries without the field, as
     // written before it existed, keep switching unconditionally)
@@ -610,6 +656,7 @@ export class MetadataStateMachine implements MetadataView {
     const id = requireExtentId(field(op, 'id'), 'id')
     const move = requireMove(op, '')
     const old = this.#requireExtentRecord(id)
+    this.#requireExtentNotFrozen(id)
     checkMove(id, old.replicas, move)
     if (old.move !== undefined) {
       throw new AlreadyExistsError(`extent ${id} is already moving from ${old.move.from} to ${old.move.to}`, { id, move: { ...old.move } })
@@ -622,6 +669,7 @@ export class MetadataStateMachine implements MetadataView {
   #cancelMove (op: Fields, index: number): OkResult {
     const id = requireExtentId(field(op, 'id'), 'id')
     const old = this.#requireExtentRecord(id)
+    this.#requireExtentNotFrozen(id)
     if (old.move === undefined) throw new NotFoundError(`extent ${id} has no move recorded`, { id })
     const { move: _, ...extent } = old
     this.#extents.set(id, Object.freeze(extent))
@@ -639,6 +687,9 @@ export class MetadataStateMachine implements MetadataView {
     const meta = requireFileMeta(field(op, 'meta'), 'meta')
     const rawStage = field(op, 'stage')
     const stage = rawStage === undefined ? undefined : this.#requireStage(requireStageId(rawStage, 'stage'), path)
+    if (stage?.transfer !== undefined) {
+      throw new InvalidArgumentError(`stage ${stage.stage} holds a transfer from ${stage.transfer}: AcceptTransfer commits it`, { stage: stage.stage, path })
+    }
     // a staged commit: the stage's extents (validated when staged) come first, then the op's own
     const extents = stage === undefined ? own : [...stage.extents.map((id) => this.#requireExtentRecord(id)), ...own]
     if (extents.length > FILE_EXTENTS_MAX) {
@@ -661,24 +712,12 @@ export class MetadataStateMachine implements MetadataView {
     const tenant = fromInternalPath(path).tenant
     if (tenant !== null) this.#checkTenantPut(tenant, path, size)
     this.#checkFilePath(path)
+    this.#requireNotFrozen(path)
     this.#checkExtentsFree(path, own)
 
     // Every check passed: mutate. The stage's extents become the file's.
     if (stage !== undefined) this.#removeStage(stage)
     const old = this.#files.get(path)
-    const freed: ExtentRecord[] = []
-    if (old !== undefined) {
-      for (const id of old.extents) {
-        if (ids.has(id)) {
-          continue // kept by the new version: its bytes stay
-        }
-        const record = this.#extents.get(id)
-        invariant(record !== undefined, `file ${path} lists missing extent ${id}`)
-        this.#extents.delete(id)
-        this.#owners.delete(id)
-        freed.push(record)
-      }
-    }
     invariant(old === undefined || old.version < Number.MAX_SAFE_INTEGER, `version of ${path} overflows`)
     const file: FileRecord = Object.freeze({
       path,
@@ -688,7 +727,8 @@ export class MetadataStateMachine implements MetadataView {
       extents: Object.freeze(extents.map((e) => e.id)) as string[],
       ...(meta !== undefined ? { meta } : {})
     })
-    this.#insertFile(file, extents, old === undefined)
+    // an extent the old version lists and the new one keeps keeps its bytes (its count never reaches 0)
+    const freed = this.#replaceFile(file, extents)
     return { ok: true, index, file, freed }
   }
 
@@ -700,12 +740,19 @@ export class MetadataStateMachine implements MetadataView {
     const node = requirePeerId(field(op, 'node'), 'node')
     const createdAtMs = requireInteger(field(op, 'createdAtMs'), 'createdAtMs', 0, Number.MAX_SAFE_INTEGER)
     const extents = requireArray(field(op, 'extents'), 'extents', 1, STAGE_BATCH_MAX).map((e, i) => requireExtent(e, `extents[${i}]`))
+    const rawTransfer = field(op, 'transfer')
+    const transfer = rawTransfer === undefined ? undefined : requirePath(rawTransfer, 'transfer')
+    if (transfer === '/') throw new IsADirectoryError('/ is a directory', { path: transfer })
+    if (transfer !== undefined && this.#incoming.has(id)) {
+      throw new FailedPreconditionError(`transfer ${id} is over here`, { stage: id, tx: id })
+    }
     const old = this.#stages.get(id)
     if (old === undefined && this.#stages.size >= STAGES_MAX) {
       throw new FailedPreconditionError(`this metadata group holds ${STAGES_MAX} stages, the most it keeps`, { stagesMax: STAGES_MAX })
     }
-    if (old !== undefined && (old.path !== path || old.node !== node)) {
-      throw new InvalidArgumentError(`stage ${id} is of ${old.path} on ${old.node}`, { stage: id, path, stagePath: old.path, node })
+    if (old !== undefined && (old.path !== path || old.node !== node || old.transfer !== transfer)) {
+      throw new InvalidArgumentError(`stage ${id} is of ${old.path} on ${old.node}${old.transfer !== undefined ? ` from ${old.transfer}` : ''}`,
+        { stage: id, path, stagePath: old.path, node })
     }
     const count = (old?.extents.length ?? 0) + extents.length
     if (count > FILE_EXTENTS_MAX) {
@@ -716,8 +763,7 @@ export class MetadataStateMachine implements MetadataView {
     for (const e of extents) {
       if (ids.has(e.id)) throw new InvalidArgumentError(`extent ${e.id} is listed twice`, { stage: id, id: e.id })
       ids.add(e.id)
-      const owner = this.#owners.get(e.id)
-      if (owner !== undefined) throw new AlreadyExistsError(`extent ${e.id} belongs to file ${owner}`, { stage: id, id: e.id, owner })
+      if (this.#refs.has(e.id)) throw new AlreadyExistsError(`extent ${e.id} belongs to a file`, { stage: id, id: e.id })
       const staged = this.#staged.get(e.id)
       if (staged !== undefined) throw new AlreadyExistsError(`extent ${e.id} is already staged`, { stage: id, id: e.id, staged })
       const existing = this.#extents.get(e.id)
@@ -727,7 +773,7 @@ export class MetadataStateMachine implements MetadataView {
     }
 
     // Every check passed: mutate.
-    const stage: StageRecord = old ?? { stage: id, path, node, extents: [], createdAtMs }
+    const stage: StageRecord = old ?? { stage: id, path, node, extents: [], createdAtMs, ...(transfer !== undefined ? { transfer } : {}) }
     for (const e of extents) {
       const move = this.#extents.get(e.id)?.move
       this.#extents.set(e.id, move === undefined ? e : withReplicas({ ...e, move }, e.replicas))
@@ -738,15 +784,20 @@ export class MetadataStateMachine implements MetadataView {
     return { ok: true, index }
   }
 
-  /** DropStage: the stage goes, its extents are freed. */
+  /** DropStage: the stage goes, its extents are freed (a transfer's are not: their source group owns them). */
   #dropStage (op: Fields, index: number): OkResult {
     const id = requireStageId(field(op, 'stage'), 'stage')
     const path = requirePath(field(op, 'path'), 'path')
     const stage = this.#requireStage(id, path)
-    const freed = stage.extents.map((x) => this.#requireExtentRecord(x))
+    return { ok: true, index, freed: this.#discardStage(stage) }
+  }
+
+  /** Forgets a stage and its extent records; returns those whose bytes are now unreferenced (none of a transfer's). */
+  #discardStage (stage: StageRecord): ExtentRecord[] {
+    const records = stage.extents.map((x) => this.#requireExtentRecord(x))
     this.#removeStage(stage)
-    for (const e of freed) this.#extents.delete(e.id)
-    return { ok: true, index, freed }
+    for (const e of records) this.#extents.delete(e.id)
+    return stage.transfer === undefined ? records : []
   }
 
   /** The stage `id`, of `path`: NotFound when there is none, InvalidArgument when it is of another path. */
@@ -775,6 +826,7 @@ export class MetadataStateMachine implements MetadataView {
     if (file === undefined) {
       throw new NotFoundError(`no file ${path}`, { path })
     }
+    this.#requireNotFrozen(path)
     return { ok: true, index, freed: this.#removeFile(file) }
   }
 
@@ -787,9 +839,10 @@ export class MetadataStateMachine implements MetadataView {
       throw new InvalidArgumentError('replace must be true, false or absent', { field: 'replace' })
     }
     const replace = rawReplace === true
-    requireRenameWithinTopLevel(from, to)
-    // one top-level directory is one namespace; checked on its own so that no change of the rule
-    // above can let usage move between tenants unnoticed
+    requireNotRoot(from, to)
+    // both paths in this group (also checked by #checkScope, which the `all` scope skips)
+    this.#requireShardHere('RenameFile', shardOfPath(to))
+    // a tenant's files all live under its root: a rename never leaves its namespace
     const [inFrom, inTo] = [fromInternalPath(from), fromInternalPath(to)]
     if (inFrom.tenant !== inTo.tenant) throw new InvalidArgumentError('a rename cannot cross namespaces', { from, to })
     if (inFrom.tenant !== null && (inFrom.path === '/' || inTo.path === '/')) {
@@ -798,6 +851,8 @@ export class MetadataStateMachine implements MetadataView {
     const file = this.#files.get(from)
     if (file === undefined && !this.#dirs.has(from)) throw new NotFoundError(`no file or directory ${from}`, { path: from })
     if (from === to) return { ok: true, index, ...(file !== undefined ? { file } : {}), freed: [] }
+    if (file !== undefined) this.#requireNotFrozen(from)
+    this.#requireNotFrozen(to)
     return file !== undefined ? this.#renameOne(file, to, replace, index) : this.#renameDir(from, to, index)
   }
 
@@ -830,6 +885,7 @@ export class MetadataStateMachine implements MetadataView {
       throw new FailedPreconditionError(`${from} holds more than ${RENAME_FILES_MAX} files and explicit directories, more than one rename moves`,
         { path: from, filesMax: RENAME_FILES_MAX })
     }
+    for (const f of found.files) this.#requireNotFrozen(f.path)
     // Every check passed: mutate. No target exists (none is under `to`, which is neither a file nor
     // a directory, nor under `from`), so no file is replaced. Explicit directories leave first,
     // deepest first (a descendant's path is longer), so that each empty one goes as a RemoveDir
@@ -939,6 +995,7 @@ export class MetadataStateMachine implements MetadataView {
         if (this.#dirs.has(part)) throw new IsADirectoryError(`part ${part} is a directory`, { path: part })
         throw new NotFoundError(`no file ${part}`, { path: part })
       }
+      this.#requireNotFrozen(part)
       files.push(file)
       size += file.size
       extentCount += file.extents.length
@@ -949,6 +1006,7 @@ export class MetadataStateMachine implements MetadataView {
     }
     invariant(Number.isSafeInteger(size), `size of ${to} overflows`)
     this.#checkFilePath(to)
+    this.#requireNotFrozen(to)
     const replaced = this.#files.get(to)
     if (replaced !== undefined && rawReplace !== true) {
       throw new AlreadyExistsError(`${to} exists (compose with replace to overwrite it)`, { path: to })
@@ -963,8 +1021,6 @@ export class MetadataStateMachine implements MetadataView {
       invariant(record !== undefined, `file ${f.path} lists missing extent ${id}`)
       return record
     }))
-    for (const f of files) this.#detachFile(f)
-    const freed = replaced !== undefined ? this.#removeFile(replaced) : []
     const file: FileRecord = Object.freeze({
       path: to,
       size,
@@ -973,7 +1029,9 @@ export class MetadataStateMachine implements MetadataView {
       extents: Object.freeze(records.map((r) => r.id)) as string[],
       ...(meta !== undefined ? { meta } : {})
     })
-    this.#insertFile(file, records, true)
+    // the new file references every extent of the parts before they go, so the parts free nothing
+    const freed = this.#replaceFile(file, records)
+    for (const f of files) invariant(this.#removeFile(f).length === 0, `part ${f.path} freed extents ${to} lists`)
     return { ok: true, index, file, freed }
   }
 
@@ -997,8 +1055,214 @@ export class MetadataStateMachine implements MetadataView {
     return { ok: true, index }
   }
 
+  /** CopyFile: see the rules at CopyFileOp in @dfs/api (metadata.ts). */
+  #copyFile (op: Fields, index: number): OkResult {
+    const from = requirePath(field(op, 'from'), 'from')
+    const to = requirePath(field(op, 'to'), 'to')
+    const mtimeMs = requireInteger(field(op, 'mtimeMs'), 'mtimeMs', 0, Number.MAX_SAFE_INTEGER)
+    const rawMeta = field(op, 'meta')
+    const meta = requireFileMeta(rawMeta, 'meta')
+    const replace = requireOptionalBoolean(field(op, 'replace'), 'replace')
+    requireNotRoot(from, to)
+    this.#requireShardHere('CopyFile', shardOfPath(to))
+    if (from === to) throw new InvalidArgumentError(`${from} cannot be copied onto itself`, { from, to })
+    const tenant = fromInternalPath(to).tenant
+    if (fromInternalPath(from).tenant !== tenant) throw new InvalidArgumentError('a copy cannot cross namespaces', { from, to })
+    const file = this.#files.get(from)
+    if (file === undefined) {
+      if (this.#dirs.has(from)) throw new IsADirectoryError(`${from} is a directory`, { path: from })
+      throw new NotFoundError(`no file ${from}`, { path: from })
+    }
+    this.#requireNotFrozen(from)
+    this.#requireNotFrozen(to)
+    this.#checkFilePath(to)
+    const replaced = this.#files.get(to)
+    if (replaced !== undefined && !replace) throw new AlreadyExistsError(`${to} exists (copy with replace to overwrite it)`, { path: to })
+    if (tenant !== null) this.#checkTenantPut(tenant, to, file.size)
+    invariant(replaced === undefined || replaced.version < Number.MAX_SAFE_INTEGER, `version of ${to} overflows`)
+
+    // Every check passed: mutate. The copy lists the same extents: one more reference each.
+    const records = file.extents.map((id) => this.#requireExtentRecord(id))
+    // the bytes are the same, so the etag is too unless the new metadata names one
+    const etag = meta?.etag ?? file.meta?.etag
+    const keptMeta = rawMeta === undefined ? file.meta : requireFileMeta({ ...meta, ...(etag !== undefined ? { etag } : {}) })
+    const copy: FileRecord = Object.freeze({
+      path: to,
+      size: file.size,
+      mtimeMs,
+      version: replaced === undefined ? 1 : replaced.version + 1,
+      extents: file.extents,
+      ...(keptMeta !== undefined ? { meta: keptMeta } : {})
+    })
+    const freed = this.#replaceFile(copy, records)
+    return { ok: true, index, file: copy, freed }
+  }
+
+  /** BeginTransfer: see TRANSFERS_MAX in @dfs/api (metadata.ts). */
+  #beginTransfer (op: Fields, index: number): OkResult {
+    const tx = requireStageId(field(op, 'tx'), 'tx')
+    const from = requirePath(field(op, 'from'), 'from')
+    const to = requirePath(field(op, 'to'), 'to')
+    const node = requirePeerId(field(op, 'node'), 'node')
+    const createdAtMs = requireInteger(field(op, 'createdAtMs'), 'createdAtMs', 0, Number.MAX_SAFE_INTEGER)
+    requireNotRoot(from, to)
+    if (this.#holdsShard(shardOfPath(to))) {
+      throw new InvalidArgumentError(`${from} and ${to} are in one group: rename instead of transferring`, { from, to })
+    }
+    requireSameNamespace(from, to)
+    if (this.#outgoing.has(tx)) throw new AlreadyExistsError(`transfer ${tx} exists`, { tx })
+    if (this.#outgoing.size >= TRANSFERS_MAX) {
+      throw new FailedPreconditionError(`this metadata group has ${TRANSFERS_MAX} transfers in progress, the most it keeps`, { transfersMax: TRANSFERS_MAX })
+    }
+    const file = this.#files.get(from)
+    if (file === undefined) {
+      if (this.#dirs.has(from)) throw new IsADirectoryError(`${from} is a directory: directories move between groups file by file`, { path: from })
+      throw new NotFoundError(`no file ${from}`, { path: from })
+    }
+    this.#requireNotFrozen(from)
+    for (const id of file.extents) {
+      if (this.#refs.get(id) !== 1) {
+        throw new FailedPreconditionError(`${from} shares extent ${id} with another file (or lists it twice): it cannot move to another group without copying`,
+          { path: from, id })
+      }
+    }
+
+    // Every check passed: mutate. The file stays readable, frozen until the transfer ends.
+    this.#outgoing.set(tx, Object.freeze({ tx, from, to, node, createdAtMs }))
+    this.#freeze(tx, file)
+    return { ok: true, index, file }
+  }
+
+  /** FinishTransfer (`finish`: the file goes, nothing is freed) or AbortTransfer (it thaws). */
+  #endTransfer (op: Fields, index: number, finish: boolean): OkResult {
+    const tx = requireStageId(field(op, 'tx'), 'tx')
+    const from = requirePath(field(op, 'from'), 'from')
+    const transfer = this.#outgoing.get(tx)
+    if (transfer === undefined) throw new NotFoundError(`no transfer ${tx}`, { tx })
+    if (transfer.from !== from) throw new InvalidArgumentError(`transfer ${tx} is of ${transfer.from}, not of ${from}`, { tx, from })
+    const file = this.#files.get(from)
+    invariant(file !== undefined && this.#frozen.get(from) === tx, `transfer ${tx} lost its file ${from}`)
+
+    // Every check passed: mutate.
+    this.#thaw(file)
+    this.#outgoing.delete(tx)
+    if (finish) {
+      // the target owns the extents now: their records go from here, their bytes stay
+      const unreferenced = this.#removeFile(file)
+      invariant(unreferenced.length === file.extents.length, `transfer ${tx}: ${from} shared extents`)
+    }
+    return { ok: true, index, freed: [] }
+  }
+
+  /** AcceptTransfer: see TRANSFERS_MAX in @dfs/api (metadata.ts). */
+  #acceptTransfer (op: Fields, index: number): OkResult {
+    const tx = requireStageId(field(op, 'tx'), 'tx')
+    const from = requirePath(field(op, 'from'), 'from')
+    const to = requirePath(field(op, 'to'), 'to')
+    const size = requireInteger(field(op, 'size'), 'size', 0, Number.MAX_SAFE_INTEGER)
+    const mtimeMs = requireInteger(field(op, 'mtimeMs'), 'mtimeMs', 0, Number.MAX_SAFE_INTEGER)
+    const version = requireInteger(field(op, 'version'), 'version', 1, Number.MAX_SAFE_INTEGER)
+    const meta = requireFileMeta(field(op, 'meta'), 'meta')
+    const replace = requireOptionalBoolean(field(op, 'replace'), 'replace')
+    const createdAtMs = requireInteger(field(op, 'createdAtMs'), 'createdAtMs', 0, Number.MAX_SAFE_INTEGER)
+    requireNotRoot(from, to)
+    requireSameNamespace(from, to)
+    const outcome = this.#incoming.get(tx)
+    if (outcome !== undefined) {
+      if (!outcome.accepted) throw new FailedPreconditionError(`transfer ${tx} was refused here`, { tx })
+      return { ok: true, index, accepted: true, freed: [] }
+    }
+    if (this.#incoming.size >= TRANSFERS_MAX) {
+      throw new FailedPreconditionError(`this metadata group keeps ${TRANSFERS_MAX} transfer outcomes, the most it keeps`, { transfersMax: TRANSFERS_MAX })
+    }
+    const stage = this.#stages.get(tx)
+    if (stage === undefined && size > 0) throw new NotFoundError(`no stage ${tx}`, { stage: tx })
+    if (stage !== undefined && (stage.path !== to || stage.transfer !== from)) {
+      throw new InvalidArgumentError(`stage ${tx} is not the transfer of ${from} to ${to}`, { stage: tx, path: to })
+    }
+    const records = (stage?.extents ?? []).map((id) => this.#requireExtentRecord(id))
+    const total = records.reduce((n, e) => n + e.size, 0)
+    if (total !== size) throw new InvalidArgumentError(`size ${size} is not the sum of the staged extent sizes (${total})`, { path: to, size, extentBytes: total })
+    this.#checkFilePath(to)
+    this.#requireNotFrozen(to)
+    const replaced = this.#files.get(to)
+    if (replaced !== undefined && !replace) throw new AlreadyExistsError(`${to} exists (rename with replace to overwrite it)`, { path: to })
+    const tenant = fromInternalPath(to).tenant
+    if (tenant !== null) this.#checkTenantPut(tenant, to, size)
+    invariant(replaced === undefined || replaced.version < Number.MAX_SAFE_INTEGER, `version of ${to} overflows`)
+
+    // Every check passed: mutate. As a rename: the file keeps its version unless it replaces one.
+    if (stage !== undefined) this.#removeStage(stage)
+    const file: FileRecord = Object.freeze({
+      path: to,
+      size,
+      mtimeMs,
+      version: replaced === undefined ? version : Math.max(version, replaced.version + 1),
+      extents: Object.freeze(records.map((e) => e.id)) as string[],
+      ...(meta !== undefined ? { meta } : {})
+    })
+    const freed = this.#replaceFile(file, records)
+    this.#incoming.set(tx, Object.freeze({ tx, from, to, accepted: true, createdAtMs }))
+    return { ok: true, index, file, freed, accepted: true }
+  }
+
+  /** RefuseTransfer: fences a transfer not accepted yet (its stage goes, freeing nothing); `accepted` says what it found. */
+  #refuseTransfer (op: Fields, index: number): OkResult {
+    const tx = requireStageId(field(op, 'tx'), 'tx')
+    const from = requirePath(field(op, 'from'), 'from')
+    const to = requirePath(field(op, 'to'), 'to')
+    const createdAtMs = requireInteger(field(op, 'createdAtMs'), 'createdAtMs', 0, Number.MAX_SAFE_INTEGER)
+    requireNotRoot(from, to)
+    const outcome = this.#incoming.get(tx)
+    if (outcome !== undefined) return { ok: true, index, accepted: outcome.accepted, freed: [] }
+    if (this.#incoming.size >= TRANSFERS_MAX) {
+      throw new FailedPreconditionError(`this metadata group keeps ${TRANSFERS_MAX} transfer outcomes, the most it keeps`, { transfersMax: TRANSFERS_MAX })
+    }
+    const stage = this.#stages.get(tx)
+    if (stage !== undefined && stage.transfer === undefined) {
+      throw new InvalidArgumentError(`stage ${tx} is a put's, not a transfer's`, { stage: tx })
+    }
+
+    // Every check passed: mutate.
+    if (stage !== undefined) this.#discardStage(stage)
+    this.#incoming.set(tx, Object.freeze({ tx, from, to, accepted: false, createdAtMs }))
+    return { ok: true, index, accepted: false, freed: [] }
+  }
+
+  #forgetTransfer (op: Fields, index: number): OkResult {
+    const tx = requireStageId(field(op, 'tx'), 'tx')
+    const to = requirePath(field(op, 'to'), 'to')
+    const outcome = this.#incoming.get(tx)
+    if (outcome === undefined) throw new NotFoundError(`no outcome of transfer ${tx}`, { tx })
+    if (outcome.to !== to) throw new InvalidArgumentError(`transfer ${tx} was to ${outcome.to}, not to ${to}`, { tx, to })
+    this.#incoming.delete(tx)
+    return { ok: true, index }
+  }
+
   // ---------------------------------------------------------------------------------------------
   // checks (throw typed errors, change nothing) and mutations (never throw typed errors)
+
+  /** FailedPrecondition while the file at `path` is being transferred to another group. */
+  #requireNotFrozen (path: string): void {
+    const tx = this.#frozen.get(path)
+    if (tx !== undefined) throw new FailedPreconditionError(`${path} is being moved to another group (transfer ${tx}): try again`, { path, tx })
+  }
+
+  /** FailedPrecondition while extent `id` belongs to a file being transferred to another group. */
+  #requireExtentNotFrozen (id: string): void {
+    const tx = this.#frozenExtents.get(id)
+    if (tx !== undefined) throw new FailedPreconditionError(`extent ${id} is being moved to another group (transfer ${tx}): try again`, { id, tx })
+  }
+
+  #freeze (tx: string, file: FileRecord): void {
+    this.#frozen.set(file.path, tx)
+    for (const id of file.extents) this.#frozenExtents.set(id, tx)
+  }
+
+  #thaw (file: FileRecord): void {
+    this.#frozen.delete(file.path)
+    for (const id of file.extents) this.#frozenExtents.delete(id)
+  }
 
   #requireExtentRecord (id: string): ExtentRecord {
     const extent = this.#extents.get(id)
@@ -1056,12 +1320,16 @@ export class MetadataStateMachine implements MetadataView {
     }
   }
 
-  /** Each extent is unreferenced or referenced by `path` itself, and an existing record has the same bytes. */
+  /**
+   * Each extent a put brings is new, or one the current version of `path` lists (which it may keep),
+   * and an existing record has the same bytes. (Extents are shared by CopyFile and ComposeFile, never
+   * by a put naming another file's extent.)
+   */
   #checkExtentsFree (path: string, extents: readonly ExtentRecord[]): void {
+    const mine = new Set(this.#files.get(path)?.extents ?? [])
     for (const e of extents) {
-      const owner = this.#owners.get(e.id)
-      if (owner !== undefined && owner !== path) {
-        throw new AlreadyExistsError(`extent ${e.id} belongs to file ${owner}`, { path, id: e.id, owner })
+      if (this.#refs.has(e.id) && !mine.has(e.id)) {
+        throw new AlreadyExistsError(`extent ${e.id} belongs to another file`, { path, id: e.id })
       }
       const stage = this.#staged.get(e.id)
       if (stage !== undefined) throw new AlreadyExistsError(`extent ${e.id} belongs to stage ${stage}`, { path, id: e.id, stage })
@@ -1074,36 +1342,52 @@ export class MetadataStateMachine implements MetadataView {
     }
   }
 
-  #insertFile (file: FileRecord, extents: readonly ExtentRecord[], isNew: boolean): void {
+  /**
+   * Makes `file` the current version at its path (`extents`: the records of its extents in order),
+   * replacing the version there if any; returns the records of the extents nothing references any
+   * more (their bytes may be freed). The new version's references count before the old version's
+   * go, so an extent both list keeps its record and bytes.
+   */
+  #replaceFile (file: FileRecord, extents: readonly ExtentRecord[]): ExtentRecord[] {
     for (const e of extents) {
       // a new version that keeps an extent keeps its recorded move while the move still fits
       const move = this.#extents.get(e.id)?.move
       this.#extents.set(e.id, move === undefined ? e : withReplicas({ ...e, move }, e.replicas))
-      this.#owners.set(e.id, file.path)
+      this.#refs.set(e.id, (this.#refs.get(e.id) ?? 0) + 1)
     }
     const old = this.#files.get(file.path)
+    const freed = old === undefined ? [] : this.#dropRefs(old)
     this.#addUsage(file.path, file.size - (old?.size ?? 0), old === undefined ? 1 : 0)
     this.#files.set(file.path, file)
-    if (isNew) {
-      this.#link(file.path)
-    }
+    if (old === undefined) this.#link(file.path)
+    return freed
   }
 
-  /** Removes a file and its extent records; returns those records (their bytes may be freed). */
+  /** Removes a file; returns the records of the extents nothing references any more (their bytes may be freed). */
   #removeFile (file: FileRecord): ExtentRecord[] {
     const path = file.path
-    const freed: ExtentRecord[] = []
-    for (const id of file.extents) {
-      const record = this.#extents.get(id)
-      invariant(record !== undefined, `file ${path} lists missing extent ${id}`)
-      invariant(this.#owners.get(id) === path, `extent ${id} of ${path} has another owner`)
-      this.#extents.delete(id)
-      this.#owners.delete(id)
-      freed.push(record)
-    }
+    const freed = this.#dropRefs(file)
     this.#files.delete(path)
     this.#unlink(path)
     this.#addUsage(path, -file.size, -1)
+    return freed
+  }
+
+  /** Drops a file version's references; the extents left without any lose their records, which are returned. */
+  #dropRefs (file: FileRecord): ExtentRecord[] {
+    const freed: ExtentRecord[] = []
+    for (const id of file.extents) {
+      const refs = this.#refs.get(id)
+      const record = this.#extents.get(id)
+      invariant(refs !== undefined && refs > 0 && record !== undefined, `file ${file.path} lists unreferenced or missing extent ${id}`)
+      if (refs > 1) {
+        this.#refs.set(id, refs - 1)
+        continue
+      }
+      this.#refs.delete(id)
+      this.#extents.delete(id)
+      freed.push(record)
+    }
     return freed
   }
 
@@ -1116,10 +1400,6 @@ export class MetadataStateMachine implements MetadataView {
     this.#files.delete(file.path)
     this.#unlink(file.path)
     this.#addUsage(file.path, -file.size, -1)
-    for (const id of moved.extents) {
-      invariant(this.#owners.get(id) === file.path, `extent ${id} of ${file.path} has another owner`)
-      this.#owners.set(id, moved.path)
-    }
     this.#files.set(moved.path, moved)
     this.#link(moved.path)
     this.#addUsage(moved.path, moved.size, 1)
@@ -1146,20 +1426,6 @@ export class MetadataStateMachine implements MetadataView {
     this.#dirs.delete(path)
     this.#sortedNames.delete(path)
     this.#unlink(path)
-  }
-
-  /**
-   * Drops a file's record but keeps its extent records, owned by nobody until the caller hands them
-   * to another file in the same step (ComposeFile). Usage goes with the file.
-   */
-  #detachFile (file: FileRecord): void {
-    for (const id of file.extents) {
-      invariant(this.#owners.get(id) === file.path, `extent ${id} of ${file.path} has another owner`)
-      this.#owners.delete(id)
-    }
-    this.#files.delete(file.path)
-    this.#unlink(file.path)
-    this.#addUsage(file.path, -file.size, -1)
   }
 
   /** Adds a new file (or a new directory, already in #dirs) to its parent directory, creating the implicit directories above it. */
@@ -1347,6 +1613,28 @@ export class MetadataStateMachine implements MetadataView {
     return [...this.#stages.values()].sort((a, b) => compareStrings(a.stage, b.stage)).map((t) => ({ ...t, extents: [...t.extents] }))
   }
 
+  /** Transfers out of this group (sorted by tx) and outcomes of transfers into it (copies). */
+  transfers (): { out: TransferRecord[], in: TransferOutcome[] } {
+    const byTx = (a: { tx: string }, b: { tx: string }): number => compareStrings(a.tx, b.tx)
+    return { out: [...this.#outgoing.values()].sort(byTx), in: [...this.#incoming.values()].sort(byTx) }
+  }
+
+  /**
+   * Whether this group's record of extent `id` is one side of a transfer rather than the extent's
+   * live record: the source's, frozen, or the target's, staged and not yet accepted. While both
+   * groups hold a record, the other one is live (MetadataView.getExtent of a sharded service).
+   */
+  extentInTransfer (id: string): boolean {
+    if (this.#frozenExtents.has(id)) return true
+    const stage = this.#staged.get(id)
+    return stage !== undefined && this.#stages.get(stage)?.transfer !== undefined
+  }
+
+  /** How many files list extent `id` (0 for a staged or standalone extent or an unknown id). */
+  extentRefs (id: string): number {
+    return this.#refs.get(id) ?? 0
+  }
+
   /** A stage by id (a copy), or undefined. */
   stage (id: string): StageRecord | undefined {
     const t = typeof id === 'string' ? this.#stages.get(id) : undefined
@@ -1395,7 +1683,8 @@ export class MetadataStateMachine implements MetadataView {
       extents: [...this.#extents.values()].sort(byKey((e) => e.id)),
       files: [...this.#files.values()].sort(byKey((f) => f.path)),
       dirs: [...this.#explicit].sort(compareStrings),
-      stages: this.stages()
+      stages: this.stages(),
+      transfers: this.transfers()
     })
   }
 
@@ -1420,7 +1709,7 @@ export class MetadataStateMachine implements MetadataView {
     const sm = new MetadataStateMachine(scope)
     const snap = requireRecord(input, 'snapshot')
     const version = field(snap, 'v')
-    if (version !== SNAPSHOT_VERSION && version !== 5 && version !== 4 && version !== 3 && version !== 2 && version !== 1) {
+    if (version !== SNAPSHOT_VERSION && version !== 6 && version !== 5 && version !== 4 && version !== 3 && version !== 2 && version !== 1) {
       throw new InvalidArgumentError(`unsupported snapshot version (expected 1 to ${SNAPSHOT_VERSION})`, { field: 'v' })
     }
     const taken = version >= 3 ? requireScope(field(snap, 'scope')) : ALL
@@ -1540,8 +1829,9 @@ export class MetadataStateMachine implements MetadataView {
       sm.#extents.set(extent.id, extent)
     })
 
-    // files' metadata and explicit directories since version 5
+    // files' metadata and explicit directories since version 5; shared extents since version 7
     const since5 = typeof version === 'number' && version >= 5
+    const shared = version === SNAPSHOT_VERSION
     const files = requireArray(field(snap, 'files'), 'files', 0, Number.MAX_SAFE_INTEGER)
     files.forEach((f, i) => {
       const obj = requireRecord(f, `files[${i}]`)
@@ -1565,7 +1855,8 @@ export class MetadataStateMachine implements MetadataView {
         if (record === undefined) {
           throw new InvalidArgumentError(`file ${path} lists missing extent ${id}`, { path, id })
         }
-        if (sm.#owners.has(id) || seen.has(id)) {
+        // before version 7 no two references to one extent existed
+        if (!shared && (sm.#refs.has(id) || seen.has(id))) {
           throw new InvalidArgumentError(`extent ${id} is listed by two files`, { path, id })
         }
         seen.add(id)
@@ -1585,7 +1876,7 @@ export class MetadataStateMachine implements MetadataView {
       const file: FileRecord = Object.freeze({
         path, size, mtimeMs, version, extents: Object.freeze(records.map((r) => r.id)) as string[], ...(meta !== undefined ? { meta } : {})
       })
-      sm.#insertFile(file, records, true)
+      sm.#replaceFile(file, records)
     })
 
     const dirs = since5 ? requireArray(field(snap, 'dirs'), 'dirs', 0, EXPLICIT_DIRS_MAX) : []
@@ -1614,20 +1905,87 @@ export class MetadataStateMachine implements MetadataView {
       const ids = requireArray(field(obj, 'extents'), `stages[${i}].extents`, 0, FILE_EXTENTS_MAX).map((x, j) => {
         const xid = requireExtentId(x, `stages[${i}].extents[${j}]`)
         if (!sm.#extents.has(xid)) throw new InvalidArgumentError(`stage ${id} lists missing extent ${xid}`, { stage: id, id: xid })
-        if (sm.#owners.has(xid) || sm.#staged.has(xid)) throw new InvalidArgumentError(`extent ${xid} is listed twice`, { stage: id, id: xid })
+        if (sm.#refs.has(xid) || sm.#staged.has(xid)) throw new InvalidArgumentError(`extent ${xid} is listed twice`, { stage: id, id: xid })
         sm.#staged.set(xid, id)
         return xid
       })
+      const rawTransfer = version === SNAPSHOT_VERSION ? field(obj, 'transfer') : undefined
+      const transfer = rawTransfer === undefined ? undefined : requirePath(rawTransfer, `stages[${i}].transfer`)
       sm.#stages.set(id, {
         stage: id,
         path,
         node: requirePeerId(field(obj, 'node'), `stages[${i}].node`),
         extents: ids,
-        createdAtMs: requireInteger(field(obj, 'createdAtMs'), `stages[${i}].createdAtMs`, 0, Number.MAX_SAFE_INTEGER)
+        createdAtMs: requireInteger(field(obj, 'createdAtMs'), `stages[${i}].createdAtMs`, 0, Number.MAX_SAFE_INTEGER),
+        ...(transfer !== undefined ? { transfer } : {})
       })
     })
+
+    // transfers since version 7: each outgoing one freezes a file whose extents it alone references
+    if (version === SNAPSHOT_VERSION) {
+      const transfers = requireRecord(field(snap, 'transfers'), 'transfers')
+      requireArray(field(transfers, 'out'), 'transfers.out', 0, TRANSFERS_MAX).forEach((t, i) => {
+        const record = requireTransferRecord(t, `transfers.out[${i}]`)
+        const file = sm.#files.get(record.from)
+        if (sm.#outgoing.has(record.tx)) throw new InvalidArgumentError(`transfer ${record.tx} appears twice`, { tx: record.tx })
+        if (file === undefined || sm.#frozen.has(record.from)) throw new InvalidArgumentError(`transfer ${record.tx} has no file of its own`, { tx: record.tx })
+        if (file.extents.some((x) => sm.#refs.get(x) !== 1)) throw new InvalidArgumentError(`transfer ${record.tx} moves shared extents`, { tx: record.tx })
+        sm.#outgoing.set(record.tx, record)
+        sm.#freeze(record.tx, file)
+      })
+      requireArray(field(transfers, 'in'), 'transfers.in', 0, TRANSFERS_MAX).forEach((t, i) => {
+        const outcome = requireTransferOutcome(t, `transfers.in[${i}]`)
+        if (sm.#incoming.has(outcome.tx)) throw new InvalidArgumentError(`transfer ${outcome.tx} appears twice`, { tx: outcome.tx })
+        sm.#incoming.set(outcome.tx, outcome)
+      })
+    }
     return sm
   }
+}
+
+/** true, false or absent (false). */
+function requireOptionalBoolean (value: unknown, what: string): boolean {
+  if (value !== undefined && typeof value !== 'boolean') throw new InvalidArgumentError(`${what} must be true, false or absent`, { field: what })
+  return value === true
+}
+
+/** A tenant's files all live under its root: two paths of one operation lie in one namespace. */
+function requireSameNamespace (from: string, to: string): void {
+  const [a, b] = [fromInternalPath(from), fromInternalPath(to)]
+  if (a.tenant !== b.tenant) throw new InvalidArgumentError('a rename cannot cross namespaces', { from, to })
+  if (a.tenant !== null && (a.path === '/' || b.path === '/')) {
+    throw new InvalidArgumentError('a tenant\'s root cannot be renamed, nor anything renamed to it', { from, to })
+  }
+}
+
+function requireCanonicalFilePath (value: unknown, what: string): string {
+  const path = requirePath(value, what)
+  if (path !== value || path === '/') throw new InvalidArgumentError(`${what} is not a canonical file path`, { field: what })
+  return path
+}
+
+function requireTransferRecord (value: unknown, what: string): TransferRecord {
+  const obj = requireRecord(value, what)
+  return Object.freeze({
+    tx: requireStageId(field(obj, 'tx'), `${what}.tx`),
+    from: requireCanonicalFilePath(field(obj, 'from'), `${what}.from`),
+    to: requireCanonicalFilePath(field(obj, 'to'), `${what}.to`),
+    node: requirePeerId(field(obj, 'node'), `${what}.node`),
+    createdAtMs: requireInteger(field(obj, 'createdAtMs'), `${what}.createdAtMs`, 0, Number.MAX_SAFE_INTEGER)
+  })
+}
+
+function requireTransferOutcome (value: unknown, what: string): TransferOutcome {
+  const obj = requireRecord(value, what)
+  const accepted = field(obj, 'accepted')
+  if (typeof accepted !== 'boolean') throw new InvalidArgumentError(`${what}.accepted must be a boolean`, { field: `${what}.accepted` })
+  return Object.freeze({
+    tx: requireStageId(field(obj, 'tx'), `${what}.tx`),
+    from: requireCanonicalFilePath(field(obj, 'from'), `${what}.from`),
+    to: requireCanonicalFilePath(field(obj, 'to'), `${what}.to`),
+    accepted,
+    createdAtMs: requireInteger(field(obj, 'createdAtMs'), `${what}.createdAtMs`, 0, Number.MAX_SAFE_INTEGER)
+  })
 }
 
 /** A stage id: a lower-case UUID, as an extent's. */

@@ -149,7 +149,9 @@ test('restore rejects bytes that are not a snapshot', () => {
     bad((s) => { s.extents = [] }), // the file lists a missing extent
     bad((s) => { s.files.push({ ...s.files[0], path: '/a' }) }), // /a is a dir
     bad((s) => { s.files.push({ ...s.files[0], path: '/a/b/c', extents: [] , size: 0 }) }), // under a file
-    bad((s) => { s.files.push({ ...s.files[0], path: '/z' }) }), // extent of two files
+    bad((s) => { s.v = 6; s.files.push({ ...s.files[0], path: '/z' }) }), // extent of two files before shared extents
+    bad((s) => { s.transfers = { out: [{ tx: uuid(9), from: '/none', to: '/x/y', node: 'n1', createdAtMs: 1 }], in: [] } }), // a transfer without its file
+    bad((s) => { s.transfers = { out: [], in: [{ tx: 'nope', from: '/a/b', to: '/x/y', accepted: true, createdAtMs: 1 }] } }),
     bad((s) => { s.files[0].size = 11 }),
     bad((s) => { s.files[0].path = 'a/b' }), // not canonical
     bad((s) => { s.files[0].version = 0 }),
