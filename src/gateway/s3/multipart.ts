@@ -5,7 +5,7 @@ import { header, isoDate, quoteEtag, sendEmpty, sendXml, toS3Error, userMetaOf }
 import { UPLOADS_DIR, bucketPath, compareKeys, objectPath } from './names.js'
 import { childText, childrenNamed, parseXml, xmlDocument, type XmlNode } from './xml.js'
 import { dirEntries, requireBucket } from './buckets.js'
-import { openCopySource } from './objects.js'
+import { copyWhole, openCopySource } from './objects.js'
 import type { S3Context } from './gateway.js'
 
 /**
@@ -32,6 +32,8 @@ const UPLOAD_INFO_BYTES_MAX = 16 * 1024
 const STATS_IN_FLIGHT = 16
 
 const UPLOAD_ID = /^[0-9a-f]{32}$/
+/** An etag that is the MD5 of the bytes (not a multipart one, `…-N`). */
+const PLAIN_MD5 = /^[0-9a-f]{32}$/
 
 interface UploadInfo {
   key: string
@@ -135,6 +137,15 @@ async function uploadPartCopy (ctx: S3Context, path: string): Promise<void> {
     const m = /^bytes=(\d{1,15})-(\d{1,15})$/.exec(rangeHeader)
     if (m === null || Number(m[2]) < Number(m[1])) throw s3Error('InvalidArgument', 'x-amz-copy-source-range must be bytes=first-last')
     range = { offset: Number(m[1]), length: Number(m[2]) - Number(m[1]) + 1 }
+  }
+  // a whole source whose etag is its bytes' MD5 (the completion's ETag needs each part's) becomes
+  // the part by sharing its extents; a range, or a multipart-made source, is read and put
+  if (range === undefined) {
+    const copied = await copyWhole(ctx, path, undefined, (source) => source.etag !== undefined && PLAIN_MD5.test(source.etag))
+    if (copied !== undefined) {
+      sendXml(ctx.res, xmlDocument('CopyPartResult', [['LastModified', isoDate(copied.mtimeMs)], ['ETag', quoteEtag(copied.etag ?? '')]]))
+      return
+    }
   }
   const { info, body } = await openCopySource(ctx, range)
   if (range !== undefined && range.offset + range.length > info.size) {

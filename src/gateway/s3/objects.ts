@@ -1,4 +1,4 @@
-import { isError } from '@dfs/api'
+import { isError, type CopyResult } from '@dfs/api'
 import { s3Error } from './errors.js'
 import { etagOf, header, isoDate, objectHeaders, quoteEtag, sendEmpty, sendXml, toS3Error, userMetaOf } from './http.js'
 import { objectPath, requireBucketName } from './names.js'
@@ -38,7 +38,7 @@ export function objectRoutes (ctx: S3Context): Route {
 }
 
 /** The metadata a file answers with (fs.stat and fs.get both carry it). */
-interface FileInfo {
+export interface FileInfo {
   size: number
   mtimeMs: number
   version: number
@@ -259,6 +259,12 @@ async function deleteObject (ctx: S3Context): Promise<void> {
   sendEmpty(ctx.res, 204)
 }
 
+/** The request's `x-amz-meta-*` as fs.cp's `meta` (absent when there is none). */
+function userMetaField (ctx: S3Context): { meta?: Record<string, string> } {
+  const meta = userMetaOf(ctx.req)
+  return meta !== undefined ? { meta } : {}
+}
+
 /** `x-amz-copy-source`: `[/]bucket/key[?versionId=…]`, URL-encoded. */
 export function copySourceOf (ctx: S3Context): { bucket: string, key: string, path: string } {
   let raw = header(ctx.req, 'x-amz-copy-source') as string
@@ -285,9 +291,29 @@ export function copySourceOf (ctx: S3Context): { bucket: string, key: string, pa
 }
 
 /**
- * Reads a copy source (whole, or `range`) and checks its x-amz-copy-source-if-* conditions. The
- * bytes travel through this node (see the compatibility notes: copies are not yet shared extents).
+ * Copies the whole copy source to `path` with `fs.cp` after checking its x-amz-copy-source-if-*
+ * conditions on its metadata: within one metadata group the copy shares the source's extents and no
+ * byte moves; across groups the node copies the bytes. `meta` given replaces the source's content
+ * type and user metadata. Undefined (nothing copied) when `accept` refuses the source's metadata.
+ * (The source is checked, then copied: a put over it in between is what is copied.)
  */
+export async function copyWhole (ctx: S3Context, path: string, meta?: { contentType?: string, meta?: Record<string, string> },
+  accept: (source: FileInfo) => boolean = () => true): Promise<CopyResult | undefined> {
+  const src = copySourceOf(ctx)
+  let stat
+  try {
+    stat = await ctx.rpc.call('fs.stat', { path: src.path }, { signal: ctx.signal })
+  } catch (err) {
+    if (isError(err, 'NotFound') || isError(err, 'IsADirectory') || isError(err, 'NotADirectory')) throw s3Error('NoSuchKey', 'The specified key does not exist.', { fields: { Key: src.key } })
+    throw toS3Error(err)
+  }
+  notModified(ctx, stat, 'x-amz-copy-source-if-')
+  if (!accept(stat)) return undefined
+  return await ctx.rpc.call('fs.cp', { from: src.path, to: path, replace: true, ...(meta !== undefined ? { ...meta, replaceMeta: true } : {}) }, { signal: ctx.signal })
+    .catch((err) => { throw toS3Error(err) })
+}
+
+/** Reads a copy source (whole, or `range`) and checks its x-amz-copy-source-if-* conditions; the bytes travel through this node. */
 export async function openCopySource (ctx: S3Context, range?: { offset: number, length: number }): Promise<{ info: FileInfo, body: AsyncGenerator<Uint8Array> }> {
   const src = copySourceOf(ctx)
   let got
@@ -319,24 +345,10 @@ async function copyObject (ctx: S3Context): Promise<void> {
   if (src.path === path && directive === 'COPY') {
     throw s3Error('InvalidRequest', 'This copy request is illegal because it is trying to copy an object to itself without changing the object\'s metadata, storage class, website redirect location or encryption attributes.')
   }
-  const { info, body } = await openCopySource(ctx)
-  const contentType = directive === 'REPLACE' ? header(ctx.req, 'content-type') : info.contentType
-  const meta = directive === 'REPLACE' ? userMetaOf(ctx.req) : info.meta
-  let put
-  try {
-    put = await ctx.rpc.upload('fs.put', {
-      path,
-      md5: true,
-      size: info.size,
-      ...(contentType !== undefined ? { contentType } : {}),
-      ...(meta !== undefined ? { meta } : {})
-    }, body, { signal: ctx.signal })
-  } finally {
-    await body.return(undefined).catch(() => {})
-  }
-  const stat = await ctx.rpc.call('fs.stat', { path, consistency: 'stale' }, { signal: ctx.signal }).catch(() => undefined)
+  const contentType = header(ctx.req, 'content-type')
+  const copied = await copyWhole(ctx, path, directive === 'REPLACE' ? { ...(contentType !== undefined ? { contentType } : {}), ...userMetaField(ctx) } : undefined)
   sendXml(ctx.res, xmlDocument('CopyObjectResult', [
-    ['LastModified', isoDate(stat?.mtimeMs ?? Date.now())],
-    ['ETag', quoteEtag(put.etag ?? '')]
+    ['LastModified', isoDate(copied?.mtimeMs ?? Date.now())],
+    ['ETag', quoteEtag(copied?.etag ?? '')]
   ]))
 }
