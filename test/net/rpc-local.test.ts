@@ -287,10 +287,28 @@ test('the caller\'s signal aborts a slow handler; timeoutMs ends it with Deadlin
   assert.ok(ctx.log.includes('handler:aborted'))
   assert.is(outcomeOf('audit').error?.name, 'DeadlineExceeded')
 
-  // a signal aborted already: the handler sees it aborted (the server does not refuse the call itself)
+  // a signal aborted already: refused before any interceptor or handler runs
   ctx.log = []
+  ctx.ended = []
   await rejects(ctx.rpc.invokeLocal(USER, 'test.hang', null, { signal: AbortSignal.abort(new AbortedError('gone')) }), 'Aborted')
-  assert.ok(ctx.log.includes('handler:aborted'))
+  assert.equal([ctx.log, ctx.ended], [[], []])
+})
+
+test('an upload handler that answers before reading its whole body fails the call (MalformedFrame, as over the network)', async () => {
+  const early: RpcMethod = {
+    name: 'fs.early',
+    action: 'fs.write',
+    kind: 'upload',
+    params: pathParams,
+    handle: async ({ body }) => {
+      await body.next() // one chunk, then an answer
+      return { size: 1 }
+    }
+  }
+  ctx.rpc.register(early)
+  const body = (async function * () { yield new Uint8Array(10); yield new Uint8Array(10) })()
+  await rejects(ctx.rpc.invokeLocal(USER, 'fs.early', { path: '/u' }, { body }), 'MalformedFrame')
+  assert.is(outcomeOf('audit').error?.name, 'MalformedFrame')
 })
 
 test.run()

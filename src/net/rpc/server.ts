@@ -184,6 +184,8 @@ export class RpcServer {
     if (!this.#started) throw new UnavailableError('the RPC server is not serving')
     const method = this.#methods.get(name)
     if (method == null) throw new UnknownMethodError(`unknown method ${JSON.stringify(name)}`, { method: name })
+    // a caller gone already (e.g. the HTTP client hung up while its request queued): nothing runs
+    if (options.signal?.aborted === true) throw new AbortedError(`${name} was called after its caller left`)
     const deadline = new Deadline(options.timeoutMs ?? LOCAL_CALL_TIMEOUT_MS_MAX, options.signal)
     const signal = deadline.signal
     setMaxListeners(Infinity, signal)
@@ -225,13 +227,17 @@ export class RpcServer {
         case 'upload': {
           if (options.body === undefined) throw new InvalidArgumentError(`${name} is an upload: it needs a body`)
           const source = options.body
+          let drained = false
           async function * counted (): AsyncGenerator<Uint8Array> {
             for await (const chunk of source) {
               io.bytesIn += chunk.byteLength
               yield chunk
             }
+            drained = true
           }
           const result = await method.handle({ peer, params, signal, body: counted() })
+          // as over the network (#serveUpload): an upload's answer covers its whole body
+          if (!drained) throw new MalformedFrameError(`${method.name} returned before the upload ended`)
           end(undefined)
           return { result }
         }
