@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto'
 import {
-  AlreadyExistsError, BadDigestError, COMPOSE_PARTS_MAX, Deadline, DeadlineExceededError, DfsError, EXTENT_SIZE_MAX, FailedPreconditionError, INLINE_FILE_BYTES_MAX, InvalidArgumentError,
+  AlreadyExistsError, BadDigestError, COMPOSE_PARTS_MAX, RENAME_FILES_MAX, Deadline, DeadlineExceededError, DfsError, EXTENT_SIZE_MAX, FailedPreconditionError, INLINE_FILE_BYTES_MAX, InvalidArgumentError,
   InvalidRangeError, IsADirectoryError, NotADirectoryError, NotFoundError,
   QuotaExceededError, STAGE_BATCH_MAX, STAT_EXTENTS_MAX, extentChecksum, fromInternalPath, isTenantRootName, normalizePath, parentPath, requireComposeWithinTopLevel, requireFileMeta,
   requireNotRoot, throwIfAborted,
@@ -642,7 +642,7 @@ export class FileService {
    * Moves the file or directory at `from` to `to`; no byte moves. Within one metadata group it is
    * one operation (RenameFile: see the rules at RENAME_FILES_MAX in @dfs/api); a file moves to
    * another group by a transfer (transferFile: crash-safe, atomic for writers; a reader may see it
-   * at both names for a moment), a directory does not (IsADirectory). A file replaced at `to` (only
+   * at both names for a moment), a directory file by file (#renameDirAcross). A file replaced at `to` (only
    * with `replace`) is freed as `remove` frees one: a reader that opened it keeps its bytes until it
    * ends.
    */
@@ -651,13 +651,71 @@ export class FileService {
     const to = normalizePath(rawTo)
     requireNotRoot(from, to)
     if (!this.#sameGroup(from, to)) {
-      const { freed } = await transferFile({ metadata: this.#metadata, nodeId: this.#nodeId, reached: this.#reached }, from, to, options)
-      if (freed.length > 0) await this.#free(freed)
+      const isDir = await this.#metadata.read((v) => v.getFile(from) === undefined && v.isDirectory(from), { scope: { paths: [from] }, signal: options.signal })
+      if (isDir) return await this.#renameDirAcross(from, to, options)
+      await this.#transfer(from, to, options)
       return { from, to }
     }
     const result = await this.#metadata.propose({ type: 'RenameFile', from, to, replace: options.replace === true }, { signal: options.signal })
     const freed = result.freed ?? []
     if (freed.length > 0) await this.#free(freed)
+    return { from, to }
+  }
+
+  async #transfer (from: string, to: string, options: CallOptions & { replace?: boolean }): Promise<void> {
+    const { freed } = await transferFile({ metadata: this.#metadata, nodeId: this.#nodeId, reached: this.#reached }, from, to, options)
+    if (freed.length > 0) await this.#free(freed)
+  }
+
+  /**
+   * Moves a directory to another metadata group file by file: each file by a transfer (atomic and
+   * crash-safe on its own), then the directories: an empty one (explicit, or it would not exist) is
+   * made at `to`, and every directory left under `from` is removed, deepest first. The whole is not atomic: a failure or a
+   * crash midway leaves some files moved and the rest in place, each at exactly one name. The
+   * rules of a rename within a group hold: `to` must not exist (a directory there is AlreadyExists,
+   * a file NotADirectory), and at most RENAME_FILES_MAX files and directories move.
+   */
+  async #renameDirAcross (from: string, to: string, options: CallOptions): Promise<RenameResult> {
+    const signal = options.signal
+    const { files, dirs } = await this.#metadata.read((v) => {
+      if (v.getFile(to) !== undefined) throw new NotADirectoryError(`${to} is a file, so directory ${from} cannot move there`, { path: to, from })
+      if (v.isDirectory(to)) throw new AlreadyExistsError(`directory ${to} exists`, { path: to })
+      const found: { files: string[], dirs: Array<{ path: string, empty: boolean }> } = { files: [], dirs: [] }
+      const walk = (dir: string): void => {
+        for (let after: string | undefined; ;) {
+          const page = listDir(v, dir, { ...(after !== undefined ? { after } : {}), limit: LIST_PAGE_MAX })
+          for (const e of page) {
+            if (found.files.length + found.dirs.length >= RENAME_FILES_MAX) {
+              throw new FailedPreconditionError(`${from} holds more than ${RENAME_FILES_MAX} files and directories, more than one rename moves`,
+                { path: from, filesMax: RENAME_FILES_MAX })
+            }
+            if (e.type === 'file') found.files.push(e.path)
+            else {
+              found.dirs.push({ path: e.path, empty: e.size === 0 })
+              walk(e.path)
+            }
+          }
+          if (page.length < LIST_PAGE_MAX) return
+          after = page[page.length - 1].name
+        }
+      }
+      walk(from)
+      return found
+    }, { scope: { paths: [from, to] }, signal })
+    const moved = (p: string): string => to + p.slice(from.length)
+    for (const f of files) {
+      throwIfAborted(signal)
+      await this.#transfer(f, moved(f), { signal, replace: false })
+    }
+    // an empty directory exists only as an explicit one: it moves as one; so does `from` when empty
+    for (const d of dirs) if (d.empty) await this.#metadata.propose({ type: 'MakeDir', path: moved(d.path) }, { signal })
+    if (files.length === 0 && dirs.length === 0) await this.#metadata.propose({ type: 'MakeDir', path: to }, { signal })
+    for (const d of [...dirs.map((x) => x.path), from].sort((a, b) => b.length - a.length)) {
+      await this.#metadata.propose({ type: 'RemoveDir', path: d }, { signal }).catch((err: Error) => {
+        // an implicit directory went with its last file; anything else is the caller's to see
+        if (err.name !== 'NotFound') throw err
+      })
+    }
     return { from, to }
   }
 

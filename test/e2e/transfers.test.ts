@@ -108,8 +108,15 @@ test('mv to another group: the same extents at the new name only, read back iden
   await putNew(`/${A}/d/x`, 5)
   assert.equal(await ok(['fs', 'mv', `/${A}/d`, `/${A2}/d`]), { from: `/${A}/d`, to: `/${A2}/d` })
   assert.is((await ok(['fs', 'stat', `/${A2}/d/x`])).size, 5)
-  // a directory does not move between groups; --no-clobber refuses; nothing changed
-  assert.is(await errorName(['fs', 'mv', `/${A2}/d`, `/${B}/d`]), 'IsADirectory')
+  assert.equal(await ok(['fs', 'mv', `/${A2}/d`, `/${A}/d`]), { from: `/${A2}/d`, to: `/${A}/d` })
+  assert.equal(await ok(['fs', 'mv', `/${A}/d`, `/${A2}/d`]), { from: `/${A}/d`, to: `/${A2}/d` })
+  // a directory moves between groups file by file, an empty (explicit) one included
+  await ok(['fs', 'mkdir', `/${A2}/d/empty`])
+  assert.equal(await ok(['fs', 'mv', `/${A2}/d`, `/${B}/d`]), { from: `/${A2}/d`, to: `/${B}/d` })
+  assert.equal((await ok(['fs', 'ls', `/${B}/d`], 2)).entries.map((e: any) => [e.name, e.type]), [['empty', 'dir'], ['x', 'file']])
+  assert.is(await errorName(['fs', 'stat', `/${A2}/d`], 1), 'NotFound')
+  assert.is(await errorName(['fs', 'mv', `/${B}/d`, `/${A}/f.bin`]), 'NotADirectory')
+  // --no-clobber refuses; nothing changed
   await putNew(`/${B}/taken`, 7)
   assert.is(await errorName(['fs', 'mv', `/${A}/f.bin`, `/${B}/taken`, '--no-clobber']), 'AlreadyExists')
   assert.ok((await get(`/${A}/f.bin`, 1)).equals(bytes), 'the refused transfer left the file where it was')

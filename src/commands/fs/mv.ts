@@ -6,7 +6,7 @@ export default class FsMv extends ClientCommand<RenameResult> {
   static override summary = 'Rename a file or directory (no bytes move)'
   static override description = 'Like POSIX rename: a file at DST is replaced (its extents freed) unless --no-clobber is given. ' +
     'Within one metadata group it is one atomic step; a file moves to another group by a crash-safe transfer ' +
-    '(for an instant a reader may see it at both names); a directory moves only within its group.'
+    '(for an instant a reader may see it at both names); a directory moves there file by file (each file crash-safe, the whole not atomic).'
 
   static override args = {
     src: Args.string({ required: true, description: 'dfs path to rename' }),
