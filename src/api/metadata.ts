@@ -398,6 +398,11 @@ export type MetadataOp =
   | { type: 'RefuseTransfer', tx: string, from: string, to: string, createdAtMs: number }
   /** In the group of `to`: forgets the outcome of transfer `tx` (once the source group ended it). */
   | { type: 'ForgetTransfer', tx: string, to: string }
+  /**
+   * Sets a file's modification time (utimens through a mount): NotFound, IsADirectory, FailedPrecondition
+   * while it moves to another group. Its version and extents stay: no content changed.
+   */
+  | { type: 'SetFileTime', path: string, mtimeMs: number }
   /** Records an S3 access key (system group): AlreadyExists for a taken id, FailedPrecondition past S3_KEYS_MAX or for a peer without a role. */
   | { type: 'PutS3Key', key: S3KeyRecord }
   /** Drops an S3 access key (NotFound when there is none). */

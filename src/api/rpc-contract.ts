@@ -232,6 +232,18 @@ export interface CopyResult {
   shared: boolean
 }
 
+/** `fs.utime` params: a file's new modification time. */
+export interface FsUtimeParams extends FsNamespaceParams {
+  path: string
+  mtimeMs: number
+}
+
+/** `fs.utime` result. */
+export interface UtimeResult {
+  path: string
+  mtimeMs: number
+}
+
 /** `fs.mkdir` and `fs.rmdir` result: the directory, in the caller's namespace. */
 export interface DirResult {
   path: string
@@ -659,6 +671,7 @@ export interface RpcContract {
   'fs.rm': { kind: 'unary', action: 'fs.write', params: FsPathParams, result: RemoveResult }
   'fs.mv': { kind: 'unary', action: 'fs.write', params: FsRenameParams, result: RenameResult }
   'fs.cp': { kind: 'unary', action: 'fs.write', params: FsCopyParams, result: CopyResult }
+  'fs.utime': { kind: 'unary', action: 'fs.write', params: FsUtimeParams, result: UtimeResult }
   'fs.mkdir': { kind: 'unary', action: 'fs.write', params: FsPathParams, result: DirResult }
   'fs.rmdir': { kind: 'unary', action: 'fs.write', params: FsPathParams, result: DirResult }
   'fs.compose': { kind: 'unary', action: 'fs.write', params: FsComposeParams, validated: FsComposeValidated, result: ComposeResult }

@@ -761,6 +761,13 @@ export class FileService {
     return copyResult(from, file, false)
   }
 
+  /** Sets the modification time of the file at `path` (SetFileTime: its content and version stay). */
+  async setMtime (rawPath: string, mtimeMs: number, options: CallOptions = {}): Promise<{ path: string, mtimeMs: number }> {
+    const path = normalizePath(rawPath)
+    const result = await this.#metadata.propose({ type: 'SetFileTime', path, mtimeMs }, { signal: options.signal })
+    return { path, mtimeMs: result.file?.mtimeMs ?? mtimeMs }
+  }
+
   /** Makes `path` an explicit directory (MakeDir: idempotent; it stays when emptied, until `rmdir`). */
   async mkdir (rawPath: string, options: CallOptions = {}): Promise<DirResult> {
     const path = normalizePath(rawPath)

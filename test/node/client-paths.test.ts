@@ -79,7 +79,8 @@ test('every fs RPC checks its path with clientPath before a handler runs', () =>
     // fs.mv and fs.cp name two paths, `from` and `to`: each is checked
     const keys = method === 'fs.mv' || method === 'fs.cp' ? ['from', 'to'] : ['path']
     for (const key of keys) {
-      const other = Object.fromEntries(keys.filter((k) => k !== key).map((k) => [k, '/ok']))
+      // and the method's other required params
+      const other = { ...Object.fromEntries(keys.filter((k) => k !== key).map((k) => [k, '/ok'])), ...(method === 'fs.utime' ? { mtimeMs: 1 } : {}) }
       assert.is(refusal(() => m.params({ ...other, [key]: '/a\u202eb' })), 'InvalidArgument', method)
       assert.is(refusal(() => m.params({ ...other, [key]: '/a\u0007' })), 'InvalidArgument', method)
       assert.is(refusal(() => m.params({ ...other, [key]: `/${'\u20ac'.repeat(86)}` })), 'InvalidArgument', method)

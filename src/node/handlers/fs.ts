@@ -1,7 +1,7 @@
 import {
   COMPOSE_PARTS_MAX, CONSISTENCY_DEFAULT, CONSISTENCY_LEVELS, DfsError, GET_EXTENTS_MAX, InvalidArgumentError, IsADirectoryError, errorFromWire, fromInternalPath,
   requireFileMeta, tenantRootPath, toInternalPath,
-  type CallOptions, type FileMeta, type FsComposeValidated, type FsCopyParams, type FsPutParams, type FsRenameParams
+  type CallOptions, type FileMeta, type FsComposeValidated, type FsCopyParams, type FsPutParams, type FsRenameParams, type FsUtimeParams
 } from '@dfs/api'
 import { Action } from '../../security/index.js'
 import { LIST_PAGE_MAX, type FileService } from '../files.js'
@@ -218,6 +218,21 @@ export function fsMethods (files: FileService, namespaceOf: NamespaceOf = DEFAUL
           const meta = params.replaceMeta === true ? metaOf(params) ?? {} : metaOf(params)
           const r = await files.copy(from, toInternalPath(tenant, params.to), { signal, replace: params.replace, meta })
           return { ...r, from: params.from, to: params.to }
+        })
+      }
+    }),
+    defineMethod('fs.utime', {
+      action: Action.FsWrite,
+      kind: 'unary',
+      params: (raw): FsUtimeParams => {
+        const p = record(raw, 'fs.utime')
+        return { path: path(p, 'path'), mtimeMs: integer(p, 'mtimeMs', { min: 0, max: Number.MAX_SAFE_INTEGER }) as number, ...tenantParam(p) }
+      },
+      handle: async ({ peer, params, signal }) => {
+        if (params.path === '/') throw new IsADirectoryError('/ is a directory', { path: '/' })
+        return await inNamespace(peer, params, signal, async (internal) => {
+          const r = await files.setMtime(internal, params.mtimeMs, { signal })
+          return { path: params.path, mtimeMs: r.mtimeMs }
         })
       }
     }),

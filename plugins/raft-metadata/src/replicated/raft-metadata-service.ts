@@ -718,7 +718,8 @@ export class RaftMetadataService implements MetadataService {
     const data = await this.#dataReplicas(signal)
     const groups = data.length
     const fields = op as unknown as Record<string, unknown>
-    if (type === 'PutFile' || type === 'DeleteFile' || type === 'MakeDir' || type === 'RemoveDir' || type === 'StageExtents' || type === 'DropStage') {
+    if (type === 'PutFile' || type === 'DeleteFile' || type === 'MakeDir' || type === 'RemoveDir' || type === 'StageExtents' || type === 'DropStage' ||
+        type === 'SetFileTime') {
       const path = normalizePath(fields.path) // InvalidArgument for a malformed path
       return path === '/' ? data[0] : data[groupOfShard(shardOfPath(path), groups) - 1]
     }

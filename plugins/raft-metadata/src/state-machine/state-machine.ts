@@ -302,6 +302,7 @@ export class MetadataStateMachine implements MetadataView {
       case 'AcceptTransfer': return this.#acceptTransfer(op, index)
       case 'RefuseTransfer': return this.#refuseTransfer(op, index)
       case 'ForgetTransfer': return this.#forgetTransfer(op, index)
+      case 'SetFileTime': return this.#setFileTime(op, index)
       default:
         throw new InvalidArgumentError('unknown operation type',
           { type: typeof type === 'string' ? type.slice(0, 64) : typeof type })
@@ -325,7 +326,8 @@ export class MetadataStateMachine implements MetadataView {
     if (type === 'PutTenant' || type === 'RemoveTenant') {
       const name = type === 'PutTenant' ? field(requireRecord(field(op, 'tenant'), 'tenant'), 'name') : field(op, 'name')
       shard = shardOfPath(tenantRootPath(requireTenantField(name, type === 'PutTenant' ? 'tenant.name' : 'name')))
-    } else if (type === 'PutFile' || type === 'DeleteFile' || type === 'MakeDir' || type === 'RemoveDir' || type === 'StageExtents' || type === 'DropStage') {
+    } else if (type === 'PutFile' || type === 'DeleteFile' || type === 'MakeDir' || type === 'RemoveDir' || type === 'StageExtents' || type === 'DropStage' ||
+        type === 'SetFileTime') {
       const path = requirePath(field(op, 'path'), 'path')
       if (path === '/') return // rejected by the handler
       shard = shardOfPath(path)
@@ -1053,6 +1055,21 @@ export class MetadataStateMachine implements MetadataView {
     const id = requireAccessKeyId(field(op, 'accessKeyId'), 'accessKeyId')
     if (!this.#s3Keys.delete(id)) throw new NotFoundError(`no access key ${id}`, { accessKeyId: id })
     return { ok: true, index }
+  }
+
+  /** SetFileTime: the file's mtime, nothing else (its version and extents stay: no content changed). */
+  #setFileTime (op: Fields, index: number): OkResult {
+    const path = requirePath(field(op, 'path'), 'path')
+    const mtimeMs = requireInteger(field(op, 'mtimeMs'), 'mtimeMs', 0, Number.MAX_SAFE_INTEGER)
+    const file = this.#files.get(path)
+    if (file === undefined) {
+      if (this.#dirs.has(path)) throw new IsADirectoryError(`${path} is a directory: only files keep a time`, { path })
+      throw new NotFoundError(`no file ${path}`, { path })
+    }
+    this.#requireNotFrozen(path)
+    const touched: FileRecord = Object.freeze({ ...file, mtimeMs })
+    this.#files.set(path, touched)
+    return { ok: true, index, file: touched }
   }
 
   /** CopyFile: see the rules at CopyFileOp in @dfs/api (metadata.ts). */
