@@ -2,7 +2,8 @@
  * A map whose entries expire `ttlMs` after they were set, holding at most `entriesMax` (the oldest
  * set goes first). The mount keeps attributes and directory listings in these for a short TTL
  * (MOUNT_CACHE_TTL_MS): a change made elsewhere (`dfs fs put`) shows within the TTL, and the mount's
- * own changes delete the entries they touch at once, so its own writes are never hidden.
+ * own changes update (a listing, changed in place: it keeps its expiry) or delete the entries they
+ * touch at once, so its own writes are never hidden.
  */
 export class TtlCache<K, V> {
   readonly ttlMs: number

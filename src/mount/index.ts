@@ -5,7 +5,7 @@ import { logger } from '@libp2p/logger'
 import { errnoOf } from './errno.js'
 import { MountFailedError } from './errors.js'
 import { lazyUnmount, loadFuse, prepareMountpoint, type FuseCallback, type FuseInstance, type FuseOperations, type LoadedFuse } from './fuse-loader.js'
-import { MountOps, type MountAttr, type MountCapacity } from './ops.js'
+import { MOUNT_CACHE_TTL_MS, MountOps, type MountAttr, type MountCapacity } from './ops.js'
 import type { RemoteFs } from './remote.js'
 
 export { MountOps } from './ops.js'
@@ -19,11 +19,25 @@ const log = logger('dfs:mount')
  * the commit of a large file on close.
  */
 export const FUSE_OP_TIMEOUT_MS = 10 * 60_000
+/** The kernel's caches of names, attributes and misses, in seconds: the mount's own TTL (MOUNT_CACHE_TTL_MS). */
+const KERNEL_CACHE_S = MOUNT_CACHE_TTL_MS / 1000
 /**
  * Options given to libfuse with the file system's name: 128 KiB writes (FUSE 2 otherwise sends 4 KiB
- * at a time). The binding passes only options it knows, so these ride in `fsname`'s value.
+ * at a time), and the kernel believes names, attributes and misses (negative_timeout: libfuse's default
+ * is 0, asking again at every lookup of a missing name) for as long as the mount's caches do, so a change
+ * made elsewhere shows within the same TTL. The kernel updates its caches on the mount's own changes.
+ * The binding passes only options it knows, so these ride in `fsname`'s value.
  */
-const FSNAME = 'dfs,big_writes,max_write=131072'
+const FSNAME = `dfs,big_writes,max_write=131072,entry_timeout=${KERNEL_CACHE_S},attr_timeout=${KERNEL_CACHE_S},negative_timeout=${KERNEL_CACHE_S}`
+/**
+ * The time utimens gives, in ms. libfuse 2 hands over UTIME_NOW (and UTIME_OMIT) as a timespec of 0 s
+ * and ~1.07e9 ns, about 1073 ms here: that is now. (@cocalc/fuse-native 2.4.3 passes the access time
+ * in the modification time's place too; `touch`, `cp -p` and `rsync -t` set both to one value.)
+ */
+export function mtimeOf (value: unknown): number {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 2000 ? value : Date.now()
+}
+
 /** Block size reported by stat and statfs. */
 const BLOCK_BYTES = 4096
 
@@ -184,7 +198,7 @@ export function fuseOperations (ops: MountOps): FuseOperations {
     mkdir: (path: string, _mode: number, cb: FuseCallback) => { reply(cb, async () => { await ops.mkdir(path) }) },
     rmdir: (path: string, cb: FuseCallback) => { reply(cb, async () => { await ops.rmdir(path) }) },
     rename: (from: string, to: string, cb: FuseCallback) => { reply(cb, async () => { await ops.rename(from, to) }) },
-    utimens: (path: string, _atime: unknown, _mtime: unknown, cb: FuseCallback) => { reply(cb, async () => { await ops.setattr(path) }) },
+    utimens: (path: string, _atime: unknown, mtime: unknown, cb: FuseCallback) => { reply(cb, async () => { await ops.utimens(path, mtimeOf(mtime)) }) },
     chmod: (path: string, _mode: number, cb: FuseCallback) => { reply(cb, async () => { await ops.setattr(path) }) },
     chown: (path: string, _uid: number, _gid: number, cb: FuseCallback) => { reply(cb, async () => { await ops.setattr(path) }) }
   }

@@ -1,5 +1,4 @@
 import { constants } from 'node:fs'
-import { copyFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { logger } from '@libp2p/logger'
 import { FailedPreconditionError, IsADirectoryError, NotFoundError, type DirEntry } from '@dfs/api'
@@ -16,6 +15,17 @@ export const MOUNT_CACHE_TTL_MS = 1000
 export const ATTR_CACHE_ENTRIES_MAX = 100_000
 /** Most directories whose listing is cached. */
 export const DIR_CACHE_ENTRIES_MAX = 256
+/**
+ * How long a directory found to hold more than one fs.ls page is not listed to answer a lookup of a
+ * missing name (its first page would cost more than the stats it saves). Only a cost: never a result.
+ */
+export const BIG_DIR_MEMORY_MS = 60_000
+/**
+ * A new file's spool (create, or open with O_TRUNC) holds its bytes in memory up to this size, and a
+ * commit of at most this many bytes sends them from memory: a small file touches no disk and its
+ * commit is one upload. Memory for spools is at most this × MOUNT_HANDLES_MAX (256 MiB).
+ */
+export const SMALL_COMMIT_BYTES_MAX = 64 * 1024
 /** Most files open through the mount at once (EMFILE past it); each writer holds one spool file. */
 export const MOUNT_HANDLES_MAX = 4096
 /** Most entries of one directory the mount lists (EIO past it, rather than an endless listing). */
@@ -97,6 +107,23 @@ function baseOf (path: string): string {
   return path.slice(path.lastIndexOf('/') + 1)
 }
 
+/** What getattr answers for every directory. */
+const DIR_ATTR: MountAttr = { type: 'dir', size: 0, mtimeMs: 0 }
+
+/** A directory's listing by name: complete when it was fetched, then changed only as the mount changes the directory. */
+type Listing = Map<string, DirEntry>
+
+/** One fs.ls of a directory under way: a change the mount makes there meanwhile makes its answer `stale`, never cached. */
+interface ListingInFlight {
+  dir: string
+  stale: boolean
+}
+
+/** A file's entry in its directory's listing, as the mount's own commit of `size` bytes left it. */
+function fileEntry (path: string, size: number): DirEntry {
+  return { path, name: baseOf(path), type: 'file', size }
+}
+
 /** Whether `path` is `root` or inside it. */
 function within (path: string, root: string): boolean {
   return path === root || path.startsWith(root === '/' ? '/' : root + '/')
@@ -105,19 +132,27 @@ function within (path: string, root: string): boolean {
 /**
  * The file system the mount serves, as plain async calls on kernel paths (what FUSE's high-level API
  * hands over); fuse.ts binds them to the kernel. Semantics:
- * - Reads: attributes and listings are cached for `cacheTtlMs` and dropped by the mount's own
- *   changes. A reader reads in range reads: aligned READ_AHEAD_BYTES windows, READ_AHEAD_WINDOWS
+ * - Reads: attributes and listings are cached for `cacheTtlMs`, counted from when the cluster
+ *   answered them. The mount's own changes update a cached listing (a commit, unlink, mkdir, rmdir or
+ *   rename that succeeded adds or removes its name) and drop what they cannot update (attributes,
+ *   listings a failed change may or may not have touched), so its own changes always show and a
+ *   change made elsewhere shows once the TTL passed. A lookup of a name missing from a fresh listing
+ *   of its directory is answered ENOENT from it; the first miss in a directory with no fresh listing
+ *   lists it (when it fits one fs.ls page), so a loop creating files asks no stat per file.
+ *   A reader reads in range reads: aligned READ_AHEAD_BYTES windows, READ_AHEAD_WINDOWS
  *   ahead while it reads sequentially. It reads the file as it was when opened (close-to-open): up to
  *   the size it had, and only bytes of the version its first read saw; a file replaced under an open
  *   reader answers ESTALE (StaleFile) rather than a mix of two versions.
  * - Writes: a file opened for writing is spooled to a local temporary file (an existing file is
- *   first downloaded whole, unless opened with O_TRUNC) and committed as one `fs.put` on flush
+ *   first downloaded whole, unless opened with O_TRUNC; a new or truncated one is held in memory
+ *   while it fits SMALL_COMMIT_BYTES_MAX) and committed as one `fs.put` on flush
  *   (every close), fsync and release: other readers see the old bytes or the new, never a mix.
  *   A file made by create exists only in the mount (listed, renamed, unlinked there) until its
  *   first commit puts it, so creating a small file costs one put.
  * - chmod and chown are accepted and ignored (dfs keeps no owners or modes: every file shows as the
- *   mounting user's, 0644, every directory 0755); utimens is accepted and not kept (a file's mtime is
- *   the time of its last put).
+ *   mounting user's, 0644, every directory 0755). utimens sets a file's mtime (fs.utime), after
+ *   committing what its open handles wrote (a later commit is a later put, with its own time); a
+ *   directory's is accepted and not kept (dfs directories have no time).
  * - rename across top-level directories is CrossDevice (EXDEV: `mv` copies instead).
  */
 export class MountOps {
@@ -125,7 +160,11 @@ export class MountOps {
   readonly #spoolDir: string
   readonly #readOnly: boolean
   readonly #attrs: TtlCache<string, MountAttr | null>
-  readonly #dirs: TtlCache<string, DirEntry[]>
+  readonly #dirs: TtlCache<string, Listing>
+  /** Directories known to hold more than one fs.ls page (BIG_DIR_MEMORY_MS). */
+  readonly #bigDirs: TtlCache<string, true>
+  /** The fs.ls listings under way: at most one per caller waiting on one (bounded by the kernel's requests). */
+  readonly #listing = new Set<ListingInFlight>()
   readonly #capacity: TtlCache<'cluster', RemoteCapacity>
   readonly #handles = new Map<number, Handle>()
   #nextFd = 1
@@ -139,6 +178,7 @@ export class MountOps {
     const now = init.now ?? Date.now
     this.#attrs = new TtlCache({ ttlMs, entriesMax: ATTR_CACHE_ENTRIES_MAX, now })
     this.#dirs = new TtlCache({ ttlMs, entriesMax: DIR_CACHE_ENTRIES_MAX, now })
+    this.#bigDirs = new TtlCache({ ttlMs: BIG_DIR_MEMORY_MS, entriesMax: DIR_CACHE_ENTRIES_MAX, now })
     this.#capacity = new TtlCache({ ttlMs, entriesMax: 1, now })
   }
 
@@ -148,20 +188,37 @@ export class MountOps {
   }
 
   async getattr (path: string): Promise<MountAttr> {
-    if (path === '/') return { type: 'dir', size: 0, mtimeMs: 0 }
-    // a file being written has the size of its spool, also before its first commit
+    if (path === '/') return DIR_ATTR
+    // a file being written has the size of its spool, also before its first commit (a handle open
+    // for writing that wrote nothing yet shows the file as the cluster has it: `touch` opens, then sets a time)
     for (const h of this.#handles.values()) {
-      if (h.spool !== undefined && !h.unlinked && h.path === path) return { type: 'file', size: h.spool.size, mtimeMs: Date.now() }
+      if (h.spool !== undefined && !h.unlinked && h.path === path && (h.dirty || h.created)) return { type: 'file', size: h.spool.size, mtimeMs: Date.now() }
     }
     const cached = this.#attrs.get(path)
     if (cached === null) throw new NotFoundError(`no file or directory at ${path}`, { path })
     if (cached !== undefined) return cached
+    const parent = parentOf(path)
+    const listed = this.#dirs.get(parent)
+    if (listed !== undefined) {
+      const e = listed.get(baseOf(path))
+      // a fresh listing holds every name of its directory: a missing name is a miss without a stat
+      if (e === undefined) throw new NotFoundError(`no file or directory at ${path}`, { path })
+      if (e.type === 'dir') return DIR_ATTR
+      // a file it lists: its attributes (the cluster's mtime) were dropped by a change, stat says them
+    }
     let attr: RemoteAttr
     try {
       attr = await this.#remote.stat(path)
     } catch (err) {
+      if ((err as Error)?.name !== 'NotFound') throw err
       // a miss is remembered too: a `cp` looks its target up before it creates it
-      if ((err as Error)?.name === 'NotFound') this.#attrs.set(path, null)
+      this.#attrs.set(path, null)
+      // and the directory is listed, so the next names looked up there (a loop of creates) cost no stat
+      if (listed === undefined && this.#bigDirs.get(parent) === undefined) {
+        await this.#list(parent, { pagesMax: 1 }).catch((listErr: unknown) => {
+          log('listing %s after a miss in it failed: %s', parent, (listErr as Error)?.message)
+        })
+      }
       throw err
     }
     this.#attrs.set(path, attr)
@@ -170,7 +227,8 @@ export class MountOps {
 
   /** The names in a directory, every page of it; each entry's attributes are cached on the way (`ls -l`). */
   async readdir (path: string): Promise<DirEntry[]> {
-    return this.#withCreated(path, this.#dirs.get(path) ?? await this.#list(path))
+    const listed = this.#dirs.get(path) ?? await this.#list(path)
+    return this.#withCreated(path, [...listed.values()])
   }
 
   /** A listing with the files this mount created in `path` that are not committed yet (they exist for its users). */
@@ -186,23 +244,40 @@ export class MountOps {
     return created.length === 0 ? entries : [...entries, ...created]
   }
 
-  /** Every page of a directory from the cluster, cached. */
-  async #list (path: string): Promise<DirEntry[]> {
-    const entries: DirEntry[] = []
-    let after: string | undefined
-    while (true) {
-      const page = await this.#remote.list(path, after)
-      for (const e of page.entries) {
-        // fs.ls of a file lists the file itself: the kernel asks only directories, so that is a race
-        if (e.path === path && e.type === 'file') throw new NotFoundError(`${path} is no longer a directory`, { path })
-        entries.push(e)
-        this.#attrs.set(join(path, e.name), e.type === 'dir' ? { type: 'dir', size: 0, mtimeMs: 0 } : { type: 'file', size: e.size, mtimeMs: e.mtimeMs ?? 0 })
+  /**
+   * Every page of a directory from the cluster, cached with its entries' attributes unless the mount
+   * changed the directory meanwhile (the answer may predate the change: it is returned, not kept).
+   * With `pagesMax`, a directory longer than that is not cached but remembered as big.
+   */
+  async #list (path: string, options: { pagesMax?: number } = {}): Promise<Listing> {
+    const entries: Listing = new Map()
+    const inFlight: ListingInFlight = { dir: path, stale: false }
+    this.#listing.add(inFlight)
+    try {
+      let after: string | undefined
+      for (let pages = 1; ; pages++) {
+        const page = await this.#remote.list(path, after)
+        for (const e of page.entries) {
+          // fs.ls of a file lists the file itself: the kernel asks only directories, so that is a race
+          if (e.path === path && e.type === 'file') throw new NotFoundError(`${path} is no longer a directory`, { path })
+          entries.set(e.name, e)
+        }
+        if (entries.size > READDIR_ENTRIES_MAX) {
+          throw new FailedPreconditionError(`${path} holds more than ${READDIR_ENTRIES_MAX} entries: list it with dfs fs ls --limit`, { path })
+        }
+        if (!page.more || page.entries.length === 0) break
+        if (options.pagesMax !== undefined && pages >= options.pagesMax) {
+          this.#bigDirs.set(path, true)
+          return entries
+        }
+        after = page.entries[page.entries.length - 1].name
       }
-      if (entries.length > READDIR_ENTRIES_MAX) {
-        throw new FailedPreconditionError(`${path} holds more than ${READDIR_ENTRIES_MAX} entries: list it with dfs fs ls --limit`, { path })
-      }
-      if (!page.more || page.entries.length === 0) break
-      after = page.entries[page.entries.length - 1].name
+    } finally {
+      this.#listing.delete(inFlight)
+    }
+    if (inFlight.stale) return entries
+    for (const e of entries.values()) {
+      this.#attrs.set(join(path, e.name), e.type === 'dir' ? DIR_ATTR : { type: 'file', size: e.size, mtimeMs: e.mtimeMs ?? 0 })
     }
     this.#dirs.set(path, entries)
     return entries
@@ -228,8 +303,8 @@ export class MountOps {
     // a file created here and not committed yet has its bytes only in its creator's spool
     const creator = this.#created(path)[0]?.spool
     if (creator !== undefined) {
-      if (!truncate) await copyFile(creator.path, spoolPath)
-      const fd = this.#add(path, await Spool.open(spoolPath, { keep: !truncate }), 0)
+      if (!truncate) await creator.copyTo(spoolPath)
+      const fd = this.#add(path, await Spool.open(spoolPath, { keep: !truncate, memoryBytesMax: SMALL_COMMIT_BYTES_MAX }), 0)
       this.#handle(fd).dirty = writable && truncate
       return fd
     }
@@ -240,7 +315,7 @@ export class MountOps {
       await this.#remote.download(path, spoolPath)
       spool = await Spool.open(spoolPath, { keep: true })
     } else {
-      spool = await Spool.open(spoolPath)
+      spool = await Spool.open(spoolPath, { memoryBytesMax: SMALL_COMMIT_BYTES_MAX })
     }
     const fd = this.#add(path, spool, 0)
     // an O_TRUNC of a non-empty file is a change to commit even if nothing is written
@@ -252,8 +327,9 @@ export class MountOps {
   async create (path: string): Promise<number> {
     this.#writable(path)
     this.#roomForHandle(path)
-    const spool = await Spool.open(this.#spoolPath())
-    this.#changed(path)
+    const spool = await Spool.open(this.#spoolPath(), { memoryBytesMax: SMALL_COMMIT_BYTES_MAX })
+    // its directory's listing gets its name at its first commit; until then the handle shows it
+    this.#attrs.delete(path)
     const fd = this.#add(path, spool, 0)
     const h = this.#handle(fd)
     // nothing is put yet: the first commit (close, fsync) puts the file, empty or not
@@ -321,13 +397,15 @@ export class MountOps {
       await this.#remote.download(path, spoolPath)
       spool = await Spool.open(spoolPath, { keep: true })
     } else {
-      spool = await Spool.open(spoolPath)
+      spool = await Spool.open(spoolPath, { memoryBytesMax: SMALL_COMMIT_BYTES_MAX })
     }
+    let done = false
     try {
       await spool.truncate(size)
-      await this.#remote.put(path, spool.path, size)
+      await this.#put(path, spool)
+      done = true
     } finally {
-      this.#changed(path)
+      this.#changed(path, done ? fileEntry(path, size) : undefined)
       await spool.discard()
     }
   }
@@ -346,33 +424,40 @@ export class MountOps {
   async unlink (path: string): Promise<void> {
     this.#writable(path)
     const created = this.#created(path)
+    let gone = false
     try {
       await this.#remote.remove(path)
+      gone = true
     } catch (err) {
       // a file created here and not committed yet exists only here; the library's hidden names go at release
       const localOnly = created.length > 0 || baseOf(path).startsWith(HIDDEN_PREFIX)
       if (!(localOnly && (err as Error)?.name === 'NotFound')) throw err
+      gone = true
     } finally {
-      this.#changed(path)
+      this.#changed(path, gone ? null : undefined)
     }
     for (const h of created) h.unlinked = true
   }
 
   async mkdir (path: string): Promise<void> {
     this.#writable(path)
+    let made = false
     try {
       await this.#remote.mkdir(path)
+      made = true
     } finally {
-      this.#changed(path)
+      this.#changed(path, made ? { path, name: baseOf(path), type: 'dir', size: 0 } : undefined)
     }
   }
 
   async rmdir (path: string): Promise<void> {
     this.#writable(path)
+    let removed = false
     try {
       await this.#remote.rmdir(path)
+      removed = true
     } finally {
-      this.#changed(path, { subtree: true })
+      this.#changed(path, removed ? null : undefined, { subtree: true })
     }
   }
 
@@ -381,12 +466,19 @@ export class MountOps {
     if (topLevelOf(from) !== topLevelOf(to)) {
       throw new CrossDeviceError(`${from} and ${to} are in different top-level directories`, { from, to })
     }
+    // what the listings say of `to` after the move: what `from` was (unknown: `to`'s listing is dropped)
+    let moved: DirEntry | undefined
     try {
-      // a file created here and not committed yet moves here only: its commit puts it at `to`
-      if (this.#created(from).length === 0) await this.#remote.rename(from, to)
+      // a file created here and not committed yet moves here only: its commit puts it at `to` (a file
+      // the cluster may hold at `from` stays there, so both listings are asked again)
+      if (this.#created(from).length === 0) {
+        const was = this.#dirs.get(parentOf(from))?.get(baseOf(from))
+        await this.#remote.rename(from, to)
+        if (was !== undefined) moved = { ...was, path: to, name: baseOf(to) }
+      }
     } finally {
-      this.#changed(from, { subtree: true })
-      this.#changed(to, { subtree: true })
+      this.#changed(from, moved !== undefined ? null : undefined, { subtree: true })
+      this.#changed(to, moved, { subtree: true })
     }
     // open files move with their path: their next commit goes where they are now
     for (const h of this.#handles.values()) {
@@ -394,10 +486,24 @@ export class MountOps {
     }
   }
 
-  /** chmod, chown and utimens: accepted on an existing path and not kept (see the class comment). */
+  /** chmod and chown: accepted on an existing path and not kept (see the class comment). */
   async setattr (path: string): Promise<void> {
     this.#writable(path)
     await this.getattr(path)
+  }
+
+  /** utimens: a file's mtime is kept (see the class comment); a directory's is accepted. */
+  async utimens (path: string, mtimeMs: number): Promise<void> {
+    this.#writable(path)
+    const attr = await this.getattr(path)
+    if (attr.type === 'dir') return
+    // what the handles wrote goes first: otherwise their commit would come after, with its own time
+    for (const h of [...this.#handles.values()]) if (h.path === path && !h.unlinked) await this.#commit(h)
+    try {
+      await this.#remote.utime(path, Math.max(0, Math.floor(mtimeMs)))
+    } finally {
+      this.#attrs.delete(path)
+    }
   }
 
   /** Commits every handle with uncommitted writes (at unmount), returning how many failed. */
@@ -471,29 +577,52 @@ export class MountOps {
       if (!h.dirty) return
       h.dirty = false
       if (h.unlinked || baseOf(h.path).startsWith(HIDDEN_PREFIX)) return
+      const path = h.path
+      let done = false
       try {
-        await this.#remote.put(h.path, spool.path, spool.size)
+        await this.#put(path, spool)
         h.created = false
+        done = true
       } catch (err) {
         // still to commit: a later flush, fsync or release tries again
         h.dirty = true
         throw err
       } finally {
-        this.#changed(h.path)
+        this.#changed(path, done ? fileEntry(path, spool.size) : undefined)
       }
     })
   }
 
-  /** Forgets what the caches say about `path` and its directory (and, with `subtree`, everything under it). */
-  #changed (path: string, options: { subtree?: boolean } = {}): void {
+  /** The spool's bytes as the file at `path`: a small spool is read whole and sent from memory. */
+  async #put (path: string, spool: Spool): Promise<void> {
+    const size = spool.size
+    if (size <= SMALL_COMMIT_BYTES_MAX || spool.inMemory) await this.#remote.put(path, await spool.bytes(), size)
+    else await this.#remote.put(path, spool.path, size)
+  }
+
+  /**
+   * Records a change the mount made at `path`: what the caches say of it (its attributes, its own
+   * listing; with `subtree`, everything under it) is dropped, and an fs.ls under way in its directory
+   * or below it is not kept. `now` is what its directory's cached listing says of it after the change:
+   * its entry, null when it is gone, or undefined when the change may or may not have happened (a
+   * failed call): then that listing is dropped and the next lookup asks the cluster. The listing
+   * keeps the expiry it had: a change made elsewhere still shows once it expires.
+   */
+  #changed (path: string, now: DirEntry | null | undefined, options: { subtree?: boolean } = {}): void {
+    const parent = parentOf(path)
     this.#attrs.delete(path)
     this.#dirs.delete(path)
-    this.#dirs.delete(parentOf(path))
     this.#capacity.clear()
     if (options.subtree === true) {
       this.#attrs.deleteWhere((k) => within(k, path))
       this.#dirs.deleteWhere((k) => within(k, path))
     }
+    for (const l of this.#listing) if (l.dir === parent || within(l.dir, path)) l.stale = true
+    const listed = this.#dirs.get(parent)
+    if (listed === undefined) return
+    if (now === undefined || (now !== null && listed.size >= READDIR_ENTRIES_MAX)) this.#dirs.delete(parent)
+    else if (now === null) listed.delete(baseOf(path))
+    else listed.set(now.name, now)
   }
 
   /**

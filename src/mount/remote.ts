@@ -4,6 +4,11 @@ import { getFile, putFile } from '../client/files.js'
 import type { DfsClient } from '../client/index.js'
 import type { NodePool } from './failover.js'
 
+/** An upload body of one chunk. */
+async function * once (bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield bytes
+}
+
 /** Most entries one `fs.ls` page asks for. */
 export const LIST_PAGE_ENTRIES = 1000
 /** Most bytes one range read returns (a read-ahead window is at most this). */
@@ -46,10 +51,12 @@ export interface RemoteFs {
   read: (path: string, offset: number, length: number) => Promise<RemoteRead>
   /** The whole file into the local file `local`. */
   download: (path: string, local: string) => Promise<void>
-  /** The local file `local` (of `size` bytes) as the file at `path`, in one atomic put. */
-  put: (path: string, local: string, size: number) => Promise<void>
+  /** The local file at the path `from`, or the bytes `from`, (`size` bytes) as the file at `path`, in one atomic put. */
+  put: (path: string, from: string | Uint8Array, size: number) => Promise<void>
   remove: (path: string) => Promise<void>
   rename: (from: string, to: string) => Promise<void>
+  /** Sets a file's modification time. */
+  utime: (path: string, mtimeMs: number) => Promise<void>
   mkdir: (path: string) => Promise<void>
   rmdir: (path: string) => Promise<void>
   capacity: () => Promise<RemoteCapacity>
@@ -131,9 +138,13 @@ export class ClusterFs implements RemoteFs {
     await this.#pool.run(async (c) => { await getFile(c, path, local, undefined, undefined, this.#read()) }, { retry: true })
   }
 
-  async put (path: string, local: string, size: number): Promise<void> {
+  async put (path: string, from: string | Uint8Array, size: number): Promise<void> {
+    if (typeof from !== 'string' && from.byteLength !== size) throw new Error(`put of ${path}: ${from.byteLength} bytes given as ${size}`)
     await this.#pool.run(async (c) => {
-      const r = await putFile(c, local, path, undefined, this.#tenant)
+      // bytes in memory go as one upload of them (putFile's path, without the local file's stat and stream)
+      const r = typeof from === 'string'
+        ? await putFile(c, from, path, undefined, this.#tenant)
+        : await c.rpc.upload('fs.put', { path, size, ...this.#tenant }, once(from), { timeoutMs: c.timeoutMs })
       // the spool does not change while it is committed (the handle's lock): anything else is a bug
       if (r.size !== size) throw new Error(`put of ${path} stored ${r.size} bytes, the spool holds ${size}`)
     }, { retry: true })
@@ -145,6 +156,11 @@ export class ClusterFs implements RemoteFs {
 
   async rename (from: string, to: string): Promise<void> {
     await this.#pool.run(async (c) => await c.call('fs.mv', { from, to, replace: true, ...this.#tenant }), { retry: false })
+  }
+
+  async utime (path: string, mtimeMs: number): Promise<void> {
+    // setting a time twice leaves it set: safe to retry on another node
+    await this.#pool.run(async (c) => await c.call('fs.utime', { path, mtimeMs, ...this.#tenant }), { retry: true })
   }
 
   async mkdir (path: string): Promise<void> {

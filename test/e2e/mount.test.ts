@@ -13,7 +13,8 @@ import { loadFuse } from '../../src/mount/fuse-loader.js'
  * `dfs mount` through the real kernel: a three-node cluster of real processes mounted on a temporary
  * directory by a spawned `dfs mount`. cp of a 50 MiB file in, read back with cmp and with
  * `dfs fs get`; ls -l, stat, mv (within a top-level directory, and across: EXDEV, so mv copies), rm,
- * mkdir -p, rmdir; dd at random offsets; a file put with `dfs fs put` visible within the TTL; errno
+ * mkdir -p, rmdir; dd at random offsets; a file put with `dfs fs put` visible within the TTL (also in a
+ * directory the mount is creating files in); errno
  * of failures; a seeded fsx-like sequence compared with a local directory after each close; two
  * readers at once; a read-only mount refusing writes with EROFS; SIGTERM unmounting; a killed mount
  * recovered by the next; and the mount's node killed mid-read, the reads going on through another.
@@ -138,7 +139,7 @@ if (unavailable === undefined) {
     assert.is((await ok(['fs', 'stat', '/docs/big.bin'], 1)).size, 50 * MiB)
   })
 
-  test('ls -l and stat show sizes, types and the mounting user', async () => {
+  test('ls -l and stat show sizes, types and the mounting user; touch -d keeps its time', async () => {
     await writeFile(join(mnt, 'docs', 'small.txt'), 'hello\n')
     const { stdout } = await run('ls', ['-l', join(mnt, 'docs')])
     assert.match(stdout, new RegExp(`-rw-r--r-- 1 \\S+ \\S+\\s+${50 * MiB} .* big\\.bin`))
@@ -148,6 +149,11 @@ if (unavailable === undefined) {
     assert.is((await run('stat', ['-c', '%F', join(mnt, 'docs')])).stdout.trim(), 'directory')
     const df = await run('df', ['-B1', mnt])
     assert.match(df.stdout, /dfs/)
+    // touch -d keeps the time (utimens), seen through the mount and by dfs fs stat
+    await run('touch', ['-d', '2020-01-02T03:04:05Z', join(mnt, 'docs', 'small.txt')])
+    const when = Date.parse('2020-01-02T03:04:05Z')
+    assert.is((await ok(['fs', 'stat', '/docs/small.txt'], 2)).mtimeMs, when)
+    assert.is((await run('stat', ['-c', '%Y', join(mnt, 'docs', 'small.txt')])).stdout.trim(), String(when / 1000))
   })
 
   test('mv, rm, mkdir -p, rmdir; an empty directory made by mkdir stays until rmdir', async () => {
@@ -218,6 +224,33 @@ if (unavailable === undefined) {
     await ok(['fs', 'put', local, '/docs/put.txt'], 2)
     const seen = await waitFor(async () => await readFile(join(mnt, 'docs', 'put.txt'), 'utf8').catch(() => undefined), 3000, 'the put through the mount')
     assert.is(seen, 'from the CLI')
+  })
+
+  test('a burst of creates in one directory: each listed at once; a dfs fs put there still shows within the TTL', async () => {
+    // the creates keep the mount's listing of /burst (and the kernel's misses) warm: an outside put
+    // must still show once they expire, and the mount's own changes at once
+    const dir = join(mnt, 'burst')
+    await mkdir(dir)
+    assert.is(await code(stat(join(dir, 'outside.txt'))), 'ENOENT')
+    const names: string[] = []
+    for (let i = 0; i < 30; i++) {
+      names.push(`f${i}`)
+      await writeFile(join(dir, `f${i}`), `file ${i}`)
+      assert.is(await readFile(join(dir, `f${i}`), 'utf8'), `file ${i}`)
+    }
+    assert.equal((await readdir(dir)).sort(), [...names].sort())
+    const local = join(sb.dir, 'outside.txt')
+    await writeFile(local, 'put elsewhere')
+    await ok(['fs', 'put', local, '/burst/outside.txt'], 1)
+    await writeFile(join(dir, 'late'), 'a create after the put')
+    const seen = await waitFor(async () => await readFile(join(dir, 'outside.txt'), 'utf8').catch(() => undefined), 3000, 'the put through the mount')
+    assert.is(seen, 'put elsewhere')
+    await unlink(join(dir, 'f0'))
+    await rename(join(dir, 'f1'), join(dir, 'g1'))
+    const listed = (await readdir(dir)).sort()
+    assert.equal(listed, [...names.slice(2), 'g1', 'late', 'outside.txt'].sort())
+    assert.is(await code(stat(join(dir, 'f0'))), 'ENOENT')
+    assert.is(await readFile(join(dir, 'g1'), 'utf8'), 'file 1')
   })
 
   test('fsx-like: a seeded sequence of 2,000 writes at offsets, truncates, renames, unlinks and reads matches a local directory', async () => {

@@ -94,11 +94,12 @@ export class MemoryRemote implements RemoteFs {
     await writeFile(local, f.bytes)
   }
 
-  async put (path: string, local: string, size: number): Promise<void> {
+  async put (path: string, from: string | Uint8Array, size: number): Promise<void> {
     this.#call('put')
+    this.#call(typeof from === 'string' ? 'putFromFile' : 'putFromMemory')
     if (this.isDir(path)) throw new IsADirectoryError(`${path} is a directory`, { path })
     this.#parentsOk(path)
-    const bytes = await readFile(local)
+    const bytes = typeof from === 'string' ? await readFile(from) : Buffer.from(from)
     if (bytes.byteLength !== size) throw new Error(`put of ${size} bytes read ${bytes.byteLength}`)
     this.files.set(path, { bytes, mtimeMs: Date.now(), version: ++this.#version })
   }
@@ -109,6 +110,13 @@ export class MemoryRemote implements RemoteFs {
       if (this.isDir(path)) throw new IsADirectoryError(`${path} is a directory`, { path })
       throw new NotFoundError(`no file at ${path}`, { path })
     }
+  }
+
+  async utime (path: string, mtimeMs: number): Promise<void> {
+    this.#call('utime')
+    const f = this.files.get(path)
+    if (f === undefined) throw new NotFoundError(`no file at ${path}`, { path })
+    f.mtimeMs = mtimeMs
   }
 
   async rename (from: string, to: string): Promise<void> {

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { NodeUnreachableError } from '@dfs/api'
-import { MountOps, READ_AHEAD_BYTES } from '../../src/mount/ops.js'
+import { MountOps, READ_AHEAD_BYTES, SMALL_COMMIT_BYTES_MAX } from '../../src/mount/ops.js'
 import { errnoOf } from '../../src/mount/errno.js'
 import { MemoryRemote } from './memory-remote.js'
 
@@ -52,6 +52,20 @@ async function readAll (ops: MountOps, fd: number, size: number, chunk = 4096): 
   }
   return out.subarray(0, at)
 }
+
+test('utimens keeps a file\'s mtime, after committing what its handles wrote; a directory\'s is accepted; read-only refuses', async () => {
+  const fd = await ctx.ops.create('/d/f')
+  await ctx.ops.write(fd, new Uint8Array([1, 2, 3]), 0)
+  await ctx.ops.utimens('/d/f', 1234567)
+  assert.equal([ctx.remote.files.get('/d/f')?.bytes.length, ctx.remote.files.get('/d/f')?.mtimeMs], [3, 1234567], 'committed, then timed')
+  await ctx.ops.release(fd)
+  assert.is(ctx.remote.files.get('/d/f')?.mtimeMs, 1234567, 'the release had nothing left to commit')
+  assert.is((await ctx.ops.getattr('/d/f')).mtimeMs, 1234567)
+  await ctx.ops.utimens('/d', 5) // accepted, not kept
+  assert.is(await errnoOfCall(ctx.ops.utimens('/d/none', 5)), -E.ENOENT)
+  const ro = new MountOps({ remote: ctx.remote, spoolDir: ctx.dir, readOnly: true })
+  assert.is(await errnoOfCall(ro.utimens('/d/f', 5)), -E.EROFS)
+})
 
 test('getattr: the root, a file, an implicit and an explicit directory, ENOENT remembered for the TTL', async () => {
   const { ops, remote } = ctx
@@ -101,6 +115,103 @@ test('the mount\'s own changes drop the caches at once', async () => {
   await ops.unlink('/d/a')
   assert.equal((await ops.readdir('/d')).map((e) => e.name), ['new'])
   assert.is(await errnoOfCall(ops.getattr('/d/a')), -E.ENOENT)
+})
+
+test('a miss lists its directory once: later misses there cost no stat, and creates, unlinks, renames, mkdir update the listing', async () => {
+  const { ops, remote } = ctx
+  remote.pageSize = 1000
+  await remote.putDirect('/d/a', Buffer.from('1'))
+  assert.is(await errnoOfCall(ops.getattr('/d/x')), -E.ENOENT)
+  assert.is(remote.count('stat'), 1)
+  assert.is(remote.count('list'), 1, 'the miss listed /d')
+  // a loop of creates, as `cp -r` or a build makes them: one put each, nothing else
+  for (let i = 0; i < 5; i++) {
+    assert.is(await errnoOfCall(ops.getattr(`/d/f${i}`)), -E.ENOENT)
+    const fd = await ops.create(`/d/f${i}`)
+    await ops.write(fd, Buffer.from(`file ${i}`), 0)
+    await ops.flush(fd)
+    await ops.release(fd)
+  }
+  assert.is(remote.count('stat'), 1)
+  assert.is(remote.count('list'), 1)
+  assert.is(remote.count('put'), 5)
+  assert.equal((await ops.readdir('/d')).map((e) => e.name), ['a', 'f0', 'f1', 'f2', 'f3', 'f4'], 'the commits are in the cached listing')
+  assert.is((await ops.getattr('/d/f2')).size, 6, 'a file the mount committed: its attributes from one stat')
+  assert.is(remote.count('stat'), 2)
+  await ops.unlink('/d/f0')
+  await ops.rename('/d/f1', '/d/g')
+  await ops.mkdir('/d/sub')
+  assert.equal((await ops.readdir('/d')).map((e) => e.name), ['a', 'f2', 'f3', 'f4', 'g', 'sub'])
+  assert.is(await errnoOfCall(ops.getattr('/d/f0')), -E.ENOENT, 'unlinked')
+  assert.is(await errnoOfCall(ops.getattr('/d/f1')), -E.ENOENT, 'renamed away')
+  assert.is((await ops.getattr('/d/sub')).type, 'dir')
+  assert.is(remote.count('stat'), 2)
+  assert.is((await ops.getattr('/d/g')).size, 6, 'renamed here')
+  assert.is(remote.count('list'), 1, 'the listing was updated, never dropped')
+})
+
+test('a cached listing expires on the TTL it had from the cluster, however often the mount updated it: outside puts show', async () => {
+  const { ops, remote } = ctx
+  remote.dirs.add('/d')
+  assert.is(await errnoOfCall(ops.getattr('/d/x')), -E.ENOENT)
+  await remote.putDirect('/d/outside', Buffer.from('put elsewhere'))
+  ctx.now += 500
+  const fd = await ops.create('/d/mine')
+  await ops.release(fd)
+  ctx.now += 499
+  assert.is(await errnoOfCall(ops.getattr('/d/outside')), -E.ENOENT, 'within the TTL: the listing says it is not there')
+  assert.equal((await ops.readdir('/d')).map((e) => e.name), ['mine'])
+  ctx.now += 1
+  assert.is((await ops.getattr('/d/outside')).size, 13, 'the TTL passed')
+  assert.equal((await ops.readdir('/d')).map((e) => e.name), ['mine', 'outside'])
+})
+
+test('a failed change drops the cached listing; a listing fetched while the mount changed its directory is not kept', async () => {
+  const { ops, remote } = ctx
+  remote.dirs.add('/d')
+  assert.is(await errnoOfCall(ops.getattr('/d/x')), -E.ENOENT)
+  remote.failNext('remove', new NodeUnreachableError('gone'))
+  assert.is(await errnoOfCall(ops.unlink('/d/x')), -E.EIO)
+  assert.is(await errnoOfCall(ops.getattr('/d/y')), -E.ENOENT)
+  assert.is(remote.count('stat'), 2, 'the listing was dropped: the miss asked the cluster')
+  // a readdir whose fs.ls answers before a commit and arrives after it
+  const list = remote.list.bind(remote)
+  let arrive = (): void => {}
+  const gate = new Promise<void>((resolve) => { arrive = resolve })
+  remote.list = async (path, after) => { const page = await list(path, after); await gate; return page }
+  ctx.now += 1000
+  const listing = ops.readdir('/d')
+  const fd = await ops.create('/d/new')
+  await ops.release(fd)
+  arrive()
+  assert.equal((await listing).map((e) => e.name), [], 'the answer predates the commit')
+  assert.is((await ops.getattr('/d/new')).size, 0, 'and was not kept: the mount\'s own file shows')
+  assert.equal((await ops.readdir('/d')).map((e) => e.name), ['new'])
+})
+
+test('a miss in a directory longer than one fs.ls page does not list it again for BIG_DIR_MEMORY_MS', async () => {
+  const { ops, remote } = ctx
+  for (const n of ['a', 'b', 'c']) await remote.putDirect(`/big/${n}`, Buffer.from(n))
+  assert.is(await errnoOfCall(ops.getattr('/big/x')), -E.ENOENT)
+  assert.is(remote.count('list'), 1, 'one page, not the whole directory')
+  assert.is(await errnoOfCall(ops.getattr('/big/y')), -E.ENOENT)
+  assert.is(remote.count('stat'), 2)
+  assert.is(remote.count('list'), 1)
+  assert.equal((await ops.readdir('/big')).map((e) => e.name), ['a', 'b', 'c'], 'readdir still lists every page')
+})
+
+test('a small spool is committed from memory, a larger one from its file', async () => {
+  const { ops, remote } = ctx
+  const small = await ops.create('/small')
+  await ops.write(small, Buffer.alloc(SMALL_COMMIT_BYTES_MAX, 7), 0)
+  await ops.release(small)
+  const large = await ops.create('/large')
+  await ops.write(large, Buffer.alloc(SMALL_COMMIT_BYTES_MAX + 1, 8), 0)
+  await ops.release(large)
+  assert.is(remote.count('putFromMemory'), 1)
+  assert.is(remote.count('putFromFile'), 1)
+  assert.equal(remote.files.get('/small')?.bytes, Buffer.alloc(SMALL_COMMIT_BYTES_MAX, 7))
+  assert.equal(remote.files.get('/large')?.bytes, Buffer.alloc(SMALL_COMMIT_BYTES_MAX + 1, 8))
 })
 
 test('a written file is committed as one put on flush, and not again while nothing changed', async () => {

@@ -52,6 +52,50 @@ test('truncate down and up: the size follows, the new tail reads as zeros', asyn
   })
 })
 
+test('bytes reads the whole spool, holes and a truncated-up tail as zeros; a new spool over an old file starts empty', async () => {
+  await withDir(async (dir) => {
+    await writeFile(join(dir, 's'), 'left over')
+    const s = await Spool.open(join(dir, 's'))
+    assert.is(s.size, 0)
+    assert.equal(await s.bytes(), Buffer.alloc(0))
+    await s.write(Buffer.from('ab'), 2)
+    await s.truncate(6)
+    assert.equal(Buffer.from(await s.bytes()), Buffer.from('\0\0ab\0\0'))
+    await s.discard()
+  })
+})
+
+test('memoryBytesMax: a small spool lives in memory (no file), moves to its file whole when it outgrows it', async () => {
+  await withDir(async (dir) => {
+    const s = await Spool.open(join(dir, 's'), { memoryBytesMax: 16 })
+    await s.write(Buffer.from('abcdef'), 0)
+    await s.truncate(2)
+    await s.write(Buffer.from('xy'), 4)
+    await s.truncate(8)
+    assert.ok(s.inMemory)
+    assert.is((await failure(stat(s.path))).code, 'ENOENT', 'no file while it fits in memory')
+    const out = Buffer.alloc(8, 0xff)
+    assert.is(await s.read(out, 0), 8)
+    assert.equal(out, Buffer.from('ab\0\0xy\0\0'), 'what truncate cut off and the holes read as zeros')
+    await s.copyTo(join(dir, 'copy'))
+    assert.equal(await readFile(join(dir, 'copy')), Buffer.from('ab\0\0xy\0\0'))
+    await s.truncate(12)
+    await s.write(Buffer.from('0123456789'), 10)
+    assert.is(s.inMemory, false, 'past 16 bytes it is on disk')
+    assert.is(s.size, 20)
+    assert.equal(await readFile(s.path), Buffer.from('ab\0\0xy\0\0\0\0' + '0123456789'))
+    assert.is((await stat(s.path)).mode & 0o777, 0o600)
+    assert.equal(Buffer.from(await s.bytes()), await readFile(s.path))
+    await s.discard()
+    assert.is((await failure(stat(s.path))).code, 'ENOENT')
+    const m = await Spool.open(join(dir, 'm'), { memoryBytesMax: 16 })
+    await m.write(Buffer.from('x'), 0)
+    await m.discard()
+    await m.discard()
+    assert.is((await failure(m.write(Buffer.from('y'), 0))).message.includes('after discard'), true)
+  })
+})
+
 test('keep opens a file as it is (a downloaded copy); discard deletes it and is idempotent', async () => {
   await withDir(async (dir) => {
     const path = join(dir, 's')
