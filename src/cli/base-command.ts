@@ -1,10 +1,13 @@
-import { Command, Errors, Flags, type Interfaces } from '@oclif/core'
+import { Command } from '@oclif/core/command'
+import * as Errors from '@oclif/core/errors'
+import * as Flags from '@oclif/core/flags'
+import type * as Interfaces from '@oclif/core/interfaces'
 import { join } from 'node:path'
 import { CONSISTENCY_DEFAULT, CONSISTENCY_LEVELS, DfsError, escapeForTerminal, type Consistency } from '@dfs/api'
 import type { PrivateKey } from '@libp2p/interface'
-import { DfsClient } from '../client/index.js'
-import { loadIdentityKey, peerIdString } from '../net/keys.js'
+import type { DfsClient } from '../client/index.js'
 import { CALL_TIMEOUT_MS_DEFAULT } from '../net/constants.js'
+import { loadClientModule, saveClientCodeCache, type ClientModule } from './client-module.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<typeof DfsCommand['baseFlags'] & T['flags']>
 
@@ -52,9 +55,17 @@ export abstract class DfsCommand<T> extends Command {
    * default one is created on first use, with a line on stderr saying where.
    */
   protected async identityKey (): Promise<PrivateKey> {
+    return await this.loadIdentity(await import('../net/keys.js'))
+  }
+
+  /**
+   * identityKey with the key helpers of `keys`: a client session passes the client bundle's (see
+   * client-module.ts), so the key and the libp2p host that uses it come from one copy of libp2p.
+   */
+  protected async loadIdentity (keys: Pick<ClientModule, 'loadIdentityKey' | 'peerIdString'>): Promise<PrivateKey> {
     const path = this.identityPath()
-    const { key, created } = await loadIdentityKey(path, { create: !this.identityNamed() })
-    if (created) process.stderr.write(`dfs: created a new identity ${peerIdString(key)} in ${path}\n`)
+    const { key, created } = await keys.loadIdentityKey(path, { create: !this.identityNamed() })
+    if (created) process.stderr.write(`dfs: created a new identity ${keys.peerIdString(key)} in ${path}\n`)
     return key
   }
 
@@ -116,9 +127,11 @@ export abstract class ClientCommand<T> extends DfsCommand<T> {
 
   /** Connects to the node chosen by --node / DFS_NODE / the default data dir's node.json. */
   protected async client (flags: { node?: string, timeout: number }): Promise<DfsClient> {
+    // loaded here, not at the top: a command that never connects (--help, usage errors) skips libp2p
+    const client = await loadClientModule({ cacheDir: this.config.cacheDir })
     // the default identity is made (and said so) here; a named one must exist (see identityKey)
-    if (this.#client == null && !this.identityNamed()) await this.identityKey()
-    this.#client ??= await DfsClient.open({
+    if (this.#client == null && !this.identityNamed()) await this.loadIdentity(client)
+    this.#client ??= await client.DfsClient.open({
       node: flags.node,
       identityPath: this.identityPath(),
       dataDir: this.defaultDataDir(),
@@ -142,6 +155,7 @@ export abstract class ClientCommand<T> extends DfsCommand<T> {
 
   protected override async finally (err: Error | undefined): Promise<unknown> {
     await this.#client?.close().catch(() => {})
+    await saveClientCodeCache()
     return await super.finally(err)
   }
 }

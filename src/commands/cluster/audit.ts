@@ -1,4 +1,4 @@
-import { Flags } from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import { InvalidArgumentError } from '@dfs/api'
 import type { AuditEntry, AuditPage, AuditVerification } from '@dfs/api'
 import { ClientCommand } from '../../cli/base-command.js'

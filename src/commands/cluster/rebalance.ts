@@ -1,4 +1,4 @@
-import { Flags } from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import type { RebalanceResult } from '@dfs/api'
 import { ClientCommand } from '../../cli/base-command.js'
 import { formatBytes } from '../../cli/progress.js'

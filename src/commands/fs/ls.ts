@@ -1,4 +1,5 @@
-import { Args, Flags } from '@oclif/core'
+import * as Args from '@oclif/core/args'
+import * as Flags from '@oclif/core/flags'
 import { ClientCommand, consistencyFlag } from '../../cli/base-command.js'
 import { formatBytes } from '../../cli/progress.js'
 import { InvalidArgumentError, type Consistency, type DirEntry, type ListResult } from '@dfs/api'

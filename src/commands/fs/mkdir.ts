@@ -1,4 +1,5 @@
-import { Args, Flags } from '@oclif/core'
+import * as Args from '@oclif/core/args'
+import * as Flags from '@oclif/core/flags'
 import type { DirResult } from '@dfs/api'
 import { ClientCommand } from '../../cli/base-command.js'
 

@@ -1,4 +1,4 @@
-import { Flags } from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import { resolve } from 'node:path'
 import { clientName, ConfigError, NODE_NAME_BYTES_MAX, EXTENT_SIZE_MAX, REPAIR_DELAY_MS_DEFAULT, ServiceRegistry, SERVICES_HOOK } from '@dfs/api'
 import { DfsCommand } from '../../cli/base-command.js'

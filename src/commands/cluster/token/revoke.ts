@@ -1,4 +1,4 @@
-import { Args } from '@oclif/core'
+import * as Args from '@oclif/core/args'
 import { ClientCommand } from '../../../cli/base-command.js'
 
 export default class ClusterTokenRevoke extends ClientCommand<{ id: string }> {
