@@ -20,6 +20,7 @@ import { ensureClusterKey } from './cluster-key.js'
 import { generateClusterKey } from '../security/cluster-key.js'
 import { ClusterMembership } from './membership.js'
 import { CrashFault, PartitionFault } from './faults.js'
+import { NodeMetrics } from './metrics.js'
 import { resolveStaleTransfers } from './transfers.js'
 import { RemoteExtents } from './extents.js'
 import { extentMethods, extentWriteMethods } from './handlers/extent.js'
@@ -84,6 +85,8 @@ export interface NodeRuntimeInit {
   testFaults?: boolean
   /** Serve the S3 API on this address (port 0: a free one); absent: no S3 listener. */
   s3?: { host: string, port: number, domains?: string[], region?: string }
+  /** Serve Prometheus metrics (`GET /metrics`) on this host:port (port 0: a free one). */
+  metrics?: { host: string, port: number }
 }
 
 /** What `<data-dir>/node.json` holds while the node serves. */
@@ -92,6 +95,8 @@ export interface NodeInfo {
   addrs: string[]
   /** Where the S3 API listens (`host:port`), when it does. */
   s3?: string
+  /** host:port of the metrics listener, when it runs. */
+  metrics?: string
 }
 
 /**
@@ -109,9 +114,11 @@ export class NodeRuntime {
   #stopping: Promise<void> | undefined
 
   readonly #s3: S3Gateway | undefined
+  readonly #metrics: NodeMetrics | undefined
 
-  private constructor (parts: { dataDir: string, id: string, clusterId: string, host: Host, life: Lifecycle, settled: Promise<void>, s3?: S3Gateway }) {
+  private constructor (parts: { dataDir: string, id: string, clusterId: string, host: Host, life: Lifecycle, settled: Promise<void>, s3?: S3Gateway, metrics?: NodeMetrics }) {
     this.#s3 = parts.s3
+    this.#metrics = parts.metrics
     this.dataDir = parts.dataDir
     this.id = parts.id
     this.clusterId = parts.clusterId
@@ -291,7 +298,14 @@ export class NodeRuntime {
       const audit = new AuditRecorder({ nodeId: id, metadata })
       audit.start()
       life.started('audit recorder', async () => { await audit.stop() })
-      const rpc = new RpcServer({ host, interceptors: [audit, authorization(async (peer, action, options) => { await security.authorize(peer, action, options) })] })
+      // metrics first: every call counts, also those authorization refuses
+      const metrics = init.metrics === undefined
+        ? undefined
+        : new NodeMetrics({ nodeId: id, metadata, store, replication, health: (m) => membership.health(m), capacityBytes: () => membership.usage(id).capacityBytes ?? undefined })
+      const rpc = new RpcServer({
+        host,
+        interceptors: [...(metrics !== undefined ? [metrics] : []), audit, authorization(async (peer, action, options) => { await security.authorize(peer, action, options) })]
+      })
       // right after authorization: users' calls past their rate are refused before any handler runs
       rpc.use(rateLimit({ metadata, caller: async (peer) => await security.caller(peer) }))
       const caller = async (peer: string): Promise<Caller> => await security.caller(peer)
@@ -332,7 +346,12 @@ export class NodeRuntime {
         life.started('s3 gateway', async () => { await gateway.stop() })
       }
 
-      const runtime = new NodeRuntime({ dataDir: init.dataDir, id, clusterId: cluster.clusterId, host, life, settled, s3 })
+      if (metrics !== undefined && init.metrics !== undefined) {
+        await metrics.start(init.metrics)
+        life.started('metrics', async () => { await metrics.stop() })
+      }
+
+      const runtime = new NodeRuntime({ dataDir: init.dataDir, id, clusterId: cluster.clusterId, host, life, settled, s3, metrics })
       await runtime.#writeInfo()
       return runtime
     } catch (err) {
@@ -348,6 +367,10 @@ export class NodeRuntime {
         const s = a.toString()
         return s.includes('/p2p/') ? s : multiaddr(s).encapsulate(`/p2p/${this.id}`).toString()
       })
+    }
+    if (this.#metrics !== undefined) {
+      const { host, port } = this.#metrics.address
+      info.metrics = `${host.includes(':') ? `[${host}]` : host}:${port}`
     }
     if (this.#s3 !== undefined) {
       const { host, port } = this.#s3.address

@@ -12,7 +12,7 @@ import { FAILURE_TIMEOUT_MS_DEFAULT, HEARTBEAT_MS_DEFAULT } from '../../membersh
 /** Longest node name and region in UTF-8 bytes (a heartbeat carries at most 64 characters of each). */
 
 /** The one JSON document of `node start --json`, printed as soon as the node serves. */
-interface StartJson { id: string, addrs: string[], dataDir: string, clusterId: string, s3?: string }
+interface StartJson { id: string, addrs: string[], dataDir: string, clusterId: string, s3?: string, metrics?: string }
 
 /** Runs until a signal; its JSON document is printed when the node starts serving, not when it returns. */
 export default class NodeStart extends DfsCommand<void> {
@@ -61,6 +61,7 @@ it there by default.`
     'test-faults': Flags.boolean({ description: 'test clusters only: serve test.partition (needs DFS_TEST_FAULTS=1 too)', hidden: true, default: false }),
     's3-listen': Flags.string({ description: 'serve the S3 API on this host:port (port 0: a free one; see `dfs s3 key create`)' }),
     's3-domain': Flags.string({ description: 'root domain of virtual-host-style S3 requests (BUCKET.DOMAIN); repeat for several', multiple: true, delimiter: ',' }),
+    'metrics-listen': Flags.string({ description: 'serve Prometheus metrics at http://HOST:PORT/metrics (port 0: a free one)' }),
     's3-region': Flags.string({ description: 'region the S3 API names in GetBucketLocation (signatures of any region are accepted)', default: 'us-east-1' }),
     'extent-size': Flags.integer({ description: 'bytes per extent of new files', default: EXTENT_SIZE_MAX, min: 1, max: EXTENT_SIZE_MAX, hidden: true })
   }
@@ -100,13 +101,19 @@ it there by default.`
       metadataSnapshotEvery: flags['metadata-snapshot-every'],
       metadataGroups: flags['metadata-groups'],
       s3: flags['s3-listen'] === undefined ? undefined : s3Listen(flags['s3-listen'], flags['s3-domain'], flags['s3-region']),
+      metrics: flags['metrics-listen'] === undefined ? undefined : hostPort(flags['metrics-listen'], '--metrics-listen'),
       testFaults: testFaultsEnabled(flags['test-faults'], process.env, (line) => { process.stderr.write(`dfs: ${line}\n`) })
     })
     const info = node.info()
     this.say(`dfs node ${info.id}\ncluster ${node.clusterId}\ndata dir ${dataDir}\nlistening on\n${info.addrs.map((a) => `  ${a}`).join('\n')}` +
-      (info.s3 !== undefined ? `\nS3 API on http://${info.s3}` : ''))
+      (info.s3 !== undefined ? `\nS3 API on http://${info.s3}` : '') +
+      (info.metrics !== undefined ? `\nmetrics on http://${info.metrics}/metrics` : ''))
     // the one JSON document, printed as soon as the node serves; oclif prints nothing more
-    if (this.jsonEnabled()) this.logJson({ id: info.id, addrs: info.addrs, dataDir, clusterId: node.clusterId, ...(info.s3 !== undefined ? { s3: info.s3 } : {}) } satisfies StartJson)
+    if (this.jsonEnabled()) {
+      this.logJson({
+        id: info.id, addrs: info.addrs, dataDir, clusterId: node.clusterId, ...(info.s3 !== undefined ? { s3: info.s3 } : {}), ...(info.metrics !== undefined ? { metrics: info.metrics } : {})
+      } satisfies StartJson)
+    }
 
     const signal = await new Promise<string>((resolveSignal) => {
       process.once('SIGINT', () => { resolveSignal('SIGINT') })
@@ -137,15 +144,21 @@ function joinToken (file: string | undefined, given: string | undefined): () => 
   }
 }
 
-/** --s3-listen HOST:PORT (and its domains and region) as the runtime takes them. */
-function s3Listen (address: string, domains: string[] | undefined, region: string): { host: string, port: number, domains: string[], region: string } {
+/** HOST:PORT (`[v6]:PORT` too) of a listener flag. */
+function hostPort (address: string, flag: string): { host: string, port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(address.trim())
   const port = m === null ? NaN : Number(m[3])
-  if (m === null || !(port >= 0 && port <= 65535)) throw new ConfigError(`--s3-listen must be host:port, got ${JSON.stringify(address)}`)
+  if (m === null || !(port >= 0 && port <= 65535)) throw new ConfigError(`${flag} must be host:port, got ${JSON.stringify(address)}`)
+  return { host: m[1] ?? m[2], port }
+}
+
+/** --s3-listen HOST:PORT (and its domains and region) as the runtime takes them. */
+function s3Listen (address: string, domains: string[] | undefined, region: string): { host: string, port: number, domains: string[], region: string } {
+  const { host, port } = hostPort(address, '--s3-listen')
   const names = (domains ?? []).map((d) => d.trim().toLowerCase()).filter((d) => d !== '')
   for (const d of names) {
     if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(d)) throw new ConfigError(`--s3-domain ${JSON.stringify(d)} is not a domain name`)
   }
   if (!/^[a-z0-9-]{1,64}$/.test(region)) throw new ConfigError(`--s3-region ${JSON.stringify(region)} is not a region name`)
-  return { host: m[1] ?? m[2], port, domains: names, region }
+  return { host, port, domains: names, region }
 }

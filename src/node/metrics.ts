@@ -1,0 +1,201 @@
+/**
+ * Prometheus metrics of one node (`dfs node start --metrics-listen HOST:PORT`): `GET /metrics` in
+ * the text exposition format, from prom-client. Names follow etcd's and Garage's with a `dfs_`
+ * prefix. RPC counters come from an interceptor every call passes (also refused ones); the rest is
+ * read at scrape time from this node's applied state and services, so a scrape costs the node
+ * nothing between scrapes but a one-second leader sampler.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { logger } from '@libp2p/logger'
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { ExtentStore, MetadataService, ReplicationService, RpcCallInfo, RpcCallOutcome, RpcInterceptor } from '@dfs/api'
+
+const log = logger('dfs:node:metrics')
+
+/** How often the leader of every group is sampled (for dfs_raft_leader_changes_seen_total). */
+export const LEADER_SAMPLE_MS = 1000
+/** Longest a scrape may take to gather the figures that ask a service (replication status, store usage). */
+const COLLECT_TIMEOUT_MS = 5000
+/** RPC duration buckets, seconds: from a local stat to a large upload. */
+const RPC_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120]
+
+export interface NodeMetricsInit {
+  nodeId: string
+  metadata: MetadataService
+  store: ExtentStore
+  replication?: ReplicationService
+  /** The health the failure detector gives a member (undefined: not heard of yet). */
+  health: (member: string) => string | undefined
+  /** This node's capacity in bytes, when known. */
+  capacityBytes?: () => number | undefined
+}
+
+export class NodeMetrics implements RpcInterceptor {
+  readonly name = 'metrics'
+  readonly registry = new Registry()
+  readonly #init: NodeMetricsInit
+  readonly #requests: Counter<'method' | 'code'>
+  readonly #duration: Histogram<'method'>
+  readonly #leaderChanges: Counter<'group'>
+  readonly #leaders = new Map<number, string | undefined>()
+  #sampler: ReturnType<typeof setInterval> | undefined
+  #server: Server | undefined
+
+  constructor (init: NodeMetricsInit) {
+    this.#init = init
+    const registers = [this.registry]
+    this.#requests = new Counter({
+      name: 'dfs_rpc_requests_total', help: 'RPC calls this node served, by method and outcome (OK or the error name)', labelNames: ['method', 'code'], registers
+    })
+    this.#duration = new Histogram({
+      name: 'dfs_rpc_request_duration_seconds', help: 'Time from a call\'s header to its end, by method', labelNames: ['method'], buckets: RPC_BUCKETS, registers
+    })
+    this.#leaderChanges = new Counter({
+      name: 'dfs_raft_leader_changes_seen_total', help: 'Leader changes this node saw, by metadata group (sampled every second)', labelNames: ['group'], registers
+    })
+    const groups = (): Array<{ group: number, leader: string | undefined, term: number }> => {
+      const g = init.metadata.groups?.()
+      if (g !== undefined) return g.groups
+      const st = init.metadata.status()
+      return [{ group: 0, leader: st.leader, term: st.term }]
+    }
+    new Gauge({
+      name: 'dfs_raft_has_leader', help: 'Whether this node knows a leader of the metadata group (1) or not (0)', labelNames: ['group'], registers,
+      collect () { for (const g of groups()) this.set({ group: String(g.group) }, g.leader === undefined ? 0 : 1) }
+    })
+    new Gauge({
+      name: 'dfs_raft_is_leader', help: 'Whether this node leads the metadata group', labelNames: ['group'], registers,
+      collect () { for (const g of groups()) this.set({ group: String(g.group) }, g.leader === init.nodeId ? 1 : 0) }
+    })
+    new Gauge({
+      name: 'dfs_raft_term', help: 'The metadata group\'s current term as this node knows it', labelNames: ['group'], registers,
+      collect () { for (const g of groups()) this.set({ group: String(g.group) }, g.term) }
+    })
+    new Gauge({
+      name: 'dfs_raft_applied_index', help: 'Index of the last operation this node applied (system group)', registers,
+      collect () { this.set(init.metadata.status().appliedIndex) }
+    })
+    new Gauge({
+      name: 'dfs_raft_commit_index', help: 'Commit index this node knows (system group)', registers,
+      collect () { this.set(init.metadata.status().commitIndex) }
+    })
+    new Gauge({
+      name: 'dfs_cluster_nodes', help: 'Members by the health this node\'s failure detector gives them', labelNames: ['health'], registers,
+      collect () {
+        const counts: Record<string, number> = { healthy: 0, suspected: 0, failed: 0, unknown: 0 }
+        const members = init.metadata.staleRead?.((v) => v.members()) ?? []
+        for (const m of members) {
+          const h = m.id === init.nodeId ? 'healthy' : init.health(m.id) ?? 'unknown'
+          counts[h] = (counts[h] ?? 0) + 1
+        }
+        for (const [health, n] of Object.entries(counts)) this.set({ health }, n)
+      }
+    })
+    new Gauge({
+      name: 'dfs_store_bytes', help: 'Bytes of extents this node stores', registers,
+      async collect () { this.set((await init.store.usage({ signal: AbortSignal.timeout(COLLECT_TIMEOUT_MS) })).bytes) }
+    })
+    new Gauge({
+      name: 'dfs_store_extents', help: 'Extent copies this node stores', registers,
+      async collect () { this.set((await init.store.usage({ signal: AbortSignal.timeout(COLLECT_TIMEOUT_MS) })).extents) }
+    })
+    new Gauge({
+      name: 'dfs_store_capacity_bytes', help: 'Capacity of this node\'s store (absent until known)', registers,
+      collect () {
+        const c = init.capacityBytes?.()
+        if (c !== undefined) this.set(c)
+      }
+    })
+    const replication = init.replication
+    if (replication !== undefined) {
+      // one status per scrape, shared by the gauges that show it
+      let status: ReturnType<ReplicationService['status']> | undefined
+      const current = async (): Promise<Awaited<ReturnType<ReplicationService['status']>>> => {
+        status ??= replication.status({ signal: AbortSignal.timeout(COLLECT_TIMEOUT_MS) }).finally(() => { setImmediate(() => { status = undefined }) })
+        return await status
+      }
+      for (const [name, help, pick] of [
+        ['dfs_extents', 'Extents metadata knows', (s: { extents: number }) => s.extents],
+        ['dfs_extents_under_replicated', 'Extents with fewer live copies than the replication factor', (s: { underReplicated: number }) => s.underReplicated],
+        ['dfs_extents_missing', 'Extents with no live copy', (s: { missing: number }) => s.missing],
+        ['dfs_repair_in_flight', 'Copies the repair coordinator is making now', (s: { repairing: number }) => s.repairing]
+      ] as const) {
+        new Gauge({ name, help, registers, async collect () { this.set(pick(await current())) } })
+      }
+    }
+  }
+
+  /** The RPC interceptor's end of a call: one count by method and outcome, and its duration. */
+  after (call: RpcCallInfo, outcome: RpcCallOutcome): void {
+    this.#requests.inc({ method: call.method, code: outcome.ok ? 'OK' : outcome.error?.name ?? 'Error' })
+    this.#duration.observe({ method: call.method }, outcome.durationMs / 1000)
+  }
+
+  /** Serves `GET /metrics` on host:port (port 0: a free one) and starts the leader sampler. */
+  async start (listen: { host: string, port: number }): Promise<void> {
+    this.#sample()
+    this.#sampler = setInterval(() => { this.#sample() }, LEADER_SAMPLE_MS)
+    this.#sampler.unref()
+    const server = createServer((req, res) => { void this.#serve(req, res) })
+    server.requestTimeout = 30_000
+    server.headersTimeout = 10_000
+    server.maxHeadersCount = 64
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(listen.port, listen.host, () => { server.off('error', reject); resolve() })
+    })
+    this.#server = server
+  }
+
+  get address (): { host: string, port: number } {
+    const a = this.#server?.address() as AddressInfo | null | undefined
+    if (a == null) throw new Error('the metrics listener is not serving')
+    return { host: a.address, port: a.port }
+  }
+
+  async stop (): Promise<void> {
+    if (this.#sampler !== undefined) clearInterval(this.#sampler)
+    this.#sampler = undefined
+    const server = this.#server
+    this.#server = undefined
+    if (server === undefined) return
+    server.closeAllConnections()
+    await new Promise<void>((resolve) => { server.close(() => { resolve() }) })
+  }
+
+  #sample (): void {
+    try {
+      const groups = this.#init.metadata.groups?.().groups ?? [{ group: 0, leader: this.#init.metadata.status().leader }]
+      for (const g of groups) {
+        const before = this.#leaders.get(g.group)
+        if (this.#leaders.has(g.group) && before !== g.leader && g.leader !== undefined) this.#leaderChanges.inc({ group: String(g.group) })
+        else this.#leaderChanges.inc({ group: String(g.group) }, 0)
+        if (g.leader !== undefined || !this.#leaders.has(g.group)) this.#leaders.set(g.group, g.leader)
+      }
+    } catch (err) {
+      // the metadata service is not running yet (or any more): nothing to sample
+      log.trace('leader sample: %s', (err as Error).message)
+    }
+  }
+
+  async #serve (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '').split('?')[0]
+    if (path !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found: metrics are at /metrics\n')
+      return
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' }).end('only GET\n')
+      return
+    }
+    try {
+      const text = await this.registry.metrics()
+      res.writeHead(200, { 'content-type': this.registry.contentType })
+      res.end(req.method === 'HEAD' ? undefined : text)
+    } catch (err) {
+      log.error('collecting metrics failed: %s', (err as Error).message)
+      res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end('collecting metrics failed\n')
+    }
+  }
+}

@@ -1,0 +1,92 @@
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { randomBytes } from 'node:crypto'
+import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Sandbox, waitFor, type NodeHandle } from './harness.js'
+
+/**
+ * `--metrics-listen` on a three-node cluster of real processes, scraped over HTTP as Prometheus
+ * would: the figures are there in the text format and move as things happen — a put counts in
+ * dfs_rpc_requests_total and dfs_store_bytes, a killed node shows as failed in dfs_cluster_nodes
+ * and its extents as under-replicated (two nodes cannot repair to three copies).
+ */
+const test = suite('e2e: Prometheus metrics')
+const FAST = ['--heartbeat-ms', '200', '--failure-timeout-ms', '1500', '--repair-delay-ms', '1000', '--extent-size', String(256 * 1024)]
+const METRICS = ['--metrics-listen', '127.0.0.1:0']
+
+let sb: Sandbox
+const nodes: NodeHandle[] = []
+const scrapeAt: string[] = []
+
+test.before(async () => { sb = await Sandbox.create() })
+test.after(async () => {
+  for (const n of nodes) await n.stop()
+  await sb.cleanup()
+})
+
+async function ok (args: string[], via = 0): Promise<any> {
+  const r = await sb.run([...args, '--json', '--node', nodes[via].addr])
+  assert.is(r.code, 0, `${args.join(' ')}: ${r.stderr}`)
+  return r.json
+}
+
+/** One scrape of node `i`: every sample as `name{labels}` → value. */
+async function scrape (i: number): Promise<Map<string, number>> {
+  const res = await fetch(`http://${scrapeAt[i]}/metrics`)
+  assert.is(res.status, 200)
+  assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/)
+  const samples = new Map<string, number>()
+  for (const line of (await res.text()).split('\n')) {
+    if (line === '' || line.startsWith('#')) continue
+    const at = line.lastIndexOf(' ')
+    samples.set(line.slice(0, at), Number(line.slice(at + 1)))
+  }
+  return samples
+}
+
+test('three nodes, each serving /metrics; the listener is in node.json', async () => {
+  nodes.push(await sb.startNode({ args: ['--name', 'n1', ...FAST, ...METRICS] }))
+  const t = await ok(['cluster', 'token', 'create', '--uses', '2'])
+  for (const name of ['n2', 'n3']) nodes.push(await sb.startNode({ args: ['--name', name, '--peers', nodes[0].addr, '--join-token', t.token, ...FAST, ...METRICS] }))
+  for (const n of nodes) scrapeAt.push(JSON.parse(await readFile(join(n.dataDir, 'node.json'), 'utf8')).metrics)
+  await waitFor(async () => (await scrape(0)).get('dfs_cluster_nodes{health="healthy"}') === 3 ? true : undefined, 30_000, 'three healthy nodes in n1\'s metrics')
+  const m = await scrape(1)
+  // every group has a leader, one system group and three data groups
+  for (const g of ['0', '1', '2', '3']) assert.is(m.get(`dfs_raft_has_leader{group="${g}"}`), 1, `group ${g}`)
+  assert.ok((m.get('dfs_raft_applied_index') ?? 0) > 0)
+  // anything but /metrics is 404, anything but GET 405
+  assert.is((await fetch(`http://${scrapeAt[0]}/other`)).status, 404)
+  assert.is((await fetch(`http://${scrapeAt[0]}/metrics`, { method: 'POST' })).status, 405)
+})
+
+test('a put moves the RPC counters and the stored bytes of every node', async () => {
+  const before = await Promise.all([0, 1, 2].map(scrape))
+  const local = join(sb.dir, 'f.bin')
+  await writeFile(local, randomBytes(3 * 256 * 1024))
+  await ok(['fs', 'put', local, '/m/f.bin'])
+  await ok(['fs', 'stat', '/nothing-here'], 0).catch(() => {})
+  const after = await Promise.all([0, 1, 2].map(scrape))
+  const puts = (m: Map<string, number>): number => m.get('dfs_rpc_requests_total{method="fs.put",code="OK"}') ?? 0
+  assert.is(puts(after[0]) - puts(before[0]), 1, 'one fs.put served by n1')
+  assert.ok((after[0].get('dfs_rpc_request_duration_seconds_count{method="fs.put"}') ?? 0) >= 1)
+  for (let i = 0; i < 3; i++) {
+    assert.ok((after[i].get('dfs_store_bytes') ?? 0) >= (before[i].get('dfs_store_bytes') ?? 0) + 3 * 256 * 1024, `n${i + 1} stores a copy`)
+  }
+  // a refused call counts under its error's name
+  const r = await sb.run(['fs', 'stat', '/missing', '--json', '--node', nodes[0].addr])
+  assert.is(r.json?.error?.name, 'NotFound')
+  assert.ok(((await scrape(0)).get('dfs_rpc_requests_total{method="fs.stat",code="NotFound"}') ?? 0) >= 1)
+})
+
+test('a killed node: failed in dfs_cluster_nodes, its copies under-replicated', async () => {
+  await nodes[2].stop('SIGKILL')
+  const m = await waitFor(async () => {
+    const s = await scrape(0)
+    return s.get('dfs_cluster_nodes{health="failed"}') === 1 && (s.get('dfs_extents_under_replicated') ?? 0) >= 3 ? s : undefined
+  }, 30_000, 'n3 failed and its extents under-replicated in n1\'s metrics')
+  assert.is(m.get('dfs_cluster_nodes{health="healthy"}'), 2)
+  nodes.pop()
+})
+
+test.run()
