@@ -3,7 +3,10 @@
 // libp2p. Prints a table; asserts nothing.
 //
 //   node --import ./bin/polyfill.js --import tsx --conditions=dfs-source scripts/bench-cluster.ts \
-//     [--ops 1000] [--seconds 5] [--failovers 5] [--clients 1,16,64] [--profile DIR] [--verbose]
+//     [--ops 1000] [--seconds 5] [--failovers 5] [--clients 1,16,64] [--profile DIR] [--verbose] [--json]
+//
+// --json: stdout carries one JSON document (JsonResult below); the progress lines and the table go to
+// stderr.
 //
 // Metadata ops are empty-file puts (no extents: one PutFile through Raft) and stats (a ReadIndex
 // read). Each concurrent client is its own DfsClient (own libp2p host, own connection), spread
@@ -16,7 +19,7 @@ import type { RpcParams, RpcResult, UnaryMethodName } from '@dfs/api'
 import { DfsClient } from '../src/client/index.js'
 import { waitFor } from '../test/e2e/harness.js'
 import { benchNodes, shardLeaderOf, stableShardLeaderOf, type BenchProcess, type ShardMap } from './bench-nodes.js'
-import { ResultTable, cpuSeconds, fmt, numberOption, pct } from './bench-stats.js'
+import { ResultTable, cpuSeconds, fmt, humanLog, jsonNumber, numberOption, pct } from './bench-stats.js'
 
 const args = process.argv.slice(2)
 const opt = (name: string, def: number): number => numberOption(args, name, def)
@@ -27,6 +30,9 @@ const clientsIdx = args.indexOf('--clients')
 const clientCounts = (clientsIdx >= 0 ? args[clientsIdx + 1] : '1,16,64').split(',').map(Number)
 /** `--verbose`: each failover's leader changes as the survivors logged them. */
 const verbose = args.includes('--verbose')
+/** `--json`: one JSON document on stdout, the human lines on stderr. */
+const json = args.includes('--json')
+const log = humanLog(json)
 const profileIdx = args.indexOf('--profile')
 /** `--profile DIR`: each node writes a V8 CPU profile (.cpuprofile) into DIR when it stops. */
 const nodeFlags = profileIdx >= 0 ? ['--cpu-prof', `--cpu-prof-dir=${args[profileIdx + 1]}`] : []
@@ -120,8 +126,32 @@ const table = new ResultTable(14)
 const row = table.row.bind(table)
 const notes: string[] = []
 
+/**
+ * What `--json` prints (issue 18): milliseconds and operations per second, null where not measured.
+ * Latencies are the p50 of --ops sequential ops, a rate is the one --seconds row of that client count,
+ * failover is the median of --failovers kills. `opsPerSec` always has "1", "16" and "64" (null unless
+ * --clients names them) and a key for every other count measured. `statP50Ms` is the stat through the
+ * data-group leader, like the puts; `statP50MsFollower` is the same through another node.
+ */
+interface JsonResult {
+  putP50MsLeader: number | null
+  putP50MsFollower: number | null
+  statP50Ms: number | null
+  statP50MsFollower: number | null
+  opsPerSec: Record<string, number | null>
+  failoverMedianMs: number | null
+}
+const result: JsonResult = {
+  putP50MsLeader: null,
+  putP50MsFollower: null,
+  statP50Ms: null,
+  statP50MsFollower: null,
+  opsPerSec: { 1: null, 16: null, 64: null },
+  failoverMedianMs: null
+}
+
 try {
-  console.log(`${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} before start`)
+  log(`${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} before start`)
   const nodes: Node[] = []
   nodes.push(await startNode('n1', join(dir, 'n1'), []))
   const { token } = await ask(nodes, 'cluster.token.create', { ttlMs: 3600_000, uses: 10 })
@@ -130,7 +160,7 @@ try {
   nodes.push(...joined)
   let leaderId = await settled(nodes)
   const byId = (id: string): Node => nodes.find((n) => n.id === id) as Node
-  console.log(`cluster formed; leader ${byId(leaderId).name}`)
+  log(`cluster formed; leader ${byId(leaderId).name}`)
 
   // 1. Latency, one connection, sequential; "leader" is the leader of the data group of /bench. The
   //    data groups' leaders spread over the nodes by leadership transfers in the first seconds of a
@@ -147,7 +177,7 @@ try {
         measured()
         break
       }
-      console.log(`latency via ${role}: the leader of /bench moved from ${byId(benchLeader).name} to ${byId(after).name} during the row; measuring again`)
+      log(`latency via ${role}: the leader of /bench moved from ${byId(benchLeader).name} to ${byId(after).name} during the row; measuring again`)
     }
   }
 
@@ -168,10 +198,17 @@ try {
         await c.call('fs.stat', { path: `/bench/lat/${role}/${attempt}/${i}` })
         stat.push(performance.now() - t)
       }
-      console.log(`latency via ${role} ${target.name}: put p50 ${fmt(pct(put, 0.5))} ms, stat p50 ${fmt(pct(stat, 0.5))} ms`)
+      log(`latency via ${role} ${target.name}: put p50 ${fmt(pct(put, 0.5))} ms, stat p50 ${fmt(pct(stat, 0.5))} ms`)
       return () => {
         row(`empty put via ${role} (ms)`, pct(put, 0.5), pct(put, 0.99), 'p50 <= 2', pct(put, 0.5) <= 2)
         row(`stat via ${role} (ms)`, pct(stat, 0.5), pct(stat, 0.99), 'p50 <= 2', pct(stat, 0.5) <= 2)
+        if (role === 'leader') {
+          result.putP50MsLeader = jsonNumber(pct(put, 0.5))
+          result.statP50Ms = jsonNumber(pct(stat, 0.5))
+        } else {
+          result.putP50MsFollower = jsonNumber(pct(put, 0.5))
+          result.statP50MsFollower = jsonNumber(pct(stat, 0.5))
+        }
       }
     } finally {
       await close(c)
@@ -214,6 +251,7 @@ try {
       const self = process.cpuUsage(self0)
       const cpu1 = await Promise.all(nodes.map(async (n) => await cpuSeconds(n.proc.pid)))
       const rate = done / elapsedS
+      result.opsPerSec[String(count)] = jsonNumber(rate)
       row(`put ops/s, ${count} client${count === 1 ? '' : 's'}`, rate, '', count === 64 ? '>= 2000' : '', count === 64 ? rate >= 2000 : undefined)
       row(`put latency, ${count} client${count === 1 ? '' : 's'} (ms)`, pct(lat, 0.5), pct(lat, 0.99), '')
       const nodeCpu = nodes.map((n, k) => {
@@ -223,7 +261,7 @@ try {
       }).join(', ')
       notes.push(`${count} clients: ${done} puts in ${elapsedS.toFixed(2)} s${failed > 0 ? `, ${failed} failed (${[...errors].map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}; ` +
         `CPU of one core: bench ${((self.user + self.system) / 1e4 / elapsedS).toFixed(0)}%, ${nodeCpu} (* leader)`)
-      console.log(`${count} clients: ${fmt(rate)} ops/s, p50 ${fmt(pct(lat, 0.5))} ms, p99 ${fmt(pct(lat, 0.99))} ms`)
+      log(`${count} clients: ${fmt(rate)} ops/s, p50 ${fmt(pct(lat, 0.5))} ms, p99 ${fmt(pct(lat, 0.99))} ms`)
     } finally {
       await Promise.all(cs.map(close))
     }
@@ -272,10 +310,10 @@ try {
       const nameOf = (id: string): string => id === 'none' ? 'none' : nodes.find((n) => n.id === id)?.name ?? id.slice(-6)
       const timeline = survivors.map((n, i) => `${n.name}: ${n.leaderLog.slice(logged[i])
         .map((e) => `${nameOf(e.leader)}/${e.role.replace(/^State/, '')}@${(e.at - killedAt).toFixed(0)}`).join(' ')}`).join('; ')
-      console.log(`failover ${k + 1}: killed ${leader.name}; new leader ${newLeader} known after ${election == null ? '?' : fmt(election)} ms; ` +
+      log(`failover ${k + 1}: killed ${leader.name}; new leader ${newLeader} known after ${election == null ? '?' : fmt(election)} ms; ` +
         `first put through ${survivors[0].name} after ${fmt(ms)} ms (${attempts} attempt${attempts === 1 ? '' : 's'}` +
         `${errors.size > 0 ? `: ${[...errors].map(([e, n]) => `${e} ×${n}`).join(', ')}` : ''})`)
-      if (verbose) console.log(`  leader changes logged (leader/own role@ms after the kill): ${timeline}`)
+      if (verbose) log(`  leader changes logged (leader/own role@ms after the kill): ${timeline}`)
     } finally {
       await close(c)
     }
@@ -286,17 +324,19 @@ try {
   }
   if (failovers > 0) {
     await settled(nodes)
+    result.failoverMedianMs = jsonNumber(pct(failoverMs, 0.5))
     row('failover: kill -9 → write (ms)', pct(failoverMs, 0.5), `${fmt(Math.max(...failoverMs))} max`, 'median <= 1500', pct(failoverMs, 0.5) <= 1500)
     if (electionMs.length > 0) row('  of which: new leader (ms)', pct(electionMs, 0.5), `${fmt(Math.max(...electionMs))} max`, '')
   }
 
-  console.log(`\nthree nodes (raft metadata, default timeouts), fsync on, ${cpus().length} CPUs shared by nodes and clients; ` +
+  log(`\nthree nodes (raft metadata, default timeouts), fsync on, ${cpus().length} CPUs shared by nodes and clients; ` +
     `${ops} sequential ops per latency row over one connection (after ${WARMUP_OPS} unmeasured); ${seconds} s per concurrency row, clients spread over the three nodes; ` +
     `${failovers} failovers, ${FAILOVER_ATTEMPT_TIMEOUT_MS} ms per put attempt\n`)
-  table.print()
-  console.log('')
-  for (const n of notes) console.log(n)
-  console.log(`load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at the end (other processes on this machine skew every figure)`)
+  table.print(log)
+  log('')
+  for (const n of notes) log(n)
+  log(`load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at the end (other processes on this machine skew every figure)`)
+  if (json) console.log(JSON.stringify(result, null, 2))
 } finally {
   await bench.shutdown()
 }

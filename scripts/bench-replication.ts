@@ -4,7 +4,7 @@
 // nothing.
 //
 //   node --import ./bin/polyfill.js --import tsx --conditions=dfs-source scripts/bench-replication.ts \
-//     [--size-mib 256] [--reps 3] [--small 1000] [--repair-mib 256] [--repair-file-mib 8] [--profile DIR]
+//     [--size-mib 256] [--reps 3] [--small 1000] [--repair-mib 256] [--repair-file-mib 8] [--profile DIR] [--json]
 //
 // 1. Throughput: put then get of a --size-mib file, --reps times (median, worst). Every extent goes
 //    to all three nodes and the put returns after a quorum of fsync'd copies and the metadata commit.
@@ -20,6 +20,9 @@
 //
 // Heartbeats, failure timeout and repair delay are short (REPAIR_FLAGS) so the repair part does not
 // wait 15 s + 15 min; everything else is a node's default.
+//
+// --json: stdout carries one JSON document (JsonResult below); the progress lines and the tables go
+// to stderr.
 import { randomBytes } from 'node:crypto'
 import { rm, writeFile } from 'node:fs/promises'
 import { cpus, loadavg } from 'node:os'
@@ -30,7 +33,7 @@ import { DfsClient } from '../src/client/index.js'
 import { getFile, putFile } from '../src/client/files.js'
 import { waitFor } from '../test/e2e/harness.js'
 import { benchNodes, shardLeaderOf, stableShardLeaderOf, type BenchProcess, type ShardMap } from './bench-nodes.js'
-import { ResultTable, cpuSeconds, fmt, numberOption, pct } from './bench-stats.js'
+import { ResultTable, cpuSeconds, fmt, humanLog, jsonNumber, numberOption, pct } from './bench-stats.js'
 
 const args = process.argv.slice(2)
 const opt = (name: string, def: number): number => numberOption(args, name, def)
@@ -42,6 +45,9 @@ const repairFileMiB = Math.max(1, opt('repair-file-mib', 8))
 const profileIdx = args.indexOf('--profile')
 /** `--profile DIR`: each node writes a V8 CPU profile (.cpuprofile) into DIR when it stops (not the killed one). */
 const nodeFlags = profileIdx >= 0 ? ['--cpu-prof', `--cpu-prof-dir=${args[profileIdx + 1]}`] : []
+/** `--json`: one JSON document on stdout, the human lines on stderr. */
+const json = args.includes('--json')
+const log = humanLog(json)
 
 // A member silent for two heartbeats is Suspected and placement skips it: on a loaded 2-core machine
 // 250 ms heartbeats let a busy node miss placement and extents commit with fewer copies, so 1 s.
@@ -139,8 +145,23 @@ const table = new ResultTable(12)
 const row = table.row.bind(table)
 const notes: string[] = []
 
+/**
+ * What `--json` prints (issue 18), null where not measured: the median over --reps of the put and get
+ * rates of the --size-mib file (MiB/s), the p50 of --small sequential 4 KiB puts through the leader of
+ * the data group of /bench and through another node (ms), and the repair rate (MiB/s of copies made;
+ * null with --repair-mib 0, which skips the repair part).
+ */
+interface JsonResult {
+  putMiBps: number | null
+  getMiBps: number | null
+  put4kP50MsLeader: number | null
+  put4kP50MsOther: number | null
+  repairMiBps: number | null
+}
+const result: JsonResult = { putMiBps: null, getMiBps: null, put4kP50MsLeader: null, put4kP50MsOther: null, repairMiBps: null }
+
 try {
-  console.log(`${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} before start`)
+  log(`${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} before start`)
   const nodes: Node[] = [await startNode('n1', [])]
   const via = nodes[0]
   const c = await open(via)
@@ -150,7 +171,7 @@ try {
   let leaderId = await settled(c, 3)
   await placesOn(c, nodes)
   const nameOf = (id: string): string => nodes.find((n) => n.id === id)?.name ?? id.slice(-6)
-  console.log(`three nodes; metadata leader ${nameOf(leaderId)}; the client talks to ${via.name}`)
+  log(`three nodes; metadata leader ${nameOf(leaderId)}; the client talks to ${via.name}`)
 
   // 1. Throughput of one big file
   const big = join(dir, 'big.bin')
@@ -177,10 +198,12 @@ try {
       t = performance.now() - t
     })
     getRates.push(sizeMiB / (t / 1000))
-    console.log(`rep ${r + 1}: put ${fmt(putRates[r])} MiB/s, get ${fmt(getRates[r])} MiB/s; ${st.extents.length} extents with ${Math.min(...copies)}–${Math.max(...copies)} copies`)
+    log(`rep ${r + 1}: put ${fmt(putRates[r])} MiB/s, get ${fmt(getRates[r])} MiB/s; ${st.extents.length} extents with ${Math.min(...copies)}–${Math.max(...copies)} copies`)
     notes.push(`rep ${r + 1} CPU of one core: put: ${putCpu}; get: ${getCpu}`)
   }
   await rm(big)
+  result.putMiBps = jsonNumber(pct(putRates, 0.5))
+  result.getMiBps = jsonNumber(pct(getRates, 0.5))
   row(`put ${sizeMiB} MiB (MiB/s)`, pct(putRates, 0.5), `${fmt(Math.min(...putRates))} worst`, '>= 60', pct(putRates, 0.5) >= 60)
   row(`get ${sizeMiB} MiB (MiB/s)`, pct(getRates, 0.5), `${fmt(Math.min(...getRates))} worst`, '>= 150', pct(getRates, 0.5) >= 150)
 
@@ -208,14 +231,16 @@ try {
         ...Array.from({ length: smallCount }, (_, i) => `/bench/small/${role}/${attempt}/${i}`))
       const after = await shardLeaderOf(nodes, '/bench', shardsOf)
       if (after !== benchLeader && attempt < 3) {
-        console.log(`4 KiB puts via ${role}: the leader of /bench moved from ${nameOf(benchLeader)} to ${nameOf(after)} during the row; measuring again`)
+        log(`4 KiB puts via ${role}: the leader of /bench moved from ${nameOf(benchLeader)} to ${nameOf(after)} during the row; measuring again`)
         continue
       }
       if (after !== benchLeader) notes.push(`4 KiB puts via ${role}: the leader of /bench changed during all 3 attempts; the last one is shown`)
       const label = role === 'leader' ? 'put 4 KiB via data-group leader (ms)' : 'put 4 KiB via another node (ms)'
       row(label, pct(latencies, 0.5), pct(latencies, 0.99), 'p50 <= 3', pct(latencies, 0.5) <= 3)
+      if (role === 'leader') result.put4kP50MsLeader = jsonNumber(pct(latencies, 0.5))
+      else result.put4kP50MsOther = jsonNumber(pct(latencies, 0.5))
       notes.push(`${smallCount} × 4 KiB puts via ${target.name} (${role === 'leader' ? 'the leader of the data group of /bench' : 'not its leader'}), CPU of one core: ${smallCpu}`)
-      console.log(`4 KiB puts via ${target.name} (${role}): p50 ${fmt(pct(latencies, 0.5))} ms, p99 ${fmt(pct(latencies, 0.99))} ms`)
+      log(`4 KiB puts via ${target.name} (${role}): p50 ${fmt(pct(latencies, 0.5))} ms, p99 ${fmt(pct(latencies, 0.99))} ms`)
       break
     }
   }
@@ -256,7 +281,7 @@ try {
     const candidates = nodes.filter((n) => n !== leader && n !== via).sort((a, b) => (held.get(b.id) ?? 0) - (held.get(a.id) ?? 0))
     const victim = candidates[0]
     const lost = held.get(victim.id) ?? 0
-    console.log(`four nodes, ${files} files of ${repairFileMiB} MiB; copies held: ${nodes.map((n) => `${n.name} ${fmt((held.get(n.id) ?? 0) / MiB)} MiB`).join(', ')}; ` +
+    log(`four nodes, ${files} files of ${repairFileMiB} MiB; copies held: ${nodes.map((n) => `${n.name} ${fmt((held.get(n.id) ?? 0) / MiB)} MiB`).join(', ')}; ` +
       `leader ${leader.name}; killing ${victim.name}`)
 
     const lc = await open(leader, 10_000)
@@ -289,22 +314,24 @@ try {
     const start = delayExpiredAt as number
     const repairS = (doneAt - start) / 1000
     row('repair (MiB/s of copies made)', lost / MiB / repairS, '', '', undefined)
+    result.repairMiBps = jsonNumber(lost / MiB / repairS)
     const repaired = leader.repairedAt.slice(repairedBefore)
     const first = repaired[0]
     notes.push(`repair: ${victim.name} held ${fmt(lost / MiB)} MiB in ${peakUnder} extents; kill → first under-replicated report ${fmt((start - killedAt) / 1000)} s ` +
       `(failure timeout ${FAILURE_TIMEOUT_MS} ms + repair delay ${REPAIR_DELAY_MS} ms); then ${fmt(repairS)} s to none` +
       (first == null ? '' : `, of which ${fmt((first - start) / 1000)} s before the first copy was recorded; ` +
         `first to last recorded copy ${fmt((repaired[repaired.length - 1] - first) / 1000)} s for ${repaired.length} extents`))
-    console.log(`repair: ${fmt(lost / MiB)} MiB of copies in ${fmt(repairS)} s`)
+    log(`repair: ${fmt(lost / MiB)} MiB of copies in ${fmt(repairS)} s`)
   }
 
-  console.log(`\nRF 3, fsync on, short heartbeats (${HEARTBEAT_MS} ms) / failure timeout (${FAILURE_TIMEOUT_MS} ms) / repair delay (${REPAIR_DELAY_MS} ms), ` +
+  log(`\nRF 3, fsync on, short heartbeats (${HEARTBEAT_MS} ms) / failure timeout (${FAILURE_TIMEOUT_MS} ms) / repair delay (${REPAIR_DELAY_MS} ms), ` +
     `otherwise node defaults; ${cpus().length} CPUs shared by nodes and client; ${reps} reps of ${sizeMiB} MiB through ${via.name}, ` +
     `${smallCount} sequential 4 KiB puts over one connection per row (after ${SMALL_WARMUP_OPS} unmeasured)\n(for throughput the p99 column is the worst rep)\n`)
-  table.print()
-  console.log('')
-  for (const n of notes) console.log(n)
-  console.log(`load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at the end (other processes on this machine skew every figure)`)
+  table.print(log)
+  log('')
+  for (const n of notes) log(n)
+  log(`load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at the end (other processes on this machine skew every figure)`)
+  if (json) console.log(JSON.stringify(result, null, 2))
 } finally {
   // SIGTERM first, which also writes --cpu-prof profiles
   await bench.shutdown()

@@ -20,6 +20,19 @@ export function pct (xs: number[], p: number): number {
 /** Two decimals below 10, one above; `-` for NaN. */
 export function fmt (x: number): string { return Number.isNaN(x) ? '-' : x.toFixed(x < 10 ? 2 : 1) }
 
+/** `x` as a JSON figure: null where it was not measured (undefined, NaN or infinite). */
+export function jsonNumber (x: number | undefined): number | null {
+  return x == null || !Number.isFinite(x) ? null : x
+}
+
+/**
+ * Where a bench's human lines go: stdout, or stderr under `--json`, whose stdout carries exactly one
+ * JSON document.
+ */
+export function humanLog (json: boolean): (line: string) => void {
+  return json ? (line) => { console.error(line) } : (line) => { console.log(line) }
+}
+
 /** CPU seconds (user + system) a process has used so far, from /proc (Linux); undefined elsewhere. */
 export async function cpuSeconds (pid: number | undefined): Promise<number | undefined> {
   if (pid == null) return undefined
@@ -45,7 +58,8 @@ export class ResultTable {
     this.#rows.push([metric, fmt(med), typeof p99 === 'number' ? fmt(p99) : p99, target, ok == null ? '' : ok ? 'ok' : 'MISSED'])
   }
 
-  print (): void {
-    for (const r of this.#rows) console.log(r.map((c, i) => i === 0 ? c.padEnd(32) : c.padStart(i === 4 ? 7 : this.#valueWidth)).join(' '))
+  /** Writes the table line by line to `out` (stdout unless given). */
+  print (out: (line: string) => void = (line) => { console.log(line) }): void {
+    for (const r of this.#rows) out(r.map((c, i) => i === 0 ? c.padEnd(32) : c.padStart(i === 4 ? 7 : this.#valueWidth)).join(' '))
   }
 }
