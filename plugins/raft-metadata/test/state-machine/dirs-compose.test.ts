@@ -1,29 +1,14 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { S3_KEYS_MAX, toInternalPath } from '@dfs/api'
-import type { MetadataOp, MetadataResult, MetadataView, S3KeyRecord, TenantInfo } from '@dfs/api'
+import type { MetadataOp, MetadataView, S3KeyRecord, TenantInfo } from '@dfs/api'
 import { decodeCbor, encodeCbor } from '../../src/codec.js'
 import { MetadataStateMachine } from '../../src/state-machine/index.js'
 import { groupOfShard, shardOfPath } from '../../src/shards/index.js'
-import { extent, member, prng, putFile, uuid } from './fixtures.js'
+import { errorName, extent, machine, member, prng, putFile, stateOf, uuid } from './fixtures.js'
 import { throwsNamed } from '../throws-named.js'
 
 const test = suite('state machine: explicit directories, ComposeFile, file metadata, S3 keys')
-
-function machine (sm = new MetadataStateMachine()): { sm: MetadataStateMachine, apply: (op: unknown) => MetadataResult } {
-  let index = sm.appliedIndex()
-  return { sm, apply: (op) => sm.apply(op as MetadataOp, ++index) }
-}
-
-function errorName (r: MetadataResult): string | undefined {
-  return r.ok ? undefined : r.error.name
-}
-
-/** The state of a snapshot without its applied index (which every applied op, even a refused one, moves). */
-function stateOf (sm: MetadataStateMachine): unknown {
-  const { appliedIndex: _, ...rest } = decodeCbor(sm.snapshot()) as Record<string, unknown>
-  return rest
-}
 
 /** Every file path under `dir`, by walking the listing (what a reader sees). */
 function walk (v: MetadataView, dir = '/'): string[] {

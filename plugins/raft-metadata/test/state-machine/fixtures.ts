@@ -1,5 +1,7 @@
 import { seededRand as prng } from '../raft/network.js'
-import type { ExtentRecord, MemberRecord, MetadataOp } from '@dfs/api'
+import type { ExtentRecord, MemberRecord, MetadataOp, MetadataResult } from '@dfs/api'
+import { decodeCbor } from '../../src/codec.js'
+import { MetadataStateMachine } from '../../src/state-machine/index.js'
 
 /** A small seeded PRNG (mulberry32), so a failing run can be replayed. */
 export { prng }
@@ -67,4 +69,21 @@ export function randomOps (seed: number, count: number): MetadataOp[] {
     }
   }
   return ops
+}
+
+/** A state machine and an `apply` that gives each operation the next index. */
+export function machine (sm = new MetadataStateMachine()): { sm: MetadataStateMachine, apply: (op: unknown) => MetadataResult } {
+  let index = sm.appliedIndex()
+  return { sm, apply: (op) => sm.apply(op as MetadataOp, ++index) }
+}
+
+/** The typed error's name of a refused result (undefined when it applied). */
+export function errorName (r: MetadataResult): string | undefined {
+  return r.ok ? undefined : r.error.name
+}
+
+/** The state of a snapshot without its applied index (which every applied op, even a refused one, moves). */
+export function stateOf (sm: MetadataStateMachine): unknown {
+  const { appliedIndex: _, ...rest } = decodeCbor(sm.snapshot()) as Record<string, unknown>
+  return rest
 }

@@ -1,30 +1,15 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { STAGE_BATCH_MAX, STAGES_MAX, toInternalPath } from '@dfs/api'
-import type { ExtentRecord, MetadataOp, MetadataResult } from '@dfs/api'
+import type { ExtentRecord } from '@dfs/api'
 import { decodeCbor, encodeCbor } from '../../src/codec.js'
 import { MetadataStateMachine } from '../../src/state-machine/index.js'
 import { FILE_EXTENTS_MAX } from '../../src/state-machine/limits.js'
 import { groupOfShard, shardOfPath } from '../../src/shards/index.js'
-import { extent, member, putFile, uuid } from './fixtures.js'
+import { errorName, extent, machine, member, putFile, stateOf, uuid } from './fixtures.js'
 import { throwsNamed } from '../throws-named.js'
 
 const test = suite('state machine: staged commits (StageExtents, PutFile { stage }, DropStage)')
-
-function machine (sm = new MetadataStateMachine()): { sm: MetadataStateMachine, apply: (op: unknown) => MetadataResult } {
-  let index = sm.appliedIndex()
-  return { sm, apply: (op) => sm.apply(op as MetadataOp, ++index) }
-}
-
-function errorName (r: MetadataResult): string | undefined {
-  return r.ok ? undefined : r.error.name
-}
-
-/** The state of a snapshot without its applied index (which every applied op, even a refused one, moves). */
-function stateOf (sm: MetadataStateMachine): unknown {
-  const { appliedIndex: _, ...rest } = decodeCbor(sm.snapshot()) as Record<string, unknown>
-  return rest
-}
 
 const STAGE = uuid(0xa000)
 

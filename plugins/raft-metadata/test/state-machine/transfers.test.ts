@@ -1,27 +1,12 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { TRANSFERS_MAX, toInternalPath } from '@dfs/api'
-import type { ExtentRecord, MetadataOp, MetadataResult } from '@dfs/api'
-import { decodeCbor } from '../../src/codec.js'
+import type { ExtentRecord, MetadataResult } from '@dfs/api'
 import { MetadataStateMachine } from '../../src/state-machine/index.js'
 import { groupOfShard, shardOfPath } from '../../src/shards/index.js'
-import { extent, member, prng, putFile, uuid } from './fixtures.js'
+import { errorName, extent, machine, member, prng, putFile, stateOf, uuid } from './fixtures.js'
 
 const test = suite('state machine: shared extents (CopyFile) and transfers across groups')
-
-function machine (sm = new MetadataStateMachine()): { sm: MetadataStateMachine, apply: (op: unknown) => MetadataResult } {
-  let index = sm.appliedIndex()
-  return { sm, apply: (op) => sm.apply(op as MetadataOp, ++index) }
-}
-
-function errorName (r: MetadataResult): string | undefined {
-  return r.ok ? undefined : r.error.name
-}
-
-function stateOf (sm: MetadataStateMachine): unknown {
-  const { appliedIndex: _, ...rest } = decodeCbor(sm.snapshot()) as Record<string, unknown>
-  return rest
-}
 
 const ids = (records: ExtentRecord[] | undefined): string[] => (records ?? []).map((e) => e.id).sort()
 
