@@ -761,6 +761,10 @@ export interface MetadataService {
   groupOf?: (path: string) => number
   /** Present when the service replicates through a consensus group. */
   membership?: MetadataMembership
+  /** Present with a consensus log: counters of each group this node runs (for metrics). */
+  raftStats?: () => MetadataRaftStats[]
+  /** Present with a consensus log: `listener` hears the seconds each fsync'd log write takes, until the returned function is called. */
+  onLogSync?: (listener: (seconds: number) => void) => () => void
   /**
    * Present when the service carries PutFile's `inline` bytes to its members (it calls
    * `onInlineExtents` wherever it applies one): the voters of the group that commits a PutFile of
@@ -769,6 +773,22 @@ export interface MetadataService {
    * every log of the commit quorum belongs to a node that will store a copy.
    */
   inlineVoters?: (path: string) => PeerIdString[]
+}
+
+/** One consensus group's counters on this node (MetadataService.raftStats). */
+export interface MetadataRaftStats {
+  /** As MetadataGroupInfo.group. */
+  group: number
+  /** Proposals this node made (its own and forwarded ones). */
+  proposals: number
+  /** Of those, applied. */
+  proposalsApplied: number
+  /** Proposed again because their term's leader lost them. */
+  proposalsRetried: number
+  /** Entries this node applied (everyone's). */
+  entriesApplied: number
+  /** This node's proposals waiting to apply. */
+  pending: number
 }
 
 /** Membership of a replicated metadata service's consensus group. */

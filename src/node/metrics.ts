@@ -9,7 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import { logger } from '@libp2p/logger'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
-import type { ExtentStore, MetadataService, ReplicationService, RpcCallInfo, RpcCallOutcome, RpcInterceptor } from '@dfs/api'
+import type { ExtentStore, MetadataRaftStats, MetadataService, ReplicationService, RpcCallInfo, RpcCallOutcome, RpcInterceptor } from '@dfs/api'
 
 const log = logger('dfs:node:metrics')
 
@@ -41,6 +41,8 @@ export class NodeMetrics implements RpcInterceptor {
   readonly #leaders = new Map<number, string | undefined>()
   #sampler: ReturnType<typeof setInterval> | undefined
   #server: Server | undefined
+  readonly #fsync: Histogram
+  #unsubscribe: (() => void) | undefined
 
   constructor (init: NodeMetricsInit) {
     this.#init = init
@@ -71,6 +73,36 @@ export class NodeMetrics implements RpcInterceptor {
     new Gauge({
       name: 'dfs_raft_term', help: 'The metadata group\'s current term as this node knows it', labelNames: ['group'], registers,
       collect () { for (const g of groups()) this.set({ group: String(g.group) }, g.term) }
+    })
+    this.#fsync = new Histogram({
+      name: 'dfs_disk_log_fsync_duration_seconds',
+      help: 'Time each fsync\'d write of this node\'s Raft log took (all groups share one log)',
+      buckets: [0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096],
+      registers
+    })
+    // the groups' counters, read at scrape time and kept as counters: each scrape adds what grew since
+    const raftCounter = (name: string, help: string, pick: (s: MetadataRaftStats) => number): void => {
+      const last = new Map<number, number>()
+      new Counter({
+        name, help, labelNames: ['group'], registers,
+        collect () {
+          for (const s of init.metadata.raftStats?.() ?? []) {
+            const now = pick(s)
+            const grew = now - (last.get(s.group) ?? 0)
+            // a group opened again (a restart of the service) starts from zero: count from there
+            this.inc({ group: String(s.group) }, grew >= 0 ? grew : now)
+            last.set(s.group, now)
+          }
+        }
+      })
+    }
+    raftCounter('dfs_raft_proposals_total', 'Proposals this node made, by metadata group', (s) => s.proposals)
+    raftCounter('dfs_raft_proposals_applied_total', 'Proposals this node made that applied, by metadata group', (s) => s.proposalsApplied)
+    raftCounter('dfs_raft_proposals_retried_total', 'Proposals made again because their term\'s leader lost them', (s) => s.proposalsRetried)
+    raftCounter('dfs_raft_entries_applied_total', 'Log entries this node applied (everyone\'s), by metadata group', (s) => s.entriesApplied)
+    new Gauge({
+      name: 'dfs_raft_proposals_pending', help: 'This node\'s proposals waiting to apply, by metadata group', labelNames: ['group'], registers,
+      collect () { for (const s of init.metadata.raftStats?.() ?? []) this.set({ group: String(s.group) }, s.pending) }
     })
     new Gauge({
       name: 'dfs_raft_applied_index', help: 'Index of the last operation this node applied (system group)', registers,
@@ -134,6 +166,7 @@ export class NodeMetrics implements RpcInterceptor {
 
   /** Serves `GET /metrics` on host:port (port 0: a free one) and starts the leader sampler. */
   async start (listen: { host: string, port: number }): Promise<void> {
+    this.#unsubscribe = this.#init.metadata.onLogSync?.((seconds) => { this.#fsync.observe(seconds) })
     this.#sample()
     this.#sampler = setInterval(() => { this.#sample() }, LEADER_SAMPLE_MS)
     this.#sampler.unref()
@@ -155,6 +188,8 @@ export class NodeMetrics implements RpcInterceptor {
   }
 
   async stop (): Promise<void> {
+    this.#unsubscribe?.()
+    this.#unsubscribe = undefined
     if (this.#sampler !== undefined) clearInterval(this.#sampler)
     this.#sampler = undefined
     const server = this.#server

@@ -72,7 +72,14 @@ test('a put moves the RPC counters and the stored bytes of every node', async ()
   assert.ok((after[0].get('dfs_rpc_request_duration_seconds_count{method="fs.put"}') ?? 0) >= 1)
   for (let i = 0; i < 3; i++) {
     assert.ok((after[i].get('dfs_store_bytes') ?? 0) >= (before[i].get('dfs_store_bytes') ?? 0) + 3 * 256 * 1024, `n${i + 1} stores a copy`)
+    // the put's commit went through the Raft log of every node, fsync'd
+    const fsyncs = (m: Map<string, number>): number => m.get('dfs_disk_log_fsync_duration_seconds_count') ?? 0
+    assert.ok(fsyncs(after[i]) > fsyncs(before[i]), `n${i + 1} fsync'd its log`)
+    const applied = (m: Map<string, number>): number => [...m].filter(([k]) => k.startsWith('dfs_raft_entries_applied_total{')).reduce((n, [, v]) => n + v, 0)
+    assert.ok(applied(after[i]) > applied(before[i]), `n${i + 1} applied the commit`)
   }
+  const proposed = (m: Map<string, number>): number => [...m].filter(([k]) => k.startsWith('dfs_raft_proposals_applied_total{')).reduce((n, [, v]) => n + v, 0)
+  assert.ok(proposed(after[0]) > proposed(before[0]), 'n1 proposed the commit and saw it apply')
   // a refused call counts under its error's name
   const r = await sb.run(['fs', 'stat', '/missing', '--json', '--node', nodes[0].addr])
   assert.is(r.json?.error?.name, 'NotFound')

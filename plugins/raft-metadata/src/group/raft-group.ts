@@ -265,6 +265,11 @@ export class RaftGroup<R> {
   #submitBlocked = false
 
   #proposals = new Map<number, PendingProposal<R>>()
+
+  /** Proposals of this node waiting for their entry to apply (for metrics). */
+  get pendingProposals (): number {
+    return this.#proposals.size
+  }
   #reads = new Map<string, PendingRead>()
   #seq = 0
   #ticks = 0

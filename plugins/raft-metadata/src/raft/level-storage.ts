@@ -177,6 +177,8 @@ export class RaftLogDb {
   #closed = false
   /** Batches written and the writes they carried (writes / batches: how much group commit merged). */
   readonly stats = { batches: 0, writes: 0 }
+  /** Told the seconds each fsync'd batch took (metrics); a listener that throws is ignored. */
+  readonly #syncListeners = new Set<(seconds: number) => void>()
 
   constructor (store: LogStore) {
     this.store = store
@@ -210,7 +212,10 @@ export class RaftLogDb {
         this.#queue = []
         const ops = q.length === 1 ? q[0].ops : q.flatMap((w) => w.ops)
         try {
-          await this.store.batch(ops, { sync: q.some((w) => w.sync) })
+          const sync = q.some((w) => w.sync)
+          const started = performance.now()
+          await this.store.batch(ops, { sync })
+          if (sync) this.#synced((performance.now() - started) / 1000)
           this.stats.batches++
           this.stats.writes += q.length
           for (const w of q) w.resolve()
@@ -220,6 +225,22 @@ export class RaftLogDb {
       }
     } finally {
       this.#writing = false
+    }
+  }
+
+  /** Calls `listener` with the seconds each fsync'd batch takes, until the returned function is called. */
+  onSync (listener: (seconds: number) => void): () => void {
+    this.#syncListeners.add(listener)
+    return () => { this.#syncListeners.delete(listener) }
+  }
+
+  #synced (seconds: number): void {
+    for (const l of this.#syncListeners) {
+      try {
+        l(seconds)
+      } catch {
+        // a metrics listener never fails a write
+      }
     }
   }
 

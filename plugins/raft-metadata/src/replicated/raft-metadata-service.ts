@@ -34,7 +34,7 @@ import {
 } from '@dfs/api'
 import type {
   AuditCheckpoint, AuditEntry, CallOptions, ClusterConfig, ClusterKey, ClusterRecord, DirEntry, ExtentRecord, ListDirPage, FileRecord, InlineExtent,
-  JoinTokenRecord, Logger, MemberRecord, MetadataGroupInfo, MetadataMembership, MetadataOp, MetadataResult, MetadataService,
+  JoinTokenRecord, Logger, MemberRecord, MetadataGroupInfo, MetadataMembership, MetadataRaftStats, MetadataOp, MetadataResult, MetadataService,
   MetadataServiceInit, MetadataStatus, MetadataView, PeerIdString, ReadOptions, ReadScope, Role, S3KeyRecord, StageRecord, TenantInfo, TransferOutcome, TransferRecord, UserRecord
 } from '@dfs/api'
 import { decodeOp, encodeOp } from '../codec.js'
@@ -649,6 +649,26 @@ export class RaftMetadataService implements MetadataService {
   #requireLog (): RaftLogDb {
     if (this.#raftLog === undefined) throw new UnavailableError('the metadata service is not running')
     return this.#raftLog
+  }
+
+  /** Counters of every group this node runs (MetadataService.raftStats). */
+  raftStats (): MetadataRaftStats[] {
+    const replicas = this.#system === undefined ? this.#data : [this.#system, ...this.#data]
+    return replicas.map((r) => ({
+      group: r.g,
+      proposals: r.group.stats.proposals,
+      proposalsApplied: r.group.stats.proposalsApplied,
+      proposalsRetried: r.group.stats.proposalsRetried,
+      entriesApplied: r.group.stats.entriesApplied,
+      pending: r.group.pendingProposals
+    }))
+  }
+
+  /** MetadataService.onLogSync: the node's shared Raft log's fsync'd batches. */
+  onLogSync (listener: (seconds: number) => void): () => void {
+    const log = this.#raftLog
+    if (log === undefined) throw new UnavailableError('the metadata service is not running')
+    return log.onSync(listener)
   }
 
   /** Batches the node's shared Raft log wrote, and the group writes they carried. */
