@@ -160,17 +160,7 @@ async function listAll (c: DfsClient, path: string): Promise<number> {
 const bench = await benchNodes('dfs-bench-mount-', '', [])
 const dir = bench.dir
 // the environment benchNodes gives its nodes: the same HOME and admin identity for `dfs mount`
-const env: NodeJS.ProcessEnv = {
-  ...process.env,
-  HOME: join(dir, 'home'),
-  XDG_CONFIG_HOME: join(dir, 'home', '.config'),
-  XDG_DATA_HOME: join(dir, 'home', '.local', 'share'),
-  DFS_IDENTITY: join(dir, 'admin.key'),
-  DEBUG: ''
-}
-delete env.DFS_NODE
-delete env.DFS_DATA_DIR
-delete env.DFS_JOIN_TOKEN
+const env = bench.env
 
 try {
   log(`${cpus().length} CPUs, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')} before start`)

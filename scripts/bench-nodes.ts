@@ -24,6 +24,8 @@ export interface BenchProcess {
 
 export interface BenchNodes {
   dir: string
+  /** The environment the nodes run with (HOME, XDG dirs and admin identity under `dir`): for other dfs processes of the bench. */
+  env: NodeJS.ProcessEnv
   /**
    * Starts `dfs node start` in `dataDir` and resolves once it serves; `onStderr` sees every chunk
    * of its log (DEBUG as given to benchNodes) with the time it arrived.
@@ -114,7 +116,7 @@ export async function benchNodes (prefix: string, debug: string, nodeFlags: stri
     await rm(dir, { recursive: true, force: true })
   }
 
-  return { dir, start, open, close, shutdown }
+  return { dir, env, start, open, close, shutdown }
 }
 
 /** What `cluster.shards` answers, as far as the benchmarks read it. */
