@@ -47,8 +47,12 @@ export interface RemoteFs {
   stat: (path: string) => Promise<RemoteAttr>
   /** One page of a directory, after the name `after`. */
   list: (path: string, after?: string) => Promise<{ entries: DirEntry[], more: boolean }>
-  /** Bytes [offset, offset + length) of a file, clipped at its end (empty at or past the end), and its version. */
-  read: (path: string, offset: number, length: number) => Promise<RemoteRead>
+  /**
+   * Bytes [offset, offset + length) of a file, clipped at its end (empty at or past the end), and its
+   * version. With `into` (at least `length` bytes, the caller's to reuse once this settles) the bytes
+   * are read into it and answered as a view of it.
+   */
+  read: (path: string, offset: number, length: number, into?: Uint8Array) => Promise<RemoteRead>
   /** The whole file into the local file `local`. */
   download: (path: string, local: string) => Promise<void>
   /** The local file at the path `from`, or the bytes `from`, (`size` bytes) as the file at `path`, in one atomic put. */
@@ -106,23 +110,29 @@ export class ClusterFs implements RemoteFs {
     return { entries: r.entries, more: r.more }
   }
 
-  async read (path: string, offset: number, length: number): Promise<RemoteRead> {
+  async read (path: string, offset: number, length: number, buffer?: Uint8Array): Promise<RemoteRead> {
     const want = Math.min(length, READ_BYTES_MAX)
     return await this.#pool.run(async (c) => {
-      const chunks: Buffer[] = []
+      // Each chunk is copied as it arrives into one buffer (the caller's, else one of the served
+      // length) and dropped, so chunks die young (see MountOps' window buffers for why that matters)
+      let into: Uint8Array | undefined
       let bytes = 0
       const sink = new Writable({
         write (chunk: Buffer, _encoding, done) {
+          // getFile sends exactly the range it announced; more is a broken node, refused before it is kept
+          if (into === undefined || bytes + chunk.byteLength > into.byteLength) { done(new Error(`fs.get of ${path} sent more than it announced`)); return }
+          into.set(chunk, bytes)
           bytes += chunk.byteLength
-          // getFile sends exactly the range asked; more is a broken node, refused before it is kept
-          if (bytes > want) { done(new Error(`fs.get of ${path} sent more than ${want} bytes`)); return }
-          chunks.push(chunk)
           done()
         }
       })
+      const onStart = (served: number): void => {
+        const n = Math.min(served, want)
+        into = buffer !== undefined && buffer.byteLength >= n ? buffer.subarray(0, n) : Buffer.allocUnsafe(n)
+      }
       let version: string
       try {
-        const got = await getFile(c, path, sink, undefined, undefined, { offset, length: want, ...this.#read() })
+        const got = await getFile(c, path, sink, onStart, undefined, { offset, length: want, ...this.#read() })
         version = `${got.version}@${got.mtimeMs}`
       } catch (err) {
         // a range that starts past the end (the file shrank since it was opened) reads as the end;
@@ -130,7 +140,8 @@ export class ClusterFs implements RemoteFs {
         if ((err as Error)?.name === 'InvalidRange') return { bytes: new Uint8Array(0), version: '' }
         throw err
       }
-      return { bytes: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, bytes), version }
+      // getFile checked that exactly the announced bytes arrived
+      return { bytes: into === undefined ? new Uint8Array(0) : into.subarray(0, bytes), version }
     }, { retry: true })
   }
 

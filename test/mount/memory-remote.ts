@@ -11,6 +11,8 @@ import type { RemoteAttr, RemoteCapacity, RemoteFs, RemoteRead } from '../../src
  */
 export class MemoryRemote implements RemoteFs {
   readonly files = new Map<string, { bytes: Buffer, mtimeMs: number, version: number }>()
+  /** Range reads answered in a buffer the caller gave. */
+  intoReads = 0
   #version = 0
   readonly dirs = new Set<string>()
   readonly calls = new Map<string, number>()
@@ -79,12 +81,24 @@ export class MemoryRemote implements RemoteFs {
     return { entries: sorted.slice(0, this.pageSize), more: sorted.length > this.pageSize }
   }
 
-  async read (path: string, offset: number, length: number): Promise<RemoteRead> {
+  async read (path: string, offset: number, length: number, into?: Uint8Array): Promise<RemoteRead> {
     this.#call('read')
     const f = this.files.get(path)
     if (f === undefined) throw new NotFoundError(`no file at ${path}`, { path })
     if (offset > f.bytes.byteLength) throw new InvalidRangeError('past the end', { offset })
-    return { bytes: Uint8Array.from(f.bytes.subarray(offset, offset + length)), version: String(f.version) }
+    const bytes = f.bytes.subarray(offset, offset + length)
+    const version = String(f.version)
+    if (into === undefined || into.byteLength < bytes.byteLength) return { bytes: Uint8Array.from(bytes), version }
+    // as over the network: the caller's buffer fills over time (half now, half a turn later) and holds
+    // these bytes until the caller reuses it
+    this.intoReads += 1
+    const view = into.subarray(0, bytes.byteLength)
+    const half = bytes.byteLength >> 1
+    view.set(bytes.subarray(0, half))
+    await new Promise((resolve) => setImmediate(resolve))
+    view.set(bytes.subarray(half), half)
+    await new Promise((resolve) => setImmediate(resolve))
+    return { bytes: view, version }
   }
 
   async download (path: string, local: string): Promise<void> {

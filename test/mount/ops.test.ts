@@ -8,6 +8,7 @@ import * as assert from 'uvu/assert'
 import { NodeUnreachableError } from '@dfs/api'
 import { MountOps, READ_AHEAD_BYTES, SMALL_COMMIT_BYTES_MAX } from '../../src/mount/ops.js'
 import { errnoOf } from '../../src/mount/errno.js'
+import type { RemoteFs } from '../../src/mount/remote.js'
 import { MemoryRemote } from './memory-remote.js'
 
 /**
@@ -329,6 +330,102 @@ test('sequential reads fetch aligned READ_AHEAD_BYTES windows, one range read ea
   assert.is(await ops.read(fd, out, size - 10), 10, 'short only at the end')
   await ops.release(fd)
   assert.is(ops.openHandles, 0)
+})
+
+test('window buffers are reused only when nothing reads them: many readers at once, reads out of order, never bytes of another window', async () => {
+  const { ops, remote } = ctx
+  // six readers × READ_WINDOWS_MAX windows: more than READ_BUFFERS_MAX, so some windows get buffers of their own
+  const files = Array.from({ length: 6 }, (_, k) => {
+    const size = 5 * READ_AHEAD_BYTES + 1000 * k + 7
+    const bytes = Buffer.alloc(size)
+    for (let i = 0; i + 4 <= size; i += 4) bytes.writeUInt32LE((i ^ (k * 0x9e3779b9)) >>> 0, i)
+    return { path: `/r${k}`, bytes }
+  })
+  for (const f of files) await remote.putDirect(f.path, f.bytes)
+  const fds = await Promise.all(files.map(async (f) => await ops.open(f.path, O.O_RDONLY)))
+  const outs = files.map((f) => Buffer.alloc(f.bytes.byteLength))
+  const CHUNK = 128 * 1024
+  // as the kernel's read-ahead does: each reader keeps several 128 KiB reads in flight, answered in any order
+  await Promise.all(files.map(async (f, k) => {
+    const size = f.bytes.byteLength
+    for (let at = 0; at < size; at += 4 * CHUNK) {
+      const batch = [3, 0, 2, 1].map((j) => at + j * CHUNK).filter((o) => o < size)
+      await Promise.all(batch.map(async (o) => {
+        const n = await ops.read(fds[k], outs[k].subarray(o, Math.min(size, o + CHUNK)), o)
+        assert.is(n, Math.min(CHUNK, size - o))
+      }))
+    }
+  }))
+  files.forEach((f, k) => { assert.ok(outs[k].equals(f.bytes), `reader ${k} read its own bytes`) })
+  assert.ok(remote.intoReads > 0, 'windows were read into pooled buffers')
+  assert.ok(remote.count('read') > remote.intoReads, 'and past the pool into buffers of their own')
+  for (const fd of fds) await ops.release(fd)
+  assert.is(ops.readBuffersInUse, 0, 'every buffer back once the readers are released')
+})
+
+test('a window dropped while its range read is in flight keeps its buffer until the read settles (late bytes land nowhere else)', async () => {
+  const { remote } = ctx
+  const W = READ_AHEAD_BYTES
+  const size = 8 * W
+  const bytes = Buffer.alloc(size)
+  for (let i = 0; i + 4 <= size; i += 4) bytes.writeUInt32LE(i, i)
+  await remote.putDirect('/f', bytes)
+  // range reads answered when the test says: the bytes land in the caller's buffer at that moment
+  const pending = new Map<number, () => void>()
+  const read: RemoteFs['read'] = async (path, offset, length, into) => await new Promise((resolve, reject) => {
+    pending.set(offset, () => {
+      remote.read(path, offset, length).then((r) => {
+        if (into === undefined) { resolve(r); return }
+        const view = into.subarray(0, r.bytes.byteLength)
+        view.set(r.bytes)
+        resolve({ bytes: view, version: r.version })
+      }, reject)
+    })
+  })
+  const held = new Proxy(remote, {
+    get (target, key) {
+      if (key === 'read') return read
+      const v: unknown = Reflect.get(target, key)
+      return typeof v === 'function' ? (v as (...args: unknown[]) => unknown).bind(target) : v
+    }
+  }) as RemoteFs
+  const answer = async (offset: number): Promise<void> => {
+    const go = pending.get(offset)
+    assert.ok(go !== undefined, `a range read at window ${offset / W} is in flight`)
+    pending.delete(offset)
+    go()
+    for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve))
+  }
+  const ops = new MountOps({ remote: held, spoolDir: ctx.dir })
+  const fd = await ops.open('/f', O.O_RDONLY)
+  const out = Buffer.alloc(128 * 1024)
+  const at = async (offset: number): Promise<void> => {
+    const p = ops.read(fd, out, offset)
+    if (pending.has(offset - (offset % W))) await answer(offset - (offset % W))
+    assert.is(await p, out.byteLength)
+    assert.ok(out.equals(bytes.subarray(offset, offset + out.byteLength)), `bytes at ${offset}`)
+  }
+  await at(0) // window 0; windows 1 and 2 now fetched ahead, left in flight
+  const p2 = ops.read(fd, out, 2 * W) // window 2
+  await answer(2 * W)
+  assert.is(await p2, out.byteLength)
+  await answer(3 * W)
+  await answer(4 * W)
+  await at(4 * W) // windows 5 and 6 fetched ahead: windows 0, 1 (still in flight) and 2 dropped
+  assert.ok(pending.has(W), 'window 1 is still in flight')
+  await answer(5 * W)
+  await answer(6 * W)
+  await answer(W) // its late bytes must land in its own buffer, not in window 5's or 6's
+  for (const offset of [5 * W, 6 * W + 1000, 7 * W - out.byteLength]) {
+    assert.is(await ops.read(fd, out, offset), out.byteLength)
+    assert.ok(out.equals(bytes.subarray(offset, offset + out.byteLength)), `window ${Math.floor(offset / W)} holds its own bytes`)
+    const ahead = offset - (offset % W) + W
+    if (pending.has(ahead)) await answer(ahead)
+  }
+  await ops.release(fd)
+  for (const offset of [...pending.keys()]) await answer(offset)
+  assert.is(ops.readBuffersInUse, 0)
+  await ops.discardAll()
 })
 
 test('a reader reads the version it opened; the next open sees the new one (close-to-open)', async () => {
