@@ -4,10 +4,13 @@
 // nothing.
 //
 //   node --import ./bin/polyfill.js --import tsx --conditions=dfs-source scripts/bench-replication.ts \
-//     [--size-mib 256] [--reps 3] [--small 1000] [--repair-mib 256] [--repair-file-mib 8] [--profile DIR] [--json]
+//     [--size-mib 256] [--reps 3] [--text-reps 3] [--small 1000] [--repair-mib 256] [--repair-file-mib 8] [--profile DIR] [--json]
 //
 // 1. Throughput: put then get of a --size-mib file, --reps times (median, worst). Every extent goes
 //    to all three nodes and the put returns after a quorum of fsync'd copies and the metadata commit.
+//    The file is random bytes (incompressible: every extent travels and is stored raw); then a
+//    --size-mib file of log-like text (test/support/log-text.ts), which the cluster's default
+//    compression stores and sends compressed, is put and read --text-reps times (0: skipped).
 // 2. Latency: --small sequential 4 KiB puts over one connection (p50, p99), once through the leader of
 //    the Raft data group that owns /bench and once through another node (which forwards the metadata
 //    commit to that leader), each after 500 unmeasured puts.
@@ -32,6 +35,7 @@ import type { ReplicationStatus } from '@dfs/api'
 import { DfsClient } from '../src/client/index.js'
 import { getFile, putFile } from '../src/client/files.js'
 import { waitFor } from '../test/e2e/harness.js'
+import { logLikeText } from '../test/support/log-text.js'
 import { benchNodes, shardLeaderOf, stableShardLeaderOf, type BenchProcess, type ShardMap } from './bench-nodes.js'
 import { ResultTable, cpuSeconds, fmt, humanLog, jsonNumber, numberOption, pct } from './bench-stats.js'
 
@@ -39,6 +43,7 @@ const args = process.argv.slice(2)
 const opt = (name: string, def: number): number => numberOption(args, name, def)
 const sizeMiB = opt('size-mib', 256)
 const reps = Math.max(1, opt('reps', 3))
+const textReps = opt('text-reps', reps)
 const smallCount = Math.max(1, opt('small', 1000))
 const repairMiB = opt('repair-mib', 256)
 const repairFileMiB = Math.max(1, opt('repair-file-mib', 8))
@@ -153,12 +158,15 @@ const notes: string[] = []
  */
 interface JsonResult {
   putMiBps: number | null
+  /** The same for the log-like text file (compressible), null with --text-reps 0. */
+  putTextMiBps: number | null
+  getTextMiBps: number | null
   getMiBps: number | null
   put4kP50MsLeader: number | null
   put4kP50MsOther: number | null
   repairMiBps: number | null
 }
-const result: JsonResult = { putMiBps: null, getMiBps: null, put4kP50MsLeader: null, put4kP50MsOther: null, repairMiBps: null }
+const result: JsonResult = { putMiBps: null, putTextMiBps: null, getTextMiBps: null, getMiBps: null, put4kP50MsLeader: null, put4kP50MsOther: null, repairMiBps: null }
 
 try {
   log(`${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} before start`)
@@ -206,6 +214,35 @@ try {
   result.getMiBps = jsonNumber(pct(getRates, 0.5))
   row(`put ${sizeMiB} MiB (MiB/s)`, pct(putRates, 0.5), `${fmt(Math.min(...putRates))} worst`, '>= 60', pct(putRates, 0.5) >= 60)
   row(`get ${sizeMiB} MiB (MiB/s)`, pct(getRates, 0.5), `${fmt(Math.min(...getRates))} worst`, '>= 150', pct(getRates, 0.5) >= 150)
+
+  // 1b. The same with compressible bytes (issue 18: at least twice the incompressible put)
+  if (textReps > 0) {
+    const text = join(dir, 'text.log')
+    await writeFile(text, logLikeText(sizeMiB * MiB, 18))
+    const textPut: number[] = []
+    const textGet: number[] = []
+    for (let r = 0; r < textReps; r++) {
+      const path = `/bench/text-${r}.log`
+      let t = 0
+      const putCpu = await cpuDuring(nodes, async () => {
+        t = performance.now()
+        await putFile(c, text, path)
+        t = performance.now() - t
+      })
+      textPut.push(sizeMiB / (t / 1000))
+      t = performance.now()
+      await getFile(c, path, new Writable({ write (_chunk, _enc, cb) { cb() } }))
+      textGet.push(sizeMiB / ((performance.now() - t) / 1000))
+      log(`text rep ${r + 1}: put ${fmt(textPut[r])} MiB/s, get ${fmt(textGet[r])} MiB/s`)
+      notes.push(`text rep ${r + 1} CPU of one core: put: ${putCpu}`)
+    }
+    await rm(text)
+    result.putTextMiBps = jsonNumber(pct(textPut, 0.5))
+    result.getTextMiBps = jsonNumber(pct(textGet, 0.5))
+    const twice = 2 * pct(putRates, 0.5)
+    row(`put ${sizeMiB} MiB log text (MiB/s)`, pct(textPut, 0.5), `${fmt(Math.min(...textPut))} worst`, `>= ${fmt(twice)}`, pct(textPut, 0.5) >= twice)
+    row(`get ${sizeMiB} MiB log text (MiB/s)`, pct(textGet, 0.5), `${fmt(Math.min(...textGet))} worst`, '')
+  }
 
   // 2. Latency of small puts, one client, sequential, through the leader of the data group of
   //    /bench (which orders the file's metadata) and through another node (which forwards the

@@ -1,4 +1,7 @@
+import type { ExtentCodec } from './codec.js'
 import type { CallOptions, Logger } from './options.js'
+
+export * from './codec.js'
 
 /** Largest extent a store must accept (the default extent size of files is this, too). */
 export const EXTENT_SIZE_MAX = 4 * 1024 * 1024
@@ -15,16 +18,41 @@ export type Checksum = string
 /** What a store knows about one extent. */
 export interface ExtentInfo {
   id: string
-  /** Length of the extent's bytes. */
+  /** Length of the extent's logical (decoded) bytes. */
   size: number
-  /** Checksum of the bytes, computed before they were written. */
+  /** Checksum of the logical bytes, computed before they were written. */
   checksum: Checksum
+  /** The codec the bytes are stored with; absent when they are stored raw. */
+  codec?: ExtentCodec
+  /** Length of the stored (encoded) bytes; present exactly when `codec` is. */
+  storedSize?: number
 }
 
 /** Totals of a store, for placement and `cluster status`. */
 export interface ExtentStoreUsage {
   extents: number
+  /** Bytes the extents take as stored (encoded ones at their encoded length): what fills the disk. */
   bytes: number
+}
+
+/** Options of `put`. */
+export interface ExtentPutOptions extends CallOptions {
+  /** The checksum the caller computed of the logical bytes; a mismatch is CorruptExtent, nothing stored. */
+  checksum?: Checksum
+  /**
+   * `bytes` are encoded with this codec (one of the store's `codecs`), and are stored as they are:
+   * the store decodes them to check them against `size` and the checksum before it writes anything.
+   */
+  codec?: ExtentCodec
+  /** The logical size of encoded bytes; required with `codec`. */
+  size?: number
+}
+
+/** `getEncoded`: an extent's bytes as they are stored, verified. */
+export interface EncodedExtentRead {
+  info: ExtentInfo
+  /** `info.codec`'s encoding of the logical bytes, or the logical bytes themselves when it has none. */
+  bytes: Uint8Array
 }
 
 /**
@@ -37,6 +65,10 @@ export interface ExtentStoreUsage {
  *   (a store that keeps the bytes in memory keeps a copy).
  * - `get` verifies the checksum of what it read and throws CorruptExtent (naming the extent and both
  *   checksums) on a mismatch; it never returns wrong bytes. A missing extent is NotFound.
+ * - Codecs (optional): a store that lists `codecs` accepts `put` of bytes encoded with one of them
+ *   and keeps them encoded; `get` still returns the logical bytes, `getEncoded` the stored ones.
+ *   Identity (size, checksum, "same bytes" for AlreadyExists) is always that of the logical bytes,
+ *   whatever form either copy is in. Records written without a codec read as raw.
  * - `delete` is idempotent and resolves to whether the extent existed.
  * - Ids must match EXTENT_ID_PATTERN and sizes must be ≤ EXTENT_SIZE_MAX, else InvalidArgument.
  * - After `close`, calls fail with Unavailable.
@@ -44,8 +76,16 @@ export interface ExtentStoreUsage {
 export interface ExtentStore {
   open: (options?: CallOptions) => Promise<void>
   close: () => Promise<void>
-  put: (id: string, bytes: Uint8Array, options?: CallOptions & { checksum?: Checksum }) => Promise<ExtentInfo>
+  put: (id: string, bytes: Uint8Array, options?: ExtentPutOptions) => Promise<ExtentInfo>
   get: (id: string, options?: CallOptions) => Promise<Uint8Array>
+  /** Codecs whose encoded bytes `put` takes and keeps as they are; none (or absent): it takes logical bytes only. */
+  readonly codecs?: readonly ExtentCodec[]
+  /**
+   * The stored bytes, verified like `get` (decoded and checked against the checksum) but returned as
+   * they are stored, to copy to another node without decoding and encoding again. Optional: callers
+   * fall back to `get`.
+   */
+  getEncoded?: (id: string, options?: CallOptions) => Promise<EncodedExtentRead>
   has: (id: string, options?: CallOptions) => Promise<boolean>
   delete: (id: string, options?: CallOptions) => Promise<boolean>
   stat: (id: string, options?: CallOptions) => Promise<ExtentInfo>

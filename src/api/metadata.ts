@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from './errors.js'
+import { COMPRESSION_DEFAULT, type CompressionSetting } from './codec.js'
 import type { AuditCheckpoint, AuditEntry, AuditRecord } from './audit.js'
 import type { Checksum } from './extent-store.js'
 import type { CallOptions, Logger } from './options.js'
@@ -272,6 +273,11 @@ export interface ClusterConfig {
   auditRetention: number
   /** Requests per second one user may make on one node (0: unlimited, the default; a tenant may set its own). */
   userRequestRate: number
+  /**
+   * The codec new extents that compress are stored and sent with, or `off` (default
+   * COMPRESSION_DEFAULT). Changing it leaves extents already written as they are.
+   */
+  compression: CompressionSetting
 }
 
 export const CLUSTER_CONFIG_DEFAULTS: Readonly<ClusterConfig> = Object.freeze({
@@ -281,7 +287,8 @@ export const CLUSTER_CONFIG_DEFAULTS: Readonly<ClusterConfig> = Object.freeze({
   imbalanceThreshold: 0.5,
   fillLimit: 0.9,
   auditRetention: 10_000,
-  userRequestRate: 0
+  userRequestRate: 0,
+  compression: COMPRESSION_DEFAULT
 })
 
 export interface ClusterRecord {

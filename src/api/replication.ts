@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import type { Checksum, ExtentStore } from './extent-store.js'
+import type { Checksum, ExtentEncoding, ExtentStore } from './extent-store.js'
 import type { ExtentRecord, MetadataService, PeerIdString } from './metadata.js'
 import type { CallOptions, Logger } from './options.js'
 import type { PlacementNode, PlacementPolicy } from './placement.js'
@@ -50,9 +50,11 @@ export interface ExtentPeers {
   /**
    * Stores `bytes` as extent `extent.id` on `peer`. The peer verifies size and checksum and fsyncs
    * before it answers; an existing identical copy is success. Throws CorruptExtent when the bytes do
-   * not match, NodeUnreachable/DeadlineExceeded when the peer does not answer.
+   * not match, NodeUnreachable/DeadlineExceeded when the peer does not answer. With `extent.codec`,
+   * `bytes` are the logical bytes encoded with it (`storedSize` long) and travel and are stored so;
+   * a peer that does not know codecs refuses such a put (InvalidArgument), it never stores them raw.
    */
-  put: (peer: PeerIdString, extent: ExtentIdentity, bytes: Uint8Array, options?: CallOptions) => Promise<void>
+  put: (peer: PeerIdString, extent: ExtentIdentity & ExtentEncoding, bytes: Uint8Array, options?: CallOptions) => Promise<void>
   /**
    * Makes `peer` hold a good copy of `extent`: a peer whose copy verifies does nothing; otherwise it
    * fetches the bytes from `sources` (in order, each verified) and stores them. Bytes travel from a

@@ -9,6 +9,7 @@
  * says what a well-behaved caller sends and what the handler returns.
  */
 import type { AuditEntry } from './audit.js'
+import type { ExtentCodec, ExtentEncoding } from './codec.js'
 import type { Consistency, ClusterConfig, DirEntry, ExtentRecord, MetadataGroupInfo, PeerIdString, Role, TenantInfo, TenantRecord, UserRecord } from './metadata.js'
 import type { RebalanceMove } from './rebalance.js'
 import type { DrainResult, ExtentIdentity, MoveProgress, RebalanceResult, ReplicationStatus, UndrainResult, WriteSync } from './replication.js'
@@ -601,11 +602,25 @@ export interface ExtentIdParams {
   id: string
 }
 
-/** `extent.get` result: sent before the bytes, as the serving node's store records the extent. */
+/**
+ * `extent.get` params: with `encoded: true` the caller takes the bytes as the serving node stores
+ * them (the result then names their codec); without it (and from nodes that ignore it) it gets the
+ * logical bytes.
+ */
+export interface ExtentGetParams extends ExtentIdParams {
+  encoded?: boolean
+}
+
+/**
+ * `extent.get` result: sent before the bytes, as the serving node's store records the extent. The
+ * body is `storedSize` bytes of `codec` when both are present, else the `size` logical bytes.
+ */
 export interface ExtentGetResult {
   id: string
   size: number
   checksum: string
+  codec?: ExtentCodec
+  storedSize?: number
 }
 
 /** `extent.replicate` params. */
@@ -711,8 +726,8 @@ export interface RpcContract {
   'tenant.list': { kind: 'unary', action: 'cluster.admin', params: NoParams, validated: UnreadParams, result: TenantListResult }
   'tenant.remove': { kind: 'unary', action: 'cluster.admin', params: TenantNameParams, result: TenantNameParams }
 
-  'extent.get': { kind: 'download', action: 'extent.read', params: ExtentIdParams, result: ExtentGetResult }
-  'extent.put': { kind: 'upload', action: 'extent.write', params: ExtentIdentity, result: EmptyResult }
+  'extent.get': { kind: 'download', action: 'extent.read', params: ExtentGetParams, result: ExtentGetResult }
+  'extent.put': { kind: 'upload', action: 'extent.write', params: ExtentIdentity & ExtentEncoding, result: EmptyResult }
   'extent.replicate': { kind: 'unary', action: 'extent.write', params: ExtentReplicateParams, result: ExtentReplicateResult }
   'extent.delete': { kind: 'unary', action: 'extent.write', params: ExtentIdParams, result: EmptyResult }
 

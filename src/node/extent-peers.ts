@@ -2,7 +2,7 @@ import { setMaxListeners } from 'node:events'
 import { logger } from '@libp2p/logger'
 import {
   Deadline, DeadlineExceededError, EXTENT_SIZE_MAX, InvalidArgumentError,
-  type CallOptions, type ExtentIdentity, type ExtentPeers, type ExtentRecord, type ExtentStore, type PeerIdString
+  type CallOptions, type ExtentEncoding, type ExtentIdentity, type ExtentPeers, type ExtentRecord, type ExtentStore, type PeerIdString
 } from '@dfs/api'
 import { CALL_TIMEOUT_MS_DEFAULT } from '../net/constants.js'
 import { EXTENT_DELETE_METHOD, EXTENT_PUT_METHOD, EXTENT_REPLICATE_METHOD } from './handlers/extent.js'
@@ -50,12 +50,15 @@ export class RpcExtentPeers implements ExtentPeers {
     return this.#local
   }
 
-  async put (peer: PeerIdString, extent: ExtentIdentity, bytes: Uint8Array, options: CallOptions = {}): Promise<void> {
+  async put (peer: PeerIdString, extent: ExtentIdentity & ExtentEncoding, bytes: Uint8Array, options: CallOptions = {}): Promise<void> {
     if (!(bytes instanceof Uint8Array) || bytes.byteLength > EXTENT_SIZE_MAX) {
       throw new InvalidArgumentError(`extent ${extent.id} must be at most ${EXTENT_SIZE_MAX} bytes`, { extentId: extent.id, size: bytes?.byteLength, sizeMax: EXTENT_SIZE_MAX })
     }
     if (peer === this.#nodeId) return await this.#local.put(extent, bytes, options)
-    const params = { id: extent.id, size: extent.size, checksum: extent.checksum }
+    // the codec travels only with encoded bytes: a node built before codecs refuses the key
+    const params = extent.codec === undefined
+      ? { id: extent.id, size: extent.size, checksum: extent.checksum }
+      : { id: extent.id, size: extent.size, checksum: extent.checksum, codec: extent.codec, storedSize: extent.storedSize }
     await this.#call(peer, EXTENT_PUT_METHOD, options, async (client, signal) => {
       await client.upload(EXTENT_PUT_METHOD, params, once(bytes), { signal })
     })

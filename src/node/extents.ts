@@ -5,8 +5,8 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import {
   AbortedError, CorruptExtentError, DeadlineExceededError, DfsError, EXTENT_ID_PATTERN, EXTENT_SIZE_MAX,
-  InvalidArgumentError, MalformedFrameError, NotFoundError, UnavailableError, errorToWire,
-  type CallOptions, type ExtentGetResult, type ExtentRecord, type ExtentStore, type PeerIdString
+  InvalidArgumentError, MalformedFrameError, NotFoundError, UnavailableError, decodeExtent, errorToWire, isExtentCodec,
+  type CallOptions, type ExtentEncoding, type ExtentGetResult, type ExtentRecord, type ExtentStore, type PeerIdString
 } from '@dfs/api'
 import { CALL_TIMEOUT_MS_DEFAULT } from '../net/constants.js'
 import { RpcClient } from '../net/rpc/client.js'
@@ -37,7 +37,27 @@ const CHECKSUM_PATTERN = /^sha256:[0-9a-f]{64}$/
 
 /** Reads an extent's bytes given its metadata record. What FileService needs; RemoteExtents is one. */
 export interface ExtentReader {
+  /** The logical bytes, verified. */
   get: (extent: ExtentRecord, options?: ExtentReadOptions) => Promise<Uint8Array>
+  /**
+   * A verified copy in the form the replica that served it stores it (encoded bytes and their codec,
+   * or the logical bytes and no codec), to store again without decoding and encoding. Optional.
+   */
+  getEncoded?: (extent: ExtentRecord, options?: ExtentReadOptions) => Promise<EncodedCopy>
+}
+
+/** `getEncoded`: `bytes` are `encoding.codec`'s encoding of the extent, or its logical bytes without one. */
+export interface EncodedCopy {
+  encoding: ExtentEncoding
+  bytes: Uint8Array
+}
+
+/**
+ * One verified copy as a read found it: what was stored or sent, and the logical bytes (the same
+ * buffer when raw); only a local copy read in its stored form leaves them out.
+ */
+interface Copy extends EncodedCopy {
+  logical?: Uint8Array
 }
 
 export interface ExtentReadOptions extends CallOptions {
@@ -141,6 +161,21 @@ export class RemoteExtents implements ExtentReader {
   }
 
   async get (extent: ExtentRecord, options: ExtentReadOptions = {}): Promise<Uint8Array> {
+    const { logical } = await this.#get(extent, options, false)
+    if (logical === undefined) throw new Error(`extent read invariant broken: no logical bytes of ${extent.id}`)
+    return logical
+  }
+
+  async getEncoded (extent: ExtentRecord, options: ExtentReadOptions = {}): Promise<EncodedCopy> {
+    const { encoding, bytes } = await this.#get(extent, options, true)
+    return { encoding, bytes }
+  }
+
+  /**
+   * Both reads. Remote replicas are always asked for their stored form (encoded bytes are fewer to
+   * send, and the reader decodes them); `encoded` only says whether the local copy is read as stored.
+   */
+  async #get (extent: ExtentRecord, options: ExtentReadOptions, encoded: boolean): Promise<Copy> {
     checkRecord(extent)
     if (this.#stopping.signal.aborted) throw new UnavailableError('extent reads are stopped', { extentId: extent.id })
     const timeoutMs = options.timeoutMs ?? EXTENT_READ_TIMEOUT_MS_DEFAULT
@@ -159,11 +194,11 @@ export class RemoteExtents implements ExtentReader {
       for (const node of order) {
         if (signal.aborted) break
         try {
-          const bytes = node === this.#nodeId
-            ? await this.#readLocal(extent, signal)
+          const copy = node === this.#nodeId
+            ? await this.#readLocal(extent, signal, encoded)
             : await this.#readRemote(node, extent, signal)
           if (failures.length > 0) log('extent %s read from %s after %d failed replicas', extent.id, node, failures.length)
-          return bytes
+          return copy
         } catch (err) {
           const wire = errorToWire(err)
           const failure = { node, error: wire.name, message: wire.message }
@@ -188,7 +223,18 @@ export class RemoteExtents implements ExtentReader {
     return unique.includes(this.#nodeId) ? [this.#nodeId, ...ordered] : ordered
   }
 
-  async #readLocal (extent: ExtentRecord, signal: AbortSignal): Promise<Uint8Array> {
+  async #readLocal (extent: ExtentRecord, signal: AbortSignal, encoded: boolean): Promise<Copy> {
+    if (encoded && this.#store.getEncoded !== undefined) {
+      // the store decoded and verified the bytes against its header; check the header against metadata
+      const { info, bytes } = await this.#store.getEncoded(extent.id, { signal })
+      if (info.size !== extent.size || info.checksum !== extent.checksum) {
+        throw new CorruptExtentError(extent.id, extent.checksum, info.checksum, {
+          node: this.#nodeId, expectedSize: extent.size, actualSize: info.size, reason: 'the local copy does not match metadata'
+        })
+      }
+      const encoding = info.codec === undefined ? {} : { codec: info.codec, storedSize: info.storedSize }
+      return { encoding, bytes }
+    }
     const bytes = await this.#store.get(extent.id, { signal })
     // the store verified the bytes against its own header; check them against metadata too
     const actual = sha256(bytes)
@@ -197,11 +243,11 @@ export class RemoteExtents implements ExtentReader {
         node: this.#nodeId, expectedSize: extent.size, actualSize: bytes.byteLength, reason: 'the local copy does not match metadata'
       })
     }
-    return bytes
+    return { encoding: {}, bytes, logical: bytes }
   }
 
   /** One replica; if it was unreachable where it was thought to be, once more where the DHT says it is. */
-  async #readRemote (node: PeerIdString, extent: ExtentRecord, outer: AbortSignal): Promise<Uint8Array> {
+  async #readRemote (node: PeerIdString, extent: ExtentRecord, outer: AbortSignal): Promise<Copy> {
     return await this.withPeer(node, outer, async (client) => await this.#readRemoteOnce(client, node, extent, outer))
   }
 
@@ -222,7 +268,7 @@ export class RemoteExtents implements ExtentReader {
     }
   }
 
-  async #readRemoteOnce (client: RpcClient, node: PeerIdString, extent: ExtentRecord, outer: AbortSignal): Promise<Uint8Array> {
+  async #readRemoteOnce (client: RpcClient, node: PeerIdString, extent: ExtentRecord, outer: AbortSignal): Promise<Copy> {
     const attempt = new AbortController()
     const idleMs = this.#replicaIdleTimeoutMs
     const timer = setTimeout(() => {
@@ -233,36 +279,45 @@ export class RemoteExtents implements ExtentReader {
     const signal = AbortSignal.any([outer, attempt.signal])
     setMaxListeners(Infinity, signal)
     try {
-      const { result, body } = await client.download(EXTENT_GET_METHOD, { id: extent.id }, { signal, timeoutMs: idleMs })
+      const { result, body } = await client.download(EXTENT_GET_METHOD, { id: extent.id, encoded: true }, { signal, timeoutMs: idleMs })
       timer.refresh()
-      const mismatch = checkResult(result, extent, node)
-      if (mismatch != null) {
+      const checked = checkResult(result, extent, node)
+      if (checked instanceof DfsError) {
         await abandon(body)
-        throw mismatch
+        throw checked
       }
-      // never trust a peer: count and hash what arrives, and never hold more than the extent's size
-      const bytes = new Uint8Array(extent.size)
-      const hash = createHash('sha256')
+      const encoding = checked
+      // never trust a peer: count what arrives, never hold more than announced (at most the extent's
+      // size), and hash the logical bytes (as they arrive when they are sent raw)
+      const length = encoding.codec === undefined ? extent.size : encoding.storedSize as number
+      const bytes = new Uint8Array(length)
+      const hash = encoding.codec === undefined ? createHash('sha256') : undefined
       let received = 0
       for await (const chunk of body) {
-        if (received + chunk.byteLength > extent.size) {
+        if (received + chunk.byteLength > length) {
           // leaving the loop abandons the download (its stream is aborted)
           throw new CorruptExtentError(extent.id, extent.checksum, 'unknown', {
-            node, expectedSize: extent.size, actualSize: `more than ${extent.size}`, reason: 'the replica sent more bytes than the extent has'
+            node, expectedSize: length, actualSize: `more than ${length}`, reason: 'the replica sent more bytes than the extent has'
           })
         }
         bytes.set(chunk, received)
-        hash.update(chunk)
+        hash?.update(chunk)
         received += chunk.byteLength
         timer.refresh()
       }
-      const actual = 'sha256:' + hash.digest('hex')
-      if (received !== extent.size || actual !== extent.checksum) {
-        throw new CorruptExtentError(extent.id, extent.checksum, actual, {
-          node, expectedSize: extent.size, actualSize: received, reason: 'the bytes the replica sent do not match metadata'
+      if (received !== length) {
+        throw new CorruptExtentError(extent.id, extent.checksum, 'unknown', {
+          node, expectedSize: length, actualSize: received, reason: 'the replica sent fewer bytes than announced'
         })
       }
-      return bytes
+      const logical = encoding.codec === undefined ? bytes : decodeExtent(extent, encoding.codec, bytes, { node })
+      const actual = hash !== undefined ? 'sha256:' + hash.digest('hex') : sha256(logical)
+      if (actual !== extent.checksum) {
+        throw new CorruptExtentError(extent.id, extent.checksum, actual, {
+          node, expectedSize: extent.size, actualSize: logical.byteLength, reason: 'the bytes the replica sent do not match metadata'
+        })
+      }
+      return { encoding, bytes, logical }
     } catch (err) {
       // the attempt's own progress deadline passed: say so, whatever the layer below made of the abort
       if (attempt.signal.aborted && !outer.aborted) throw attempt.signal.reason
@@ -380,10 +435,11 @@ function checkRecord (extent: ExtentRecord): void {
 }
 
 /**
- * Checks a replica's `extent.get` result against metadata before any bytes are received. It takes the
- * result as unknown: the RPC contract says what a well-behaved replica sends, not what this one did.
+ * Checks a replica's `extent.get` result against metadata before any bytes are received, and says
+ * in which form the body comes. It takes the result as unknown: the RPC contract says what a
+ * well-behaved replica sends, not what this one did.
  */
-function checkResult (result: unknown, extent: ExtentRecord, node: PeerIdString): DfsError | undefined {
+function checkResult (result: unknown, extent: ExtentRecord, node: PeerIdString): DfsError | ExtentEncoding {
   if (result == null || typeof result !== 'object' || Array.isArray(result)) {
     return new MalformedFrameError(`replica ${node} answered ${EXTENT_GET_METHOD} with a result that is not a map`, { node, extentId: extent.id })
   }
@@ -396,7 +452,14 @@ function checkResult (result: unknown, extent: ExtentRecord, node: PeerIdString)
       node, expectedSize: extent.size, actualSize: typeof r.size === 'number' ? r.size : null, reason: 'the replica holds a different copy than metadata records'
     })
   }
-  return undefined
+  if (r.codec === undefined && r.storedSize === undefined) return {}
+  // encoded only when smaller, so a body never exceeds the extent's size
+  if (!isExtentCodec(r.codec) || typeof r.storedSize !== 'number' || !Number.isInteger(r.storedSize) || r.storedSize < 0 || r.storedSize >= extent.size) {
+    return new MalformedFrameError(`replica ${node} answered for extent ${extent.id} with an encoding this node cannot read`, {
+      node, extentId: extent.id, codec: String(r.codec).slice(0, 16), storedSize: typeof r.storedSize === 'number' ? r.storedSize : null
+    })
+  }
+  return { codec: r.codec, storedSize: r.storedSize }
 }
 
 /**

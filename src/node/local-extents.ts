@@ -1,7 +1,7 @@
 import { logger } from '@libp2p/logger'
 import {
-  CorruptExtentError, UnavailableError, extentChecksum,
-  type CallOptions, type ExtentIdentity, type ExtentRecord, type ExtentReplicateResult, type ExtentStore, type PeerIdString
+  CorruptExtentError, UnavailableError, decodeExtent, extentChecksum,
+  type CallOptions, type ExtentEncoding, type ExtentIdentity, type ExtentRecord, type ExtentReplicateResult, type ExtentStore, type PeerIdString
 } from '@dfs/api'
 import type { ExtentReader } from './extents.js'
 
@@ -35,11 +35,14 @@ export class LocalExtents {
    * before it writes anything, so bytes that do not match leave nothing behind). A copy of the same
    * bytes is success; a damaged copy is replaced; a good copy of other bytes under the same id is
    * AlreadyExists (extents are immutable, and a caller's claim does not outrank a good copy).
+   * With `extent.codec`, `bytes` are encoded (`extent.storedSize` long): a store that keeps that codec
+   * stores them as they are, any other gets them decoded.
    */
-  async put (extent: ExtentIdentity, bytes: Uint8Array, options: CallOptions = {}): Promise<void> {
-    if (bytes.byteLength !== extent.size) {
+  async put (extent: ExtentIdentity & ExtentEncoding, bytes: Uint8Array, options: CallOptions = {}): Promise<void> {
+    const length = extent.codec === undefined ? extent.size : extent.storedSize
+    if (bytes.byteLength !== length) {
       throw new CorruptExtentError(extent.id, extent.checksum, 'unknown', {
-        node: this.#nodeId, expectedSize: extent.size, actualSize: bytes.byteLength, reason: 'the bytes are not the size announced'
+        node: this.#nodeId, expectedSize: length ?? null, actualSize: bytes.byteLength, reason: 'the bytes are not the size announced'
       })
     }
     try {
@@ -63,12 +66,17 @@ export class LocalExtents {
     if (order.length === 0) {
       throw new UnavailableError(`extent ${extent.id} has no good copy here and no other source was given`, { extentId: extent.id, node: this.#nodeId, local: state })
     }
-    const bytes = await this.#reader.get(extent, { signal: options.signal, order })
+    // in the form the source stores it: an encoded copy is copied without decoding and encoding again
+    const read = { signal: options.signal, order }
+    const { encoding, bytes } = this.#reader.getEncoded === undefined
+      ? { encoding: {}, bytes: await this.#reader.get(extent, read) }
+      : await this.#reader.getEncoded(extent, read)
+    const copy = { id: extent.id, size: extent.size, checksum: extent.checksum, ...encoding }
     if (state === 'missing') {
-      await this.put(extent, bytes, options)
+      await this.put(copy, bytes, options)
     } else {
       log.error('extent %s: replacing the local copy (%s) with one from the sources', extent.id, state)
-      await this.rewrite(extent, bytes, options)
+      await this.rewrite(copy, bytes, options)
     }
     return { copied: true }
   }
@@ -77,7 +85,7 @@ export class LocalExtents {
    * Replaces the local copy with `bytes`, already verified against `extent` by the caller. Delete
    * then put: the store keeps ids immutable, and a crash in between loses only a copy that was bad.
    */
-  async rewrite (extent: ExtentIdentity, bytes: Uint8Array, options: CallOptions = {}): Promise<void> {
+  async rewrite (extent: ExtentIdentity & ExtentEncoding, bytes: Uint8Array, options: CallOptions = {}): Promise<void> {
     await this.#store.delete(extent.id, options)
     await this.#storeChecked(extent, bytes, options)
   }
@@ -87,8 +95,13 @@ export class LocalExtents {
     await this.#store.delete(id, options)
   }
 
-  async #storeChecked (extent: ExtentIdentity, bytes: Uint8Array, options: CallOptions): Promise<void> {
-    const info = await this.#store.put(extent.id, bytes, { signal: options.signal, checksum: extent.checksum })
+  async #storeChecked (extent: ExtentIdentity & ExtentEncoding, bytes: Uint8Array, options: CallOptions): Promise<void> {
+    const { codec } = extent
+    const info = codec === undefined
+      ? await this.#store.put(extent.id, bytes, { signal: options.signal, checksum: extent.checksum })
+      : this.#store.codecs?.includes(codec) === true
+        ? await this.#store.put(extent.id, bytes, { signal: options.signal, checksum: extent.checksum, codec, size: extent.size })
+        : await this.#store.put(extent.id, decodeExtent(extent, codec, bytes, { node: this.#nodeId }), { signal: options.signal, checksum: extent.checksum })
     // pair assertion with a store that may not honour `checksum`: what it computed must agree too
     if (info.size !== extent.size || info.checksum !== extent.checksum) {
       await this.#store.delete(extent.id)

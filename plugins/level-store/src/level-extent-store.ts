@@ -9,9 +9,12 @@ import {
   CorruptExtentError,
   DataDirLockedError,
   DfsError,
+  EXTENT_CODECS,
   EXTENT_ID_PATTERN,
   EXTENT_SIZE_MAX,
   InvalidArgumentError,
+  decodeExtent,
+  isExtentCodec,
   NotFoundError,
   StorageFullError,
   UnavailableError
@@ -19,7 +22,10 @@ import {
 import type {
   CallOptions,
   Checksum,
+  EncodedExtentRead,
+  ExtentCodec,
   ExtentInfo,
+  ExtentPutOptions,
   ExtentStore,
   ExtentStoreInit,
   ExtentStoreUsage,
@@ -27,15 +33,24 @@ import type {
 } from '@dfs/api'
 
 /*
- * On-disk layout, format version 3. A store is two LevelDBs: the store's own directory (the "index")
+ * On-disk layout, format version 4. A store is two LevelDBs: the store's own directory (the "index")
  * and its subdirectory `large/` (the "large" database). Keys are utf8, values raw bytes.
  *
- *   index:  m/format     {"format":"dfs-level-store","version":3}   written on open, checked on open
- *           h/<id>       header: utf8 JSON {"seq":S,"size":N,"checksum":"sha256:<hex>"[,"large":true]}
- *           b/<seq>      the bytes of an extent smaller than LARGE_EXTENT_BYTES_MIN (no "large")
+ *   index:  m/format     {"format":"dfs-level-store","version":4}   written on open, checked on open
+ *           h/<id>       header: utf8 JSON {"seq":S,"size":N,"checksum":"sha256:<hex>"[,"large":true]
+ *                        [,"codec":"zstd"|"lz4","stored":M]}
+ *           b/<seq>      the stored bytes of an extent of fewer than LARGE_EXTENT_BYTES_MIN stored bytes (no "large")
  *           p/<seq>      marker: bytes `b/<seq>` in the large database may exist without a header
  *                        naming them; the open deletes them (see "Atomicity" below)
- *   large:  b/<seq>      the bytes of an extent of LARGE_EXTENT_BYTES_MIN or more ("large": true)
+ *   large:  b/<seq>      the stored bytes of an extent of LARGE_EXTENT_BYTES_MIN or more ("large": true)
+ *
+ * Codecs (format version 4). N and the checksum are always those of the extent's logical bytes. A
+ * header with "codec" says the bytes value holds the logical bytes encoded with that codec, M bytes
+ * long (M < N: an extent is only stored encoded when that saves space); a header without one (every
+ * header of versions 2 and 3) says they are the logical bytes themselves. Every read decodes and then
+ * verifies the checksum of the logical bytes, so a flipped bit in encoded bytes is CorruptExtent like
+ * one in raw bytes, whether it makes them undecodable or decode to other bytes. The usage totals
+ * count stored bytes (M, else N): what fills the disk.
  *
  * <seq> is the header's S as 16 lower-case hex digits: a write sequence number from one counter for
  * both databases, so the keys of each sort in the order the bytes were written.
@@ -82,8 +97,9 @@ import type {
  * again (a delete or heal may have run in between) before it calls the copy corrupt.
  *
  * Format version 2 (one database, every extent's bytes in it) is read as it is: its headers have no
- * "large". The open rewrites the format record to version 3, after which older builds refuse the
- * store rather than miss its large extents.
+ * "large"; version 3 is read as it is too: its headers have no "codec". The open rewrites the format
+ * record to version 4, after which older builds refuse the store rather than miss its large extents
+ * or hand out encoded bytes as logical ones.
  */
 const HEADER_PREFIX = 'h/'
 const BYTES_PREFIX = 'b/'
@@ -96,9 +112,9 @@ const SEQ_DIGITS = 16
 const SEQ_KEY_PATTERN = /^[bp]\/[0-9a-f]{16}$/
 const FORMAT_KEY = 'm/format'
 const FORMAT_NAME = 'dfs-level-store'
-const FORMAT_VERSION = 3
-/** Format versions this build opens (2 is read as it is and upgraded to 3). */
-const FORMAT_VERSIONS_READ: readonly number[] = [2, 3]
+const FORMAT_VERSION = 4
+/** Format versions this build opens (2 and 3 are read as they are and upgraded to 4). */
+const FORMAT_VERSIONS_READ: readonly number[] = [2, 3, 4]
 /** The large database's directory, inside the store's (LevelDB leaves names it does not own alone). */
 const LARGE_DIR = 'large'
 
@@ -181,10 +197,16 @@ type State = 'new' | 'opening' | 'open' | 'closing' | 'closed'
 interface Header {
   /** Write sequence number: the bytes live at `extentKeys.bytes(seq)`. */
   seq: number
+  /** Logical size. */
   size: number
+  /** Checksum of the logical bytes. */
   checksum: Checksum
   /** The bytes are in the large database (else in the index). */
   large: boolean
+  /** The stored bytes are the logical ones encoded with this codec (absent: raw). */
+  codec?: ExtentCodec
+  /** Length of the stored bytes: `size` when raw, less when encoded. */
+  stored: number
 }
 
 const encoder = new TextEncoder()
@@ -217,6 +239,8 @@ export async function sha256Async (bytes: Uint8Array): Promise<Checksum> {
  */
 export class LevelExtentStore implements ExtentStore {
   readonly dir: string
+  /** Every codec this build decodes: encoded puts are kept as they are (see the layout). */
+  readonly codecs = EXTENT_CODECS
   readonly #log: Logger
   readonly #node: string | undefined
   readonly #writeBufferBytes: number
@@ -230,7 +254,10 @@ export class LevelExtentStore implements ExtentStore {
   readonly #locks = new Map<string, Promise<void>>()
   /** Calls that use the db right now; close waits for them before it closes the db. */
   readonly #inflight = new Set<Promise<unknown>>()
-  /** Running totals. Invariant: equal to the sum over all `h/` headers (rebuilt by the scan on open). */
+  /**
+   * Running totals. Invariant: equal to the sum over all `h/` headers (rebuilt by the scan on open);
+   * `#bytes` counts stored bytes (see the layout).
+   */
   #extents = 0
   #bytes = 0
   /** The write sequence number the next bytes get; see the key layout. */
@@ -309,7 +336,7 @@ export class LevelExtentStore implements ExtentStore {
     await this.#closing
   }
 
-  async put (id: string, bytes: Uint8Array, options: CallOptions & { checksum?: Checksum } = {}): Promise<ExtentInfo> {
+  async put (id: string, bytes: Uint8Array, options: ExtentPutOptions = {}): Promise<ExtentInfo> {
     return await this.#call('put', id, options, async (db) => {
       if (!(bytes instanceof Uint8Array)) {
         throw new InvalidArgumentError('extent bytes must be a Uint8Array', { id, type: typeof bytes })
@@ -321,13 +348,30 @@ export class LevelExtentStore implements ExtentStore {
       if (given !== undefined && (typeof given !== 'string' || !CHECKSUM_PATTERN.test(given))) {
         throw new InvalidArgumentError(`checksum ${JSON.stringify(given)} of extent ${id} is not sha256:<64 lower-case hex digits>`, { id, checksum: given })
       }
-      // Pair assertion, first half: the checksum is computed before anything is written, and a
-      // checksum the sender computed must agree with it (bytes damaged in transit are not stored).
-      const checksum = await sha256Async(bytes)
+      const { codec } = options
+      let logical = bytes
+      if (codec !== undefined) {
+        if (!isExtentCodec(codec)) throw new InvalidArgumentError(`extent codec ${JSON.stringify(codec)} is not one of ${EXTENT_CODECS.join(', ')}`, { id, codec })
+        const { size } = options
+        if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0 || size > EXTENT_SIZE_MAX) {
+          throw new InvalidArgumentError(`an encoded extent needs its logical size (0 to ${EXTENT_SIZE_MAX}), got ${String(size)}`, { id, size: size ?? null })
+        }
+        if (bytes.byteLength >= size) {
+          throw new InvalidArgumentError(`extent ${id} encoded with ${codec} is ${bytes.byteLength} bytes, not fewer than its ${size} logical bytes`, { id, codec, size, storedSize: bytes.byteLength })
+        }
+        // undecodable bytes, or bytes of another length, are CorruptExtent: nothing is stored
+        logical = decodeExtent({ id, size, checksum: given }, codec, bytes, this.#details({ reason: 'the encoded bytes given with put do not decode' }))
+      }
+      // Pair assertion, first half: the checksum of the logical bytes is computed before anything
+      // is written, and a checksum the sender computed must agree with it (bytes damaged in transit
+      // are not stored).
+      const checksum = await sha256Async(logical)
       if (given !== undefined && given !== checksum) {
         throw new CorruptExtentError(id, given, checksum, this.#details({ reason: 'checksum given with put does not match the bytes' }))
       }
-      const info: ExtentInfo = { id, size: bytes.byteLength, checksum }
+      const info: ExtentInfo = codec === undefined
+        ? { id, size: logical.byteLength, checksum }
+        : { id, size: logical.byteLength, checksum, codec, storedSize: bytes.byteLength }
 
       return await this.#withLock(id, async () => {
         throwIfAborted(options.signal)
@@ -345,26 +389,38 @@ export class LevelExtentStore implements ExtentStore {
             })
           }
           const stored = await (header.large ? this.#largeDb() : db).get(extentKeys.bytes(header.seq))
-          if (stored !== undefined && stored.byteLength === info.size && sha256(stored) === checksum) {
-            return info
+          if (stored !== undefined && this.#verifies(id, header, stored)) {
+            // the copy here stays as it is stored, whatever form this put's bytes were in
+            return infoOf(id, header)
           }
           // The same bytes again, but the stored copy is damaged or missing: the caller hands us a
           // verified good copy, so heal it. The healed bytes get a new seq like any other write (the
           // keys stay monotonic) and the new header replaces the old one. The totals do not change.
           this.#log.error('healing corrupt extent %s in %s with re-put bytes', id, this.dir)
           await this.#write(db, id, info, bytes, header)
+          this.#bytes += bytes.byteLength - header.stored
           return info
         }
         await this.#write(db, id, info, bytes)
         this.#extents += 1
-        this.#bytes += info.size
+        this.#bytes += bytes.byteLength
         return info
       })
     })
   }
 
   async get (id: string, options: CallOptions = {}): Promise<Uint8Array> {
-    return await this.#call('get', id, options, async (db) => {
+    return (await this.#read('get', id, options)).logical
+  }
+
+  async getEncoded (id: string, options: CallOptions = {}): Promise<EncodedExtentRead> {
+    const { info, stored } = await this.#read('getEncoded', id, options)
+    return { info, bytes: stored }
+  }
+
+  /** One verified read: the extent's header as info, its stored bytes and its logical (decoded) bytes. */
+  async #read (op: string, id: string, options: CallOptions): Promise<{ info: ExtentInfo, stored: Uint8Array, logical: Uint8Array }> {
+    return await this.#call(op, id, options, async (db) => {
       // Header and a small extent's bytes are two lookups; one snapshot makes them one point in time,
       // so a concurrent delete (and re-put, or heal) of this id is either wholly seen or not at all.
       // A large extent's bytes are in the other database, read after it (see the layout).
@@ -393,16 +449,29 @@ export class LevelExtentStore implements ExtentStore {
             if (parseHeader(now)?.seq !== header.seq) continue
           }
         }
-        // Pair assertion, second half: never hand out bytes whose checksum was not just verified.
-        const actual = stored === undefined ? 'missing' : await sha256Async(stored)
         if (header == null) {
+          const actual = stored === undefined ? 'missing' : await sha256Async(stored)
           throw new CorruptExtentError(id, 'unreadable-header', seq === undefined ? 'unknown' : actual, this.#details({ reason: 'the header of the extent cannot be decoded' }))
         }
-        if (stored === undefined || actual !== header.checksum || stored.byteLength !== header.size) {
-          throw new CorruptExtentError(id, header.checksum, actual, this.#details({ expectedSize: header.size, actualSize: stored?.byteLength ?? null, seq: header.seq }))
+        if (stored === undefined) {
+          throw new CorruptExtentError(id, header.checksum, 'missing', this.#details({ expectedSize: header.stored, actualSize: null, seq: header.seq }))
         }
         // LevelDB hands out a Buffer; callers get the plain Uint8Array the interface names (no copy)
-        return new Uint8Array(stored.buffer, stored.byteOffset, stored.byteLength)
+        const view = new Uint8Array(stored.buffer, stored.byteOffset, stored.byteLength)
+        if (view.byteLength !== header.stored) {
+          const actual = header.codec === undefined ? await sha256Async(view) : 'unknown'
+          throw new CorruptExtentError(id, header.checksum, actual, this.#details({ expectedSize: header.stored, actualSize: view.byteLength, seq: header.seq, codec: header.codec ?? null }))
+        }
+        // undecodable encoded bytes are CorruptExtent too
+        const logical = header.codec === undefined
+          ? view
+          : decodeExtent({ id, size: header.size, checksum: header.checksum }, header.codec, view, this.#details({ seq: header.seq }))
+        // Pair assertion, second half: never hand out bytes whose checksum was not just verified.
+        const actual = await sha256Async(logical)
+        if (actual !== header.checksum || logical.byteLength !== header.size) {
+          throw new CorruptExtentError(id, header.checksum, actual, this.#details({ expectedSize: header.size, actualSize: logical.byteLength, seq: header.seq, codec: header.codec ?? null }))
+        }
+        return { info: infoOf(id, header), stored: view, logical }
       }
     })
   }
@@ -421,7 +490,7 @@ export class LevelExtentStore implements ExtentStore {
       if (header == null) {
         throw new CorruptExtentError(id, 'unreadable-header', 'unknown', this.#details({ reason: 'the header of the extent cannot be decoded' }))
       }
-      return { id, size: header.size, checksum: header.checksum }
+      return infoOf(id, header)
     })
   }
 
@@ -447,7 +516,7 @@ export class LevelExtentStore implements ExtentStore {
         ], { sync: true })
         if (marked) await this.#unmark(db, seq)
         this.#extents -= 1
-        this.#bytes -= header?.size ?? 0
+        this.#bytes -= header?.stored ?? 0
         return true
       })
     })
@@ -492,7 +561,7 @@ export class LevelExtentStore implements ExtentStore {
           this.#log.error('extent %s in %s has an unreadable header', id, this.dir)
           yield { id, size: 0, checksum: 'unreadable-header' }
         } else {
-          yield { id, size: header.size, checksum: header.checksum }
+          yield infoOf(id, header)
         }
       }
     } finally {
@@ -539,6 +608,20 @@ export class LevelExtentStore implements ExtentStore {
     }
   }
 
+  /** Whether `stored` are good bytes of the extent `header` describes (decoded, when encoded, and hashed). */
+  #verifies (id: string, header: Header, stored: Uint8Array): boolean {
+    if (stored.byteLength !== header.stored) return false
+    let logical = stored
+    if (header.codec !== undefined) {
+      try {
+        logical = decodeExtent({ id, size: header.size }, header.codec, stored)
+      } catch {
+        return false
+      }
+    }
+    return logical.byteLength === header.size && sha256(logical) === header.checksum
+  }
+
   #assertOpen (): Level<string, Uint8Array> {
     if (this.#state !== 'open' || this.#db == null) {
       throw new UnavailableError(`extent store in ${this.dir} is ${this.#state === 'open' ? 'unusable' : this.#state}`, { dir: this.dir, state: this.#state })
@@ -580,6 +663,7 @@ export class LevelExtentStore implements ExtentStore {
    * `replacing` (a heal), the new header replaces that one and the bytes it named are freed.
    */
   async #write (db: Level<string, Uint8Array>, id: string, info: ExtentInfo, bytes: Uint8Array, replacing?: Header): Promise<void> {
+    // by stored length: where the bytes go depends on what is written, not on what it decodes to
     const large = bytes.byteLength >= LARGE_EXTENT_BYTES_MIN
     // The seq is taken right before the first batch is queued (no await in between), so writes of
     // different ids reach LevelDB in seq order as far as this process can tell.
@@ -702,11 +786,25 @@ function notFound (id: string): NotFoundError {
   return new NotFoundError(`extent ${id} does not exist`, { id })
 }
 
-/** seq first: a header cut short (the likely damage) still names its bytes key, see salvageSeq. */
+/**
+ * seq first: a header cut short (the likely damage) still names its bytes key, see salvageSeq. A raw
+ * extent's header is exactly what format version 3 wrote.
+ */
 function encodeHeader (info: ExtentInfo, seq: number, large: boolean): Uint8Array {
-  return encoder.encode(JSON.stringify(large
-    ? { seq, size: info.size, checksum: info.checksum, large: true }
-    : { seq, size: info.size, checksum: info.checksum }))
+  const header: Record<string, unknown> = { seq, size: info.size, checksum: info.checksum }
+  if (large) header.large = true
+  if (info.codec !== undefined) {
+    header.codec = info.codec
+    header.stored = info.storedSize
+  }
+  return encoder.encode(JSON.stringify(header))
+}
+
+/** What `stat`, `list` and a read say of an extent with `header`. */
+function infoOf (id: string, header: Header): ExtentInfo {
+  return header.codec === undefined
+    ? { id, size: header.size, checksum: header.checksum }
+    : { id, size: header.size, checksum: header.checksum, codec: header.codec, storedSize: header.stored }
 }
 
 function isSeq (value: unknown): value is number {
@@ -738,7 +836,15 @@ function parseHeader (raw: Uint8Array): Header | null {
   if (typeof h.checksum !== 'string' || !CHECKSUM_PATTERN.test(h.checksum)) return null
   if (!isSeq(h.seq)) return null
   if (h.large !== undefined && h.large !== true) return null
-  return { seq: h.seq, size: h.size, checksum: h.checksum, large: h.large === true }
+  // no codec: raw (every header of format versions 2 and 3); a codec this build does not know is
+  // unreadable, never raw
+  if (h.codec === undefined) {
+    if (h.stored !== undefined) return null
+    return { seq: h.seq, size: h.size, checksum: h.checksum, large: h.large === true, stored: h.size }
+  }
+  if (!isExtentCodec(h.codec)) return null
+  if (typeof h.stored !== 'number' || !Number.isSafeInteger(h.stored) || h.stored < 0 || h.stored >= h.size) return null
+  return { seq: h.seq, size: h.size, checksum: h.checksum, large: h.large === true, codec: h.codec, stored: h.stored }
 }
 
 /** Totals over all headers, and the largest seq any header names (0 if none). */
@@ -754,7 +860,7 @@ async function scanUsage (db: Level<string, Uint8Array>, log: Logger): Promise<E
       maxSeq = Math.max(maxSeq, salvageSeq(value) ?? 0)
       continue
     }
-    bytes += header.size
+    bytes += header.stored
     maxSeq = Math.max(maxSeq, header.seq)
   }
   return { extents, bytes, maxSeq }

@@ -159,7 +159,7 @@ test('header and bytes live under the documented keys, bytes unframed', async (c
     assert.equal(await bytesKeyOf(db, id), { key: 'b/0000000000000001', large: false })
     const stored = await db.get('b/0000000000000001')
     assert.equal(new Uint8Array(stored.buffer, stored.byteOffset, stored.byteLength), bytes)
-    assert.equal(JSON.parse(new TextDecoder().decode(await db.get(extentKeys.format))), { format: 'dfs-level-store', version: 3 })
+    assert.equal(JSON.parse(new TextDecoder().decode(await db.get(extentKeys.format))), { format: 'dfs-level-store', version: 4 })
     assert.equal(await db.keys().all(), [extentKeys.bytes(1), extentKeys.header(id), extentKeys.format])
   })
 })
@@ -358,8 +358,8 @@ test('a LevelDB that is not an extent store, or of another format version, is Co
   await withRawDb(foreign, async (db) => { await db.put('something', new Uint8Array([1])) })
   await rejects(new LevelExtentStore({ dir: foreign, logger: testLogger() }).open(), 'ConfigError')
 
-  for (const version of [1, 4]) {
-    // 1 is the layout with bytes under `b/<id>`; 4 is a future one
+  for (const version of [1, 5]) {
+    // 1 is the layout with bytes under `b/<id>`; 5 is a future one
     const other = join(ctx.dir, `version-${version}`)
     await (await openStore(other)).close()
     await withRawDb(other, async (db) => {
@@ -367,7 +367,7 @@ test('a LevelDB that is not an extent store, or of another format version, is Co
     })
     const err = await rejects(new LevelExtentStore({ dir: other, logger: testLogger() }).open(), 'ConfigError')
     assert.is(err.details?.dir, other)
-    assert.is(err.details?.version, 3)
+    assert.is(err.details?.version, 4)
   }
 
   // a bytes key this build cannot read (the open must not guess the next seq past it)
@@ -474,7 +474,7 @@ test('reads racing deletes and re-puts of a large extent see it whole or not at 
   await racingReads(join(ctx.dir, 'extents'), patternBytes(LARGE_EXTENT_BYTES_MIN, 9), 30, 3)
 })
 
-test('a store of format version 2 opens as it is, its extents read the same, and it is marked version 3', async (ctx) => {
+test('a store of format version 2 opens as it is, its extents read the same, and it is marked version 4', async (ctx) => {
   const dir = join(ctx.dir, 'extents')
   // version 2: one database, every extent's bytes in it (even large ones), headers without "large"
   const small = randomUUID()
@@ -499,7 +499,7 @@ test('a store of format version 2 opens as it is, its extents read the same, and
   assert.is(await store.delete(large), true)
   await store.close()
   await withRawDb(dir, async (db) => {
-    assert.equal(JSON.parse(new TextDecoder().decode(await db.get(extentKeys.format))), { format: 'dfs-level-store', version: 3 })
+    assert.equal(JSON.parse(new TextDecoder().decode(await db.get(extentKeys.format))), { format: 'dfs-level-store', version: 4 })
     assert.equal(await db.keys({ gt: 'b/', lt: 'b0' }).all(), [extentKeys.bytes(1)], 'the version-2 large bytes went with their header')
   })
   assert.equal(await largeKeys(dir), [extentKeys.bytes(3)])

@@ -95,7 +95,8 @@ const CONFIG_KEYS = {
   'imbalance-threshold': { key: 'imbalanceThreshold', numeric: true },
   'fill-limit': { key: 'fillLimit', numeric: true },
   'audit-retention': { key: 'auditRetention', numeric: true },
-  'user-request-rate': { key: 'userRequestRate', numeric: true }
+  'user-request-rate': { key: 'userRequestRate', numeric: true },
+  compression: { key: 'compression', numeric: false }
 } as const
 
 /** Policy kinds `dfs cluster policy set` selects, and the setting each one names. */

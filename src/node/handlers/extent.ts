@@ -1,9 +1,9 @@
 import { setMaxListeners } from 'node:events'
 import { peerIdFromString } from '@libp2p/peer-id'
 import {
-  AbortedError, CorruptExtentError, EXTENT_ID_PATTERN, EXTENT_SIZE_MAX, FrameTooLargeError, InvalidArgumentError,
-  REPLICATION_FACTOR_MAX, type ExtentGetResult, type ExtentIdentity, type ExtentRecord, type ExtentReplicateParams, type ExtentStore,
-  type PeerIdString
+  AbortedError, CorruptExtentError, EXTENT_CODECS, EXTENT_ID_PATTERN, EXTENT_SIZE_MAX, FrameTooLargeError, InvalidArgumentError,
+  REPLICATION_FACTOR_MAX, isExtentCodec, type ExtentEncoding, type ExtentGetResult, type ExtentIdentity, type ExtentRecord,
+  type ExtentReplicateParams, type ExtentStore, type PeerIdString
 } from '@dfs/api'
 import { integer, record, text } from './params.js'
 import { defineMethod } from '../../net/rpc/define-method.js'
@@ -54,10 +54,12 @@ const PEER_ID_CHARS_MAX = 128
 export const EXTENT_READS_IN_FLIGHT_MAX = 16
 
 /**
- * `extent.get` (download): params `{ id }`, result `{ id, size, checksum }` as the local store
- * records them, body the extent's bytes. The store verifies the bytes against their checksum before
- * they leave (a damaged copy is CorruptExtent, a missing one NotFound, both typed on the wire); the
- * caller still verifies them against metadata's checksum, because it never trusts a peer.
+ * `extent.get` (download): params `{ id[, encoded] }`, result `{ id, size, checksum[, codec,
+ * storedSize] }` as the local store records them, body the extent's bytes: the logical bytes, or
+ * with `encoded: true` the bytes as stored (`storedSize` bytes of `codec` when the result names one).
+ * The store verifies the bytes against their checksum before they leave (a damaged copy is
+ * CorruptExtent, a missing one NotFound, both typed on the wire); the caller still verifies them
+ * against metadata's checksum, because it never trusts a peer.
  */
 export function extentMethods (store: ExtentStore, init: { readsInFlightMax?: number } = {}): RpcMethod[] {
   const slots = new Slots(init.readsInFlightMax ?? EXTENT_READS_IN_FLIGHT_MAX)
@@ -66,7 +68,11 @@ export function extentMethods (store: ExtentStore, init: { readsInFlightMax?: nu
       action: EXTENT_READ_ACTION,
       kind: 'download',
       params: (raw) => {
-        return { id: extentId(record(raw, EXTENT_GET_METHOD)) }
+        const p = record(raw, EXTENT_GET_METHOD)
+        // a key this version does not know is ignored here (unlike the writes): an older node asked
+        // for something newer still answers with the logical bytes, which every reader takes
+        if (p.encoded !== undefined && typeof p.encoded !== 'boolean') throw new InvalidArgumentError('parameter encoded must be a boolean', { key: 'encoded' })
+        return { id: extentId(p), encoded: p.encoded === true }
       },
       handle: async ({ params, signal }) => {
         const release = await slots.acquire(signal)
@@ -74,6 +80,13 @@ export function extentMethods (store: ExtentStore, init: { readsInFlightMax?: nu
         // fires when the stream closes); `release` is idempotent.
         signal.addEventListener('abort', release, { once: true })
         try {
+          if (params.encoded && store.getEncoded !== undefined) {
+            const { info, bytes } = await store.getEncoded(params.id, { signal })
+            const result: ExtentGetResult = info.codec === undefined
+              ? { id: params.id, size: info.size, checksum: info.checksum }
+              : { id: params.id, size: info.size, checksum: info.checksum, codec: info.codec, storedSize: info.storedSize }
+            return { result, body: once(bytes, release) }
+          }
           const bytes = await store.get(params.id, { signal })
           const info = await store.stat(params.id, { signal })
           // get verified the bytes against the header stat read; ids are immutable, so they agree
@@ -93,10 +106,13 @@ export function extentMethods (store: ExtentStore, init: { readsInFlightMax?: nu
 
 /**
  * The node-to-node extent writes, served by `local` (this node's store and its reader of other nodes):
- * - `extent.put` (upload): params `{ id, size, checksum }`, body the bytes. Stored and fsync'd only if
- *   they match size and checksum (CorruptExtent otherwise, nothing stored); a body longer than the
- *   announced size is refused as FrameTooLarge as soon as it passes it, so no call makes the node hold
- *   more than EXTENT_SIZE_MAX. Result `{}`.
+ * - `extent.put` (upload): params `{ id, size, checksum[, codec, storedSize] }`, body the bytes: the
+ *   logical ones, or with `codec` the `storedSize` bytes of their encoding. Stored and fsync'd only if
+ *   they (decoded) match size and checksum (CorruptExtent otherwise, nothing stored); a body longer
+ *   than the announced length is refused as FrameTooLarge as soon as it passes it, so no call makes
+ *   the node hold more than EXTENT_SIZE_MAX. Result `{}`. The params are a strict map: a node built
+ *   before codecs refuses `codec` as an unknown key (InvalidArgument) and so never stores encoded
+ *   bytes as if they were the logical ones.
  * - `extent.replicate` (unary): result ExtentReplicateResult, `{ copied: false }` if the copy here was good.
  * - `extent.delete` (unary): result `{}`, also when there was no copy.
  */
@@ -106,7 +122,7 @@ export function extentWriteMethods (local: LocalExtents, init: { writesInFlightM
     defineMethod(EXTENT_PUT_METHOD, {
       action: EXTENT_WRITE_ACTION,
       kind: 'upload',
-      params: (raw) => identity(record(raw, EXTENT_PUT_METHOD)),
+      params: (raw) => encodedIdentity(record(raw, EXTENT_PUT_METHOD)),
       handle: async ({ params, body, signal }) => {
         const extent = params
         const release = await slots.acquire(signal)
@@ -152,25 +168,42 @@ export function extentWriteMethods (local: LocalExtents, init: { writesInFlightM
   ]
 }
 
-/** Collects an upload's bytes, never more than the announced size; a short body is CorruptExtent. */
-async function receive (extent: ExtentIdentity, body: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
-  const bytes = new Uint8Array(extent.size)
+/**
+ * Collects an upload's bytes, never more than announced (the encoded length with a codec, else the
+ * size); a short body is CorruptExtent.
+ */
+async function receive (extent: ExtentIdentity & ExtentEncoding, body: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+  const length = extent.codec === undefined ? extent.size : extent.storedSize as number
+  const bytes = new Uint8Array(length)
   let received = 0
   for await (const chunk of body) {
-    if (received + chunk.byteLength > extent.size) {
-      throw new FrameTooLargeError(`the body of extent ${extent.id} is longer than the ${extent.size} bytes announced`, {
-        extentId: extent.id, size: extent.size, sizeMax: EXTENT_SIZE_MAX
+    if (received + chunk.byteLength > length) {
+      throw new FrameTooLargeError(`the body of extent ${extent.id} is longer than the ${length} bytes announced`, {
+        extentId: extent.id, size: length, sizeMax: EXTENT_SIZE_MAX
       })
     }
     bytes.set(chunk, received)
     received += chunk.byteLength
   }
-  if (received !== extent.size) {
+  if (received !== length) {
     throw new CorruptExtentError(extent.id, extent.checksum, 'unknown', {
-      expectedSize: extent.size, actualSize: received, reason: 'the body is shorter than the size announced'
+      expectedSize: length, actualSize: received, reason: 'the body is shorter than the size announced'
     })
   }
   return bytes
+}
+
+/** `extent.put` params: an identity, and the codec and encoded length of the body if it is encoded. */
+function encodedIdentity (p: Record<string, unknown>): ExtentIdentity & ExtentEncoding {
+  onlyKeys(p, ['id', 'size', 'checksum', 'codec', 'storedSize'], 'an extent')
+  const extent = identity({ id: p.id, size: p.size, checksum: p.checksum })
+  if (p.codec === undefined && p.storedSize === undefined) return extent
+  if (!isExtentCodec(p.codec)) {
+    throw new InvalidArgumentError(`codec ${JSON.stringify(p.codec)} is not one of ${EXTENT_CODECS.join(', ')}`, { key: 'codec' })
+  }
+  // encoded only when smaller: the body never exceeds the logical size
+  const storedSize = integer(p, 'storedSize', { min: 0, max: Math.max(0, extent.size - 1) }) as number
+  return { ...extent, codec: p.codec, storedSize }
 }
 
 function extentId (p: Record<string, unknown>): string {

@@ -19,7 +19,7 @@
 import {
   AlreadyExistsError, DfsError, DirectoryNotEmptyError, FailedPreconditionError, InvalidArgumentError, InvalidTokenError, IsADirectoryError,
   NotADirectoryError, NotFoundError, QuotaExceededError, TokenExpiredError, WrongShardError, AUDIT_BATCH_MAX, AUDIT_GENESIS_HASH,
-  AUDIT_RETENTION_MAX, AUDIT_RETENTION_MIN, CLUSTER_CONFIG_DEFAULTS, COMPOSE_PARTS_MAX, EXPLICIT_DIRS_MAX, RENAME_FILES_MAX, S3_KEYS_MAX,
+  AUDIT_RETENTION_MAX, AUDIT_RETENTION_MIN, CLUSTER_CONFIG_DEFAULTS, COMPOSE_PARTS_MAX, COMPRESSION_SETTINGS, isCompressionSetting, EXPLICIT_DIRS_MAX, RENAME_FILES_MAX, S3_KEYS_MAX,
   STAGE_BATCH_MAX, STAGES_MAX, TENANT_MARKER, TRANSFERS_MAX, auditEntryHash, baseName, errorToWire, fromInternalPath, normalizePath, parentPath,
   requireComposeWithinTopLevel, requireFileMeta, requireNotRoot, tenantRootPath
 } from '@dfs/api'
@@ -97,6 +97,9 @@ function requireConfigValue (key: unknown, value: unknown): [keyof ClusterConfig
       return [key, requireInteger(value, 'value', AUDIT_RETENTION_MIN, AUDIT_RETENTION_MAX)]
     case 'userRequestRate':
       return [key, requireInteger(value, 'value', 0, REQUEST_RATE_MAX)]
+    case 'compression':
+      if (!isCompressionSetting(value)) throw new InvalidArgumentError(`compression must be one of ${COMPRESSION_SETTINGS.join(', ')}`, { key })
+      return [key, value]
     default:
       throw new InvalidArgumentError('unknown cluster setting', { key: typeof key === 'string' ? key.slice(0, 64) : typeof key })
   }

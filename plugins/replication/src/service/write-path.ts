@@ -1,5 +1,5 @@
 import { setMaxListeners } from 'node:events'
-import { NoQuorumError, UnavailableError, extentChecksum } from '@dfs/api'
+import { COMPRESSION_DEFAULT, NoQuorumError, UnavailableError, compressExtent, extentChecksum, isCompressionSetting } from '@dfs/api'
 import type {
   ClusterConfig, ClusterNode, Logger, PeerIdString, ReplicatedWrite, ReplicatedWriteOptions
 } from '@dfs/api'
@@ -65,8 +65,19 @@ export class WritePath {
     const quorum = options.sync === 'all' ? want : Math.floor(want / 2) + 1
     const checksum = extentChecksum(bytes)
     const identity = { id, size: bytes.byteLength, checksum }
+    // Compression is decided once per extent, here, where the client's bytes were cut: every copy
+    // travels and is stored in this one form. The identity stays that of the logical bytes.
+    const encoded = compressExtent(isCompressionSetting(config.compression) ? config.compression : COMPRESSION_DEFAULT, bytes)
+    const sent = encoded.codec === undefined ? identity : { ...identity, codec: encoded.codec, storedSize: encoded.bytes.byteLength }
     const outcome = await this.#fanOut(targets, quorum, options.signal, async (peer, signal) => {
-      await init.peers.put(peer, identity, bytes, { signal })
+      try {
+        await init.peers.put(peer, sent, encoded.bytes, { signal })
+      } catch (err) {
+        // a node built before codecs refuses the codec (strict params): it gets the logical bytes
+        if (encoded.codec === undefined || (err as Error)?.name !== 'InvalidArgument' || signal.aborted) throw err
+        this.#log('extent %s: %s refused %s bytes (%s); sending them raw', id, peer, encoded.codec, (err as Error).message)
+        await init.peers.put(peer, identity, bytes, { signal })
+      }
     })
     const acked = targets.filter((_, i) => outcome[i] === 'acked')
     const missing = targets.filter((_, i) => outcome[i] !== 'acked')

@@ -10,10 +10,12 @@ imbalance-threshold imbalance past which a rebalance plans moves (> 0, default 0
 fill-limit          fraction of a node's capacity past which it takes no new copy ((0, 1], default 0.9)
 audit-retention     audit log entries kept (100–1,000,000, default 10,000); the oldest are dropped and the
                     chain stays verifiable from the last dropped entry
+compression         zstd (default), lz4 or off: the codec new extents that compress are stored and sent
+                    with; extents already written stay as they are
 Policies are selected with "dfs cluster policy set".`
 
   static override args = {
-    key: Args.string({ description: 'the setting', required: true, options: ['replication-factor', 'imbalance-threshold', 'fill-limit', 'audit-retention'] }),
+    key: Args.string({ description: 'the setting', required: true, options: ['replication-factor', 'imbalance-threshold', 'fill-limit', 'audit-retention', 'compression'] }),
     value: Args.string({ description: 'its new value', required: true })
   }
 

@@ -1,0 +1,106 @@
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { randomBytes } from 'node:crypto'
+import { CLUSTER_CONFIG_DEFAULTS, InvalidArgumentError, NodeUnreachableError, decodeExtent, extentChecksum } from '@dfs/api'
+import type {
+  ClusterConfig, ClusterNode, ExtentEncoding, ExtentIdentity, ExtentPeers, MetadataService, MetadataView, PeerIdString
+} from '@dfs/api'
+import { DefaultPlacement } from '../../src/policies/default-placement.js'
+import { DefaultRebalance } from '../../src/policies/default-rebalance.js'
+import { DefaultReplication } from '../../src/service/replication-service.js'
+import { logLikeText } from '../../../../test/support/log-text.js'
+
+/** The write path's compression: decided once per extent, sent to every replica in that one form. */
+
+const noop = (): void => {}
+const silent = Object.assign(noop, { error: noop, trace: noop, enabled: false })
+const ID = '00000000-0000-4000-8000-000000000002'
+
+function node (id: string): ClusterNode {
+  return { id, region: 'r1', health: 'healthy', usedBytes: 0, capacityBytes: 1 << 30, fillLimit: 0.9, failedForMs: 0 }
+}
+
+/** Peers that keep what each put carried; `old` peers refuse a codec as a build before codecs does. */
+class RecordingPeers implements ExtentPeers {
+  readonly got = new Map<PeerIdString, { extent: ExtentIdentity & ExtentEncoding, bytes: Uint8Array }>()
+  readonly old = new Set<PeerIdString>()
+
+  async put (peer: PeerIdString, extent: ExtentIdentity & ExtentEncoding, bytes: Uint8Array): Promise<void> {
+    if (this.old.has(peer) && 'codec' in extent) throw new InvalidArgumentError('an extent has an unknown key "codec"', { key: 'codec' })
+    this.got.set(peer, { extent: { ...extent }, bytes })
+  }
+
+  async replicate (): Promise<void> { throw new NodeUnreachableError('not in this test') }
+  async delete (): Promise<void> {}
+  async read (): Promise<Uint8Array> { throw new NodeUnreachableError('not in this test') }
+}
+
+function service (peers: RecordingPeers, config: Partial<ClusterConfig> = {}): DefaultReplication {
+  const nodes = ['n1', 'n2', 'n3'].map(node)
+  const members = nodes.map((n) => ({ id: n.id, name: n.id, region: n.region, addrs: [] }))
+  const view = { config: () => ({ ...CLUSTER_CONFIG_DEFAULTS, ...config }), members: () => members } as unknown as MetadataView
+  const metadata = {
+    staleRead: <T>(fn: (v: MetadataView) => T): T => fn(view),
+    status: () => ({ leader: undefined, term: 0, commitIndex: 0, appliedIndex: 0 })
+  } as unknown as MetadataService
+  return new DefaultReplication({
+    nodeId: 'n1',
+    logger: silent,
+    store: undefined as never,
+    metadata,
+    cluster: { nodes: () => nodes },
+    peers,
+    placement: () => new DefaultPlacement(),
+    rebalance: () => new DefaultRebalance()
+  })
+}
+
+test('a compressible extent goes to every replica encoded once with the default codec; its identity is the logical bytes', async () => {
+  const peers = new RecordingPeers()
+  const bytes = logLikeText(1024 * 1024, 31)
+  const w = await service(peers).write(ID, bytes)
+  assert.equal(w.extent.checksum, extentChecksum(bytes))
+  assert.is(w.extent.size, bytes.byteLength)
+  assert.is(peers.got.size, 3)
+  const first = peers.got.get('n1')
+  assert.ok(first !== undefined)
+  assert.is(first.extent.codec, CLUSTER_CONFIG_DEFAULTS.compression)
+  assert.is(first.extent.storedSize, first.bytes.byteLength)
+  assert.ok(first.bytes.byteLength < 0.5 * bytes.byteLength)
+  for (const { extent, bytes: sent } of peers.got.values()) {
+    assert.ok(sent === first.bytes, 'encoded once, the same buffer to every replica')
+    assert.equal(extent, { id: ID, size: bytes.byteLength, checksum: extentChecksum(bytes), codec: first.extent.codec, storedSize: sent.byteLength })
+  }
+  assert.is(extentChecksum(decodeExtent(first.extent, 'zstd', first.bytes)), extentChecksum(bytes))
+})
+
+test('random bytes, and any bytes with compression off, go raw', async () => {
+  for (const [bytes, config] of [[randomBytes(1024 * 1024), {}], [logLikeText(1024 * 1024, 32), { compression: 'off' as const }]] as const) {
+    const peers = new RecordingPeers()
+    await service(peers, config).write(ID, bytes)
+    for (const { extent, bytes: sent } of peers.got.values()) {
+      assert.equal(extent, { id: ID, size: bytes.byteLength, checksum: extentChecksum(bytes) })
+      assert.ok(sent === bytes)
+    }
+  }
+})
+
+test('lz4 when the cluster says so', async () => {
+  const peers = new RecordingPeers()
+  await service(peers, { compression: 'lz4' }).write(ID, logLikeText(256 * 1024, 33))
+  for (const { extent } of peers.got.values()) assert.is(extent.codec, 'lz4')
+})
+
+test('a replica that refuses the codec (a build before codecs) gets the logical bytes; the write keeps all three copies', async () => {
+  const peers = new RecordingPeers()
+  peers.old.add('n3')
+  const bytes = logLikeText(512 * 1024, 34)
+  const w = await service(peers).write(ID, bytes)
+  assert.equal([...w.extent.replicas].sort(), ['n1', 'n2', 'n3'])
+  assert.is(peers.got.get('n2')?.extent.codec, 'zstd')
+  const old = peers.got.get('n3')
+  assert.equal(old?.extent, { id: ID, size: bytes.byteLength, checksum: extentChecksum(bytes) })
+  assert.ok(old?.bytes === bytes)
+})
+
+test.run()
