@@ -792,6 +792,8 @@ export interface MetadataRaftStats {
   proposalsApplied: number
   /** Proposed again because their term's leader lost them. */
   proposalsRetried: number
+  /** Proposals that ended in an error (refused, deadline, abort, the group stopping); absent: not counted. */
+  proposalsFailed?: number
   /** Entries this node applied (everyone's). */
   entriesApplied: number
   /** This node's proposals waiting to apply. */

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import type { Checksum, ExtentEncoding, ExtentStore } from './extent-store.js'
 import type { ExtentRecord, MetadataService, PeerIdString } from './metadata.js'
 import type { CallOptions, Logger } from './options.js'
+import type { ReplicationEvent } from './events.js'
 import type { PlacementNode, PlacementPolicy } from './placement.js'
 import type { RebalanceMove, RebalancePolicy } from './rebalance.js'
 
@@ -86,6 +87,11 @@ export interface ReplicationServiceInit {
   repairDelayMs?: number
   /** Rebalance and drain moves copy at most this many bytes per second (cluster-wide: one coordinator). */
   moveBytesPerSecond?: number
+  /**
+   * Hears what the service does, as it happens (repairs, moves, scrub findings): the node's event log
+   * and metrics. Optional for a service to call; it must not throw, and the service never waits on it.
+   */
+  onEvent?: (event: ReplicationEvent) => void
 }
 
 export interface RebalanceOptions extends CallOptions {
@@ -148,6 +154,12 @@ export interface ReplicationStatus {
   missing: number
   /** Copies being made now by this cluster's repair coordinator. */
   repairing: number
+  /** On the repair coordinator: extents its current repair pass still has to repair (0 between passes; absent: not reported). */
+  repairQueued?: number
+  /** Extents with a recorded move (rebalance or drain) not yet switched (absent: not reported). */
+  movesRecorded?: number
+  /** On the coordinator: moves it is executing now (absent: not reported). */
+  movesInFlight?: number
 }
 
 export interface ReplicationService {

@@ -10,6 +10,8 @@
  */
 import type { AuditEntry } from './audit.js'
 import type { ExtentCodec, ExtentEncoding } from './codec.js'
+import type { ClusterEventsParams, ClusterEventsResult } from './events.js'
+import type { ClusterOverview } from './overview.js'
 import type { Consistency, ClusterConfig, DirEntry, ExtentRecord, MetadataGroupInfo, PeerIdString, Role, TenantInfo, TenantRecord, UserRecord } from './metadata.js'
 import type { RebalanceMove } from './rebalance.js'
 import type { DrainResult, ExtentIdentity, MoveProgress, RebalanceResult, ReplicationStatus, UndrainResult, WriteSync } from './replication.js'
@@ -709,7 +711,11 @@ export interface RpcContract {
   'cluster.join': { kind: 'unary', action: 'cluster.join', params: JoinRequest, result: JoinResult }
   'cluster.nodes.remove': { kind: 'unary', action: 'cluster.admin', params: NodeParams, result: RemovedNode }
   'node.info': { kind: 'unary', action: 'cluster.read', params: NoParams, validated: UnreadParams, result: NodeInfoResult }
+  /** Everything the status page and `dfs cluster top` show, in one bounded answer (see ClusterOverview). */
+  'cluster.overview': { kind: 'unary', action: 'cluster.read', params: NoParams, validated: UnreadParams, result: ClusterOverview }
   'cluster.audit': { kind: 'unary', action: 'audit.read', params: AuditQueryParams, result: AuditPage | AuditVerification }
+  /** What the serving node observed (src/api/events.ts), long-polled: waits up to `waitMs` for an event after `after`. */
+  'cluster.events': { kind: 'unary', action: 'cluster.read', params: ClusterEventsParams, result: ClusterEventsResult }
   /** Another member asking this node's own replication figures (the repair coordinator's `repairing`). */
   'node.replication': { kind: 'unary', action: 'node.peer', params: NoParams, validated: UnreadParams, result: ReplicationStatus }
 

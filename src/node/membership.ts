@@ -2,11 +2,14 @@ import { statfs } from 'node:fs/promises'
 import { logger } from '@libp2p/logger'
 import { HeartbeatService, heartbeatComponents, type NodeStats } from '../membership/heartbeat.js'
 import type { NodeHost } from '../net/host.js'
-import type { ClusterNode, ClusterView, ExtentStore, MemberRecord, MetadataService } from '@dfs/api'
+import type { ClusterEventBody, ClusterNode, ClusterView, ExtentStore, MemberRecord, MetadataService } from '@dfs/api'
 
 const log = logger('dfs:node:membership')
 
 export type Health = 'healthy' | 'suspected' | 'failed'
+
+/** The events membership reports (ClusterMembershipInit.onEvent). */
+export type MembershipEvent = Extract<ClusterEventBody, { kind: 'node.health' | 'node.joined' | 'node.removed' }>
 
 export interface ClusterMembershipInit {
   host: NodeHost
@@ -28,10 +31,20 @@ export interface ClusterMembershipInit {
   fillLimit?: number
   /** Monotonic clock in ms of the failure detector (default `performance.now`); `failedForMs` is on it too. */
   clock?: () => number
+  /**
+   * Hears every health transition of a member, and members joining and leaving the member list
+   * after the first look at it (the members there at start are not news). Must not throw.
+   */
+  onEvent?: (event: MembershipEvent) => void
 }
 
 /** Default fill limit of every node: room is kept for rebalancing and repair. */
 export const FILL_LIMIT_DEFAULT = 0.9
+
+/** The failure detector's health as events and the CLI spell it. */
+function lower (h: 'Healthy' | 'Suspected' | 'Failed'): Health {
+  return h === 'Healthy' ? 'healthy' : h === 'Suspected' ? 'suspected' : 'failed'
+}
 
 /** How often the set of watched members is brought in line with metadata. */
 const MEMBER_SYNC_MS = 1000
@@ -46,6 +59,8 @@ export class ClusterMembership implements ClusterView {
   readonly #clock: () => number
   readonly #fillLimit: number
   #members = new Set<string>()
+  /** Whether #members has been filled once: later changes are joins and removals. */
+  #synced = false
   #timer: ReturnType<typeof setInterval> | undefined
   /** This node's load and capacity as its last heartbeat reported them (none before the first). */
   #selfStats: NodeStats | undefined
@@ -71,6 +86,7 @@ export class ClusterMembership implements ClusterView {
     this.#heartbeats.addEventListener('transition', (evt) => {
       const t = evt.detail
       log('member %s: %s -> %s', t.member, t.from, t.to)
+      this.#report({ kind: 'node.health', node: t.member, from: lower(t.from), to: lower(t.to) })
     })
   }
 
@@ -152,8 +168,23 @@ export class ClusterMembership implements ClusterView {
     }
     const next = new Set(members.map((m) => m.id).filter((id) => id !== this.#init.nodeId))
     const added = [...next].filter((id) => !this.#members.has(id))
+    const removed = [...this.#members].filter((id) => !next.has(id))
     // the service asks isMember() before it watches, so the new set goes in first
     this.#members = next
     for (const id of added) this.#heartbeats.watch(id)
+    // an empty first look (metadata not applied yet) is not the members' starting set
+    if (this.#synced) {
+      for (const node of added) this.#report({ kind: 'node.joined', node })
+      for (const node of removed) this.#report({ kind: 'node.removed', node })
+    }
+    if (members.length > 0) this.#synced = true
+  }
+
+  #report (event: MembershipEvent): void {
+    try {
+      this.#init.onEvent?.(event)
+    } catch (err) {
+      log.error('reporting %s: %s', event.kind, (err as Error).message)
+    }
   }
 }

@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net'
 import { logger } from '@libp2p/logger'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { ExtentStore, MetadataRaftStats, MetadataService, ReplicationService, RpcCallInfo, RpcCallOutcome, RpcInterceptor } from '@dfs/api'
+import type { EventLog } from './events.js'
 
 const log = logger('dfs:node:metrics')
 
@@ -19,6 +20,8 @@ export const LEADER_SAMPLE_MS = 1000
 const COLLECT_TIMEOUT_MS = 5000
 /** RPC duration buckets, seconds: from a local stat to a large upload. */
 const RPC_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120]
+/** Most tenants dfs_tenant_bytes and dfs_tenant_files show (the largest by bytes): bounds the series a scrape holds. */
+export const TENANT_SERIES_MAX = 1000
 
 export interface NodeMetricsInit {
   nodeId: string
@@ -29,6 +32,8 @@ export interface NodeMetricsInit {
   health: (member: string) => string | undefined
   /** This node's capacity in bytes, when known. */
   capacityBytes?: () => number | undefined
+  /** The node's event log: repairs, scrub findings and moves are counted from its events. */
+  events?: Pick<EventLog, 'subscribe'>
 }
 
 export class NodeMetrics implements RpcInterceptor {
@@ -43,6 +48,7 @@ export class NodeMetrics implements RpcInterceptor {
   #server: Server | undefined
   readonly #fsync: Histogram
   #unsubscribe: (() => void) | undefined
+  readonly #unsubscribeEvents: (() => void) | undefined
 
   constructor (init: NodeMetricsInit) {
     this.#init = init
@@ -99,6 +105,7 @@ export class NodeMetrics implements RpcInterceptor {
     raftCounter('dfs_raft_proposals_total', 'Proposals this node made, by metadata group', (s) => s.proposals)
     raftCounter('dfs_raft_proposals_applied_total', 'Proposals this node made that applied, by metadata group', (s) => s.proposalsApplied)
     raftCounter('dfs_raft_proposals_retried_total', 'Proposals made again because their term\'s leader lost them', (s) => s.proposalsRetried)
+    raftCounter('dfs_raft_proposals_failed_total', 'Proposals of this node that ended in an error (refused, deadline, abort, the group stopping)', (s) => s.proposalsFailed ?? 0)
     raftCounter('dfs_raft_entries_applied_total', 'Log entries this node applied (everyone\'s), by metadata group', (s) => s.entriesApplied)
     new Gauge({
       name: 'dfs_raft_proposals_pending', help: 'This node\'s proposals waiting to apply, by metadata group', labelNames: ['group'], registers,
@@ -155,7 +162,60 @@ export class NodeMetrics implements RpcInterceptor {
       ] as const) {
         new Gauge({ name, help, registers, async collect () { this.set(pick(await current())) } })
       }
+      new Gauge({
+        name: 'dfs_repair_queue_length', help: 'Extents the repair pass running on this node (the coordinator) has still to repair', registers,
+        async collect () { this.set((await current()).repairQueued ?? 0) }
+      })
+      new Gauge({
+        name: 'dfs_rebalance_moves', help: 'Rebalance and drain moves: recorded and not yet switched (pending, cluster-wide), executing on this node (in_flight)', labelNames: ['state'], registers,
+        async collect () {
+          const s = await current()
+          this.set({ state: 'pending' }, s.movesRecorded ?? 0)
+          this.set({ state: 'in_flight' }, s.movesInFlight ?? 0)
+        }
+      })
     }
+    new Gauge({
+      name: 'dfs_tenants', help: 'Tenants the cluster has (this node\'s applied state)', registers,
+      collect () { this.set(init.metadata.staleRead?.((v) => v.tenants().length) ?? 0) }
+    })
+    // per-tenant usage of the largest TENANT_SERIES_MAX tenants, from this node's applied state; a
+    // tenant removed (or no longer among the largest) drops out of the next scrape
+    let tenants: Array<{ name: string, usedBytes: number, usedFiles: number }> | undefined
+    const largest = (): Array<{ name: string, usedBytes: number, usedFiles: number }> => {
+      if (tenants === undefined) {
+        const all = init.metadata.staleRead?.((v) => v.tenants()) ?? []
+        tenants = all.sort((a, b) => b.usedBytes - a.usedBytes || (a.name < b.name ? -1 : 1)).slice(0, TENANT_SERIES_MAX)
+        setImmediate(() => { tenants = undefined })
+      }
+      return tenants
+    }
+    new Gauge({
+      name: 'dfs_tenant_bytes', help: `Bytes of a tenant's files (the ${TENANT_SERIES_MAX} largest tenants)`, labelNames: ['tenant'], registers,
+      collect () { this.reset(); for (const t of largest()) this.set({ tenant: t.name }, t.usedBytes) }
+    })
+    new Gauge({
+      name: 'dfs_tenant_files', help: `Files of a tenant (the ${TENANT_SERIES_MAX} largest tenants by bytes)`, labelNames: ['tenant'], registers,
+      collect () { this.reset(); for (const t of largest()) this.set({ tenant: t.name }, t.usedFiles) }
+    })
+    // counted from the event log as the replication service reports its work
+    const repairBytes = new Counter({ name: 'dfs_repair_bytes_total', help: 'Bytes of copies this node (as repair coordinator) made and recorded', registers })
+    const repairs = new Counter({ name: 'dfs_repair_copies_total', help: 'Repair copies this node coordinated, by outcome', labelNames: ['outcome'], registers })
+    const scrubErrors = new Counter({ name: 'dfs_scrub_errors_total', help: 'Copies of this node the scrub found corrupt or missing', registers })
+    const moves = new Counter({ name: 'dfs_rebalance_moves_total', help: 'Move attempts this node (as coordinator) ended, by outcome', labelNames: ['outcome'], registers })
+    for (const outcome of ['finished', 'failed']) repairs.inc({ outcome }, 0)
+    for (const outcome of ['finished', 'failed', 'cancelled']) moves.inc({ outcome }, 0)
+    this.#unsubscribeEvents = init.events?.subscribe((e) => {
+      switch (e.kind) {
+        case 'repair.finished': repairBytes.inc(e.bytes); repairs.inc({ outcome: 'finished' }); break
+        case 'repair.failed': repairs.inc({ outcome: 'failed' }); break
+        case 'scrub.error': scrubErrors.inc(); break
+        case 'move.finished': moves.inc({ outcome: 'finished' }); break
+        case 'move.failed': moves.inc({ outcome: 'failed' }); break
+        case 'move.cancelled': moves.inc({ outcome: 'cancelled' }); break
+        default: break
+      }
+    })
   }
 
   /** The RPC interceptor's end of a call: one count by method and outcome, and its duration. */
@@ -188,6 +248,7 @@ export class NodeMetrics implements RpcInterceptor {
   }
 
   async stop (): Promise<void> {
+    this.#unsubscribeEvents?.()
     this.#unsubscribe?.()
     this.#unsubscribe = undefined
     if (this.#sampler !== undefined) clearInterval(this.#sampler)

@@ -21,17 +21,21 @@ import { generateClusterKey } from '../security/cluster-key.js'
 import { ClusterMembership } from './membership.js'
 import { CrashFault, PartitionFault } from './faults.js'
 import { NodeMetrics } from './metrics.js'
+import { StatusPage } from './status-page.js'
+import { collectOverview, overviewMethods } from './overview.js'
+import { EventLog, groupLeaders, watchLeaders } from './events.js'
 import { resolveStaleTransfers } from './transfers.js'
 import { RemoteExtents } from './extents.js'
 import { extentMethods, extentWriteMethods } from './handlers/extent.js'
 import { RpcServer, authorization } from '../net/rpc/server.js'
 import { AuditRecorder } from './audit.js'
 import { auditMethods } from './handlers/audit.js'
+import { eventMethods } from './handlers/events.js'
 import { Security, type Caller } from '../security/index.js'
 import { ExtentGc, ORPHAN_SWEEP_EVERY_MS_DEFAULT } from './extent-gc.js'
 import { FileService } from './files.js'
 import { InlineExtents } from './inline-extents.js'
-import { clusterMethods } from './handlers/cluster.js'
+import { clusterMethods, type ClusterMethodsInit } from './handlers/cluster.js'
 import { fsMethods } from './handlers/fs.js'
 import { userMethods } from './handlers/users.js'
 import { s3KeyMethods } from './handlers/s3-keys.js'
@@ -87,6 +91,11 @@ export interface NodeRuntimeInit {
   s3?: { host: string, port: number, domains?: string[], region?: string }
   /** Serve Prometheus metrics (`GET /metrics`) on this host:port (port 0: a free one). */
   metrics?: { host: string, port: number }
+  /**
+   * Serve the status page (src/node/status-page.ts) on this host:port (port 0: a free one), with the
+   * newest audit entries when `audit`; /metrics too when `metrics` is set.
+   */
+  http?: { host: string, port: number, audit?: boolean }
 }
 
 /** What `<data-dir>/node.json` holds while the node serves. */
@@ -97,6 +106,8 @@ export interface NodeInfo {
   s3?: string
   /** host:port of the metrics listener, when it runs. */
   metrics?: string
+  /** host:port of the status page, when it runs. */
+  http?: string
 }
 
 /**
@@ -115,8 +126,10 @@ export class NodeRuntime {
 
   readonly #s3: S3Gateway | undefined
   readonly #metrics: NodeMetrics | undefined
+  readonly #statusPage: StatusPage | undefined
 
-  private constructor (parts: { dataDir: string, id: string, clusterId: string, host: Host, life: Lifecycle, settled: Promise<void>, s3?: S3Gateway, metrics?: NodeMetrics }) {
+  private constructor (parts: { dataDir: string, id: string, clusterId: string, host: Host, life: Lifecycle, settled: Promise<void>, s3?: S3Gateway, metrics?: NodeMetrics, statusPage?: StatusPage }) {
+    this.#statusPage = parts.statusPage
     this.#s3 = parts.s3
     this.#metrics = parts.metrics
     this.dataDir = parts.dataDir
@@ -235,9 +248,13 @@ export class NodeRuntime {
       }
       if (cluster == null) throw new Error('metadata invariant broken: no cluster record after InitCluster')
 
+      // what this node observes (dfs cluster events): membership, leaders, and below replication's work
+      const events = new EventLog()
+      const stopLeaderWatch = watchLeaders(events, groupLeaders(metadata))
+      life.started('leader watch', stopLeaderWatch)
       const membership = new ClusterMembership({
         host, nodeId: id, clusterId: cluster.clusterId, metadata, store, name: init.name, region: init.region, dataDir: init.dataDir,
-        heartbeatMs: init.heartbeatMs, failureTimeoutMs: init.failureTimeoutMs
+        heartbeatMs: init.heartbeatMs, failureTimeoutMs: init.failureTimeoutMs, onEvent: (e) => { events.record(e) }
       })
       await membership.refreshSelf()
       membership.start()
@@ -285,7 +302,8 @@ export class NodeRuntime {
         placement: policies.placement,
         rebalance: policies.rebalance,
         repairDelayMs: init.repairDelayMs,
-        moveBytesPerSecond: init.moveBytesPerSecond
+        moveBytesPerSecond: init.moveBytesPerSecond,
+        onEvent: (e) => { events.record(e) }
       })
       await replication.start()
       life.started('replication', async () => { await replication.stop() })
@@ -301,7 +319,7 @@ export class NodeRuntime {
       // metrics first: every call counts, also those authorization refuses
       const metrics = init.metrics === undefined
         ? undefined
-        : new NodeMetrics({ nodeId: id, metadata, store, replication, health: (m) => membership.health(m), capacityBytes: () => membership.usage(id).capacityBytes ?? undefined })
+        : new NodeMetrics({ nodeId: id, metadata, store, replication, events, health: (m) => membership.health(m), capacityBytes: () => membership.usage(id).capacityBytes ?? undefined })
       const rpc = new RpcServer({
         host,
         interceptors: [...(metrics !== undefined ? [metrics] : []), audit, authorization(async (peer, action, options) => { await security.authorize(peer, action, options) })]
@@ -311,8 +329,8 @@ export class NodeRuntime {
       const caller = async (peer: string): Promise<Caller> => await security.caller(peer)
       rpc.register(...userMethods({ metadata, caller }), ...tenantMethods({ metadata }))
       rpc.register(...s3KeyMethods({ metadata, caller }))
-      rpc.register(...auditMethods({ nodeId: id, metadata }))
-      rpc.register(...fsMethods(files, async (peer, tenant, options) => await security.namespace(peer, tenant, options)), ...clusterMethods({
+      rpc.register(...auditMethods({ nodeId: id, metadata }), ...eventMethods(events))
+      const clusterInit: ClusterMethodsInit = {
         nodeId: id,
         metadata,
         health: (m) => membership.health(m),
@@ -322,10 +340,14 @@ export class NodeRuntime {
         testFaults: faults != null,
         askPeer: async (peer, method, params, signal) =>
           await extents.withPeer(peer, signal, async (client) => await client.call(method, params, { signal }))
-      }), ...extentMethods(store), ...extentWriteMethods(extentPeers.local), ...(faults?.methods() ?? []), ...(crashes?.methods() ?? []))
+      }
+      rpc.register(...overviewMethods({ ...clusterInit, caller }))
+      rpc.register(...fsMethods(files, async (peer, tenant, options) => await security.namespace(peer, tenant, options)), ...clusterMethods(clusterInit), ...extentMethods(store), ...extentWriteMethods(extentPeers.local), ...(faults?.methods() ?? []), ...(crashes?.methods() ?? []))
       await rpc.start()
       admission.watchCalls((peer) => rpc.callsInFlight(peer))
       life.started('rpc server', async () => { await rpc.stop() })
+      // stopped before the RPC server: waiting cluster.events polls answer at once
+      life.started('event polls', () => { events.stop() })
 
       let s3: S3Gateway | undefined
       if (init.s3 !== undefined) {
@@ -351,7 +373,17 @@ export class NodeRuntime {
         life.started('metrics', async () => { await metrics.stop() })
       }
 
-      const runtime = new NodeRuntime({ dataDir: init.dataDir, id, clusterId: cluster.clusterId, host, life, settled, s3, metrics })
+      let statusPage: StatusPage | undefined
+      if (init.http !== undefined) {
+        // every tenant's audit entries, only when the operator asked for them (see status-page.ts)
+        const audit = init.http.audit === true ? { tenant: null } : undefined
+        const page = new StatusPage({ overview: async ({ signal }) => await collectOverview(clusterInit, { signal, audit }), metrics: metrics?.registry })
+        await page.start(init.http)
+        life.started('status page', async () => { await page.stop() })
+        statusPage = page
+      }
+
+      const runtime = new NodeRuntime({ dataDir: init.dataDir, id, clusterId: cluster.clusterId, host, life, settled, s3, metrics, statusPage })
       await runtime.#writeInfo()
       return runtime
     } catch (err) {
@@ -371,6 +403,10 @@ export class NodeRuntime {
     if (this.#metrics !== undefined) {
       const { host, port } = this.#metrics.address
       info.metrics = `${host.includes(':') ? `[${host}]` : host}:${port}`
+    }
+    if (this.#statusPage !== undefined) {
+      const { host, port } = this.#statusPage.address
+      info.http = `${host.includes(':') ? `[${host}]` : host}:${port}`
     }
     if (this.#s3 !== undefined) {
       const { host, port } = this.#s3.address

@@ -9,7 +9,8 @@ import { Sandbox, waitFor, type NodeHandle } from './harness.js'
  * `--metrics-listen` on a three-node cluster of real processes, scraped over HTTP as Prometheus
  * would: the figures are there in the text format and move as things happen — a put counts in
  * dfs_rpc_requests_total and dfs_store_bytes, a killed node shows as failed in dfs_cluster_nodes
- * and its extents as under-replicated (two nodes cannot repair to three copies).
+ * and its extents as under-replicated (two nodes cannot repair to three copies); a fourth node
+ * joining takes them, which dfs_repair_bytes_total counts.
  */
 const test = suite('e2e: Prometheus metrics')
 const FAST = ['--heartbeat-ms', '200', '--failure-timeout-ms', '1500', '--repair-delay-ms', '1000', '--extent-size', String(256 * 1024)]
@@ -94,6 +95,37 @@ test('a killed node: failed in dfs_cluster_nodes, its copies under-replicated', 
   }, 30_000, 'n3 failed and its extents under-replicated in n1\'s metrics')
   assert.is(m.get('dfs_cluster_nodes{health="healthy"}'), 2)
   nodes.pop()
+  // the figures of issue 19's second slice are served (before any repair, move or scrub finding)
+  for (const name of ['dfs_repair_queue_length', 'dfs_repair_bytes_total', 'dfs_scrub_errors_total', 'dfs_rebalance_moves{state="pending"}', 'dfs_rebalance_moves{state="in_flight"}']) {
+    assert.ok(m.has(name), `${name} is served`)
+  }
+  assert.ok([...m.keys()].some((k) => k.startsWith('dfs_raft_proposals_failed_total{')), 'dfs_raft_proposals_failed_total is served')
+})
+
+test('a node that joins takes the failed one\'s copies: dfs_repair_bytes_total moves', async () => {
+  const t = await ok(['cluster', 'token', 'create', '--uses', '1'])
+  nodes.push(await sb.startNode({ args: ['--name', 'n4', '--peers', nodes[0].addr, '--join-token', t.token, ...FAST, ...METRICS] }))
+  scrapeAt[2] = JSON.parse(await readFile(join(nodes[2].dataDir, 'node.json'), 'utf8')).metrics
+  // the repair coordinator (whichever node leads the system group) counts the bytes it copied
+  const repaired = await waitFor(async () => {
+    const all = await Promise.all([0, 1, 2].map(scrape))
+    const bytes = all.reduce((n, s) => n + (s.get('dfs_repair_bytes_total') ?? 0), 0)
+    return bytes >= 3 * 256 * 1024 ? all : undefined
+  }, 30_000, 'the three extents of n3 copied to n4 in dfs_repair_bytes_total')
+  assert.ok(repaired.some((s) => (s.get('dfs_repair_copies_total{outcome="finished"}') ?? 0) >= 3))
+})
+
+test('per-tenant usage: dfs_tenant_bytes and dfs_tenant_files', async () => {
+  await ok(['tenant', 'create', 'acme'])
+  const local = join(sb.dir, 't.bin')
+  await writeFile(local, randomBytes(1000))
+  await ok(['fs', 'put', local, '/t.bin', '--tenant', 'acme'])
+  const m = await waitFor(async () => {
+    const s = await scrape(1)
+    return s.get('dfs_tenant_files{tenant="acme"}') === 1 ? s : undefined
+  }, 10_000, 'the tenant\'s file in n2\'s metrics')
+  assert.is(m.get('dfs_tenant_bytes{tenant="acme"}'), 1000)
+  assert.ok((m.get('dfs_tenants') ?? 0) >= 1)
 })
 
 test.run()

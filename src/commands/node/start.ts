@@ -12,7 +12,7 @@ import { FAILURE_TIMEOUT_MS_DEFAULT, HEARTBEAT_MS_DEFAULT } from '../../membersh
 /** Longest node name and region in UTF-8 bytes (a heartbeat carries at most 64 characters of each). */
 
 /** The one JSON document of `node start --json`, printed as soon as the node serves. */
-interface StartJson { id: string, addrs: string[], dataDir: string, clusterId: string, s3?: string, metrics?: string }
+interface StartJson { id: string, addrs: string[], dataDir: string, clusterId: string, s3?: string, metrics?: string, http?: string }
 
 /** Runs until a signal; its JSON document is printed when the node starts serving, not when it returns. */
 export default class NodeStart extends DfsCommand<void> {
@@ -62,6 +62,11 @@ it there by default.`
     's3-listen': Flags.string({ description: 'serve the S3 API on this host:port (port 0: a free one; see `dfs s3 key create`)' }),
     's3-domain': Flags.string({ description: 'root domain of virtual-host-style S3 requests (BUCKET.DOMAIN); repeat for several', multiple: true, delimiter: ',' }),
     'metrics-listen': Flags.string({ description: 'serve Prometheus metrics at http://HOST:PORT/metrics (port 0: a free one)' }),
+    'http-listen': Flags.string({
+      description: 'serve the status page at http://HOST:PORT/ (port 0: a free one): a read-only view with no login, so keep it on loopback ' +
+        '(the default host) or behind a firewall; it serves /metrics too when --metrics-listen is given'
+    }),
+    'http-audit': Flags.boolean({ description: 'show the newest audit entries (callers, operations, paths) on the status page', default: false }),
     's3-region': Flags.string({ description: 'region the S3 API names in GetBucketLocation (signatures of any region are accepted)', default: 'us-east-1' }),
     'extent-size': Flags.integer({ description: 'bytes per extent of new files', default: EXTENT_SIZE_MAX, min: 1, max: EXTENT_SIZE_MAX, hidden: true })
   }
@@ -102,16 +107,19 @@ it there by default.`
       metadataGroups: flags['metadata-groups'],
       s3: flags['s3-listen'] === undefined ? undefined : s3Listen(flags['s3-listen'], flags['s3-domain'], flags['s3-region']),
       metrics: flags['metrics-listen'] === undefined ? undefined : hostPort(flags['metrics-listen'], '--metrics-listen'),
+      http: flags['http-listen'] === undefined ? undefined : { ...httpListen(flags['http-listen'], flags['metrics-listen']), audit: flags['http-audit'] },
       testFaults: testFaultsEnabled(flags['test-faults'], process.env, (line) => { process.stderr.write(`dfs: ${line}\n`) })
     })
     const info = node.info()
     this.say(`dfs node ${info.id}\ncluster ${node.clusterId}\ndata dir ${dataDir}\nlistening on\n${info.addrs.map((a) => `  ${a}`).join('\n')}` +
       (info.s3 !== undefined ? `\nS3 API on http://${info.s3}` : '') +
-      (info.metrics !== undefined ? `\nmetrics on http://${info.metrics}/metrics` : ''))
+      (info.metrics !== undefined ? `\nmetrics on http://${info.metrics}/metrics` : '') +
+      (info.http !== undefined ? `\nstatus page on http://${info.http}/` : ''))
     // the one JSON document, printed as soon as the node serves; oclif prints nothing more
     if (this.jsonEnabled()) {
       this.logJson({
-        id: info.id, addrs: info.addrs, dataDir, clusterId: node.clusterId, ...(info.s3 !== undefined ? { s3: info.s3 } : {}), ...(info.metrics !== undefined ? { metrics: info.metrics } : {})
+        id: info.id, addrs: info.addrs, dataDir, clusterId: node.clusterId, ...(info.s3 !== undefined ? { s3: info.s3 } : {}), ...(info.metrics !== undefined ? { metrics: info.metrics } : {}),
+        ...(info.http !== undefined ? { http: info.http } : {})
       } satisfies StartJson)
     }
 
@@ -150,6 +158,17 @@ function hostPort (address: string, flag: string): { host: string, port: number 
   const port = m === null ? NaN : Number(m[3])
   if (m === null || !(port >= 0 && port <= 65535)) throw new ConfigError(`${flag} must be host:port, got ${JSON.stringify(address)}`)
   return { host: m[1] ?? m[2], port }
+}
+
+/** --http-listen HOST:PORT (a bare :PORT or PORT: on loopback); not the metrics listener's own address. */
+function httpListen (address: string, metrics: string | undefined): { host: string, port: number } {
+  const a = address.trim()
+  const listen = hostPort(/^:?\d{1,5}$/.test(a) ? `127.0.0.1:${a.replace(/^:/, '')}` : a, '--http-listen')
+  const m = metrics === undefined ? undefined : hostPort(metrics, '--metrics-listen')
+  if (m !== undefined && listen.port !== 0 && m.port === listen.port && m.host === listen.host) {
+    throw new ConfigError('--http-listen and --metrics-listen name the same address: give them different ports (the status page serves /metrics as well)')
+  }
+  return listen
 }
 
 /** --s3-listen HOST:PORT (and its domains and region) as the runtime takes them. */

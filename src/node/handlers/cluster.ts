@@ -9,7 +9,7 @@ import { validateMemberAddrs } from '../../net/member-addrs.js'
 import { logger } from '@libp2p/logger'
 import { Deadline, InvalidArgumentError, NODE_NAME_BYTES_MAX, NotFoundError, REBALANCE_MOVES_LIMIT, UnavailableError, UnknownServiceError } from '@dfs/api'
 import type {
-  ClusterKey, ClusterNodesResult, ClusterRecord, ClusterShards, MetadataView, ClusterStatus, MemberRecord, MetadataService, PolicySelection, ReplicationService, RpcParams, RpcResult, UnaryMethodName
+  ClusterKey, ClusterNodeInfo, ClusterNodesResult, ClusterRecord, ClusterShards, MetadataView, ClusterStatus, MemberRecord, MetadataService, PolicySelection, ReplicationService, ReplicationStatus, RpcParams, RpcResult, UnaryMethodName
 } from '@dfs/api'
 import { defineMethod } from '../../net/rpc/define-method.js'
 import type { RpcMethod } from '../../net/rpc/types.js'
@@ -102,9 +102,49 @@ const CONFIG_KEYS = {
 /** Policy kinds `dfs cluster policy set` selects, and the setting each one names. */
 const POLICY_SETTINGS = { placement: 'placementPolicy', rebalance: 'rebalancePolicy' } as const
 
+/** `cluster.nodes` of `members`: each with its health, standing and usage as this node knows them. */
+export function nodeInfos (init: ClusterMethodsInit, members: MemberRecord[]): ClusterNodeInfo[] {
+  const voting = new Set(init.metadata.membership?.members().voters ?? members.slice(0, 1).map((m) => m.id))
+  return members.map((m) => ({
+    id: m.id,
+    name: m.name,
+    addrs: m.addrs,
+    region: m.region,
+    health: init.health(m.id),
+    voter: voting.has(m.id),
+    draining: m.draining === true,
+    ...(init.usage?.(m.id) ?? { usedBytes: 0, capacityBytes: null })
+  }))
+}
+
+/**
+ * `cluster.replication`: the replication service's status, with `repairing` as the repair
+ * coordinator (the system group's leader) says unless `here`. Unavailable without a service.
+ */
+export async function replicationStatus (init: ClusterMethodsInit, here: boolean, signal: AbortSignal): Promise<ReplicationStatus> {
+  if (init.replication == null) throw new UnavailableError('this node runs no replication service')
+  const status = await init.replication.status({ signal })
+  // copies being made are known to the repair coordinator (the system group's leader) only
+  const coordinator = init.metadata.status().leader
+  if (!here && coordinator !== undefined && coordinator !== init.nodeId && init.askPeer != null) {
+    const ask = new Deadline(COORDINATOR_ASK_TIMEOUT_MS, signal)
+    try {
+      // as a member (node.peer): a member's key is not a user and may not call cluster.* methods
+      const theirs = await init.askPeer(coordinator, 'node.replication', {}, ask.signal)
+      status.repairing = theirs.repairing
+      // the coordinator's own repair queue and moves in flight (absent from an older node's answer)
+      if (theirs.repairQueued !== undefined) status.repairQueued = theirs.repairQueued
+      if (theirs.movesInFlight !== undefined) status.movesInFlight = theirs.movesInFlight
+    } catch (err) {
+      log('cluster.replication: the coordinator %s did not say what it repairs: %s', coordinator, (err as Error).message)
+    } finally {
+      ask.clear()
+    }
+  }
+  return status
+}
+
 export function clusterMethods (init: ClusterMethodsInit): RpcMethod[] {
-  const voters = (members: string[]): Set<string> =>
-    new Set(init.metadata.membership?.members().voters ?? members.slice(0, 1))
   return [
     defineMethod('cluster.status', {
       action: Action.ClusterRead,
@@ -134,19 +174,7 @@ export function clusterMethods (init: ClusterMethodsInit): RpcMethod[] {
       params: (raw) => record(raw ?? {}, 'cluster.nodes'),
       handle: async ({ signal }): Promise<ClusterNodesResult> => {
         const members = await init.metadata.read((view) => view.members(), { signal, scope: { system: true } })
-        const voting = voters(members.map((m) => m.id))
-        return {
-          nodes: members.map((m) => ({
-            id: m.id,
-            name: m.name,
-            addrs: m.addrs,
-            region: m.region,
-            health: init.health(m.id),
-            voter: voting.has(m.id),
-            draining: m.draining === true,
-            ...(init.usage?.(m.id) ?? { usedBytes: 0, capacityBytes: null })
-          }))
-        }
+        return { nodes: nodeInfos(init, members) }
       }
     }),
     defineMethod('cluster.shards', {
@@ -159,24 +187,7 @@ export function clusterMethods (init: ClusterMethodsInit): RpcMethod[] {
       action: Action.ClusterRead,
       kind: 'unary',
       params: (raw) => ({ here: flag(record(raw ?? {}, 'cluster.replication'), 'here') }),
-      handle: async ({ params, signal }) => {
-        if (init.replication == null) throw new UnavailableError('this node runs no replication service')
-        const status = await init.replication.status({ signal })
-        // copies being made are known to the repair coordinator (the system group's leader) only
-        const coordinator = init.metadata.status().leader
-        if (!params.here && coordinator !== undefined && coordinator !== init.nodeId && init.askPeer != null) {
-          const ask = new Deadline(COORDINATOR_ASK_TIMEOUT_MS, signal)
-          try {
-            // as a member (node.peer): a member's key is not a user and may not call cluster.* methods
-            status.repairing = (await init.askPeer(coordinator, 'node.replication', {}, ask.signal)).repairing
-          } catch (err) {
-            log('cluster.replication: the coordinator %s did not say what it repairs: %s', coordinator, (err as Error).message)
-          } finally {
-            ask.clear()
-          }
-        }
-        return status
-      }
+      handle: async ({ params, signal }) => await replicationStatus(init, params.here, signal)
     }),
     defineMethod('cluster.config', {
       action: Action.ClusterRead,

@@ -153,6 +153,12 @@ export interface RaftGroupStats {
    * leader lost them (it died or stepped down before they committed), so they can never commit.
    */
   proposalsRetried: number
+  /**
+   * Proposals (normal and membership changes) that ended in an error: refused at once (the group is
+   * not running, too many calls wait) or rejected later (deadline, abort, the group stopping or failing).
+   * A refused one is not counted in `proposals`.
+   */
+  proposalsFailed: number
   /** Inbound messages dropped: inbox full, or from a node that is not a member. */
   messagesDropped: number
   /** Leader messages (App, Heartbeat) sent before the Ready they came with was durable. */
@@ -222,7 +228,7 @@ export class RaftGroup<R> {
   readonly group: number
   readonly stats: RaftGroupStats = {
     readies: 0, persistBatches: 0, entriesPersisted: 0, proposals: 0, proposalsApplied: 0, entriesApplied: 0,
-    foreignEntries: 0, snapshotsCreated: 0, snapshotsRestored: 0, proposalsRequeued: 0, proposalsRetried: 0, messagesDropped: 0,
+    foreignEntries: 0, snapshotsCreated: 0, snapshotsRestored: 0, proposalsRequeued: 0, proposalsRetried: 0, proposalsFailed: 0, messagesDropped: 0,
     messagesSentEarly: 0
   }
 
@@ -419,7 +425,10 @@ export class RaftGroup<R> {
 
   propose (payload: Uint8Array, options: GroupCallOptions = {}): Promise<R> {
     const refused = this.#refuse(options)
-    if (refused !== undefined) return Promise.reject(refused)
+    if (refused !== undefined) {
+      this.stats.proposalsFailed++
+      return Promise.reject(refused)
+    }
     if (!(payload instanceof Uint8Array)) return Promise.reject(new InvalidArgumentError('a proposal is bytes'))
     if (payload.byteLength > this.#proposalBytesMax) {
       return Promise.reject(new InvalidArgumentError(`the proposal is ${payload.byteLength} bytes, more than ${this.#proposalBytesMax}`,
@@ -474,7 +483,10 @@ export class RaftGroup<R> {
    */
   proposeConfChange (cc: Omit<ConfChange, 'context'>, options: GroupCallOptions = {}): Promise<ConfState> {
     const refused = this.#refuse(options)
-    if (refused !== undefined) return Promise.reject(refused)
+    if (refused !== undefined) {
+      this.stats.proposalsFailed++
+      return Promise.reject(refused)
+    }
     const seq = ++this.#seq
     const entry = sealEnvelope(this.#nonce, seq, new Uint8Array(0))
     return new Promise<ConfState>((resolve, reject) => {
@@ -576,6 +588,7 @@ export class RaftGroup<R> {
     w.done = true
     if (w.timer !== undefined) this.#clock.clearTimeout(w.timer)
     if (w.onAbort !== undefined) w.signal?.removeEventListener('abort', w.onAbort)
+    if (err !== undefined && 'seq' in w) this.stats.proposalsFailed++
     if (err !== undefined) w.reject(err)
   }
 

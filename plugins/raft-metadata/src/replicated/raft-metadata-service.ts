@@ -659,6 +659,7 @@ export class RaftMetadataService implements MetadataService {
       proposals: r.group.stats.proposals,
       proposalsApplied: r.group.stats.proposalsApplied,
       proposalsRetried: r.group.stats.proposalsRetried,
+      proposalsFailed: r.group.stats.proposalsFailed,
       entriesApplied: r.group.stats.entriesApplied,
       pending: r.group.pendingProposals
     }))

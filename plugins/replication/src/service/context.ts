@@ -1,6 +1,6 @@
 import { CLUSTER_CONFIG_DEFAULTS } from '@dfs/api'
 import type {
-  ClusterConfig, ClusterNode, ExtentRecord, Logger, MemberRecord, ReplicationServiceInit
+  ClusterConfig, ClusterNode, ExtentRecord, Logger, MemberRecord, ReplicationEvent, ReplicationServiceInit
 } from '@dfs/api'
 
 /** Settings of the replication service beyond ReplicationServiceInit; defaults in constants.ts. */
@@ -35,6 +35,23 @@ export interface ReplicationContext {
 export function scopedLogger (parent: Logger, scope: string): Logger {
   const { newScope } = parent as Logger & { newScope?: (scope: string) => Logger }
   return typeof newScope === 'function' ? newScope.call(parent, scope) : parent
+}
+
+/** Tells the node what happened (ReplicationServiceInit.onEvent), if it listens; a listener that throws is logged, never rethrown. */
+export function report (ctx: ReplicationContext, event: ReplicationEvent, log: Logger): void {
+  const onEvent = ctx.init.onEvent
+  if (onEvent === undefined) return
+  try {
+    onEvent(event)
+  } catch (err) {
+    log('reporting %s: %s', event.kind, (err as Error).message)
+  }
+}
+
+/** An error as an event names it: its name (a DfsError's condition) and its message. */
+export function errorFields (err: unknown): { error: string, message: string } {
+  const e = err as Error | undefined
+  return { error: typeof e?.name === 'string' && e.name !== '' ? e.name : 'Error', message: typeof e?.message === 'string' ? e.message : String(err) }
 }
 
 /** The cluster configuration as this node last applied it. */

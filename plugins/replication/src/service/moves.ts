@@ -1,7 +1,7 @@
 import { DfsError, hasRoomFor } from '@dfs/api'
 import type { ExtentRecord, Logger } from '@dfs/api'
 import { MOVE_ATTEMPTS_MAX, REPAIR_COPY_TIMEOUT_MS } from './constants.js'
-import { allExtents, clusterConfig, coordinatorPool, isCoordinator, policyNodes, scopedLogger } from './context.js'
+import { allExtents, clusterConfig, coordinatorPool, errorFields, isCoordinator, policyNodes, report, scopedLogger } from './context.js'
 import type { ReplicationContext } from './context.js'
 import type { ReadPath } from './read-path.js'
 
@@ -43,6 +43,11 @@ export class MoveExecutor {
     return this.#moving.has(id)
   }
 
+  /** Moves this coordinator is executing now. */
+  get inFlight (): number {
+    return this.#moving.size
+  }
+
   /** A pass now, without waiting for it (after a node recorded moves); its error is logged. */
   kick (): void {
     void this.pass().catch((err) => { this.#log('%s', (err as Error).message) })
@@ -69,6 +74,8 @@ export class MoveExecutor {
     const { init, stopping } = this.#ctx
     const { metadata, peers } = init
     this.#moving.add(recorded.id)
+    /** The move as it was started (for the events of its end). */
+    let started: { extent: string, bytes: number, from: string, to: string } | undefined
     try {
       // the record as applied now: the move may have finished or been cancelled since the scan
       const extent = metadata.staleRead?.((v) => v.getExtent(recorded.id))
@@ -76,10 +83,14 @@ export class MoveExecutor {
       if (extent === undefined || move === undefined) return
       const target = policyNodes(init, clusterConfig(init)).find((n) => n.id === move.to)
       if (target === undefined || !hasRoomFor(target, extent.size)) {
-        this.#log('move of %s to %s cancelled: the target is %s', extent.id, move.to, target === undefined ? 'not a member' : `${target.health} or full`)
+        const reason = `the target is ${target === undefined ? 'not a member' : `${target.health} or full`}`
+        this.#log('move of %s to %s cancelled: %s', extent.id, move.to, reason)
         await metadata.propose({ type: 'CancelMove', id: extent.id }, { signal: stopping })
+        report(this.#ctx, { kind: 'move.cancelled', extent: extent.id, bytes: extent.size, from: move.from, to: move.to, reason }, this.#log)
         return
       }
+      started = { extent: extent.id, bytes: extent.size, from: move.from, to: move.to }
+      report(this.#ctx, { kind: 'move.started', ...started }, this.#log)
       const signal = AbortSignal.any([stopping, AbortSignal.timeout(REPAIR_COPY_TIMEOUT_MS)])
       await peers.replicate(move.to, extent, this.#reads.order(extent.replicas), { signal })
       try {
@@ -99,14 +110,17 @@ export class MoveExecutor {
         this.#log('move of %s: deleting the source copy on %s: %s', extent.id, move.from, (err as Error).message)
       })
       this.#log('moved %s from %s to %s', extent.id, move.from, move.to)
+      report(this.#ctx, { kind: 'move.finished', ...started }, this.#log)
     } catch (err) {
       if (stopping.aborted) return
       const failures = (this.#failures.get(recorded.id) ?? 0) + 1
       this.#failures.set(recorded.id, failures)
       this.#log('move of %s failed (%d): %s', recorded.id, failures, (err as Error).message)
+      if (started !== undefined) report(this.#ctx, { kind: 'move.failed', ...started, ...errorFields(err) }, this.#log)
       if (failures >= MOVE_ATTEMPTS_MAX) {
         this.#failures.delete(recorded.id)
         await metadata.propose({ type: 'CancelMove', id: recorded.id }, { signal: stopping }).catch(() => {})
+        if (started !== undefined) report(this.#ctx, { kind: 'move.cancelled', ...started, reason: `failed ${failures} times` }, this.#log)
       }
     } finally {
       this.#moving.delete(recorded.id)

@@ -3,7 +3,7 @@ import type {
   CallOptions, ClusterConfig, ExtentRecord, Logger, PeerIdString, ReplicationStatus
 } from '@dfs/api'
 import { REPAIR_COPY_TIMEOUT_MS, REPAIR_EXPIRY_SLACK_MS } from './constants.js'
-import { allExtents, clusterConfig, coordinatorPool, isCoordinator, policyNodes, scopedLogger } from './context.js'
+import { allExtents, clusterConfig, coordinatorPool, errorFields, isCoordinator, policyNodes, report, scopedLogger } from './context.js'
 import type { ReplicationContext } from './context.js'
 import type { ReadPath } from './read-path.js'
 
@@ -30,6 +30,8 @@ export class Repair {
   /** Extents this coordinator is repairing now. */
   readonly #repairing = new Set<string>()
   #scanning = false
+  /** Extents the running pass has still to repair (0 between passes). */
+  #queued = 0
   /** Failed members whose repair delay has run out, as watchFailed last saw them. */
   readonly #expired = new Set<PeerIdString>()
   /** A repair pass asked for while one ran: run another as soon as it ends. */
@@ -70,7 +72,9 @@ export class Repair {
       extents: extents.length,
       underReplicated: health.filter((h) => h.live.length < config.replicationFactor).length,
       missing: health.filter((h) => h.live.length === 0).length,
-      repairing: this.#repairing.size
+      repairing: this.#repairing.size,
+      repairQueued: this.#queued,
+      movesRecorded: extents.filter((e) => e.move !== undefined).length
     }
   }
 
@@ -142,9 +146,17 @@ export class Repair {
         .filter((h) => h.live.length < Math.max(config.replicationFactor, 1) || h.live.length < h.extent.replicas.length)
         .filter((h) => !this.#repairing.has(h.extent.id) && !this.#isMoving(h.extent.id))
         .sort((a, b) => a.live.length - b.live.length || (a.extent.id < b.extent.id ? -1 : 1))
+      this.#queued = todo.length
       await coordinatorPool(this.#ctx, todo, tuning.repairsInFlightMax, tuning.repairBytesPerSecond,
-        (h) => h.extent.size, async (h) => { await this.#repair(h, config) })
+        (h) => h.extent.size, async (h) => {
+          try {
+            await this.#repair(h, config)
+          } finally {
+            this.#queued = Math.max(0, this.#queued - 1)
+          }
+        })
     } finally {
+      this.#queued = 0
       this.#scanning = false
       if (this.#rescan) {
         this.#rescan = false
@@ -157,6 +169,8 @@ export class Repair {
     if (live.length === 0) return // nothing to copy from: the extent waits for a node to return
     const { init, stopping } = this.#ctx
     this.#repairing.add(extent.id)
+    /** Targets that hold a new copy, recorded in metadata only once the replica set is updated. */
+    const added: PeerIdString[] = []
     try {
       const nodes = policyNodes(init, config)
       const known = new Set(nodes.map((n) => n.id))
@@ -165,23 +179,27 @@ export class Repair {
         replicationFactor: config.replicationFactor,
         nodes
       })
-      const added: PeerIdString[] = []
       for (const target of targets) {
         if (stopping.aborted) return
+        report(this.#ctx, { kind: 'repair.started', extent: extent.id, bytes: extent.size, target }, this.#log)
         try {
           const signal = AbortSignal.any([stopping, AbortSignal.timeout(REPAIR_COPY_TIMEOUT_MS)])
           await init.peers.replicate(target, extent, this.#reads.order(live), { signal })
           added.push(target)
         } catch (err) {
           this.#log('repair of %s onto %s failed: %s', extent.id, target, (err as Error).message)
+          report(this.#ctx, { kind: 'repair.failed', extent: extent.id, bytes: extent.size, target, ...errorFields(err) }, this.#log)
         }
       }
       const replicas = [...live, ...added]
       if (added.length === 0 && replicas.length === extent.replicas.length) return
       await init.metadata.propose({ type: 'UpdateReplication', id: extent.id, replicas }, { signal: stopping })
       this.#log('repaired %s: %o -> %o', extent.id, extent.replicas, replicas)
+      for (const target of added) report(this.#ctx, { kind: 'repair.finished', extent: extent.id, bytes: extent.size, target }, this.#log)
     } catch (err) {
       if (!(err instanceof DfsError && err.name === 'NotFound')) this.#log('repair of %s: %s', extent.id, (err as Error).message)
+      // the copies made are not recorded: they count as failed (a later pass makes them again)
+      for (const target of added) report(this.#ctx, { kind: 'repair.failed', extent: extent.id, bytes: extent.size, target, ...errorFields(err) }, this.#log)
     } finally {
       this.#repairing.delete(extent.id)
     }

@@ -130,7 +130,7 @@ export class DefaultReplication implements ReplicationService {
   }
 
   async status (options: CallOptions = {}): Promise<ReplicationStatus> {
-    return await this.#repair.status(options)
+    return { ...await this.#repair.status(options), movesInFlight: this.#moves.inFlight }
   }
 
   async rebalance (options: RebalanceOptions = {}): Promise<RebalanceResult> {

@@ -1,6 +1,6 @@
 import { DfsError } from '@dfs/api'
 import type { Logger } from '@dfs/api'
-import { allExtents, scopedLogger } from './context.js'
+import { allExtents, report, scopedLogger } from './context.js'
 import type { ReplicationContext } from './context.js'
 import type { ReadPath } from './read-path.js'
 
@@ -40,23 +40,27 @@ export class Scrub {
       let bytes = 0
       for (const extent of mine) {
         if (stopping.aborted) return
-        let bad = false
+        /** Why this node's copy is bad (the error's name), undefined while it is good. */
+        let bad: string | undefined
         try {
-          if (!(await store.has(extent.id))) bad = true
+          if (!(await store.has(extent.id))) bad = 'NotFound'
           else bytes += (await store.get(extent.id, { signal: stopping })).byteLength
         } catch (err) {
           if (stopping.aborted) return
-          bad = err instanceof DfsError && (err.name === 'CorruptExtent' || err.name === 'NotFound')
-          if (!bad) this.#log('scrub of %s: %s', extent.id, (err as Error).message)
+          if (err instanceof DfsError && (err.name === 'CorruptExtent' || err.name === 'NotFound')) bad = err.name
+          else this.#log('scrub of %s: %s', extent.id, (err as Error).message)
         }
-        if (bad) {
+        if (bad !== undefined) {
           const sources = this.#reads.order(extent.replicas.filter((p) => p !== nodeId))
+          let repaired = false
           try {
             await init.peers.replicate(nodeId, extent, sources, { signal: stopping })
+            repaired = true
             this.#log('scrub: re-fetched copy of %s', extent.id)
           } catch (err) {
             this.#log('scrub: re-fetching %s failed: %s', extent.id, (err as Error).message)
           }
+          report(this.#ctx, { kind: 'scrub.error', extent: extent.id, error: bad, repaired }, this.#log)
         }
         // throttle: never faster than scrubBytesPerSecond on average
         const due = started + (bytes / Math.max(1, tuning.scrubBytesPerSecond)) * 1000

@@ -4,7 +4,7 @@ import {
   CLUSTER_CONFIG_DEFAULTS, NodeUnreachableError, extentChecksum
 } from '@dfs/api'
 import type {
-  CallOptions, ClusterNode, ExtentIdentity, ExtentPeers, ExtentRecord, MetadataService, MetadataView, PeerIdString
+  CallOptions, ClusterNode, ExtentIdentity, ExtentPeers, ExtentRecord, MetadataService, MetadataView, PeerIdString, ReplicationEvent
 } from '@dfs/api'
 import { DefaultPlacement } from '../../src/policies/default-placement.js'
 import { DefaultRebalance } from '../../src/policies/default-rebalance.js'
@@ -233,7 +233,8 @@ test('reads try the local copy, then healthy copies in this region, then others,
  * A repair coordinator (this node leads) over a metadata double holding `extents`; `nodes()` is
  * called on every look, so a test can change health as time passes. Records what it proposes.
  */
-function coordinator (nodes: () => ClusterNode[], peers: FakePeers, extents: Map<string, ExtentRecord>, tuning: Record<string, number>): { svc: DefaultReplication, proposed: unknown[] } {
+function coordinator (nodes: () => ClusterNode[], peers: FakePeers, extents: Map<string, ExtentRecord>, tuning: Record<string, number>,
+  onEvent?: (event: ReplicationEvent) => void): { svc: DefaultReplication, proposed: unknown[] } {
   const proposed: unknown[] = []
   const view = {
     config: () => CLUSTER_CONFIG_DEFAULTS,
@@ -244,10 +245,14 @@ function coordinator (nodes: () => ClusterNode[], peers: FakePeers, extents: Map
   const metadata = {
     staleRead: <T>(fn: (v: MetadataView) => T): T => fn(view),
     status: () => ({ leader: 'n1', term: 1, commitIndex: 0, appliedIndex: 0 }),
-    propose: async (op: { type: string, id: string, replicas: PeerIdString[] }) => {
+    propose: async (op: { type: string, id: string, replicas: PeerIdString[], from?: PeerIdString, to?: PeerIdString }) => {
       proposed.push(op)
       const e = extents.get(op.id)
       if (op.type === 'UpdateReplication' && e !== undefined) extents.set(op.id, { ...e, replicas: op.replicas })
+      if ((op.type === 'MigrateExtent' || op.type === 'CancelMove') && e !== undefined) {
+        const { move: _done, ...rest } = e
+        extents.set(op.id, op.type === 'CancelMove' ? rest : { ...rest, replicas: e.replicas.map((r) => r === op.from ? op.to as string : r) })
+      }
       return { ok: true, index: proposed.length }
     }
   } as unknown as MetadataService
@@ -262,7 +267,8 @@ function coordinator (nodes: () => ClusterNode[], peers: FakePeers, extents: Map
     rebalance: () => new DefaultRebalance(),
     scrubEveryMs: 3_600_000,
     moveEveryMs: 3_600_000,
-    ...tuning
+    ...tuning,
+    onEvent
   })
   return { svc, proposed }
 }
@@ -309,6 +315,61 @@ test('a copy the coordinator\'s own write recorded missing is repaired within se
   } finally {
     await svc.stop()
   }
+})
+
+test('repair reports each copy it makes, and each it fails to make, to onEvent', async () => {
+  const peers = new FakePeers()
+  const bytes = new TextEncoder().encode('two copies left')
+  const extent: ExtentRecord = { id: ID, size: bytes.byteLength, checksum: extentChecksum(bytes), replicas: ['n1', 'n2', 'n3'] }
+  for (const p of extent.replicas) peers.copies.set(p, new Map([[ID, bytes]]))
+  peers.down.add('n3')
+  const nodes = (): ClusterNode[] => [node('n1'), node('n2'), { ...node('n3', 'r1', 'failed'), failedForMs: 60_000 }, node('n4')]
+  const events: ReplicationEvent[] = []
+  // n4 refuses first: the copy fails, then it is made on a later pass
+  peers.down.add('n4')
+  const { svc } = coordinator(nodes, peers, new Map([[ID, extent]]), { repairEveryMs: 50, repairDelayMs: 1000 }, (e) => { events.push(e) })
+  await svc.start()
+  try {
+    await waitUntil(() => events.some((e) => e.kind === 'repair.failed'), 3000)
+    peers.down.delete('n4')
+    await waitUntil(() => events.some((e) => e.kind === 'repair.finished'), 3000)
+  } finally {
+    await svc.stop()
+  }
+  const failed = events.find((e) => e.kind === 'repair.failed')
+  assert.equal(failed, { kind: 'repair.failed', extent: ID, bytes: bytes.byteLength, target: 'n4', error: 'NodeUnreachable', message: 'n4 is down' })
+  const last = events.slice(-2)
+  assert.equal(last, [
+    { kind: 'repair.started', extent: ID, bytes: bytes.byteLength, target: 'n4' },
+    { kind: 'repair.finished', extent: ID, bytes: bytes.byteLength, target: 'n4' }
+  ])
+})
+
+test('a move reports its start and its end; one whose target is gone reports it cancelled', async () => {
+  const peers = new FakePeers()
+  const bytes = new TextEncoder().encode('moving')
+  const base = { size: bytes.byteLength, checksum: extentChecksum(bytes), replicas: ['n1', 'n2', 'n3'] }
+  const ID2 = '00000000-0000-4000-8000-000000000002'
+  const extents = new Map<string, ExtentRecord>([
+    [ID, { id: ID, ...base, move: { from: 'n3', to: 'n4' } }],
+    [ID2, { id: ID2, ...base, move: { from: 'n3', to: 'gone' } }]
+  ])
+  for (const p of base.replicas) peers.copies.set(p, new Map([[ID, bytes], [ID2, bytes]]))
+  const events: ReplicationEvent[] = []
+  const nodes = (): ClusterNode[] => ['n1', 'n2', 'n3', 'n4'].map((id) => node(id))
+  const { svc } = coordinator(nodes, peers, extents, { moveEveryMs: 50, repairEveryMs: 3_600_000 }, (e) => { events.push(e) })
+  await svc.start()
+  try {
+    await waitUntil(() => events.some((e) => e.kind === 'move.finished') && events.some((e) => e.kind === 'move.cancelled'), 3000)
+  } finally {
+    await svc.stop()
+  }
+  const moved = { extent: ID, bytes: bytes.byteLength, from: 'n3', to: 'n4' }
+  assert.equal(events.filter((e) => e.extent === ID), [{ kind: 'move.started', ...moved }, { kind: 'move.finished', ...moved }])
+  assert.equal(events.filter((e) => e.extent === ID2), [
+    { kind: 'move.cancelled', extent: ID2, bytes: bytes.byteLength, from: 'n3', to: 'gone', reason: 'the target is not a member' }
+  ])
+  assert.ok(peers.copies.get('n4')?.has(ID), 'the copy is on the target')
 })
 
 async function waitUntil (cond: () => boolean, ms: number): Promise<void> {
