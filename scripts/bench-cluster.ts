@@ -4,6 +4,7 @@
 //
 //   node --import ./bin/polyfill.js --import tsx --conditions=dfs-source scripts/bench-cluster.ts \
 //     [--ops 1000] [--seconds 5] [--failovers 5] [--clients 1,16,64] [--profile DIR] [--verbose] [--json]
+//     [--scrape-every MS] [--vs-etcd]
 //
 // --json: stdout carries one JSON document (JsonResult below); the progress lines and the table go to
 // stderr.
@@ -12,14 +13,26 @@
 // read). Each concurrent client is its own DfsClient (own libp2p host, own connection), spread
 // round-robin over the three nodes. Failover: SIGKILL the leader, then put through a survivor with
 // a 1 s deadline per attempt until one succeeds; the killed node restarts on its data dir and port.
+//
+// --scrape-every MS: the nodes serve Prometheus metrics (--metrics-listen) and the bench scrapes every
+// node's /metrics every MS for the whole run, as a Prometheus server would: run once with and once
+// without to see what metrics cost (issue 19: under 2 % of the throughput with a scrape every second).
+//
+// --vs-etcd (issue 18): when /usr/bin/etcd exists (Debian's etcd-server), also a three-member etcd on
+// loopback runs the same latency and rate rows (scripts/bench-etcd.ts); the table gains an etcd column
+// and dfs/etcd, the JSON "etcd" and "ratio". etcd is driven through its JSON gateway over HTTP/1.1,
+// whose cost beside a gRPC client was not measured. The system that runs first alternates per client
+// count, so neither always gets the warmer machine.
 import type { ChildProcess } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
 import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import type { RpcParams, RpcResult, UnaryMethodName } from '@dfs/api'
 import { DfsClient } from '../src/client/index.js'
 import { waitFor } from '../test/e2e/harness.js'
 import { benchNodes, shardLeaderOf, stableShardLeaderOf, type BenchProcess, type ShardMap } from './bench-nodes.js'
-import { ResultTable, cpuSeconds, fmt, humanLog, jsonNumber, numberOption, pct } from './bench-stats.js'
+import { EtcdComparison, VersusTable, type EtcdJson } from './bench-etcd.js'
+import { cpuSeconds, fmt, humanLog, jsonNumber, numberOption, pct } from './bench-stats.js'
 
 const args = process.argv.slice(2)
 const opt = (name: string, def: number): number => numberOption(args, name, def)
@@ -42,6 +55,12 @@ const FAILOVER_ATTEMPT_TIMEOUT_MS = 1000
 const FAILOVER_GIVE_UP_MS = 30_000
 /** Idle connections opened at once while setting up concurrent clients (nodes rate-limit inbound connections per host). */
 const OPEN_BATCH = 8
+/** `--scrape-every MS`: scrape every node's /metrics this often (0: no metrics listener, no scrapes). */
+const scrapeEveryMs = opt('scrape-every', 0)
+/** Deadline of one scrape. */
+const SCRAPE_TIMEOUT_MS = 5000
+/** `--vs-etcd`: the same rows against a three-member etcd, side by side (scripts/bench-etcd.ts). */
+const vsEtcd = args.includes('--vs-etcd')
 
 interface Node extends BenchProcess {
   /** performance.now() of each leader change this process logged (dfs:metadata), with the new leader and its own role; and of each peer its transport found unreachable. */
@@ -54,8 +73,12 @@ const dir = bench.dir
 const open = bench.open
 const close = bench.close
 
-async function startNode (name: string, dataDir: string, extra: string[], listen = '127.0.0.1:0'): Promise<Node> {
+/** Each running node's metrics listener (host:port), with --scrape-every. */
+const metricsAt = new Map<ChildProcess, string>()
+
+async function startNode (name: string, dataDir: string, extraFlags: string[], listen = '127.0.0.1:0'): Promise<Node> {
   const leaderLog: Node['leaderLog'] = []
+  const extra = scrapeEveryMs > 0 ? [...extraFlags, '--metrics-listen', '127.0.0.1:0'] : extraFlags
   const started = await bench.start(name, dataDir, extra, {
     listen,
     onStderr: (d, at) => {
@@ -66,7 +89,34 @@ async function startNode (name: string, dataDir: string, extra: string[], listen
       }
     }
   })
+  if (scrapeEveryMs > 0) {
+    const info = JSON.parse(await readFile(join(dataDir, 'node.json'), 'utf8')) as { metrics?: string }
+    if (info.metrics === undefined) throw new Error(`${name} serves no metrics (node.json has no listener)`)
+    metricsAt.set(started.proc, info.metrics)
+    void started.exited.then(() => { metricsAt.delete(started.proc) })
+  }
   return { ...started, leaderLog }
+}
+
+/** The scraper of --scrape-every: every MS, every running node's /metrics, read to the end. */
+const scrapes = { count: 0, failed: 0, bytes: 0, ms: [] as number[] }
+let scraper: ReturnType<typeof setInterval> | undefined
+function startScraper (): void {
+  if (scrapeEveryMs <= 0) return
+  scraper = setInterval(() => {
+    for (const at of metricsAt.values()) {
+      const t = performance.now()
+      fetch(`http://${at}/metrics`, { signal: AbortSignal.timeout(SCRAPE_TIMEOUT_MS) })
+        .then(async (res) => {
+          const body = await res.text()
+          if (res.status !== 200) throw new Error(`HTTP ${res.status}`)
+          scrapes.count++
+          scrapes.bytes += body.length
+          scrapes.ms.push(performance.now() - t)
+        })
+        .catch(() => { scrapes.failed++ })
+    }
+  }, scrapeEveryMs)
 }
 
 const empty = async function * (): AsyncGenerator<Uint8Array> {}
@@ -122,7 +172,7 @@ const shardsOf = async (n: Node): Promise<ShardMap> => await ask([n], 'cluster.s
 const shardLeader = async (nodes: Node[], path: string): Promise<string> => await shardLeaderOf(nodes, path, shardsOf)
 const stableShardLeader = async (nodes: Node[], path: string): Promise<string> => await stableShardLeaderOf(nodes, path, shardsOf)
 
-const table = new ResultTable(14)
+const table = new VersusTable(14)
 const row = table.row.bind(table)
 const notes: string[] = []
 
@@ -140,6 +190,11 @@ interface JsonResult {
   statP50MsFollower: number | null
   opsPerSec: Record<string, number | null>
   failoverMedianMs: number | null
+  /** --scrape-every: the interval and how the scrapes went (null without it). */
+  scrape: { everyMs: number, count: number, failed: number, p50Ms: number | null } | null
+  /** --vs-etcd: etcd's figures of the same rows, and dfs ops/s ÷ etcd ops/s per client count (null without it or without etcd). */
+  etcd: EtcdJson | null
+  ratio: Record<string, number | null> | null
 }
 const result: JsonResult = {
   putP50MsLeader: null,
@@ -147,8 +202,13 @@ const result: JsonResult = {
   statP50Ms: null,
   statP50MsFollower: null,
   opsPerSec: { 1: null, 16: null, 64: null },
-  failoverMedianMs: null
+  failoverMedianMs: null,
+  scrape: null,
+  etcd: null,
+  ratio: null
 }
+/** --vs-etcd with etcd installed: its cluster and rows. */
+let etcd: EtcdComparison | undefined
 
 try {
   log(`${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} before start`)
@@ -160,7 +220,9 @@ try {
   nodes.push(...joined)
   let leaderId = await settled(nodes)
   const byId = (id: string): Node => nodes.find((n) => n.id === id) as Node
-  log(`cluster formed; leader ${byId(leaderId).name}`)
+  log(`cluster formed; leader ${byId(leaderId).name}${scrapeEveryMs > 0 ? `; scraping every node's /metrics every ${scrapeEveryMs} ms` : ''}`)
+  startScraper()
+  if (vsEtcd) etcd = await EtcdComparison.start(table, log)
 
   // 1. Latency, one connection, sequential; "leader" is the leader of the data group of /bench. The
   //    data groups' leaders spread over the nodes by leadership transfers in the first seconds of a
@@ -182,6 +244,8 @@ try {
   }
 
   /** Measures one latency row through `target`; the returned function records it. */
+  if (etcd != null) await etcd.latency(ops, WARMUP_OPS)
+
   async function latencyRow (role: 'leader' | 'follower', target: Node, attempt: number): Promise<() => void> {
     const c = await open(target)
     try {
@@ -216,7 +280,9 @@ try {
   }
 
   // 2. Throughput: C clients, each its own host and connection, each putting sequentially
-  for (const count of clientCounts) {
+  for (const [k, count] of clientCounts.entries()) {
+    // with --vs-etcd, etcd goes first at every other client count
+    if (etcd != null && k % 2 === 1) await etcd.throughput(count, seconds)
     const cs: DfsClient[] = []
     try {
       for (let i = 0; i < count; i += OPEN_BATCH) {
@@ -265,6 +331,7 @@ try {
     } finally {
       await Promise.all(cs.map(close))
     }
+    if (etcd != null && k % 2 === 0) await etcd.throughput(count, seconds)
   }
 
   // 3. Failover: kill -9 the leader, put through a survivor until one succeeds
@@ -329,15 +396,29 @@ try {
     if (electionMs.length > 0) row('  of which: new leader (ms)', pct(electionMs, 0.5), `${fmt(Math.max(...electionMs))} max`, '')
   }
 
+  if (scraper !== undefined) {
+    clearInterval(scraper)
+    result.scrape = { everyMs: scrapeEveryMs, count: scrapes.count, failed: scrapes.failed, p50Ms: jsonNumber(pct(scrapes.ms, 0.5)) }
+    notes.push(`metrics: ${scrapes.count} scrapes (every ${scrapeEveryMs} ms of each node), ${scrapes.failed} failed, ` +
+      `p50 ${fmt(pct(scrapes.ms, 0.5))} ms, p99 ${fmt(pct(scrapes.ms, 0.99))} ms, ${fmt(scrapes.bytes / Math.max(1, scrapes.count) / 1024)} KiB each`)
+  }
+  if (etcd != null) {
+    result.etcd = etcd.json
+    result.ratio = etcd.ratio(result.opsPerSec)
+    notes.push(...etcd.notes)
+  }
   log(`\nthree nodes (raft metadata, default timeouts), fsync on, ${cpus().length} CPUs shared by nodes and clients; ` +
     `${ops} sequential ops per latency row over one connection (after ${WARMUP_OPS} unmeasured); ${seconds} s per concurrency row, clients spread over the three nodes; ` +
     `${failovers} failovers, ${FAILOVER_ATTEMPT_TIMEOUT_MS} ms per put attempt\n`)
+  if (etcd != null) log('etcd: the same rows against three etcd members (fsync on) through its JSON gateway; its get is a linearizable range, beside stat; dfs/etcd above 1 is dfs faster for ops/s, slower for ms\n')
   table.print(log)
   log('')
   for (const n of notes) log(n)
   log(`load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at the end (other processes on this machine skew every figure)`)
   if (json) console.log(JSON.stringify(result, null, 2))
 } finally {
+  if (scraper !== undefined) clearInterval(scraper)
+  await etcd?.stop().catch((err: Error) => { log(`stopping etcd: ${err.message}`) })
   await bench.shutdown()
 }
 
