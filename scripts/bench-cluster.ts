@@ -14,9 +14,14 @@
 // round-robin over the three nodes. Failover: SIGKILL the leader, then put through a survivor with
 // a 1 s deadline per attempt until one succeeds; the killed node restarts on its data dir and port.
 //
-// --scrape-every MS: the nodes serve Prometheus metrics (--metrics-listen) and the bench scrapes every
-// node's /metrics every MS for the whole run, as a Prometheus server would: run once with and once
-// without to see what metrics cost (issue 19: under 2 % of the throughput with a scrape every second).
+// --scrape-every MS: the nodes serve Prometheus metrics (--metrics-listen) and the status page
+// (--http-listen), and every throughput row runs twice in the same run, once while the bench fetches
+// every node's /metrics and /api/overview every MS (as a Prometheus server and an open status page
+// would) and once not; which goes first alternates. It prints both ops/s and the nodes' CPU per put:
+// on a shared 2-core machine ops/s swing more than 2 % run to run, CPU per put much less (issue 19:
+// metrics and the page cost under 2 %). Steadier still: the nodes' CPU per scrape round, timed over
+// SCRAPE_COST_ROUNDS rounds on the idle cluster, as a share of what they spend per second at each
+// client count.
 //
 // --vs-etcd (issue 18): when /usr/bin/etcd exists (Debian's etcd-server), also a three-member etcd on
 // loopback runs the same latency and rate rows (scripts/bench-etcd.ts); the table gains an etcd column
@@ -59,6 +64,8 @@ const OPEN_BATCH = 8
 const scrapeEveryMs = opt('scrape-every', 0)
 /** Deadline of one scrape. */
 const SCRAPE_TIMEOUT_MS = 5000
+/** Scrape rounds (every node's /metrics and /api/overview) timed back to back on the idle cluster. */
+const SCRAPE_COST_ROUNDS = 200
 /** `--vs-etcd`: the same rows against a three-member etcd, side by side (scripts/bench-etcd.ts). */
 const vsEtcd = args.includes('--vs-etcd')
 
@@ -74,11 +81,11 @@ const open = bench.open
 const close = bench.close
 
 /** Each running node's metrics listener (host:port), with --scrape-every. */
-const metricsAt = new Map<ChildProcess, string>()
+const metricsAt = new Map<ChildProcess, { metrics: string, page: string }>()
 
 async function startNode (name: string, dataDir: string, extraFlags: string[], listen = '127.0.0.1:0'): Promise<Node> {
   const leaderLog: Node['leaderLog'] = []
-  const extra = scrapeEveryMs > 0 ? [...extraFlags, '--metrics-listen', '127.0.0.1:0'] : extraFlags
+  const extra = scrapeEveryMs > 0 ? [...extraFlags, '--metrics-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0'] : extraFlags
   const started = await bench.start(name, dataDir, extra, {
     listen,
     onStderr: (d, at) => {
@@ -90,23 +97,26 @@ async function startNode (name: string, dataDir: string, extraFlags: string[], l
     }
   })
   if (scrapeEveryMs > 0) {
-    const info = JSON.parse(await readFile(join(dataDir, 'node.json'), 'utf8')) as { metrics?: string }
-    if (info.metrics === undefined) throw new Error(`${name} serves no metrics (node.json has no listener)`)
-    metricsAt.set(started.proc, info.metrics)
+    const info = JSON.parse(await readFile(join(dataDir, 'node.json'), 'utf8')) as { metrics?: string, http?: string }
+    if (info.metrics === undefined || info.http === undefined) throw new Error(`${name} serves no metrics or status page (node.json has no listener)`)
+    metricsAt.set(started.proc, { metrics: info.metrics, page: info.http })
     void started.exited.then(() => { metricsAt.delete(started.proc) })
   }
   return { ...started, leaderLog }
 }
 
-/** The scraper of --scrape-every: every MS, every running node's /metrics, read to the end. */
+/**
+ * The scraper of --scrape-every: every MS, every running node's /metrics and its status page's
+ * overview (/api/overview, what an open page gets every second), each read to the end.
+ */
 const scrapes = { count: 0, failed: 0, bytes: 0, ms: [] as number[] }
 let scraper: ReturnType<typeof setInterval> | undefined
 function startScraper (): void {
-  if (scrapeEveryMs <= 0) return
+  if (scrapeEveryMs <= 0 || scraper !== undefined) return
   scraper = setInterval(() => {
-    for (const at of metricsAt.values()) {
+    for (const url of [...metricsAt.values()].flatMap((at) => [`http://${at.metrics}/metrics`, `http://${at.page}/api/overview`])) {
       const t = performance.now()
-      fetch(`http://${at}/metrics`, { signal: AbortSignal.timeout(SCRAPE_TIMEOUT_MS) })
+      fetch(url, { signal: AbortSignal.timeout(SCRAPE_TIMEOUT_MS) })
         .then(async (res) => {
           const body = await res.text()
           if (res.status !== 200) throw new Error(`HTTP ${res.status}`)
@@ -117,6 +127,10 @@ function startScraper (): void {
         .catch(() => { scrapes.failed++ })
     }
   }, scrapeEveryMs)
+}
+function stopScraper (): void {
+  if (scraper !== undefined) clearInterval(scraper)
+  scraper = undefined
 }
 
 const empty = async function * (): AsyncGenerator<Uint8Array> {}
@@ -191,11 +205,21 @@ interface JsonResult {
   opsPerSec: Record<string, number | null>
   failoverMedianMs: number | null
   /** --scrape-every: the interval and how the scrapes went (null without it). */
-  scrape: { everyMs: number, count: number, failed: number, p50Ms: number | null } | null
+  scrape: { everyMs: number, count: number, failed: number, p50Ms: number | null, overhead: Record<string, ScrapeOverhead> } | null
   /** --vs-etcd: etcd's figures of the same rows, and dfs ops/s ÷ etcd ops/s per client count (null without it or without etcd). */
   etcd: EtcdJson | null
   ratio: Record<string, number | null> | null
 }
+/** One client count's throughput run, not scraped and scraped. */
+interface ScrapeOverhead {
+  opsPerSec: number | null
+  opsPerSecScraped: number | null
+  nodeCpuMsPerPut: number | null
+  nodeCpuMsPerPutScraped: number | null
+  /** The idle cluster's CPU per scrape round × rounds per second ÷ the nodes' CPU per second in the plain run. */
+  roundShare?: number | null
+}
+const overhead: Record<string, ScrapeOverhead> = {}
 const result: JsonResult = {
   putP50MsLeader: null,
   putP50MsFollower: null,
@@ -220,8 +244,7 @@ try {
   nodes.push(...joined)
   let leaderId = await settled(nodes)
   const byId = (id: string): Node => nodes.find((n) => n.id === id) as Node
-  log(`cluster formed; leader ${byId(leaderId).name}${scrapeEveryMs > 0 ? `; scraping every node's /metrics every ${scrapeEveryMs} ms` : ''}`)
-  startScraper()
+  log(`cluster formed; leader ${byId(leaderId).name}${scrapeEveryMs > 0 ? `; each throughput row runs twice, once scraping every node's /metrics and /api/overview every ${scrapeEveryMs} ms` : ''}`)
   if (vsEtcd) etcd = await EtcdComparison.start(table, log)
 
   // 1. Latency, one connection, sequential; "leader" is the leader of the data group of /bench. The
@@ -279,6 +302,31 @@ try {
     }
   }
 
+  // 1b. What one scrape round costs the nodes, on the idle cluster: their CPU over SCRAPE_COST_ROUNDS
+  // rounds back to back, less their CPU over as long a time without (heartbeats, ticks)
+  let scrapeRoundCpuS: number | undefined
+  if (scrapeEveryMs > 0) {
+    const nodeCpu = async (): Promise<number> => (await Promise.all(nodes.map(async (n) => await cpuSeconds(n.proc.pid) ?? 0))).reduce((a, b) => a + b, 0)
+    const urls = [...metricsAt.values()].flatMap((at) => [`http://${at.metrics}/metrics`, `http://${at.page}/api/overview`])
+    const c0 = await nodeCpu()
+    const t0 = performance.now()
+    for (let i = 0; i < SCRAPE_COST_ROUNDS; i++) {
+      for (const url of urls) {
+        const res = await fetch(url, { signal: AbortSignal.timeout(SCRAPE_TIMEOUT_MS) })
+        await res.text()
+      }
+    }
+    const busyS = (await nodeCpu()) - c0
+    const spent = performance.now() - t0
+    const c1 = await nodeCpu()
+    await new Promise((resolve) => setTimeout(resolve, spent))
+    const idleS = (await nodeCpu()) - c1
+    scrapeRoundCpuS = Math.max(0, busyS - idleS) / SCRAPE_COST_ROUNDS
+    row('scrape round: node CPU (ms)', scrapeRoundCpuS * 1000, '', '')
+    notes.push(`scrape cost: ${SCRAPE_COST_ROUNDS} rounds of ${urls.length} requests in ${fmt(spent)} ms took the nodes ${fmt(busyS * 1000)} ms of CPU, ` +
+      `${fmt(idleS * 1000)} ms in as long idle: ${fmt(scrapeRoundCpuS * 1000)} ms a round (all nodes)`)
+  }
+
   // 2. Throughput: C clients, each its own host and connection, each putting sequentially
   for (const [k, count] of clientCounts.entries()) {
     // with --vs-etcd, etcd goes first at every other client count
@@ -289,45 +337,78 @@ try {
         cs.push(...await Promise.all(Array.from({ length: Math.min(OPEN_BATCH, count - i) }, async (_, j) => await open(nodes[(i + j) % nodes.length]))))
       }
       await Promise.all(cs.map(async (c, j) => { await putEmpty(c, `/bench/warm/c${count}/${j}`) }))
-      const lat: number[] = []
-      let done = 0
-      let failed = 0
-      const errors = new Map<string, number>()
-      const cpu0 = await Promise.all(nodes.map(async (n) => await cpuSeconds(n.proc.pid)))
-      const self0 = process.cpuUsage()
-      const t0 = performance.now()
-      const end = t0 + seconds * 1000
-      await Promise.all(cs.map(async (c, j) => {
-        for (let i = 0; performance.now() < end; i++) {
-          const t = performance.now()
-          try {
-            // each worker writes under its own top-level directory (its own bucket), so the
-            // writes spread over the data groups as a sharded store's clients would
-            await putEmpty(c, `/tp${j}/c${count}/${i}`)
-            lat.push(performance.now() - t)
-            done++
-          } catch (err) {
-            failed++
-            const name = (err as Error).name
-            errors.set(name, (errors.get(name) ?? 0) + 1)
+      /** One timed run of every client putting for `seconds`, under `label` (paths apart per run). */
+      const measure = async (label: string): Promise<{ rate: number, lat: number[], nodeCpuS: number, note: string }> => {
+        const lat: number[] = []
+        let done = 0
+        let failed = 0
+        const errors = new Map<string, number>()
+        const cpu0 = await Promise.all(nodes.map(async (n) => await cpuSeconds(n.proc.pid)))
+        const self0 = process.cpuUsage()
+        const t0 = performance.now()
+        const end = t0 + seconds * 1000
+        await Promise.all(cs.map(async (c, j) => {
+          for (let i = 0; performance.now() < end; i++) {
+            const t = performance.now()
+            try {
+              // each worker writes under its own top-level directory (its own bucket), so the
+              // writes spread over the data groups as a sharded store's clients would
+              await putEmpty(c, `/tp${j}/c${count}${label}/${i}`)
+              lat.push(performance.now() - t)
+              done++
+            } catch (err) {
+              failed++
+              const name = (err as Error).name
+              errors.set(name, (errors.get(name) ?? 0) + 1)
+            }
           }
+        }))
+        const elapsedS = (performance.now() - t0) / 1000
+        const self = process.cpuUsage(self0)
+        const cpu1 = await Promise.all(nodes.map(async (n) => await cpuSeconds(n.proc.pid)))
+        let nodeCpuS = 0
+        const nodeCpu = nodes.map((n, k) => {
+          const a = cpu0[k]
+          const b = cpu1[k]
+          if (a != null && b != null) nodeCpuS += b - a
+          return `${n.name}${n.id === leaderId ? '*' : ''} ${a == null || b == null ? '?' : `${((b - a) / elapsedS * 100).toFixed(0)}%`}`
+        }).join(', ')
+        const note = `${count} clients${label}: ${done} puts in ${elapsedS.toFixed(2)} s${failed > 0 ? `, ${failed} failed (${[...errors].map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}; ` +
+          `CPU of one core: bench ${((self.user + self.system) / 1e4 / elapsedS).toFixed(0)}%, ${nodeCpu} (* leader)`
+        return { rate: done / elapsedS, lat, nodeCpuS: nodeCpuS / Math.max(1, done), note }
+      }
+      const clients = `${count} client${count === 1 ? '' : 's'}`
+      // --scrape-every: the same run twice, scraped and not (which goes first alternates), to see what
+      // the scrapes cost: node CPU per put is the steadier figure on a shared machine
+      let runs: Array<{ scraped: boolean, rate: number, lat: number[], nodeCpuS: number, note: string }> = []
+      for (const scraped of scrapeEveryMs > 0 ? (k % 2 === 0 ? [true, false] : [false, true]) : [false]) {
+        if (scraped) startScraper()
+        try {
+          runs.push({ scraped, ...await measure(scraped ? ' scraped' : '') })
+        } finally {
+          stopScraper()
         }
-      }))
-      const elapsedS = (performance.now() - t0) / 1000
-      const self = process.cpuUsage(self0)
-      const cpu1 = await Promise.all(nodes.map(async (n) => await cpuSeconds(n.proc.pid)))
-      const rate = done / elapsedS
+      }
+      runs = runs.sort((a, b) => Number(a.scraped) - Number(b.scraped))
+      const { rate, lat } = runs[0]
       result.opsPerSec[String(count)] = jsonNumber(rate)
-      row(`put ops/s, ${count} client${count === 1 ? '' : 's'}`, rate, '', count === 64 ? '>= 2000' : '', count === 64 ? rate >= 2000 : undefined)
-      row(`put latency, ${count} client${count === 1 ? '' : 's'} (ms)`, pct(lat, 0.5), pct(lat, 0.99), '')
-      const nodeCpu = nodes.map((n, k) => {
-        const a = cpu0[k]
-        const b = cpu1[k]
-        return `${n.name}${n.id === leaderId ? '*' : ''} ${a == null || b == null ? '?' : `${((b - a) / elapsedS * 100).toFixed(0)}%`}`
-      }).join(', ')
-      notes.push(`${count} clients: ${done} puts in ${elapsedS.toFixed(2)} s${failed > 0 ? `, ${failed} failed (${[...errors].map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}; ` +
-        `CPU of one core: bench ${((self.user + self.system) / 1e4 / elapsedS).toFixed(0)}%, ${nodeCpu} (* leader)`)
-      log(`${count} clients: ${fmt(rate)} ops/s, p50 ${fmt(pct(lat, 0.5))} ms, p99 ${fmt(pct(lat, 0.99))} ms`)
+      row(`put ops/s, ${clients}`, rate, '', count === 64 ? '>= 2000' : '', count === 64 ? rate >= 2000 : undefined)
+      row(`put latency, ${clients} (ms)`, pct(lat, 0.5), pct(lat, 0.99), '')
+      if (runs.length === 2) {
+        const [plain, scraped] = runs
+        overhead[String(count)] = { opsPerSec: jsonNumber(plain.rate), opsPerSecScraped: jsonNumber(scraped.rate), nodeCpuMsPerPut: jsonNumber(plain.nodeCpuS * 1000), nodeCpuMsPerPutScraped: jsonNumber(scraped.nodeCpuS * 1000) }
+        row(`  scraped every ${scrapeEveryMs} ms: put ops/s`, scraped.rate, '', '')
+        row('  node CPU ms per put, not scraped', plain.nodeCpuS * 1000, '', '')
+        row('  node CPU ms per put, scraped', scraped.nodeCpuS * 1000, '', '')
+        if (scrapeRoundCpuS !== undefined) {
+          // a round every scrapeEveryMs, against what the nodes spent per second in the plain run
+          const share = scrapeRoundCpuS * (1000 / scrapeEveryMs) / (plain.nodeCpuS * plain.rate)
+          overhead[String(count)].roundShare = jsonNumber(share)
+          row('  scrape rounds / node CPU of the run (%)', share * 100, '', '< 2 %', share < 0.02)
+        }
+      }
+      for (const r of runs) notes.push(r.note)
+      log(`${count} clients: ${fmt(rate)} ops/s, p50 ${fmt(pct(lat, 0.5))} ms, p99 ${fmt(pct(lat, 0.99))} ms${runs.length === 2 ? ` (scraped: ${fmt(runs[1].rate)} ops/s)` : ''}`)
     } finally {
       await Promise.all(cs.map(close))
     }
@@ -396,10 +477,10 @@ try {
     if (electionMs.length > 0) row('  of which: new leader (ms)', pct(electionMs, 0.5), `${fmt(Math.max(...electionMs))} max`, '')
   }
 
-  if (scraper !== undefined) {
-    clearInterval(scraper)
-    result.scrape = { everyMs: scrapeEveryMs, count: scrapes.count, failed: scrapes.failed, p50Ms: jsonNumber(pct(scrapes.ms, 0.5)) }
-    notes.push(`metrics: ${scrapes.count} scrapes (every ${scrapeEveryMs} ms of each node), ${scrapes.failed} failed, ` +
+  if (scrapeEveryMs > 0) {
+    stopScraper()
+    result.scrape = { everyMs: scrapeEveryMs, count: scrapes.count, failed: scrapes.failed, p50Ms: jsonNumber(pct(scrapes.ms, 0.5)), overhead }
+    notes.push(`scrapes: ${scrapes.count} (/metrics and /api/overview of each node every ${scrapeEveryMs} ms during the scraped runs), ${scrapes.failed} failed, ` +
       `p50 ${fmt(pct(scrapes.ms, 0.5))} ms, p99 ${fmt(pct(scrapes.ms, 0.99))} ms, ${fmt(scrapes.bytes / Math.max(1, scrapes.count) / 1024)} KiB each`)
   }
   if (etcd != null) {
@@ -417,7 +498,7 @@ try {
   log(`load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at the end (other processes on this machine skew every figure)`)
   if (json) console.log(JSON.stringify(result, null, 2))
 } finally {
-  if (scraper !== undefined) clearInterval(scraper)
+  stopScraper()
   await etcd?.stop().catch((err: Error) => { log(`stopping etcd: ${err.message}`) })
   await bench.shutdown()
 }
