@@ -5,12 +5,12 @@
  * read at scrape time from this node's applied state and services, so a scrape costs the node
  * nothing between scrapes but a one-second leader sampler.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { logger } from '@libp2p/logger'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { ExtentStore, MetadataRaftStats, MetadataService, ReplicationService, RpcCallInfo, RpcCallOutcome, RpcInterceptor } from '@dfs/api'
 import type { EventLog } from './events.js'
+import { listenHttp, listeningAt } from './http-listener.js'
 
 const log = logger('dfs:node:metrics')
 
@@ -230,21 +230,11 @@ export class NodeMetrics implements RpcInterceptor {
     this.#sample()
     this.#sampler = setInterval(() => { this.#sample() }, LEADER_SAMPLE_MS)
     this.#sampler.unref()
-    const server = createServer((req, res) => { void this.#serve(req, res) })
-    server.requestTimeout = 30_000
-    server.headersTimeout = 10_000
-    server.maxHeadersCount = 64
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(listen.port, listen.host, () => { server.off('error', reject); resolve() })
-    })
-    this.#server = server
+    this.#server = await listenHttp(listen, (req, res) => { void this.#serve(req, res) })
   }
 
   get address (): { host: string, port: number } {
-    const a = this.#server?.address() as AddressInfo | null | undefined
-    if (a == null) throw new Error('the metrics listener is not serving')
-    return { host: a.address, port: a.port }
+    return listeningAt(this.#server, 'the metrics listener')
   }
 
   async stop (): Promise<void> {

@@ -20,11 +20,12 @@
  * while anyone watches, whatever the number of browsers (at most `streamClientsMax`, beyond them
  * 503), and a browser's EventSource reconnects by itself after the node restarts.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { isIP, type AddressInfo } from 'node:net'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import { isIP } from 'node:net'
 import { logger } from '@libp2p/logger'
 import type { Registry } from 'prom-client'
 import type { ClusterOverview } from '@dfs/api'
+import { listenHttp, listeningAt } from './http-listener.js'
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML, STATUS_PAGE_ICON } from './status-page-assets.js'
 
 const log = logger('dfs:node:status-page')
@@ -97,22 +98,11 @@ export class StatusPage {
 
   async start (listen: { host: string, port: number }): Promise<void> {
     this.#loopbackOnly = isLoopback(listen.host)
-    const server = createServer((req, res) => { this.#serve(req, res) })
-    server.requestTimeout = 30_000
-    server.headersTimeout = 10_000
-    server.maxHeadersCount = 64
-    server.maxConnections = CONNECTIONS_MAX
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(listen.port, listen.host, () => { server.off('error', reject); resolve() })
-    })
-    this.#server = server
+    this.#server = await listenHttp(listen, (req, res) => { this.#serve(req, res) }, { connectionsMax: CONNECTIONS_MAX })
   }
 
   get address (): { host: string, port: number } {
-    const a = this.#server?.address() as AddressInfo | null | undefined
-    if (a == null) throw new Error('the status page is not serving')
-    return { host: a.address, port: a.port }
+    return listeningAt(this.#server, 'the status page')
   }
 
   async stop (): Promise<void> {
