@@ -85,6 +85,11 @@ export interface ReplicationServiceInit {
   rebalance: (name: string) => RebalancePolicy
   /** How long a member stays Failed before its copies are re-created elsewhere. */
   repairDelayMs?: number
+  /**
+   * How long the copies of a freed extent stay before their holders delete them (a reader on another
+   * node may still be streaming the version that named it).
+   */
+  releaseGraceMs?: number
   /** Rebalance and drain moves copy at most this many bytes per second (cluster-wide: one coordinator). */
   moveBytesPerSecond?: number
   /**

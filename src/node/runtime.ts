@@ -83,6 +83,8 @@ export interface NodeRuntimeInit {
   replication?: string
   /** How long a member stays Failed before its copies are re-created on other nodes. */
   repairDelayMs?: number
+  /** How long freed copies stay before their holders delete them (the replication service's default when absent). */
+  releaseGraceMs?: number
   /** Throttle of rebalance and drain moves coordinated by this node (ReplicationServiceInit). */
   moveBytesPerSecond?: number
   /** Test-only: accept `test.partition` RPCs that cut this node off from chosen peers. */
@@ -302,6 +304,7 @@ export class NodeRuntime {
         placement: policies.placement,
         rebalance: policies.rebalance,
         repairDelayMs: init.repairDelayMs,
+        ...(init.releaseGraceMs !== undefined ? { releaseGraceMs: init.releaseGraceMs } : {}),
         moveBytesPerSecond: init.moveBytesPerSecond,
         onEvent: (e) => { events.record(e) }
       })

@@ -22,9 +22,9 @@ import { Sandbox, waitFor, type NodeHandle } from './harness.js'
 const test = suite('e2e: big files')
 const EXTENT = 64 * 1024
 const SIZE = Number(process.env.DFS_BIG_FILE_BYTES ?? (process.env.DFS_SOAK === '1' ? 2 * 1024 ** 3 : 160 * 1024 ** 2))
-const FAST = ['--heartbeat-ms', '200', '--failure-timeout-ms', '3000', '--extent-size', String(EXTENT)]
-/** Replicas delete the copies of a freed extent after this grace (the replication release's). */
-const RELEASE_GRACE_MS = 10_000
+/** Replicas delete the copies of a freed extent after this grace (given to the nodes: --release-grace-ms). */
+const RELEASE_GRACE_MS = 2000
+const FAST = ['--heartbeat-ms', '200', '--failure-timeout-ms', '3000', '--extent-size', String(EXTENT), '--release-grace-ms', String(RELEASE_GRACE_MS)]
 /** Deadline of one command that moves the whole file. */
 const BIG_COMMAND_MS = 20 * 60_000
 

@@ -16,9 +16,9 @@ import { Sandbox, sha256Hex, waitFor, type NodeHandle } from './harness.js'
  */
 const test = suite('e2e: rename')
 const EXTENT = 64 * 1024
-const FAST = ['--heartbeat-ms', '200', '--failure-timeout-ms', '1500', '--extent-size', String(EXTENT)]
-/** Replicas delete the copies of a freed extent after this grace (the replication release's). */
-const RELEASE_GRACE_MS = 10_000
+/** Replicas delete the copies of a freed extent after this grace (given to the nodes: --release-grace-ms). */
+const RELEASE_GRACE_MS = 2000
+const FAST = ['--heartbeat-ms', '200', '--failure-timeout-ms', '1500', '--extent-size', String(EXTENT), '--release-grace-ms', String(RELEASE_GRACE_MS)]
 
 let sb: Sandbox
 const nodes: NodeHandle[] = []

@@ -18,10 +18,10 @@ import { Sandbox, listenAddress, sha256Hex, waitFor, type NodeHandle } from './h
  */
 const test = suite('e2e: transfers and shared extents')
 const EXTENT = 64 * 1024
-const FAST = ['--heartbeat-ms', '200', '--failure-timeout-ms', '1500', '--extent-size', String(EXTENT)]
+/** Replicas delete the copies of a freed extent after this grace (given to the nodes: --release-grace-ms). */
+const RELEASE_GRACE_MS = 2000
+const FAST = ['--heartbeat-ms', '200', '--failure-timeout-ms', '1500', '--extent-size', String(EXTENT), '--release-grace-ms', String(RELEASE_GRACE_MS)]
 const ENV = { DFS_TEST_FAULTS: '1' }
-/** Replicas delete the copies of a freed extent after this grace (the replication release's). */
-const RELEASE_GRACE_MS = 10_000
 const GROUPS = 3
 
 let sb: Sandbox

@@ -47,6 +47,8 @@ it there by default.`
       default: REPAIR_DELAY_MS_DEFAULT,
       min: 0
     }),
+    // tests: how long freed copies stay before replicas delete them (default 10 s)
+    'release-grace-ms': Flags.integer({ description: 'how long copies of a freed extent stay before their holders delete them', min: 0, hidden: true }),
     'move-bytes-per-second': Flags.integer({
       description: 'throttle of rebalance and drain moves while this node coordinates them (default 32 MiB/s: room is left for clients and repair)',
       min: 1
@@ -100,6 +102,7 @@ it there by default.`
       joinToken: joinToken(flags['join-token-file'], flags['join-token']),
       heartbeatMs: flags['heartbeat-ms'],
       repairDelayMs: flags['repair-delay-ms'],
+      releaseGraceMs: flags['release-grace-ms'],
       moveBytesPerSecond: flags['move-bytes-per-second'],
       replication: flags.replication,
       failureTimeoutMs: flags['failure-timeout-ms'],
