@@ -37,7 +37,7 @@ import { DfsClient } from '../src/client/index.js'
 import { waitFor } from '../test/e2e/harness.js'
 import { benchNodes, shardLeaderOf, stableShardLeaderOf, type BenchProcess, type ShardMap } from './bench-nodes.js'
 import { EtcdComparison, VersusTable, type EtcdJson } from './bench-etcd.js'
-import { cpuSeconds, fmt, humanLog, jsonNumber, numberOption, pct } from './bench-stats.js'
+import { closedLoop, closedLoopNote, cpuSeconds, fmt, humanLog, jsonNumber, numberOption, pct } from './bench-stats.js'
 
 const args = process.argv.slice(2)
 const opt = (name: string, def: number): number => numberOption(args, name, def)
@@ -339,43 +339,12 @@ try {
       await Promise.all(cs.map(async (c, j) => { await putEmpty(c, `/bench/warm/c${count}/${j}`) }))
       /** One timed run of every client putting for `seconds`, under `label` (paths apart per run). */
       const measure = async (label: string): Promise<{ rate: number, lat: number[], nodeCpuS: number, note: string }> => {
-        const lat: number[] = []
-        let done = 0
-        let failed = 0
-        const errors = new Map<string, number>()
-        const cpu0 = await Promise.all(nodes.map(async (n) => await cpuSeconds(n.proc.pid)))
-        const self0 = process.cpuUsage()
-        const t0 = performance.now()
-        const end = t0 + seconds * 1000
-        await Promise.all(cs.map(async (c, j) => {
-          for (let i = 0; performance.now() < end; i++) {
-            const t = performance.now()
-            try {
-              // each worker writes under its own top-level directory (its own bucket), so the
-              // writes spread over the data groups as a sharded store's clients would
-              await putEmpty(c, `/tp${j}/c${count}${label}/${i}`)
-              lat.push(performance.now() - t)
-              done++
-            } catch (err) {
-              failed++
-              const name = (err as Error).name
-              errors.set(name, (errors.get(name) ?? 0) + 1)
-            }
-          }
-        }))
-        const elapsedS = (performance.now() - t0) / 1000
-        const self = process.cpuUsage(self0)
-        const cpu1 = await Promise.all(nodes.map(async (n) => await cpuSeconds(n.proc.pid)))
-        let nodeCpuS = 0
-        const nodeCpu = nodes.map((n, k) => {
-          const a = cpu0[k]
-          const b = cpu1[k]
-          if (a != null && b != null) nodeCpuS += b - a
-          return `${n.name}${n.id === leaderId ? '*' : ''} ${a == null || b == null ? '?' : `${((b - a) / elapsedS * 100).toFixed(0)}%`}`
-        }).join(', ')
-        const note = `${count} clients${label}: ${done} puts in ${elapsedS.toFixed(2)} s${failed > 0 ? `, ${failed} failed (${[...errors].map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}; ` +
-          `CPU of one core: bench ${((self.user + self.system) / 1e4 / elapsedS).toFixed(0)}%, ${nodeCpu} (* leader)`
-        return { rate: done / elapsedS, lat, nodeCpuS: nodeCpuS / Math.max(1, done), note }
+        // each worker writes under its own top-level directory (its own bucket), so the writes
+        // spread over the data groups as a sharded store's clients would
+        const run = await closedLoop(cs.length, seconds, async (j, i) => { await putEmpty(cs[j], `/tp${j}/c${count}${label}/${i}`) }, nodes.map((n) => n.proc.pid))
+        const nodeCpuS = run.cpuS.reduce<number>((sum, x) => sum + (x ?? 0), 0)
+        const note = closedLoopNote(`${count} clients${label}`, run, nodes.map((n) => n.name), nodes.map((n) => n.id === leaderId))
+        return { rate: run.done / run.elapsedS, lat: run.lat, nodeCpuS: nodeCpuS / Math.max(1, run.done), note }
       }
       const clients = `${count} client${count === 1 ? '' : 's'}`
       // --scrape-every: the same run twice, scraped and not (which goes first alternates), to see what

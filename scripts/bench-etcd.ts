@@ -27,7 +27,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DeadlineExceededError, NodeUnreachableError } from '../src/api/errors.js'
 import { waitFor } from '../test/e2e/harness.js'
-import { cpuSeconds, fmt, jsonNumber, pct } from './bench-stats.js'
+import { closedLoop, closedLoopNote, fmt, jsonNumber, pct } from './bench-stats.js'
 
 /** Where Debian's etcd-server installs the server. */
 export const ETCD_BINARY = '/usr/bin/etcd'
@@ -406,45 +406,15 @@ export class EtcdComparison {
     const cs = Array.from({ length: count }, (_, j) => new EtcdClient(members[j % members.length].clientUrl))
     try {
       await Promise.all(cs.map(async (c, j) => { await c.put(`/bench/warm/c${count}/${j}`, this.#value) }))
-      const lat: number[] = []
-      let done = 0
-      let failed = 0
-      const errors = new Map<string, number>()
-      const cpu0 = await Promise.all(members.map(async (m) => await cpuSeconds(m.proc.pid)))
-      const self0 = process.cpuUsage()
-      const t0 = performance.now()
-      const end = t0 + seconds * 1000
-      await Promise.all(cs.map(async (c, j) => {
-        for (let i = 0; performance.now() < end; i++) {
-          const t = performance.now()
-          try {
-            await c.put(`/tp${j}/c${count}/${i}`, this.#value)
-            lat.push(performance.now() - t)
-            done++
-          } catch (err) {
-            failed++
-            const name = (err as Error).name
-            errors.set(name, (errors.get(name) ?? 0) + 1)
-          }
-        }
-      }))
-      const elapsedS = (performance.now() - t0) / 1000
-      const self = process.cpuUsage(self0)
-      const cpu1 = await Promise.all(members.map(async (m) => await cpuSeconds(m.proc.pid)))
-      const rate = done / elapsedS
+      const run = await closedLoop(cs.length, seconds, async (j, i) => { await cs[j].put(`/tp${j}/c${count}/${i}`, this.#value) }, members.map((m) => m.proc.pid))
+      const { lat } = run
+      const rate = run.done / run.elapsedS
       const s = count === 1 ? '' : 's'
       this.json.opsPerSec[String(count)] = jsonNumber(rate)
       this.table.etcd(`put ops/s, ${count} client${s}`, rate)
       this.table.etcd(`put latency, ${count} client${s} (ms)`, pct(lat, 0.5))
       const leader = await this.cluster.leader()
-      const memberCpu = members.map((m, k) => {
-        const a = cpu0[k]
-        const b = cpu1[k]
-        return `${m.name}${m === leader ? '*' : ''} ${a == null || b == null ? '?' : `${((b - a) / elapsedS * 100).toFixed(0)}%`}`
-      }).join(', ')
-      this.notes.push(`etcd, ${count} clients: ${done} puts in ${elapsedS.toFixed(2)} s, p99 ${fmt(pct(lat, 0.99))} ms` +
-        `${failed > 0 ? `, ${failed} failed (${[...errors].map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}; ` +
-        `CPU of one core: bench ${((self.user + self.system) / 1e4 / elapsedS).toFixed(0)}%, ${memberCpu} (* leader)`)
+      this.notes.push(closedLoopNote(`etcd, ${count} clients`, run, members.map((m) => m.name), members.map((m) => m === leader), `, p99 ${fmt(pct(lat, 0.99))} ms`))
       this.log(`etcd, ${count} clients: ${fmt(rate)} ops/s, p50 ${fmt(pct(lat, 0.5))} ms, p99 ${fmt(pct(lat, 0.99))} ms`)
     } finally {
       for (const c of cs) c.close()

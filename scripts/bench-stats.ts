@@ -45,6 +45,69 @@ export async function cpuSeconds (pid: number | undefined): Promise<number | und
   }
 }
 
+/** What a closedLoop run measured. */
+export interface ClosedLoopRun {
+  done: number
+  failed: number
+  /** Failures by error name. */
+  errors: Map<string, number>
+  /** Latency of each op that succeeded, ms. */
+  lat: number[]
+  elapsedS: number
+  /** This (bench) process's CPU seconds over the run. */
+  selfCpuS: number
+  /** CPU seconds each of the watched processes spent over the run (undefined where unreadable). */
+  cpuS: Array<number | undefined>
+}
+
+/**
+ * `workers` closed-loop clients, each running `op(worker, i)` one after another until `seconds` have
+ * passed; failures are counted by name, not thrown. The CPU of `pids` and of this process is read
+ * before and after.
+ */
+export async function closedLoop (workers: number, seconds: number, op: (worker: number, i: number) => Promise<void>,
+  pids: Array<number | undefined>): Promise<ClosedLoopRun> {
+  const lat: number[] = []
+  let done = 0
+  let failed = 0
+  const errors = new Map<string, number>()
+  const cpu0 = await Promise.all(pids.map(async (pid) => await cpuSeconds(pid)))
+  const self0 = process.cpuUsage()
+  const t0 = performance.now()
+  const end = t0 + seconds * 1000
+  await Promise.all(Array.from({ length: workers }, async (_, j) => {
+    for (let i = 0; performance.now() < end; i++) {
+      const t = performance.now()
+      try {
+        await op(j, i)
+        lat.push(performance.now() - t)
+        done++
+      } catch (err) {
+        failed++
+        const name = (err as Error).name
+        errors.set(name, (errors.get(name) ?? 0) + 1)
+      }
+    }
+  }))
+  const elapsedS = (performance.now() - t0) / 1000
+  const self = process.cpuUsage(self0)
+  const cpu1 = await Promise.all(pids.map(async (pid) => await cpuSeconds(pid)))
+  const cpuS = cpu0.map((a, k) => { const b = cpu1[k]; return a == null || b == null ? undefined : b - a })
+  return { done, failed, errors, lat, elapsedS, selfCpuS: (self.user + self.system) / 1e6, cpuS }
+}
+
+/**
+ * A closedLoop run's note line: `HEAD: N puts in S s[EXTRA][, F failed (…)]; CPU of one core: bench
+ * B%, name C%, …` for the processes `names` (a `*` after those `marked`, the leader).
+ */
+export function closedLoopNote (head: string, run: ClosedLoopRun, names: string[], marked: boolean[], extra = ''): string {
+  const { done, failed, errors, elapsedS } = run
+  const share = (s: number | undefined): string => s === undefined ? '?' : `${(s / elapsedS * 100).toFixed(0)}%`
+  const cpu = names.map((name, k) => `${name}${marked[k] ? '*' : ''} ${share(run.cpuS[k])}`).join(', ')
+  return `${head}: ${done} puts in ${elapsedS.toFixed(2)} s${extra}${failed > 0 ? `, ${failed} failed (${[...errors].map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}; ` +
+    `CPU of one core: bench ${share(run.selfCpuS)}, ${cpu} (* leader)`
+}
+
 /** Rows of metric, median, p99 and target, with ok / MISSED where a target applies. */
 export class ResultTable {
   readonly #rows: string[][] = [['metric', 'median', 'p99', 'target', '']]
