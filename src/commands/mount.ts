@@ -7,6 +7,7 @@ import { mount } from '../mount/index.js'
 import { loadFuse } from '../mount/fuse-loader.js'
 import { NodePool } from '../mount/failover.js'
 import { ClusterFs } from '../mount/remote.js'
+import { tuneHeapForStreaming } from '../cli/heap.js'
 
 interface MountJson {
   mountpoint: string
@@ -53,6 +54,7 @@ A dead mount left on MOUNTPOINT by a crash is detached first. Needs FUSE: /dev/f
 
   async run (): Promise<void> {
     const { args, flags } = await this.parse(Mount)
+    tuneHeapForStreaming()
     // the default identity is made (and said so) before any session opens; a named one must exist
     if (!this.identityNamed()) await this.identityKey()
     const init = {

@@ -3,6 +3,7 @@ import * as Flags from '@oclif/core/flags'
 import { basename } from 'node:path'
 import { InvalidArgumentError, type Consistency } from '@dfs/api'
 import { ClientCommand, consistencyFlag } from '../../cli/base-command.js'
+import { tuneHeapForStreaming } from '../../cli/heap.js'
 import { Progress, formatBytes } from '../../cli/progress.js'
 import { getFile } from '../../client/files.js'
 
@@ -29,6 +30,7 @@ at the end (or has --length 0) is empty; one that starts past the end is Invalid
 
   async run (): Promise<GetResult> {
     const { args, flags } = await this.parse(FsGet)
+    tuneHeapForStreaming()
     const offset = byteCount('offset', flags.offset)
     const length = byteCount('length', flags.length)
     const toStdout = args.local === '-'

@@ -3,6 +3,7 @@ import * as Flags from '@oclif/core/flags'
 import { stat } from 'node:fs/promises'
 import { InvalidArgumentError, type PutResult } from '@dfs/api'
 import { ClientCommand } from '../../cli/base-command.js'
+import { tuneHeapForStreaming } from '../../cli/heap.js'
 import { Progress, formatBytes } from '../../cli/progress.js'
 import { putFile } from '../../client/files.js'
 
@@ -44,6 +45,7 @@ export default class FsPut extends ClientCommand<PutResult> {
 
   async run (): Promise<PutResult> {
     const { args, flags } = await this.parse(FsPut)
+    tuneHeapForStreaming()
     const meta = parseMetaFlags(flags.meta ?? [])
     const client = await this.client(flags)
     const size = (await stat(args.local).catch(() => undefined))?.size ?? 0

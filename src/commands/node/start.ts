@@ -8,6 +8,7 @@ import { NodeRuntime } from '../../node/runtime.js'
 import { readJoinTokenFile } from '../../security/join-token.js'
 import { testFaultsEnabled } from '../../node/faults.js'
 import { FAILURE_TIMEOUT_MS_DEFAULT, HEARTBEAT_MS_DEFAULT } from '../../membership/constants.js'
+import { tuneHeapForStreaming } from '../../cli/heap.js'
 
 /** Longest node name and region in UTF-8 bytes (a heartbeat carries at most 64 characters of each). */
 
@@ -75,6 +76,7 @@ it there by default.`
 
   async run (): Promise<void> {
     const { flags } = await this.parse(NodeStart)
+    tuneHeapForStreaming()
     const dataDir = resolve(flags['data-dir'] ?? this.defaultDataDir())
     const listen = flags.listen.map((a) => parseAddress(a).toString())
     // names travel in heartbeats and member records and are printed by every CLI: checked like a client's names
