@@ -95,7 +95,7 @@ export async function putFile (client: DfsClient, local: string, remote: string,
  * writable such as stdout). Each extent the range covers whole is checked against the checksum
  * metadata holds for it as it arrives (the node checked every extent it read, also the first and last
  * that the range cuts), and exactly the range's bytes must arrive; a file destination is written to a
- * temporary name and renamed only when every byte checked out. `consistency: 'stale'` lets the node
+ * temporary name and renamed only when every byte checked out (a device or a FIFO is written in place). `consistency: 'stale'` lets the node
  * answer from its applied metadata (also without a quorum); the reply says what it served.
  */
 export async function getFile (client: DfsClient, remote: string, dest: string | Writable, onStart: (length: number) => void = () => {}, onBytes: (n: number) => void = () => {},
@@ -124,29 +124,37 @@ export async function getFile (client: DfsClient, remote: string, dest: string |
   let local = '-'
   let out: Writable
   let tmp: string | undefined
+  /** Whether `out` is a stream this call opened (and so ends, or destroys on a failure). */
+  let opened = false
   if (typeof dest === 'string') {
     local = dest
     const existing = await stat(dest).catch(() => undefined)
     if (existing?.isDirectory() === true) local = join(dest, basename(result.path))
-    tmp = `${local}.dfs-partial-${process.pid}`
-    out = createWriteStream(tmp, { mode: 0o644 })
+    const target = local === dest ? existing : await stat(local).catch(() => undefined)
+    if (target !== undefined && !target.isFile() && !target.isDirectory()) {
+      // a device or a pipe (/dev/null, a FIFO) is written in place, as cp does: a rename over it
+      // would replace the device with a regular file
+      out = createWriteStream(local, { flags: 'w' })
+    } else {
+      tmp = `${local}.dfs-partial-${process.pid}`
+      out = createWriteStream(tmp, { mode: 0o644 })
+    }
+    opened = true
   } else {
     out = dest
   }
   try {
     await verifyInto(result.path, served, body, out, onBytes)
-    if (tmp != null) {
+    if (opened) {
       out.end()
       await once(out, 'close')
-      await rename(tmp, local)
+      if (tmp != null) await rename(tmp, local)
     }
     return { ...result, offset: served.offset, length: served.length, local }
   } catch (err) {
     await body.return(undefined).catch(() => {})
-    if (tmp != null) {
-      out.destroy()
-      await unlink(tmp).catch(() => {})
-    }
+    if (opened) out.destroy()
+    if (tmp != null) await unlink(tmp).catch(() => {})
     throw err
   }
 }

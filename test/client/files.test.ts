@@ -1,6 +1,11 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createHash, randomBytes } from 'node:crypto'
+import { execFileSync } from 'node:child_process'
+import { constants, lstatSync, mkdtempSync, openSync, readdirSync, rmSync } from 'node:fs'
+import { Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { FailedPreconditionError, type ExtentRecord } from '@dfs/api'
 import { STAT_RESTARTS_MAX, getFile, statFile } from '../../src/client/files.js'
@@ -82,6 +87,33 @@ test('statFile reads every page of one version, starting over when the file chan
   const busy = statClient(2500, 1000, Array.from({ length: 100 }, (_, i) => 2 * i + 2))
   await statFile(busy.client, '/f').then(() => assert.unreachable(), (err) => { assert.is(err.name, 'FailedPrecondition') })
   assert.is(busy.calls(), 2 * (STAT_RESTARTS_MAX + 1))
+})
+
+test('getFile writes into a FIFO in place: no temporary file beside it, and it stays a FIFO', async () => {
+  // (as root, a rename over /dev/null replaced the device with a regular file)
+  const dir = mkdtempSync(join(tmpdir(), 'dfs-get-fifo-'))
+  try {
+    const fifo = join(dir, 'pipe')
+    execFileSync('mkfifo', [fifo])
+    const extents = Array.from({ length: 3 }, () => randomBytes(70_000))
+    // the reading end opened without blocking (no writer yet), so a getFile that never opens the FIFO
+    // fails this test on the deadline rather than hanging it
+    const reader = new Socket({ fd: openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK), readable: true, writable: false })
+    const parts: Buffer[] = []
+    reader.on('data', (chunk: Buffer) => { parts.push(chunk) })
+    const ended = new Promise<void>((resolve, reject) => {
+      reader.once('end', resolve)
+      setTimeout(() => { reject(new Error('nothing closed the FIFO in 10 s')) }, 10_000).unref()
+    })
+    const r = await getFile(getClient(extents, 3), '/f', fifo)
+    assert.is(r.local, fifo)
+    try { await ended } finally { reader.destroy() }
+    assert.ok(Buffer.concat(parts).equals(Buffer.concat(extents)))
+    assert.ok(lstatSync(fifo).isFIFO())
+    assert.equal(readdirSync(dir), ['pipe'])
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
 })
 
 test.run()
