@@ -45,6 +45,14 @@ export const RPC_PEER_IDLE_TIMEOUT_MS_DEFAULT = 60_000
 /** A server closes an RPC stream that carries no new call for this long. */
 export const RPC_STREAM_IDLE_CLOSE_MS = 60_000
 
+/**
+ * A client reuses an idle stream only this long (half the server's RPC_STREAM_IDLE_CLOSE_MS), so it
+ * never sends a call on a stream the server is closing: a benchmark whose client had streams left
+ * idle since a burst of concurrent uploads got NodeUnreachable ("the node closed the stream during
+ * fs.put") once its sequential calls fell back on one of them about 60 s later.
+ */
+export const RPC_STREAM_REUSE_IDLE_MS = RPC_STREAM_IDLE_CLOSE_MS / 2
+
 /** Inbound connections one remote host may open per second before the node refuses more. */
 export const INBOUND_CONNECTIONS_PER_SECOND_MAX = 100
 

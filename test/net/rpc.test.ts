@@ -134,6 +134,25 @@ test('a unary call returns its result, bytes stay bytes, and the handler sees th
   await c.close()
 })
 
+test('an idle stream is reused only within the reuse window: past it the next call opens a new one', async () => {
+  // the server closes streams idle for RPC_STREAM_IDLE_CLOSE_MS; a client reusing one that long idle
+  // raced that close and failed its call (RPC_STREAM_REUSE_IDLE_MS is half of it)
+  const c = new RpcClient({ host: ctx.client, target: ctx.addr, reuseIdleMs: 300 })
+  const rpcStreams = (): string[] => ctx.client.getConnections().flatMap((conn) => conn.streams)
+    .filter((s) => s.protocol === RPC_PROTOCOL && s.status === 'open').map((s) => s.id)
+  await c.callUnchecked('echo', { text: 'a' })
+  const [first] = rpcStreams()
+  assert.ok(first !== undefined)
+  await c.callUnchecked('echo', { text: 'b' })
+  assert.equal(rpcStreams(), [first], 'reused within the window')
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  await c.callUnchecked('echo', { text: 'c' })
+  const now = rpcStreams()
+  assert.is(now.length, 1)
+  assert.is.not(now[0], first, 'a stream idle past the window is closed, not reused')
+  await c.close()
+})
+
 test('typed errors cross the wire by name, and the call is authorized first', async () => {
   const c = new RpcClient({ host: ctx.stranger, target: ctx.addr })
   try {

@@ -6,7 +6,7 @@ import {
 } from '@dfs/api'
 import {
   CALL_TIMEOUT_MS_DEFAULT, CREDIT_BATCH_FRAMES, DATA_CHUNK_BYTES_MAX, DATA_WINDOW_FRAMES, DIAL_TIMEOUT_MS_DEFAULT, RPC_IDLE_STREAMS_MAX,
-  RPC_PROTOCOL, STREAM_IDLE_TIMEOUT_MS_DEFAULT
+  RPC_PROTOCOL, RPC_STREAM_REUSE_IDLE_MS, STREAM_IDLE_TIMEOUT_MS_DEFAULT
 } from '../constants.js'
 import { CALL_TIMEOUT_MS_MAX, FramedStream, FrameKind, type Frame } from './frames.js'
 import { IdleTimer } from './idle-timer.js'
@@ -27,23 +27,31 @@ export interface RpcClientInit {
   /** The node: a PeerId it is already connected to or can find, or an address (with or without /p2p). */
   target: PeerId | Multiaddr
   dialTimeoutMs?: number
+  /** How long an idle stream may wait in the pool and still carry a call; see RPC_STREAM_REUSE_IDLE_MS. */
+  reuseIdleMs?: number
 }
 
 /**
  * Calls `/dfs/rpc/1.0.0` on one node, typed by the RPC contract (`RpcContract` in `@dfs/api`). Streams are reused for consecutive calls (a new stream costs a
- * protocol negotiation); at most RPC_IDLE_STREAMS_MAX idle streams are kept.
+ * protocol negotiation); at most RPC_IDLE_STREAMS_MAX idle streams are kept, each for at most
+ * RPC_STREAM_REUSE_IDLE_MS: the server closes a stream idle for RPC_STREAM_IDLE_CLOSE_MS, and a call
+ * sent on one it is closing at that moment would fail with NodeUnreachable, as a request on an HTTP
+ * keep-alive connection does when the server times it out.
  */
 export class RpcClient {
   readonly #host: Host
   readonly #target: PeerId | Multiaddr
   readonly #dialTimeoutMs: number
-  readonly #idle: FramedStream[] = []
+  readonly #reuseIdleMs: number
+  /** Idle streams, the most recently used last, each with when it went idle (performance.now()). */
+  readonly #idle: Array<{ framed: FramedStream, since: number }> = []
   #remotePeer: PeerId | undefined
 
   constructor (init: RpcClientInit) {
     this.#host = init.host
     this.#target = init.target
     this.#dialTimeoutMs = init.dialTimeoutMs ?? DIAL_TIMEOUT_MS_DEFAULT
+    this.#reuseIdleMs = init.reuseIdleMs ?? RPC_STREAM_REUSE_IDLE_MS
   }
 
   /** The PeerId of the node, known once a call has connected. */
@@ -240,7 +248,7 @@ export class RpcClient {
 
   /** Maps a failure to a typed error and drops the stream (its state is unknown). */
   #fail (framed: FramedStream | undefined, err: unknown, signal: AbortSignal, method: string): Error {
-    if (framed != null && !this.#idle.includes(framed)) framed.stream.abort(err instanceof Error ? err : new Error(String(err)))
+    if (framed != null && !this.#idle.some((e) => e.framed === framed)) framed.stream.abort(err instanceof Error ? err : new Error(String(err)))
     if (err instanceof DfsError && err.name !== 'Aborted') return err
     if (signal.aborted) {
       const reason = signal.reason as Error | undefined
@@ -259,9 +267,11 @@ export class RpcClient {
   }
 
   async #take (signal?: AbortSignal): Promise<FramedStream> {
+    const now = performance.now()
     while (this.#idle.length > 0) {
-      const s = this.#idle.pop() as FramedStream
-      if (s.reusable()) return s
+      const { framed, since } = this.#idle.pop() as { framed: FramedStream, since: number }
+      if (framed.reusable() && now - since <= this.#reuseIdleMs) return framed
+      void framed.stream.close().catch(() => {})
     }
     const dialSignal = withDeadline(signal, this.#dialTimeoutMs, 'dial')
     try {
@@ -283,13 +293,13 @@ export class RpcClient {
   }
 
   #give (framed: FramedStream): void {
-    if (framed.reusable() && this.#idle.length < RPC_IDLE_STREAMS_MAX) this.#idle.push(framed)
+    if (framed.reusable() && this.#idle.length < RPC_IDLE_STREAMS_MAX) this.#idle.push({ framed, since: performance.now() })
     else void framed.stream.close().catch(() => {})
   }
 
   async close (): Promise<void> {
     const idle = this.#idle.splice(0)
-    await Promise.all(idle.map(async (s) => { await s.stream.close().catch(() => {}) }))
+    await Promise.all(idle.map(async ({ framed }) => { await framed.stream.close().catch(() => {}) }))
   }
 }
 
