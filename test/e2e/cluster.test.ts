@@ -180,7 +180,9 @@ test('a small file travels inside its commit: each node stores its copy as it ap
     // the first stats wait for the groups to elect leaders again
     const json = await waitFor(async () => {
       const r = await sb.run(['fs', 'stat', `/inline/${name}.bin`, '--json', '--node', (nodes.get('n3') as NodeHandle).addr, '--timeout', '3000'])
-      return r.code === 0 ? r.json : undefined
+      // a failure says why, should the wait run out
+      if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`)
+      return r.json
     }, 20_000, `a stat of ${name} after the restarts`)
     assert.is(json.extents.length, 1)
     assert.is(json.extents[0].replicas.length, 3, `${name}: three copies`)
