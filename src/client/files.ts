@@ -95,8 +95,9 @@ export async function putFile (client: DfsClient, local: string, remote: string,
  * writable such as stdout). Each extent the range covers whole is checked against the checksum
  * metadata holds for it as it arrives (the node checked every extent it read, also the first and last
  * that the range cuts), and exactly the range's bytes must arrive; a file destination is written to a
- * temporary name and renamed only when every byte checked out (a device or a FIFO is written in place). `consistency: 'stale'` lets the node
- * answer from its applied metadata (also without a quorum); the reply says what it served.
+ * temporary name and renamed only when every byte checked out (a device or a FIFO is written in
+ * place). `consistency: 'stale'` lets the node answer from its applied metadata (also without a
+ * quorum); the reply says what it served.
  */
 export async function getFile (client: DfsClient, remote: string, dest: string | Writable, onStart: (length: number) => void = () => {}, onBytes: (n: number) => void = () => {},
   options: { consistency?: Consistency, tenant?: string, offset?: number, length?: number } = {}): Promise<GotFile> {
