@@ -125,8 +125,8 @@ export async function getFile (client: DfsClient, remote: string, dest: string |
   let local = '-'
   let out: Writable
   let tmp: string | undefined
-  /** Whether `out` is a stream this call opened (and so ends, or destroys on a failure). */
-  let opened = false
+  /** A path: `out` is a stream this call opens (and so ends, or destroys on a failure). */
+  const opened = typeof dest === 'string'
   if (typeof dest === 'string') {
     local = dest
     const existing = await stat(dest).catch(() => undefined)
@@ -140,7 +140,6 @@ export async function getFile (client: DfsClient, remote: string, dest: string |
       tmp = `${local}.dfs-partial-${process.pid}`
       out = createWriteStream(tmp, { mode: 0o644 })
     }
-    opened = true
   } else {
     out = dest
   }
