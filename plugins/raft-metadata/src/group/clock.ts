@@ -39,3 +39,42 @@ export const systemClock: Clock = {
   clearInterval: (h) => { clearInterval(h as ReturnType<typeof setInterval>) },
   defer: (fn) => { setImmediate(fn) }
 }
+
+/** One interval timer per clock and period, shared by every subscriber (see subscribeTicks). */
+interface SharedTicker { handle: TimerHandle, subscribers: Set<() => void> }
+const tickers = new WeakMap<Clock, Map<number, SharedTicker>>()
+
+/**
+ * Calls `fn` every `ms` on `clock`, from ONE interval timer shared by every subscriber of the same
+ * clock and period; returns what unsubscribes (the timer stops with its last subscriber).
+ *
+ * The Raft groups of a node tick together this way, so their leaders' heartbeats to a peer are queued
+ * in the same event-loop turn and leave in one transport write (one muxer frame, one Noise message,
+ * one syscall), and so do the peer's answers; with a timer per group, started at different moments,
+ * each group paid for its own every tick. Subscribers run in subscription order.
+ */
+export function subscribeTicks (clock: Clock, ms: number, fn: () => void): () => void {
+  let byPeriod = tickers.get(clock)
+  if (byPeriod === undefined) {
+    byPeriod = new Map()
+    tickers.set(clock, byPeriod)
+  }
+  let ticker = byPeriod.get(ms)
+  if (ticker === undefined) {
+    const subscribers = new Set<() => void>()
+    const handle = clock.setInterval(() => {
+      for (const s of [...subscribers]) s()
+    }, ms)
+    ticker = { handle, subscribers }
+    byPeriod.set(ms, ticker)
+  }
+  const mine = (): void => { fn() }
+  ticker.subscribers.add(mine)
+  const t = ticker
+  const periods = byPeriod
+  return () => {
+    if (!t.subscribers.delete(mine) || t.subscribers.size > 0) return
+    clock.clearInterval(t.handle)
+    if (periods.get(ms) === t) periods.delete(ms)
+  }
+}

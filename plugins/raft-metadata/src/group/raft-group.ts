@@ -48,7 +48,7 @@ import {
 } from './constants.js'
 import { NONCE_BYTES, openEnvelope, sealEnvelope } from './envelope.js'
 import type { DurableStorage } from './storage.js'
-import { systemClock, timeoutSignal } from './clock.js'
+import { subscribeTicks, systemClock, timeoutSignal } from './clock.js'
 import { mutations } from '../mutations.js'
 import type { Clock, TimerHandle } from './clock.js'
 
@@ -258,7 +258,8 @@ export class RaftGroup<R> {
   #failure: Error | undefined
   #node: RawNode | undefined
   #loop: Promise<void> | undefined
-  #ticker?: TimerHandle
+  /** Stops this group's ticks (see subscribeTicks). */
+  #ticker?: () => void
   #wake: (() => void) | undefined
   #dirty = false
 
@@ -360,10 +361,10 @@ export class RaftGroup<R> {
     this.#state = 'running'
     // the only voter need not wait an election timeout to find out nobody else will campaign
     if (this.#confState.voters.length === 1 && this.#confState.voters[0] === this.id) this.#node.campaign()
-    this.#ticker = this.#clock.setInterval(() => {
+    this.#ticker = subscribeTicks(this.#clock, this.#tickMs, () => {
       if (this.#pendingTicks < PENDING_TICKS_MAX) this.#pendingTicks++
       this.#signal()
-    }, this.#tickMs)
+    })
     this.#loop = this.#run()
     this.#log('raft group %d started on %s at applied %d, members %o', this.group, this.id, this.#applied, this.#confState)
   }
@@ -379,7 +380,7 @@ export class RaftGroup<R> {
   }
 
   #halt (): void {
-    if (this.#ticker !== undefined) this.#clock.clearInterval(this.#ticker)
+    this.#ticker?.()
     this.#ticker = undefined
     this.#transport.unregister(this.group)
     this.#signal()
