@@ -46,6 +46,13 @@ export interface ExtentPutOptions extends CallOptions {
   codec?: ExtentCodec
   /** The logical size of encoded bytes; required with `codec`. */
   size?: number
+  /**
+   * false: the caller keeps these bytes durable elsewhere until a later `sync` of this store resolves
+   * (a Raft log entry that carried them, replayed after a crash), so the put may resolve before they
+   * reach the disk, and a crash before that `sync` may lose them. Only a store with `sync` honours
+   * it; others write durably whatever it says. Default true.
+   */
+  durable?: boolean
 }
 
 /** `getEncoded`: an extent's bytes as they are stored, verified. */
@@ -59,7 +66,8 @@ export interface EncodedExtentRead {
  * Durable storage of extents on one node.
  *
  * Contract (`extentStoreSuite` in `@dfs/api/testing` checks it for every implementation):
- * - `put` resolves only after the bytes and their checksum are durable (fsync'd). Putting an id that
+ * - `put` resolves only after the bytes and their checksum are durable (fsync'd) — unless it was
+ *   given `durable: false` and the store has `sync`: then once `sync` resolves. Putting an id that
  *   exists with the same bytes is a no-op; with different bytes it is AlreadyExists (extents are
  *   immutable). It does not hold on to `bytes` once it has settled: callers reuse their buffers
  *   (a store that keeps the bytes in memory keeps a copy).
@@ -92,6 +100,11 @@ export interface ExtentStore {
   /** Every extent, in id order; `after` resumes a listing after that id. */
   list: (options?: CallOptions & { after?: string, limit?: number }) => AsyncIterable<ExtentInfo>
   usage: (options?: CallOptions) => Promise<ExtentStoreUsage>
+  /**
+   * Makes durable every put that resolved before the call, `durable: false` ones included. Optional:
+   * a store without it writes every put durably.
+   */
+  sync?: (options?: CallOptions) => Promise<void>
 }
 
 /** What a store implementation is given when a node builds it. */

@@ -840,6 +840,15 @@ export interface MetadataServiceInit {
    */
   onInlineExtents?: (extents: InlineExtent[]) => Promise<void>
   /**
+   * Called before the service snapshots a group (which ends the log's copy of the bytes on this
+   * node), once the promises of onInlineExtents for the operations before it resolved: resolves
+   * when every copy those calls stored is durable. With it, onInlineExtents may resolve as soon as
+   * its copies are stored, not yet fsync'd (ExtentPutOptions.durable false): until the snapshot the
+   * log holds the bytes durably, and a restarted node applies it again. A rejection postpones the
+   * snapshot.
+   */
+  onInlineSettle?: () => Promise<void>
+  /**
    * Called when a group of this node restored a snapshot its leader sent, with the small extents
    * (at most INLINE_FILE_BYTES_MAX) the restored state holds: bytes that travelled inside PutFiles
    * (see onInlineExtents) reached this node only if it applied those entries, which the snapshot

@@ -39,11 +39,12 @@ export class InlineExtents {
   }
 
   /**
-   * Stores the coordinator's own copy (fsync'd, checksum verified); until `release`, the sink
-   * relies on this write for the extent (and makes it again only if it failed).
+   * Stores the coordinator's own copy (checksum verified; durable once `settle` resolves, like the
+   * sink's: see there); until `release`, the sink relies on this write for the extent (and makes it
+   * again only if it failed).
    */
   storeLocal (extent: ExtentRecord, bytes: Uint8Array, options: CallOptions = {}): { written: Promise<unknown>, release: () => void } {
-    const written = this.#init.store.put(extent.id, bytes, { ...options, checksum: extent.checksum })
+    const written = this.#init.store.put(extent.id, bytes, { ...options, checksum: extent.checksum, durable: false })
     written.catch(() => {})
     this.#local.set(extent.id, written)
     return { written, release: () => { if (this.#local.get(extent.id) === written) this.#local.delete(extent.id) } }
@@ -62,6 +63,8 @@ export class InlineExtents {
    */
   readonly restored = async (extents: ExtentRecord[], options: CallOptions): Promise<void> => {
     const { nodeId, store } = this.#init
+    // the snapshot replaced the log that kept the copies stored so far durable: they must be now
+    await store.sync?.(options)
     const mine = extents.filter((x) => x.replicas.includes(nodeId))
     const missing: ExtentRecord[] = []
     for (const x of mine) if (!await store.has(x.id, options)) missing.push(x)
@@ -100,7 +103,7 @@ export class InlineExtents {
    * loop first and skips an extent the applied metadata no longer references by then (a restarted
    * node applying its log again would otherwise bring back copies of files removed since; the
    * start-up sweep would free them, but later). Storing an extent twice is harmless: the store
-   * keeps the first copy.
+   * keeps the first copy. The copies are stored with `durable: false`: `settle` makes them durable.
    */
   readonly sink = async (extents: InlineExtent[]): Promise<void> => {
     const { nodeId, store, current } = this.#init
@@ -122,8 +125,23 @@ export class InlineExtents {
         log('inline extent %s is no longer referenced here: not stored', extent.id)
         return
       }
-      await store.put(extent.id, bytes, { checksum: extent.checksum })
+      await store.put(extent.id, bytes, { checksum: extent.checksum, durable: false })
       log('stored inline extent %s', extent.id)
     }))
+  }
+
+  /**
+   * MetadataServiceInit.onInlineSettle: makes durable every copy the sink and `storeLocal` stored
+   * (the service calls it before a snapshot ends the log's copy of their bytes).
+   *
+   * Why the copies are not fsync'd as they are written: each one's bytes are already durable in this
+   * node's Raft log, in the entry that carried them (the coordinator's and the followers' alike:
+   * a commit needs them), and a node that restarts applies every entry after its last snapshot
+   * again, which stores any copy a crash lost. So a copy needs its own fsync only when the snapshot
+   * ends the log's; an fsync per small put on every replica cost ~0.5 ms of each 4 KiB put's p50
+   * on this 2-core machine (scripts-only measurement of sequential puts, 4.85–5.30 → 4.38–4.53 ms).
+   */
+  readonly settle = async (): Promise<void> => {
+    await this.#init.store.sync?.()
   }
 }

@@ -218,7 +218,7 @@ export class NodeRuntime {
       const inline = new InlineExtents({ nodeId: id, store, current: (extentId) => metadata.staleRead?.((view) => view.getExtent(extentId)) })
       const metadata: MetadataService = makeMetadata({
         dir: metadataDir, nodeId: id, logger: logger('dfs:metadata'), network, join: joining, snapshotEvery: init.metadataSnapshotEvery,
-        metadataGroups: init.metadataGroups, onInlineExtents: inline.sink, onSnapshotRestored: inline.restored
+        metadataGroups: init.metadataGroups, onInlineExtents: inline.sink, onInlineSettle: inline.settle, onSnapshotRestored: inline.restored
       })
       await metadata.start()
       life.started('metadata', async () => { await metadata.stop() })

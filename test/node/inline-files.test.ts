@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { INLINE_FILE_BYTES_MAX, extentChecksum } from '@dfs/api'
 import type {
-  CallOptions, ExtentRecord, InlineExtent, MetadataOp, MetadataService, MetadataView, ReadOptions, ReplicatedWrite,
+  CallOptions, ExtentPutOptions, ExtentRecord, InlineExtent, MetadataOp, MetadataService, MetadataView, ReadOptions, ReplicatedWrite,
   ReplicatedWriteOptions, ReplicationService
 } from '@dfs/api'
 import { LocalMetadataService } from '@dfs/raft-metadata'
@@ -162,6 +162,35 @@ test('the apply hook stores only copies listed on this node and still referenced
   // a checksum that does not match the bytes is refused by the store: the copy is not stored
   await sink.sink([{ extent: { ...record(5, [NODE]), checksum: extentChecksum(Buffer.from('xyz')) }, bytes: Buffer.from('abc') }])
     .then(() => assert.unreachable('stored bytes that do not match their checksum'), (err: Error) => { assert.is(err.name, 'CorruptExtent') })
+})
+
+test('copies are stored without their own fsync, and settle (before a snapshot) and a snapshot restore make them durable', async () => {
+  const inner = new MemoryExtentStore()
+  await inner.open()
+  const calls: string[] = []
+  // the memory store recording what the node asks of it (a store with sync: ExtentStore.sync)
+  const store = Object.assign(Object.create(inner) as MemoryExtentStore, {
+    put: async (id: string, bytes: Uint8Array, options?: ExtentPutOptions) => {
+      calls.push(`put ${id.slice(-1)} durable=${String(options?.durable ?? true)}`)
+      return await inner.put(id, bytes, options)
+    },
+    has: async (id: string) => { calls.push(`has ${id.slice(-1)}`); return await inner.has(id) },
+    sync: async () => { calls.push('sync') }
+  })
+  const inline = new InlineExtents({ nodeId: NODE, store })
+  const record = (n: number): ExtentRecord => ({ id: `00000000-0000-4000-8000-00000000020${n}`, size: 3, checksum: extentChecksum(Buffer.from('abc')), replicas: [NODE] })
+  const mine = inline.storeLocal(record(1), Buffer.from('abc'))
+  await mine.written
+  mine.release()
+  await inline.sink([{ extent: record(2), bytes: Buffer.from('abc') }])
+  // the Raft log entry that carried them keeps the bytes durable until the snapshot
+  assert.equal(calls, ['put 1 durable=false', 'put 2 durable=false'])
+  await inline.settle()
+  assert.equal(calls.slice(2), ['sync'])
+  // a leader's snapshot replaced the log: what was stored so far is made durable before anything else
+  inline.attachFetcher(async () => Buffer.from('abc'))
+  await inline.restored([record(2)], {})
+  assert.equal(calls.slice(3), ['sync', 'has 2'])
 })
 
 test('after a snapshot restore, the copies listed here that the store lacks are fetched, verified and stored', async () => {

@@ -104,6 +104,8 @@ import type {
 const HEADER_PREFIX = 'h/'
 const BYTES_PREFIX = 'b/'
 const MARKER_PREFIX = 'p/'
+/** A key below every key of the layout: `sync` compacts the empty range [it, it], which only flushes the memtable. */
+const SYNC_RANGE_KEY = '\u0000'
 /** The key just past every header / bytes key / marker: '0' is the character after '/'. */
 const HEADER_RANGE_END = 'h0'
 const BYTES_RANGE_END = 'b0'
@@ -397,11 +399,11 @@ export class LevelExtentStore implements ExtentStore {
           // verified good copy, so heal it. The healed bytes get a new seq like any other write (the
           // keys stay monotonic) and the new header replaces the old one. The totals do not change.
           this.#log.error('healing corrupt extent %s in %s with re-put bytes', id, this.dir)
-          await this.#write(db, id, info, bytes, header)
+          await this.#write(db, id, info, bytes, options.durable !== false, header)
           this.#bytes += bytes.byteLength - header.stored
           return info
         }
-        await this.#write(db, id, info, bytes)
+        await this.#write(db, id, info, bytes, options.durable !== false)
         this.#extents += 1
         this.#bytes += bytes.byteLength
         return info
@@ -569,6 +571,31 @@ export class LevelExtentStore implements ExtentStore {
     }
   }
 
+  /**
+   * Makes every put that resolved before it durable, `durable: false` ones included: LevelDB's
+   * compactRange writes the memtable to a table file and fsyncs it and the manifest, so what any
+   * earlier write put in a log file — the current one, or one LevelDB has since switched from while
+   * its memtable waits to be flushed — is then in a synced file. (A sync'd write would fsync only the
+   * current log file.) The range holds no key, so nothing else is compacted. It writes at most one
+   * memtable (WRITE_BUFFER_BYTES_DEFAULT); the node calls it before a metadata snapshot.
+   */
+  async sync (options: CallOptions = {}): Promise<void> {
+    throwIfAborted(options.signal)
+    const db = this.#assertOpen()
+    // `level` on Node is classic-level, whose compactRange its Level type does not declare
+    const compactRange = (db as unknown as { compactRange?: (start: string, end: string) => Promise<void> }).compactRange
+    if (typeof compactRange !== 'function') throw new UnavailableError(`the extent store in ${this.dir} cannot flush its memtable (no compactRange)`, { dir: this.dir })
+    const running = compactRange.call(db, SYNC_RANGE_KEY, SYNC_RANGE_KEY)
+    this.#inflight.add(running)
+    try {
+      await running
+    } catch (err) {
+      throw this.#mapError(err, 'sync')
+    } finally {
+      this.#inflight.delete(running)
+    }
+  }
+
   async usage (options: CallOptions = {}): Promise<ExtentStoreUsage> {
     throwIfAborted(options.signal)
     this.#assertOpen()
@@ -662,7 +689,11 @@ export class LevelExtentStore implements ExtentStore {
    * Writes extent `id` under a new seq, durably, as the layout's "Atomicity" describes; with
    * `replacing` (a heal), the new header replaces that one and the bytes it named are freed.
    */
-  async #write (db: Level<string, Uint8Array>, id: string, info: ExtentInfo, bytes: Uint8Array, replacing?: Header): Promise<void> {
+  /**
+   * `sync` false (a put with `durable: false`): a small extent's batch is not fsync'd (see `sync`);
+   * a large one's steps always are.
+   */
+  async #write (db: Level<string, Uint8Array>, id: string, info: ExtentInfo, bytes: Uint8Array, sync: boolean, replacing?: Header): Promise<void> {
     // by stored length: where the bytes go depends on what is written, not on what it decodes to
     const large = bytes.byteLength >= LARGE_EXTENT_BYTES_MIN
     // The seq is taken right before the first batch is queued (no await in between), so writes of
@@ -677,7 +708,7 @@ export class LevelExtentStore implements ExtentStore {
         ? [{ type: 'put' as const, key: extentKeys.marker(replacing.seq), value: MARKER_VALUE }]
         : [{ type: 'del' as const, key: extentKeys.bytes(replacing.seq) }]
     if (!large) {
-      await db.batch([header, { type: 'put', key: extentKeys.bytes(seq), value: bytes }, ...old], { sync: true })
+      await db.batch([header, { type: 'put', key: extentKeys.bytes(seq), value: bytes }, ...old], { sync })
       return
     }
     await db.batch([{ type: 'put', key: extentKeys.marker(seq), value: MARKER_VALUE }], { sync: true })

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Level } from 'level'
@@ -503,6 +503,33 @@ test('a store of format version 2 opens as it is, its extents read the same, and
     assert.equal(await db.keys({ gt: 'b/', lt: 'b0' }).all(), [extentKeys.bytes(1)], 'the version-2 large bytes went with their header')
   })
   assert.equal(await largeKeys(dir), [extentKeys.bytes(3)])
+})
+
+test('sync moves what durable: false puts left in LevelDB\'s log into a synced table file', async (ctx) => {
+  const dir = join(ctx.dir, 'extents')
+  const store = await openStore(dir)
+  const tables = async (): Promise<string[]> => (await readdir(dir)).filter((f) => f.endsWith('.ldb'))
+  const logBytes = async (): Promise<number> => {
+    let n = 0
+    for (const f of (await readdir(dir)).filter((x) => x.endsWith('.log'))) n += (await stat(join(dir, f))).size
+    return n
+  }
+  try {
+    const before = await tables()
+    const ids = Array.from({ length: 20 }, () => randomUUID())
+    for (const [i, id] of ids.entries()) await store.put(id, patternBytes(8192, i), { durable: false })
+    // in the memtable and the log file only: no table holds them yet
+    assert.equal(await tables(), before)
+    assert.ok(await logBytes() >= 20 * 8192, 'the puts are in the log file')
+    await store.sync()
+    const after = await tables()
+    assert.ok(after.length > before.length, `a table was written (${before.length} → ${after.length})`)
+    // the log now holds none of them (a new, empty log file was started)
+    assert.ok(await logBytes() < 8192, `${await logBytes()} bytes left in log files`)
+    for (const [i, id] of ids.entries()) assert.equal(await store.get(id), patternBytes(8192, i))
+  } finally {
+    await store.close()
+  }
 })
 
 test('calls before open and open after close are Unavailable', async (ctx) => {

@@ -486,6 +486,25 @@ export function extentStoreSuite (name: string, make: () => Promise<ExtentStoreH
     await rejects(store.get(randomUUID(), { signal }), 'DeadlineExceeded')
   })
 
+  test('a put with durable: false is read at once like any other; after sync it survives a reopen', async (ctx) => {
+    const h = H(ctx)
+    const ids = sortedIds(3)
+    const infos: ExtentInfo[] = []
+    for (const [i, id] of ids.entries()) infos.push(await h.store.put(id, patternBytes(4096, i), { durable: false }))
+    for (const [i, id] of ids.entries()) assert.equal(await h.store.get(id), patternBytes(4096, i))
+    assert.equal(await collect(h.store.list()), infos)
+    // identity rules are the same: different bytes under the id are still refused
+    await rejects(h.store.put(ids[0], patternBytes(4096, 9), { durable: false }), 'AlreadyExists')
+    if (h.store.sync !== undefined) {
+      await h.store.sync()
+      await rejects(h.store.sync({ signal: AbortSignal.abort() }), 'Aborted')
+    }
+    if (h.reopen == null) return
+    const store = await h.reopen()
+    assert.equal(await collect(store.list()), infos)
+    for (const [i, id] of ids.entries()) assert.equal(await store.get(id), patternBytes(4096, i))
+  })
+
   test('extents, deletes and usage survive a reopen', async (ctx) => {
     const h = H(ctx)
     if (h.reopen == null) return // a store that keeps nothing has nothing to check here

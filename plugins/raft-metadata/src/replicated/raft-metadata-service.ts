@@ -102,7 +102,7 @@ type RestoredSink = NonNullable<MetadataServiceInit['onSnapshotRestored']>
 /**
  * A MetadataStateMachine of one scope behind the group's byte interface. It hands the bytes an
  * applied PutFile carries to `onInline` and settles (see GroupStateMachine.settle) once the node has
- * stored them; what failed is offered again at the next settle.
+ * stored them and `onInlineSettle` made them durable; what failed is offered again at the next settle.
  */
 class MetadataApplier implements GroupStateMachine<MetadataResult> {
   sm: MetadataStateMachine
@@ -110,7 +110,8 @@ class MetadataApplier implements GroupStateMachine<MetadataResult> {
   #failed: InlineExtent[] = []
 
   constructor (readonly scope: StateMachineScope, private readonly onChange: () => void = noop,
-    private readonly onInline?: InlineSink, private readonly log: Logger = silentLogger, private readonly onRestored?: RestoredSink) {
+    private readonly onInline?: InlineSink, private readonly log: Logger = silentLogger, private readonly onRestored?: RestoredSink,
+    private readonly onInlineSettle?: () => Promise<void>) {
     this.sm = new MetadataStateMachine(scope)
   }
 
@@ -153,6 +154,8 @@ class MetadataApplier implements GroupStateMachine<MetadataResult> {
     }
     await Promise.all([...this.#pending])
     if (this.#failed.length > 0) throw new UnavailableError(`${this.#failed.length} extents an applied PutFile carried are not stored yet`)
+    // stored, perhaps not yet fsync'd: durable before the snapshot ends the log's copy
+    await this.onInlineSettle?.()
   }
 
   snapshot (): Uint8Array {
@@ -434,7 +437,8 @@ export class RaftMetadataService implements MetadataService {
     const opened: Replica[] = []
     try {
       for (let g = 1; g <= groups; g++) {
-        const applier = new MetadataApplier({ kind: 'data', group: g, groups }, noop, this.#init.onInlineExtents, this.#log, this.#init.onSnapshotRestored)
+        const applier = new MetadataApplier({ kind: 'data', group: g, groups }, noop, this.#init.onInlineExtents, this.#log, this.#init.onSnapshotRestored,
+          this.#init.onInlineSettle)
         const storage = await LevelStorage.openIn(this.#requireLog(), groupPrefix(g), creating ? { confState: { voters: this.#voters, learners: [] } } : undefined)
         const replica: Replica = { g, applier, storage, group: this.#newGroup(g, storage, applier) }
         opened.push(replica)

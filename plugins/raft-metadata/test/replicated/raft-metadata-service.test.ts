@@ -145,6 +145,30 @@ test('a PutFile carrying its bytes hands them to onInlineExtents on every member
   assert.equal(stored, extent(21, 5))
 }))
 
+test('before a snapshot, onInlineSettle makes the stored copies durable; a rejection postpones the snapshot', plain(async (ctx) => {
+  const events: string[][] = [[], [], []]
+  let failFirst = true
+  const services = await cluster(ctx, (i) => ({
+    snapshotEvery: 4,
+    snapshotKeepEntries: 1,
+    onInlineExtents: async (extents) => { for (const x of extents) events[i].push(`store ${x.extent.id}`) },
+    onInlineSettle: async () => {
+      events[i].push('settle')
+      if (i === 0 && failFirst) { failFirst = false; throw new Error('fsync failed') }
+    }
+  }))
+  const lead = await leaderOf(ctx, services)
+  await services[lead].propose({ type: 'InitCluster', clusterId: 'c1', createdAtMs: 1, admin: 'admin-peer', member: member('n1') })
+  await services[lead].propose({ ...putFile('/small/s', [extent(3, 5)]), inline: [Buffer.from('hello')] })
+  const stored = `store ${extent(3).id}`
+  for (let k = 0; k < 12; k++) await services[lead].propose(putFile('/small/s', [extent(40 + k, 5)]))
+  // the group of /small snapshots every 4 entries: each member settled after storing the copy
+  await waitFor(() => events.every((e) => e.includes('settle')), 5000, 'every member settled')
+  for (const e of events) assert.ok(e.indexOf(stored) >= 0 && e.indexOf(stored) < e.indexOf('settle'), `stored, then settled: ${e.join(', ')}`)
+  // node 0's first settle failed: no snapshot then, and a later attempt settles again
+  await waitFor(() => events[0].filter((x) => x === 'settle').length >= 2, 5000, 'node 0 settles again after the failure')
+}))
+
 test('a restarted node applies its log again and hands inline bytes over again; a service without onInlineExtents names no voters', plain(async (ctx) => {
   const got: string[][] = [[], [], []]
   const services = await cluster(ctx, (i) => ({ onInlineExtents: async (extents) => { got[i].push(...extents.map((x) => x.extent.id)) } }))
