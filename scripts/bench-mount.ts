@@ -16,8 +16,8 @@
 //    the file putFile wrote in the same rep, which the mount has never opened (no kernel page cache, no
 //    read-ahead window of it); `dfs fs get` reads the file dd wrote, getFile the one `dfs fs put` wrote.
 //    All hold the same bytes and were written moments before.
-// 3. 4 KiB creates: --small files, each one fs.writeFileSync (open O_CREAT, write, close) in this
-//    process through the mount, beside one 4 KiB fs.put upload per file over the client (as bench-s3
+// 3. 4 KiB creates: --small files, each one fs.writeFileSync (open O_CREAT, write, close) through
+//    the mount, in a worker thread of this process (see createFiles), beside one 4 KiB fs.put upload per file over the client (as bench-s3
 //    measures "native"); p50/p99 over every file of every rep, after SMALL_WARMUP unmeasured each way.
 // 4. Listing: a directory of --ls files (populated through the client, not the mount), `ls -l` of it
 //    through the mount beside the paged fs.ls `dfs fs ls` makes; before each, the mount's attribute and
@@ -30,6 +30,7 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { closeSync, mkdirSync, openSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs'
+import { Worker } from 'node:worker_threads'
 import { mkdir, mkdtemp, rmdir, writeFile } from 'node:fs/promises'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -182,6 +183,36 @@ async function listAll (c: DfsClient, path: string): Promise<number> {
   }
 }
 
+/**
+ * Creates `count` files f0, f1 … of `bytes` in `dir`, each with one writeFileSync (open O_CREAT,
+ * write, close), in a worker thread; resolves with each file's milliseconds. Not on this thread: a
+ * loop of synchronous calls blocks its event loop for seconds, and the node then aborts the native
+ * client's connection (libp2p's connection monitor pings every connection every 10 s and closes one
+ * that does not answer in time), which failed the next native put with NodeUnreachable.
+ */
+async function createFiles (dir: string, count: number, bytes: Uint8Array): Promise<number[]> {
+  const worker = new Worker(`
+    const { parentPort, workerData } = require('node:worker_threads')
+    const { writeFileSync } = require('node:fs')
+    const { join } = require('node:path')
+    const ms = []
+    for (let i = 0; i < workerData.count; i++) {
+      const t = performance.now()
+      writeFileSync(join(workerData.dir, 'f' + i), workerData.bytes)
+      ms.push(performance.now() - t)
+    }
+    parentPort.postMessage(ms)`, { eval: true, workerData: { dir, count, bytes } })
+  try {
+    return await new Promise<number[]>((resolve, reject) => {
+      worker.once('message', (ms: number[]) => { resolve(ms) })
+      worker.once('error', reject)
+      worker.once('exit', (code) => { reject(new Error(`the create worker exited with ${code} before it answered`)) })
+    })
+  } finally {
+    await worker.terminate()
+  }
+}
+
 const bench = await benchNodes('dfs-bench-mount-', process.env.BENCH_DEBUG ?? '', [])
 const dir = bench.dir
 // the environment benchNodes gives its nodes: the same HOME and admin identity for `dfs mount`
@@ -277,11 +308,7 @@ try {
       if (way === 'mount') {
         const d = join(mnt, 'bench', `small-${rep}`)
         mkdirSync(d)
-        for (let i = 0; i < smallCount; i++) {
-          const t = performance.now()
-          writeFileSync(join(d, `f${i}`), small)
-          lat.mountCreate.push(performance.now() - t)
-        }
+        lat.mountCreate.push(...await createFiles(d, smallCount, small))
       } else {
         for (let i = 0; i < smallCount; i++) {
           const t = performance.now()

@@ -288,13 +288,13 @@ export class RpcServer {
         try {
           frame = await framed.read({ signal: idle.signal })
         } catch (err) {
-          if (idle.expired) break
+          if (idle.expired) { log('stream from %s idle for %d ms: closing it', peer, RPC_STREAM_IDLE_CLOSE_MS); break }
           await this.#refuse(framed, peer, err as Error)
           return
         } finally {
           idle.clear()
         }
-        if (frame == null) break
+        if (frame == null) { log('stream from %s ended by the caller', peer); break }
         if (frame.kind !== FrameKind.Header) {
           await this.#refuse(framed, peer, new MalformedFrameError(`expected a call header, got frame kind ${frame.kind}`))
           return
@@ -309,6 +309,7 @@ export class RpcServer {
           else this.#inFlight.set(peer, n)
         }
         if (!clean) {
+          log('%s from %s did not end at a call boundary: closing the stream', frame.header.method, peer)
           await framed.stream.close().catch(() => framed.stream.abort(new Error('close failed')))
           return
         }
