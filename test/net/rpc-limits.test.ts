@@ -53,6 +53,20 @@ async function server (): Promise<{ node: Host, outcomes: Map<string, RpcCallOut
       return { bytes }
     }
   }, {
+    name: 't.slow-upload',
+    action: 'any',
+    kind: 'upload',
+    params: (raw: unknown) => raw,
+    handle: async ({ body }) => {
+      // the handler takes its time between frames: that time is not the caller's idleness
+      let bytes = 0
+      for await (const chunk of body) {
+        bytes += chunk.byteLength
+        await new Promise((resolve) => setTimeout(resolve, IDLE_MS * 1.5))
+      }
+      return { bytes }
+    }
+  }, {
     name: 't.download',
     action: 'any',
     kind: 'download',
@@ -105,6 +119,40 @@ test('a download whose caller stops reading ends with DeadlineExceeded after the
   assert.is(outcomes.get('t.download')?.error?.name, 'DeadlineExceeded')
   assert.ok(Date.now() - started < 15_000)
   await body.return(undefined)
+})
+
+test('only the caller\'s silence counts: a handler slower than the idle timeout between frames, and a caller that keeps sending for longer, both finish', async () => {
+  const { node, outcomes } = await server()
+  const caller = await host(false)
+  const client = new RpcClient({ host: caller, target: node.getMultiaddrs()[0] })
+  // each gap is shorter than the idle timeout, the whole upload several times longer
+  const steady = await client.uploadUnchecked('t.upload', {}, (async function * () {
+    for (let i = 0; i < 6; i++) {
+      yield new Uint8Array(1000)
+      await new Promise((resolve) => setTimeout(resolve, IDLE_MS / 2))
+    }
+  })(), { timeoutMs: 60_000 })
+  assert.equal(steady, { bytes: 6000 })
+  // the server's handler pauses 1.5 idle timeouts after each of three frames
+  const slow = await client.uploadUnchecked('t.slow-upload', {}, (async function * () {
+    for (let i = 0; i < 3; i++) yield new Uint8Array(1000)
+  })(), { timeoutMs: 60_000 })
+  assert.equal(slow, { bytes: 3000 })
+  assert.is(outcomes.get('t.slow-upload')?.ok, true)
+  // after such a pause (the idle timer fired meanwhile, unheeded) a caller that goes quiet is still cut off
+  outcomes.delete('t.slow-upload')
+  let release = (): void => {}
+  const stalled = new Promise<void>((resolve) => { release = resolve })
+  cleanup.add(release)
+  const call = client.uploadUnchecked('t.slow-upload', {}, (async function * () {
+    yield new Uint8Array(1000)
+    yield new Uint8Array(1000)
+    await stalled
+  })(), { timeoutMs: 60_000 }).catch((err: Error) => err)
+  await waitFor('the server to end the stalled upload', () => outcomes.has('t.slow-upload'), 20_000)
+  assert.is(outcomes.get('t.slow-upload')?.error?.name, 'DeadlineExceeded')
+  release()
+  assert.ok(await call instanceof Error)
 })
 
 test('per-connection bounds: inbound streams, early streams and stream windows are configured limits', () => {
