@@ -264,6 +264,9 @@ export class LevelExtentStore implements ExtentStore {
   #bytes = 0
   /** The write sequence number the next bytes get; see the key layout. */
   #nextSeq = 1
+  /** The flush of `sync` under way (settled), and the one queued to run after it (see `sync`). */
+  #syncRunning: Promise<void> = Promise.resolve()
+  #syncQueued: Promise<void> | undefined
 
   constructor (init: LevelExtentStoreInit) {
     if (typeof init?.dir !== 'string' || init.dir.length === 0) {
@@ -582,6 +585,23 @@ export class LevelExtentStore implements ExtentStore {
   async sync (options: CallOptions = {}): Promise<void> {
     throwIfAborted(options.signal)
     const db = this.#assertOpen()
+    // Calls that overlap share flushes: one runs, and one more waits to start after it — which
+    // covers every put that resolved before any of the calls waiting on it. So concurrent syncs (a
+    // node's data groups may snapshot together) cost at most two flushes and hold at most one
+    // thread-pool thread, not one each.
+    if (this.#syncQueued !== undefined) return await this.#syncQueued
+    const queued = this.#syncRunning.then(async () => {
+      this.#syncQueued = undefined
+      await this.#flush(db)
+    })
+    this.#syncQueued = queued
+    this.#syncRunning = queued.catch(() => {})
+    return await queued
+  }
+
+  /** One memtable flush (see `sync`). */
+  async #flush (db: Level<string, Uint8Array>): Promise<void> {
+    this.#assertOpen()
     // `level` on Node is classic-level, whose compactRange its Level type does not declare
     const compactRange = (db as unknown as { compactRange?: (start: string, end: string) => Promise<void> }).compactRange
     if (typeof compactRange !== 'function') throw new UnavailableError(`the extent store in ${this.dir} cannot flush its memtable (no compactRange)`, { dir: this.dir })

@@ -532,6 +532,25 @@ test('sync moves what durable: false puts left in LevelDB\'s log into a synced t
   }
 })
 
+test('overlapping syncs and puts all settle, and every put that resolved before a sync survives a reopen', async (ctx) => {
+  const dir = join(ctx.dir, 'extents')
+  let store = await openStore(dir)
+  const ids = Array.from({ length: 12 }, () => randomUUID())
+  const covered: Array<Promise<void>> = []
+  for (const [i, id] of ids.entries()) {
+    await store.put(id, patternBytes(4096, i), { durable: false })
+    covered.push(store.sync())
+  }
+  await Promise.all(covered)
+  await store.close()
+  store = await openStore(dir)
+  try {
+    for (const [i, id] of ids.entries()) assert.equal(await store.get(id), patternBytes(4096, i))
+  } finally {
+    await store.close()
+  }
+})
+
 test('calls before open and open after close are Unavailable', async (ctx) => {
   const store = new LevelExtentStore({ dir: join(ctx.dir, 'extents'), logger: testLogger() })
   await rejects(store.get(randomUUID()), 'Unavailable')
