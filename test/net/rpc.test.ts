@@ -153,6 +153,26 @@ test('an idle stream is reused only within the reuse window: past it the next ca
   await c.close()
 })
 
+test('a pooled stream whose connection closes before the call\'s first write: the call goes on a new connection', async () => {
+  const c = new RpcClient({ host: ctx.client, target: ctx.addr })
+  await c.callUnchecked('echo', { text: 'a' }) // leaves its stream in the pool
+  const before = ctx.client.getConnections().map((conn) => conn.id)
+  assert.is(before.length, 1)
+  // the connection closes while the upload waits for its body's first chunk (after #take checked the
+  // pooled stream): its first write finds the stream closed, and no byte of the call has left
+  const result = await c.uploadUnchecked('sum', null, (async function * () {
+    await Promise.all(ctx.client.getConnections().map(async (conn) => { await conn.close() }))
+    yield new Uint8Array([1, 2, 3])
+  })())
+  assert.equal(result, { total: 3, sum: 6 })
+  const after = ctx.client.getConnections().map((conn) => conn.id)
+  assert.is(after.length, 1)
+  assert.is.not(after[0], before[0], 'a new connection')
+  // a unary call and a download after it reuse the new stream as usual
+  assert.equal((await c.callUnchecked<{ text: string }>('echo', { text: 'b' })).text, 'b')
+  await c.close()
+})
+
 test('typed errors cross the wire by name, and the call is authorized first', async () => {
   const c = new RpcClient({ host: ctx.stranger, target: ctx.addr })
   try {

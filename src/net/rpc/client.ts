@@ -45,6 +45,8 @@ export class RpcClient {
   readonly #reuseIdleMs: number
   /** Idle streams, the most recently used last, each with when it went idle (performance.now()). */
   readonly #idle: Array<{ framed: FramedStream, since: number }> = []
+  /** Streams #take handed out again from the pool (see #firstWrite). */
+  readonly #pooled = new WeakSet<FramedStream>()
   #remotePeer: PeerId | undefined
 
   constructor (init: RpcClientInit) {
@@ -85,7 +87,7 @@ export class RpcClient {
     let framed: FramedStream | undefined
     try {
       framed = await this.#take(signal)
-      await framed.write({ kind: FrameKind.Header, header: { method, params, timeoutMs } }, { signal })
+      framed = await this.#firstWrite(framed, signal, async (f) => { await f.write({ kind: FrameKind.Header, header: { method, params, timeoutMs } }, { signal }) })
       const frame = await readFrame(framed, signal, method)
       if (frame.kind === FrameKind.Result) {
         this.#give(framed)
@@ -117,7 +119,9 @@ export class RpcClient {
     let framed: FramedStream | undefined
     try {
       framed = await this.#take(signal)
-      const f = framed
+      let f = framed
+      /** No frame of this call written yet: the first write may move the call to a new stream (#firstWrite). */
+      let first = true
       // Frames leave in as few stream writes as the body allows: the header with the first DATA
       // frame, and END with the last one. So the last DATA frame of each chunk is held until the
       // body says whether another chunk follows (a source that is slow to produce delays that one
@@ -152,7 +156,13 @@ export class RpcClient {
           held = undefined
         }
         if (end) pending.push({ kind: FrameKind.End })
-        await f.writeMany(pending.splice(0), { signal })
+        const frames = pending.splice(0)
+        if (first) {
+          first = false
+          f = framed = await this.#firstWrite(f, signal, async (s) => { await s.writeMany(frames, { signal }) })
+        } else {
+          await f.writeMany(frames, { signal })
+        }
         idle.touch()
         return undefined
       }
@@ -188,7 +198,9 @@ export class RpcClient {
     let framed: FramedStream | undefined
     try {
       framed = await this.#take(signal)
-      await framed.write({ kind: FrameKind.Header, header: { method, params, timeoutMs: CALL_TIMEOUT_MS_MAX, idleTimeoutMs: idleMs } }, { signal })
+      framed = await this.#firstWrite(framed, signal, async (f) => {
+        await f.write({ kind: FrameKind.Header, header: { method, params, timeoutMs: CALL_TIMEOUT_MS_MAX, idleTimeoutMs: idleMs } }, { signal })
+      })
       const first = await readFrame(framed, signal, method)
       idle.touch()
       if (first.kind === FrameKind.Error) throw errorFromWire(first.error)
@@ -266,11 +278,36 @@ export class RpcClient {
       'if it keeps happening, this identity may not be allowed on the node', { method })
   }
 
-  async #take (signal?: AbortSignal): Promise<FramedStream> {
+  /**
+   * A call's first write, on `framed` from #take. A pooled stream can be closed between #take's
+   * check and this write — its connection closed under it (a node's libp2p connection monitor
+   * closes a connection whose peer did not answer its ping in time, or the node restarted) and the
+   * close processed meanwhile: the write then throws StreamStateError before any byte of the call
+   * left, so nothing can have run, and the call moves to a new stream (a new connection if need
+   * be), once. Resolves with the stream the call is on.
+   */
+  async #firstWrite (framed: FramedStream, signal: AbortSignal, write: (f: FramedStream) => Promise<void>): Promise<FramedStream> {
+    try {
+      await write(framed)
+      return framed
+    } catch (err) {
+      if (!this.#pooled.has(framed) || (err as Error)?.name !== 'StreamStateError' || signal.aborted) throw err
+      log('a pooled stream was closed before the call\'s first write (%s): the call goes on a new stream', (err as Error).message)
+      framed.stream.abort(err as Error)
+      const fresh = await this.#take(signal, { fresh: true })
+      await write(fresh)
+      return fresh
+    }
+  }
+
+  async #take (signal?: AbortSignal, options: { fresh?: boolean } = {}): Promise<FramedStream> {
     const now = performance.now()
-    while (this.#idle.length > 0) {
+    while (options.fresh !== true && this.#idle.length > 0) {
       const { framed, since } = this.#idle.pop() as { framed: FramedStream, since: number }
-      if (framed.reusable() && now - since <= this.#reuseIdleMs) return framed
+      if (framed.reusable() && now - since <= this.#reuseIdleMs) {
+        this.#pooled.add(framed)
+        return framed
+      }
       void framed.stream.close().catch(() => {})
     }
     const dialSignal = withDeadline(signal, this.#dialTimeoutMs, 'dial')
