@@ -708,8 +708,6 @@ export class LevelExtentStore implements ExtentStore {
   /**
    * Writes extent `id` under a new seq, durably, as the layout's "Atomicity" describes; with
    * `replacing` (a heal), the new header replaces that one and the bytes it named are freed.
-   */
-  /**
    * `sync` false (a put with `durable: false`): a small extent's batch is not fsync'd (see `sync`);
    * a large one's steps always are.
    */
