@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Level } from 'level'
-import { bytesKeyOf, largeDirOf } from '@dfs/level-store'
+import { readStoredBytes } from '@dfs/level-store'
 import { Sandbox, waitFor, type NodeHandle } from './harness.js'
 import { logLikeText } from '../support/log-text.js'
 
@@ -40,24 +40,21 @@ interface StoredHeader { size: number, codec?: string, stored?: number, storedBy
 async function storedOn (dataDir: string, ids: string[]): Promise<Map<string, StoredHeader>> {
   const dir = join(dataDir, 'extents')
   const out = new Map<string, StoredHeader>()
+  const headers = new Map<string, Record<string, unknown>>()
   const db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
-  const large = new Level<string, Uint8Array>(largeDirOf(dir), { keyEncoding: 'utf8', valueEncoding: 'view' })
   await db.open()
-  await large.open()
   try {
     for (const id of ids) {
       const raw = await db.get(`h/${id}`)
-      if (raw === undefined) continue
-      const header = JSON.parse(new TextDecoder().decode(raw))
-      const where = await bytesKeyOf(db, id)
-      assert.ok(where !== undefined)
-      const bytes = await (where.large ? large : db).get(where.key)
-      assert.ok(bytes !== undefined, `the bytes of ${id} are stored`)
-      out.set(id, { size: header.size, codec: header.codec, stored: header.stored, storedBytes: bytes.byteLength })
+      if (raw !== undefined) headers.set(id, JSON.parse(new TextDecoder().decode(raw)))
     }
   } finally {
     await db.close()
-    await large.close()
+  }
+  for (const [id, header] of headers) {
+    const bytes = await readStoredBytes(dir, id)
+    assert.ok(bytes !== undefined, `the bytes of ${id} are stored`)
+    out.set(id, { size: header.size as number, codec: header.codec as string | undefined, stored: header.stored as number | undefined, storedBytes: bytes.byteLength })
   }
   return out
 }

@@ -1,11 +1,10 @@
 import { Level } from 'level'
-import { bytesKeyOf, largeDirOf } from '@dfs/level-store'
+import { readStoredBytes, writeStoredBytes } from '@dfs/level-store'
 
 /**
  * Direct access to a stopped node's LevelDB extent store (plugins/level-store), for tests that
- * inject what a disk does wrong. The store says where an extent's bytes are (`bytesKeyOf`: in its
- * own LevelDB, or in the one in `largeDirOf` for extents of 1 MiB and more); the damage is done
- * with plain LevelDB calls, as a disk-level tool would.
+ * inject what a disk does wrong. The store's own tools find an extent's bytes (in its LevelDB, or
+ * in a file of its own for extents of 1 MiB and more) and rewrite them as a disk-level tool would.
  */
 
 /** Opens the LevelDB in `dir`, runs `fn` on it, closes it. */
@@ -19,17 +18,13 @@ async function withDb<T> (dir: string, fn: (db: Level<string, Uint8Array>) => Pr
   }
 }
 
+/** Flips one bit of the stored bytes of extent `id` in the stopped node's store in `dir`. */
 export async function corruptExtent (dir: string, id: string, offset = 1000): Promise<void> {
-  const where = await withDb(dir, async (db) => await bytesKeyOf(db, id))
-  if (where === undefined) throw new Error(`extent ${id} is not in ${dir}, or its header names no bytes`)
-  const dbDir = where.large ? largeDirOf(dir) : dir
-  await withDb(dbDir, async (db) => {
-    const bytes = await db.get(where.key)
-    if (bytes == null) throw new Error(`the bytes of extent ${id} are not in ${dbDir}`)
-    const copy = Uint8Array.from(bytes)
-    copy[offset % copy.length] ^= 0x01
-    await db.put(where.key, copy, { sync: true })
-  })
+  const bytes = await readStoredBytes(dir, id)
+  if (bytes === undefined) throw new Error(`extent ${id} is not in ${dir}, or its bytes are missing`)
+  const copy = Uint8Array.from(bytes)
+  copy[offset % copy.length] ^= 0x01
+  await writeStoredBytes(dir, id, copy)
 }
 
 /** Extents in the store: its headers (each extent has exactly one, written with its bytes). */
@@ -43,7 +38,5 @@ export async function countExtents (dir: string): Promise<number> {
 
 /** The stored bytes of extent `id` in a stopped node's store, or undefined if it has none. */
 export async function readExtent (dir: string, id: string): Promise<Uint8Array | undefined> {
-  const where = await withDb(dir, async (db) => await bytesKeyOf(db, id))
-  if (where === undefined) return undefined
-  return await withDb(where.large ? largeDirOf(dir) : dir, async (db) => await db.get(where.key))
+  return await readStoredBytes(dir, id)
 }

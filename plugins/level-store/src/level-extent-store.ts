@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { mkdir } from 'node:fs/promises'
+import { mkdir, open, readFile, readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Level } from 'level'
 import {
@@ -19,6 +19,7 @@ import {
   StorageFullError,
   UnavailableError
 } from '@dfs/api'
+import { ExtentFiles, alignUp, coalesced, removeQuietly, syncDir } from './extent-files.js'
 import type {
   CallOptions,
   Checksum,
@@ -33,16 +34,20 @@ import type {
 } from '@dfs/api'
 
 /*
- * On-disk layout, format version 4. A store is two LevelDBs: the store's own directory (the "index")
- * and its subdirectory `large/` (the "large" database). Keys are utf8, values raw bytes.
+ * On-disk layout, format version 5. A store is a LevelDB in the store's own directory (the "index"),
+ * a directory `files/` of extent files, and a second LevelDB in `large/` (the "large" database,
+ * where format versions 3 and 4 kept large extents' bytes; still read, no longer written). Keys are
+ * utf8, values raw bytes.
  *
- *   index:  m/format     {"format":"dfs-level-store","version":4}   written on open, checked on open
- *           h/<id>       header: utf8 JSON {"seq":S,"size":N,"checksum":"sha256:<hex>"[,"large":true]
- *                        [,"codec":"zstd"|"lz4","stored":M]}
- *           b/<seq>      the stored bytes of an extent of fewer than LARGE_EXTENT_BYTES_MIN stored bytes (no "large")
+ *   index:  m/format     {"format":"dfs-level-store","version":5}   written on open, checked on open
+ *           h/<id>       header: utf8 JSON {"seq":S,"size":N,"checksum":"sha256:<hex>"[,"file":true]
+ *                        [,"large":true][,"codec":"zstd"|"lz4","stored":M]}
+ *           b/<seq>      the stored bytes of an extent of fewer than LARGE_EXTENT_BYTES_MIN stored bytes
  *           p/<seq>      marker: bytes `b/<seq>` in the large database may exist without a header
  *                        naming them; the open deletes them (see "Atomicity" below)
- *   large:  b/<seq>      the stored bytes of an extent of LARGE_EXTENT_BYTES_MIN or more ("large": true)
+ *   files:  <seq>        the stored bytes of an extent of LARGE_EXTENT_BYTES_MIN or more ("file": true),
+ *                        followed by zeros up to a multiple of 4 KiB (see extent-files.ts)
+ *   large:  b/<seq>      the stored bytes of a large extent written by format version 3 or 4 ("large": true)
  *
  * Codecs (format version 4). N and the checksum are always those of the extent's logical bytes. A
  * header with "codec" says the bytes value holds the logical bytes encoded with that codec, M bytes
@@ -53,14 +58,21 @@ import type {
  * count stored bytes (M, else N): what fills the disk.
  *
  * <seq> is the header's S as 16 lower-case hex digits: a write sequence number from one counter for
- * both databases, so the keys of each sort in the order the bytes were written.
+ * keys and file names, so the keys of each database sort in the order the bytes were written.
  *
  * WHY sequential bytes keys: extent ids are random UUIDs, so with `b/<id>` (format version 1) every
  * memtable flush produced a level-0 table whose key range overlapped all of level 1, and LevelDB's
  * compactions rewrote all earlier extents' bytes again and again (3 successive rounds of 64 × 4 MiB
  * fsync'd puts: 259 → 142 → 57 MiB/s; with `b/<seq>`: 183 → 191 → 197 MiB/s).
  *
- * WHY a second database for large extents (format version 3): in one database the small `h/`
+ * WHY files for large extents (format version 5): a file per extent is written once, where LevelDB
+ * wrote every byte twice (its log, then a table) and spent CPU on both; with direct I/O (see
+ * extent-files.ts) a replica of a 256 MiB put spent ~1.5 ms of CPU per MiB on storing it instead of
+ * ~6.5. Deleting an extent frees its space at once, with no compaction, as Garage's block files do.
+ * Small extents stay in the index with their header (one batch, one fsync: a small put's latency is
+ * its fsync).
+ *
+ * WHY a second database for large extents (format version 3, superseded by files): in one database the small `h/`
  * headers, which arrive with every flush at random ids, still made each flushed table's key range
  * ([b/…, h/…]) overlap the newest table below it, so compaction kept rewriting up to a table's worth
  * of 4 MiB values per flush. Measured with raw LevelDB (this store's options, 4 rounds of 64 × 4 MiB
@@ -72,7 +84,14 @@ import type {
  * fsync).
  *
  * Atomicity. A small extent's header and bytes are written and deleted together, in one batch with
- * `sync: true`. A large extent spans two databases, so it is written in three fsync'd steps
+ * `sync: true`. A file extent is written in three steps: 1. create `files/<seq>` (exclusively),
+ * write it and fdatasync it; 2. fsync the `files/` directory (overlapping puts share these fsyncs);
+ * 3. index: put h/<id> (fsync'd). It is deleted in two: 1. index: del h/<id> (fsync'd) 2. remove the
+ * file. So the header names a file only once file and name are durable, and a crash anywhere leaves
+ * at most a file no header names: the open removes every file in `files/` whose seq no header names
+ * (no write runs while a store opens).
+ *
+ * A format-4 large extent spans two databases, so it was written in three fsync'd steps
  *   1. index: put p/<seq>   2. large: put b/<seq>   3. index: put h/<id>, del p/<seq>
  * and deleted in three: 1. index: del h/<id>, put p/<seq> (fsync'd)  2. large: del b/<seq>
  * 3. index: del p/<seq>. The header appears and disappears atomically and durably in one index
@@ -82,8 +101,8 @@ import type {
  * to a 4 MiB value). The two extra fsyncs are small index writes, a few per cent of a 4 MiB put.
  *
  * S is never reused for a different extent while any header or marker names it: on open the counter
- * restarts at 1 + the largest of every `b/` key (both databases), every header's S and every
- * marker's S. The S of a deleted extent may be handed out again after a restart (if it was the
+ * restarts at 1 + the largest of every `b/` key (both databases), every header's S, every marker's S
+ * and every file's. The S of a deleted extent may be handed out again after a restart (if it was the
  * largest), which is harmless: no header names it any more, and no read that started before the
  * restart can still be running.
  *
@@ -97,9 +116,9 @@ import type {
  * again (a delete or heal may have run in between) before it calls the copy corrupt.
  *
  * Format version 2 (one database, every extent's bytes in it) is read as it is: its headers have no
- * "large"; version 3 is read as it is too: its headers have no "codec". The open rewrites the format
- * record to version 4, after which older builds refuse the store rather than miss its large extents
- * or hand out encoded bytes as logical ones.
+ * "large"; versions 3 and 4 are read as they are too: their headers have no "file" (nor, in 3,
+ * "codec"). The open rewrites the format record to version 5, after which older builds refuse the
+ * store rather than miss its file extents or hand out encoded bytes as logical ones.
  */
 const HEADER_PREFIX = 'h/'
 const BYTES_PREFIX = 'b/'
@@ -114,16 +133,19 @@ const SEQ_DIGITS = 16
 const SEQ_KEY_PATTERN = /^[bp]\/[0-9a-f]{16}$/
 const FORMAT_KEY = 'm/format'
 const FORMAT_NAME = 'dfs-level-store'
-const FORMAT_VERSION = 4
-/** Format versions this build opens (2 and 3 are read as they are and upgraded to 4). */
-const FORMAT_VERSIONS_READ: readonly number[] = [2, 3, 4]
+const FORMAT_VERSION = 5
+/** Format versions this build opens (2 to 4 are read as they are and upgraded to 5). */
+const FORMAT_VERSIONS_READ: readonly number[] = [2, 3, 4, 5]
 /** The large database's directory, inside the store's (LevelDB leaves names it does not own alone). */
 const LARGE_DIR = 'large'
+/** The directory of extent files, inside the store's. */
+const FILES_DIR = 'files'
+const FILE_NAME_PATTERN = /^[0-9a-f]{16}$/
 
 /**
- * Extents of at least this many bytes keep their bytes in the large database (see the layout). Below
- * it a put is one fsync'd batch; at or above, three fsyncs, two of them small index writes: at 1 MiB
- * and more (a 4 MiB extent takes 15–25 ms to write here) they cost a few per cent.
+ * Extents of at least this many stored bytes keep them in a file (see the layout). Below it a put is
+ * one fsync'd batch; at or above, three fsyncs (file, directory, index): at 1 MiB and more they cost
+ * a few per cent of the write.
  */
 export const LARGE_EXTENT_BYTES_MIN = 1024 * 1024
 
@@ -146,18 +168,83 @@ export function largeDirOf (dir: string): string {
   return join(dir, LARGE_DIR)
 }
 
+/** The file that holds the bytes of write sequence number `seq` of a file extent of the store in `dir`. */
+export function extentFileOf (dir: string, seq: number): string {
+  return join(dir, FILES_DIR, seq.toString(16).padStart(SEQ_DIGITS, '0'))
+}
+
 /**
- * Where the bytes of extent `id` are, read from its header in the store's index database `db` (open):
- * their key, and whether it is in the large database (`largeDirOf`) rather than the index; undefined
- * if there is no such extent or its header names no sequence number. For tests and tools that
- * inspect or damage stored values.
+ * Where the bytes of extent `id` are, read from its header in the store's index database `db` (open)
+ * of the store in `dir`: their key, and whether it is in the large database (`largeDirOf`) rather
+ * than the index — or, for a file extent, `file`, the path of its file (whose first `stored` bytes
+ * are the extent's); undefined if there is no such extent or its header names no sequence number.
+ * For tests and tools that inspect or damage stored values.
  */
-export async function bytesKeyOf (db: Level<string, Uint8Array>, id: string): Promise<{ key: string, large: boolean } | undefined> {
+export async function bytesKeyOf (db: Level<string, Uint8Array>, id: string, dir?: string): Promise<{ key: string, large: boolean, file?: string, stored?: number } | undefined> {
   const raw = await db.get(extentKeys.header(id))
   if (raw === undefined) return undefined
   const header = parseHeader(raw)
   const seq = header?.seq ?? salvageSeq(raw)
-  return seq === undefined ? undefined : { key: extentKeys.bytes(seq), large: header?.large === true }
+  if (seq === undefined) return undefined
+  if (header?.file === true) {
+    if (dir === undefined) throw new InvalidArgumentError(`extent ${id} is in a file: bytesKeyOf needs the store's directory`, { id })
+    return { key: extentKeys.bytes(seq), large: false, file: extentFileOf(dir, seq), stored: header.stored }
+  }
+  return { key: extentKeys.bytes(seq), large: header?.large === true }
+}
+
+/** Opens the LevelDB in `dir` (of a closed store) as a disk-level tool would, runs `fn`, closes it. */
+async function withClosedDb<T> (dir: string, fn: (db: Level<string, Uint8Array>) => Promise<T>): Promise<T> {
+  const db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
+  await db.open()
+  try {
+    return await fn(db)
+  } finally {
+    await db.close()
+  }
+}
+
+/**
+ * The stored bytes of extent `id` in the closed store in `dir` (encoded ones as they are stored),
+ * wherever they live, or undefined if it has no header naming bytes, or they are missing. For tests
+ * and tools that inspect stored values.
+ */
+export async function readStoredBytes (dir: string, id: string): Promise<Uint8Array | undefined> {
+  const where = await withClosedDb(dir, async (db) => await bytesKeyOf(db, id, dir))
+  if (where === undefined) return undefined
+  if (where.file !== undefined) {
+    try {
+      return (await readFile(where.file)).subarray(0, where.stored)
+    } catch (err) {
+      if ((err as { code?: unknown }).code === 'ENOENT') return undefined
+      throw err
+    }
+  }
+  return await withClosedDb(where.large ? largeDirOf(dir) : dir, async (db) => await db.get(where.key))
+}
+
+/**
+ * Replaces the stored bytes of extent `id` in the closed store in `dir` with `bytes` (durably),
+ * leaving its header as it is: what a disk that returns other bytes does. For tests that inject
+ * damage. Throws if the extent has no header naming bytes.
+ */
+export async function writeStoredBytes (dir: string, id: string, bytes: Uint8Array): Promise<void> {
+  const where = await withClosedDb(dir, async (db) => await bytesKeyOf(db, id, dir))
+  if (where === undefined) throw new NotFoundError(`extent ${id} in ${dir} has no header naming its bytes`, { id, dir })
+  if (where.file !== undefined) {
+    const file = await open(where.file, 'r+')
+    try {
+      // the header's length counts: bytes past it in the file are padding
+      await file.truncate(0)
+      await file.write(bytes, 0, bytes.byteLength, 0)
+      await file.truncate(alignUp(bytes.byteLength))
+      await file.sync()
+    } finally {
+      await file.close()
+    }
+    return
+  }
+  await withClosedDb(where.large ? largeDirOf(dir) : dir, async (db) => { await db.put(where.key, bytes, { sync: true }) })
 }
 
 /** The only checksum algorithm this store computes and knows how to verify. */
@@ -192,6 +279,8 @@ export interface LevelExtentStoreInit extends ExtentStoreInit {
   writeBufferBytes?: number
   /** LevelDB table file size of compaction output; see MAX_FILE_BYTES_DEFAULT. */
   maxFileBytes?: number
+  /** Read and write extent files with O_DIRECT where the file system allows (default: on Linux); see extent-files.ts. */
+  directIo?: boolean
 }
 
 type State = 'new' | 'opening' | 'open' | 'closing' | 'closed'
@@ -203,8 +292,10 @@ interface Header {
   size: number
   /** Checksum of the logical bytes. */
   checksum: Checksum
-  /** The bytes are in the large database (else in the index). */
+  /** The bytes are in the large database (format 3 or 4). */
   large: boolean
+  /** The bytes are in the file `extentFileOf(dir, seq)`. */
+  file: boolean
   /** The stored bytes are the logical ones encoded with this codec (absent: raw). */
   codec?: ExtentCodec
   /** Length of the stored bytes: `size` when raw, less when encoded. */
@@ -264,9 +355,11 @@ export class LevelExtentStore implements ExtentStore {
   #bytes = 0
   /** The write sequence number the next bytes get; see the key layout. */
   #nextSeq = 1
-  /** The flush of `sync` under way (settled), and the one queued to run after it (see `sync`). */
-  #syncRunning: Promise<void> = Promise.resolve()
-  #syncQueued: Promise<void> | undefined
+  /** A memtable flush, shared by overlapping `sync` calls. */
+  readonly #flushShared = coalesced(async () => { await this.#flush() })
+  /** An fsync of `files/`, shared by overlapping file writes. */
+  readonly #syncFilesDir = coalesced(async () => { await syncDir(join(this.dir, FILES_DIR)) })
+  readonly #files: ExtentFiles
 
   constructor (init: LevelExtentStoreInit) {
     if (typeof init?.dir !== 'string' || init.dir.length === 0) {
@@ -277,6 +370,10 @@ export class LevelExtentStore implements ExtentStore {
     this.#node = init.node
     this.#writeBufferBytes = init.writeBufferBytes ?? WRITE_BUFFER_BYTES_DEFAULT
     this.#maxFileBytes = init.maxFileBytes ?? MAX_FILE_BYTES_DEFAULT
+    this.#files = new ExtentFiles({
+      direct: init.directIo,
+      onBuffered: (reason) => { this.#log('extent files in %s: the file system refused direct I/O (%s); reading and writing them buffered', this.dir, reason) }
+    })
   }
 
   async open (options: CallOptions = {}): Promise<void> {
@@ -301,9 +398,11 @@ export class LevelExtentStore implements ExtentStore {
       await db.open()
       await this.#checkFormat(db)
       await large.open()
-      const { extents, bytes, maxSeq } = await scanUsage(db, this.#log)
+      await mkdir(join(this.dir, FILES_DIR), { recursive: true })
+      const { extents, bytes, maxSeq, fileSeqs } = await scanUsage(db, this.#log)
       const largest = Math.max(maxSeq, await largestSeq(db, BYTES_PREFIX, BYTES_RANGE_END, this.dir),
-        await largestSeq(db, MARKER_PREFIX, MARKER_RANGE_END, this.dir), await largestSeq(large, BYTES_PREFIX, BYTES_RANGE_END, this.dir))
+        await largestSeq(db, MARKER_PREFIX, MARKER_RANGE_END, this.dir), await largestSeq(large, BYTES_PREFIX, BYTES_RANGE_END, this.dir),
+        await this.#dropUnnamedFiles(fileSeqs))
       await this.#dropMarked(db, large)
       this.#extents = extents
       this.#bytes = bytes
@@ -393,7 +492,7 @@ export class LevelExtentStore implements ExtentStore {
               id, existingChecksum: header?.checksum ?? null, existingSize: header?.size ?? null, checksum, size: info.size
             })
           }
-          const stored = await (header.large ? this.#largeDb() : db).get(extentKeys.bytes(header.seq))
+          const stored = await this.#storedOf(db, header)
           if (stored !== undefined && this.#verifies(id, header, stored)) {
             // the copy here stays as it is stored, whatever form this put's bytes were in
             return infoOf(id, header)
@@ -440,13 +539,15 @@ export class LevelExtentStore implements ExtentStore {
           if (rawHeader === undefined) throw notFound(id)
           header = parseHeader(rawHeader)
           seq = header?.seq ?? salvageSeq(rawHeader)
-          if (seq !== undefined && header?.large !== true) stored = await db.get(extentKeys.bytes(seq), { snapshot })
+          if (seq !== undefined && header?.large !== true && header?.file !== true) stored = await db.get(extentKeys.bytes(seq), { snapshot })
         } finally {
           await snapshot.close()
         }
-        // a large extent's bytes, or a damaged header's that are not in the index
-        if (seq !== undefined && stored === undefined && header?.large !== false) {
-          stored = await this.#largeDb().get(extentKeys.bytes(seq))
+        // a file or format-4 large extent's bytes, or a damaged header's that are not in the index
+        if (seq !== undefined && stored === undefined && (header == null || header.large || header.file)) {
+          stored = header == null
+            ? (await this.#largeDb().get(extentKeys.bytes(seq))) ?? await this.#readFile(seq)
+            : await this.#storedOf(db, header)
           if (stored === undefined && header != null && attempt === 1) {
             // gone since the snapshot? A delete leaves no header, a heal a header with another seq
             const now = await db.get(extentKeys.header(id))
@@ -511,15 +612,16 @@ export class LevelExtentStore implements ExtentStore {
         if (seq === undefined) {
           this.#log.error('deleting extent %s in %s whose header names no bytes key; its bytes (if any) stay orphaned', id, this.dir)
         }
-        // small bytes go with the header; large ones (or a damaged header's, which may be either)
-        // behind a marker, then from the large database
-        const marked = seq !== undefined && header?.large !== false
+        // small bytes go with the header; a file goes after it; format-4 large ones behind a marker,
+        // then from the large database (a damaged header's bytes may be any of these)
+        const marked = seq !== undefined && (header == null || header.large)
         await db.batch([
           { type: 'del', key: extentKeys.header(id) },
           ...(seq === undefined ? [] : [{ type: 'del' as const, key: extentKeys.bytes(seq) }]),
           ...(marked ? [{ type: 'put' as const, key: extentKeys.marker(seq), value: MARKER_VALUE }] : [])
         ], { sync: true })
         if (marked) await this.#unmark(db, seq)
+        if (seq !== undefined && (header == null || header.file)) await this.#dropFile(seq)
         this.#extents -= 1
         this.#bytes -= header?.stored ?? 0
         return true
@@ -584,24 +686,15 @@ export class LevelExtentStore implements ExtentStore {
    */
   async sync (options: CallOptions = {}): Promise<void> {
     throwIfAborted(options.signal)
-    const db = this.#assertOpen()
-    // Calls that overlap share flushes: one runs, and one more waits to start after it — which
-    // covers every put that resolved before any of the calls waiting on it. So concurrent syncs (a
-    // node's data groups may snapshot together) cost at most two flushes and hold at most one
-    // thread-pool thread, not one each.
-    if (this.#syncQueued !== undefined) return await this.#syncQueued
-    const queued = this.#syncRunning.then(async () => {
-      this.#syncQueued = undefined
-      await this.#flush(db)
-    })
-    this.#syncQueued = queued
-    this.#syncRunning = queued.catch(() => {})
-    return await queued
+    this.#assertOpen()
+    // Calls that overlap share flushes (`coalesced`): concurrent syncs (a node's data groups may
+    // snapshot together) cost at most two flushes and hold at most one thread-pool thread, not one each.
+    await this.#flushShared()
   }
 
   /** One memtable flush (see `sync`). */
-  async #flush (db: Level<string, Uint8Array>): Promise<void> {
-    this.#assertOpen()
+  async #flush (): Promise<void> {
+    const db = this.#assertOpen()
     // `level` on Node is classic-level, whose compactRange its Level type does not declare
     const compactRange = (db as unknown as { compactRange?: (start: string, end: string) => Promise<void> }).compactRange
     if (typeof compactRange !== 'function') throw new UnavailableError(`the extent store in ${this.dir} cannot flush its memtable (no compactRange)`, { dir: this.dir })
@@ -713,32 +806,84 @@ export class LevelExtentStore implements ExtentStore {
    */
   async #write (db: Level<string, Uint8Array>, id: string, info: ExtentInfo, bytes: Uint8Array, sync: boolean, replacing?: Header): Promise<void> {
     // by stored length: where the bytes go depends on what is written, not on what it decodes to
-    const large = bytes.byteLength >= LARGE_EXTENT_BYTES_MIN
-    // The seq is taken right before the first batch is queued (no await in between), so writes of
-    // different ids reach LevelDB in seq order as far as this process can tell.
+    const inFile = bytes.byteLength >= LARGE_EXTENT_BYTES_MIN
+    // The seq is taken before anything is written (no await in between), so writes of different
+    // ids reach LevelDB in seq order as far as this process can tell.
     const seq = this.#nextSeq++
-    const header = { type: 'put' as const, key: extentKeys.header(id), value: encodeHeader(info, seq, large) }
-    // the bytes a heal replaces go in the batch that writes the new header: small ones at once,
-    // large ones behind a marker (freed below)
-    const old = replacing === undefined
+    const header = { type: 'put' as const, key: extentKeys.header(id), value: encodeHeader(info, seq, inFile) }
+    // the bytes a heal replaces: small ones go in the batch that writes the new header, format-4
+    // large ones behind a marker, a file after it (both freed below)
+    const old = replacing === undefined || replacing.file
       ? []
       : replacing.large
         ? [{ type: 'put' as const, key: extentKeys.marker(replacing.seq), value: MARKER_VALUE }]
         : [{ type: 'del' as const, key: extentKeys.bytes(replacing.seq) }]
-    if (!large) {
+    if (!inFile) {
       await db.batch([header, { type: 'put', key: extentKeys.bytes(seq), value: bytes }, ...old], { sync })
-      return
-    }
-    await db.batch([{ type: 'put', key: extentKeys.marker(seq), value: MARKER_VALUE }], { sync: true })
-    try {
-      await this.#largeDb().batch([{ type: 'put', key: extentKeys.bytes(seq), value: bytes }], { sync: true })
-      await db.batch([header, { type: 'del', key: extentKeys.marker(seq) }, ...old], { sync: true })
-    } catch (err) {
-      // no header names these bytes: take them back now (or the next open does, from the marker)
-      await this.#unmark(db, seq)
-      throw err
+    } else {
+      try {
+        await this.#files.write(extentFileOf(this.dir, seq), bytes)
+        await this.#syncFilesDir()
+        await db.batch([header, ...old], { sync: true })
+      } catch (err) {
+        // no header names this file: take it back now (or the next open does)
+        await this.#dropFile(seq)
+        throw err
+      }
     }
     if (replacing?.large === true) await this.#unmark(db, replacing.seq)
+    if (replacing?.file === true) await this.#dropFile(replacing.seq)
+  }
+
+  /** The stored bytes `header` names, wherever they live; undefined if they are not there. */
+  async #storedOf (db: Level<string, Uint8Array>, header: Header): Promise<Uint8Array | undefined> {
+    if (header.file) return await this.#readFile(header.seq, header.stored)
+    return await (header.large ? this.#largeDb() : db).get(extentKeys.bytes(header.seq))
+  }
+
+  /**
+   * The first `stored` bytes of the file of `seq` (fewer if it is shorter; all of it without
+   * `stored`, for a damaged header), or undefined if there is no such file.
+   */
+  async #readFile (seq: number, stored?: number): Promise<Uint8Array | undefined> {
+    this.#assertOpen()
+    const path = extentFileOf(this.dir, seq)
+    try {
+      return await this.#files.read(path, stored ?? (await stat(path)).size)
+    } catch (err) {
+      if ((err as { code?: unknown }).code === 'ENOENT') return undefined
+      throw err
+    }
+  }
+
+  /** Removes the file of `seq` if it is there. A failure is logged and left to the next open. */
+  async #dropFile (seq: number): Promise<void> {
+    const err = await removeQuietly(extentFileOf(this.dir, seq))
+    if (err !== undefined) this.#log.error('removing extent file %d in %s failed (the next open removes it): %s', seq, this.dir, err.message)
+  }
+
+  /**
+   * On open: removes every extent file whose seq no header names (writes and deletes a crash cut
+   * short, see the layout); returns the largest seq of any file found (0 if none). A name that is
+   * not a seq is left alone and logged.
+   */
+  async #dropUnnamedFiles (named: ReadonlySet<number>): Promise<number> {
+    let largest = 0
+    let dropped = 0
+    for (const name of await readdir(join(this.dir, FILES_DIR))) {
+      if (!FILE_NAME_PATTERN.test(name)) {
+        this.#log.error('%s holds %s, which is not an extent file; left as it is', join(this.dir, FILES_DIR), name)
+        continue
+      }
+      const seq = Number.parseInt(name, 16)
+      largest = Math.max(largest, seq)
+      if (named.has(seq)) continue
+      const err = await removeQuietly(join(this.dir, FILES_DIR, name))
+      if (err !== undefined) throw err
+      dropped += 1
+    }
+    if (dropped > 0) this.#log('removed %d extent files in %s that no header named (writes or deletes cut short)', dropped, this.dir)
+    return largest
   }
 
   /**
@@ -784,7 +929,7 @@ export class LevelExtentStore implements ExtentStore {
       throw new ConfigError(`extent store in ${this.dir} has format ${JSON.stringify(f ?? null)}; this build reads ${FORMAT_NAME} versions ${FORMAT_VERSIONS_READ.join(', ')}`, { dir: this.dir, found: f ?? null, version: FORMAT_VERSION })
     }
     if (f.version !== FORMAT_VERSION) {
-      // version 2 is version 3 without large extents: from now on older builds must refuse the store
+      // versions 2 to 4 are version 5 without file extents: from now on older builds must refuse the store
       await db.put(FORMAT_KEY, encoder.encode(JSON.stringify({ format: FORMAT_NAME, version: FORMAT_VERSION })), { sync: true })
       this.#log('extent store in %s: format %d → %d', this.dir, f.version, FORMAT_VERSION)
     }
@@ -839,9 +984,9 @@ function notFound (id: string): NotFoundError {
  * seq first: a header cut short (the likely damage) still names its bytes key, see salvageSeq. A raw
  * extent's header is exactly what format version 3 wrote.
  */
-function encodeHeader (info: ExtentInfo, seq: number, large: boolean): Uint8Array {
+function encodeHeader (info: ExtentInfo, seq: number, file: boolean): Uint8Array {
   const header: Record<string, unknown> = { seq, size: info.size, checksum: info.checksum }
-  if (large) header.large = true
+  if (file) header.file = true
   if (info.codec !== undefined) {
     header.codec = info.codec
     header.stored = info.storedSize
@@ -885,32 +1030,41 @@ function parseHeader (raw: Uint8Array): Header | null {
   if (typeof h.checksum !== 'string' || !CHECKSUM_PATTERN.test(h.checksum)) return null
   if (!isSeq(h.seq)) return null
   if (h.large !== undefined && h.large !== true) return null
+  if (h.file !== undefined && (h.file !== true || h.large === true)) return null
+  const where = { large: h.large === true, file: h.file === true }
   // no codec: raw (every header of format versions 2 and 3); a codec this build does not know is
   // unreadable, never raw
   if (h.codec === undefined) {
     if (h.stored !== undefined) return null
-    return { seq: h.seq, size: h.size, checksum: h.checksum, large: h.large === true, stored: h.size }
+    return { seq: h.seq, size: h.size, checksum: h.checksum, ...where, stored: h.size }
   }
   if (!isExtentCodec(h.codec)) return null
   if (typeof h.stored !== 'number' || !Number.isSafeInteger(h.stored) || h.stored < 0 || h.stored >= h.size) return null
-  return { seq: h.seq, size: h.size, checksum: h.checksum, large: h.large === true, codec: h.codec, stored: h.stored }
+  return { seq: h.seq, size: h.size, checksum: h.checksum, ...where, codec: h.codec, stored: h.stored }
 }
 
-/** Totals over all headers, and the largest seq any header names (0 if none). */
-async function scanUsage (db: Level<string, Uint8Array>, log: Logger): Promise<ExtentStoreUsage & { maxSeq: number }> {
+/**
+ * Totals over all headers, the largest seq any header names (0 if none), and the seqs whose files
+ * must stay: those of file headers, and those a damaged header may name.
+ */
+async function scanUsage (db: Level<string, Uint8Array>, log: Logger): Promise<ExtentStoreUsage & { maxSeq: number, fileSeqs: Set<number> }> {
   let extents = 0
   let bytes = 0
   let maxSeq = 0
+  const fileSeqs = new Set<number>()
   for await (const [key, value] of db.iterator({ gt: HEADER_PREFIX, lt: HEADER_RANGE_END })) {
     extents += 1
     const header = parseHeader(value)
     if (header == null) {
       log.error('extent %s has an unreadable header; counted with size 0', key.slice(HEADER_PREFIX.length))
-      maxSeq = Math.max(maxSeq, salvageSeq(value) ?? 0)
+      const salvaged = salvageSeq(value)
+      if (salvaged !== undefined) fileSeqs.add(salvaged)
+      maxSeq = Math.max(maxSeq, salvaged ?? 0)
       continue
     }
     bytes += header.stored
     maxSeq = Math.max(maxSeq, header.seq)
+    if (header.file) fileSeqs.add(header.seq)
   }
-  return { extents, bytes, maxSeq }
+  return { extents, bytes, maxSeq, fileSeqs }
 }

@@ -9,7 +9,7 @@ import { EXTENT_CODECS, encodeExtent } from '@dfs/api'
 import type { ExtentCodec, Logger } from '@dfs/api'
 import { flipByte, patternBytes, rejects, sha256 } from '@dfs/api/testing'
 import { LevelExtentStore, extentKeys } from '../src/index.js'
-import { LARGE_EXTENT_BYTES_MIN, bytesKeyOf, largeDirOf } from '../src/level-extent-store.js'
+import { LARGE_EXTENT_BYTES_MIN, largeDirOf, readStoredBytes, writeStoredBytes } from '../src/level-extent-store.js'
 import { logLikeText } from '../../../test/support/log-text.js'
 
 const MiB = 1024 * 1024
@@ -39,11 +39,9 @@ async function headerOf (dir: string, id: string): Promise<Record<string, unknow
 
 /** Flips one bit of the stored bytes of `id` in the (closed) store in `dir`. */
 async function corruptStored (dir: string, id: string): Promise<void> {
-  let where: { key: string, large: boolean } | undefined
-  await withRawDb(dir, async (db) => { where = await bytesKeyOf(db, id) })
-  assert.ok(where !== undefined)
-  const { key, large } = where
-  await withRawDb(large ? largeDirOf(dir) : dir, async (db) => { await db.put(key, flipByte(await db.get(key)), { sync: true }) })
+  const stored = await readStoredBytes(dir, id)
+  assert.ok(stored !== undefined)
+  await writeStoredBytes(dir, id, flipByte(stored))
 }
 
 /** Byte equality without uvu's diff (which takes minutes on megabytes that differ). */
@@ -90,10 +88,10 @@ test('encoded puts are kept encoded: get gives the logical bytes, getEncoded the
     store = await openStore(dir)
   }
   const lz4 = ids.get('lz4') as { id: string, encoded: Uint8Array }
-  assert.ok(lz4.encoded.byteLength >= LARGE_EXTENT_BYTES_MIN, 'the lz4 copy is large enough for the large database')
+  assert.ok(lz4.encoded.byteLength >= LARGE_EXTENT_BYTES_MIN, 'the lz4 copy is large enough for a file of its own')
   await store.close()
   const header = await headerOf(dir, lz4.id)
-  assert.equal(header, { seq: header.seq, size: text.byteLength, checksum: sha256(text), large: true, codec: 'lz4', stored: lz4.encoded.byteLength })
+  assert.equal(header, { seq: header.seq, size: text.byteLength, checksum: sha256(text), file: true, codec: 'lz4', stored: lz4.encoded.byteLength })
   store = await openStore(dir)
   for (const { id } of ids.values()) assert.is(await store.delete(id), true)
   assert.equal(await store.usage(), { extents: 1, bytes: 5000 })
@@ -174,7 +172,7 @@ test('a header naming a codec this build does not know is unreadable (CorruptExt
   await store.close()
 })
 
-test('a store of format version 3 (headers without codec) reads as raw, takes encoded puts, and is marked version 4', async (ctx) => {
+test('a store of format version 3 (headers without codec) reads as raw, takes encoded puts, and is marked version 5', async (ctx) => {
   const dir = join(ctx.dir, 'extents')
   const small = randomUUID()
   const large = randomUUID()
@@ -201,7 +199,7 @@ test('a store of format version 3 (headers without codec) reads as raw, takes en
   sameBytes(await store.get(fresh), bigBytes)
   await store.close()
   await withRawDb(dir, async (db) => {
-    assert.equal(JSON.parse(new TextDecoder().decode(await db.get(extentKeys.format))), { format: 'dfs-level-store', version: 4 })
+    assert.equal(JSON.parse(new TextDecoder().decode(await db.get(extentKeys.format))), { format: 'dfs-level-store', version: 5 })
   })
   assert.is((await headerOf(dir, fresh)).codec, 'zstd')
 })

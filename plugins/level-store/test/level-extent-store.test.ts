@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Level } from 'level'
@@ -8,7 +8,7 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import type { Logger } from '@dfs/api'
 import { LevelExtentStore, extentKeys, mapLevelError } from '../src/index.js'
-import { LARGE_EXTENT_BYTES_MIN, bytesKeyOf, largeDirOf } from '../src/level-extent-store.js'
+import { LARGE_EXTENT_BYTES_MIN, bytesKeyOf, extentFileOf, largeDirOf, readStoredBytes, writeStoredBytes } from '../src/level-extent-store.js'
 import { extentStoreSuite, flipByte, patternBytes, rejects, sha256 } from '@dfs/api/testing'
 import type { ExtentStoreHarness } from '@dfs/api/testing'
 
@@ -56,19 +56,13 @@ async function makeHarness (): Promise<ExtentStoreHarness> {
       harness.store = await openStore(join(dir, 'extents'))
       return harness.store
     },
-    // Real corruption: close the store, flip one bit of the stored value of the extent's bytes in
-    // LevelDB itself (its header keeps the old checksum), and open the store again.
+    // Real corruption: close the store, flip one bit of the extent's stored bytes on disk (in
+    // LevelDB or in its file; its header keeps the old checksum), and open the store again.
     corrupt: async (id) => {
       await harness.store.close()
-      let where: { key: string, large: boolean } | undefined
-      await withRawDb(join(dir, 'extents'), async (db) => { where = await bytesKeyOf(db, id) })
-      assert.ok(where !== undefined, `extent ${id} has a header naming its bytes`)
-      const { key, large } = where
-      await withRawDb(large ? largeDirOf(join(dir, 'extents')) : join(dir, 'extents'), async (db) => {
-        const stored = await db.get(key)
-        assert.ok(stored !== undefined, `extent ${id} has stored bytes`)
-        await db.put(key, flipByte(stored), { sync: true })
-      })
+      const stored = await readStoredBytes(join(dir, 'extents'), id)
+      assert.ok(stored !== undefined, `extent ${id} has stored bytes`)
+      await writeStoredBytes(join(dir, 'extents'), id, flipByte(stored))
       harness.store = await openStore(join(dir, 'extents'))
     },
     cleanup: async () => {
@@ -159,7 +153,7 @@ test('header and bytes live under the documented keys, bytes unframed', async (c
     assert.equal(await bytesKeyOf(db, id), { key: 'b/0000000000000001', large: false })
     const stored = await db.get('b/0000000000000001')
     assert.equal(new Uint8Array(stored.buffer, stored.byteOffset, stored.byteLength), bytes)
-    assert.equal(JSON.parse(new TextDecoder().decode(await db.get(extentKeys.format))), { format: 'dfs-level-store', version: 4 })
+    assert.equal(JSON.parse(new TextDecoder().decode(await db.get(extentKeys.format))), { format: 'dfs-level-store', version: 5 })
     assert.equal(await db.keys().all(), [extentKeys.bytes(1), extentKeys.header(id), extentKeys.format])
   })
 })
@@ -358,8 +352,8 @@ test('a LevelDB that is not an extent store, or of another format version, is Co
   await withRawDb(foreign, async (db) => { await db.put('something', new Uint8Array([1])) })
   await rejects(new LevelExtentStore({ dir: foreign, logger: testLogger() }).open(), 'ConfigError')
 
-  for (const version of [1, 5]) {
-    // 1 is the layout with bytes under `b/<id>`; 5 is a future one
+  for (const version of [1, 6]) {
+    // 1 is the layout with bytes under `b/<id>`; 6 is a future one
     const other = join(ctx.dir, `version-${version}`)
     await (await openStore(other)).close()
     await withRawDb(other, async (db) => {
@@ -367,7 +361,7 @@ test('a LevelDB that is not an extent store, or of another format version, is Co
     })
     const err = await rejects(new LevelExtentStore({ dir: other, logger: testLogger() }).open(), 'ConfigError')
     assert.is(err.details?.dir, other)
-    assert.is(err.details?.version, 4)
+    assert.is(err.details?.version, 5)
   }
 
   // a bytes key this build cannot read (the open must not guess the next seq past it)
@@ -387,35 +381,81 @@ async function markerKeys (dir: string): Promise<string[]> {
   return await rawKeys(dir, 'p/')
 }
 
-test('extents of LARGE_EXTENT_BYTES_MIN and more keep their bytes in the large database, smaller ones in the index', async (ctx) => {
+/** The names of the extent files of the store in `dir`, sorted. */
+async function fileNames (dir: string): Promise<string[]> {
+  return (await readdir(join(dir, 'files'))).sort()
+}
+
+/** The file name of seq `seq`. */
+function fileName (seq: number): string {
+  return seq.toString(16).padStart(16, '0')
+}
+
+/** Writes a format-4 large extent (header "large", bytes in the large database) into the closed store in `dir`. */
+async function writeFormat4Large (dir: string, id: string, seq: number, bytes: Uint8Array): Promise<void> {
+  await withRawDb(dir, async (db) => {
+    await db.put(extentKeys.header(id), new TextEncoder().encode(JSON.stringify({ seq, size: bytes.byteLength, checksum: sha256(bytes), large: true })), { sync: true })
+  })
+  await withRawDb(largeDirOf(dir), async (db) => { await db.put(extentKeys.bytes(seq), bytes, { sync: true }) })
+}
+
+test('extents of LARGE_EXTENT_BYTES_MIN and more keep their bytes in a file of their own, smaller ones in the index', async (ctx) => {
   const dir = join(ctx.dir, 'extents')
   const store = await openStore(dir)
   const small = randomUUID()
   const large = randomUUID()
+  const odd = randomUUID()
   await store.put(small, patternBytes(LARGE_EXTENT_BYTES_MIN - 1, 1))
   await store.put(large, patternBytes(LARGE_EXTENT_BYTES_MIN, 2))
+  // a length that is not a multiple of the direct-I/O alignment
+  await store.put(odd, patternBytes(LARGE_EXTENT_BYTES_MIN + 12345, 3))
   assert.equal(await store.get(large), patternBytes(LARGE_EXTENT_BYTES_MIN, 2))
+  assert.equal(await store.get(odd), patternBytes(LARGE_EXTENT_BYTES_MIN + 12345, 3))
   await store.close()
   await withRawDb(dir, async (db) => {
-    assert.equal(await bytesKeyOf(db, small), { key: extentKeys.bytes(1), large: false })
-    assert.equal(await bytesKeyOf(db, large), { key: extentKeys.bytes(2), large: true })
+    assert.equal(await bytesKeyOf(db, small, dir), { key: extentKeys.bytes(1), large: false })
+    assert.equal(await bytesKeyOf(db, large, dir), { key: extentKeys.bytes(2), large: false, file: extentFileOf(dir, 2), stored: LARGE_EXTENT_BYTES_MIN })
     const header = JSON.parse(new TextDecoder().decode(await db.get(extentKeys.header(large))))
-    assert.equal(header, { seq: 2, size: LARGE_EXTENT_BYTES_MIN, checksum: sha256(patternBytes(LARGE_EXTENT_BYTES_MIN, 2)), large: true })
-    // no marker is left once a write is done
-    assert.equal(await db.keys().all(), [extentKeys.bytes(1), extentKeys.header(large), extentKeys.header(small), extentKeys.format].sort())
+    assert.equal(header, { seq: 2, size: LARGE_EXTENT_BYTES_MIN, checksum: sha256(patternBytes(LARGE_EXTENT_BYTES_MIN, 2)), file: true })
+    assert.equal(await db.keys().all(), [extentKeys.bytes(1), extentKeys.header(large), extentKeys.header(odd), extentKeys.header(small), extentKeys.format].sort())
   })
-  assert.equal(await largeKeys(dir), [extentKeys.bytes(2)])
-  // a delete takes header and bytes, and leaves no marker
+  assert.equal(await fileNames(dir), [fileName(2), fileName(3)])
+  assert.is(extentFileOf(dir, 2), join(dir, 'files', '0000000000000002'))
+  // the file holds the stored bytes, then zeros to a multiple of 4 KiB
+  const file = await readFile(extentFileOf(dir, 3))
+  assert.is(file.byteLength, Math.ceil((LARGE_EXTENT_BYTES_MIN + 12345) / 4096) * 4096)
+  assert.ok(file.subarray(LARGE_EXTENT_BYTES_MIN + 12345).every((b) => b === 0))
+  assert.equal(await largeKeys(dir), [])
+  // a delete takes header and file
   const again = await openStore(dir)
   assert.is(await again.delete(large), true)
   await rejects(again.get(large), 'NotFound')
-  assert.equal(await again.usage(), { extents: 1, bytes: LARGE_EXTENT_BYTES_MIN - 1 })
+  assert.equal(await again.usage(), { extents: 2, bytes: 2 * LARGE_EXTENT_BYTES_MIN - 1 + 12345 })
   await again.close()
-  assert.equal(await largeKeys(dir), [])
+  assert.equal(await fileNames(dir), [fileName(3)])
   assert.equal(await markerKeys(dir), [])
 })
 
-test('a large write or delete cut short by a crash leaves no bytes behind and loses nothing acknowledged', async (ctx) => {
+test('buffered extent files (a file system without direct I/O) hold the same bytes and read the same', async (ctx) => {
+  const dir = join(ctx.dir, 'extents')
+  const direct = await openStore(dir)
+  const id = randomUUID()
+  await direct.put(id, patternBytes(LARGE_EXTENT_BYTES_MIN + 100, 4))
+  await direct.close()
+  const buffered = new LevelExtentStore({ dir, logger: testLogger(), directIo: false })
+  await buffered.open()
+  assert.equal(await buffered.get(id), patternBytes(LARGE_EXTENT_BYTES_MIN + 100, 4))
+  const other = randomUUID()
+  await buffered.put(other, patternBytes(LARGE_EXTENT_BYTES_MIN + 100, 5))
+  await buffered.close()
+  const [a, b] = await Promise.all([readFile(extentFileOf(dir, 1)), readFile(extentFileOf(dir, 2))])
+  assert.is(a.byteLength, b.byteLength)
+  const again = await openStore(dir)
+  assert.equal(await again.get(other), patternBytes(LARGE_EXTENT_BYTES_MIN + 100, 5))
+  await again.close()
+})
+
+test('a file write or delete cut short by a crash leaves no file behind and loses nothing acknowledged', async (ctx) => {
   const dir = join(ctx.dir, 'extents')
   let store = await openStore(dir)
   const kept = randomUUID()
@@ -423,42 +463,72 @@ test('a large write or delete cut short by a crash leaves no bytes behind and lo
   await store.put(kept, patternBytes(2 * MiB, 1))
   await store.put(doomed, patternBytes(2 * MiB, 2))
   await store.close()
-  // what each crash leaves (the steps are in the layout comment of level-extent-store.ts):
-  // a put after step 2 (marker and bytes durable, no header) at seq 10; one after step 1 (marker
-  // only) at seq 11; and a delete of `doomed` after its step 1 (header gone, marker, bytes still there)
-  let doomedKey = ''
+  // what each crash leaves (the steps are in the layout comment of level-extent-store.ts): a put
+  // after its file was written, before its header (seq 10, also a torn one at 11), and a delete of
+  // `doomed` after its header went, before its file did
+  await writeFile(extentFileOf(dir, 10), patternBytes(MiB, 3))
+  await writeFile(extentFileOf(dir, 11), patternBytes(5000, 4))
+  await withRawDb(dir, async (db) => { await db.del(extentKeys.header(doomed), { sync: true }) })
+  // a name that is no extent file is left alone
+  await writeFile(join(dir, 'files', 'notes.txt'), 'x')
+  assert.equal(await fileNames(dir), [fileName(1), fileName(2), fileName(10), fileName(11), 'notes.txt'])
+
+  const log = testLogger()
+  store = new LevelExtentStore({ dir, logger: log })
+  await store.open()
+  assert.equal(await store.get(kept), patternBytes(2 * MiB, 1))
+  await rejects(store.get(doomed), 'NotFound')
+  assert.equal(await store.usage(), { extents: 1, bytes: 2 * MiB })
+  assert.equal(await fileNames(dir), [fileName(1), 'notes.txt'])
+  assert.ok(log.errors.some((e) => e.includes('notes.txt')), 'the stray name is logged')
+  // the next write gets a seq past every file the crash left
+  await store.put(randomUUID(), patternBytes(MiB, 5))
+  await store.close()
+  assert.equal(await fileNames(dir), [fileName(1), fileName(12), 'notes.txt'])
+})
+
+test('a format-4 large write or delete cut short by a crash leaves no bytes behind and loses nothing acknowledged', async (ctx) => {
+  const dir = join(ctx.dir, 'extents')
+  await (await openStore(dir)).close()
+  const kept = randomUUID()
+  const doomed = randomUUID()
+  await writeFormat4Large(dir, kept, 1, patternBytes(2 * MiB, 1))
+  await writeFormat4Large(dir, doomed, 2, patternBytes(2 * MiB, 2))
+  // a put after its step 2 (marker and bytes durable, no header) at seq 10; one after step 1
+  // (marker only) at seq 11; and a delete of `doomed` after its step 1 (header gone, marker, bytes still there)
   await withRawDb(dir, async (db) => {
-    doomedKey = (await bytesKeyOf(db, doomed))!.key
     await db.batch([
       { type: 'put', key: extentKeys.marker(10), value: new Uint8Array(0) },
       { type: 'put', key: extentKeys.marker(11), value: new Uint8Array(0) },
       { type: 'del', key: extentKeys.header(doomed) },
-      { type: 'put', key: 'p/' + doomedKey.slice(2), value: new Uint8Array(0) }
+      { type: 'put', key: extentKeys.marker(2), value: new Uint8Array(0) }
     ], { sync: true })
   })
   await withRawDb(largeDirOf(dir), async (db) => { await db.put(extentKeys.bytes(10), patternBytes(MiB, 3), { sync: true }) })
   assert.equal(await largeKeys(dir), [extentKeys.bytes(1), extentKeys.bytes(2), extentKeys.bytes(10)])
 
-  store = await openStore(dir)
+  const store = await openStore(dir)
   assert.equal(await store.get(kept), patternBytes(2 * MiB, 1))
   await rejects(store.get(doomed), 'NotFound')
   assert.equal(await store.usage(), { extents: 1, bytes: 2 * MiB })
   // the next write gets a seq past every marker the crash left
-  const next = randomUUID()
-  await store.put(next, patternBytes(MiB, 4))
+  await store.put(randomUUID(), patternBytes(MiB, 4))
+  // a delete of a format-4 large extent goes through its marker
+  assert.is(await store.delete(kept), true)
   await store.close()
   assert.equal(await markerKeys(dir), [])
-  assert.equal(await largeKeys(dir), [extentKeys.bytes(1), extentKeys.bytes(12)])
+  assert.equal(await largeKeys(dir), [])
+  assert.equal(await fileNames(dir), [fileName(12)])
 })
 
-test('a corrupt large copy is CorruptExtent, and re-putting the right bytes heals it under a new key, freeing the old one', async (ctx) => {
+test('a corrupt file copy is CorruptExtent, and re-putting the right bytes heals it in a new file, removing the old one', async (ctx) => {
   const dir = join(ctx.dir, 'extents')
   let store = await openStore(dir)
   const id = randomUUID()
   const bytes = patternBytes(3 * MiB, 5)
   await store.put(id, bytes)
   await store.close()
-  await withRawDb(largeDirOf(dir), async (db) => { await db.put(extentKeys.bytes(1), flipByte(await db.get(extentKeys.bytes(1))), { sync: true }) })
+  await writeStoredBytes(dir, id, flipByte((await readStoredBytes(dir, id))!))
   store = await openStore(dir)
   const err = await rejects(store.get(id), 'CorruptExtent')
   assert.is(err.details?.expected, sha256(bytes))
@@ -466,15 +536,41 @@ test('a corrupt large copy is CorruptExtent, and re-putting the right bytes heal
   assert.equal(await store.get(id), bytes)
   assert.equal(await store.usage(), { extents: 1, bytes: 3 * MiB })
   await store.close()
-  assert.equal(await largeKeys(dir), [extentKeys.bytes(2)])
-  assert.equal(await markerKeys(dir), [])
+  assert.equal(await fileNames(dir), [fileName(2)])
+  // a file cut short is corrupt too, not a shorter extent
+  await truncate(extentFileOf(dir, 2), MiB)
+  store = await openStore(dir)
+  const short = await rejects(store.get(id), 'CorruptExtent')
+  assert.is(short.details?.actualSize, MiB)
+  // and a missing one
+  await rm(extentFileOf(dir, 2))
+  const missing = await rejects(store.get(id), 'CorruptExtent')
+  assert.is(missing.details?.actual, 'missing')
+  await store.close()
 })
 
-test('reads racing deletes and re-puts of a large extent see it whole or not at all', async (ctx) => {
+test('a corrupt format-4 large copy is healed into a file, freeing its large bytes', async (ctx) => {
+  const dir = join(ctx.dir, 'extents')
+  await (await openStore(dir)).close()
+  const id = randomUUID()
+  const bytes = patternBytes(3 * MiB, 6)
+  await writeFormat4Large(dir, id, 1, bytes)
+  await withRawDb(largeDirOf(dir), async (db) => { await db.put(extentKeys.bytes(1), flipByte(await db.get(extentKeys.bytes(1))), { sync: true }) })
+  const store = await openStore(dir)
+  await rejects(store.get(id), 'CorruptExtent')
+  await store.put(id, bytes)
+  assert.equal(await store.get(id), bytes)
+  await store.close()
+  assert.equal(await largeKeys(dir), [])
+  assert.equal(await markerKeys(dir), [])
+  assert.equal(await fileNames(dir), [fileName(2)])
+})
+
+test('reads racing deletes and re-puts of a file extent see it whole or not at all', async (ctx) => {
   await racingReads(join(ctx.dir, 'extents'), patternBytes(LARGE_EXTENT_BYTES_MIN, 9), 30, 3)
 })
 
-test('a store of format version 2 opens as it is, its extents read the same, and it is marked version 4', async (ctx) => {
+test('a store of format version 2 opens as it is, its extents read the same, and it is marked version 5', async (ctx) => {
   const dir = join(ctx.dir, 'extents')
   // version 2: one database, every extent's bytes in it (even large ones), headers without "large"
   const small = randomUUID()
@@ -499,10 +595,11 @@ test('a store of format version 2 opens as it is, its extents read the same, and
   assert.is(await store.delete(large), true)
   await store.close()
   await withRawDb(dir, async (db) => {
-    assert.equal(JSON.parse(new TextDecoder().decode(await db.get(extentKeys.format))), { format: 'dfs-level-store', version: 4 })
+    assert.equal(JSON.parse(new TextDecoder().decode(await db.get(extentKeys.format))), { format: 'dfs-level-store', version: 5 })
     assert.equal(await db.keys({ gt: 'b/', lt: 'b0' }).all(), [extentKeys.bytes(1)], 'the version-2 large bytes went with their header')
   })
-  assert.equal(await largeKeys(dir), [extentKeys.bytes(3)])
+  assert.equal(await largeKeys(dir), [])
+  assert.equal(await fileNames(dir), [fileName(3)])
 })
 
 test('sync moves what durable: false puts left in LevelDB\'s log into a synced table file', async (ctx) => {

@@ -1,0 +1,29 @@
+/**
+ * Child of crash.test.ts: opens the store in argv[2] and puts extents (large ones, in files, mixed
+ * with small ones) with up to 4 in flight, forever; prints `<id> <size> <seed>` once each put resolved.
+ */
+import { randomUUID } from 'node:crypto'
+import type { Logger } from '@dfs/api'
+import { patternBytes } from '@dfs/api/testing'
+import { LevelExtentStore } from '../src/index.js'
+
+// only as crash.test.ts's child (a test runner that loads every file would otherwise run it)
+if (process.env.DFS_CRASH_CHILD !== '1' || process.argv[2] === undefined) process.exit(0)
+/** A safety valve: the parent kills it long before. */
+const PUTS_MAX = 2000
+const logger: Logger = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false })
+const store = new LevelExtentStore({ dir: process.argv[2], logger })
+await store.open()
+process.stdout.write('open\n')
+let seed = 0
+async function worker (): Promise<void> {
+  while (seed < PUTS_MAX) {
+    const s = ++seed
+    const size = s % 5 === 0 ? 3000 + s : 1024 * 1024 + ((s * 7919) % (3 * 1024 * 1024))
+    const id = randomUUID()
+    await store.put(id, patternBytes(size, s))
+    process.stdout.write(`${id} ${size} ${s}\n`)
+  }
+}
+await Promise.all([worker(), worker(), worker(), worker()])
+process.stdout.write('done\n')

@@ -1,0 +1,86 @@
+import { spawn } from 'node:child_process'
+import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { Level } from 'level'
+import type { Logger } from '@dfs/api'
+import { patternBytes } from '@dfs/api/testing'
+import { LevelExtentStore } from '../src/index.js'
+
+const logger: Logger = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false })
+
+/**
+ * Runs crash-child.ts on `dir` until it has acknowledged at least `acks` puts, then kills it with
+ * SIGKILL (puts in flight, files half written); returns what it acknowledged.
+ */
+async function killMidWrite (dir: string, acks: number): Promise<Array<{ id: string, size: number, seed: number }>> {
+  const child = spawn(process.execPath, ['--import', './bin/polyfill.js', '--import', 'tsx', '--conditions=dfs-source', 'plugins/level-store/test/crash-child.ts', dir],
+    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, DFS_CRASH_CHILD: '1' } })
+  const acked: Array<{ id: string, size: number, seed: number }> = []
+  let buffered = ''
+  let killing = false
+  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => { resolve(signal) }))
+  child.stdout.setEncoding('utf8')
+  child.stdout.on('data', (chunk: string) => {
+    buffered += chunk
+    const lines = buffered.split('\n')
+    buffered = lines.pop() ?? ''
+    for (const line of lines) {
+      const [id, size, seed] = line.split(' ')
+      if (seed !== undefined) acked.push({ id, size: Number(size), seed: Number(seed) })
+    }
+    // a moment later than the ack itself, so the kill lands anywhere in the puts in flight
+    if (acked.length >= acks && !killing) {
+      killing = true
+      setTimeout(() => child.kill('SIGKILL'), Math.floor(Math.random() * 20))
+    }
+  })
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
+  assert.is(await exited, 'SIGKILL')
+  clearTimeout(timer)
+  return acked
+}
+
+/** The seqs (as file names) of every header of the closed store in `dir` that names a file. */
+async function fileHeaders (dir: string): Promise<string[]> {
+  const db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
+  await db.open()
+  const names: string[] = []
+  try {
+    for await (const value of db.values({ gt: 'h/', lt: 'h0' })) {
+      const header = JSON.parse(new TextDecoder().decode(value))
+      if (header.file === true) names.push((header.seq as number).toString(16).padStart(16, '0'))
+    }
+  } finally {
+    await db.close()
+  }
+  return names.sort()
+}
+
+test('kill -9 in the middle of file writes: every acknowledged put reads back, and no file is left that no header names', async () => {
+  const base = await mkdtemp(join(tmpdir(), 'dfs-level-crash-'))
+  const dir = join(base, 'extents')
+  try {
+    const acked = []
+    for (let round = 0; round < 10; round++) {
+      acked.push(...await killMidWrite(dir, 8))
+      const store = new LevelExtentStore({ dir, logger })
+      await store.open()
+      for (const { id, size, seed } of acked) {
+        const got = await store.get(id)
+        assert.ok(Buffer.from(got).equals(Buffer.from(patternBytes(size, seed))), `acknowledged extent ${id} (${size} bytes) reads back`)
+      }
+      const usage = await store.usage()
+      assert.ok(usage.extents >= acked.length, `${usage.extents} extents, ${acked.length} acknowledged`)
+      await store.close()
+      // the open removed the files of puts the kill cut short
+      assert.equal((await readdir(join(dir, 'files'))).sort(), await fileHeaders(dir))
+    }
+  } finally {
+    await rm(base, { recursive: true, force: true })
+  }
+})
+
+test.run()
