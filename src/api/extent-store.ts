@@ -40,6 +40,14 @@ export interface ExtentPutOptions extends CallOptions {
   /** The checksum the caller computed of the logical bytes; a mismatch is CorruptExtent, nothing stored. */
   checksum?: Checksum
   /**
+   * true: `checksum` is known to be that of these bytes' logical form (the caller computed it from
+   * them, or received both from a cluster member over an authenticated channel), so the store may
+   * record it without hashing the bytes again; every read still verifies them. Encoded bytes are
+   * decoded and checked all the same (a codec bug must not pass for good copies). Needs `checksum`.
+   * Default false.
+   */
+  checksumTrusted?: boolean
+  /**
    * `bytes` are encoded with this codec (one of the store's `codecs`), and are stored as they are:
    * the store decodes them to check them against `size` and the checksum before it writes anything.
    */

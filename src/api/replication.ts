@@ -49,9 +49,11 @@ export interface ExtentIdentity {
 /** Node-to-node extent operations; `peer` may be this node (then the local store serves). */
 export interface ExtentPeers {
   /**
-   * Stores `bytes` as extent `extent.id` on `peer`. The peer verifies size and checksum and fsyncs
-   * before it answers; an existing identical copy is success. Throws CorruptExtent when the bytes do
-   * not match, NodeUnreachable/DeadlineExceeded when the peer does not answer. With `extent.codec`,
+   * Stores `bytes` as extent `extent.id` on `peer`. The caller computed `extent.checksum` from these
+   * very bytes (their logical form): the peer checks their size, stores the checksum without hashing
+   * them again (they reached it over the authenticated channel from a member; see extentWriteMethods)
+   * and fsyncs before it answers; an existing identical copy is success. Throws CorruptExtent when
+   * the size does not match, NodeUnreachable/DeadlineExceeded when the peer does not answer. With `extent.codec`,
    * `bytes` are the logical bytes encoded with it (`storedSize` long) and travel and are stored so;
    * a peer that does not know codecs refuses such a put (InvalidArgument), it never stores them raw.
    */

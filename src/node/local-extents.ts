@@ -7,6 +7,11 @@ import type { ExtentReader } from './extents.js'
 
 const log = logger('dfs:node:local-extents')
 
+/** A local put's options: see `LocalExtents.put`. */
+export interface PutOptions extends CallOptions {
+  checksumTrusted?: boolean
+}
+
 export interface LocalExtentsInit {
   nodeId: PeerIdString
   store: ExtentStore
@@ -38,7 +43,11 @@ export class LocalExtents {
    * With `extent.codec`, `bytes` are encoded (`extent.storedSize` long): a store that keeps that codec
    * stores them as they are, any other gets them decoded.
    */
-  async put (extent: ExtentIdentity & ExtentEncoding, bytes: Uint8Array, options: CallOptions = {}): Promise<void> {
+  /**
+   * Stores `bytes` as `extent`; `checksumTrusted` as the store's put option (the caller computed
+   * `extent.checksum` from these bytes, or received both from a member), otherwise the store hashes them.
+   */
+  async put (extent: ExtentIdentity & ExtentEncoding, bytes: Uint8Array, options: PutOptions = {}): Promise<void> {
     const length = extent.codec === undefined ? extent.size : extent.storedSize
     if (bytes.byteLength !== length) {
       throw new CorruptExtentError(extent.id, extent.checksum, 'unknown', {
@@ -85,7 +94,7 @@ export class LocalExtents {
    * Replaces the local copy with `bytes`, already verified against `extent` by the caller. Delete
    * then put: the store keeps ids immutable, and a crash in between loses only a copy that was bad.
    */
-  async rewrite (extent: ExtentIdentity & ExtentEncoding, bytes: Uint8Array, options: CallOptions = {}): Promise<void> {
+  async rewrite (extent: ExtentIdentity & ExtentEncoding, bytes: Uint8Array, options: PutOptions = {}): Promise<void> {
     await this.#store.delete(extent.id, options)
     await this.#storeChecked(extent, bytes, options)
   }
@@ -95,13 +104,14 @@ export class LocalExtents {
     await this.#store.delete(id, options)
   }
 
-  async #storeChecked (extent: ExtentIdentity & ExtentEncoding, bytes: Uint8Array, options: CallOptions): Promise<void> {
+  async #storeChecked (extent: ExtentIdentity & ExtentEncoding, bytes: Uint8Array, options: PutOptions): Promise<void> {
     const { codec } = extent
+    const given = { signal: options.signal, checksum: extent.checksum, checksumTrusted: options.checksumTrusted === true }
     const info = codec === undefined
-      ? await this.#store.put(extent.id, bytes, { signal: options.signal, checksum: extent.checksum })
+      ? await this.#store.put(extent.id, bytes, given)
       : this.#store.codecs?.includes(codec) === true
-        ? await this.#store.put(extent.id, bytes, { signal: options.signal, checksum: extent.checksum, codec, size: extent.size })
-        : await this.#store.put(extent.id, decodeExtent(extent, codec, bytes, { node: this.#nodeId }), { signal: options.signal, checksum: extent.checksum })
+        ? await this.#store.put(extent.id, bytes, { ...given, codec, size: extent.size })
+        : await this.#store.put(extent.id, decodeExtent(extent, codec, bytes, { node: this.#nodeId }), given)
     // pair assertion with a store that may not honour `checksum`: what it computed must agree too
     if (info.size !== extent.size || info.checksum !== extent.checksum) {
       await this.#store.delete(extent.id)

@@ -602,6 +602,27 @@ test('a store of format version 2 opens as it is, its extents read the same, and
   assert.equal(await fileNames(dir), [fileName(3)])
 })
 
+test('checksumTrusted: raw bytes are stored under the checksum given, unhashed (reads verify); encoded ones are still checked', async (ctx) => {
+  const store = await openStore(join(ctx.dir, 'extents'))
+  const id = randomUUID()
+  const bytes = patternBytes(LARGE_EXTENT_BYTES_MIN, 8)
+  const wrong = sha256(patternBytes(10, 1))
+  // the caller vouched for a checksum that is not the bytes': stored as given, and every read says so
+  assert.equal(await store.put(id, bytes, { checksum: wrong, checksumTrusted: true }), { id, size: bytes.byteLength, checksum: wrong })
+  const err = await rejects(store.get(id), 'CorruptExtent')
+  assert.is(err.details?.expected, wrong)
+  assert.is(err.details?.actual, sha256(bytes))
+  // without the checksum there is nothing to trust
+  await rejects(store.put(randomUUID(), bytes, { checksumTrusted: true }), 'InvalidArgument')
+  // a right one reads back
+  const good = randomUUID()
+  await store.put(good, bytes, { checksum: sha256(bytes), checksumTrusted: true })
+  assert.equal(await store.get(good), bytes)
+  // encoded bytes that do not decode are refused, trusted or not
+  await rejects(store.put(randomUUID(), patternBytes(100, 2), { checksum: sha256(bytes), checksumTrusted: true, codec: 'zstd', size: bytes.byteLength }), 'CorruptExtent')
+  await store.close()
+})
+
 test('sync moves what durable: false puts left in LevelDB\'s log into a synced table file', async (ctx) => {
   const dir = join(ctx.dir, 'extents')
   const store = await openStore(dir)
