@@ -42,9 +42,9 @@ export interface ExtentPutOptions extends CallOptions {
   /**
    * true: `checksum` is known to be that of these bytes' logical form (the caller computed it from
    * them, or received both from a cluster member over an authenticated channel), so the store may
-   * record it without hashing the bytes again; every read still verifies them. Encoded bytes are
-   * decoded and checked all the same (a codec bug must not pass for good copies). Needs `checksum`.
-   * Default false.
+   * record it without hashing the bytes again; every read still verifies them. With `codec`, the
+   * caller also vouches that the bytes decode to those logical bytes (the coordinator checked its
+   * encoding), and the store does not decode them either. Needs `checksum`. Default false.
    */
   checksumTrusted?: boolean
   /**

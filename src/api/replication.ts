@@ -27,6 +27,20 @@ export function extentChecksum (bytes: Uint8Array): Checksum {
   return 'sha256:' + createHash('sha256').update(bytes).digest('hex')
 }
 
+/** Extents this large are hashed off the event loop by `extentChecksumAsync`. */
+const HASH_OFF_LOOP_BYTES_MIN = 256 * 1024
+
+/**
+ * `extentChecksum` without blocking the event loop for large extents (WebCrypto hashes in libuv's
+ * thread pool): hashing 4 MiB takes ~4 ms of CPU, which a node serving a stream of puts would
+ * otherwise spend instead of receiving the next one, and which runs beside other work on another core.
+ */
+export async function extentChecksumAsync (bytes: Uint8Array): Promise<Checksum> {
+  if (bytes.byteLength < HASH_OFF_LOOP_BYTES_MIN) return extentChecksum(bytes)
+  const digest = await globalThis.crypto.subtle.digest('SHA-256', bytes)
+  return 'sha256:' + Buffer.from(digest).toString('hex')
+}
+
 /** A member as replication sees it: placement's view plus how long it has been Failed. */
 export interface ClusterNode extends PlacementNode {
   /** Milliseconds since the failure detector moved the node to Failed (0 unless `health` is failed). */
@@ -50,9 +64,9 @@ export interface ExtentIdentity {
 export interface ExtentPeers {
   /**
    * Stores `bytes` as extent `extent.id` on `peer`. The caller computed `extent.checksum` from these
-   * very bytes (their logical form): the peer checks their size, stores the checksum without hashing
-   * them again (they reached it over the authenticated channel from a member; see extentWriteMethods)
-   * and fsyncs before it answers; an existing identical copy is success. Throws CorruptExtent when
+   * very bytes (their logical form) and, with a codec, checked that they decode to them: the peer
+   * checks their length and stores them without decoding or hashing them again (they reached it over
+   * the authenticated channel from a member; see extentWriteMethods), and fsyncs before it answers; an existing identical copy is success. Throws CorruptExtent when
    * the size does not match, NodeUnreachable/DeadlineExceeded when the peer does not answer. With `extent.codec`,
    * `bytes` are the logical bytes encoded with it (`storedSize` long) and travel and are stored so;
    * a peer that does not know codecs refuses such a put (InvalidArgument), it never stores them raw.

@@ -17,6 +17,14 @@ import { transferFile, type TransferPoint } from './transfers.js'
 
 const log = logger('dfs:node:files')
 
+/**
+ * Extents a read through the extent reader fetches ahead of the one it sends: with one, 256 MiB gets
+ * (RF 3, 4 MiB extents) ran at ~180 MiB/s here, with two at ~205–215 (alternating runs), as the
+ * node's reads and checksum checks overlap its sending more. Cost: up to two more extents (8 MiB)
+ * held per read stream.
+ */
+const READ_AHEAD_EXTENTS = 2
+
 /** Extent writes a put keeps in flight while it receives the next extent's bytes. */
 const PUT_EXTENTS_IN_FLIGHT_MAX = 4
 
@@ -490,7 +498,7 @@ export class FileService {
         release()
       }
     }
-    /** Reads through `reader`, fetching the next extent while the caller consumes this one. */
+    /** Reads through `reader`, fetching the next READ_AHEAD_EXTENTS extents while the caller consumes this one. */
     async function * through (reader: ExtentReader): AsyncGenerator<Uint8Array> {
       const stop = new AbortController()
       const signal = options.signal == null ? stop.signal : AbortSignal.any([options.signal, stop.signal])
@@ -501,16 +509,21 @@ export class FileService {
         p.catch(() => {})
         return p
       }
-      let next = fetch(0)
+      const ahead: Array<Promise<Uint8Array>> = []
+      let fetched = 0
+      const fill = (): void => {
+        while (ahead.length < READ_AHEAD_EXTENTS && fetched < wanted.length) ahead.push(fetch(fetched++) as Promise<Uint8Array>)
+      }
       try {
-        for (let i = 0; next != null; i++) {
-          const bytes = await next
-          next = fetch(i + 1)
+        fill()
+        for (let i = 0; ahead.length > 0; i++) {
+          const bytes = await (ahead.shift() as Promise<Uint8Array>)
+          fill()
           yield trim(i, bytes)
         }
       } finally {
         stop.abort()
-        if (next != null) await next.catch(() => {})
+        await Promise.allSettled(ahead)
         release()
       }
     }

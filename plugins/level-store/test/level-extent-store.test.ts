@@ -602,7 +602,7 @@ test('a store of format version 2 opens as it is, its extents read the same, and
   assert.equal(await fileNames(dir), [fileName(3)])
 })
 
-test('checksumTrusted: raw bytes are stored under the checksum given, unhashed (reads verify); encoded ones are still checked', async (ctx) => {
+test('checksumTrusted: bytes are stored under the checksum given, unhashed and undecoded; reads verify both', async (ctx) => {
   const store = await openStore(join(ctx.dir, 'extents'))
   const id = randomUUID()
   const bytes = patternBytes(LARGE_EXTENT_BYTES_MIN, 8)
@@ -618,8 +618,12 @@ test('checksumTrusted: raw bytes are stored under the checksum given, unhashed (
   const good = randomUUID()
   await store.put(good, bytes, { checksum: sha256(bytes), checksumTrusted: true })
   assert.equal(await store.get(good), bytes)
-  // encoded bytes that do not decode are refused, trusted or not
-  await rejects(store.put(randomUUID(), patternBytes(100, 2), { checksum: sha256(bytes), checksumTrusted: true, codec: 'zstd', size: bytes.byteLength }), 'CorruptExtent')
+  // encoded bytes are not decoded either: undecodable ones are stored, and found out by the first read
+  const garbled = randomUUID()
+  await store.put(garbled, patternBytes(100, 2), { checksum: sha256(bytes), checksumTrusted: true, codec: 'zstd', size: bytes.byteLength })
+  assert.is((await rejects(store.get(garbled), 'CorruptExtent')).details?.actual, 'undecodable')
+  // untrusted, they are refused before anything is stored
+  await rejects(store.put(randomUUID(), patternBytes(100, 2), { checksum: sha256(bytes), codec: 'zstd', size: bytes.byteLength }), 'CorruptExtent')
   await store.close()
 })
 

@@ -108,9 +108,9 @@ export function extentMethods (store: ExtentStore, init: { readsInFlightMax?: nu
  * The node-to-node extent writes, served by `local` (this node's store and its reader of other nodes):
  * - `extent.put` (upload): params `{ id, size, checksum[, codec, storedSize] }`, body the bytes: the
  *   logical ones, or with `codec` the `storedSize` bytes of their encoding. Stored and fsync'd only if
- *   the body is as long as announced and, encoded, decodes to size and checksum (CorruptExtent
- *   otherwise, nothing stored); raw bytes are not hashed again, the checksum is the coordinator's
- *   (see the handler; every read verifies it); a body longer
+ *   the body is as long as announced (CorruptExtent otherwise, nothing stored); the bytes are not
+ *   decoded nor hashed again: the checksum is the coordinator's, which also checked its encoding
+ *   (see the handler; every read verifies both); a body longer
  *   than the announced length is refused as FrameTooLarge as soon as it passes it, so no call makes
  *   the node hold more than EXTENT_SIZE_MAX. Result `{}`. The params are a strict map: a node built
  *   before codecs refuses `codec` as an unknown key (InvalidArgument) and so never stores encoded
@@ -130,8 +130,9 @@ export function extentWriteMethods (local: LocalExtents, init: { writesInFlightM
         const release = await slots.acquire(signal)
         try {
           // Only members may call extent.put (NODE_ACTIONS; no role grants extent.write), and Noise
-          // proved which one: the coordinator computed the checksum from these bytes, and the AEAD
-          // proves they are the bytes it sent, so they are not hashed again here (reads verify)
+          // proved which one: the coordinator computed the checksum from these bytes (and checked
+          // that an encoding decodes to them), and the AEAD proves they are the bytes it sent, so
+          // they are not decoded nor hashed again here (reads verify)
           await local.put(extent, await receive(extent, body), { signal, checksumTrusted: true })
           return {}
         } finally {

@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events'
-import { COMPRESSION_DEFAULT, NoQuorumError, UnavailableError, compressExtent, extentChecksum, isCompressionSetting } from '@dfs/api'
+import { COMPRESSION_DEFAULT, NoQuorumError, UnavailableError, compressExtent, decodeExtent, extentChecksumAsync, isCompressionSetting } from '@dfs/api'
 import type {
-  ClusterConfig, ClusterNode, Logger, PeerIdString, ReplicatedWrite, ReplicatedWriteOptions
+  ClusterConfig, ClusterNode, ExtentCodec, Logger, PeerIdString, ReplicatedWrite, ReplicatedWriteOptions
 } from '@dfs/api'
 import { MISSING_COPY_REPAIR_AFTER_MS, QUORUM_GRACE_FACTOR, QUORUM_GRACE_MS_MAX, QUORUM_GRACE_MS_MIN } from './constants.js'
 import { clusterConfig, isCoordinator, policyNodes, scopedLogger } from './context.js'
@@ -63,11 +63,20 @@ export class WritePath {
     // shrink it, or a loaded cluster would acknowledge writes that exist once.
     const want = Math.min(config.replicationFactor, nodes.length)
     const quorum = options.sync === 'all' ? want : Math.floor(want / 2) + 1
-    const checksum = extentChecksum(bytes)
-    const identity = { id, size: bytes.byteLength, checksum }
+    // hashed in the thread pool while this thread compresses
+    const hashing = extentChecksumAsync(bytes)
+    hashing.catch(() => {})
     // Compression is decided once per extent, here, where the client's bytes were cut: every copy
     // travels and is stored in this one form. The identity stays that of the logical bytes.
-    const encoded = compressExtent(isCompressionSetting(config.compression) ? config.compression : COMPRESSION_DEFAULT, bytes)
+    let encoded = compressExtent(isCompressionSetting(config.compression) ? config.compression : COMPRESSION_DEFAULT, bytes)
+    // Copy holders store what they are sent without decoding or hashing it (see ExtentPeers.put), so
+    // the encoding is proven here, once: it must decode to exactly the bytes the checksum is of.
+    if (encoded.codec !== undefined && !decodesTo(id, encoded.codec, encoded.bytes, bytes)) {
+      this.#log.error('extent %s: its %s encoding does not decode to its bytes; sending them raw', id, encoded.codec)
+      encoded = { bytes }
+    }
+    const checksum = await hashing
+    const identity = { id, size: bytes.byteLength, checksum }
     const sent = encoded.codec === undefined ? identity : { ...identity, codec: encoded.codec, storedSize: encoded.bytes.byteLength }
     const outcome = await this.#fanOut(targets, quorum, options.signal, async (peer, signal) => {
       try {
@@ -157,5 +166,15 @@ export class WritePath {
     const result = outcome.map((r) => r ?? 'cut')
     if (result.includes('cut')) cut.abort(new UnavailableError('the write was decided without this copy'))
     return result
+  }
+}
+
+/** Whether `encoded` (with `codec`) decodes to exactly `bytes`: a codec bug must not pass for good copies. */
+export function decodesTo (id: string, codec: ExtentCodec, encoded: Uint8Array, bytes: Uint8Array): boolean {
+  try {
+    const back = decodeExtent({ id, size: bytes.byteLength }, codec, encoded)
+    return Buffer.from(back.buffer, back.byteOffset, back.byteLength).equals(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength))
+  } catch {
+    return false
   }
 }

@@ -1,13 +1,14 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { randomBytes } from 'node:crypto'
-import { CLUSTER_CONFIG_DEFAULTS, InvalidArgumentError, NodeUnreachableError, decodeExtent, extentChecksum } from '@dfs/api'
+import { CLUSTER_CONFIG_DEFAULTS, InvalidArgumentError, NodeUnreachableError, decodeExtent, encodeExtent, extentChecksum } from '@dfs/api'
 import type {
   ClusterConfig, ClusterNode, ExtentEncoding, ExtentIdentity, ExtentPeers, MetadataService, MetadataView, PeerIdString
 } from '@dfs/api'
 import { DefaultPlacement } from '../../src/policies/default-placement.js'
 import { DefaultRebalance } from '../../src/policies/default-rebalance.js'
 import { DefaultReplication } from '../../src/service/replication-service.js'
+import { decodesTo } from '../../src/service/write-path.js'
 import { logLikeText } from '../../../../test/support/log-text.js'
 
 /** The write path's compression: decided once per extent, sent to every replica in that one form. */
@@ -101,6 +102,19 @@ test('a replica that refuses the codec (a build before codecs) gets the logical 
   const old = peers.got.get('n3')
   assert.equal(old?.extent, { id: ID, size: bytes.byteLength, checksum: extentChecksum(bytes) })
   assert.ok(old?.bytes === bytes)
+})
+
+test('the coordinator proves an encoding before copy holders store it unchecked: only one that decodes to exactly the bytes passes', () => {
+  const bytes = logLikeText(300_000, 33)
+  for (const codec of ['zstd', 'lz4'] as const) {
+    const encoded = encodeExtent(codec, bytes)
+    assert.ok(decodesTo(ID, codec, encoded, bytes), codec)
+    const flipped = Uint8Array.from(bytes)
+    flipped[1000] ^= 1
+    assert.not.ok(decodesTo(ID, codec, encoded, flipped), `${codec}: other bytes of the same length`)
+    assert.not.ok(decodesTo(ID, codec, encoded.subarray(0, encoded.byteLength - 10), bytes), `${codec}: a cut encoding`)
+    assert.not.ok(decodesTo(ID, codec, encoded, bytes.subarray(1)), `${codec}: another length`)
+  }
 })
 
 test.run()
