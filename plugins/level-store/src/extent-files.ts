@@ -45,8 +45,14 @@ let pool: { free: Uint8Array[] } | undefined
 function takeSlot (): Uint8Array | undefined {
   if (pool === undefined) {
     const pages = Math.ceil((SLOTS * SLOT_BYTES) / 65536)
-    const memory = new WebAssembly.Memory({ initial: pages, maximum: pages })
-    pool = { free: Array.from({ length: SLOTS }, (_, i) => new Uint8Array(memory.buffer, i * SLOT_BYTES, SLOT_BYTES)) }
+    try {
+      const memory = new WebAssembly.Memory({ initial: pages, maximum: pages })
+      pool = { free: Array.from({ length: SLOTS }, (_, i) => new Uint8Array(memory.buffer, i * SLOT_BYTES, SLOT_BYTES)) }
+    } catch {
+      // no room for it (a process under `ulimit -v`: V8 reserves address space around a memory):
+      // every call runs buffered, as when all slots are busy
+      pool = { free: [] }
+    }
   }
   return pool.free.pop()
 }
