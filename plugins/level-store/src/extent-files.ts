@@ -151,7 +151,8 @@ export class ExtentFiles {
    * caller calls that corrupt). ENOENT passes through as it is.
    */
   async read (path: string, stored: number): Promise<Buffer> {
-    if (this.#direct && stored > 0) {
+    // (a length past a slot is a damaged header's or file's: read buffered, the caller finds it wrong)
+    if (this.#direct && stored > 0 && alignUp(stored) <= SLOT_BYTES) {
       const slot = takeSlot()
       if (slot !== undefined) {
         try {

@@ -844,7 +844,9 @@ export class LevelExtentStore implements ExtentStore {
     this.#assertOpen()
     const path = extentFileOf(this.dir, seq)
     try {
-      return await this.#files.read(path, stored ?? (await stat(path)).size)
+      // never more than one byte past the largest extent, whatever a damaged header or file says:
+      // enough to see the length is wrong
+      return await this.#files.read(path, Math.min(stored ?? (await stat(path)).size, EXTENT_SIZE_MAX + 1))
     } catch (err) {
       if ((err as { code?: unknown }).code === 'ENOENT') return undefined
       throw err

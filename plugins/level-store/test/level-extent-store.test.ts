@@ -549,6 +549,23 @@ test('a corrupt file copy is CorruptExtent, and re-putting the right bytes heals
   await store.close()
 })
 
+test('a header claiming more than an extent can hold reads as CorruptExtent, without reading (or allocating) what it claims', async (ctx) => {
+  const dir = join(ctx.dir, 'extents')
+  let store = await openStore(dir)
+  const id = randomUUID()
+  const bytes = patternBytes(LARGE_EXTENT_BYTES_MIN, 6)
+  await store.put(id, bytes)
+  await store.close()
+  await withRawDb(dir, async (db) => {
+    const huge = { seq: 1, size: 2 ** 40, checksum: sha256(bytes), file: true }
+    await db.put(extentKeys.header(id), new TextEncoder().encode(JSON.stringify(huge)), { sync: true })
+  })
+  store = await openStore(dir)
+  const err = await rejects(store.get(id), 'CorruptExtent')
+  assert.is(err.details?.actualSize, LARGE_EXTENT_BYTES_MIN)
+  await store.close()
+})
+
 test('a corrupt format-4 large copy is healed into a file, freeing its large bytes', async (ctx) => {
   const dir = join(ctx.dir, 'extents')
   await (await openStore(dir)).close()
