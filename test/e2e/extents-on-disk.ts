@@ -1,22 +1,10 @@
-import { Level } from 'level'
-import { readStoredBytes, writeStoredBytes } from '@dfs/level-store'
+import { readStoredBytes, withClosedDb, writeStoredBytes } from '@dfs/level-store'
 
 /**
  * Direct access to a stopped node's LevelDB extent store (plugins/level-store), for tests that
  * inject what a disk does wrong. The store's own tools find an extent's bytes (in its LevelDB, or
- * in a file of its own for extents of 1 MiB and more) and rewrite them as a disk-level tool would.
+ * in a file of its own for extents stored in 256 KiB or more) and rewrite them as a disk-level tool would.
  */
-
-/** Opens the LevelDB in `dir`, runs `fn` on it, closes it. */
-async function withDb<T> (dir: string, fn: (db: Level<string, Uint8Array>) => Promise<T>): Promise<T> {
-  const db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
-  await db.open()
-  try {
-    return await fn(db)
-  } finally {
-    await db.close()
-  }
-}
 
 /** Flips one bit of the stored bytes of extent `id` in the stopped node's store in `dir`. */
 export async function corruptExtent (dir: string, id: string, offset = 1000): Promise<void> {
@@ -29,7 +17,7 @@ export async function corruptExtent (dir: string, id: string, offset = 1000): Pr
 
 /** Extents in the store: its headers (each extent has exactly one, written with its bytes). */
 export async function countExtents (dir: string): Promise<number> {
-  return await withDb(dir, async (db) => {
+  return await withClosedDb(dir, async (db) => {
     let n = 0
     for await (const _ of db.keys({ gt: 'h/', lt: 'h0' })) n++
     return n

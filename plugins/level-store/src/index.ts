@@ -1,2 +1,2 @@
-export { LevelExtentStore, bytesKeyOf, extentFileOf, extentKeys, largeDirOf, mapLevelError, readStoredBytes, sha256, writeStoredBytes } from './level-extent-store.js'
+export { LevelExtentStore, bytesKeyOf, extentFileOf, extentKeys, largeDirOf, mapLevelError, readStoredBytes, sha256, withClosedDb, writeStoredBytes } from './level-extent-store.js'
 export type { LevelExtentStoreInit } from './level-extent-store.js'

@@ -195,8 +195,11 @@ export async function bytesKeyOf (db: Level<string, Uint8Array>, id: string, dir
   return { key: extentKeys.bytes(seq), large: header?.large === true }
 }
 
-/** Opens the LevelDB in `dir` (of a closed store) as a disk-level tool would, runs `fn`, closes it. */
-async function withClosedDb<T> (dir: string, fn: (db: Level<string, Uint8Array>) => Promise<T>): Promise<T> {
+/**
+ * Opens the LevelDB in `dir` (a closed store's index, or its large database) as a disk-level tool
+ * would, runs `fn` on it, closes it. For tests and tools.
+ */
+export async function withClosedDb<T> (dir: string, fn: (db: Level<string, Uint8Array>) => Promise<T>): Promise<T> {
   const db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
   await db.open()
   try {
