@@ -502,8 +502,7 @@ export class FileService {
     async function * through (reader: ExtentReader): AsyncGenerator<Uint8Array> {
       const stop = new AbortController()
       const signal = options.signal == null ? stop.signal : AbortSignal.any([options.signal, stop.signal])
-      const fetch = (i: number): Promise<Uint8Array> | undefined => {
-        if (i >= wanted.length) return undefined
+      const fetch = (i: number): Promise<Uint8Array> => {
         const p = reader.get(wanted[i], { signal })
         // rethrown when awaited; a prefetch the caller never reaches must not be an unhandled rejection
         p.catch(() => {})
@@ -512,7 +511,7 @@ export class FileService {
       const ahead: Array<Promise<Uint8Array>> = []
       let fetched = 0
       const fill = (): void => {
-        while (ahead.length < READ_AHEAD_EXTENTS && fetched < wanted.length) ahead.push(fetch(fetched++) as Promise<Uint8Array>)
+        while (ahead.length < READ_AHEAD_EXTENTS && fetched < wanted.length) ahead.push(fetch(fetched++))
       }
       try {
         fill()

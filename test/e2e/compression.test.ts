@@ -3,8 +3,7 @@ import * as assert from 'uvu/assert'
 import { randomBytes } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Level } from 'level'
-import { readStoredBytes } from '@dfs/level-store'
+import { readStoredBytes, withClosedDb } from '@dfs/level-store'
 import { Sandbox, waitFor, type NodeHandle } from './harness.js'
 import { logLikeText } from '../support/log-text.js'
 
@@ -41,16 +40,12 @@ async function storedOn (dataDir: string, ids: string[]): Promise<Map<string, St
   const dir = join(dataDir, 'extents')
   const out = new Map<string, StoredHeader>()
   const headers = new Map<string, Record<string, unknown>>()
-  const db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
-  await db.open()
-  try {
+  await withClosedDb(dir, async (db) => {
     for (const id of ids) {
       const raw = await db.get(`h/${id}`)
       if (raw !== undefined) headers.set(id, JSON.parse(new TextDecoder().decode(raw)))
     }
-  } finally {
-    await db.close()
-  }
+  })
   for (const [id, header] of headers) {
     const bytes = await readStoredBytes(dir, id)
     assert.ok(bytes !== undefined, `the bytes of ${id} are stored`)

@@ -29,7 +29,7 @@ import { EXTENT_SIZE_MAX } from '@dfs/api'
 declare const WebAssembly: { Memory: new (descriptor: { initial: number, maximum: number }) => { buffer: ArrayBuffer } }
 
 /** Alignment of direct I/O buffers, offsets and lengths. */
-export const ALIGN = 4096
+const ALIGN = 4096
 
 /** Aligned buffers one process holds for direct I/O (each EXTENT_SIZE_MAX): 32 MiB in all. */
 const SLOTS = 8
@@ -37,7 +37,7 @@ const SLOTS = 8
 /** Buffered writes go in pieces this large: one copy of 4 MiB into new page-cache pages was up to 3× slower per MiB than 256 KiB ones. */
 const BUFFERED_WRITE_BYTES = 256 * 1024
 
-const SLOT_BYTES = Math.ceil(EXTENT_SIZE_MAX / ALIGN) * ALIGN
+const SLOT_BYTES = alignUp(EXTENT_SIZE_MAX)
 
 /** The aligned slots of this process (shared by every store in it); created on first use. */
 let pool: { free: Uint8Array[] } | undefined
@@ -83,10 +83,6 @@ export class ExtentFiles {
     this.#onBuffered = options.onBuffered ?? (() => {})
   }
 
-  get direct (): boolean {
-    return this.#direct
-  }
-
   #giveUpDirect (err: unknown): void {
     if (!this.#direct) return
     this.#direct = false
@@ -109,12 +105,7 @@ export class ExtentFiles {
             const length = alignUp(bytes.byteLength)
             slot.set(bytes)
             slot.fill(0, bytes.byteLength, length)
-            let done = 0
-            while (done < length) {
-              const { bytesWritten } = await file.write(slot, done, length - done, done)
-              if (bytesWritten <= 0) throw Object.assign(new Error(`short write to ${path}`), { code: 'EIO' })
-              done += bytesWritten
-            }
+            await writeFully(file, slot, 0, length, path)
             await file.datasync()
             return
           } finally {
@@ -134,9 +125,7 @@ export class ExtentFiles {
     try {
       const length = alignUp(bytes.byteLength)
       for (let at = 0; at < bytes.byteLength; at += BUFFERED_WRITE_BYTES) {
-        const n = Math.min(BUFFERED_WRITE_BYTES, bytes.byteLength - at)
-        let done = 0
-        while (done < n) done += (await file.write(bytes, at + done, n - done, at + done)).bytesWritten
+        await writeFully(file, bytes, at, Math.min(BUFFERED_WRITE_BYTES, bytes.byteLength - at), path)
       }
       // the same length as a direct write: a file's length never depends on how it was written
       if (length > bytes.byteLength) await file.truncate(length)
@@ -159,13 +148,7 @@ export class ExtentFiles {
           const file = await open(path, constants.O_RDONLY | constants.O_DIRECT)
           try {
             // ask for the aligned length; a longer file is fine (only `stored` bytes are the extent's)
-            const length = alignUp(stored)
-            let got = 0
-            while (got < length) {
-              const { bytesRead } = await file.read(slot, got, length - got, got)
-              if (bytesRead === 0) break
-              got += bytesRead
-            }
+            const got = await readFully(file, slot, alignUp(stored))
             return Buffer.from(slot.subarray(0, Math.min(got, stored)))
           } finally {
             await file.close()
@@ -181,17 +164,32 @@ export class ExtentFiles {
     const file = await open(path, constants.O_RDONLY)
     try {
       const out = Buffer.allocUnsafeSlow(stored)
-      let got = 0
-      while (got < stored) {
-        const { bytesRead } = await file.read(out, got, stored - got, got)
-        if (bytesRead === 0) break
-        got += bytesRead
-      }
+      const got = await readFully(file, out, stored)
       return got === stored ? out : out.subarray(0, got)
     } finally {
       await file.close()
     }
   }
+}
+
+/** Writes `length` bytes of `buffer` from `offset` at the same position of `file`, however many calls it takes. */
+async function writeFully (file: FileHandle, buffer: Uint8Array, offset: number, length: number, path: string): Promise<void> {
+  for (let done = 0; done < length;) {
+    const { bytesWritten } = await file.write(buffer, offset + done, length - done, offset + done)
+    if (bytesWritten <= 0) throw Object.assign(new Error(`short write to ${path}`), { code: 'EIO' })
+    done += bytesWritten
+  }
+}
+
+/** Reads the first `length` bytes of `file` into `buffer`, fewer at its end; resolves to how many. */
+async function readFully (file: FileHandle, buffer: Uint8Array, length: number): Promise<number> {
+  let got = 0
+  while (got < length) {
+    const { bytesRead } = await file.read(buffer, got, length - got, got)
+    if (bytesRead === 0) break
+    got += bytesRead
+  }
+  return got
 }
 
 /** fsyncs the directory `dir` (so the names of files created in it survive a crash). */

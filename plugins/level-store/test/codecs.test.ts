@@ -2,14 +2,13 @@ import { randomUUID } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Level } from 'level'
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { EXTENT_CODECS, encodeExtent } from '@dfs/api'
 import type { ExtentCodec, Logger } from '@dfs/api'
 import { flipByte, patternBytes, rejects, sha256 } from '@dfs/api/testing'
 import { LevelExtentStore, extentKeys } from '../src/index.js'
-import { LARGE_EXTENT_BYTES_MIN, largeDirOf, readStoredBytes, writeStoredBytes } from '../src/level-extent-store.js'
+import { LARGE_EXTENT_BYTES_MIN, largeDirOf, readStoredBytes, withClosedDb, writeStoredBytes } from '../src/level-extent-store.js'
 import { logLikeText } from '../../../test/support/log-text.js'
 
 const MiB = 1024 * 1024
@@ -21,15 +20,8 @@ async function openStore (dir: string): Promise<LevelExtentStore> {
   return store
 }
 
-async function withRawDb (dir: string, fn: (db: Level<string, Uint8Array>) => Promise<void>): Promise<void> {
-  const db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
-  await db.open()
-  try {
-    await fn(db)
-  } finally {
-    await db.close()
-  }
-}
+/** Opens the LevelDB under a (closed) store directly, as a disk-level tool would. */
+const withRawDb = withClosedDb
 
 async function headerOf (dir: string, id: string): Promise<Record<string, unknown>> {
   let header: Record<string, unknown> = {}

@@ -4,10 +4,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { Level } from 'level'
 import type { Logger } from '@dfs/api'
 import { patternBytes } from '@dfs/api/testing'
-import { LevelExtentStore } from '../src/index.js'
+import { LevelExtentStore, withClosedDb } from '../src/index.js'
 
 const logger: Logger = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false })
 
@@ -45,17 +44,13 @@ async function killMidWrite (dir: string, acks: number): Promise<Array<{ id: str
 
 /** The seqs (as file names) of every header of the closed store in `dir` that names a file. */
 async function fileHeaders (dir: string): Promise<string[]> {
-  const db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
-  await db.open()
   const names: string[] = []
-  try {
+  await withClosedDb(dir, async (db) => {
     for await (const value of db.values({ gt: 'h/', lt: 'h0' })) {
       const header = JSON.parse(new TextDecoder().decode(value))
       if (header.file === true) names.push((header.seq as number).toString(16).padStart(16, '0'))
     }
-  } finally {
-    await db.close()
-  }
+  })
   return names.sort()
 }
 

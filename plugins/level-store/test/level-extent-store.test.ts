@@ -3,12 +3,11 @@ import { randomUUID } from 'node:crypto'
 import { mkdir, mkdtemp, readFile, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Level } from 'level'
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import type { Logger } from '@dfs/api'
 import { LevelExtentStore, extentKeys, mapLevelError } from '../src/index.js'
-import { LARGE_EXTENT_BYTES_MIN, bytesKeyOf, extentFileOf, largeDirOf, readStoredBytes, writeStoredBytes } from '../src/level-extent-store.js'
+import { LARGE_EXTENT_BYTES_MIN, bytesKeyOf, extentFileOf, largeDirOf, readStoredBytes, withClosedDb, writeStoredBytes } from '../src/level-extent-store.js'
 import { extentStoreSuite, flipByte, patternBytes, rejects, sha256 } from '@dfs/api/testing'
 import type { ExtentStoreHarness } from '@dfs/api/testing'
 
@@ -37,15 +36,7 @@ async function openStore (dir: string, node?: string): Promise<LevelExtentStore>
 }
 
 /** Opens the LevelDB under a (closed) store directly, as a disk-level tool would. */
-async function withRawDb (dir: string, fn: (db: Level<string, Uint8Array>) => Promise<void>): Promise<void> {
-  const db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
-  await db.open()
-  try {
-    await fn(db)
-  } finally {
-    await db.close()
-  }
-}
+const withRawDb = withClosedDb
 
 async function makeHarness (): Promise<ExtentStoreHarness> {
   const dir = await tempDir()
