@@ -149,6 +149,27 @@ export interface LogStore {
   close: () => Promise<void>
 }
 
+/**
+ * Writes `ops` as one atomic LevelDB batch through a chained batch. The array form (`db.batch(ops)`)
+ * clones every operation with the call's options and looks up its encodings in JavaScript before the
+ * native batch is built; classic-level's chained batch adds each operation to a native batch at
+ * once. On this machine that was ~28 µs against ~17 µs of the main thread for 2 operations, and
+ * ~147 against ~26 µs for 30 — per Raft write, on every node.
+ */
+async function writeBatch (db: Level<string, Uint8Array>, ops: BatchOp[], sync: boolean): Promise<void> {
+  const batch = db.batch()
+  try {
+    for (const op of ops) {
+      if (op.type === 'put') batch.put(op.key, op.value)
+      else batch.del(op.key)
+    }
+  } catch (err) {
+    await batch.close()
+    throw err
+  }
+  await batch.write({ sync })
+}
+
 /** A LogStore on a LevelDB in `dir` (created if needed). */
 export async function levelLogStore (dir: string): Promise<LogStore> {
   const db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
@@ -156,7 +177,7 @@ export async function levelLogStore (dir: string): Promise<LogStore> {
   return {
     get: async (key) => await db.get(key),
     range: (gte, lt) => db.iterator({ gte, lt }),
-    batch: async (ops, options) => { await db.batch(ops, options) },
+    batch: async (ops, options) => { await writeBatch(db, ops, options.sync) },
     close: async () => { await db.close() }
   }
 }
