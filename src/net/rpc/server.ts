@@ -67,16 +67,30 @@ export interface RpcServerInit {
 /**
  * Reads and writes of a streaming call that wait on the caller, each bounded by the server's idle
  * timeout (time the handler spends between them is not counted).
+ *
+ * One AbortController and at most one pending timer per call, not per read or write: a timer and an
+ * `AbortSignal.any` for every frame were ~2 % of a node's CPU at 64 clients (bench:cluster
+ * --profile). The timer is armed by the first wait and, when it fires, re-armed for what is left of
+ * the wait under way (or left disarmed between waits); `close` cancels it.
  */
 class PeerIo {
   readonly #framed: FramedStream
-  readonly #signal: AbortSignal
+  readonly #callSignal: AbortSignal
   readonly #idleMs: number
   readonly #method: string
+  /** Aborted by the call's signal or by an idle wait; made by the first wait. */
+  #controller: AbortController | undefined
+  readonly #onCallAbort = (): void => { this.#controller?.abort(this.#callSignal.reason) }
+  #timer: ReturnType<typeof setTimeout> | undefined
+  /** When the wait under way started (performance.now()), and what it waits for; undefined between waits. */
+  #waitingSince: number | undefined
+  #waitingFor = ''
+  /** Set when an idle wait ended the call (rather than the call's own signal). */
+  #idleError: DeadlineExceededError | undefined
 
   constructor (framed: FramedStream, signal: AbortSignal, idleMs: number, method: string) {
     this.#framed = framed
-    this.#signal = signal
+    this.#callSignal = signal
     this.#idleMs = idleMs
     this.#method = method
   }
@@ -89,21 +103,58 @@ class PeerIo {
     return await this.#wait(async (signal) => await this.#framed.write(frame, { signal }), 'read nothing')
   }
 
+  /** Stops the idle timer and lets go of the call's signal. Idempotent. */
+  close (): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer)
+    this.#timer = undefined
+    this.#callSignal.removeEventListener('abort', this.#onCallAbort)
+  }
+
+  #signal (): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController()
+      if (this.#callSignal.aborted) this.#controller.abort(this.#callSignal.reason)
+      else this.#callSignal.addEventListener('abort', this.#onCallAbort, { once: true })
+    }
+    return this.#controller.signal
+  }
+
+  #arm (ms: number): void {
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined
+      if (this.#waitingSince === undefined) return
+      const left = this.#waitingSince + this.#idleMs - performance.now()
+      if (left > 0) {
+        this.#arm(left)
+        return
+      }
+      // the error is made only when the wait times out: an Error's stack on every frame of every
+      // stream was ~2 % of a node's CPU at 64 clients
+      this.#idleError = new DeadlineExceededError(`the caller of ${this.#method} ${this.#waitingFor} for ${this.#idleMs} ms`,
+        { idleTimeoutMs: this.#idleMs, side: 'server' })
+      this.#controller?.abort(this.#idleError)
+    }, Math.max(1, Math.ceil(ms)))
+  }
+
+  #timedOut (): DeadlineExceededError | undefined {
+    return this.#idleError
+  }
+
   async #wait<T> (op: (signal: AbortSignal) => Promise<T>, what: string): Promise<T> {
-    const idle = new AbortController()
-    // the error is made only when the timer fires: an Error's stack on every frame of every stream
-    // was ~2 % of a node's CPU at 64 clients (bench:cluster --profile)
-    const timer = setTimeout(() => {
-      idle.abort(new DeadlineExceededError(`the caller of ${this.#method} ${what} for ${this.#idleMs} ms`, { idleTimeoutMs: this.#idleMs, side: 'server' }))
-    }, this.#idleMs)
-    const signal = AbortSignal.any([this.#signal, idle.signal])
+    const signal = this.#signal()
+    if (this.#idleError !== undefined) throw this.#idleError
+    this.#waitingSince = performance.now()
+    this.#waitingFor = what
+    if (this.#timer === undefined) this.#arm(this.#idleMs)
     try {
       return await op(signal)
     } catch (err) {
-      if (idle.signal.aborted && !this.#signal.aborted) throw idle.signal.reason
+      // (read through a method: the check above narrowed the field to undefined for the compiler)
+      const idle = this.#timedOut()
+      if (idle !== undefined && !this.#callSignal.aborted) throw idle
       throw err
     } finally {
-      clearTimeout(timer)
+      this.#waitingSince = undefined
     }
   }
 }
@@ -461,10 +512,14 @@ export class RpcServer {
         }
       }
     }
-    const result = await method.handle({ peer, params, signal, body: body() })
-    if (!ended) throw new MalformedFrameError(`${method.name} returned before the upload ended`)
-    io.bytesOut += await peer$.write({ kind: FrameKind.Result, value: result })
-    return true
+    try {
+      const result = await method.handle({ peer, params, signal, body: body() })
+      if (!ended) throw new MalformedFrameError(`${method.name} returned before the upload ended`)
+      io.bytesOut += await peer$.write({ kind: FrameKind.Result, value: result })
+      return true
+    } finally {
+      peer$.close()
+    }
   }
 
   /** `io`: counts RESULT and DATA bytes. */
@@ -472,39 +527,43 @@ export class RpcServer {
     io: CallBytes): Promise<boolean> {
     const reply = await method.handle({ peer, params, signal })
     const peer$ = new PeerIo(framed, signal, this.#peerIdleMs, method.name)
-    io.bytesOut += await peer$.write({ kind: FrameKind.Result, value: reply.result })
-    // every download starts with an implicit window of DATA_WINDOW_FRAMES
-    let credit = DATA_WINDOW_FRAMES
-    let callerEnded = false
-    const takeCredit = async (): Promise<void> => {
-      while (credit === 0) {
-        const frame = await peer$.read()
-        if (frame == null) throw new AbortedError('the caller closed the stream during a download')
-        if (frame.kind === FrameKind.End) {
-          callerEnded = true
-          throw new AbortedError('the caller ended the download early')
+    try {
+      io.bytesOut += await peer$.write({ kind: FrameKind.Result, value: reply.result })
+      // every download starts with an implicit window of DATA_WINDOW_FRAMES
+      let credit = DATA_WINDOW_FRAMES
+      let callerEnded = false
+      const takeCredit = async (): Promise<void> => {
+        while (credit === 0) {
+          const frame = await peer$.read()
+          if (frame == null) throw new AbortedError('the caller closed the stream during a download')
+          if (frame.kind === FrameKind.End) {
+            callerEnded = true
+            throw new AbortedError('the caller ended the download early')
+          }
+          if (frame.kind !== FrameKind.Credit) throw new MalformedFrameError(`expected CREDIT during a download, got frame kind ${frame.kind}`)
+          credit += frame.frames
+          if (credit > DATA_WINDOW_FRAMES) throw new MalformedFrameError('the caller granted more credit than the window')
         }
-        if (frame.kind !== FrameKind.Credit) throw new MalformedFrameError(`expected CREDIT during a download, got frame kind ${frame.kind}`)
-        credit += frame.frames
-        if (credit > DATA_WINDOW_FRAMES) throw new MalformedFrameError('the caller granted more credit than the window')
       }
-    }
-    for await (const chunk of reply.body) {
-      for (let offset = 0; offset < chunk.byteLength; offset += DATA_CHUNK_BYTES_MAX) {
-        await takeCredit()
-        credit -= 1
-        io.bytesOut += await peer$.write({ kind: FrameKind.Data, bytes: chunk.subarray(offset, offset + DATA_CHUNK_BYTES_MAX) })
+      for await (const chunk of reply.body) {
+        for (let offset = 0; offset < chunk.byteLength; offset += DATA_CHUNK_BYTES_MAX) {
+          await takeCredit()
+          credit -= 1
+          io.bytesOut += await peer$.write({ kind: FrameKind.Data, bytes: chunk.subarray(offset, offset + DATA_CHUNK_BYTES_MAX) })
+        }
       }
+      await peer$.write({ kind: FrameKind.End })
+      // the caller answers END with END; credits it sent meanwhile are discarded
+      while (!callerEnded) {
+        const frame = await peer$.read()
+        if (frame == null) return false
+        if (frame.kind === FrameKind.End) break
+        if (frame.kind !== FrameKind.Credit) throw new MalformedFrameError(`expected END after a download, got frame kind ${frame.kind}`)
+      }
+      return !callerEnded
+    } finally {
+      peer$.close()
     }
-    await peer$.write({ kind: FrameKind.End })
-    // the caller answers END with END; credits it sent meanwhile are discarded
-    while (!callerEnded) {
-      const frame = await peer$.read()
-      if (frame == null) return false
-      if (frame.kind === FrameKind.End) break
-      if (frame.kind !== FrameKind.Credit) throw new MalformedFrameError(`expected END after a download, got frame kind ${frame.kind}`)
-    }
-    return !callerEnded
   }
 }
 
