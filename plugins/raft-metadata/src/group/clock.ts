@@ -27,6 +27,24 @@ export function timeoutSignal (clock: Clock, ms: number, reason: () => Error = (
   return { signal: controller.signal, clear: () => { clock.clearTimeout(timer) } }
 }
 
+/**
+ * A deadline of `ms` on `clock` whose signal (as timeoutSignal's) and timer are made only when
+ * `signal` is first read. A stream write reads its signal only when it must wait for the stream to
+ * drain, which a Raft transport write almost never does: a timer and an AbortController for each of
+ * thousands of writes a second were ~1 % of a node's CPU (bench:cluster --profile). Passed as the
+ * write's options object, it is an ordinary one to whoever reads it.
+ */
+export function lazyDeadline (clock: Clock, ms: number): { readonly signal: AbortSignal, clear: () => void } {
+  let made: { signal: AbortSignal, clear: () => void } | undefined
+  return {
+    get signal () {
+      made ??= timeoutSignal(clock, ms)
+      return made.signal
+    },
+    clear: () => { made?.clear() }
+  }
+}
+
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimeout: (fn, ms) => setTimeout(fn, ms),

@@ -36,7 +36,7 @@ import { lpStream } from '@libp2p/utils'
 import { AbortedError, DeadlineExceededError, FrameTooLargeError, UnavailableError } from '@dfs/api'
 import type { Logger, PeerIdString, PeerNetwork } from '@dfs/api'
 import type { Stream } from '@libp2p/interface'
-import { systemClock, timeoutSignal } from '../group/clock.js'
+import { lazyDeadline, systemClock, timeoutSignal } from '../group/clock.js'
 import type { Clock } from '../group/clock.js'
 import { mutations } from '../mutations.js'
 import { MessageType } from '../raft/index.js'
@@ -81,10 +81,11 @@ export interface GroupTransport {
 /** One outbound stream of frames to a peer. */
 export interface FrameSink {
   /**
-   * Writes frames after those of earlier writes. Rejects when the stream fails or `signal` aborts;
-   * the frames may have been delivered all the same (they left with the bytes handed to the stream).
+   * Writes frames after those of earlier writes. Rejects when the stream fails or `options.signal`
+   * aborts; the frames may have been delivered all the same (they left with the bytes handed to the
+   * stream). `options.signal` is read only when the write has to wait (see lazyDeadline).
    */
-  write: (frames: Uint8Array[], signal: AbortSignal) => Promise<void>
+  write: (frames: Uint8Array[], options: { readonly signal: AbortSignal }) => Promise<void>
   /** Resets the stream. */
   abort: (err: Error) => void
   /** Whether the stream is still open. */
@@ -288,9 +289,9 @@ class PeerSender {
           continue
         }
         const { items, frames } = this.takeChunk()
-        const deadline = timeoutSignal(t.clock, t.writeTimeoutMs)
+        const deadline = lazyDeadline(t.clock, t.writeTimeoutMs)
         try {
-          await this.sink.write(frames, deadline.signal)
+          await this.sink.write(frames, deadline)
         } catch (err) {
           this.fail(err as Error, items)
           return
@@ -645,7 +646,7 @@ export function libp2pLink (network: PeerNetwork, log: Logger): FrameLink {
       const stream = await network.openStream(peer, kind === 'snapshot' ? RAFT_SNAPSHOT_PROTOCOL : RAFT_PROTOCOL, { signal })
       const lp = lpStream(stream, { maxDataLength: FRAME_BYTES_MAX })
       return {
-        write: async (frames, writeSignal) => { await lp.writeV(frames, { signal: writeSignal }) },
+        write: async (frames, options) => { await lp.writeV(frames, options) },
         abort: (err) => { stream.abort(err) },
         get open () { return stream.status === 'open' },
         onClose: (fn) => { stream.addEventListener('close', fn, { once: true }) }

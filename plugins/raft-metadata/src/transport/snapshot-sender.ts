@@ -112,7 +112,7 @@ export class SnapshotSender {
       }
       const deadline = timeoutSignal(t.clock, t.writeTimeoutMs)
       try {
-        await sink.write([frame], deadline.signal)
+        await sink.write([frame], deadline)
       } catch (err) {
         this.fail(err as Error)
         return false

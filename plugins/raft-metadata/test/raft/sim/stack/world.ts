@@ -207,7 +207,7 @@ class SimSink implements FrameSink {
 
   constructor (readonly from: string, readonly to: string, readonly toIncarnation: number) {}
 
-  write: (frames: Uint8Array[], signal: AbortSignal) => Promise<void> = async () => {}
+  write: (frames: Uint8Array[], options: { readonly signal: AbortSignal }) => Promise<void> = async () => {}
 
   abort (): void {
     this.close()
@@ -312,16 +312,16 @@ export class SimNetwork {
     }
     const sink = new SimSink(from, to, e.incarnation)
     e.inbound.add(sink)
-    sink.write = async (frames, writeSignal) => { await this.#write(sink, frames, writeSignal) }
+    sink.write = async (frames, options) => { await this.#write(sink, frames, options) }
     return sink
   }
 
-  async #write (sink: SimSink, frames: Uint8Array[], signal: AbortSignal): Promise<void> {
+  async #write (sink: SimSink, frames: Uint8Array[], options: { readonly signal: AbortSignal }): Promise<void> {
     if (!sink.open) throw new StreamResetError('the stream is closed')
     const e = this.#endpoint(sink.to)
     if (e.incarnation !== sink.toIncarnation || this.isCut(sink.from, sink.to)) {
       // nothing gets through: the write waits for its deadline (or the reset of a dead peer)
-      await Promise.race([rejectOnAbort(signal), new Promise<never>((_resolve, reject) => {
+      await Promise.race([rejectOnAbort(options.signal), new Promise<never>((_resolve, reject) => {
         sink.onClose(() => { reject(new StreamResetError('the stream was reset')) })
       })])
       return
@@ -344,7 +344,7 @@ export class SimNetwork {
     if (r < this.failBeforeRate + this.failAfterRate) {
       // the bytes left and will arrive, but the write never reports success: it times out
       this.stats.writesFailedAfter++
-      await rejectOnAbort(signal)
+      await rejectOnAbort(options.signal)
       return
     }
     await new Promise<void>((resolve) => { this.world.after(this.rng.range(0, 1), resolve) })
