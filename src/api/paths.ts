@@ -18,6 +18,9 @@ export function normalizePath (input: unknown): string {
   if (input.includes('\0')) {
     throw new InvalidArgumentError('a path may not contain NUL', { path: input })
   }
+  // a put passes its path through here several times (RPC, service, state machine): a path that is
+  // already canonical comes back as it is, from one scan without splitting it
+  if (isCanonical(input)) return input
   const segments = input.split('/').filter((s, i, all) => !(s === '' && (i === 0 || i === all.length - 1)))
   for (const s of segments) {
     if (s === '' || s === '.' || s === '..') {
@@ -28,6 +31,28 @@ export function normalizePath (input: unknown): string {
     }
   }
   return '/' + segments.join('/')
+}
+
+const SLASH = 0x2f
+const DOT = 0x2e
+
+/**
+ * Whether `path` (no NUL, at most PATH_LENGTH_MAX) is already what normalizePath returns: `/` alone,
+ * or `/` and segments of 1–PATH_SEGMENT_LENGTH_MAX characters that are not `.` or `..`, joined by
+ * single slashes, with no trailing slash.
+ */
+function isCanonical (path: string): boolean {
+  if (path.charCodeAt(0) !== SLASH) return false
+  if (path.length === 1) return true
+  let start = 1
+  for (let i = 1; i <= path.length; i++) {
+    if (i < path.length && path.charCodeAt(i) !== SLASH) continue
+    const len = i - start
+    if (len === 0 || len > PATH_SEGMENT_LENGTH_MAX) return false
+    if (path.charCodeAt(start) === DOT && (len === 1 || (len === 2 && path.charCodeAt(start + 1) === DOT))) return false
+    start = i + 1
+  }
+  return true
 }
 
 /** The parent directory of a canonical path (`/` for top-level entries and for `/` itself). */

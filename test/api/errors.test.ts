@@ -37,6 +37,34 @@ test('paths are normalized or refused', () => {
   for (const bad of ['', '/a//b', '/a/../b', '/./a', 'a\0b', 'x'.repeat(5000), 7]) {
     assert.throws(() => normalizePath(bad), (e: any) => e.name === 'InvalidArgument', JSON.stringify(bad))
   }
+  // the canonical forms come back unchanged (the fast path), every other form as before
+  for (const bad of ['/..', '/a/.', '/a/..', '//', `/${'x'.repeat(256)}`, `/a/${'x'.repeat(256)}/b`]) {
+    assert.throws(() => normalizePath(bad), (e: any) => e.name === 'InvalidArgument', JSON.stringify(bad))
+  }
+  for (const ok of ['/...', '/.a', '/a..', `/${'x'.repeat(255)}`, '/a b/ü/%2F']) assert.is(normalizePath(ok), ok)
+  assert.is(normalizePath('/a/b/'), '/a/b')
+})
+
+test('a canonical path is its own normal form, over random strings of the characters that matter', () => {
+  // every string over {a, ., /} up to 7 characters: normalizing is idempotent and a normal form is
+  // returned as it was given
+  const alphabet = ['a', '.', '/']
+  let strings = ['']
+  for (let len = 1; len <= 7; len++) {
+    strings = strings.flatMap((s) => alphabet.map((c) => s + c))
+    for (const s of strings) {
+      let once: string
+      try {
+        once = normalizePath(s)
+      } catch (err) {
+        assert.is((err as Error).name, 'InvalidArgument')
+        continue
+      }
+      assert.is(normalizePath(once), once, JSON.stringify(s))
+      assert.ok(once.startsWith('/') && (once === '/' || !once.endsWith('/')) && !once.includes('//'), JSON.stringify(s))
+      assert.ok(!once.split('/').some((seg) => seg === '.' || seg === '..'), JSON.stringify(s))
+    }
+  }
 })
 
 test('the registry names what is installed when a service is missing', () => {
