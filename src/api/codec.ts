@@ -165,13 +165,53 @@ export interface EncodedExtent {
  * whole compression.
  */
 export function compressExtent (setting: CompressionSetting, bytes: Uint8Array): EncodedExtent {
-  if (setting === 'off' || bytes.byteLength < COMPRESSION_BYTES_MIN) return { bytes }
-  const codec = setting
+  const codec = compressionCandidate(setting, bytes)
+  return codec === undefined ? { bytes } : compressWhole(codec, bytes)
+}
+
+/**
+ * The codec `bytes` should be tried with whole under `setting`, or undefined when they stay raw
+ * (compression off, too small, or their first COMPRESSION_SAMPLE_BYTES do not shrink enough).
+ */
+export function compressionCandidate (setting: CompressionSetting, bytes: Uint8Array): ExtentCodec | undefined {
+  if (setting === 'off' || bytes.byteLength < COMPRESSION_BYTES_MIN) return undefined
   if (bytes.byteLength > COMPRESSION_SAMPLE_BYTES) {
     const sample = bytes.subarray(0, COMPRESSION_SAMPLE_BYTES)
-    if (encodeExtent(codec, sample).byteLength > COMPRESSION_RATIO_MAX * sample.byteLength) return { bytes }
+    if (encodeExtent(setting, sample).byteLength > COMPRESSION_RATIO_MAX * sample.byteLength) return undefined
   }
+  return setting
+}
+
+function compressWhole (codec: ExtentCodec, bytes: Uint8Array): EncodedExtent {
   const encoded = encodeExtent(codec, bytes)
   if (encoded.byteLength > COMPRESSION_RATIO_MAX * bytes.byteLength) return { bytes }
   return { codec, bytes: encoded }
+}
+
+/** Whether `encoded` (with `codec`) decodes to exactly `bytes`. */
+export function decodesTo (id: string, codec: ExtentCodec, encoded: Uint8Array, bytes: Uint8Array): boolean {
+  try {
+    const back = decodeExtent({ id, size: bytes.byteLength }, codec, encoded)
+    return Buffer.from(back.buffer, back.byteOffset, back.byteLength).equals(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength))
+  } catch {
+    return false
+  }
+}
+
+/** What `proveEncoding` decided: as EncodedExtent, and the codec whose output was refused, if one was. */
+export interface ProvenEncoding extends EncodedExtent {
+  /** The codec compressed `bytes` to something that does not decode back to them (so they stay raw). */
+  refused?: ExtentCodec
+}
+
+/**
+ * Compresses `bytes` whole with `codec` (compressionCandidate chose it) and proves the result: it
+ * must decode to exactly `bytes`, else they stay raw (`refused` says which codec failed). Copy
+ * holders store what the coordinator sends without decoding it, so this is where an encoding is
+ * checked, once.
+ */
+export function proveEncoding (id: string, codec: ExtentCodec, bytes: Uint8Array): ProvenEncoding {
+  const out = compressWhole(codec, bytes)
+  if (out.codec === undefined || decodesTo(id, out.codec, out.bytes, bytes)) return out
+  return { bytes, refused: out.codec }
 }

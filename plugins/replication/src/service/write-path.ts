@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events'
-import { COMPRESSION_DEFAULT, NoQuorumError, UnavailableError, compressExtent, decodeExtent, extentChecksumAsync, isCompressionSetting } from '@dfs/api'
+import { COMPRESSION_DEFAULT, NoQuorumError, UnavailableError, encodeForCopies, extentChecksumAsync, isCompressionSetting } from '@dfs/api'
 import type {
-  ClusterConfig, ClusterNode, ExtentCodec, Logger, PeerIdString, ReplicatedWrite, ReplicatedWriteOptions
+  ClusterConfig, ClusterNode, Logger, PeerIdString, ReplicatedWrite, ReplicatedWriteOptions
 } from '@dfs/api'
 import { MISSING_COPY_REPAIR_AFTER_MS, QUORUM_GRACE_FACTOR, QUORUM_GRACE_MS_MAX, QUORUM_GRACE_MS_MIN } from './constants.js'
 import { clusterConfig, isCoordinator, policyNodes, scopedLogger } from './context.js'
@@ -67,13 +67,16 @@ export class WritePath {
     const hashing = extentChecksumAsync(bytes)
     hashing.catch(() => {})
     // Compression is decided once per extent, here, where the client's bytes were cut: every copy
-    // travels and is stored in this one form. The identity stays that of the logical bytes.
-    let encoded = compressExtent(isCompressionSetting(config.compression) ? config.compression : COMPRESSION_DEFAULT, bytes)
-    // Copy holders store what they are sent without decoding or hashing it (see ExtentPeers.put), so
-    // the encoding is proven here, once: it must decode to exactly the bytes the checksum is of.
-    if (encoded.codec !== undefined && !decodesTo(id, encoded.codec, encoded.bytes, bytes)) {
-      this.#log.error('extent %s: its %s encoding does not decode to its bytes; sending them raw', id, encoded.codec)
-      encoded = { bytes }
+    // travels and is stored in this one form. The identity stays that of the logical bytes. Copy
+    // holders store what they are sent without decoding or hashing it (see ExtentPeers.put), so the
+    // encoding is proven here, once: it must decode to exactly the bytes the checksum is of. Large
+    // extents are compressed and proven on a worker thread (see encodeForCopies).
+    const setting = isCompressionSetting(config.compression) ? config.compression : COMPRESSION_DEFAULT
+    const encoded = await encodeForCopies(id, setting, bytes, (err) => {
+      this.#log('extent %s: a codec worker failed (%s); compressing on the event loop', id, err.message)
+    })
+    if (encoded.refused !== undefined) {
+      this.#log.error('extent %s: its %s encoding does not decode to its bytes; sending them raw', id, encoded.refused)
     }
     const checksum = await hashing
     const identity = { id, size: bytes.byteLength, checksum }
@@ -169,12 +172,3 @@ export class WritePath {
   }
 }
 
-/** Whether `encoded` (with `codec`) decodes to exactly `bytes`: a codec bug must not pass for good copies. */
-export function decodesTo (id: string, codec: ExtentCodec, encoded: Uint8Array, bytes: Uint8Array): boolean {
-  try {
-    const back = decodeExtent({ id, size: bytes.byteLength }, codec, encoded)
-    return Buffer.from(back.buffer, back.byteOffset, back.byteLength).equals(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength))
-  } catch {
-    return false
-  }
-}

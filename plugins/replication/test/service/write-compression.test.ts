@@ -8,7 +8,7 @@ import type {
 import { DefaultPlacement } from '../../src/policies/default-placement.js'
 import { DefaultRebalance } from '../../src/policies/default-rebalance.js'
 import { DefaultReplication } from '../../src/service/replication-service.js'
-import { decodesTo } from '../../src/service/write-path.js'
+import { decodesTo } from '@dfs/api'
 import { logLikeText } from '../../../../test/support/log-text.js'
 
 /** The write path's compression: decided once per extent, sent to every replica in that one form. */
