@@ -76,13 +76,12 @@ function workerUrl (): URL {
 
 function start (): Slot {
   const slot: Slot = { worker: new Worker(workerUrl()), pending: new Map(), answered: false, gone: false }
-  // an idle pool never keeps the process alive
-  slot.worker.unref()
   slot.worker.on('message', (reply: CodecReply) => {
     slot.answered = true
     const p = slot.pending.get(reply.seq)
     if (p === undefined) return
     slot.pending.delete(reply.seq)
+    if (slot.pending.size === 0) slot.worker.unref()
     if ('error' in reply) p.reject(new Error(`codec worker: ${reply.error}`))
     else if (reply.codec !== undefined) p.resolve({ codec: reply.codec, bytes: reply.bytes })
     else p.resolve({ bytes: new Uint8Array(0), ...(reply.refused !== undefined ? { refused: reply.refused } : {}) })
@@ -99,6 +98,9 @@ function start (): Slot {
   }
   slot.worker.on('error', lost)
   slot.worker.on('exit', (code) => { lost(new Error(`codec worker exited with code ${code}`)) })
+  // an idle worker never keeps the process alive, one with a job does (like any pending I/O); set
+  // after the listeners, since adding a 'message' listener refs the worker's port again
+  slot.worker.unref()
   return slot
 }
 
@@ -122,6 +124,7 @@ function pick (): Slot | undefined {
 async function offload (slot: Slot, extentId: string, codec: ExtentCodec, bytes: Uint8Array): Promise<ProvenEncoding> {
   const job: CodecJob = { seq: ++seq, extentId, codec, bytes }
   return await new Promise<ProvenEncoding>((resolve, reject) => {
+    if (slot.pending.size === 0) slot.worker.ref()
     slot.pending.set(job.seq, { resolve, reject })
     // structured clone copies the extent (~0.1 ms per MiB): the caller keeps hashing and sending it
     slot.worker.postMessage(job)

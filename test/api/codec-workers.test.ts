@@ -1,4 +1,7 @@
+import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import {
@@ -78,6 +81,15 @@ test('a worker that dies mid-job: its jobs are done on the event loop, and the n
   assert.is(codecWorkerStats.inline, before.inline + 1)
   await encodeForCopies('w2', 'zstd', text)
   assert.is(codecWorkerStats.offloaded, before.offloaded + 1, 'a new worker took the next job')
+})
+
+test('a process whose last job went through a worker exits by itself, after the job', async () => {
+  // a real process: a worker that stays referenced kept `dfs node start` from exiting on stop
+  const child = fileURLToPath(new URL('../support/codec-job-child.ts', import.meta.url))
+  const started = Date.now()
+  const { stdout } = await promisify(execFile)(process.execPath, [...process.execArgv, child], { timeout: 20_000 })
+  assert.equal(JSON.parse(stdout), { codec: 'zstd', offloaded: 1 })
+  assert.ok(Date.now() - started < 15_000, `exited after ${Date.now() - started} ms`)
 })
 
 test.run()
