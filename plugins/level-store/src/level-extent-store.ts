@@ -613,13 +613,20 @@ export class LevelExtentStore implements ExtentStore {
         // small bytes go with the header; a file goes after it; format-4 large ones behind a marker,
         // then from the large database (a damaged header's bytes may be any of these)
         const marked = seq !== undefined && (header == null || header.large)
+        const inFile = seq !== undefined && (header == null || header.file)
+        // A small extent's header and bytes go in one batch that is not fsync'd: a crash that loses
+        // it brings back the whole extent, header and bytes, which nothing references any more and
+        // the start-up sweep frees (ExtentGc.sweep); the next synced write of the store makes it
+        // durable anyway (LevelDB's log is written in order). An fsync per delete made every
+        // overwrite of a small file wait for one on the node that cut it. A file or a marker is
+        // removed after its header, which must then be durable first: those batches stay synced.
         await db.batch([
           { type: 'del', key: extentKeys.header(id) },
           ...(seq === undefined ? [] : [{ type: 'del' as const, key: extentKeys.bytes(seq) }]),
           ...(marked ? [{ type: 'put' as const, key: extentKeys.marker(seq), value: MARKER_VALUE }] : [])
-        ], { sync: true })
+        ], { sync: marked || inFile || header == null })
         if (marked) await this.#unmark(db, seq)
-        if (seq !== undefined && (header == null || header.file)) await this.#dropFile(seq)
+        if (inFile) await this.#dropFile(seq)
         this.#extents -= 1
         this.#bytes -= header?.stored ?? 0
         return true

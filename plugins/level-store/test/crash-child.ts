@@ -1,6 +1,7 @@
 /**
  * Child of crash.test.ts: opens the store in argv[2] and puts extents (large ones, in files, mixed
- * with small ones) with up to 4 in flight, forever; prints `<id> <size> <seed>` once each put resolved.
+ * with small ones) with up to 4 in flight, forever; prints `<id> <size> <seed>` once each put resolved
+ * (and `del <id>` once a delete did, with DFS_CRASH_DELETES=1).
  */
 import { randomUUID } from 'node:crypto'
 import type { Logger } from '@dfs/api'
@@ -23,6 +24,12 @@ async function worker (): Promise<void> {
     const id = randomUUID()
     await store.put(id, patternBytes(size, s))
     process.stdout.write(`${id} ${size} ${s}\n`)
+    // DFS_CRASH_DELETES=1: every other small extent is deleted once acknowledged (deletes of small
+    // extents are not fsync'd: a kill may undo them, never tear them)
+    if (process.env.DFS_CRASH_DELETES === '1' && size < 1024 * 1024 && s % 2 === 0) {
+      await store.delete(id)
+      process.stdout.write(`del ${id}\n`)
+    }
   }
 }
 await Promise.all([worker(), worker(), worker(), worker()])
