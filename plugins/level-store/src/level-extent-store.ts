@@ -84,8 +84,9 @@ import type {
  * extents stay in the index with their header (one batch, one fsync: a small put's latency is its
  * fsync).
  *
- * Atomicity. A small extent's header and bytes are written and deleted together, in one batch with
- * `sync: true`. A file extent is written in three steps: 1. create `files/<seq>` (exclusively),
+ * Atomicity. A small extent's header and bytes are written and deleted together, in one batch: a
+ * write with `sync: true` (unless the put says `durable: false`), a delete without (a crash may undo
+ * it, bringing the whole unreferenced extent back for the start-up sweep). A file extent is written in three steps: 1. create `files/<seq>` (exclusively),
  * write it and fdatasync it; 2. fsync the `files/` directory (overlapping puts share these fsyncs);
  * 3. index: put h/<id> (fsync'd). It is deleted in two: 1. index: del h/<id> (fsync'd) 2. remove the
  * file. So the header names a file only once file and name are durable, and a crash anywhere leaves
