@@ -71,7 +71,9 @@ export interface RpcServerInit {
  * One AbortController and at most one pending timer per call, not per read or write: a timer and an
  * `AbortSignal.any` for every frame were ~2 % of a node's CPU at 64 clients (bench:cluster
  * --profile). The timer is armed by the first wait and, when it fires, re-armed for what is left of
- * the wait under way (or left disarmed between waits); `close` cancels it.
+ * the wait under way (or left disarmed between waits); `close` cancels it. A call's reads and
+ * writes never overlap (an upload writes CREDIT between its reads, a download reads CREDIT between
+ * its writes), so one wait is under way at a time.
  */
 class PeerIo {
   readonly #framed: FramedStream
