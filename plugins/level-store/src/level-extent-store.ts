@@ -84,14 +84,14 @@ import type {
  * extents stay in the index with their header (one batch, one fsync: a small put's latency is its
  * fsync).
  *
- * Atomicity. A small extent's header and bytes are written and deleted together, in one batch: a
- * write with `sync: true` (unless the put says `durable: false`), a delete without (a crash may undo
- * it, bringing the whole unreferenced extent back for the start-up sweep). A file extent is written in three steps: 1. create `files/<seq>` (exclusively),
- * write it and fdatasync it; 2. fsync the `files/` directory (overlapping puts share these fsyncs);
- * 3. index: put h/<id> (fsync'd). It is deleted in two: 1. index: del h/<id> (fsync'd) 2. remove the
- * file. So the header names a file only once file and name are durable, and a crash anywhere leaves
- * at most a file no header names: the open removes every file in `files/` whose seq no header names
- * (no write runs while a store opens).
+ * Atomicity. A small extent's header and bytes are written and deleted together, in one batch: a write
+ * with `sync: true` (unless the put says `durable: false`), a delete without (a crash may undo it,
+ * bringing the whole unreferenced extent back for the start-up sweep). A file extent is written in
+ * three steps: 1. create `files/<seq>` (exclusively), write it and fdatasync it; 2. fsync the `files/`
+ * directory (overlapping puts share these fsyncs); 3. index: put h/<id> (fsync'd). It is deleted in
+ * two: 1. index: del h/<id> (fsync'd) 2. remove the file. So the header names a file only once file
+ * and name are durable, and a crash anywhere leaves at most a file no header names: the open removes
+ * every file in `files/` whose seq no header names (no write runs while a store opens).
  *
  * A format-4 large extent spans two databases, so it was written in three fsync'd steps
  *   1. index: put p/<seq>   2. large: put b/<seq>   3. index: put h/<id>, del p/<seq>
