@@ -42,7 +42,7 @@ export interface ExtentPutOptions extends CallOptions {
   /**
    * true: `checksum` is known to be that of these bytes' logical form (the caller computed it from
    * them, or received both from a cluster member over an authenticated channel), so the store may
-   * record it without hashing the bytes again; every read still verifies them. With `codec`, the
+   * record it without hashing the bytes again; reads still verify them. With `codec`, the
    * caller also vouches that the bytes decode to those logical bytes (the coordinator checked its
    * encoding), and the store does not decode them either. Needs `checksum`. Default false.
    */
@@ -63,6 +63,16 @@ export interface ExtentPutOptions extends CallOptions {
   durable?: boolean
 }
 
+/** Options of `get` and `getEncoded`. */
+export interface ExtentReadOptions extends CallOptions {
+  /**
+   * true: verify against the checksum of the logical bytes even where the store would check a cheaper
+   * checksum of the stored bytes recorded when they were written (a scrub's read: it also finds bytes
+   * that were wrong when written). Default false.
+   */
+  deep?: boolean
+}
+
 /** `getEncoded`: an extent's bytes as they are stored, verified. */
 export interface EncodedExtentRead {
   info: ExtentInfo
@@ -79,8 +89,10 @@ export interface EncodedExtentRead {
  *   exists with the same bytes is a no-op; with different bytes it is AlreadyExists (extents are
  *   immutable). It does not hold on to `bytes` once it has settled: callers reuse their buffers
  *   (a store that keeps the bytes in memory keeps a copy).
- * - `get` verifies the checksum of what it read and throws CorruptExtent (naming the extent and both
- *   checksums) on a mismatch; it never returns wrong bytes. A missing extent is NotFound.
+ * - `get` verifies what it read and throws CorruptExtent (naming the extent and both checksums of the
+ *   logical bytes) on a mismatch; it never returns other bytes than those the put verified (or was
+ *   vouched for). It may verify a checksum of the stored bytes recorded at put instead of hashing the
+ *   logical ones, unless asked for a `deep` read. A missing extent is NotFound.
  * - Codecs (optional): a store that lists `codecs` accepts `put` of bytes encoded with one of them
  *   and keeps them encoded; `get` still returns the logical bytes, `getEncoded` the stored ones.
  *   Identity (size, checksum, "same bytes" for AlreadyExists) is always that of the logical bytes,
@@ -93,7 +105,7 @@ export interface ExtentStore {
   open: (options?: CallOptions) => Promise<void>
   close: () => Promise<void>
   put: (id: string, bytes: Uint8Array, options?: ExtentPutOptions) => Promise<ExtentInfo>
-  get: (id: string, options?: CallOptions) => Promise<Uint8Array>
+  get: (id: string, options?: ExtentReadOptions) => Promise<Uint8Array>
   /** Codecs whose encoded bytes `put` takes and keeps as they are; none (or absent): it takes logical bytes only. */
   readonly codecs?: readonly ExtentCodec[]
   /**
@@ -101,7 +113,7 @@ export interface ExtentStore {
    * they are stored, to copy to another node without decoding and encoding again. Optional: callers
    * fall back to `get`.
    */
-  getEncoded?: (id: string, options?: CallOptions) => Promise<EncodedExtentRead>
+  getEncoded?: (id: string, options?: ExtentReadOptions) => Promise<EncodedExtentRead>
   has: (id: string, options?: CallOptions) => Promise<boolean>
   delete: (id: string, options?: CallOptions) => Promise<boolean>
   stat: (id: string, options?: CallOptions) => Promise<ExtentInfo>

@@ -139,11 +139,15 @@ test('an encoded put is stored encoded on the peer and on this node; every read 
   assert.ok(same(copy.bytes, x.encoded))
 })
 
-test('a member vouches for its encoding: bytes that do not decode to the checksum are stored as sent, and every read finds them out', async () => {
+test('a member vouches for its encoding: bytes that do not decode to the checksum are stored as sent; a deep read finds them out, an undecodable body every read', async () => {
   const x = compressible(2, [ctx.a])
   const other = compressible(3, [])
   await ctx.b.peers.put(ctx.a.id, { ...x.put, storedSize: other.encoded.byteLength }, other.encoded)
-  assert.is((await failureOf(ctx.a.store.get(x.record.id))).name, 'CorruptExtent')
+  // a read checks that the stored bytes are those the member sent (their CRC) and decode; that they
+  // decode to other bytes than the checksum says takes a hash: the scrub's deep read (and the client,
+  // which checks every extent it reads)
+  assert.ok(same(await ctx.a.store.get(x.record.id), other.bytes))
+  assert.is((await failureOf(ctx.a.store.get(x.record.id, { deep: true }))).name, 'CorruptExtent')
   await ctx.a.store.delete(x.record.id)
   await ctx.b.peers.put(ctx.a.id, { ...x.put, storedSize: 100 }, x.encoded.subarray(0, 100))
   assert.is((await failureOf(ctx.a.store.get(x.record.id))).name, 'CorruptExtent')

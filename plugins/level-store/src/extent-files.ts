@@ -1,5 +1,6 @@
 import { constants } from 'node:fs'
 import { open, rm, type FileHandle } from 'node:fs/promises'
+import * as zlib from 'node:zlib'
 import { EXTENT_SIZE_MAX } from '@dfs/api'
 
 /*
@@ -15,7 +16,7 @@ import { EXTENT_SIZE_MAX } from '@dfs/api'
  * keeps no cache of its own bytes; the client verifies each extent once). What direct I/O demands:
  * buffer address, file offset and length aligned to the device's logical block (512 bytes here;
  * 4 KiB, ALIGN, covers every common device). Extent bytes arrive in ordinary Buffers, so they are
- * copied (~0.3 ms per MiB) into one of a few aligned slots, and a file's length is its stored bytes
+ * copied (~0.3 ms per MiB, computing their CRC-32 on the way) into one of a few aligned slots, and a file's length is its stored bytes
  * rounded up to ALIGN with zeros; the header says how many of them are the extent's.
  *
  * WHERE the aligned memory comes from: JavaScript cannot ask for an aligned allocation, but a
@@ -38,6 +39,35 @@ const SLOTS = 8
 const BUFFERED_WRITE_BYTES = 256 * 1024
 
 const SLOT_BYTES = alignUp(EXTENT_SIZE_MAX)
+
+/**
+ * CRC-32 (zlib's, as gzip and PNG use; `previous` continues one) of stored bytes; undefined on a
+ * Node without `zlib.crc32` (before 20.15).
+ */
+export const crc32: ((bytes: Uint8Array, previous?: number) => number) | undefined =
+  (zlib as { crc32?: (bytes: Uint8Array, previous?: number) => number }).crc32
+
+/**
+ * Pieces in which a copy into or out of a slot also computes the CRC-32, each piece while it is in
+ * the cache: a 4 MiB copy and then a CRC over the copy go to memory twice, ~0.7–0.9 ms per MiB here,
+ * against ~0.36 ms in 256 KiB pieces.
+ */
+const CRC_PIECE_BYTES = 256 * 1024
+
+/** Copies `src` to the start of `dst` and returns the CRC-32 of `src` (undefined without crc32). */
+function copyWithCrc (dst: Uint8Array, src: Uint8Array): number | undefined {
+  if (crc32 === undefined) {
+    dst.set(src)
+    return undefined
+  }
+  let crc = 0
+  for (let at = 0; at < src.byteLength; at += CRC_PIECE_BYTES) {
+    const piece = src.subarray(at, Math.min(at + CRC_PIECE_BYTES, src.byteLength))
+    dst.set(piece, at)
+    crc = crc32(piece, crc)
+  }
+  return crc
+}
 
 /** The aligned slots of this process (shared by every store in it); created on first use. */
 let pool: { free: Uint8Array[] } | undefined
@@ -92,9 +122,10 @@ export class ExtentFiles {
   /**
    * Creates `path` (it must not exist) holding `bytes` followed by zeros up to a multiple of ALIGN,
    * and fdatasyncs it. The directory entry is not synced here (see `syncDir`). On failure the file
-   * may be left behind, partly written: the caller removes it.
+   * may be left behind, partly written: the caller removes it. Resolves to the CRC-32 of `bytes`
+   * (undefined on a Node without crc32).
    */
-  async write (path: string, bytes: Uint8Array): Promise<void> {
+  async write (path: string, bytes: Uint8Array): Promise<number | undefined> {
     if (this.#direct && bytes.byteLength > 0) {
       const slot = takeSlot()
       if (slot !== undefined) {
@@ -103,11 +134,11 @@ export class ExtentFiles {
           try {
             file = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DIRECT, 0o644)
             const length = alignUp(bytes.byteLength)
-            slot.set(bytes)
+            const crc = copyWithCrc(slot, bytes)
             slot.fill(0, bytes.byteLength, length)
             await writeFully(file, slot, 0, length, path)
             await file.datasync()
-            return
+            return crc
           } finally {
             await file?.close()
           }
@@ -130,6 +161,7 @@ export class ExtentFiles {
       // the same length as a direct write: a file's length never depends on how it was written
       if (length > bytes.byteLength) await file.truncate(length)
       await file.datasync()
+      return crc32?.(bytes)
     } finally {
       await file.close()
     }
@@ -137,9 +169,10 @@ export class ExtentFiles {
 
   /**
    * The first `stored` bytes of `path` (in a new Buffer), or fewer if the file is shorter (the
-   * caller calls that corrupt). ENOENT passes through as it is.
+   * caller calls that corrupt), and their CRC-32 (undefined on a Node without crc32). ENOENT passes
+   * through as it is.
    */
-  async read (path: string, stored: number): Promise<Buffer> {
+  async read (path: string, stored: number): Promise<{ bytes: Buffer, crc: number | undefined }> {
     // (a length past a slot is a damaged header's or file's: read buffered, the caller finds it wrong)
     if (this.#direct && stored > 0 && alignUp(stored) <= SLOT_BYTES) {
       const slot = takeSlot()
@@ -149,7 +182,8 @@ export class ExtentFiles {
           try {
             // ask for the aligned length; a longer file is fine (only `stored` bytes are the extent's)
             const got = await readFully(file, slot, alignUp(stored))
-            return Buffer.from(slot.subarray(0, Math.min(got, stored)))
+            const bytes = Buffer.allocUnsafeSlow(Math.min(got, stored))
+            return { bytes, crc: copyWithCrc(bytes, slot.subarray(0, bytes.byteLength)) }
           } finally {
             await file.close()
           }
@@ -165,7 +199,8 @@ export class ExtentFiles {
     try {
       const out = Buffer.allocUnsafeSlow(stored)
       const got = await readFully(file, out, stored)
-      return got === stored ? out : out.subarray(0, got)
+      const bytes = got === stored ? out : out.subarray(0, got)
+      return { bytes, crc: crc32?.(bytes) }
     } finally {
       await file.close()
     }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { crc32 } from 'node:zlib'
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { EXTENT_CODECS, encodeExtent } from '@dfs/api'
@@ -83,7 +84,7 @@ test('encoded puts are kept encoded: get gives the logical bytes, getEncoded the
   assert.ok(lz4.encoded.byteLength >= LARGE_EXTENT_BYTES_MIN, 'the lz4 copy is large enough for a file of its own')
   await store.close()
   const header = await headerOf(dir, lz4.id)
-  assert.equal(header, { seq: header.seq, size: text.byteLength, checksum: sha256(text), file: true, codec: 'lz4', stored: lz4.encoded.byteLength })
+  assert.equal(header, { seq: header.seq, size: text.byteLength, checksum: sha256(text), file: true, codec: 'lz4', stored: lz4.encoded.byteLength, crc: crc32(lz4.encoded) })
   store = await openStore(dir)
   for (const { id } of ids.values()) assert.is(await store.delete(id), true)
   assert.equal(await store.usage(), { extents: 1, bytes: 5000 })

@@ -3,8 +3,10 @@ import { randomUUID } from 'node:crypto'
 import { mkdir, mkdtemp, readFile, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { crc32 } from 'node:zlib'
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
+import { encodeExtent } from '@dfs/api'
 import type { Logger } from '@dfs/api'
 import { LevelExtentStore, extentKeys, mapLevelError } from '../src/index.js'
 import { LARGE_EXTENT_BYTES_MIN, bytesKeyOf, extentFileOf, largeDirOf, readStoredBytes, withClosedDb, writeStoredBytes } from '../src/level-extent-store.js'
@@ -139,7 +141,7 @@ test('header and bytes live under the documented keys, bytes unframed', async (c
   await store.close()
   await withRawDb(dir, async (db) => {
     const header = JSON.parse(new TextDecoder().decode(await db.get(extentKeys.header(id))))
-    assert.equal(header, { seq: 1, size: 3000, checksum: sha256(bytes) })
+    assert.equal(header, { seq: 1, size: 3000, checksum: sha256(bytes), crc: crc32(bytes) })
     assert.is(extentKeys.bytes(1), 'b/0000000000000001')
     assert.equal(await bytesKeyOf(db, id), { key: 'b/0000000000000001', large: false })
     const stored = await db.get('b/0000000000000001')
@@ -407,7 +409,7 @@ test('extents of LARGE_EXTENT_BYTES_MIN and more keep their bytes in a file of t
     assert.equal(await bytesKeyOf(db, small, dir), { key: extentKeys.bytes(1), large: false })
     assert.equal(await bytesKeyOf(db, large, dir), { key: extentKeys.bytes(2), large: false, file: extentFileOf(dir, 2), stored: LARGE_EXTENT_BYTES_MIN })
     const header = JSON.parse(new TextDecoder().decode(await db.get(extentKeys.header(large))))
-    assert.equal(header, { seq: 2, size: LARGE_EXTENT_BYTES_MIN, checksum: sha256(patternBytes(LARGE_EXTENT_BYTES_MIN, 2)), file: true })
+    assert.equal(header, { seq: 2, size: LARGE_EXTENT_BYTES_MIN, checksum: sha256(patternBytes(LARGE_EXTENT_BYTES_MIN, 2)), file: true, crc: crc32(patternBytes(LARGE_EXTENT_BYTES_MIN, 2)) })
     assert.equal(await db.keys().all(), [extentKeys.bytes(1), extentKeys.header(large), extentKeys.header(odd), extentKeys.header(small), extentKeys.format].sort())
   })
   assert.equal(await fileNames(dir), [fileName(2), fileName(3)])
@@ -441,6 +443,13 @@ test('buffered extent files (a file system without direct I/O) hold the same byt
   await buffered.close()
   const [a, b] = await Promise.all([readFile(extentFileOf(dir, 1)), readFile(extentFileOf(dir, 2))])
   assert.is(a.byteLength, b.byteLength)
+  // both record the CRC of the bytes, whichever way they were written
+  await withRawDb(dir, async (db) => {
+    for (const [key, seed] of [[id, 4], [other, 5]] as const) {
+      const header = JSON.parse(new TextDecoder().decode(await db.get(extentKeys.header(key))))
+      assert.is(header.crc, crc32(patternBytes(LARGE_EXTENT_BYTES_MIN + 100, seed)))
+    }
+  })
   const again = await openStore(dir)
   assert.equal(await again.get(other), patternBytes(LARGE_EXTENT_BYTES_MIN + 100, 5))
   await again.close()
@@ -610,16 +619,105 @@ test('a store of format version 2 opens as it is, its extents read the same, and
   assert.equal(await fileNames(dir), [fileName(3)])
 })
 
-test('checksumTrusted: bytes are stored under the checksum given, unhashed and undecoded; reads verify both', async (ctx) => {
+/** Rewrites the header of extent `id` in the (closed) store in `dir` through `edit`. */
+async function editHeader (dir: string, id: string, edit: (header: Record<string, unknown>) => void): Promise<void> {
+  await withRawDb(dir, async (db) => {
+    const header = JSON.parse(new TextDecoder().decode(await db.get(extentKeys.header(id))))
+    edit(header)
+    await db.put(extentKeys.header(id), new TextEncoder().encode(JSON.stringify(header)))
+  })
+}
+
+test('every put records the CRC-32 of the stored bytes, raw or encoded, in the index or in a file', async (ctx) => {
+  const dir = join(ctx.dir, 'extents')
+  const store = await openStore(dir)
+  const text = new TextEncoder().encode('a line of log text that repeats\n'.repeat(40_000))
+  const cases = [
+    { id: randomUUID(), bytes: patternBytes(3000, 1) },
+    { id: randomUUID(), bytes: patternBytes(3 * LARGE_EXTENT_BYTES_MIN + 7, 2) },
+    { id: randomUUID(), bytes: text, codec: true }
+  ]
+  for (const c of cases) {
+    if (c.codec === true) {
+      await store.put(c.id, encodeExtent('zstd', c.bytes), { codec: 'zstd', size: c.bytes.byteLength })
+    } else {
+      await store.put(c.id, c.bytes)
+    }
+  }
+  await store.close()
+  for (const c of cases) {
+    const stored = await readStoredBytes(dir, c.id)
+    assert.ok(stored !== undefined)
+    await withRawDb(dir, async (db) => {
+      const header = JSON.parse(new TextDecoder().decode(await db.get(extentKeys.header(c.id))))
+      assert.is(header.crc, crc32(stored), `crc of ${c.bytes.byteLength} bytes${c.codec === true ? ' (zstd)' : ''}`)
+      assert.is(header.checksum, sha256(c.bytes))
+    })
+  }
+})
+
+test('a read trusts bytes with the recorded CRC-32; a deep read, one without a CRC and a CRC mismatch hash them', async (ctx) => {
+  const dir = join(ctx.dir, 'extents')
+  let store = await openStore(dir)
+  const small = { id: randomUUID(), bytes: patternBytes(3000, 3) }
+  const large = { id: randomUUID(), bytes: patternBytes(3 * LARGE_EXTENT_BYTES_MIN + 5, 4) }
+  for (const e of [small, large]) await store.put(e.id, e.bytes)
+  await store.close()
+  const other = sha256(patternBytes(10, 9))
+  for (const e of [small, large]) {
+    // a header whose checksum says other bytes, with the bytes' CRC: only a hash can tell, and only
+    // a deep read hashes (had the normal read hashed, it would be CorruptExtent)
+    await editHeader(dir, e.id, (h) => { h.checksum = other })
+    store = await openStore(dir)
+    assert.ok(Buffer.from(await store.get(e.id)).equals(e.bytes), 'a read checks the CRC only')
+    const deep = await rejects(store.get(e.id, { deep: true }), 'CorruptExtent')
+    assert.is(deep.details?.expected, other)
+    assert.is(deep.details?.actual, sha256(e.bytes))
+    await store.close()
+    // the same header without a CRC (an older build's): every read hashes
+    await editHeader(dir, e.id, (h) => { delete h.crc })
+    store = await openStore(dir)
+    assert.is((await rejects(store.get(e.id), 'CorruptExtent')).details?.actual, sha256(e.bytes))
+    await store.close()
+    // the right checksum with a CRC that does not match: the hash decides, and the bytes are good
+    await editHeader(dir, e.id, (h) => { h.checksum = sha256(e.bytes); h.crc = (crc32(e.bytes) + 1) % 2 ** 32 })
+    store = await openStore(dir)
+    assert.ok(Buffer.from(await store.get(e.id)).equals(e.bytes), 'a CRC mismatch falls back to the hash')
+    await store.close()
+    // a header with a CRC that is not one is unreadable
+    await editHeader(dir, e.id, (h) => { h.crc = -1 })
+    store = await openStore(dir)
+    assert.is((await rejects(store.get(e.id), 'CorruptExtent')).details?.expected, 'unreadable-header')
+    await store.close()
+    await editHeader(dir, e.id, (h) => { h.crc = crc32(e.bytes) })
+  }
+  // flipped bits in stored bytes with a good header: the CRC differs, the hash names both checksums
+  for (const e of [small, large]) {
+    const stored = await readStoredBytes(dir, e.id)
+    assert.ok(stored !== undefined)
+    const damaged = flipByte(new Uint8Array(stored))
+    await writeStoredBytes(dir, e.id, damaged)
+    store = await openStore(dir)
+    const err = await rejects(store.get(e.id), 'CorruptExtent')
+    assert.is(err.details?.expected, sha256(e.bytes))
+    assert.is(err.details?.actual, sha256(damaged))
+    await store.close()
+  }
+})
+
+test('checksumTrusted: bytes are stored under the checksum given, unhashed and undecoded; deep reads verify both', async (ctx) => {
   const store = await openStore(join(ctx.dir, 'extents'))
   const id = randomUUID()
   const bytes = patternBytes(LARGE_EXTENT_BYTES_MIN, 8)
   const wrong = sha256(patternBytes(10, 1))
-  // the caller vouched for a checksum that is not the bytes': stored as given, and every read says so
+  // the caller vouched for a checksum that is not the bytes': stored as given; a read checks that
+  // the bytes are those it was given (their CRC), a deep one (the scrub's) finds the checksum wrong
   assert.equal(await store.put(id, bytes, { checksum: wrong, checksumTrusted: true }), { id, size: bytes.byteLength, checksum: wrong })
-  const err = await rejects(store.get(id), 'CorruptExtent')
+  assert.ok(Buffer.from(await store.get(id)).equals(bytes))
+  const err = await rejects(store.get(id, { deep: true }), 'CorruptExtent')
   assert.is(err.details?.expected, wrong)
   assert.is(err.details?.actual, sha256(bytes))
+  assert.is((await rejects(store.getEncoded(id, { deep: true }), 'CorruptExtent')).details?.expected, wrong)
   // without the checksum there is nothing to trust
   await rejects(store.put(randomUUID(), bytes, { checksumTrusted: true }), 'InvalidArgument')
   // a right one reads back

@@ -44,7 +44,7 @@ export class Scrub {
         let bad: string | undefined
         try {
           if (!(await store.has(extent.id))) bad = 'NotFound'
-          else bytes += (await store.get(extent.id, { signal: stopping })).byteLength
+          else bytes += (await store.get(extent.id, { signal: stopping, deep: true })).byteLength
         } catch (err) {
           if (stopping.aborted) return
           if (err instanceof DfsError && (err.name === 'CorruptExtent' || err.name === 'NotFound')) bad = err.name
