@@ -150,13 +150,16 @@ test('B puts an extent on A; A read it back byte for byte; a second put is succe
   assert.is((await ctx.a.store.get(empty.id)).byteLength, 0)
 })
 
-test('a put whose size does not match is CorruptExtent and leaves nothing; the checksum is the member\'s, and reads verify it', async () => {
+test('a put whose size does not match is CorruptExtent and leaves nothing; the checksum is the member\'s, and a deep read verifies it', async () => {
   const bytes = randomBytes(5000)
   // a member vouches for the checksum (it computed it; Noise proved the bytes are the ones it sent):
-  // the peer stores it as given, and the first read of the copy finds the mismatch
-  const wrongSum = { ...newExtent(bytes), checksum: extentChecksum(randomBytes(10)) }
+  // the peer stores it as given; a read checks the bytes are those it stored (their CRC), the
+  // scrub's deep read finds the mismatch, and so does a node that reads the copy from this one
+  const wrongSum = { ...newExtent(bytes, [ctx.a]), checksum: extentChecksum(randomBytes(10)) }
   await ctx.b.peers.put(ctx.a.id, wrongSum, bytes)
-  assert.is((await failureOf(ctx.a.store.get(wrongSum.id))).name, 'CorruptExtent')
+  assert.ok(Buffer.from(await ctx.a.store.get(wrongSum.id)).equals(bytes))
+  assert.is((await failureOf(ctx.a.store.get(wrongSum.id, { deep: true }))).name, 'CorruptExtent')
+  assert.is((await failureOf(ctx.b.peers.read(wrongSum, { order: [ctx.a.id] }))).name, 'CorruptExtent')
   await ctx.a.store.delete(wrongSum.id)
 
   // a caller that lies about the size: short and long bodies, sent around RpcExtentPeers' own checks
