@@ -1,10 +1,11 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import {
-  CLUSTER_CONFIG_DEFAULTS, NodeUnreachableError, extentChecksum
+  CLUSTER_CONFIG_DEFAULTS, CorruptExtentError, NodeUnreachableError, extentChecksum
 } from '@dfs/api'
 import type {
-  CallOptions, ClusterNode, ExtentIdentity, ExtentPeers, ExtentRecord, MetadataService, MetadataView, PeerIdString, ReplicationEvent
+  CallOptions, ClusterNode, ExtentIdentity, ExtentPeers, ExtentReadOptions, ExtentRecord, ExtentStore, MetadataService, MetadataView, PeerIdString,
+  ReplicationEvent
 } from '@dfs/api'
 import { DefaultPlacement } from '../../src/policies/default-placement.js'
 import { DefaultRebalance } from '../../src/policies/default-rebalance.js'
@@ -234,7 +235,7 @@ test('reads try the local copy, then healthy copies in this region, then others,
  * called on every look, so a test can change health as time passes. Records what it proposes.
  */
 function coordinator (nodes: () => ClusterNode[], peers: FakePeers, extents: Map<string, ExtentRecord>, tuning: Record<string, number>,
-  onEvent?: (event: ReplicationEvent) => void): { svc: DefaultReplication, proposed: unknown[] } {
+  onEvent?: (event: ReplicationEvent) => void, store?: Partial<ExtentStore>): { svc: DefaultReplication, proposed: unknown[] } {
   const proposed: unknown[] = []
   const view = {
     config: () => CLUSTER_CONFIG_DEFAULTS,
@@ -259,7 +260,7 @@ function coordinator (nodes: () => ClusterNode[], peers: FakePeers, extents: Map
   const svc = new DefaultReplication({
     nodeId: 'n1',
     logger: silent,
-    store: undefined as never,
+    store: store as ExtentStore,
     metadata,
     cluster: { nodes },
     peers,
@@ -343,6 +344,36 @@ test('repair reports each copy it makes, and each it fails to make, to onEvent',
     { kind: 'repair.started', extent: ID, bytes: bytes.byteLength, target: 'n4' },
     { kind: 'repair.finished', extent: ID, bytes: bytes.byteLength, target: 'n4' }
   ])
+})
+
+test('the scrub reads its copies deep: a copy stored under a checksum its bytes do not have is fetched again', async () => {
+  const peers = new FakePeers()
+  const bytes = new TextEncoder().encode('stored under another checksum here')
+  const extent: ExtentRecord = { id: ID, size: bytes.byteLength, checksum: extentChecksum(bytes), replicas: ['n1', 'n2', 'n3'] }
+  for (const p of ['n2', 'n3']) peers.copies.set(p, new Map([[ID, bytes]]))
+  // what a store with a cheaper check at rest does with a copy a member vouched for wrongly: a read
+  // returns the bytes it stored, only a deep read hashes them
+  const deep: Array<boolean | undefined> = []
+  const store: Partial<ExtentStore> = {
+    has: async () => true,
+    get: async (_id: string, options?: ExtentReadOptions) => {
+      deep.push(options?.deep)
+      if (options?.deep === true) throw new CorruptExtentError(ID, extent.checksum, extentChecksum(new Uint8Array(3)), {})
+      return new Uint8Array(3)
+    }
+  }
+  const events: ReplicationEvent[] = []
+  const nodes = (): ClusterNode[] => [node('n1'), node('n2'), node('n3')]
+  const { svc } = coordinator(nodes, peers, new Map([[ID, extent]]), { scrubEveryMs: 50, repairEveryMs: 3_600_000 }, (e) => { events.push(e) }, store)
+  await svc.start()
+  try {
+    await waitUntil(() => events.some((e) => e.kind === 'scrub.error'), 3000)
+  } finally {
+    await svc.stop()
+  }
+  assert.equal(events.find((e) => e.kind === 'scrub.error'), { kind: 'scrub.error', extent: ID, error: 'CorruptExtent', repaired: true })
+  assert.ok(deep.length > 0 && deep.every((d) => d === true), `the scrub's reads were deep: ${JSON.stringify(deep)}`)
+  assert.ok(peers.copies.get('n1')?.get(ID) === bytes, 'fetched again from another replica')
 })
 
 test('a move reports its start and its end; one whose target is gone reports it cancelled', async () => {
