@@ -42,7 +42,7 @@ export interface ExtentPutOptions extends CallOptions {
   /**
    * true: `checksum` is known to be that of these bytes' logical form (the caller computed it from
    * them, or received both from a cluster member over an authenticated channel), so the store may
-   * record it without hashing the bytes again; reads still verify them. With `codec`, the
+   * record it without hashing the bytes again; a deep read still verifies them. With `codec`, the
    * caller also vouches that the bytes decode to those logical bytes (the coordinator checked its
    * encoding), and the store does not decode them either. Needs `checksum`. Default false.
    */

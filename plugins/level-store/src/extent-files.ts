@@ -16,8 +16,9 @@ import { EXTENT_SIZE_MAX } from '@dfs/api'
  * keeps no cache of its own bytes; the client verifies each extent once). What direct I/O demands:
  * buffer address, file offset and length aligned to the device's logical block (512 bytes here;
  * 4 KiB, ALIGN, covers every common device). Extent bytes arrive in ordinary Buffers, so they are
- * copied (~0.3 ms per MiB, computing their CRC-32 on the way) into one of a few aligned slots, and a file's length is its stored bytes
- * rounded up to ALIGN with zeros; the header says how many of them are the extent's.
+ * copied (~0.3 ms per MiB, computing their CRC-32 on the way) into one of a few aligned slots, and a
+ * file's length is its stored bytes rounded up to ALIGN with zeros; the header says how many of them
+ * are the extent's.
  *
  * WHERE the aligned memory comes from: JavaScript cannot ask for an aligned allocation, but a
  * WebAssembly.Memory's buffer is page-aligned (V8 maps it whole), so one memory of SLOTS ×

@@ -64,7 +64,7 @@ import type {
  * stored bytes have that CRC returns them (decoded) without hashing them: a CRC-32 finds every burst
  * of up to 32 flipped bits and all but 2^-32 of other damage, which is what a disk does to bytes at
  * rest (Ceph's BlueStore and HDFS check crc32c the same way). It costs ~0.2 ms of CPU per MiB here
- * where sha256 cost ~0.65 ms plus ~0.25 for WebCrypto's copy of the input and its wipe, ~10 % of
+ * where sha256 cost ~0.65 ms plus ~0.25 for WebCrypto's copy of the input and its wipe, ~13 % of
  * all the CPU a 256 MiB get spent. A read without C, with a CRC that does not match, or asked to be
  * `deep` (the scrub's) decodes and hashes the logical bytes, and the error names both checksums.
  * The client checks the sha256 of every whole extent it reads in any case.
@@ -320,7 +320,6 @@ interface Header {
   /** CRC-32 of the stored bytes as they were written (absent in headers written before it was). */
   crc?: number
 }
-
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder('utf-8', { fatal: true })
