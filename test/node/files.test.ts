@@ -272,6 +272,7 @@ test('a stale read answers from the applied state with no quorum reachable and s
 test('a corrupt extent fails the read with CorruptExtent naming it', async () => {
   const backing = new Map()
   await ctx.metadata.stop()
+  await rm(ctx.dir, { recursive: true, force: true })
   ctx = await make(new MemoryExtentStore(backing))
   await ctx.files.put('/c', chunks(randomBytes(2000), [2000]))
   const victim = (await ctx.files.stat('/c')).extents[1].id
