@@ -143,11 +143,17 @@ export async function getFile (client: DfsClient, remote: string, dest: string |
   } else {
     out = dest
   }
+  // The stream this call opened reports its errors here, not as an 'error' event nobody listens to:
+  // a failure destroys it, and a write still running then completes with ERR_STREAM_DESTROYED, which
+  // would otherwise crash the process instead of the call failing with its own error.
+  let streamError: Error | undefined
+  if (opened) out.on('error', (err) => { streamError ??= err })
   try {
     await verifyInto(result.path, served, body, out, onBytes)
     if (opened) {
       out.end()
       await once(out, 'close')
+      if (streamError !== undefined) throw streamError
       if (tmp != null) await rename(tmp, local)
     }
     return { ...result, offset: served.offset, length: served.length, local }
@@ -256,9 +262,27 @@ async function verifyInto (path: string, served: Served, body: AsyncGenerator<Ui
     }
     total += chunk.byteLength
     onBytes(chunk.byteLength)
-    if (!out.write(chunk)) await once(out, 'drain')
+    if (!out.write(chunk)) await drained(out)
   }
   if (index !== extents.length || total !== served.length) {
     throw new NodeUnreachableError(`the node ended ${path} after ${total} of ${served.length} bytes`, { path })
+  }
+}
+
+/**
+ * Resolves once `out` drains; rejects with its error if it fails or closes first (a full disk: the
+ * stream errs and never drains, and waiting for 'drain' alone would hang the download).
+ */
+async function drained (out: Writable): Promise<void> {
+  const failed = (): Error => out.errored ?? new Error('the output stream closed before the download ended')
+  if (out.destroyed) throw failed()
+  const stop = new AbortController()
+  try {
+    await Promise.race([
+      once(out, 'drain', { signal: stop.signal }),
+      once(out, 'close', { signal: stop.signal }).then(() => { throw failed() })
+    ])
+  } finally {
+    stop.abort()
   }
 }

@@ -89,6 +89,57 @@ test('statFile reads every page of one version, starting over when the file chan
   assert.is(busy.calls(), 2 * (STAT_RESTARTS_MAX + 1))
 })
 
+test('a download that fails while a write to the file is in flight rejects with its error, leaves no file and does not crash', async () => {
+  // (the CLI died of an unhandled 'error' event: the failure destroyed the file stream while fs.write
+  // was still running, and its completion reported the destroyed stream)
+  const dir = mkdtempSync(join(tmpdir(), 'dfs-get-fail-'))
+  try {
+    const extents = [randomBytes(1000), randomBytes(1000)]
+    const client = getClient(extents, 2)
+    const failure = Object.assign(new Error('extent 2 is corrupt on every replica'), { name: 'CorruptExtent' })
+    async function * failing (): AsyncGenerator<Uint8Array> {
+      // the file is open by now; the first write goes to the pool and the failure follows at once
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      yield extents[0]
+      throw failure
+    }
+    const download = client.rpc.download
+    client.rpc.download = (async (...args: Parameters<typeof download>) => ({ ...await download(...args), body: failing() }))
+    for (let i = 0; i < 20; i++) {
+      await getFile(client, '/f', join(dir, 'out')).then(() => assert.unreachable(), (err) => { assert.is(err, failure) })
+    }
+    // a stream error that came late is not thrown later either
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    assert.equal(readdirSync(dir), [])
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('an output that fails between writes fails the download with its error instead of waiting for a drain', async () => {
+  const extents = [randomBytes(1000), randomBytes(1000)]
+  const client = getClient(extents, 2)
+  const full = Object.assign(new Error('no space left on device'), { code: 'ENOSPC' })
+  // the first write is accepted (below the high-water mark) and fails a moment later, as a full disk
+  // does; the second then meets a destroyed stream that will never drain
+  const out = new Writable({ highWaterMark: 1500, write (_chunk, _e, cb) { setTimeout(() => { cb(full) }, 5) } })
+  out.on('error', () => {})
+  async function * slow (): AsyncGenerator<Uint8Array> {
+    yield extents[0]
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    yield extents[1]
+  }
+  const download = client.rpc.download
+  client.rpc.download = async (...args: Parameters<typeof download>) => ({ ...await download(...args), body: slow() })
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const hung = new Promise((_resolve, reject) => { timer = setTimeout(() => { reject(new Error('getFile still waits after 5 s')) }, 5000) })
+  try {
+    await Promise.race([getFile(client, '/f', out), hung]).then(() => assert.unreachable(), (err) => { assert.is(err, full) })
+  } finally {
+    clearTimeout(timer)
+  }
+})
+
 test('getFile writes into a FIFO in place: no temporary file beside it, and it stays a FIFO', async () => {
   // (as root, a rename over /dev/null replaced the device with a regular file)
   const dir = mkdtempSync(join(tmpdir(), 'dfs-get-fifo-'))
