@@ -4,7 +4,7 @@ import { crc32 } from 'node:zlib'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { decode, encode } from 'cborg'
-import { Level } from 'level'
+import { RaftLogDb } from '../../plugins/raft-metadata/src/raft/index.js'
 import { DfsClient } from '../../src/client/index.js'
 import { Sandbox, listenAddress, waitFor, type NodeHandle, type RunResult } from './harness.js'
 
@@ -183,7 +183,7 @@ test('a flood of refusals from one identity is a handful of entries whose counts
   assert.ok(flood.length <= denied / 10, `${flood.length} entries for ${denied} refusals`)
 })
 
-/** A LevelDB value of the Raft log: CBOR followed by a big-endian CRC-32 of it (plugins/raft-metadata level-storage.ts). */
+/** A value of the Raft log: CBOR followed by a big-endian CRC-32 of it (plugins/raft-metadata level-storage.ts). */
 function unseal (bytes: Uint8Array): Record<string, any> {
   const body = bytes.subarray(0, bytes.byteLength - 4)
   const crc = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(bytes.byteLength - 4, false)
@@ -202,11 +202,11 @@ test('an entry changed on a stopped node\'s disk breaks the chain there, and onl
   const victim = nodes[2]
   assert.is(await victim.stop(), 0, victim.stderr())
   // as an attacker with the disk would: rewrite one entry in the system group's snapshot, and the record's checksum
-  const db = new Level<string, Uint8Array>(join(victim.dataDir, 'metadata', 'raft-log'), { keyEncoding: 'utf8', valueEncoding: 'view' })
-  await db.open()
+  // the node's Raft log (plugins/raft-metadata wal-log-store.ts), opened as the node would
+  const db = await RaftLogDb.open(join(victim.dataDir, 'metadata', 'raft-log'))
   let tampered: number
   try {
-    const snap = await db.get('g0/m/snap')
+    const snap = await db.store.get('g0/m/snap')
     if (snap === undefined) throw new Error('no snapshot of the system group on the stopped node')
     const record = unseal(snap)
     const state = decode(record.d as Uint8Array) as Record<string, any>
@@ -218,7 +218,7 @@ test('an entry changed on a stopped node\'s disk breaks the chain there, and onl
     // make it look like somebody else did it
     target.user = target.user === admin ? stranger : admin
     record.d = encode(state)
-    await db.put('g0/m/snap', seal(record), { sync: true })
+    await db.write([{ type: 'put', key: 'g0/m/snap', value: seal(record) }], true)
   } finally {
     await db.close()
   }

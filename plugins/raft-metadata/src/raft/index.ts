@@ -11,4 +11,6 @@ export {
 export { CAMPAIGN_TRANSFER_CONTEXT } from './constants.js'
 export { mustSync } from './util.js'
 export { LevelStorage, RaftLogDb, levelLogStore } from './level-storage.js'
+export { WalLogStore, WAL_SEGMENT_BYTES_DEFAULT } from './wal-log-store.js'
+export type { WalOptions } from './wal-log-store.js'
 export type { BatchOp, LogStore } from './level-storage.js'

@@ -14,6 +14,8 @@
  *   m/compacted  last compacted entry  { i, t }   (<= snapshot index)
  *   e/<index>    one entry             { i, t, y, d }   index as 16 hex digits, so keys sort by index
  */
+import { readdir, rm, stat } from 'node:fs/promises'
+import { join } from 'node:path'
 import { crc32 } from 'node:zlib'
 import { decode, encode } from 'cborg'
 import { Level } from 'level'
@@ -23,6 +25,7 @@ import { MemoryStorage } from './memory-storage.js'
 import { EntryType } from './types.js'
 import type { ConfState, Entry, HardState, Snapshot, Storage } from './types.js'
 import { STRICT_CBOR_DECODE_OPTIONS, mustSync } from './util.js'
+import { WalLogStore, type WalOptions } from './wal-log-store.js'
 import { mutations } from '../mutations.js'
 
 const KEY_HARD_STATE = 'm/hs'
@@ -149,6 +152,21 @@ export interface LogStore {
   close: () => Promise<void>
 }
 
+/** Whether `dir` holds a LevelDB (the Raft log of builds before the write-ahead log). */
+async function isLevelDb (dir: string): Promise<boolean> {
+  return await stat(join(dir, 'CURRENT')).then(() => true, () => false)
+}
+
+/** Removes a LevelDB's files from `dir` (after its keys moved into the write-ahead log there). */
+async function removeLevelDbFiles (dir: string): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[])
+  const leveldb = names.filter((n) => n === 'CURRENT' || n === 'LOCK' || n === 'LOG' || n === 'LOG.old' || n.startsWith('MANIFEST-') || /^\d+\.(ldb|log|sst|dbtmp)$/.test(n))
+  if (leveldb.length === 0) return
+  // CURRENT first: a crash midway leaves a directory that is no LevelDB any more
+  leveldb.sort((a, b) => Number(b === 'CURRENT') - Number(a === 'CURRENT'))
+  for (const n of leveldb) await rm(join(dir, n), { force: true })
+}
+
 /**
  * Writes `ops` as one atomic LevelDB batch through a chained batch. The array form (`db.batch(ops)`)
  * clones every operation with the call's options and looks up its encodings in JavaScript before the
@@ -205,9 +223,28 @@ export class RaftLogDb {
     this.store = store
   }
 
-  /** The log in the LevelDB at `dir` (created if needed). */
-  static async open (dir: string): Promise<RaftLogDb> {
-    return new RaftLogDb(await levelLogStore(dir))
+  /**
+   * The log in `dir` (created if needed): a write-ahead log of our own (WalLogStore). A directory
+   * that still holds the LevelDB of an older build is moved into one first: its keys become the
+   * first segment's checkpoint, named only once durable, and only then are LevelDB's files removed
+   * (a crash before that leaves the LevelDB to move again, one after it leaves files the next open
+   * removes).
+   */
+  static async open (dir: string, options: WalOptions = {}): Promise<RaftLogDb> {
+    if (await WalLogStore.exists(dir)) {
+      await removeLevelDbFiles(dir)
+      return new RaftLogDb(await WalLogStore.open(dir, options))
+    }
+    if (!(await isLevelDb(dir))) return new RaftLogDb(await WalLogStore.open(dir, options))
+    const level = await levelLogStore(dir)
+    let wal: WalLogStore
+    try {
+      wal = await WalLogStore.open(dir, options, level.range('', '\uffff'))
+    } finally {
+      await level.close()
+    }
+    await removeLevelDbFiles(dir)
+    return new RaftLogDb(wal)
   }
 
   /** Whether the group under `prefix` has a log here (its hard state is written when it is created). */

@@ -14,8 +14,8 @@
  * - Leaders spread: the leader of data group g hands leadership to the group's preferred voter
  *   (voters sorted, the ((g−1) mod n)-th) once it has caught up, so with three nodes each node leads
  *   one data group. A transfer that does not happen backs off (5 s doubling to 5 min).
- * - Every group's log and hard state live in one LevelDB per node (`raft-log`, group g under the key
- *   prefix `g<g>/`), written with group commit: concurrent Readies of different groups share a batch
+ * - Every group's log and hard state live in one write-ahead log per node (`raft-log`, WalLogStore;
+ *   group g under the key prefix `g<g>/`), written with group commit: concurrent Readies of different groups share a batch
  *   and its fsync (a Ready still waits for its own write before sending what depends on it). Each state machine lives in memory, rebuilt at start from the group's snapshot
  *   and the committed entries after it.
  * - propose: routed by the operation (system ops to the system group, a path's ops to its shard's
@@ -340,7 +340,7 @@ export class RaftMetadataService implements MetadataService {
     try {
       await mkdir(init.dir, { recursive: true })
       await migrateSeparateLogs(init.dir, this.#log)
-      const raftLog = await openRaftLog(join(init.dir, RAFT_LOG_DIR))
+      const raftLog = await openRaftLog(join(init.dir, RAFT_LOG_DIR), this.#log)
       this.#raftLog = raftLog
       // data logs are created first: the system group's log is what marks a created cluster
       const creating = init.join !== true && !(await raftLog.has(groupPrefix(SYSTEM_GROUP)))
@@ -853,12 +853,15 @@ export class RaftMetadataService implements MetadataService {
   }
 }
 
-async function openRaftLog (dir: string): Promise<RaftLogDb> {
+async function openRaftLog (dir: string, log: Logger): Promise<RaftLogDb> {
   try {
-    return await RaftLogDb.open(dir)
+    return await RaftLogDb.open(dir, {
+      onBuffered: (reason) => { log('the Raft log in %s writes through the page cache: the file system refused O_DIRECT (%s)', dir, reason) },
+      onWarning: (message) => { log.error('%s', message) }
+    })
   } catch (err) {
-    const cause = (err as { cause?: { code?: string } }).cause
-    if (cause?.code === 'LEVEL_LOCKED') {
+    const code = (err as { code?: string }).code ?? (err as { cause?: { code?: string } }).cause?.code
+    if (code === 'LEVEL_LOCKED' || code === 'WAL_LOCKED') {
       throw new DataDirLockedError(`the metadata directory ${dir} is in use by another process`, { dir })
     }
     throw err

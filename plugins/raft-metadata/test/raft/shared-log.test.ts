@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert'
 import { mkdtemp, readdir, rm, cp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { LevelStorage, RaftLogDb } from '../../src/raft/index.js'
+import { LevelStorage, RaftLogDb, levelLogStore } from '../../src/raft/index.js'
 import type { ConfState } from '../../src/raft/index.js'
 import { migrateSeparateLogs } from '../../src/replicated/migrate-logs.js'
 import { ent } from './helpers.js'
@@ -56,7 +56,8 @@ test('groups in one log keep their own entries and hard state; concurrent writes
 /** Legacy layout: a LevelDB per group (`raft`, `raft-g1` …), each with some entries. */
 async function legacyNode (dir: string, groups: number): Promise<void> {
   for (let g = 0; g <= groups; g++) {
-    const s = await LevelStorage.open(join(dir, g === 0 ? 'raft' : `raft-g${g}`), { confState: CS })
+    // the LevelDB these builds wrote (LevelStorage.open makes a write-ahead log now)
+    const s = await LevelStorage.openIn(new RaftLogDb(await levelLogStore(join(dir, g === 0 ? 'raft' : `raft-g${g}`))), '', { confState: CS }, true)
     await s.saveReady({ entries: [ent(2, 5), ent(3, 5 + g)], hardState: { term: 5 + g, vote: 'b', commit: 3 } })
     await s.close()
   }
