@@ -11,15 +11,17 @@
  * LevelDB's background work another 4 %). This log writes each batch once, with O_DIRECT from a
  * buffer of its own that stays resident, and O_DSYNC, so a batch is one write(2) and no fsync call.
  *
- * FORMAT. A directory of segments `<seq as 16 hex digits>.wal`, replayed in order of seq. A segment
- * starts with a 16-byte header (MAGIC, then seq as a little-endian u64) followed by records, each at
- * an offset that is a multiple of 8:
+ * FORMAT. A directory of segments `<seq as 16 hex digits>.wal` and checkpoints `<seq>.ckpt`. Both
+ * start with a 16-byte header (a magic of 8 bytes, then seq as a little-endian u64) followed by
+ * records, each at an offset that is a multiple of 8:
  *   u32 length of the payload · u32 flags · u32 CRC-32 (zlib's) of the length, the flags and the
  *   payload · u32 zero · payload · zeros up to a multiple of 8
  * A payload is the batch's operations, each: u8 kind (1 put, 2 del) · u32 key length · key (UTF-8)
- * · for a put, u32 value length · value. A record with FLAG_CHECKPOINT holds every live key: replay
- * clears what it has before applying it. A length of zero ends the segment (a segment's file is its
- * written bytes padded with zeros to a multiple of 4 KiB).
+ * · for a put, u32 value length · value. A length of zero ends a segment (its file is its written
+ * bytes padded with zeros to a multiple of 4 KiB). Checkpoint `<K>.ckpt` holds every live key as
+ * it was before the first record of segment K, as puts, and ends with a record flagged FLAG_END
+ * whose payload is the number of keys (u64): the log is checkpoint K (the newest) followed by
+ * segments K, K+1, … (without a checkpoint: segments 1, 2, …), each of which must be there.
  *
  * WRITES. Direct I/O needs an aligned buffer, offset and length, so each write rewrites the last,
  * partial 4 KiB block of the segment (the bytes written before it, unchanged) followed by the new
@@ -29,16 +31,21 @@
  * system refuses O_DIRECT (tmpfs), the same writes go through the page cache with O_DSYNC.
  *
  * REPLAY. Records are applied until the first one that is not whole: a zero length, a length past
- * the file, or a CRC mismatch. In the newest segment that is a write torn by a crash, never
- * acknowledged: the segment is cut there and appending resumes at that point. Anywhere else, or when
- * a valid record follows the damage (a bad sector amid acknowledged writes, not a torn tail), the
- * log is corrupt (CorruptLogError: the node refuses to start rather than forget acknowledged writes).
+ * the file, or a CRC mismatch. In the newest segment, a bad last record with nothing whole after it
+ * is a write torn by a crash, never acknowledged, when it shows how a crash tears a write: the
+ * file ends before the record does, or one of its sectors reads as all zeros (every byte past the
+ * log's end is zero before a write). The segment is cut there and appending resumes at that point.
+ * Anything else — a bad record before the last, or a last record written whole and changed since —
+ * is damage: CorruptLogError, and the node refuses to start rather than forget acknowledged writes.
  *
  * ROTATION. Once a segment has taken `segmentBytes` of records (and at least as many bytes as the
- * live keys hold, so rewriting them costs at most as much as what was appended), the next segment is
- * started with one checkpoint record of every live key; once that is durable (and the directory
- * fsync'd), the older segments are deleted. A crash between the two leaves older segments that the
- * checkpoint supersedes at replay.
+ * live keys hold, so that rewriting them costs at most as much as what was appended), appends move
+ * to a new segment K at once (its header is durable and its name fsync'd first), and the live keys
+ * as they were then are written to checkpoint K in the background, under a temporary name renamed
+ * once durable; after that the older segments and checkpoints are deleted. Raft writes never wait
+ * for a checkpoint (one of every live key can be a hundred MiB: a stall that long would cost
+ * elections). A crash before checkpoint K is named leaves the older checkpoint and segments, which
+ * replay reads as before.
  */
 import { constants } from 'node:fs'
 import { mkdir, open, readdir, readFile, rename, unlink, type FileHandle } from 'node:fs/promises'
@@ -52,6 +59,8 @@ declare const WebAssembly: { Memory: new (descriptor: { initial: number, maximum
 
 /** First 8 bytes of every segment: "dfswal" and format version 1. */
 const MAGIC = Uint8Array.from([0x64, 0x66, 0x73, 0x77, 0x61, 0x6c, 0x00, 0x01])
+/** First 8 bytes of every checkpoint: "dfsckp" and format version 1. */
+const CHECKPOINT_MAGIC = Uint8Array.from([0x64, 0x66, 0x73, 0x63, 0x6b, 0x70, 0x00, 0x01])
 const SEGMENT_HEADER_BYTES = 16
 const RECORD_HEADER_BYTES = 16
 /** Alignment of direct I/O: buffer address, file offset and length. */
@@ -60,16 +69,19 @@ const ALIGN = 4096
 const RECORD_ALIGN = 8
 /** A record's payload may not exceed this (the u32 length, and a bound on what replay allocates). */
 export const WAL_RECORD_BYTES_MAX = 1024 * 1024 * 1024
-/** Records that hold every live key: replay starts over from them. */
-const FLAG_CHECKPOINT = 1
+/** The last record of a checkpoint: its payload is the number of keys before it (u64), not operations. */
+const FLAG_END = 1
+/** Operations per checkpoint record stop at this many payload bytes (a bigger value is a record of its own). */
+const CHECKPOINT_RECORD_BYTES = 256 * 1024
 const OP_PUT = 1
 const OP_DEL = 2
 /** Bytes of records a segment takes before the next one starts (see ROTATION above). */
 export const WAL_SEGMENT_BYTES_DEFAULT = 64 * 1024 * 1024
-/** The aligned write buffer kept for ordinary records; a larger record gets one of its own for its write. */
+/** The aligned write buffer kept for ordinary records (and one for checkpoints); a larger record gets one of its own for its write. */
 const WRITE_BUFFER_BYTES = 1024 * 1024
 const SEGMENT_SUFFIX = '.wal'
-/** Name of a segment being written before it is renamed into place (a migration's first segment). */
+const CHECKPOINT_SUFFIX = '.ckpt'
+/** Name of a segment or checkpoint being written, before it is renamed into place once durable. */
 const TEMP_SUFFIX = '.tmp'
 /** After a failed rotation, appends go on in the old segment and the next rotation is tried this much later. */
 const ROTATE_RETRY_MS = 10_000
@@ -80,6 +92,27 @@ function segmentName (seq: bigint): string {
   return seq.toString(16).padStart(16, '0') + SEGMENT_SUFFIX
 }
 
+function checkpointName (seq: bigint): string {
+  return seq.toString(16).padStart(16, '0') + CHECKPOINT_SUFFIX
+}
+
+/** The seqs of the files in `names` named `<seq>` + `suffix`, ascending. */
+function seqsOf (names: string[], suffix: string): bigint[] {
+  return names.filter((n) => n.length === 16 + suffix.length && n.endsWith(suffix) && /^[0-9a-f]{16}$/.test(n.slice(0, 16)))
+    .map((n) => BigInt('0x' + n.slice(0, 16))).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+}
+
+/** Whether `buf` starts with the header of file `seq` of the kind `magic` says. */
+function headerOk (buf: Uint8Array, magic: Uint8Array, seq: bigint): boolean {
+  return buf.byteLength >= SEGMENT_HEADER_BYTES && magic.every((b, k) => buf[k] === b) &&
+    new DataView(buf.buffer, buf.byteOffset, buf.byteLength).getBigUint64(8, true) === seq
+}
+
+function writeHeader (out: Uint8Array, magic: Uint8Array, seq: bigint): void {
+  out.set(magic, 0)
+  new DataView(out.buffer, out.byteOffset, out.byteLength).setBigUint64(8, seq, true)
+}
+
 /** An aligned buffer of at least `bytes` (a WebAssembly memory is page-aligned). */
 function alignedBuffer (bytes: number): Uint8Array {
   const pages = Math.max(1, Math.ceil(bytes / 65536))
@@ -87,9 +120,13 @@ function alignedBuffer (bytes: number): Uint8Array {
 }
 
 /** The record bytes (header and payload, unpadded) of `ops`, written into `out` at `at`; returns the record's length. */
-function encodeRecord (ops: Array<{ key: string, value?: Uint8Array }>, flags: number, out: Uint8Array, at: number): number {
+function encodeRecord (ops: Array<{ key: string, value?: Uint8Array }>, flags: number, out: Uint8Array, at: number, count?: number): number {
   const view = new DataView(out.buffer, out.byteOffset, out.byteLength)
   let p = at + RECORD_HEADER_BYTES
+  if (count !== undefined) {
+    view.setBigUint64(p, BigInt(count), true)
+    p += 8
+  }
   for (const op of ops) {
     out[p] = op.value === undefined ? OP_DEL : OP_PUT
     const keyLen = Buffer.byteLength(op.key)
@@ -116,7 +153,7 @@ function recordBytes (ops: Array<{ key: string, value?: Uint8Array }>): number {
   return n
 }
 
-type Parsed = { kind: 'record', end: number, flags: number, ops: Array<{ key: string, value?: Uint8Array }> } | { kind: 'end' } | { kind: 'bad', why: string }
+type Parsed = { kind: 'record', end: number, flags: number, ops: Array<{ key: string, value?: Uint8Array }>, count?: number } | { kind: 'end' } | { kind: 'bad', why: string }
 
 /** The record at `at` of `buf` (a whole segment), if it is whole. */
 function parseRecord (buf: Uint8Array, at: number): Parsed {
@@ -128,8 +165,14 @@ function parseRecord (buf: Uint8Array, at: number): Parsed {
   const payload = buf.subarray(at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + length)
   const want = view.getUint32(at + 8, true)
   if ((crc32(payload, crc32(buf.subarray(at, at + 8))) >>> 0) !== want || view.getUint32(at + 12, true) !== 0) return { kind: 'bad', why: 'checksum mismatch' }
-  const ops: Array<{ key: string, value?: Uint8Array }> = []
+  const flags = view.getUint32(at + 4, true)
+  const end = alignUp(at + RECORD_HEADER_BYTES + length, RECORD_ALIGN)
   const pv = new DataView(payload.buffer, payload.byteOffset, payload.byteLength)
+  if ((flags & FLAG_END) !== 0) {
+    if (length !== 8) throw new CorruptLogError(`wal@${at}`, `an end record of ${length} bytes`)
+    return { kind: 'record', end, flags, ops: [], count: Number(pv.getBigUint64(0, true)) }
+  }
+  const ops: Array<{ key: string, value?: Uint8Array }> = []
   let p = 0
   const need = (n: number): void => { if (p + n > payload.byteLength) throw new Error('operation runs past its record') }
   try {
@@ -159,7 +202,7 @@ function parseRecord (buf: Uint8Array, at: number): Parsed {
     // a record whose checksum holds but whose contents do not parse was written wrong: not a torn write
     throw new CorruptLogError(`wal@${at}`, (err as Error).message)
   }
-  return { kind: 'record', end: alignUp(at + RECORD_HEADER_BYTES + length, RECORD_ALIGN), flags: view.getUint32(at + 4, true), ops }
+  return { kind: 'record', end, flags, ops }
 }
 
 /** Whether a whole record starts anywhere in `buf` from `from` on (damage amid acknowledged records, not a torn tail). */
@@ -217,9 +260,12 @@ export interface WalOptions {
   segmentBytes?: number
   /** Told when the file system refused O_DIRECT and writes went through the page cache. */
   onBuffered?: (reason: string) => void
-  /** Told of a failure the log survives (a segment that could not be started yet). */
+  /** Told of a failure the log survives (a segment or a checkpoint that could not be written yet). */
   onWarning?: (message: string) => void
+  /** Tests: awaited before a rotation's checkpoint is named (to look at the log while one is being written). */
+  beforeCheckpointNamed?: () => Promise<void>
 }
+
 
 /** The segment being appended: its seq, file, length of valid bytes, and bytes of records appended since it started. */
 interface Segment { seq: bigint, file: FileHandle, size: number, appended: number }
@@ -234,18 +280,19 @@ export class WalLogStore implements LogStore {
   #liveBytes = 0
   readonly #segmentBytes: number
   readonly #onBuffered: (reason: string) => void
+  readonly #onWarning: (message: string) => void
+  readonly #beforeCheckpointNamed: (() => Promise<void>) | undefined
   #direct: boolean
+  /** Aligned; its front holds the current segment's last partial block between appends. */
   #buffer: Uint8Array
-  /** The segment being appended: its seq, file, length of valid bytes, and bytes of records appended since it started. */
   #seg: Segment | undefined
-  /** Older segments still on disk (deleted after the next checkpoint). */
-  #older: bigint[] = []
-  #closed = false
-  /** After a failed rotation, the next attempt waits until then (performance.now()). */
+  /** The checkpoint being written in the background, if one is. */
+  #checkpointing: Promise<void> | undefined
+  /** After a failed rotation or checkpoint, the next attempt waits until then (performance.now()). */
   #rotateNotBefore = 0
   /** Set when the directory could not be fsync'd after a new segment was named: no write is safe any more. */
   #broken: Error | undefined
-  readonly #onWarning: (message: string) => void
+  #closed = false
   /** Writes run one at a time (RaftLogDb issues one at a time; this keeps it so for any caller). */
   #tail: Promise<void> = Promise.resolve()
   readonly stats = { records: 0, checkpoints: 0, bytes: 0 }
@@ -256,19 +303,20 @@ export class WalLogStore implements LogStore {
     this.#direct = options.direct ?? process.platform === 'linux'
     this.#onBuffered = options.onBuffered ?? (() => {})
     this.#onWarning = options.onWarning ?? (() => {})
+    this.#beforeCheckpointNamed = options.beforeCheckpointNamed
     this.#buffer = alignedBuffer(WRITE_BUFFER_BYTES)
   }
 
-  /** Whether `dir` holds a write-ahead log (a segment). */
+  /** Whether `dir` holds a write-ahead log (a segment or a checkpoint). */
   static async exists (dir: string): Promise<boolean> {
     const names = await readdir(dir).catch(() => [] as string[])
-    return names.some((n) => n.endsWith(SEGMENT_SUFFIX))
+    return seqsOf(names, SEGMENT_SUFFIX).length > 0 || seqsOf(names, CHECKPOINT_SUFFIX).length > 0
   }
 
   /**
    * Opens the log in `dir` (created if needed) and replays it. `initial`: for a directory without a
-   * log, the keys its first segment starts with, written as a checkpoint under a temporary name that is
-   * renamed into place once durable (a migration: a crash before the rename leaves no log here).
+   * log, the keys it starts with (a migration), written as checkpoint 1 before segment 1 exists: a
+   * crash before that checkpoint is named leaves no log here.
    */
   static async open (dir: string, options: WalOptions = {}, initial?: AsyncIterable<[string, Uint8Array]>): Promise<WalLogStore> {
     if (openDirs.has(dir)) throw Object.assign(new Error(`the Raft log ${dir} is already open in this process`), { code: 'WAL_LOCKED' })
@@ -276,8 +324,18 @@ export class WalLogStore implements LogStore {
     const wal = new WalLogStore(dir, options)
     try {
       await mkdir(dir, { recursive: true })
-      await wal.#replay()
-      if (wal.#seg === undefined) await wal.#start(1n, initial)
+      const base = await wal.#replay()
+      if (wal.#seg === undefined) {
+        if (base === undefined && initial !== undefined) {
+          const image: Array<[string, Uint8Array]> = []
+          for await (const [key, value] of initial) {
+            image.push([key, value])
+            wal.#apply(key, value)
+          }
+          await wal.#writeCheckpoint(1n, image)
+        }
+        await wal.#newSegment(base ?? 1n)
+      }
       return wal
     } catch (err) {
       await wal.#seg?.file.close().catch(() => {})
@@ -286,48 +344,82 @@ export class WalLogStore implements LogStore {
     }
   }
 
-  async #replay (): Promise<void> {
-    const names = await readdir(this.dir)
-    // leftovers of a start or migration that never completed
-    for (const n of names.filter((x) => x.endsWith(SEGMENT_SUFFIX + TEMP_SUFFIX))) await unlink(join(this.dir, n))
-    const seqs = names.filter((n) => /^[0-9a-f]{16}\.wal$/.test(n)).map((n) => BigInt('0x' + n.slice(0, 16))).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
-    for (let i = 0; i < seqs.length; i++) {
-      const seq = seqs[i]
-      const newest = i === seqs.length - 1
-      const path = join(this.dir, segmentName(seq))
-      const buf = await readFile(path)
-      const headerOk = buf.byteLength >= SEGMENT_HEADER_BYTES && MAGIC.every((b, k) => buf[k] === b) &&
-        new DataView(buf.buffer, buf.byteOffset, buf.byteLength).getBigUint64(8, true) === seq
-      // a segment gets its name only once its header is durable (#start), so a bad one is damage
-      if (!headerOk) throw new CorruptLogError(path, 'segment header is not valid')
-      let at = SEGMENT_HEADER_BYTES
-      let appended = 0
-      while (true) {
-        const r = parseRecord(buf, at)
-        if (r.kind === 'end' && (at + RECORD_HEADER_BYTES > buf.byteLength || !wholeRecordAfter(buf, at))) break
-        if (r.kind !== 'record') {
-          const why = r.kind === 'bad' ? r.why : 'zero length'
-          if (!newest || wholeRecordAfter(buf, at)) throw new CorruptLogError(`${path}@${at}`, `${why}, with acknowledged records after it`)
-          if (r.kind === 'bad' && !torn(buf, at)) throw new CorruptLogError(`${path}@${at}`, `${why} in the last record, which was written whole (no sector of it is missing)`)
-          break // a torn tail: never acknowledged
-        }
-        if ((r.flags & FLAG_CHECKPOINT) !== 0) {
-          this.#live.clear()
-          this.#liveBytes = 0
-        } else {
-          appended += r.end - at
-        }
-        for (const op of r.ops) this.#apply(op.key, op.value)
-        at = r.end
+  /** Loads the newest checkpoint and replays the segments after it; resolves to the checkpoint's seq. */
+  async #replay (): Promise<bigint | undefined> {
+    let names = await readdir(this.dir)
+    // leftovers of a segment or checkpoint that was never named
+    for (const n of names.filter((x) => x.endsWith(TEMP_SUFFIX))) await unlink(join(this.dir, n))
+    names = names.filter((x) => !x.endsWith(TEMP_SUFFIX))
+    const checkpoints = seqsOf(names, CHECKPOINT_SUFFIX)
+    const base = checkpoints.at(-1)
+    if (base !== undefined) await this.#loadCheckpoint(base)
+    const all = seqsOf(names, SEGMENT_SUFFIX)
+    const segs = all.filter((q) => q >= (base ?? 1n))
+    // what the checkpoint superseded (a crash came before they were deleted)
+    const stale = [...all.filter((q) => q < (base ?? 1n)).map(segmentName), ...checkpoints.slice(0, -1).map(checkpointName)]
+    for (let i = 0; i < segs.length; i++) {
+      const want = (base ?? 1n) + BigInt(i)
+      if (segs[i] !== want) throw new CorruptLogError(join(this.dir, segmentName(want)), `segment missing (the log goes on at ${segmentName(segs[i])})`)
+      await this.#replaySegment(segs[i], i === segs.length - 1)
+    }
+    if (stale.length > 0) {
+      for (const n of stale) await unlink(join(this.dir, n)).catch(() => {})
+      await syncDir(this.dir)
+    }
+    return base
+  }
+
+  async #loadCheckpoint (seq: bigint): Promise<void> {
+    const path = join(this.dir, checkpointName(seq))
+    const buf = await readFile(path)
+    // a checkpoint is named only once durable: anything wrong with it is damage
+    if (!headerOk(buf, CHECKPOINT_MAGIC, seq)) throw new CorruptLogError(path, 'checkpoint header is not valid')
+    let keys = 0
+    for (let at = SEGMENT_HEADER_BYTES; ;) {
+      const r = parseRecord(buf, at)
+      if (r.kind !== 'record') throw new CorruptLogError(`${path}@${at}`, r.kind === 'bad' ? r.why : 'the checkpoint ends before its end record')
+      if ((r.flags & FLAG_END) !== 0) {
+        if (r.count !== keys) throw new CorruptLogError(path, `the checkpoint holds ${keys} keys, its end record says ${r.count}`)
+        return
       }
-      if (newest) {
-        const file = await this.#openSegment(path, false)
-        this.#seg = { seq, file, size: at, appended }
-        // cut a torn tail, and zero the rest of the last block so that nothing stale follows the next record
-        if (at < buf.byteLength) await this.#cutAt(at, buf)
-      } else {
-        this.#older.push(seq)
+      for (const op of r.ops) this.#apply(op.key, op.value)
+      keys += r.ops.length
+      at = r.end
+    }
+  }
+
+  async #replaySegment (seq: bigint, newest: boolean): Promise<void> {
+    const path = join(this.dir, segmentName(seq))
+    const buf = await readFile(path)
+    // a segment gets its name only once its header is durable (#newSegment), so a bad one is damage
+    if (!headerOk(buf, MAGIC, seq)) throw new CorruptLogError(path, 'segment header is not valid')
+    let at = SEGMENT_HEADER_BYTES
+    let appended = 0
+    while (true) {
+      const r = parseRecord(buf, at)
+      if (r.kind === 'end' && (at + RECORD_HEADER_BYTES > buf.byteLength || !wholeRecordAfter(buf, at))) break
+      if (r.kind !== 'record' || (r.flags & FLAG_END) !== 0) {
+        const why = r.kind === 'bad' ? r.why : r.kind === 'end' ? 'zero length' : 'an end record in a segment'
+        if (!newest || wholeRecordAfter(buf, at)) throw new CorruptLogError(`${path}@${at}`, `${why}, with acknowledged records after it`)
+        if (r.kind !== 'end' && !torn(buf, at)) throw new CorruptLogError(`${path}@${at}`, `${why} in the last record, which was written whole (no sector of it is missing)`)
+        break // a torn tail: never acknowledged
       }
+      for (const op of r.ops) this.#apply(op.key, op.value)
+      appended += r.end - at
+      at = r.end
+    }
+    if (!newest) return
+    const file = await this.#openSegment(path, false)
+    this.#seg = { seq, file, size: at, appended }
+    // the next append rewrites the last partial block: its bytes go to the front of the write buffer
+    const blockStart = at - (at % ALIGN)
+    this.#buffer.fill(0, 0, ALIGN)
+    this.#buffer.set(buf.subarray(blockStart, at))
+    // cut a torn tail, and zero the rest of the last block, so that nothing stale follows the next record
+    if (at < buf.byteLength) {
+      if (at > blockStart) await this.#writeAt(file, this.#buffer.subarray(0, ALIGN), blockStart)
+      await file.truncate(alignUp(at, ALIGN))
+      await file.sync()
     }
   }
 
@@ -342,8 +434,7 @@ export class WalLogStore implements LogStore {
     }
   }
 
-  async #openSegment (path: string, create: boolean): Promise<FileHandle> {
-    const flags = constants.O_WRONLY | constants.O_DSYNC | (create ? constants.O_CREAT | constants.O_EXCL : 0)
+  async #openFile (path: string, flags: number): Promise<FileHandle> {
     if (this.#direct) {
       try {
         return await open(path, flags | constants.O_DIRECT, 0o644)
@@ -355,105 +446,179 @@ export class WalLogStore implements LogStore {
     return await open(path, flags, 0o644)
   }
 
+  async #openSegment (path: string, create: boolean): Promise<FileHandle> {
+    return await this.#openFile(path, constants.O_WRONLY | constants.O_DSYNC | (create ? constants.O_CREAT | constants.O_EXCL : 0))
+  }
+
   #giveUpDirect (err: unknown): void {
     if (!this.#direct) return
     this.#direct = false
     this.#onBuffered((err as Error)?.message ?? String(err))
   }
 
-  /** Truncates the current segment (whose bytes are `current`) to whole blocks past `size` and zeroes the last block after it. */
-  async #cutAt (size: number, current: Uint8Array): Promise<void> {
-    const seg = this.#seg as Segment
-    const end = alignUp(size, ALIGN)
-    if (end > size) {
-      const blockStart = end - ALIGN
-      const block = this.#buffer.subarray(0, ALIGN)
-      block.fill(0)
-      block.set(current.subarray(blockStart, size))
-      await this.#writeAt(seg.file, block, blockStart)
-    }
-    await seg.file.truncate(end)
-    await seg.file.sync()
-  }
-
-  /** Writes `bytes` (aligned buffer and length) at `position` (aligned), however many calls it takes. */
-  async #writeAt (file: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+  /**
+   * Writes `bytes` (aligned buffer and length) at `position` (aligned) of `file` (at `path`),
+   * however many calls it takes; resolves to the file handle, a new one if the write had to be
+   * retried without O_DIRECT.
+   */
+  async #writeAt (file: FileHandle, bytes: Uint8Array, position: number, path?: string, flags?: number): Promise<FileHandle> {
     for (let done = 0; done < bytes.byteLength;) {
       let n: number
       try {
         n = (await file.write(bytes, done, bytes.byteLength - done, position + done)).bytesWritten
       } catch (err) {
-        if (!this.#direct || !refusesDirect(err)) throw err
+        if (!this.#direct || !refusesDirect(err) || path === undefined || flags === undefined) throw err
         // a misaligned request on an odd device: reopen buffered and write the same bytes
         this.#giveUpDirect(err)
-        const seg = this.#seg as Segment
-        await seg.file.close()
-        seg.file = await this.#openSegment(join(this.dir, segmentName(seg.seq)), false)
-        file = seg.file
+        await file.close()
+        file = await open(path, flags & ~constants.O_CREAT & ~constants.O_EXCL, 0o644)
         continue
       }
       if (n <= 0) throw Object.assign(new Error(`short write to the Raft log in ${this.dir}`), { code: 'EIO' })
       done += n
     }
+    return file
   }
 
-  /** Starts segment `seq` with a checkpoint of `initial` (or of the live keys), then deletes older segments. */
-  async #start (seq: bigint, initial?: AsyncIterable<[string, Uint8Array]>): Promise<void> {
-    const ops: Array<{ key: string, value: Uint8Array }> = []
-    if (initial !== undefined) {
-      for await (const [key, value] of initial) {
-        ops.push({ key, value })
-        this.#apply(key, value)
-      }
-    } else {
-      for (const [key, value] of this.#live) ops.push({ key, value })
-    }
+  /**
+   * Makes segment `seq` (its header durable under a temporary name, then renamed and the directory
+   * fsync'd) the one appends go to. A failure before the rename changes nothing; after it, the log
+   * is broken (the new name may not survive a crash, nor what would be appended there).
+   */
+  async #newSegment (seq: bigint): Promise<void> {
     const path = join(this.dir, segmentName(seq))
     const temp = path + TEMP_SUFFIX
-    const length = SEGMENT_HEADER_BYTES + alignUp(recordBytes(ops), RECORD_ALIGN)
-    const out = alignUp(length, ALIGN) <= this.#buffer.byteLength ? this.#buffer : alignedBuffer(alignUp(length, ALIGN))
-    const bytes = out.subarray(0, alignUp(length, ALIGN))
-    bytes.fill(0)
-    bytes.set(MAGIC, 0)
-    new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).setBigUint64(8, seq, true)
-    const recLen = ops.length > 0 ? encodeRecord(ops, FLAG_CHECKPOINT, bytes, SEGMENT_HEADER_BYTES) : 0
-    const file = await this.#openSegment(temp, true)
+    const header = this.#seg === undefined ? this.#buffer.subarray(0, ALIGN) : alignedBuffer(ALIGN).subarray(0, ALIGN)
+    header.fill(0)
+    writeHeader(header, MAGIC, seq)
+    const flags = constants.O_WRONLY | constants.O_DSYNC | constants.O_CREAT | constants.O_EXCL
+    let file = await this.#openFile(temp, flags)
     try {
-      await this.#writeAt(file, bytes, 0)
+      file = await this.#writeAt(file, header, 0, temp, flags)
       await rename(temp, path)
     } catch (err) {
-      // nothing changed: the log goes on in the segment it has
       await file.close().catch(() => {})
       await unlink(temp).catch(() => {})
       throw err
     }
-    // from here the new segment is the log: its checkpoint holds every live key, and at replay it
-    // supersedes the older segments, so nothing may be appended to them any more
     const prev = this.#seg
-    const size = SEGMENT_HEADER_BYTES + alignUp(recLen, RECORD_ALIGN)
-    this.#seg = { seq, file, size, appended: 0 }
-    // the next append rewrites the last partial block: it goes to the front of the write buffer
-    const blockStart = size - (size % ALIGN)
-    if (bytes.buffer === this.#buffer.buffer) this.#buffer.copyWithin(0, blockStart, size)
-    else this.#buffer.set(bytes.subarray(blockStart, size))
-    if (prev !== undefined) {
-      this.#older.push(prev.seq)
-      await prev.file.close().catch(() => {})
-    }
+    this.#seg = { seq, file, size: SEGMENT_HEADER_BYTES, appended: 0 }
+    this.#buffer.set(header.subarray(0, SEGMENT_HEADER_BYTES))
+    this.#buffer.fill(0, SEGMENT_HEADER_BYTES, ALIGN)
+    await prev?.file.close().catch(() => {})
     try {
       await syncDir(this.dir)
     } catch (err) {
-      // the new segment's name may not survive a crash, and with it what would be appended there
       this.#broken = err as Error
       throw err
     }
-    if (ops.length > 0) this.stats.checkpoints++
-    // the checkpoint is durable: what came before it is not needed any more
-    if (this.#older.length > 0) {
-      for (const old of this.#older) await unlink(join(this.dir, segmentName(old))).catch(() => {})
-      this.#older = []
-      await syncDir(this.dir).catch(() => {})
+  }
+
+  /**
+   * Writes checkpoint `seq`: `image` (every live key as it was before the first record of segment
+   * `seq`) in records of about CHECKPOINT_RECORD_BYTES, an end record, one fdatasync, then the rename
+   * and the directory's fsync. Yields to the event loop at every write.
+   */
+  async #writeCheckpoint (seq: bigint, image: Array<[string, Uint8Array]>): Promise<void> {
+    const path = join(this.dir, checkpointName(seq))
+    const temp = path + TEMP_SUFFIX
+    const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL
+    let file = await this.#openFile(temp, flags)
+    try {
+      let buf = alignedBuffer(WRITE_BUFFER_BYTES)
+      buf.fill(0)
+      writeHeader(buf, CHECKPOINT_MAGIC, seq)
+      let fill = SEGMENT_HEADER_BYTES
+      let position = 0
+      /** Writes the whole blocks of buf[0, fill) and keeps the partial one at its front. */
+      const flushBlocks = async (): Promise<void> => {
+        const whole = fill - (fill % ALIGN)
+        if (whole === 0) return
+        file = await this.#writeAt(file, buf.subarray(0, whole), position, temp, flags)
+        position += whole
+        buf.copyWithin(0, whole, fill)
+        fill -= whole
+        buf.fill(0, fill, whole + fill)
+      }
+      const add = async (ops: Array<{ key: string, value?: Uint8Array }>, recordFlags: number, count?: number): Promise<void> => {
+        const size = alignUp(count !== undefined ? RECORD_HEADER_BYTES + 8 : recordBytes(ops), RECORD_ALIGN)
+        if (fill + size > buf.byteLength) await flushBlocks()
+        if (fill + size > buf.byteLength) {
+          // one value larger than the buffer: a buffer of its own for this record
+          const bigger = alignedBuffer(alignUp(fill + size, ALIGN))
+          bigger.set(buf.subarray(0, fill))
+          buf = bigger
+        }
+        buf.fill(0, fill, fill + size)
+        encodeRecord(ops, recordFlags, buf, fill, count)
+        fill += size
+      }
+      let ops: Array<{ key: string, value: Uint8Array }> = []
+      let bytes = 0
+      for (const [key, value] of image) {
+        ops.push({ key, value })
+        bytes += 9 + key.length * 3 + value.byteLength
+        if (bytes >= CHECKPOINT_RECORD_BYTES) {
+          await add(ops, 0)
+          ops = []
+          bytes = 0
+        }
+      }
+      if (ops.length > 0) await add(ops, 0)
+      await add([], FLAG_END, image.length)
+      const end = alignUp(fill, ALIGN)
+      buf.fill(0, fill, end)
+      file = await this.#writeAt(file, buf.subarray(0, end), position, temp, flags)
+      await file.datasync()
+      await file.close()
+      if (seq > 1n) await this.#beforeCheckpointNamed?.()
+      await rename(temp, path)
+    } catch (err) {
+      await file.close().catch(() => {})
+      await unlink(temp).catch(() => {})
+      throw err
     }
+    await syncDir(this.dir)
+    this.stats.checkpoints++
+  }
+
+  /**
+   * Appends go to segment seq+1 from now on, and checkpoint seq+1 (the live keys as they are now) is
+   * written in the background; once it is durable, the older segments and checkpoints go.
+   */
+  async #rotate (): Promise<void> {
+    const seg = this.#seg as Segment
+    const next = seg.seq + 1n
+    // references: stored values are never changed in place
+    const image = [...this.#live]
+    try {
+      await this.#newSegment(next)
+    } catch (err) {
+      if (this.#broken !== undefined) return // what was acknowledged is in the old segment, which replay still reads whole
+      this.#rotateNotBefore = performance.now() + ROTATE_RETRY_MS
+      this.#onWarning(`could not start a new segment of the Raft log in ${this.dir}: ${(err as Error).message}`)
+      return
+    }
+    this.#checkpointing = (async () => {
+      try {
+        await this.#writeCheckpoint(next, image)
+        const names = await readdir(this.dir)
+        const old = [...seqsOf(names, SEGMENT_SUFFIX).filter((q) => q < next).map(segmentName), ...seqsOf(names, CHECKPOINT_SUFFIX).filter((q) => q < next).map(checkpointName)]
+        for (const n of old) await unlink(join(this.dir, n)).catch(() => {})
+        await syncDir(this.dir).catch(() => {})
+      } catch (err) {
+        // the older checkpoint and segments stay and are what replay reads; the next rotation tries again
+        this.#rotateNotBefore = performance.now() + ROTATE_RETRY_MS
+        this.#onWarning(`could not write a checkpoint of the Raft log in ${this.dir}: ${(err as Error).message}`)
+      } finally {
+        this.#checkpointing = undefined
+      }
+    })()
+  }
+
+  /** Resolves once no checkpoint is being written. */
+  async settled (): Promise<void> {
+    while (this.#checkpointing !== undefined) await this.#checkpointing
   }
 
   async get (key: string): Promise<Uint8Array | undefined> {
@@ -468,11 +633,6 @@ export class WalLogStore implements LogStore {
       const v = this.#live.get(k)
       if (v !== undefined) yield [k, v]
     }
-  }
-
-  /** Every live key with its value, in key order. */
-  entries (): AsyncIterable<[string, Uint8Array]> {
-    return this.range('', '\uffff')
   }
 
   async batch (ops: BatchOp[], _options: { sync: boolean }): Promise<void> {
@@ -492,7 +652,8 @@ export class WalLogStore implements LogStore {
     if (length - RECORD_HEADER_BYTES > WAL_RECORD_BYTES_MAX) throw new Error(`raft log: a batch of ${length} bytes exceeds ${WAL_RECORD_BYTES_MAX}`)
     const blockStart = seg.size - (seg.size % ALIGN)
     const tailLen = seg.size - blockStart
-    const padded = alignUp(tailLen + alignUp(length, RECORD_ALIGN), ALIGN)
+    const end = tailLen + alignUp(length, RECORD_ALIGN)
+    const padded = alignUp(end, ALIGN)
     let out = this.#buffer
     if (padded > out.byteLength) {
       out = alignedBuffer(padded)
@@ -500,26 +661,19 @@ export class WalLogStore implements LogStore {
     }
     encodeRecord(list, 0, out, tailLen)
     out.fill(0, tailLen + length, padded)
-    await this.#writeAt(seg.file, out.subarray(0, padded), blockStart)
-    const end = tailLen + alignUp(length, RECORD_ALIGN)
+    seg.file = await this.#writeAt(seg.file, out.subarray(0, padded), blockStart, join(this.dir, segmentName(seg.seq)), constants.O_WRONLY | constants.O_DSYNC)
     // the new partial block goes to the front of the buffer for the next write
     const nextBlock = end - (end % ALIGN)
-    this.#buffer.copyWithin(0, nextBlock, end)
-    if (out !== this.#buffer) this.#buffer.set(out.subarray(nextBlock, end))
+    if (out === this.#buffer) this.#buffer.copyWithin(0, nextBlock, end)
+    else this.#buffer.set(out.subarray(nextBlock, end))
     seg.size = blockStart + end
     seg.appended += alignUp(length, RECORD_ALIGN)
     this.stats.records++
     this.stats.bytes += padded
     for (const op of list) this.#apply(op.key, op.value)
-    if (seg.appended >= Math.max(this.#segmentBytes, this.#liveBytes) && performance.now() >= this.#rotateNotBefore) {
-      // the batch is durable whatever happens now: a failed rotation (a full disk) is tried again later
-      try {
-        await this.#start(seg.seq + 1n)
-      } catch (err) {
-        if (this.#broken !== undefined) return // this batch is in the old segment, which replay still reads whole
-        this.#rotateNotBefore = performance.now() + ROTATE_RETRY_MS
-        this.#onWarning(`could not start a new segment of the Raft log in ${this.dir}: ${(err as Error).message}`)
-      }
+    if (seg.appended >= Math.max(this.#segmentBytes, this.#liveBytes) && this.#checkpointing === undefined && performance.now() >= this.#rotateNotBefore) {
+      // the batch is durable whatever happens now
+      await this.#rotate()
     }
   }
 
@@ -532,6 +686,7 @@ export class WalLogStore implements LogStore {
     if (this.#closed) return
     this.#closed = true
     await this.#tail
+    await this.settled()
     await this.#seg?.file.close()
     openDirs.delete(this.dir)
   }

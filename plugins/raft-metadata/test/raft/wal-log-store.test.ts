@@ -149,7 +149,7 @@ test('damage to a record written whole is CorruptLog, in the middle and at the e
   await rejectsNamed(LevelStorage.open(dir), 'CorruptLog')
 })
 
-test('segments rotate with a checkpoint; older ones go; a crash before they went replays the same', async () => {
+test('segments rotate; a checkpoint written meanwhile retires the older ones; replay is the same at every step', async () => {
   const dir = await tempDir()
   const w = await WalLogStore.open(dir, { segmentBytes: 64 * 1024 })
   const expect: Record<string, string> = {}
@@ -162,22 +162,59 @@ test('segments rotate with a checkpoint; older ones go; a crash before they went
     }
     await w.batch(ops, { sync: true })
   }
+  await w.settled()
   assert.ok(w.stats.checkpoints >= 2, `${w.stats.checkpoints} checkpoints`)
-  const segs = await segments(dir)
-  assert.is(segs.length, 1, segs.join())
+  const names = (await readdir(dir)).sort()
+  assert.is(names.length, 2, names.join())
+  assert.is(names[0].slice(0, 16), names[1].slice(0, 16), 'checkpoint K and segment K')
+  assert.ok(names[0].endsWith('.ckpt') && names[1].endsWith('.wal'), names.join())
   assert.equal(await all(w), expect)
   await w.close()
-  // a crash between the checkpoint and the deletion of the older segment: put an old one back
+  const saved = await tempDir()
+  await cp(dir, saved, { recursive: true })
+
+  // a crash after a checkpoint was named, before the older segment went: put an older one back
   const older = await tempDir()
   const w2 = await WalLogStore.open(older, { segmentBytes: 1 << 30 })
   await w2.batch([{ type: 'put', key: 'k1', value: bytes('stale') }, { type: 'put', key: 'gone', value: bytes('stale') }], { sync: true })
   await w2.close()
   const [oldSeg] = await segments(older)
-  assert.ok(oldSeg < segs[0])
+  assert.ok(oldSeg < names[1])
   await cp(join(older, oldSeg), join(dir, oldSeg))
   const again = await WalLogStore.open(dir)
   assert.equal(await all(again), expect)
   await again.close()
+  assert.equal((await readdir(dir)).sort(), names, 'the superseded segment was removed')
+
+  // a checkpoint lost from the disk: the log does not silently start from a later segment
+  await rm(join(saved, names[0]))
+  await rejectsNamed(WalLogStore.open(saved), 'CorruptLog')
+})
+
+test('a checkpoint does not hold up appends, and a crash while it is written replays from the older one', async () => {
+  const dir = await tempDir()
+  let release = (): void => {}
+  const held = new Promise<void>((resolve) => { release = resolve })
+  let holding = false
+  const w = await WalLogStore.open(dir, { segmentBytes: 4096, beforeCheckpointNamed: async () => { holding = true; await held } })
+  // 8 MiB of records, 8 MiB live: the eighth write rotates, and its checkpoint is held before its rename
+  for (let i = 0; i < 8; i++) await w.batch([{ type: 'put', key: `big${i}`, value: new Uint8Array(1024 * 1024).fill(i) }], { sync: true })
+  for (let i = 0; i < 200 && !holding; i++) await new Promise((resolve) => setTimeout(resolve, 5))
+  assert.ok(holding, 'a checkpoint is being written')
+  for (let i = 0; i < 50; i++) await w.batch([{ type: 'put', key: `s${i}`, value: bytes(String(i)) }], { sync: true })
+  // the disk as a crash now would leave it: the checkpoint still under its temporary name
+  const crash = await tempDir()
+  await cp(dir, crash, { recursive: true })
+  assert.ok((await readdir(crash)).some((n) => n.endsWith('.ckpt.tmp')), (await readdir(crash)).join())
+  release()
+  await w.close()
+  for (const d of [dir, crash]) {
+    const again = await WalLogStore.open(d)
+    assert.equal(await again.get('big7'), new Uint8Array(1024 * 1024).fill(7), d)
+    assert.is(text(await again.get('s49')), '49', d)
+    await again.close()
+    assert.not.ok((await readdir(d)).some((n) => n.endsWith('.tmp')), 'no unfinished checkpoint is left')
+  }
 })
 
 test('a LevelDB Raft log of an older build moves into the log, crash-safely', async () => {
@@ -192,8 +229,7 @@ test('a LevelDB Raft log of an older build moves into the log, crash-safely', as
   assert.is(text(await log.store.get('g1/e/01')), 'e1')
   await log.write([{ type: 'put', key: 'g1/e/02', value: bytes('e2') }], true)
   await log.close()
-  assert.equal(await segments(dir), ['0000000000000001.wal'])
-  assert.equal((await readdir(dir)).sort(), ['0000000000000001.wal'], 'no LevelDB file and no temporary file is left')
+  assert.equal((await readdir(dir)).sort(), ['0000000000000001.ckpt', '0000000000000001.wal'], 'no LevelDB file and no temporary file is left')
   const again = await RaftLogDb.open(dir)
   assert.is(text(await again.store.get('g1/e/02')), 'e2')
   await again.close()
