@@ -92,7 +92,8 @@ test('two groups led by one node send their heartbeats to a peer in one transpor
         const storage = await LevelStorage.open(join(dir, `n${i}-g${g}`), { confState: { voters, learners: [] } })
         storages.push(storage)
         const group = new RaftGroup<Result>({
-          id: hosts[i].id, group: g, storage, transport: t, stateMachine: new ListMachine(), tickMs: TICK_MS, logger: silentLogger, clock: systemClock
+          // a heartbeat every tick (the default is every second tick, whose phase differs per group)
+          id: hosts[i].id, group: g, storage, transport: t, stateMachine: new ListMachine(), tickMs: TICK_MS, heartbeatTick: 1, logger: silentLogger, clock: systemClock
         })
         group.start()
         groups[i].push(group)
