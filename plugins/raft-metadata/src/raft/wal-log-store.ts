@@ -120,7 +120,7 @@ function alignedBuffer (bytes: number): Uint8Array {
 }
 
 /** The record bytes (header and payload, unpadded) of `ops`, written into `out` at `at`; returns the record's length. */
-function encodeRecord (ops: Array<{ key: string, value?: Uint8Array }>, flags: number, out: Uint8Array, at: number, count?: number): number {
+function encodeRecord (ops: Array<{ key: string, value?: Uint8Array }>, flags: number, out: Uint8Array, at: number, count?: number, valueAt?: number[]): number {
   const view = new DataView(out.buffer, out.byteOffset, out.byteLength)
   let p = at + RECORD_HEADER_BYTES
   if (count !== undefined) {
@@ -136,6 +136,7 @@ function encodeRecord (ops: Array<{ key: string, value?: Uint8Array }>, flags: n
     if (op.value !== undefined) {
       view.setUint32(p, op.value.byteLength, true)
       out.set(op.value, p + 4)
+      valueAt?.push(p + 4)
       p += 4 + op.value.byteLength
     }
   }
@@ -153,7 +154,9 @@ function recordBytes (ops: Array<{ key: string, value?: Uint8Array }>): number {
   return n
 }
 
-type Parsed = { kind: 'record', end: number, flags: number, ops: Array<{ key: string, value?: Uint8Array }>, count?: number } | { kind: 'end' } | { kind: 'bad', why: string }
+/** An operation as replay finds it: a put's value is `length` bytes at `at` of the file (a del has no `at`). */
+interface ParsedOp { key: string, at?: number, length?: number }
+type Parsed = { kind: 'record', end: number, flags: number, ops: ParsedOp[], count?: number } | { kind: 'end' } | { kind: 'bad', why: string }
 
 /** The record at `at` of `buf` (a whole segment), if it is whole. */
 function parseRecord (buf: Uint8Array, at: number): Parsed {
@@ -172,7 +175,7 @@ function parseRecord (buf: Uint8Array, at: number): Parsed {
     if (length !== 8) throw new CorruptLogError(`wal@${at}`, `an end record of ${length} bytes`)
     return { kind: 'record', end, flags, ops: [], count: Number(pv.getBigUint64(0, true)) }
   }
-  const ops: Array<{ key: string, value?: Uint8Array }> = []
+  const ops: ParsedOp[] = []
   let p = 0
   const need = (n: number): void => { if (p + n > payload.byteLength) throw new Error('operation runs past its record') }
   try {
@@ -189,8 +192,8 @@ function parseRecord (buf: Uint8Array, at: number): Parsed {
         const valueLen = pv.getUint32(p, true)
         p += 4
         need(valueLen)
-        // a copy (and a plain Uint8Array, as LevelDB gave): the segment's buffer is dropped after replay
-        ops.push({ key, value: new Uint8Array(payload.subarray(p, p + valueLen)) })
+        // where the value is in the file: values are read back only at start and for checkpoints
+        ops.push({ key, at: at + RECORD_HEADER_BYTES + p, length: valueLen })
         p += valueLen
       } else if (kind === OP_DEL) {
         ops.push({ key })
@@ -268,16 +271,31 @@ export interface WalOptions {
 
 
 /** The segment being appended: its seq, file, length of valid bytes, and bytes of records appended since it started. */
-interface Segment { seq: bigint, file: FileHandle, size: number, appended: number }
+interface Segment { seq: bigint, name: string, file: FileHandle, size: number, appended: number }
+
+/** Where a live key's value is: `length` bytes at `at` of the segment or checkpoint named `file`. */
+interface Loc { file: string, at: number, length: number }
+
+/** How long file contents read for `get`, `range` or replay stay cached after their last use. */
+const READ_CACHE_MS = 2000
 
 /** Directories with a WalLogStore open in this process (another process is kept out by the node's data dir lock). */
 const openDirs = new Set<string>()
 
 export class WalLogStore implements LogStore {
   readonly dir: string
-  readonly #live = new Map<string, Uint8Array>()
+  /**
+   * Every live key and where its value is on disk. Values are not kept in memory: the Raft log is
+   * held decoded by its MemoryStorage already, and is read back only at start (get, range) and by
+   * checkpoints. Keeping a second copy here grew each node by the log's size (up to 32 MiB per group
+   * between snapshots) and cost page faults on the growth, more than the copy saved.
+   */
+  readonly #live = new Map<string, Loc>()
   /** Bytes of keys and values in #live (what a checkpoint writes). */
   #liveBytes = 0
+  /** Contents of files read for get, range, replay or a checkpoint, by name; dropped READ_CACHE_MS after the last use. */
+  readonly #cache = new Map<string, Uint8Array>()
+  #cacheTimer: ReturnType<typeof setTimeout> | undefined
   readonly #segmentBytes: number
   readonly #onBuffered: (reason: string) => void
   readonly #onWarning: (message: string) => void
@@ -328,11 +346,9 @@ export class WalLogStore implements LogStore {
       if (wal.#seg === undefined) {
         if (base === undefined && initial !== undefined) {
           const image: Array<[string, Uint8Array]> = []
-          for await (const [key, value] of initial) {
-            image.push([key, value])
-            wal.#apply(key, value)
-          }
-          await wal.#writeCheckpoint(1n, image)
+          for await (const [key, value] of initial) image.push([key, value])
+          const locs = await wal.#writeCheckpoint(1n, image)
+          image.forEach(([key], i) => { wal.#apply(key, locs[i]) })
         }
         await wal.#newSegment(base ?? 1n)
       }
@@ -370,8 +386,9 @@ export class WalLogStore implements LogStore {
   }
 
   async #loadCheckpoint (seq: bigint): Promise<void> {
-    const path = join(this.dir, checkpointName(seq))
-    const buf = await readFile(path)
+    const name = checkpointName(seq)
+    const path = join(this.dir, name)
+    const buf = await this.#fileBytes(name)
     // a checkpoint is named only once durable: anything wrong with it is damage
     if (!headerOk(buf, CHECKPOINT_MAGIC, seq)) throw new CorruptLogError(path, 'checkpoint header is not valid')
     let keys = 0
@@ -382,15 +399,16 @@ export class WalLogStore implements LogStore {
         if (r.count !== keys) throw new CorruptLogError(path, `the checkpoint holds ${keys} keys, its end record says ${r.count}`)
         return
       }
-      for (const op of r.ops) this.#apply(op.key, op.value)
+      for (const op of r.ops) this.#apply(op.key, op.at === undefined ? undefined : { file: name, at: op.at, length: op.length as number })
       keys += r.ops.length
       at = r.end
     }
   }
 
   async #replaySegment (seq: bigint, newest: boolean): Promise<void> {
-    const path = join(this.dir, segmentName(seq))
-    const buf = await readFile(path)
+    const name = segmentName(seq)
+    const path = join(this.dir, name)
+    const buf = await this.#fileBytes(name)
     // a segment gets its name only once its header is durable (#newSegment), so a bad one is damage
     if (!headerOk(buf, MAGIC, seq)) throw new CorruptLogError(path, 'segment header is not valid')
     let at = SEGMENT_HEADER_BYTES
@@ -404,13 +422,13 @@ export class WalLogStore implements LogStore {
         if (r.kind !== 'end' && !torn(buf, at)) throw new CorruptLogError(`${path}@${at}`, `${why} in the last record, which was written whole (no sector of it is missing)`)
         break // a torn tail: never acknowledged
       }
-      for (const op of r.ops) this.#apply(op.key, op.value)
+      for (const op of r.ops) this.#apply(op.key, op.at === undefined ? undefined : { file: name, at: op.at, length: op.length as number })
       appended += r.end - at
       at = r.end
     }
     if (!newest) return
     const file = await this.#openSegment(path, false)
-    this.#seg = { seq, file, size: at, appended }
+    this.#seg = { seq, name, file, size: at, appended }
     // the next append rewrites the last partial block: its bytes go to the front of the write buffer
     const blockStart = at - (at % ALIGN)
     this.#buffer.fill(0, 0, ALIGN)
@@ -423,14 +441,43 @@ export class WalLogStore implements LogStore {
     }
   }
 
-  #apply (key: string, value: Uint8Array | undefined): void {
+  #apply (key: string, loc: Loc | undefined): void {
     const old = this.#live.get(key)
-    if (old !== undefined) this.#liveBytes -= key.length + old.byteLength
-    if (value === undefined) {
+    if (old !== undefined) this.#liveBytes -= key.length + old.length
+    if (loc === undefined) {
       this.#live.delete(key)
     } else {
-      this.#live.set(key, value)
-      this.#liveBytes += key.length + value.byteLength
+      this.#live.set(key, loc)
+      this.#liveBytes += key.length + loc.length
+    }
+  }
+
+  /** The contents of file `name` (cached; read again when a value lies past what was read, as in the segment being appended). */
+  async #fileBytes (name: string, need = 0): Promise<Uint8Array> {
+    let buf = this.#cache.get(name)
+    if (buf === undefined || buf.byteLength < need) {
+      buf = await readFile(join(this.dir, name))
+      this.#cache.set(name, buf)
+    }
+    if (this.#cacheTimer !== undefined) clearTimeout(this.#cacheTimer)
+    this.#cacheTimer = setTimeout(() => { this.#cache.clear() }, READ_CACHE_MS)
+    this.#cacheTimer.unref?.()
+    return buf
+  }
+
+  /** A copy of the value of `key` as it is now, read from its file. */
+  async #value (key: string): Promise<Uint8Array | undefined> {
+    for (let attempt = 0; ; attempt++) {
+      const loc = this.#live.get(key)
+      if (loc === undefined) return undefined
+      try {
+        const buf = await this.#fileBytes(loc.file, loc.at + loc.length)
+        if (buf.byteLength < loc.at + loc.length) throw new CorruptLogError(key, `${loc.file} ends before the value at ${loc.at}`)
+        return new Uint8Array(buf.subarray(loc.at, loc.at + loc.length))
+      } catch (err) {
+        // a checkpoint moved the key and removed the file meanwhile: read where it is now
+        if ((err as { code?: string }).code !== 'ENOENT' || attempt > 0) throw err
+      }
     }
   }
 
@@ -502,7 +549,7 @@ export class WalLogStore implements LogStore {
       throw err
     }
     const prev = this.#seg
-    this.#seg = { seq, file, size: SEGMENT_HEADER_BYTES, appended: 0 }
+    this.#seg = { seq, name: segmentName(seq), file, size: SEGMENT_HEADER_BYTES, appended: 0 }
     this.#buffer.set(header.subarray(0, SEGMENT_HEADER_BYTES))
     this.#buffer.fill(0, SEGMENT_HEADER_BYTES, ALIGN)
     await prev?.file.close().catch(() => {})
@@ -516,12 +563,27 @@ export class WalLogStore implements LogStore {
 
   /**
    * Writes checkpoint `seq`: `image` (every live key as it was before the first record of segment
-   * `seq`) in records of about CHECKPOINT_RECORD_BYTES, an end record, one fdatasync, then the rename
-   * and the directory's fsync. Yields to the event loop at every write.
+   * `seq`: values, or where they are in older files) in records of about CHECKPOINT_RECORD_BYTES, an
+   * end record, one fdatasync, then the rename and the directory's fsync. Yields to the event loop at
+   * every write. Resolves to where each value is in the checkpoint, in the order of `image`.
    */
-  async #writeCheckpoint (seq: bigint, image: Array<[string, Uint8Array]>): Promise<void> {
-    const path = join(this.dir, checkpointName(seq))
+  async #writeCheckpoint (seq: bigint, image: Array<[string, Uint8Array | Loc]>): Promise<Loc[]> {
+    const name = checkpointName(seq)
+    const path = join(this.dir, name)
     const temp = path + TEMP_SUFFIX
+    // the older files the values are in (immutable: every Loc of the image is before segment seq)
+    const sources = new Map<string, Uint8Array>()
+    for (const [, v] of image) {
+      if (v instanceof Uint8Array || sources.has(v.file)) continue
+      sources.set(v.file, await readFile(join(this.dir, v.file)))
+    }
+    const valueOf = (key: string, v: Uint8Array | Loc): Uint8Array => {
+      if (v instanceof Uint8Array) return v
+      const buf = sources.get(v.file) as Uint8Array
+      if (buf.byteLength < v.at + v.length) throw new CorruptLogError(key, `${v.file} ends before the value at ${v.at}`)
+      return buf.subarray(v.at, v.at + v.length)
+    }
+    const locs: Loc[] = []
     const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL
     let file = await this.#openFile(temp, flags)
     try {
@@ -529,6 +591,7 @@ export class WalLogStore implements LogStore {
       buf.fill(0)
       writeHeader(buf, CHECKPOINT_MAGIC, seq)
       let fill = SEGMENT_HEADER_BYTES
+      /** File offset of buf[0]. */
       let position = 0
       /** Writes the whole blocks of buf[0, fill) and keeps the partial one at its front. */
       const flushBlocks = async (): Promise<void> => {
@@ -550,12 +613,15 @@ export class WalLogStore implements LogStore {
           buf = bigger
         }
         buf.fill(0, fill, fill + size)
-        encodeRecord(ops, recordFlags, buf, fill, count)
+        const valueAt: number[] = []
+        encodeRecord(ops, recordFlags, buf, fill, count, valueAt)
+        ops.forEach((op, i) => { locs.push({ file: name, at: position + valueAt[i], length: (op.value as Uint8Array).byteLength }) })
         fill += size
       }
       let ops: Array<{ key: string, value: Uint8Array }> = []
       let bytes = 0
-      for (const [key, value] of image) {
+      for (const [key, v] of image) {
+        const value = valueOf(key, v)
         ops.push({ key, value })
         bytes += 9 + key.length * 3 + value.byteLength
         if (bytes >= CHECKPOINT_RECORD_BYTES) {
@@ -580,16 +646,17 @@ export class WalLogStore implements LogStore {
     }
     await syncDir(this.dir)
     this.stats.checkpoints++
+    return locs
   }
 
   /**
    * Appends go to segment seq+1 from now on, and checkpoint seq+1 (the live keys as they are now) is
-   * written in the background; once it is durable, the older segments and checkpoints go.
+   * written in the background; once it is durable, the keys not written since are read from it, and
+   * the older segments and checkpoints go.
    */
   async #rotate (): Promise<void> {
     const seg = this.#seg as Segment
     const next = seg.seq + 1n
-    // references: stored values are never changed in place
     const image = [...this.#live]
     try {
       await this.#newSegment(next)
@@ -601,10 +668,14 @@ export class WalLogStore implements LogStore {
     }
     this.#checkpointing = (async () => {
       try {
-        await this.#writeCheckpoint(next, image)
+        const locs = await this.#writeCheckpoint(next, image)
+        image.forEach(([key, was], i) => { if (this.#live.get(key) === was) this.#live.set(key, locs[i]) })
         const names = await readdir(this.dir)
         const old = [...seqsOf(names, SEGMENT_SUFFIX).filter((q) => q < next).map(segmentName), ...seqsOf(names, CHECKPOINT_SUFFIX).filter((q) => q < next).map(checkpointName)]
-        for (const n of old) await unlink(join(this.dir, n)).catch(() => {})
+        for (const n of old) {
+          this.#cache.delete(n)
+          await unlink(join(this.dir, n)).catch(() => {})
+        }
         await syncDir(this.dir).catch(() => {})
       } catch (err) {
         // the older checkpoint and segments stay and are what replay reads; the next rotation tries again
@@ -623,14 +694,14 @@ export class WalLogStore implements LogStore {
 
   async get (key: string): Promise<Uint8Array | undefined> {
     this.#check()
-    return this.#live.get(key)
+    return await this.#value(key)
   }
 
   async * range (gte: string, lt: string): AsyncIterable<[string, Uint8Array]> {
     this.#check()
     const keys = [...this.#live.keys()].filter((k) => k >= gte && k < lt).sort()
     for (const k of keys) {
-      const v = this.#live.get(k)
+      const v = await this.#value(k)
       if (v !== undefined) yield [k, v]
     }
   }
@@ -659,7 +730,8 @@ export class WalLogStore implements LogStore {
       out = alignedBuffer(padded)
       out.set(this.#buffer.subarray(0, tailLen))
     }
-    encodeRecord(list, 0, out, tailLen)
+    const valueAt: number[] = []
+    encodeRecord(list, 0, out, tailLen, undefined, valueAt)
     out.fill(0, tailLen + length, padded)
     seg.file = await this.#writeAt(seg.file, out.subarray(0, padded), blockStart, join(this.dir, segmentName(seg.seq)), constants.O_WRONLY | constants.O_DSYNC)
     // the new partial block goes to the front of the buffer for the next write
@@ -670,7 +742,8 @@ export class WalLogStore implements LogStore {
     seg.appended += alignUp(length, RECORD_ALIGN)
     this.stats.records++
     this.stats.bytes += padded
-    for (const op of list) this.#apply(op.key, op.value)
+    let v = 0
+    for (const op of list) this.#apply(op.key, op.value === undefined ? undefined : { file: seg.name, at: blockStart + valueAt[v++], length: op.value.byteLength })
     if (seg.appended >= Math.max(this.#segmentBytes, this.#liveBytes) && this.#checkpointing === undefined && performance.now() >= this.#rotateNotBefore) {
       // the batch is durable whatever happens now
       await this.#rotate()
@@ -688,6 +761,8 @@ export class WalLogStore implements LogStore {
     await this.#tail
     await this.settled()
     await this.#seg?.file.close()
+    if (this.#cacheTimer !== undefined) clearTimeout(this.#cacheTimer)
+    this.#cache.clear()
     openDirs.delete(this.dir)
   }
 }

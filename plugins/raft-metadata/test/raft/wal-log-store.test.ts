@@ -202,16 +202,24 @@ test('a checkpoint does not hold up appends, and a crash while it is written rep
   for (let i = 0; i < 200 && !holding; i++) await new Promise((resolve) => setTimeout(resolve, 5))
   assert.ok(holding, 'a checkpoint is being written')
   for (let i = 0; i < 50; i++) await w.batch([{ type: 'put', key: `s${i}`, value: bytes(String(i)) }], { sync: true })
+  // a key the checkpoint holds, written again meanwhile: the newer value wins once the checkpoint lands
+  await w.batch([{ type: 'put', key: 'big0', value: bytes('newer') }, { type: 'del', key: 'big1' }], { sync: true })
   // the disk as a crash now would leave it: the checkpoint still under its temporary name
   const crash = await tempDir()
   await cp(dir, crash, { recursive: true })
   assert.ok((await readdir(crash)).some((n) => n.endsWith('.ckpt.tmp')), (await readdir(crash)).join())
   release()
+  await w.settled()
+  assert.is(text(await w.get('big0')), 'newer')
+  assert.is(await w.get('big1'), undefined)
+  assert.equal(await w.get('big2'), new Uint8Array(1024 * 1024).fill(2), 'read from the checkpoint')
   await w.close()
   for (const d of [dir, crash]) {
     const again = await WalLogStore.open(d)
     assert.equal(await again.get('big7'), new Uint8Array(1024 * 1024).fill(7), d)
     assert.is(text(await again.get('s49')), '49', d)
+    assert.is(text(await again.get('big0')), 'newer', d)
+    assert.is(await again.get('big1'), undefined, d)
     await again.close()
     assert.not.ok((await readdir(d)).some((n) => n.endsWith('.tmp')), 'no unfinished checkpoint is left')
   }
