@@ -28,7 +28,9 @@
  * record, padded with zeros to the block's end. A torn write therefore leaves the earlier bytes of
  * that block as they were on every sector (a sector is written whole or not at all, which is what
  * LevelDB's and etcd's logs assume when the page cache writes back a partial page). Where the file
- * system refuses O_DIRECT (tmpfs), the same writes go through the page cache with O_DSYNC.
+ * system refuses O_DIRECT (tmpfs), the same writes go through the page cache with O_DSYNC. A segment
+ * is kept zero-filled up to a megabyte ahead of its end (PREALLOC_BYTES), so that an append does not
+ * change the file's size and O_DSYNC has no inode to write with it.
  *
  * REPLAY. Records are applied until the first one that is not whole: a zero length, a length past
  * the file, or a CRC mismatch. In the newest segment, a bad last record with nothing whole after it
@@ -77,6 +79,13 @@ const OP_PUT = 1
 const OP_DEL = 2
 /** Bytes of records a segment takes before the next one starts (see ROTATION above). */
 export const WAL_SEGMENT_BYTES_DEFAULT = 64 * 1024 * 1024
+/**
+ * A segment is kept zero-filled this far ahead of its end, in steps this large: an O_DSYNC write
+ * that extends a file must also write its inode (the new size), one within it need not. Appending a
+ * 4.7 KB record took ~256 µs extending the file and ~180 µs inside a zero-filled one on this VM
+ * (micro-benchmark; LevelDB's buffered append and fdatasync: ~360 µs).
+ */
+const PREALLOC_BYTES = 1024 * 1024
 /** The aligned write buffer kept for ordinary records (and one for checkpoints); a larger record gets one of its own for its write. */
 const WRITE_BUFFER_BYTES = 1024 * 1024
 const SEGMENT_SUFFIX = '.wal'
@@ -211,6 +220,8 @@ function parseRecord (buf: Uint8Array, at: number): Parsed {
 /** Whether a whole record starts anywhere in `buf` from `from` on (damage amid acknowledged records, not a torn tail). */
 function wholeRecordAfter (buf: Uint8Array, from: number): boolean {
   for (let at = alignUp(from + 1, RECORD_ALIGN); at + RECORD_HEADER_BYTES <= buf.byteLength; at += RECORD_ALIGN) {
+    // a zero length is no record (a preallocated tail is a megabyte of them)
+    if ((buf[at] | buf[at + 1] | buf[at + 2] | buf[at + 3]) === 0) continue
     try {
       if (parseRecord(buf, at).kind === 'record') return true
     } catch {
@@ -246,6 +257,11 @@ function torn (buf: Uint8Array, at: number): boolean {
   return false
 }
 
+function allZero (buf: Uint8Array, from: number): boolean {
+  for (let i = from; i < buf.byteLength; i++) if (buf[i] !== 0) return false
+  return true
+}
+
 async function syncDir (dir: string): Promise<void> {
   const d = await open(dir, 'r')
   try { await d.sync() } finally { await d.close() }
@@ -271,7 +287,7 @@ export interface WalOptions {
 
 
 /** The segment being appended: its seq, file, length of valid bytes, and bytes of records appended since it started. */
-interface Segment { seq: bigint, name: string, file: FileHandle, size: number, appended: number }
+interface Segment { seq: bigint, name: string, file: FileHandle, size: number, appended: number, zeroed: number }
 
 /** Where a live key's value is: `length` bytes at `at` of the segment or checkpoint named `file`. */
 interface Loc { file: string, at: number, length: number }
@@ -304,6 +320,9 @@ export class WalLogStore implements LogStore {
   /** Aligned; its front holds the current segment's last partial block between appends. */
   #buffer: Uint8Array
   #seg: Segment | undefined
+  /** Zero-filling ahead of the current segment's end, if it is going on (see PREALLOC_BYTES). */
+  #preallocating: Promise<void> | undefined
+  #zeroBuffer: Uint8Array | undefined
   /** The checkpoint being written in the background, if one is. */
   #checkpointing: Promise<void> | undefined
   /** After a failed rotation or checkpoint, the next attempt waits until then (performance.now()). */
@@ -427,17 +446,20 @@ export class WalLogStore implements LogStore {
       at = r.end
     }
     if (!newest) return
-    const file = await this.#openSegment(path, false)
-    this.#seg = { seq, name, file, size: at, appended }
+    const flags = constants.O_WRONLY | constants.O_DSYNC
+    const seg: Segment = { seq, name, file: await this.#openSegment(path, false), size: at, appended, zeroed: buf.byteLength }
+    this.#seg = seg
     // the next append rewrites the last partial block: its bytes go to the front of the write buffer
     const blockStart = at - (at % ALIGN)
     this.#buffer.fill(0, 0, ALIGN)
     this.#buffer.set(buf.subarray(blockStart, at))
-    // cut a torn tail, and zero the rest of the last block, so that nothing stale follows the next record
-    if (at < buf.byteLength) {
-      if (at > blockStart) await this.#writeAt(file, this.#buffer.subarray(0, ALIGN), blockStart)
-      await file.truncate(alignUp(at, ALIGN))
-      await file.sync()
+    // a torn write left bytes after the end: cut them, and zero the rest of the last block, so that
+    // nothing stale follows the next record (a preallocated tail is zeros already)
+    if (!allZero(buf, at)) {
+      if (at > blockStart) seg.file = await this.#writeAt(seg.file, this.#buffer.subarray(0, ALIGN), blockStart, path, flags)
+      seg.zeroed = alignUp(at, ALIGN)
+      await seg.file.truncate(seg.zeroed)
+      await seg.file.sync()
     }
   }
 
@@ -527,6 +549,29 @@ export class WalLogStore implements LogStore {
     return file
   }
 
+  /** PREALLOC_BYTES of zeros, aligned (made on first use, never written to). */
+  #zeros (): Uint8Array {
+    this.#zeroBuffer ??= alignedBuffer(PREALLOC_BYTES).subarray(0, PREALLOC_BYTES)
+    return this.#zeroBuffer
+  }
+
+  /**
+   * Zero-fills the next PREALLOC_BYTES of `seg` past what is zero-filled, while appends go on below
+   * it (an append that would reach past it waits for this first: the two never overlap). A failure
+   * only means later appends extend the file themselves.
+   */
+  async #preallocate (seg: Segment): Promise<void> {
+    const from = seg.zeroed
+    try {
+      const file = await this.#writeAt(seg.file, this.#zeros(), from)
+      if (file === seg.file) seg.zeroed = Math.max(seg.zeroed, from + PREALLOC_BYTES)
+    } catch (err) {
+      this.#onWarning(`could not preallocate the Raft log segment ${seg.name}: ${(err as Error).message}`)
+    } finally {
+      this.#preallocating = undefined
+    }
+  }
+
   /**
    * Makes segment `seq` (its header durable under a temporary name, then renamed and the directory
    * fsync'd) the one appends go to. A failure before the rename changes nothing; after it, the log
@@ -542,6 +587,7 @@ export class WalLogStore implements LogStore {
     let file = await this.#openFile(temp, flags)
     try {
       file = await this.#writeAt(file, header, 0, temp, flags)
+      file = await this.#writeAt(file, this.#zeros().subarray(ALIGN), ALIGN, temp, flags)
       await rename(temp, path)
     } catch (err) {
       await file.close().catch(() => {})
@@ -549,7 +595,7 @@ export class WalLogStore implements LogStore {
       throw err
     }
     const prev = this.#seg
-    this.#seg = { seq, name: segmentName(seq), file, size: SEGMENT_HEADER_BYTES, appended: 0 }
+    this.#seg = { seq, name: segmentName(seq), file, size: SEGMENT_HEADER_BYTES, appended: 0, zeroed: PREALLOC_BYTES }
     this.#buffer.set(header.subarray(0, SEGMENT_HEADER_BYTES))
     this.#buffer.fill(0, SEGMENT_HEADER_BYTES, ALIGN)
     await prev?.file.close().catch(() => {})
@@ -658,6 +704,7 @@ export class WalLogStore implements LogStore {
     const seg = this.#seg as Segment
     const next = seg.seq + 1n
     const image = [...this.#live]
+    await this.#preallocating
     try {
       await this.#newSegment(next)
     } catch (err) {
@@ -733,17 +780,20 @@ export class WalLogStore implements LogStore {
     const valueAt: number[] = []
     encodeRecord(list, 0, out, tailLen, undefined, valueAt)
     out.fill(0, tailLen + length, padded)
+    if (blockStart + padded > seg.zeroed && this.#preallocating !== undefined) await this.#preallocating
     seg.file = await this.#writeAt(seg.file, out.subarray(0, padded), blockStart, join(this.dir, segmentName(seg.seq)), constants.O_WRONLY | constants.O_DSYNC)
     // the new partial block goes to the front of the buffer for the next write
     const nextBlock = end - (end % ALIGN)
     if (out === this.#buffer) this.#buffer.copyWithin(0, nextBlock, end)
     else this.#buffer.set(out.subarray(nextBlock, end))
     seg.size = blockStart + end
+    seg.zeroed = Math.max(seg.zeroed, blockStart + padded)
     seg.appended += alignUp(length, RECORD_ALIGN)
     this.stats.records++
     this.stats.bytes += padded
     let v = 0
     for (const op of list) this.#apply(op.key, op.value === undefined ? undefined : { file: seg.name, at: blockStart + valueAt[v++], length: op.value.byteLength })
+    if (seg.zeroed - seg.size < PREALLOC_BYTES / 4 && this.#preallocating === undefined) this.#preallocating = this.#preallocate(seg)
     if (seg.appended >= Math.max(this.#segmentBytes, this.#liveBytes) && this.#checkpointing === undefined && performance.now() >= this.#rotateNotBefore) {
       // the batch is durable whatever happens now
       await this.#rotate()
@@ -760,6 +810,7 @@ export class WalLogStore implements LogStore {
     this.#closed = true
     await this.#tail
     await this.settled()
+    await this.#preallocating
     await this.#seg?.file.close()
     if (this.#cacheTimer !== undefined) clearTimeout(this.#cacheTimer)
     this.#cache.clear()

@@ -62,6 +62,27 @@ test('batches survive a reopen: puts, overwrites and deletes, in key order', asy
   await again.close()
 })
 
+test('a segment is zero-filled ahead of its end, and stays readable across reopens', async () => {
+  const dir = await tempDir()
+  let w = await WalLogStore.open(dir)
+  const seg = async (): Promise<number> => (await stat(join(dir, (await segments(dir))[0]))).size
+  assert.is(await seg(), 1024 * 1024, 'a new segment starts zero-filled to 1 MiB')
+  // ~1.5 MiB of records: the file grows ahead of them, in whole megabytes
+  for (let i = 0; i < 300; i++) {
+    await w.batch([{ type: 'put', key: `k${i}`, value: new Uint8Array(5000).fill(i % 251) }], { sync: true })
+    if (i === 150) {
+      await w.close()
+      w = await WalLogStore.open(dir)
+    }
+  }
+  await w.close()
+  const size = await seg()
+  assert.ok(size % (1024 * 1024) === 0 && size >= 2 * 1024 * 1024, `segment of ${size} bytes`)
+  w = await WalLogStore.open(dir)
+  for (const i of [0, 150, 151, 299]) assert.equal(await w.get(`k${i}`), new Uint8Array(5000).fill(i % 251))
+  await w.close()
+})
+
 test('a second open of the same directory in one process is refused', async () => {
   const dir = await tempDir()
   const w = await WalLogStore.open(dir)
