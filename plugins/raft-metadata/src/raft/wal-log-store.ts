@@ -449,6 +449,8 @@ export class WalLogStore implements LogStore {
     const flags = constants.O_WRONLY | constants.O_DSYNC
     const seg: Segment = { seq, name, file: await this.#openSegment(path, false), size: at, appended, zeroed: buf.byteLength }
     this.#seg = seg
+    // appends land past `at`: the cached copy of this segment ends there (see #fileBytes)
+    this.#cache.set(name, buf.subarray(0, at))
     // the next append rewrites the last partial block: its bytes go to the front of the write buffer
     const blockStart = at - (at % ALIGN)
     this.#buffer.fill(0, 0, ALIGN)
@@ -474,12 +476,16 @@ export class WalLogStore implements LogStore {
     }
   }
 
-  /** The contents of file `name` (cached; read again when a value lies past what was read, as in the segment being appended). */
+  /**
+   * The contents of file `name`, cached. Of the segment being appended, only its valid bytes as
+   * they are now are cached (the rest is zeros or a torn write, and later appends land there), so a
+   * value that lies past them is read again.
+   */
   async #fileBytes (name: string, need = 0): Promise<Uint8Array> {
     let buf = this.#cache.get(name)
     if (buf === undefined || buf.byteLength < need) {
       buf = await readFile(join(this.dir, name))
-      this.#cache.set(name, buf)
+      this.#cache.set(name, name === this.#seg?.name ? buf.subarray(0, this.#seg.size) : buf)
     }
     if (this.#cacheTimer !== undefined) clearTimeout(this.#cacheTimer)
     this.#cacheTimer = setTimeout(() => { this.#cache.clear() }, READ_CACHE_MS)
