@@ -1,11 +1,13 @@
 /**
- * LevelStorage: the production Storage of the Raft core, on LevelDB (level v10). Every Ready is
- * persisted in ONE batch written with `sync: true` (fsync) before the driver sends its messages. Reads
+ * LevelStorage: the production Storage of the Raft core, on a RaftLogDb (a key-value LogStore: on a
+ * node the write-ahead log of wal-log-store.ts; LevelDB until 2026-12, still read once to move an
+ * older directory over; the name stayed). Every Ready is persisted in ONE batch made durable (O_DSYNC
+ * or fsync) before the driver sends its messages. Reads
  * are synchronous, served from an in-memory copy of the persisted log (a MemoryStorage) that is only
  * updated after the write succeeded, so the core never sees anything that is not durable.
  *
- * Several groups may share one LevelDB (RaftLogDb: group commit, one fsync for concurrent writes of
- * different groups); each group's keys then start with its prefix (`g<group>/`).
+ * Several groups may share one log (RaftLogDb: group commit, one durable write for concurrent writes
+ * of different groups); each group's keys then start with its prefix (`g<group>/`).
  *
  * Layout of one group (utf8 keys after the prefix, byte values; each value is CBOR followed by a
  * big-endian CRC-32 of that CBOR, computed before writing and verified after reading):
@@ -140,9 +142,10 @@ interface PendingWrite {
 }
 
 /**
- * The key-value store under a RaftLogDb: LevelDB on a node (`levelLogStore`), a simulated disk that
- * loses unsynced writes in the simulator. `batch` is atomic, and batches become durable in the order
- * they were written (LevelDB's write-ahead log).
+ * The key-value store under a RaftLogDb: a WalLogStore on a node (LevelDB, `levelLogStore`, in
+ * directories of older builds, read once to move them over), a simulated disk that loses unsynced
+ * writes in the simulator. `batch` is atomic, and batches become durable in the order they were
+ * written.
  */
 export interface LogStore {
   get: (key: string) => Promise<Uint8Array | undefined>
