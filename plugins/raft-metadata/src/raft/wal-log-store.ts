@@ -285,7 +285,6 @@ export interface WalOptions {
   beforeCheckpointNamed?: () => Promise<void>
 }
 
-
 /** The segment being appended: its seq, file, length of valid bytes, and bytes of records appended since it started. */
 interface Segment { seq: bigint, name: string, file: FileHandle, size: number, appended: number, zeroed: number }
 
@@ -771,8 +770,8 @@ export class WalLogStore implements LogStore {
   async #append (ops: BatchOp[]): Promise<void> {
     this.#check()
     const seg = this.#seg as Segment
-    const list = ops.map((op) => op.type === 'put' ? { key: op.key, value: op.value } : { key: op.key })
-    const length = recordBytes(list)
+    // a BatchOp is the encoder's operation as it is (a del has no value): no copy per op
+    const length = recordBytes(ops)
     if (length - RECORD_HEADER_BYTES > WAL_RECORD_BYTES_MAX) throw new Error(`raft log: a batch of ${length} bytes exceeds ${WAL_RECORD_BYTES_MAX}`)
     const blockStart = seg.size - (seg.size % ALIGN)
     const tailLen = seg.size - blockStart
@@ -784,7 +783,7 @@ export class WalLogStore implements LogStore {
       out.set(this.#buffer.subarray(0, tailLen))
     }
     const valueAt: number[] = []
-    encodeRecord(list, 0, out, tailLen, undefined, valueAt)
+    encodeRecord(ops, 0, out, tailLen, undefined, valueAt)
     out.fill(0, tailLen + length, padded)
     if (blockStart + padded > seg.zeroed && this.#preallocating !== undefined) await this.#preallocating
     seg.file = await this.#writeAt(seg.file, out.subarray(0, padded), blockStart, join(this.dir, segmentName(seg.seq)), constants.O_WRONLY | constants.O_DSYNC)
@@ -798,7 +797,7 @@ export class WalLogStore implements LogStore {
     this.stats.records++
     this.stats.bytes += padded
     let v = 0
-    for (const op of list) this.#apply(op.key, op.value === undefined ? undefined : { file: seg.name, at: blockStart + valueAt[v++], length: op.value.byteLength })
+    for (const op of ops) this.#apply(op.key, op.type === 'del' ? undefined : { file: seg.name, at: blockStart + valueAt[v++], length: op.value.byteLength })
     if (seg.zeroed - seg.size < PREALLOC_BYTES / 4 && this.#preallocating === undefined) this.#preallocating = this.#preallocate(seg)
     if (seg.appended >= Math.max(this.#segmentBytes, this.#liveBytes) && this.#checkpointing === undefined && performance.now() >= this.#rotateNotBefore) {
       // the batch is durable whatever happens now

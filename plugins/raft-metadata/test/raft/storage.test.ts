@@ -225,16 +225,24 @@ test('LevelStorage: a data dir written before the fix (commit below the snapshot
   await reopened.close()
 })
 
-test('LevelStorage: a joining node opens empty, and reopens with what it wrote', async () => {
+test('LevelStorage: a joining node opens empty, reopens with what it wrote; a corrupted value is detected on open', async () => {
   const dir = await tempDir()
   const l = await LevelStorage.open(dir)
   assert.equal(l.initialState(), { hardState: { term: 0, vote: '', commit: 0 }, confState: { voters: [], learners: [] } })
   await l.saveReady({ entries: [], hardState: { term: 2, vote: '', commit: 0 } })
   await l.close()
-  // (a record changed on disk is CorruptLog: wal-log-store.test.ts)
   const again = await LevelStorage.open(dir)
   assert.equal(again.initialState().hardState, { term: 2, vote: '', commit: 0 })
   await again.close()
+  // a value whose own CRC fails, in a log record that is whole (a record changed on disk is the log's
+  // CorruptLog: wal-log-store.test.ts)
+  const log = await RaftLogDb.open(dir)
+  const v = await log.store.get('m/hs')
+  assert.ok(v !== undefined)
+  const bad = v.slice(); bad[1] ^= 0xff
+  await log.write([{ type: 'put', key: 'm/hs', value: bad }], true)
+  await log.close()
+  await rejects(LevelStorage.open(dir), 'CorruptLog')
 })
 
 test('LevelStorage: a RawNode group on LevelDB elects, commits, and a node restarts from disk', async () => {

@@ -55,7 +55,6 @@ test('batches survive a reopen: puts, overwrites and deletes, in key order', asy
   assert.equal(await again.get('c/é'), new Uint8Array(0))
   assert.equal(await again.get('big'), big)
   assert.equal(Object.keys(await all(again)), ['b', 'big', 'c/é', 'd'])
-  assert.equal([...(await all(again).then((m) => Object.keys(m)))], ['b', 'big', 'c/é', 'd'])
   const ranged: string[] = []
   for await (const [k] of again.range('b', 'c')) ranged.push(k)
   assert.equal(ranged, ['b', 'big'])
