@@ -17,7 +17,7 @@
  */
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
-import { compressionCandidate, proveEncoding, type CompressionSetting, type ExtentCodec, type ProvenEncoding } from './codec.js'
+import { compressWhole, compressionCandidate, proveEncoding, type CompressionSetting, type EncodedExtent, type ExtentCodec, type ProvenEncoding } from './codec.js'
 
 /** Extents at least this large are compressed on a worker; smaller ones cost less than the hand-off. */
 export const CODEC_OFFLOAD_BYTES_MIN = 256 * 1024
@@ -34,13 +34,17 @@ export interface CodecJob {
   extentId: string
   codec: ExtentCodec
   bytes: Uint8Array
+  /** Decode the result again and keep the bytes raw unless it gives them back (proveEncoding); else compressWhole. */
+  prove: boolean
+  /** `bytes` were moved to the worker (not copied): a raw answer moves them back. */
+  moved: boolean
 }
 
 /** A worker's answer: the proven encoding, raw (with the codec refused, if one was), or an error. */
 export type CodecReply =
   | { seq: number, codec: ExtentCodec, bytes: Uint8Array }
-  | { seq: number, codec?: undefined, refused?: ExtentCodec }
-  | { seq: number, error: string }
+  | { seq: number, codec?: undefined, refused?: ExtentCodec, bytes?: Uint8Array }
+  | { seq: number, error: string, bytes?: Uint8Array }
 
 interface Pending {
   resolve: (r: ProvenEncoding) => void
@@ -82,9 +86,9 @@ function start (): Slot {
     if (p === undefined) return
     slot.pending.delete(reply.seq)
     if (slot.pending.size === 0) slot.worker.unref()
-    if ('error' in reply) p.reject(new Error(`codec worker: ${reply.error}`))
+    if ('error' in reply) p.reject(Object.assign(new Error(`codec worker: ${reply.error}`), { bytes: reply.bytes }))
     else if (reply.codec !== undefined) p.resolve({ codec: reply.codec, bytes: reply.bytes })
-    else p.resolve({ bytes: new Uint8Array(0), ...(reply.refused !== undefined ? { refused: reply.refused } : {}) })
+    else p.resolve({ bytes: reply.bytes ?? new Uint8Array(0), ...(reply.refused !== undefined ? { refused: reply.refused } : {}) })
   })
   const lost = (err: Error): void => {
     if (slot.gone) return
@@ -121,14 +125,27 @@ function pick (): Slot | undefined {
   return best !== undefined && best.pending.size < CODEC_JOBS_PER_WORKER_MAX ? best : undefined
 }
 
-async function offload (slot: Slot, extentId: string, codec: ExtentCodec, bytes: Uint8Array): Promise<ProvenEncoding> {
-  const job: CodecJob = { seq: ++seq, extentId, codec, bytes }
+async function offload (slot: Slot, extentId: string, codec: ExtentCodec, bytes: Uint8Array, prove: boolean, move = false): Promise<ProvenEncoding> {
+  const job: CodecJob = { seq: ++seq, extentId, codec, bytes, prove, moved: move }
   return await new Promise<ProvenEncoding>((resolve, reject) => {
     if (slot.pending.size === 0) slot.worker.ref()
     slot.pending.set(job.seq, { resolve, reject })
-    // structured clone copies the extent (~0.1 ms per MiB): the caller keeps hashing and sending it
-    slot.worker.postMessage(job)
+    // structured clone copies the extent (~0.1 ms per MiB): the caller keeps hashing and sending it;
+    // moved, its memory changes hands instead (the caller gave it up)
+    try {
+      slot.worker.postMessage(job, move ? [bytes.buffer as ArrayBuffer] : [])
+    } catch (err) {
+      slot.pending.delete(job.seq)
+      if (slot.pending.size === 0) slot.worker.unref()
+      // not moved (Node refuses to move some memory): the caller still has its bytes
+      reject(Object.assign(err as Error, { bytes }))
+    }
   })
+}
+
+/** Whether `bytes` are the whole of an ArrayBuffer of their own, which can move to a worker. */
+function movable (bytes: Uint8Array): boolean {
+  return bytes.buffer instanceof ArrayBuffer && bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
 }
 
 /**
@@ -144,7 +161,7 @@ export async function encodeForCopies (id: string, setting: CompressionSetting, 
   const slot = bytes.byteLength >= CODEC_OFFLOAD_BYTES_MIN ? pick() : undefined
   if (slot !== undefined) {
     try {
-      const out = await offload(slot, id, codec, bytes)
+      const out = await offload(slot, id, codec, bytes, true)
       codecWorkerStats.offloaded++
       return out.codec === undefined ? { bytes, ...(out.refused !== undefined ? { refused: out.refused } : {}) } : out
     } catch (err) {
@@ -153,6 +170,37 @@ export async function encodeForCopies (id: string, setting: CompressionSetting, 
   }
   codecWorkerStats.inline++
   return proveEncoding(id, codec, bytes)
+}
+
+/**
+ * The form a client sends `bytes` in under `setting` (see extent-pieces.ts): as compressExtent
+ * decides, on a worker thread when they are large, without the proof — the node that receives them
+ * decodes them anyway, and that decoding is the proof.
+ */
+export async function compressForSending (setting: CompressionSetting, bytes: Uint8Array): Promise<EncodedExtent> {
+  const codec = compressionCandidate(setting, bytes)
+  if (codec === undefined) return { bytes }
+  const slot = bytes.byteLength >= CODEC_OFFLOAD_BYTES_MIN ? pick() : undefined
+  if (slot !== undefined) {
+    // bytes that own their memory move to the worker and back, not copied each way: each copy was
+    // external memory the sender's V8 then collected (major GCs were a fifth of a client's CPU)
+    const move = movable(bytes)
+    try {
+      const out = await offload(slot, 'piece', codec, bytes, false, move)
+      codecWorkerStats.offloaded++
+      return out.codec === undefined ? { bytes: move ? out.bytes : bytes } : out
+    } catch (err) {
+      // a lost worker: done here, with the bytes it gave back if they moved (a worker that died
+      // with them took them: the caller's body fails, as any failed read would)
+      if (move) {
+        const back = (err as { bytes?: Uint8Array }).bytes
+        if (back === undefined) throw new Error('a codec worker was lost with the bytes it was given', { cause: err })
+        bytes = back
+      }
+    }
+  }
+  codecWorkerStats.inline++
+  return compressWhole(codec, bytes)
 }
 
 /** Stops the pool's workers (tests; a process exits without it, the workers being unref'd). */

@@ -79,11 +79,15 @@ function loadZstd (): void {
   const cctx = new binding.CCtx()
   cctx.setParameter(binding.CParameter.compressionLevel, ZSTD_LEVEL)
   const dctx = new binding.DCtx()
+  // compressed into one scratch buffer, kept (it grows to the bound of the largest extent, ~4 MiB):
+  // a new one per call was that much more external memory for V8 to collect after every extent
+  let scratch = new Uint8Array(0)
   zstdCompress = (src) => {
-    const dst = Buffer.allocUnsafe(binding.compressBound(src.byteLength))
-    const n = cctx.compress2(dst, src)
-    // a copy of the right size: the bound is larger than the input, and the result is held while replicas are written
-    return Uint8Array.prototype.slice.call(dst, 0, n)
+    const bound = binding.compressBound(src.byteLength)
+    if (scratch.byteLength < bound) scratch = new Uint8Array(bound)
+    const n = cctx.compress2(scratch, src)
+    // a copy of the right size, of its own memory: the result is held while replicas are written
+    return scratch.slice(0, n)
   }
   zstdDecompress = (dst, src) => dctx.decompress(dst, src)
 }
@@ -129,7 +133,8 @@ export function decodeExtent (extent: { id: string, size: number, checksum?: str
   }
   if (codec === 'zstd') {
     loadZstd()
-    const out = new Uint8Array(size)
+    // not zero-filled: every byte is written, or the call fails and `out` is dropped
+    const out = new Uint8Array(Buffer.allocUnsafeSlow(size).buffer, 0, size)
     let n: number
     try {
       // fails rather than write past `out` when the frames hold more
@@ -182,7 +187,8 @@ export function compressionCandidate (setting: CompressionSetting, bytes: Uint8A
   return setting
 }
 
-function compressWhole (codec: ExtentCodec, bytes: Uint8Array): EncodedExtent {
+/** `bytes` compressed whole with `codec`, or raw (the same buffer) when they do not shrink to COMPRESSION_RATIO_MAX. */
+export function compressWhole (codec: ExtentCodec, bytes: Uint8Array): EncodedExtent {
   const encoded = encodeExtent(codec, bytes)
   if (encoded.byteLength > COMPRESSION_RATIO_MAX * bytes.byteLength) return { bytes }
   return { codec, bytes: encoded }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import type { EncodedExtent } from './codec.js'
 import type { Checksum, ExtentEncoding, ExtentStore } from './extent-store.js'
 import type { ExtentRecord, MetadataService, PeerIdString } from './metadata.js'
 import type { CallOptions, Logger } from './options.js'
@@ -155,6 +156,12 @@ export interface MoveProgress {
 
 export interface ReplicatedWriteOptions extends CallOptions {
   sync?: WriteSync
+  /**
+   * The bytes as a client sent them encoded, which the caller decoded to exactly the bytes written
+   * (so the encoding is proven): when the cluster's compression setting is their codec, the copies
+   * are sent and stored in this form instead of compressing the bytes again. A policy may ignore it.
+   */
+  encoded?: EncodedExtent
 }
 
 /** An extent whose bytes are durable on a write quorum. `replicas` lists only copies that acknowledged. */

@@ -682,6 +682,8 @@ export interface RpcMethodSpec {
  */
 export interface RpcContract {
   'fs.put': { kind: 'upload', action: 'fs.write', params: FsPutParams, result: PutResult }
+  /** `fs.put` whose body is a sequence of pieces, each one extent's bytes, raw or compressed (extent-pieces.ts). */
+  'fs.put.encoded': { kind: 'upload', action: 'fs.write', params: FsPutParams, result: PutResult }
   'fs.get': { kind: 'download', action: 'fs.read', params: FsReadParams, result: GetResult }
   'fs.stat': { kind: 'unary', action: 'fs.read', params: FsReadParams, result: StatResult }
   'fs.ls': { kind: 'unary', action: 'fs.read', params: FsListParams, result: ListResult }

@@ -4,12 +4,13 @@ import { rename, stat, unlink } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { once } from 'node:events'
 import {
-  CorruptExtentError, FailedPreconditionError, InvalidArgumentError, MalformedFrameError, NodeUnreachableError, NotFoundError,
-  type Consistency, type ExtentRecord, type FsPutParams, type FsReadParams,
+  CODEC_OFFLOAD_BYTES_MIN, CorruptExtentError, EXTENT_SIZE_MAX, FailedPreconditionError, isCompressionSetting, InvalidArgumentError, MalformedFrameError, NodeUnreachableError, NotFoundError,
+  type CompressionSetting, type Consistency, type ExtentRecord, type FsPutParams, type FsReadParams,
   type GetResult, type PutResult, type StatResult
 } from '@dfs/api'
 import { DATA_CHUNK_BYTES_MAX } from '../net/constants.js'
 import type { DfsClient, FromAnyNode } from './index.js'
+import { encodePieces } from './pieces.js'
 import type { Writable } from 'node:stream'
 
 /**
@@ -63,10 +64,18 @@ export async function statFile (client: DfsClient, remote: string, options: { co
 /** What getFile read: the node's answer with the range it served. */
 export type GotFile = Omit<GetReply, 'offset' | 'length'> & { offset: number, length: number, local: string }
 
-/** Options of putFile: what `fs.put` takes besides the path and size. */
-export type PutFileOptions = Pick<FsPutParams, 'sync' | 'tenant' | 'contentType' | 'meta' | 'md5'>
+/**
+ * Options of putFile: what `fs.put` takes besides the path and size, and `compression`: the codec
+ * the client compresses with before sending (see encodePieces), `off` to send the bytes as they are;
+ * by default the cluster's `compression` setting.
+ */
+export type PutFileOptions = Pick<FsPutParams, 'sync' | 'tenant' | 'contentType' | 'meta' | 'md5'> & { compression?: CompressionSetting }
 
-/** Streams a local file to `remote`; memory stays bounded by the flow-control window. */
+/**
+ * Streams a local file to `remote`; memory stays bounded by the flow-control window. The bytes go
+ * as `fs.put.encoded` pieces, compressed here when they shrink (a node then neither compresses them
+ * nor receives the bytes saved); a node too old for that method gets them as `fs.put`.
+ */
 export async function putFile (client: DfsClient, local: string, remote: string, onBytes: (n: number) => void = () => {}, options: PutFileOptions = {}): Promise<PutResult> {
   let info
   try {
@@ -76,9 +85,18 @@ export async function putFile (client: DfsClient, local: string, remote: string,
     throw err
   }
   if (!info.isFile()) throw new InvalidArgumentError(`${local} is not a regular file`, { path: local })
-  async function * body (): AsyncGenerator<Uint8Array> {
-    for await (const chunk of createReadStream(local, { highWaterMark: DATA_CHUNK_BYTES_MAX })) {
-      onBytes((chunk as Buffer).byteLength)
+  // progress counts each byte once, also when the file is sent again as fs.put
+  let read = 0
+  let reported = 0
+  /** The file's bytes in chunks of `chunkBytes` (each a buffer of its own, given up once yielded). */
+  async function * body (chunkBytes: number): AsyncGenerator<Uint8Array> {
+    read = 0
+    for await (const chunk of createReadStream(local, { highWaterMark: chunkBytes })) {
+      read += (chunk as Buffer).byteLength
+      if (read > reported) {
+        onBytes(read - reported)
+        reported = read
+      }
       yield chunk as Buffer
     }
   }
@@ -87,7 +105,22 @@ export async function putFile (client: DfsClient, local: string, remote: string,
   for (const k of ['sync', 'tenant', 'contentType', 'meta', 'md5'] as const) {
     if (options[k] != null) Object.assign(params, { [k]: options[k] })
   }
-  return await client.rpc.upload('fs.put', params, body(), { timeoutMs: client.timeoutMs })
+  const call = { timeoutMs: client.timeoutMs }
+  // the cluster's setting, unless the caller gave one: bytes compressed with another codec would be
+  // decoded and compressed again by the node, and with `off` not compressed at all. Asked only for a
+  // file worth a round trip; a node that will not say leaves the default.
+  const compression = options.compression ?? (info.size >= CODEC_OFFLOAD_BYTES_MIN
+    ? await client.rpc.call('cluster.config', {}, call).then((c) => isCompressionSetting(c.compression) ? c.compression : undefined, () => undefined)
+    : undefined)
+  if (compression !== 'off') {
+    try {
+      // read a piece at a time: a whole piece is then one buffer, compressed where it was read
+      return await client.rpc.upload('fs.put.encoded', params, encodePieces(body(EXTENT_SIZE_MAX), { compression }), call)
+    } catch (err) {
+      if ((err as Error)?.name !== 'UnknownMethod') throw err
+    }
+  }
+  return await client.rpc.upload('fs.put', params, body(DATA_CHUNK_BYTES_MAX), call)
 }
 
 /**

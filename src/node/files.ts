@@ -1,9 +1,9 @@
 import { createHash, randomUUID } from 'node:crypto'
 import {
   AlreadyExistsError, BadDigestError, COMPOSE_PARTS_MAX, RENAME_FILES_MAX, Deadline, DeadlineExceededError, DfsError, EXTENT_SIZE_MAX, FailedPreconditionError, INLINE_FILE_BYTES_MAX, InvalidArgumentError,
-  InvalidRangeError, IsADirectoryError, NotADirectoryError, NotFoundError,
+  InvalidRangeError, IsADirectoryError, MalformedFrameError, NotADirectoryError, NotFoundError,
   QuotaExceededError, STAGE_BATCH_MAX, STAT_EXTENTS_MAX, extentChecksum, fromInternalPath, isTenantRootName, normalizePath, parentPath, requireComposeWithinTopLevel, requireFileMeta,
-  requireNotRoot, throwIfAborted,
+  decodeExtent, readPieces, requireNotRoot, throwIfAborted, type EncodedExtent, type Piece,
   type CallOptions, type ComposeResult, type CopyResult, type Consistency, type DirEntry, type DirResult, type ListDirPage, type ExtentPeers, type ExtentRecord, type ExtentStore,
   type FileMeta, type FileMetaFields, type FileRecord, type MetadataOp,
   type ListResult, type MetadataService, type MetadataView, type PutResult, type RemoveResult, type RenameResult, type ReplicationService, type StatResult,
@@ -104,6 +104,13 @@ export interface PutFileOptions extends CallOptions {
    * BadDigest before its commit, and its extents are abandoned as any failed put's.
    */
   md5?: true | string
+  /**
+   * The body is a sequence of pieces (extent-pieces.ts), each one extent's bytes as the client sent
+   * them, raw or compressed: each becomes one extent (pieces larger than this node's extents are cut
+   * as a raw body is). A compressed piece is decoded here — which proves it, and gives the bytes to
+   * hash — and its encoded bytes are what its copies store and receive (see ReplicatedWriteOptions.encoded).
+   */
+  pieces?: boolean
 }
 
 /** A base64 MD5 digest (16 bytes), as HTTP's Content-MD5 carries it. */
@@ -323,11 +330,15 @@ export class FileService {
       buffer = grown
       return grown
     }
+    /** The client's encoding of the bytes in `buffer` (a piece: see PutFileOptions.pieces), if it sent them encoded. */
+    let encoded: EncodedExtent | undefined
     const flush = async (): Promise<void> => {
       const bytes = (buffer as Uint8Array).subarray(0, filled)
       if (filled === this.#extentSize) big = true
+      const sent = encoded
       buffer = undefined
       filled = 0
+      encoded = undefined
       const id = randomUUID()
       const record: ExtentRecord = { id, size: bytes.byteLength, checksum: '', replicas: [this.#nodeId] }
       written.push(record)
@@ -335,7 +346,7 @@ export class FileService {
       unpins.push(this.#gc.pin([id]))
       const replication = this.#replication
       const stored = replication != null
-        ? replication.write(id, bytes, options).then((w) => { record.checksum = w.extent.checksum; record.replicas = w.extent.replicas })
+        ? replication.write(id, bytes, sent !== undefined ? { ...options, encoded: sent } : options).then((w) => { record.checksum = w.extent.checksum; record.replicas = w.extent.replicas })
         : this.#store.put(id, bytes, options).then((info) => { record.checksum = info.checksum })
       // handled here so a failure while the next extent is still arriving is not an unhandled
       // rejection; it is rethrown when this write is awaited
@@ -364,21 +375,46 @@ export class FileService {
       }
       staged = offered
     }
+    /** Takes the logical bytes of `chunk`, cutting extents as they fill. */
+    const take = async (chunk: Uint8Array): Promise<void> => {
+      hash?.update(chunk)
+      let offset = 0
+      while (offset < chunk.byteLength) {
+        const n = Math.min(chunk.byteLength - offset, this.#extentSize - filled)
+        room(filled + n).set(chunk.subarray(offset, offset + n), filled)
+        filled += n
+        offset += n
+        size += n
+        if (filled === this.#extentSize) await flush()
+      }
+      // past the quota as this node knows it: stop receiving (the commit would refuse it anyway)
+      if (size > bytesLeft) throw quotaExceeded(path, size, bytesLeft)
+    }
     try {
-      for await (const chunk of body) {
-        checkLimit()
-        hash?.update(chunk)
-        let offset = 0
-        while (offset < chunk.byteLength) {
-          const n = Math.min(chunk.byteLength - offset, this.#extentSize - filled)
-          room(filled + n).set(chunk.subarray(offset, offset + n), filled)
-          filled += n
-          offset += n
-          size += n
-          if (filled === this.#extentSize) await flush()
+      if (options.pieces === true) {
+        let index = 0
+        for await (const piece of readPieces(body)) {
+          checkLimit()
+          // a piece is an extent of its own: the bytes before it are one already
+          if (filled > 0) await flush()
+          const logical = piece.codec === undefined ? piece.bytes : decodePiece(path, index, piece)
+          index++
+          if (piece.size > this.#extentSize) {
+            await take(logical)
+            continue
+          }
+          hash?.update(logical)
+          buffer = logical
+          filled = piece.size
+          size += piece.size
+          if (piece.codec !== undefined) encoded = { codec: piece.codec, bytes: piece.bytes }
+          if (size > bytesLeft) throw quotaExceeded(path, size, bytesLeft)
         }
-        // past the quota as this node knows it: stop receiving (the commit would refuse it anyway)
-        if (size > bytesLeft) throw quotaExceeded(path, size, bytesLeft)
+      } else {
+        for await (const chunk of body) {
+          checkLimit()
+          await take(chunk)
+        }
       }
       let etag: string | undefined
       if (hash !== undefined) {
@@ -925,5 +961,19 @@ function checkPutTarget (view: MetadataView, path: string): void {
   if (view.getFile(path) == null && view.isDirectory(path)) throw new IsADirectoryError(`${path} is a directory`, { path })
   for (let p = parentPath(path); p !== '/'; p = parentPath(p)) {
     if (view.getFile(p) != null) throw new NotADirectoryError(`${p} is a file, not a directory`, { path: p })
+  }
+}
+
+/**
+ * The logical bytes of piece `index` of a put of `path` (see PutFileOptions.pieces): bytes a client
+ * sent that do not decode to exactly the size it gave are MalformedFrame (the put stores nothing).
+ */
+function decodePiece (path: string, index: number, piece: Piece): Uint8Array {
+  try {
+    return decodeExtent({ id: `piece ${index}`, size: piece.size }, piece.codec as NonNullable<Piece['codec']>, piece.bytes)
+  } catch (err) {
+    const reason = (err as DfsError).details?.reason
+    throw new MalformedFrameError(`piece ${index} of the put of ${path} does not decode to its ${piece.size} bytes: ${typeof reason === 'string' ? reason : (err as Error).message}`,
+      { path, piece: index, codec: piece.codec, size: piece.size, storedSize: piece.bytes.byteLength })
   }
 }

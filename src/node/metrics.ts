@@ -42,6 +42,8 @@ export class NodeMetrics implements RpcInterceptor {
   readonly #init: NodeMetricsInit
   readonly #requests: Counter<'method' | 'code'>
   readonly #duration: Histogram<'method'>
+  readonly #bytesIn: Counter<'method'>
+  readonly #bytesOut: Counter<'method'>
   readonly #leaderChanges: Counter<'group'>
   readonly #leaders = new Map<number, string | undefined>()
   #sampler: ReturnType<typeof setInterval> | undefined
@@ -58,6 +60,12 @@ export class NodeMetrics implements RpcInterceptor {
     })
     this.#duration = new Histogram({
       name: 'dfs_rpc_request_duration_seconds', help: 'Time from a call\'s header to its end, by method', labelNames: ['method'], buckets: RPC_BUCKETS, registers
+    })
+    this.#bytesIn = new Counter({
+      name: 'dfs_rpc_received_bytes_total', help: 'Bytes of the calls this node served that it received (headers and uploads), by method', labelNames: ['method'], registers
+    })
+    this.#bytesOut = new Counter({
+      name: 'dfs_rpc_sent_bytes_total', help: 'Bytes of the calls this node served that it sent (answers and downloads), by method', labelNames: ['method'], registers
     })
     this.#leaderChanges = new Counter({
       name: 'dfs_raft_leader_changes_seen_total', help: 'Leader changes this node saw, by metadata group (sampled every second)', labelNames: ['group'], registers
@@ -222,6 +230,8 @@ export class NodeMetrics implements RpcInterceptor {
   after (call: RpcCallInfo, outcome: RpcCallOutcome): void {
     this.#requests.inc({ method: call.method, code: outcome.ok ? 'OK' : outcome.error?.name ?? 'Error' })
     this.#duration.observe({ method: call.method }, outcome.durationMs / 1000)
+    if (outcome.bytesIn > 0) this.#bytesIn.inc({ method: call.method }, outcome.bytesIn)
+    if (outcome.bytesOut > 0) this.#bytesOut.inc({ method: call.method }, outcome.bytesOut)
   }
 
   /** Serves `GET /metrics` on host:port (port 0: a free one) and starts the leader sampler. */

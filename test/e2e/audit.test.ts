@@ -88,7 +88,8 @@ test('a three-node cluster records puts, removes, settings and refusals, with wh
     const es = await entries(['--limit', '1000'], nodes[1])
     return es.some((e) => e.user === stranger) ? es : undefined
   }, 30_000, 'the refusal in the audit log')
-  const put = all.find((e) => e.operation === 'fs.put' && e.resource === '/docs/a.txt' && e.success)
+  // the CLI sends a file as fs.put.encoded (see putFile)
+  const put = all.find((e) => e.operation === 'fs.put.encoded' && e.resource === '/docs/a.txt' && e.success)
   assert.ok(put, JSON.stringify(all))
   assert.equal([put.user, put.role, put.tenant, put.error, put.count, put.node], [admin, 'admin', null, null, 1, nodes[0].id])
   assert.match(put.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
@@ -112,7 +113,7 @@ test('a three-node cluster records puts, removes, settings and refusals, with wh
   assert.ok(failed.some((e) => e.user === stranger))
   const mine = await entries(['--user', admin])
   assert.ok(mine.length > 0 && mine.every((e) => e.user === admin))
-  assert.ok(mine.some((e) => e.operation === 'fs.put'))
+  assert.ok(mine.some((e) => e.operation === 'fs.put.encoded'))
   const recent = await entries(['--since', '10m', '--limit', '2'])
   assert.is(recent.length, 2)
   // the two newest when it answered (the log may have grown since `all` was read)

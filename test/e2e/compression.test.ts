@@ -17,7 +17,7 @@ import { logLikeText } from '../support/log-text.js'
 const test = suite('e2e: compression')
 
 const MiB = 1024 * 1024
-const FAST = ['--heartbeat-ms', '250', '--failure-timeout-ms', '2000']
+const FAST = ['--heartbeat-ms', '250', '--failure-timeout-ms', '2000', '--metrics-listen', '127.0.0.1:0']
 let sb: Sandbox
 const nodes: NodeHandle[] = []
 const text = Buffer.from(logLikeText(6 * MiB + 1234, 21))
@@ -54,15 +54,28 @@ async function storedOn (dataDir: string, ids: string[]): Promise<Map<string, St
   return out
 }
 
-/** Puts `bytes` through `via` (it cuts them into extents and decides their codec); returns the extent ids. */
-async function put (local: string, remote: string, bytes: Buffer, via: NodeHandle): Promise<string[]> {
+/** Bytes of fs.put.encoded calls `n` received, as its /metrics says. */
+async function received (n: NodeHandle): Promise<number> {
+  const at = JSON.parse(await readFile(join(n.dataDir, 'node.json'), 'utf8')).metrics
+  const text = await (await fetch(`http://${at}/metrics`)).text()
+  const line = text.split('\n').find((l) => l.startsWith('dfs_rpc_received_bytes_total{method="fs.put.encoded"}'))
+  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1))
+}
+
+/**
+ * Puts `bytes` through `via` (it cuts them into extents and decides their codec); returns the
+ * extent ids and the bytes `via` received for the put.
+ */
+async function put (local: string, remote: string, bytes: Buffer, via: NodeHandle): Promise<string[] & { sent: number }> {
   await writeFile(local, bytes)
+  const before = await received(via)
   const r = await sb.run(['fs', 'put', local, remote, '--json', '--node', via.addr])
   assert.is(r.code, 0, r.stderr)
+  const sent = await received(via) - before
   const c = await sb.client(nodes[0])
   try {
     const st = await c.call('fs.stat', { path: remote })
-    return st.extents.map((e: { id: string }) => e.id)
+    return Object.assign(st.extents.map((e: { id: string }) => e.id), { sent })
   } finally {
     await c.close()
   }
@@ -97,6 +110,8 @@ test('three nodes store a compressible file compressed and a random one raw; bot
   const randomIds = await put(join(sb.dir, 'random.bin'), '/c/random.bin', random, nodes[1])
   assert.is(textIds.length, 2)
   assert.is(randomIds.length, 2)
+  assert.ok(textIds.sent > 0 && textIds.sent < 0.5 * text.byteLength, `n2 received ${textIds.sent} bytes of the ${text.byteLength}-byte log file`)
+  assert.ok(randomIds.sent > random.byteLength, `n2 received ${randomIds.sent} bytes of the ${random.byteLength}-byte random file`)
 
   const off = await sb.run(['cluster', 'config', 'set', 'compression', 'off', '--json', '--node', nodes[0].addr])
   assert.is(off.code, 0, off.stderr)

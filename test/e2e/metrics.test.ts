@@ -8,7 +8,7 @@ import { Sandbox, waitFor, type NodeHandle } from './harness.js'
 /**
  * `--metrics-listen` on a three-node cluster of real processes, scraped over HTTP as Prometheus
  * would: the figures are there in the text format and move as things happen — a put counts in
- * dfs_rpc_requests_total and dfs_store_bytes, a killed node shows as failed in dfs_cluster_nodes
+ * dfs_rpc_requests_total, dfs_rpc_received_bytes_total and dfs_store_bytes, a killed node shows as failed in dfs_cluster_nodes
  * and its extents as under-replicated (two nodes cannot repair to three copies); a fourth node
  * joining takes them, which dfs_repair_bytes_total counts.
  */
@@ -68,9 +68,15 @@ test('a put moves the RPC counters and the stored bytes of every node', async ()
   await ok(['fs', 'put', local, '/m/f.bin'])
   await ok(['fs', 'stat', '/nothing-here'], 0).catch(() => {})
   const after = await Promise.all([0, 1, 2].map(scrape))
-  const puts = (m: Map<string, number>): number => m.get('dfs_rpc_requests_total{method="fs.put",code="OK"}') ?? 0
-  assert.is(puts(after[0]) - puts(before[0]), 1, 'one fs.put served by n1')
-  assert.ok((after[0].get('dfs_rpc_request_duration_seconds_count{method="fs.put"}') ?? 0) >= 1)
+  // the CLI sends a file as fs.put.encoded (pieces it compressed where they shrink; random bytes do not)
+  const puts = (m: Map<string, number>): number => m.get('dfs_rpc_requests_total{method="fs.put.encoded",code="OK"}') ?? 0
+  assert.is(puts(after[0]) - puts(before[0]), 1, 'one fs.put.encoded served by n1')
+  assert.ok((after[0].get('dfs_rpc_request_duration_seconds_count{method="fs.put.encoded"}') ?? 0) >= 1)
+  const received = (m: Map<string, number>): number => m.get('dfs_rpc_received_bytes_total{method="fs.put.encoded"}') ?? 0
+  const got = received(after[0]) - received(before[0])
+  // the file's bytes, a 16-byte piece header and the call's header
+  assert.ok(got > 3 * 256 * 1024 && got < 3 * 256 * 1024 + 1024, `n1 received ${got} bytes of the put`)
+  assert.ok((after[0].get('dfs_rpc_sent_bytes_total{method="fs.put.encoded"}') ?? 0) > 0, 'and sent its answer')
   for (let i = 0; i < 3; i++) {
     assert.ok((after[i].get('dfs_store_bytes') ?? 0) >= (before[i].get('dfs_store_bytes') ?? 0) + 3 * 256 * 1024, `n${i + 1} stores a copy`)
     // the put's commit went through the Raft log of every node, fsync'd

@@ -70,7 +70,7 @@ test('three nodes, each serving its status page; the listener is in node.json', 
   for (const n of after.nodes) assert.is(n.copies, put.json.extents, `${n.name} holds a copy of every extent`)
   const withAudit: any = await waitFor(async () => {
     const r: any = await (await fetch(`http://${pages[1]}/api/overview`)).json()
-    return r.audit?.some((e: any) => e.operation === 'fs.put' && e.resource === '/docs/f.bin') === true ? r : undefined
+    return r.audit?.some((e: any) => e.operation === 'fs.put.encoded' && e.resource === '/docs/f.bin') === true ? r : undefined
   }, 10_000, 'the put in the audit entries of n2\'s page')
   assert.ok(withAudit.audit.length <= 20)
   assert.not.ok('hash' in withAudit.audit[0], 'entries without their hash')

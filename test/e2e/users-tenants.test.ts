@@ -194,7 +194,7 @@ test('the role table: every method against every kind of caller', async () => {
   }
   // every method of the contract but test.partition (registered only with the fault hook), by action
   const methods: Array<[RpcMethodName, 'unary' | 'upload' | 'download', string]> = [
-    ['fs.put', 'upload', 'fs.write'], ['fs.get', 'download', 'fs.read'], ['fs.stat', 'unary', 'fs.read'],
+    ['fs.put', 'upload', 'fs.write'], ['fs.put.encoded', 'upload', 'fs.write'], ['fs.get', 'download', 'fs.read'], ['fs.stat', 'unary', 'fs.read'],
     ['fs.ls', 'unary', 'fs.read'], ['fs.rm', 'unary', 'fs.write'],
     ['cluster.status', 'unary', 'cluster.read'], ['cluster.nodes', 'unary', 'cluster.read'], ['cluster.shards', 'unary', 'cluster.read'],
     ['cluster.replication', 'unary', 'cluster.read'], ['cluster.config', 'unary', 'cluster.read'],
@@ -324,7 +324,7 @@ test('past its tenant\'s request rate a user is refused with RateLimited', async
 test('the audit log holds the grants, tenants and refusals above; a tenant admin reads its tenant\'s only', async () => {
   const want: Array<[string, boolean, string | null]> = [
     ['user.grant', true, null], ['user.revoke', false, 'FailedPrecondition'], ['tenant.create', true, null],
-    ['tenant.set', true, null], ['tenant.remove', false, 'FailedPrecondition'], ['fs.put', false, 'QuotaExceeded'],
+    ['tenant.set', true, null], ['tenant.remove', false, 'FailedPrecondition'], ['fs.put.encoded', false, 'QuotaExceeded'],
     ['fs.ls', false, 'RateLimited'], ['cluster.config.set', false, 'PermissionDenied'], ['cluster.config.set', true, null]
   ]
   await waitFor(async () => {

@@ -51,7 +51,7 @@ function clientPathOf (internal: string): string {
 }
 
 /**
- * The file RPCs: `fs.put` (upload), `fs.get` (download), `fs.ls`, `fs.stat`, `fs.rm`, `fs.mv`, `fs.mkdir`, `fs.rmdir`,
+ * The file RPCs: `fs.put` and `fs.put.encoded` (uploads), `fs.get` (download), `fs.ls`, `fs.stat`, `fs.rm`, `fs.mv`, `fs.mkdir`, `fs.rmdir`,
  * `fs.compose`. The reads take
  * `consistency` (Consistency: `linearizable`, the default, or `stale`) and answer with the one served.
  *
@@ -79,34 +79,37 @@ export function fsMethods (files: FileService, namespaceOf: NamespaceOf = DEFAUL
       throw clientError(err, tenant)
     }
   }
+  /** `fs.put`, and `fs.put.encoded` (`pieces`): the same params and answer, the body as pieces (extent-pieces.ts). */
+  const putMethod = (name: 'fs.put' | 'fs.put.encoded', pieces: boolean): RpcMethod => defineMethod(name, {
+    action: Action.FsWrite,
+    kind: 'upload',
+    params: (raw): FsPutParams => {
+      const p = record(raw, name)
+      const sync = p.sync ?? 'quorum'
+      // eslint-disable-next-line @typescript-eslint/no-base-to-string -- echoes untrusted input, whatever its type
+      if (sync !== 'quorum' && sync !== 'all') throw new InvalidArgumentError('sync must be quorum or all', { sync: String(sync).slice(0, 16) })
+      const size = integer(p, 'size', { min: 0, max: Number.MAX_SAFE_INTEGER, optional: true })
+      const md5 = p.md5
+      if (md5 != null && md5 !== true && typeof md5 !== 'string') throw new InvalidArgumentError('md5 must be true or a base64 MD5', { key: 'md5' })
+      return {
+        path: path(p, 'path'),
+        sync,
+        ...tenantParam(p),
+        ...(size !== undefined ? { size } : {}),
+        ...fileMeta(p),
+        ...(md5 != null ? { md5: md5 === true ? true : text(p, 'md5', { max: 24 }) } : {})
+      }
+    },
+    handle: async ({ peer, params, body, signal }) => await inNamespace(peer, params, signal, async (internal) => {
+      // a namespace's root is a directory, also a tenant's (whose internal path is not `/`)
+      if (params.path === '/') throw new IsADirectoryError('/ is a directory', { path: '/' })
+      const r = await files.put(internal, body, { signal, sync: params.sync, declaredSize: params.size, meta: metaOf(params), md5: params.md5, pieces })
+      return { ...r, path: clientPathOf(r.path) }
+    })
+  })
   return [
-    defineMethod('fs.put', {
-      action: Action.FsWrite,
-      kind: 'upload',
-      params: (raw): FsPutParams => {
-        const p = record(raw, 'fs.put')
-        const sync = p.sync ?? 'quorum'
-        // eslint-disable-next-line @typescript-eslint/no-base-to-string -- echoes untrusted input, whatever its type
-        if (sync !== 'quorum' && sync !== 'all') throw new InvalidArgumentError('sync must be quorum or all', { sync: String(sync).slice(0, 16) })
-        const size = integer(p, 'size', { min: 0, max: Number.MAX_SAFE_INTEGER, optional: true })
-        const md5 = p.md5
-        if (md5 != null && md5 !== true && typeof md5 !== 'string') throw new InvalidArgumentError('md5 must be true or a base64 MD5', { key: 'md5' })
-        return {
-          path: path(p, 'path'),
-          sync,
-          ...tenantParam(p),
-          ...(size !== undefined ? { size } : {}),
-          ...fileMeta(p),
-          ...(md5 != null ? { md5: md5 === true ? true : text(p, 'md5', { max: 24 }) } : {})
-        }
-      },
-      handle: async ({ peer, params, body, signal }) => await inNamespace(peer, params, signal, async (internal) => {
-        // a namespace's root is a directory, also a tenant's (whose internal path is not `/`)
-        if (params.path === '/') throw new IsADirectoryError('/ is a directory', { path: '/' })
-        const r = await files.put(internal, body, { signal, sync: params.sync, declaredSize: params.size, meta: metaOf(params), md5: params.md5 })
-        return { ...r, path: clientPathOf(r.path) }
-      })
-    }),
+    putMethod('fs.put', false),
+    putMethod('fs.put.encoded', true),
     defineMethod('fs.get', {
       action: Action.FsRead,
       kind: 'download',

@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events'
 import { COMPRESSION_DEFAULT, NoQuorumError, UnavailableError, encodeForCopies, extentChecksumAsync, isCompressionSetting } from '@dfs/api'
 import type {
-  ClusterConfig, ClusterNode, Logger, PeerIdString, ReplicatedWrite, ReplicatedWriteOptions
+  ClusterConfig, ClusterNode, Logger, PeerIdString, ProvenEncoding, ReplicatedWrite, ReplicatedWriteOptions
 } from '@dfs/api'
 import { MISSING_COPY_REPAIR_AFTER_MS, QUORUM_GRACE_FACTOR, QUORUM_GRACE_MS_MAX, QUORUM_GRACE_MS_MIN } from './constants.js'
 import { clusterConfig, isCoordinator, policyNodes, scopedLogger } from './context.js'
@@ -71,10 +71,14 @@ export class WritePath {
     // holders store what they are sent without decoding or hashing it (see ExtentPeers.put), so the
     // encoding is proven here, once: it must decode to exactly the bytes the checksum is of. Large
     // extents are compressed and proven on a worker thread (see encodeForCopies).
+    // A client's encoding in the setting's codec is taken as it came (the caller decoded it to `bytes`).
     const setting = isCompressionSetting(config.compression) ? config.compression : COMPRESSION_DEFAULT
-    const encoded = await encodeForCopies(id, setting, bytes, (err) => {
-      this.#log('extent %s: a codec worker failed (%s); compressing on the event loop', id, err.message)
-    })
+    const given = options.encoded
+    const encoded: ProvenEncoding = given?.codec !== undefined && given.codec === setting && given.bytes.byteLength < bytes.byteLength
+      ? { codec: given.codec, bytes: given.bytes }
+      : await encodeForCopies(id, setting, bytes, (err) => {
+        this.#log('extent %s: a codec worker failed (%s); compressing on the event loop', id, err.message)
+      })
     if (encoded.refused !== undefined) {
       this.#log.error('extent %s: its %s encoding does not decode to its bytes; sending them raw', id, encoded.refused)
     }

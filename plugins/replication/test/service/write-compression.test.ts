@@ -92,6 +92,31 @@ test('lz4 when the cluster says so', async () => {
   for (const { extent } of peers.got.values()) assert.is(extent.codec, 'lz4')
 })
 
+test('an encoding the client sent in the setting\'s codec goes to the replicas as it came; in another codec, or with compression off, it does not', async () => {
+  const bytes = logLikeText(1024 * 1024, 35)
+  const given = { codec: 'zstd' as const, bytes: encodeExtent('zstd', bytes) }
+  let peers = new RecordingPeers()
+  const w = await service(peers).write(ID, bytes, { encoded: given })
+  assert.equal(w.extent.checksum, extentChecksum(bytes), 'the identity is still the logical bytes')
+  for (const { extent, bytes: sent } of peers.got.values()) {
+    assert.ok(sent === given.bytes, 'the client\'s bytes themselves, not compressed again')
+    assert.equal(extent, { id: ID, size: bytes.byteLength, checksum: extentChecksum(bytes), codec: 'zstd', storedSize: given.bytes.byteLength })
+  }
+  peers = new RecordingPeers()
+  await service(peers, { compression: 'lz4' }).write(ID, bytes, { encoded: given })
+  for (const { extent, bytes: sent } of peers.got.values()) {
+    assert.is(extent.codec, 'lz4', 'the cluster\'s setting decides what is stored')
+    assert.ok(sent !== given.bytes)
+    assert.ok(decodesTo(ID, 'lz4', sent, bytes))
+  }
+  peers = new RecordingPeers()
+  await service(peers, { compression: 'off' }).write(ID, bytes, { encoded: given })
+  for (const { extent, bytes: sent } of peers.got.values()) {
+    assert.equal(extent, { id: ID, size: bytes.byteLength, checksum: extentChecksum(bytes) })
+    assert.ok(sent === bytes)
+  }
+})
+
 test('a replica that refuses the codec (a build before codecs) gets the logical bytes; the write keeps all three copies', async () => {
   const peers = new RecordingPeers()
   peers.old.add('n3')
