@@ -5,7 +5,7 @@ import { promisify } from 'node:util'
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import {
-  CODEC_JOBS_PER_WORKER_MAX, CODEC_OFFLOAD_BYTES_MIN, EXTENT_CODECS, codecWorkerStats, compressExtent, decodeExtent, encodeForCopies,
+  CODEC_JOBS_PER_WORKER_MAX, CODEC_OFFLOAD_BYTES_MIN, EXTENT_CODECS, codecWorkerStats, compressExtent, compressForSending, decodeExtent, encodeForCopies,
   stopCodecWorkers
 } from '@dfs/api'
 import { logLikeText } from '../support/log-text.js'
@@ -90,6 +90,29 @@ test('a process whose last job went through a worker exits by itself, after the 
   const { stdout } = await promisify(execFile)(process.execPath, [...process.execArgv, child], { timeout: 20_000 })
   assert.equal(JSON.parse(stdout), { codec: 'zstd', offloaded: 1 })
   assert.ok(Date.now() - started < 15_000, `exited after ${Date.now() - started} ms`)
+})
+
+test('compressForSending moves bytes that own their memory to the worker and back: compressed, or given back raw', async () => {
+  const text = Buffer.from(logLikeText(MiB, 61))
+  const want = Buffer.from(text)
+  const before = codecWorkerStats.offloaded
+  const z = await compressForSending('zstd', text)
+  assert.is(text.byteLength, 0, 'the caller\'s view is detached: its memory moved')
+  assert.is(z.codec, 'zstd')
+  assert.ok(Buffer.from(decodeExtent({ id: 'e', size: want.byteLength }, 'zstd', z.bytes)).equals(want))
+  // random bytes whose sample shrinks (a compressible head) but whose whole does not: back raw
+  const mixed = Buffer.concat([logLikeText(64 * 1024, 62), randomBytes(MiB)])
+  const copy = Buffer.from(mixed)
+  const raw = await compressForSending('zstd', mixed)
+  assert.is(mixed.byteLength, 0)
+  assert.is(raw.codec, undefined)
+  assert.ok(Buffer.from(raw.bytes).equals(copy), 'the same bytes came back')
+  assert.is(codecWorkerStats.offloaded - before, 2)
+  // a view of part of a buffer is not moved: copied to the worker, the caller's bytes untouched
+  const part = Buffer.from(logLikeText(2 * MiB, 63)).subarray(MiB)
+  const out = await compressForSending('zstd', part)
+  assert.is(part.byteLength, MiB)
+  assert.is(out.codec, 'zstd')
 })
 
 test.run()
