@@ -152,6 +152,15 @@ test('putFile over real libp2p: compressible bytes travel compressed; a node wit
       } else {
         assert.equal(put.map(([m, o]) => [m, o.ok]), [['fs.put.encoded', true]])
         assert.ok(put[0][1].bytesIn < 0.5 * file.byteLength, `${put[0][1].bytesIn} bytes received for ${file.byteLength}`)
+        // pieces of 4 MiB, text compressed on a worker (the bytes moved there and back) and random raw: every byte in place
+        const big = Buffer.concat([Buffer.from(logLikeText(13 * 1024 * KiB, 55)), randomBytes(4 * 1024 * KiB + 3), Buffer.from(logLikeText(9 * 1024 * KiB, 56))])
+        const bigLocal = join(ctx.dir, 'big.log')
+        await writeFile(bigLocal, big)
+        const b = await putFile(client, bigLocal, '/rpc/big')
+        assert.is(b.size, big.byteLength)
+        assert.ok((await readBack('/rpc/big')).equals(big))
+        const last = calls[calls.length - 1][1]
+        assert.ok(last.bytesIn < 0.6 * big.byteLength, `${last.bytesIn} bytes received for ${big.byteLength}`)
       }
     }
   } finally {
