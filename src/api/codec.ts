@@ -111,9 +111,11 @@ export function encodeExtent (codec: ExtentCodec, bytes: Uint8Array): Uint8Array
  * `extent.size` bytes. Never allocates more than that whatever `stored` claims (the input may come
  * from a damaged disk or a peer): undecodable bytes, or another length, are CorruptExtent (naming
  * `extent.checksum` as expected when given, and `details`). It checks lengths, not checksums: the
- * caller verifies the decoded bytes against the extent's checksum.
+ * caller verifies the decoded bytes against the extent's checksum. `into`: memory of at least
+ * `size` bytes zstd decodes into (its start is the answer) instead of a new buffer.
  */
-export function decodeExtent (extent: { id: string, size: number, checksum?: string }, codec: ExtentCodec, stored: Uint8Array, details: Record<string, unknown> = {}): Uint8Array {
+export function decodeExtent (extent: { id: string, size: number, checksum?: string }, codec: ExtentCodec, stored: Uint8Array, details: Record<string, unknown> = {},
+  into?: Uint8Array): Uint8Array {
   const { id, size } = extent
   const corrupt = (reason: string): CorruptExtentError =>
     new CorruptExtentError(id, extent.checksum ?? `${size} bytes of ${codec}`, 'undecodable', { ...details, codec, storedSize: stored.byteLength, reason })
@@ -134,7 +136,7 @@ export function decodeExtent (extent: { id: string, size: number, checksum?: str
   if (codec === 'zstd') {
     loadZstd()
     // not zero-filled: every byte is written, or the call fails and `out` is dropped
-    const out = new Uint8Array(Buffer.allocUnsafeSlow(size).buffer, 0, size)
+    const out = into !== undefined && into.byteLength >= size ? into.subarray(0, size) : new Uint8Array(Buffer.allocUnsafeSlow(size).buffer, 0, size)
     let n: number
     try {
       // fails rather than write past `out` when the frames hold more

@@ -201,6 +201,12 @@ export interface ReplicationService {
    */
   write: (id: string, bytes: Uint8Array, options?: ReplicatedWriteOptions) => Promise<ReplicatedWrite>
   /**
+   * `true`: a `write` given `encoded` reads `bytes` only until its promise settles (copies to
+   * replicas still being cut off use `encoded`, or a copy of `bytes`), so the caller may fill them
+   * again at once. A service without it keeps no such promise, and callers do not reuse `bytes`.
+   */
+  readonly encodedWritesReleaseBytes?: boolean
+  /**
    * For an extent whose bytes may travel inside its file's commit (MetadataService.inlineVoters):
    * the replicas the placement policy gives it, when they are exactly `voters` and include this
    * node (which stores its own copy before it answers); otherwise undefined, and the extent is

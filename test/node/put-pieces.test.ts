@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert'
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import type { RpcCallOutcome } from '@dfs/api'
+import { decodeExtent, extentChecksum, type ExtentRecord, type ReplicatedWrite, type ReplicatedWriteOptions, type ReplicationService, type RpcCallOutcome } from '@dfs/api'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { LocalMetadataService } from '@dfs/raft-metadata'
@@ -166,6 +166,48 @@ test('putFile over real libp2p: compressible bytes travel compressed; a node wit
   } finally {
     for (const c of cleanups.reverse()) await c().catch(() => {})
   }
+})
+
+/**
+ * A replication service that keeps what each write was given, answers after a while (so several
+ * are in flight, as PUT_EXTENTS_IN_FLIGHT_MAX allows) and checks at that moment that the bytes it
+ * was lent did not change under it; it stores the encoded bytes, as the real one sends them.
+ */
+class SlowReplication implements Partial<ReplicationService> {
+  readonly encodedWritesReleaseBytes = true
+  readonly lent = new Set<ArrayBufferLike>()
+  readonly reused: string[] = []
+  readonly changed: string[] = []
+  readonly stored = new Map<string, Uint8Array>()
+  async write (id: string, bytes: Uint8Array, options: ReplicatedWriteOptions = {}): Promise<ReplicatedWrite> {
+    const copy = Buffer.from(bytes)
+    if (this.lent.has(bytes.buffer)) this.reused.push(id)
+    this.lent.add(bytes.buffer)
+    await new Promise((resolve) => setTimeout(resolve, 5 + Math.floor(Math.random() * 20)))
+    if (!copy.equals(bytes)) this.changed.push(id)
+    const enc = options.encoded
+    this.stored.set(id, enc?.codec !== undefined ? decodeExtent({ id, size: bytes.byteLength }, enc.codec, enc.bytes) : copy)
+    return { extent: { id, size: bytes.byteLength, checksum: extentChecksum(copy), replicas: [NODE] }, missing: [] }
+  }
+
+  async read (extent: ExtentRecord): Promise<Uint8Array> { return this.stored.get(extent.id) as Uint8Array }
+  release (): void {}
+}
+
+test('decode buffers go back to the node once their extent\'s write settled, and are never filled while a write holds them', async () => {
+  const replication = new SlowReplication()
+  const files = new FileService({ nodeId: NODE, store: ctx.store, metadata: ctx.metadata, gc: new ExtentGc(ctx.store), replication: replication as unknown as ReplicationService })
+  const MiB = 1024 * KiB
+  const file = Buffer.from(logLikeText(41 * MiB + 77, 57))
+  const pieces: Buffer[] = []
+  for (let at = 0; at < file.byteLength; at += 4 * MiB) pieces.push(piece(file.subarray(at, at + 4 * MiB), true))
+  const r = await files.put('/p/reuse.log', chunks(Buffer.concat(pieces), 1024 * KiB), { pieces: true })
+  assert.is(r.extents, 11)
+  assert.equal(replication.changed, [], 'no bytes changed while a write held them')
+  assert.ok(replication.reused.length > 0, 'decode buffers were used again')
+  const parts: Uint8Array[] = []
+  for await (const c of (await files.open('/p/reuse.log')).body) parts.push(c)
+  assert.ok(Buffer.concat(parts).equals(file))
 })
 
 test.run()

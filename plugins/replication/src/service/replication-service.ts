@@ -48,6 +48,8 @@ export {
 export type { ReplicationTuning } from './context.js'
 
 export class DefaultReplication implements ReplicationService {
+  /** See WritePath.write: with `encoded`, `bytes` are not read once the write settles. */
+  readonly encodedWritesReleaseBytes = true
   /** Aborted by stop: every module's background work ends and none sets a new timer. */
   readonly #stopping = new AbortController()
   /** The periodic timers start registered; stop clears them. */

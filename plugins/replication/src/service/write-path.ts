@@ -73,12 +73,16 @@ export class WritePath {
     // extents are compressed and proven on a worker thread (see encodeForCopies).
     // A client's encoding in the setting's codec is taken as it came (the caller decoded it to `bytes`).
     const setting = isCompressionSetting(config.compression) ? config.compression : COMPRESSION_DEFAULT
+    // With `encoded`, `bytes` are not read once this write settles (encodedWritesReleaseBytes): a copy
+    // cut off after that sends the encoding or a copy of its own, never `bytes` themselves.
     const given = options.encoded
-    const encoded: ProvenEncoding = given?.codec !== undefined && given.codec === setting && given.bytes.byteLength < bytes.byteLength
+    const lent = given !== undefined
+    let encoded: ProvenEncoding = given?.codec !== undefined && given.codec === setting && given.bytes.byteLength < bytes.byteLength
       ? { codec: given.codec, bytes: given.bytes }
       : await encodeForCopies(id, setting, bytes, (err) => {
         this.#log('extent %s: a codec worker failed (%s); compressing on the event loop', id, err.message)
       })
+    if (lent && encoded.bytes === bytes) encoded = { ...encoded, bytes: bytes.slice() }
     if (encoded.refused !== undefined) {
       this.#log.error('extent %s: its %s encoding does not decode to its bytes; sending them raw', id, encoded.refused)
     }
@@ -92,7 +96,7 @@ export class WritePath {
         // a node built before codecs refuses the codec (strict params): it gets the logical bytes
         if (encoded.codec === undefined || (err as Error)?.name !== 'InvalidArgument' || signal.aborted) throw err
         this.#log('extent %s: %s refused %s bytes (%s); sending them raw', id, peer, encoded.codec, (err as Error).message)
-        await init.peers.put(peer, identity, bytes, { signal })
+        await init.peers.put(peer, identity, lent ? bytes.slice() : bytes, { signal })
       }
     })
     const acked = targets.filter((_, i) => outcome[i] === 'acked')

@@ -109,12 +109,22 @@ test('an encoding the client sent in the setting\'s codec goes to the replicas a
     assert.ok(sent !== given.bytes)
     assert.ok(decodesTo(ID, 'lz4', sent, bytes))
   }
+  // with `encoded` the caller may reuse `bytes` once the write settles (encodedWritesReleaseBytes):
+  // raw copies, also to a replica too old for codecs, are sent from a copy of them
   peers = new RecordingPeers()
+  peers.old.add('n3')
   await service(peers, { compression: 'off' }).write(ID, bytes, { encoded: given })
   for (const { extent, bytes: sent } of peers.got.values()) {
     assert.equal(extent, { id: ID, size: bytes.byteLength, checksum: extentChecksum(bytes) })
-    assert.ok(sent === bytes)
+    assert.ok(sent !== bytes && Buffer.from(sent).equals(bytes))
   }
+  peers = new RecordingPeers()
+  peers.old.add('n3')
+  await service(peers).write(ID, bytes, { encoded: given })
+  assert.ok(peers.got.get('n2')?.bytes === given.bytes)
+  const old = peers.got.get('n3')
+  assert.ok(old !== undefined && old.bytes !== bytes && Buffer.from(old.bytes).equals(bytes), 'the old replica gets a copy of the logical bytes')
+  assert.is(service(peers).encodedWritesReleaseBytes, true)
 })
 
 test('a replica that refuses the codec (a build before codecs) gets the logical bytes; the write keeps all three copies', async () => {
