@@ -9,8 +9,9 @@
 // 1. Throughput: put then get of a --size-mib file, --reps times (median, worst). Every extent goes
 //    to all three nodes and the put returns after a quorum of fsync'd copies and the metadata commit.
 //    The file is random bytes (incompressible: every extent travels and is stored raw); then a
-//    --size-mib file of log-like text (test/support/log-text.ts), which the cluster's default
-//    compression stores and sends compressed, is put and read --text-reps times (0: skipped).
+//    --size-mib file of log-like text (test/support/log-text.ts), which putFile compresses before
+//    sending (fs.put.encoded, the cluster's default codec) and the nodes store so, is put and read
+//    --text-reps times (0: skipped).
 // 2. Latency: --small sequential 4 KiB puts over one connection (p50, p99), once through the leader of
 //    the Raft data group that owns /bench and once through another node (which forwards the metadata
 //    commit to that leader), each after 500 unmeasured puts.
