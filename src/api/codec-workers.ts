@@ -17,6 +17,7 @@
  */
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
+import { UnavailableError } from './errors.js'
 import { compressWhole, compressionCandidate, proveEncoding, type CompressionSetting, type EncodedExtent, type ExtentCodec, type ProvenEncoding } from './codec.js'
 
 /** Extents at least this large are compressed on a worker; smaller ones cost less than the hand-off. */
@@ -194,7 +195,7 @@ export async function compressForSending (setting: CompressionSetting, bytes: Ui
       // with them took them: the caller's body fails, as any failed read would)
       if (move) {
         const back = (err as { bytes?: Uint8Array }).bytes
-        if (back === undefined) throw new Error('a codec worker was lost with the bytes it was given', { cause: err })
+        if (back === undefined) throw new UnavailableError('a codec worker was lost with the bytes it was given', { reason: (err as Error)?.message })
         bytes = back
       }
     }
