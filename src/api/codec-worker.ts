@@ -4,7 +4,7 @@
  */
 import { parentPort } from 'node:worker_threads'
 import { compressWhole, isExtentCodec, proveEncoding, type ProvenEncoding } from './codec.js'
-import type { CodecJob, CodecReply } from './codec-workers.js'
+import { movable, type CodecJob, type CodecReply } from './codec-workers.js'
 
 const port = parentPort
 if (port === null) throw new Error('codec-worker runs only as a worker thread')
@@ -23,10 +23,9 @@ port.on('message', (job: CodecJob) => {
     reply = { seq: job.seq, error: String((err as Error)?.message ?? err), ...(back !== undefined ? { bytes: back } : {}) }
   }
   // an encoding moves back when it owns its memory (zstd's and lz4's results do); moved bytes always
-  const answer = 'bytes' in reply && reply.bytes !== undefined ? reply.bytes : undefined
-  const movable = answer !== undefined && answer.buffer instanceof ArrayBuffer && answer.byteOffset === 0 && answer.byteLength === answer.buffer.byteLength
+  const answer = 'bytes' in reply ? reply.bytes : undefined
   try {
-    port.postMessage(reply, movable ? [answer.buffer] : [])
+    port.postMessage(reply, answer !== undefined && movable(answer) ? [answer.buffer as ArrayBuffer] : [])
   } catch {
     // memory Node will not move (a native module's buffer marked untransferable): copied
     port.postMessage(reply)

@@ -144,8 +144,8 @@ async function offload (slot: Slot, extentId: string, codec: ExtentCodec, bytes:
   })
 }
 
-/** Whether `bytes` are the whole of an ArrayBuffer of their own, which can move to a worker. */
-function movable (bytes: Uint8Array): boolean {
+/** Whether `bytes` are the whole of an ArrayBuffer of their own, which can move to or from a worker. */
+export function movable (bytes: Uint8Array): boolean {
   return bytes.buffer instanceof ArrayBuffer && bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
 }
 

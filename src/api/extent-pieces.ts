@@ -61,6 +61,10 @@ export function parsePieceHeader (header: Uint8Array): { codec?: ExtentCodec, si
   return { ...(codec !== undefined ? { codec } : {}), size, storedSize }
 }
 
+function pieceOf (header: { codec?: ExtentCodec, size: number }, bytes: Uint8Array): Piece {
+  return { ...(header.codec !== undefined ? { codec: header.codec } : {}), size: header.size, bytes }
+}
+
 /**
  * The pieces of `body` (chunks of the byte stream), each whole. Memory stays within one piece (at
  * most EXTENT_SIZE_MAX bytes) beyond the chunk at hand: a piece inside one chunk is a view of it,
@@ -93,7 +97,7 @@ export async function * readPieces (body: AsyncIterable<Uint8Array>): AsyncGener
         at += want
         const done = current
         current = undefined
-        yield { ...(done.codec !== undefined ? { codec: done.codec } : {}), size: done.size, bytes }
+        yield pieceOf(done, bytes)
         continue
       }
       gathered ??= new Uint8Array(current.storedSize)
@@ -106,7 +110,7 @@ export async function * readPieces (body: AsyncIterable<Uint8Array>): AsyncGener
         const bytes = gathered
         current = undefined
         gathered = undefined
-        yield { ...(done.codec !== undefined ? { codec: done.codec } : {}), size: done.size, bytes }
+        yield pieceOf(done, bytes)
       }
     }
   }
