@@ -1,15 +1,10 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { LocalMetadataService } from '@dfs/raft-metadata'
-import { MemoryExtentStore } from '@dfs/api/testing'
 import { toInternalPath } from '@dfs/api'
-import { FileService, type PutFileOptions } from '../../src/node/files.js'
-import { ExtentGc } from '../../src/node/extent-gc.js'
+import { type PutFileOptions } from '../../src/node/files.js'
 import { fsMethods } from '../../src/node/handlers/fs.js'
+import { openFileService, type FileServiceFixture } from '../support/file-service.js'
 import type { RpcMethod } from '../../src/net/rpc/types.js'
 
 /**
@@ -19,24 +14,11 @@ import type { RpcMethod } from '../../src/net/rpc/types.js'
  */
 const test = suite('node/dirs-compose')
 const NODE = '12D3KooWRyh2zNmr7R2ixgMm9AXDBYUYPzfntKCELAq8HDtpAVMX'
-const logger: any = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false })
 
-interface Ctx { dir: string, store: MemoryExtentStore, metadata: LocalMetadataService, files: FileService }
-let ctx: Ctx
+let ctx: FileServiceFixture
 
-test.before.each(async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'dfs-dirs-compose-'))
-  const metadata = new LocalMetadataService({ dir, nodeId: NODE, logger })
-  await metadata.start()
-  const store = new MemoryExtentStore()
-  await store.open()
-  const files = new FileService({ nodeId: NODE, store, metadata, gc: new ExtentGc(store), extentSize: 1000 })
-  ctx = { dir, store, metadata, files }
-})
-test.after.each(async () => {
-  await ctx.metadata.stop()
-  await rm(ctx.dir, { recursive: true, force: true })
-})
+test.before.each(async () => { ctx = await openFileService('dfs-dirs-compose-', NODE, { extentSize: 1000 }) })
+test.after.each(async () => { await ctx.close() })
 
 async function * chunks (bytes: Uint8Array, size = 700): AsyncGenerator<Uint8Array> {
   for (let i = 0; i < bytes.byteLength; i += size) yield bytes.subarray(i, i + size)

@@ -1,17 +1,15 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { writeFile } from 'node:fs/promises'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { decodeExtent, extentChecksum, type ExtentRecord, type ReplicatedWrite, type ReplicatedWriteOptions, type ReplicationService, type RpcCallOutcome } from '@dfs/api'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { LocalMetadataService } from '@dfs/raft-metadata'
-import { MemoryExtentStore } from '@dfs/api/testing'
 import { encodeExtent, pieceHeader } from '@dfs/api'
 import { FileService } from '../../src/node/files.js'
 import { ExtentGc } from '../../src/node/extent-gc.js'
 import { fsMethods } from '../../src/node/handlers/fs.js'
+import { openFileService, type FileServiceFixture } from '../support/file-service.js'
 import type { RpcMethod } from '../../src/net/rpc/types.js'
 import { createHost } from '../../src/net/host.js'
 import { RpcServer } from '../../src/net/rpc/server.js'
@@ -30,26 +28,13 @@ import { logLikeText } from '../support/log-text.js'
  */
 const test = suite('node/put pieces')
 const NODE = '12D3KooWRyh2zNmr7R2ixgMm9AXDBYUYPzfntKCELAq8HDtpAVMX'
-const logger: any = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false })
 const KiB = 1024
 const EXTENT = 64 * KiB
 
-interface Ctx { dir: string, store: MemoryExtentStore, metadata: LocalMetadataService, files: FileService }
-let ctx: Ctx
+let ctx: FileServiceFixture
 
-test.before.each(async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'dfs-put-pieces-'))
-  const metadata = new LocalMetadataService({ dir, nodeId: NODE, logger })
-  await metadata.start()
-  const store = new MemoryExtentStore()
-  await store.open()
-  const files = new FileService({ nodeId: NODE, store, metadata, gc: new ExtentGc(store), extentSize: EXTENT })
-  ctx = { dir, store, metadata, files }
-})
-test.after.each(async () => {
-  await ctx.metadata.stop()
-  await rm(ctx.dir, { recursive: true, force: true })
-})
+test.before.each(async () => { ctx = await openFileService('dfs-put-pieces-', NODE, { extentSize: EXTENT }) })
+test.after.each(async () => { await ctx.close() })
 
 function piece (bytes: Uint8Array, compress: boolean): Buffer {
   if (!compress) return Buffer.concat([pieceHeader(undefined, bytes.byteLength, bytes.byteLength), bytes])

@@ -1,14 +1,9 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { LocalMetadataService } from '@dfs/raft-metadata'
-import { MemoryExtentStore } from '@dfs/api/testing'
 import { extentRange, FileService, type ExtentRange } from '../../src/node/files.js'
-import { ExtentGc } from '../../src/node/extent-gc.js'
 import { fsMethods } from '../../src/node/handlers/fs.js'
+import { openFileService, type FileServiceFixture } from '../support/file-service.js'
 import type { RpcMethod } from '../../src/net/rpc/types.js'
 
 /**
@@ -18,7 +13,6 @@ import type { RpcMethod } from '../../src/net/rpc/types.js'
  */
 const test = suite('node/range-read')
 const NODE = '12D3KooWRyh2zNmr7R2ixgMm9AXDBYUYPzfntKCELAq8HDtpAVMX'
-const logger: any = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false })
 
 /** A seeded generator (mulberry32), so a failing case can be replayed from the printed seed. */
 function rng (seed: number): (n: number) => number {
@@ -111,21 +105,10 @@ test('extentRange: empty at the end or with length 0, clipped past the end, Inva
   }
 })
 
-interface Ctx { dir: string, store: MemoryExtentStore, metadata: LocalMetadataService, gc: ExtentGc }
-let ctx: Ctx
+let ctx: FileServiceFixture
 
-test.before.each(async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'dfs-range-'))
-  const metadata = new LocalMetadataService({ dir, nodeId: NODE, logger })
-  await metadata.start()
-  const store = new MemoryExtentStore()
-  await store.open()
-  ctx = { dir, store, metadata, gc: new ExtentGc(store) }
-})
-test.after.each(async () => {
-  await ctx.metadata.stop()
-  await rm(ctx.dir, { recursive: true, force: true })
-})
+test.before.each(async () => { ctx = await openFileService('dfs-range-', NODE) })
+test.after.each(async () => { await ctx.close() })
 
 async function readAll (body: AsyncIterable<Uint8Array>): Promise<Buffer> {
   const parts: Uint8Array[] = []
