@@ -4,7 +4,7 @@
 //
 //   node --import ./bin/polyfill.js --import tsx --conditions=dfs-source scripts/bench-cluster.ts \
 //     [--ops 1000] [--seconds 5] [--failovers 5] [--clients 1,16,64] [--profile DIR] [--verbose] [--json]
-//     [--scrape-every MS] [--vs-etcd]
+//     [--scrape-every MS] [--vs-etcd] [--warmup 4000]
 //
 // --json: stdout carries one JSON document (JsonResult below); the progress lines and the table go to
 // stderr.
@@ -37,7 +37,7 @@ import { DfsClient } from '../src/client/index.js'
 import { waitFor } from '../test/e2e/harness.js'
 import { benchNodes, shardLeaderOf, stableShardLeaderOf, type BenchProcess, type ShardMap } from './bench-nodes.js'
 import { EtcdComparison, VersusTable, type EtcdJson } from './bench-etcd.js'
-import { closedLoop, closedLoopNote, cpuSeconds, fmt, humanLog, jsonNumber, numberOption, pct } from './bench-stats.js'
+import { WARMUP_OPS_DEFAULT, closedLoop, closedLoopNote, cpuSeconds, fmt, humanLog, jsonNumber, numberOption, pct, warmUp, warmUpNote } from './bench-stats.js'
 
 const args = process.argv.slice(2)
 const opt = (name: string, def: number): number => numberOption(args, name, def)
@@ -178,8 +178,10 @@ async function settled (nodes: Node[]): Promise<string> {
   }, 60_000, 'three healthy voters that agree on a leader')
 }
 
-/** Puts through a connection before its latency row is measured (connection set-up, JIT warm-up on every process). */
+/** Puts through a connection before its latency row is measured (connection set-up). */
 const WARMUP_OPS = 500
+/** `--warmup N`: empty puts (and a stat after every fourth) before any row, alternately through the leader of /bench and another node (see WARMUP_OPS_DEFAULT). */
+const clusterWarmupOps = opt('warmup', WARMUP_OPS_DEFAULT)
 
 /** The shard map as `n` sees it (through the admin connection of `ask`). */
 const shardsOf = async (n: Node): Promise<ShardMap> => await ask([n], 'cluster.shards', {})
@@ -246,6 +248,24 @@ try {
   const byId = (id: string): Node => nodes.find((n) => n.id === id) as Node
   log(`cluster formed; leader ${byId(leaderId).name}${scrapeEveryMs > 0 ? `; each throughput row runs twice, once scraping every node's /metrics and /api/overview every ${scrapeEveryMs} ms` : ''}`)
   if (vsEtcd) etcd = await EtcdComparison.start(table, log)
+
+  // 0. Warm-up of every process's request and Raft paths (etcd gets as many puts, though Go needs none)
+  if (clusterWarmupOps > 0) {
+    const benchLeader = await stableShardLeader(nodes, '/bench')
+    const cs = await Promise.all([byId(benchLeader), nodes.find((n) => n.id !== benchLeader) as Node].map(async (n) => await open(n)))
+    try {
+      const w = await warmUp(clusterWarmupOps, async (i) => {
+        const c = cs[i % 2]
+        await putEmpty(c, `/bench/warm/cluster/${i}`)
+        if (i % 4 === 3) await c.call('fs.stat', { path: `/bench/warm/cluster/${i}` })
+      })
+      notes.push(warmUpNote('empty puts (a stat after every fourth), alternately via the leader of /bench and another node', w))
+      log(notes[notes.length - 1])
+    } finally {
+      await Promise.all(cs.map(async (c) => { await close(c) }))
+    }
+    if (etcd != null) await etcd.warmUp(clusterWarmupOps)
+  }
 
   // 1. Latency, one connection, sequential; "leader" is the leader of the data group of /bench. The
   //    data groups' leaders spread over the nodes by leadership transfers in the first seconds of a

@@ -14,8 +14,9 @@
 //
 // The workload, mirroring bench-cluster.ts: puts of a small value (VALUE_BYTES) under the same key
 // names as dfs's empty-file puts; a get is a linearizable range (etcd's default, serializable=false)
-// of one key, beside dfs's stat. Latency rows: one client, --ops sequential puts then gets, after
-// WARMUP_OPS unmeasured puts, through the leader and through a follower. Rate rows: C clients, each
+// of one key, beside dfs's stat. Before any row, as many warm-up puts as dfs gets (warmUp). Latency
+// rows: one client, --ops sequential puts then gets, after WARMUP_OPS unmeasured puts, through the
+// leader and through a follower. Rate rows: C clients, each
 // its own connection, spread round-robin over the members, each putting sequentially for --seconds.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -27,7 +28,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DeadlineExceededError, NodeUnreachableError } from '../src/api/errors.js'
 import { waitFor } from '../test/e2e/harness.js'
-import { closedLoop, closedLoopNote, fmt, jsonNumber, pct } from './bench-stats.js'
+import { closedLoop, closedLoopNote, fmt, jsonNumber, pct, warmUp, warmUpNote } from './bench-stats.js'
 
 /** Where Debian's etcd-server installs the server. */
 export const ETCD_BINARY = '/usr/bin/etcd'
@@ -350,6 +351,22 @@ export class EtcdComparison {
     log(`etcd ${cluster.version}: three members on loopback (static bootstrap, fsync on, no TLS), leader ${leader.name}; ` +
       'driven through its JSON gateway over HTTP/1.1, one keep-alive connection per client')
     return new EtcdComparison(cluster, table, log)
+  }
+
+  /** As many puts as dfs's warm-up (a get after every fourth), alternately through the leader and a follower. */
+  async warmUp (ops: number): Promise<void> {
+    const leader = await this.cluster.leader()
+    const cs = [leader, this.cluster.members.find((m) => m !== leader) as EtcdMember].map((m) => new EtcdClient(m.clientUrl))
+    try {
+      const w = await warmUp(ops, async (i) => {
+        const c = cs[i % 2]
+        await c.put(`/bench/warm/cluster/${i}`, this.#value)
+        if (i % 4 === 3) await c.get(`/bench/warm/cluster/${i}`)
+      })
+      this.notes.push(`etcd ${warmUpNote('puts (a get after every fourth), alternately via the leader and a follower', w)}`)
+    } finally {
+      for (const c of cs) c.close()
+    }
   }
 
   /** The latency rows: put through a follower, then through the leader (as dfs), then the linearizable get. */

@@ -4,7 +4,7 @@
 // nothing.
 //
 //   node --import ./bin/polyfill.js --import tsx --conditions=dfs-source scripts/bench-replication.ts \
-//     [--size-mib 256] [--reps 3] [--text-reps 3] [--small 1000] [--repair-mib 256] [--repair-file-mib 8] [--profile DIR] [--json]
+//     [--size-mib 256] [--reps 3] [--text-reps 3] [--small 1000] [--warmup 4000] [--repair-mib 256] [--repair-file-mib 8] [--profile DIR] [--json]
 //
 // 1. Throughput: put then get of a --size-mib file, --reps times (median, worst). Every extent goes
 //    to all three nodes and the put returns after a quorum of fsync'd copies and the metadata commit.
@@ -14,7 +14,9 @@
 //    --text-reps times (0: skipped).
 // 2. Latency: --small sequential 4 KiB puts over one connection (p50, p99), once through the leader of
 //    the Raft data group that owns /bench and once through another node (which forwards the metadata
-//    commit to that leader), each after 500 unmeasured puts.
+//    commit to that leader), each after 500 unmeasured puts; before both rows, --warmup 4 KiB puts
+//    alternately through the two (see WARMUP_OPS_DEFAULT in bench-stats.ts: V8 compiles the small-put
+//    paths of every process only after thousands of calls).
 // 3. Repair: a fourth node joins (with RF 3 on three nodes there is nowhere to repair to), the earlier
 //    files are removed, --repair-mib is written across files of --repair-file-mib, and one node that
 //    holds copies (neither the metadata leader nor the client's node) is killed with SIGKILL. The clock
@@ -43,7 +45,7 @@ import { getFile, putFile } from '../src/client/files.js'
 import { waitFor } from '../test/e2e/harness.js'
 import { logLikeText } from '../test/support/log-text.js'
 import { benchNodes, shardLeaderOf, stableShardLeaderOf, type BenchProcess, type ShardMap } from './bench-nodes.js'
-import { ResultTable, cpuSeconds, fmt, humanLog, jsonNumber, numberOption, pct } from './bench-stats.js'
+import { ResultTable, WARMUP_OPS_DEFAULT, cpuSeconds, fmt, humanLog, jsonNumber, numberOption, pct, warmUp, warmUpNote } from './bench-stats.js'
 
 tuneHeapForStreaming()
 
@@ -138,8 +140,10 @@ async function cpuDuring (nodes: Node[], run: () => Promise<void>): Promise<stri
   return `bench ${((self.user + self.system) / 1e4 / s).toFixed(0)}%, ${per.join(', ')}`
 }
 
-/** Small puts through a connection before its latency row is measured (connection set-up, JIT warm-up on every process). */
+/** Small puts through a connection before its latency row is measured (connection set-up). */
 const SMALL_WARMUP_OPS = 500
+/** `--warmup N`: 4 KiB puts before the small rows, alternately through the leader of /bench and another node. */
+const clusterWarmupOps = opt('warmup', WARMUP_OPS_DEFAULT)
 
 /** One client per node other than the bench's own, opened on first use. */
 const clients = new Map<Node, DfsClient>()
@@ -258,6 +262,17 @@ try {
   //    unmeasured puts, and again if the leadership moved during a row.
   const small = randomBytes(4096)
   const shardsOf = async (n: Node): Promise<ShardMap> => await (n === via ? c : await clientOf(n)).call('cluster.shards', {})
+  if (clusterWarmupOps > 0) {
+    const benchLeader = await stableShardLeaderOf(nodes, '/bench', shardsOf)
+    const pair = await Promise.all([nodes.find((n) => n.id === benchLeader) as Node, nodes.find((n) => n.id !== benchLeader) as Node]
+      .map(async (n) => n === via ? c : await clientOf(n)))
+    const w = await warmUp(clusterWarmupOps, async (i) => {
+      await pair[i % 2].rpc.upload('fs.put', { path: `/bench/warm/cluster/${i}` }, once(small))
+    })
+    smallPaths.push(...Array.from({ length: clusterWarmupOps }, (_, i) => `/bench/warm/cluster/${i}`))
+    notes.push(warmUpNote('4 KiB puts, alternately via the leader of /bench and another node', w))
+    log(notes[notes.length - 1])
+  }
   for (const role of ['leader', 'other'] as const) {
     for (let attempt = 1; ; attempt++) {
       const benchLeader = await stableShardLeaderOf(nodes, '/bench', shardsOf)

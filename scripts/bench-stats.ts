@@ -17,6 +17,40 @@ export function pct (xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]
 }
 
+/**
+ * Ops a bench runs before its latency rows, spread over the processes it measures (`--warmup N`).
+ * V8 compiles a process's hot paths only after thousands of calls: the p50 of successive windows of
+ * 500 empty puts through one connection to a fresh three-node cluster went 2.97, 1.89, 1.69, 1.34,
+ * 1.23, 1.16, 1.09, 1.07 ms, then 0.91–1.09 up to 8,000 (uncommitted script, 2026-12-04; node CPU per
+ * put fell by about a third), and a node serves for days. A row measured
+ * after a few hundred ops measured the compiler; the rows measure what a node that has run a while does.
+ */
+export const WARMUP_OPS_DEFAULT = 4000
+
+/** The p50 of the first and of the last `window` latencies of a warm-up (what it changed, for the notes). */
+export interface WarmUp {
+  ops: number
+  firstP50Ms: number
+  lastP50Ms: number
+}
+
+/** Runs `op(i)` for i < count, one at a time, timing each; see WARMUP_OPS_DEFAULT. */
+export async function warmUp (count: number, op: (i: number) => Promise<void>, window = 500): Promise<WarmUp> {
+  const latencies: number[] = []
+  for (let i = 0; i < count; i++) {
+    const t = performance.now()
+    await op(i)
+    latencies.push(performance.now() - t)
+  }
+  const w = Math.min(window, latencies.length)
+  return { ops: count, firstP50Ms: pct(latencies.slice(0, w), 0.5), lastP50Ms: pct(latencies.slice(latencies.length - w), 0.5) }
+}
+
+/** One line saying what a warm-up did. */
+export function warmUpNote (what: string, w: WarmUp): string {
+  return `warm-up: ${w.ops} ${what} before the latency rows; p50 of the first 500 ${fmt(w.firstP50Ms)} ms, of the last 500 ${fmt(w.lastP50Ms)} ms`
+}
+
 /** Two decimals below 10, one above; `-` for NaN. */
 export function fmt (x: number): string { return Number.isNaN(x) ? '-' : x.toFixed(x < 10 ? 2 : 1) }
 
