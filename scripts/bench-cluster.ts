@@ -37,7 +37,7 @@ import { DfsClient } from '../src/client/index.js'
 import { waitFor } from '../test/e2e/harness.js'
 import { benchNodes, shardLeaderOf, stableShardLeaderOf, type BenchProcess, type ShardMap } from './bench-nodes.js'
 import { EtcdComparison, VersusTable, type EtcdJson } from './bench-etcd.js'
-import { WARMUP_OPS_DEFAULT, closedLoop, closedLoopNote, cpuSeconds, fmt, humanLog, jsonNumber, numberOption, pct, warmUp, warmUpNote } from './bench-stats.js'
+import { WARMUP_OPS_DEFAULT, closedLoop, closedLoopNote, cpuSeconds, fmt, humanLog, jsonNumber, numberOption, pct, warmPath, warmUp, warmUpNote } from './bench-stats.js'
 
 const args = process.argv.slice(2)
 const opt = (name: string, def: number): number => numberOption(args, name, def)
@@ -180,7 +180,7 @@ async function settled (nodes: Node[]): Promise<string> {
 
 /** Puts through a connection before its latency row is measured (connection set-up). */
 const WARMUP_OPS = 500
-/** `--warmup N`: empty puts (and a stat after every fourth) before any row, alternately through the leader of /bench and another node (see WARMUP_OPS_DEFAULT). */
+/** `--warmup N`: empty puts (and a stat after every fourth) before any row, over every metadata group (warmPath), alternately through the leader of /bench and another node (see WARMUP_OPS_DEFAULT). */
 const clusterWarmupOps = opt('warmup', WARMUP_OPS_DEFAULT)
 
 /** The shard map as `n` sees it (through the admin connection of `ask`). */
@@ -256,10 +256,10 @@ try {
     try {
       const w = await warmUp(clusterWarmupOps, async (i) => {
         const c = cs[i % 2]
-        await putEmpty(c, `/bench/warm/cluster/${i}`)
-        if (i % 4 === 3) await c.call('fs.stat', { path: `/bench/warm/cluster/${i}` })
+        await putEmpty(c, warmPath(i))
+        if (i % 4 === 3) await c.call('fs.stat', { path: warmPath(i) })
       })
-      notes.push(warmUpNote('empty puts (a stat after every fourth), alternately via the leader of /bench and another node', w))
+      notes.push(warmUpNote('empty puts (a stat after every fourth) over 16 directories, alternately via the leader of /bench and another node', w))
       log(notes[notes.length - 1])
     } finally {
       await Promise.all(cs.map(async (c) => { await close(c) }))

@@ -28,7 +28,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DeadlineExceededError, NodeUnreachableError } from '../src/api/errors.js'
 import { waitFor } from '../test/e2e/harness.js'
-import { closedLoop, closedLoopNote, fmt, jsonNumber, pct, warmUp, warmUpNote } from './bench-stats.js'
+import { closedLoop, closedLoopNote, fmt, jsonNumber, pct, warmPath, warmUp, warmUpNote } from './bench-stats.js'
 
 /** Where Debian's etcd-server installs the server. */
 export const ETCD_BINARY = '/usr/bin/etcd'
@@ -360,10 +360,10 @@ export class EtcdComparison {
     try {
       const w = await warmUp(ops, async (i) => {
         const c = cs[i % 2]
-        await c.put(`/bench/warm/cluster/${i}`, this.#value)
-        if (i % 4 === 3) await c.get(`/bench/warm/cluster/${i}`)
+        await c.put(warmPath(i), this.#value)
+        if (i % 4 === 3) await c.get(warmPath(i))
       })
-      this.notes.push(`etcd ${warmUpNote('puts (a get after every fourth), alternately via the leader and a follower', w)}`)
+      this.notes.push(`etcd ${warmUpNote('puts (a get after every fourth) under 16 prefixes, alternately via the leader and a follower', w)}`)
     } finally {
       for (const c of cs) c.close()
     }

@@ -45,7 +45,7 @@ import { getFile, putFile } from '../src/client/files.js'
 import { waitFor } from '../test/e2e/harness.js'
 import { logLikeText } from '../test/support/log-text.js'
 import { benchNodes, shardLeaderOf, stableShardLeaderOf, type BenchProcess, type ShardMap } from './bench-nodes.js'
-import { ResultTable, WARMUP_OPS_DEFAULT, cpuSeconds, fmt, humanLog, jsonNumber, numberOption, pct, warmUp, warmUpNote } from './bench-stats.js'
+import { ResultTable, WARMUP_OPS_DEFAULT, cpuSeconds, fmt, humanLog, jsonNumber, numberOption, pct, warmPath, warmUp, warmUpNote } from './bench-stats.js'
 
 tuneHeapForStreaming()
 
@@ -267,10 +267,10 @@ try {
     const pair = await Promise.all([nodes.find((n) => n.id === benchLeader) as Node, nodes.find((n) => n.id !== benchLeader) as Node]
       .map(async (n) => n === via ? c : await clientOf(n)))
     const w = await warmUp(clusterWarmupOps, async (i) => {
-      await pair[i % 2].rpc.upload('fs.put', { path: `/bench/warm/cluster/${i}` }, once(small))
+      await pair[i % 2].rpc.upload('fs.put', { path: warmPath(i) }, once(small))
     })
-    smallPaths.push(...Array.from({ length: clusterWarmupOps }, (_, i) => `/bench/warm/cluster/${i}`))
-    notes.push(warmUpNote('4 KiB puts, alternately via the leader of /bench and another node', w))
+    smallPaths.push(...Array.from({ length: clusterWarmupOps }, (_, i) => warmPath(i)))
+    notes.push(warmUpNote('4 KiB puts over 16 directories, alternately via the leader of /bench and another node', w))
     log(notes[notes.length - 1])
   }
   for (const role of ['leader', 'other'] as const) {

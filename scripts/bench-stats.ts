@@ -27,6 +27,17 @@ export function pct (xs: number[], p: number): number {
  */
 export const WARMUP_OPS_DEFAULT = 4000
 
+/**
+ * Where warm-up op `i` writes: spread over WARMUP_DIRS top-level directories, so that it lands in
+ * every metadata group (each directory's shard picks one) and warms every node as a group's leader
+ * and as a follower, and so that no one group takes all of it (its snapshot, due every 10,000
+ * entries, would then fall on whichever row came next).
+ */
+export function warmPath (i: number): string {
+  return `/warm-${i % WARMUP_DIRS}/${i}`
+}
+const WARMUP_DIRS = 16
+
 /** The p50 of the first and of the last `window` latencies of a warm-up (what it changed, for the notes). */
 export interface WarmUp {
   ops: number
