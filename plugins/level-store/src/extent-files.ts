@@ -1,7 +1,7 @@
 import { constants } from 'node:fs'
 import { open, rm, type FileHandle } from 'node:fs/promises'
 import * as zlib from 'node:zlib'
-import { EXTENT_SIZE_MAX } from '@dfs/api'
+import { EXTENT_SIZE_MAX, alignUp, alignedMemory, refusesDirect } from '@dfs/api'
 
 /*
  * The bytes of a large extent in a file of its own, written and read with O_DIRECT where the file
@@ -15,23 +15,17 @@ import { EXTENT_SIZE_MAX } from '@dfs/api'
  * Reads go direct too, so they do not fill the page cache with copies nobody reads twice (a node
  * keeps no cache of its own bytes; the client verifies each extent once). What direct I/O demands:
  * buffer address, file offset and length aligned to the device's logical block (512 bytes here;
- * 4 KiB, ALIGN, covers every common device). Extent bytes arrive in ordinary Buffers, so they are
- * copied (~0.3 ms per MiB, computing their CRC-32 on the way) into one of a few aligned slots, and a
- * file's length is its stored bytes rounded up to ALIGN with zeros; the header says how many of them
- * are the extent's.
+ * 4 KiB, DIRECT_IO_ALIGN, covers every common device). Extent bytes arrive in ordinary Buffers, so
+ * they are copied (~0.3 ms per MiB, computing their CRC-32 on the way) into one of a few aligned
+ * slots, and a file's length is its stored bytes rounded up to DIRECT_IO_ALIGN with zeros; the header
+ * says how many of them are the extent's.
  *
- * WHERE the aligned memory comes from: JavaScript cannot ask for an aligned allocation, but a
- * WebAssembly.Memory's buffer is page-aligned (V8 maps it whole), so one memory of SLOTS ×
- * EXTENT_SIZE_MAX is carved into slots. When every slot is busy, or the file system refuses O_DIRECT
- * (tmpfs: EINVAL at open, as with a misaligned buffer at write), the same call runs buffered — same
- * bytes, same fsyncs, only slower — and a refusal switches the store to buffered I/O for good.
+ * WHERE the aligned memory comes from: one `alignedMemory` of SLOTS × EXTENT_SIZE_MAX (@dfs/api's
+ * direct-io.ts, shared with the Raft log), carved into slots. When every slot is busy, or the file
+ * system refuses O_DIRECT (tmpfs: EINVAL at open, as with a misaligned buffer at write), the same
+ * call runs buffered — same bytes, same fsyncs, only slower — and a refusal switches the store to
+ * buffered I/O for good.
  */
-
-// the part of the WebAssembly API used here (the project's TypeScript libs leave WebAssembly out)
-declare const WebAssembly: { Memory: new (descriptor: { initial: number, maximum: number }) => { buffer: ArrayBuffer } }
-
-/** Alignment of direct I/O buffers, offsets and lengths. */
-const ALIGN = 4096
 
 /** Aligned buffers one process holds for direct I/O (each EXTENT_SIZE_MAX): 32 MiB in all. */
 const SLOTS = 8
@@ -75,10 +69,9 @@ let pool: { free: Uint8Array[] } | undefined
 
 function takeSlot (): Uint8Array | undefined {
   if (pool === undefined) {
-    const pages = Math.ceil((SLOTS * SLOT_BYTES) / 65536)
     try {
-      const memory = new WebAssembly.Memory({ initial: pages, maximum: pages })
-      pool = { free: Array.from({ length: SLOTS }, (_, i) => new Uint8Array(memory.buffer, i * SLOT_BYTES, SLOT_BYTES)) }
+      const memory = alignedMemory(SLOTS * SLOT_BYTES)
+      pool = { free: Array.from({ length: SLOTS }, (_, i) => new Uint8Array(memory, i * SLOT_BYTES, SLOT_BYTES)) }
     } catch {
       // no room for it (a process under `ulimit -v`: V8 reserves address space around a memory):
       // every call runs buffered, as when all slots are busy
@@ -92,14 +85,6 @@ function giveSlot (slot: Uint8Array): void {
   pool?.free.push(slot)
 }
 
-export function alignUp (n: number): number {
-  return Math.ceil(n / ALIGN) * ALIGN
-}
-
-/** Whether `err` is the kernel refusing direct I/O (unsupported file system, misaligned buffer). */
-function refusesDirect (err: unknown): boolean {
-  return (err as { code?: unknown })?.code === 'EINVAL'
-}
 
 /**
  * Reads and writes extent files; `direct` turns false (for good) the first time the file system
@@ -121,7 +106,7 @@ export class ExtentFiles {
   }
 
   /**
-   * Creates `path` (it must not exist) holding `bytes` followed by zeros up to a multiple of ALIGN,
+   * Creates `path` (it must not exist) holding `bytes` followed by zeros up to a multiple of DIRECT_IO_ALIGN,
    * and fdatasyncs it. The directory entry is not synced here (see `syncDir`). On failure the file
    * may be left behind, partly written: the caller removes it. Resolves to the CRC-32 of `bytes`
    * (undefined on a Node without crc32).
@@ -226,16 +211,6 @@ async function readFully (file: FileHandle, buffer: Uint8Array, length: number):
     got += bytesRead
   }
   return got
-}
-
-/** fsyncs the directory `dir` (so the names of files created in it survive a crash). */
-export async function syncDir (dir: string): Promise<void> {
-  const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY)
-  try {
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
 }
 
 /** Removes `path` if it is there; any other failure is returned, not thrown. */

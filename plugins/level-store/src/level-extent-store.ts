@@ -18,9 +18,11 @@ import {
   isExtentCodec,
   NotFoundError,
   StorageFullError,
-  UnavailableError
+  UnavailableError,
+  alignUp,
+  syncDir
 } from '@dfs/api'
-import { ExtentFiles, alignUp, coalesced, crc32, removeQuietly, syncDir } from './extent-files.js'
+import { ExtentFiles, coalesced, crc32, removeQuietly } from './extent-files.js'
 import type {
   CallOptions,
   Checksum,

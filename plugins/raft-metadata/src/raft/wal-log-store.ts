@@ -53,11 +53,10 @@ import { constants } from 'node:fs'
 import { mkdir, open, readdir, readFile, rename, unlink, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { crc32 } from 'node:zlib'
+import { DIRECT_IO_ALIGN, alignUp, alignedMemory, refusesDirect, syncDir } from '@dfs/api'
 import { CorruptLogError } from './errors.js'
 import type { BatchOp, LogStore } from './level-storage.js'
 
-// the part of the WebAssembly API used here (the project's TypeScript libs leave WebAssembly out)
-declare const WebAssembly: { Memory: new (descriptor: { initial: number, maximum: number }) => { buffer: ArrayBuffer } }
 
 /** First 8 bytes of every segment: "dfswal" and format version 1. */
 const MAGIC = Uint8Array.from([0x64, 0x66, 0x73, 0x77, 0x61, 0x6c, 0x00, 0x01])
@@ -66,7 +65,7 @@ const CHECKPOINT_MAGIC = Uint8Array.from([0x64, 0x66, 0x73, 0x63, 0x6b, 0x70, 0x
 const SEGMENT_HEADER_BYTES = 16
 const RECORD_HEADER_BYTES = 16
 /** Alignment of direct I/O: buffer address, file offset and length. */
-const ALIGN = 4096
+const ALIGN = DIRECT_IO_ALIGN
 /** Records start at multiples of this. */
 const RECORD_ALIGN = 8
 /** A record's payload may not exceed this (the u32 length, and a bound on what replay allocates). */
@@ -95,7 +94,6 @@ const TEMP_SUFFIX = '.tmp'
 /** After a failed rotation, appends go on in the old segment and the next rotation is tried this much later. */
 const ROTATE_RETRY_MS = 10_000
 
-const alignUp = (n: number, a: number): number => Math.ceil(n / a) * a
 
 function segmentName (seq: bigint): string {
   return seq.toString(16).padStart(16, '0') + SEGMENT_SUFFIX
@@ -122,10 +120,9 @@ function writeHeader (out: Uint8Array, magic: Uint8Array, seq: bigint): void {
   new DataView(out.buffer, out.byteOffset, out.byteLength).setBigUint64(8, seq, true)
 }
 
-/** An aligned buffer of at least `bytes` (a WebAssembly memory is page-aligned). */
+/** An aligned buffer of at least `bytes` (see alignedMemory). */
 function alignedBuffer (bytes: number): Uint8Array {
-  const pages = Math.max(1, Math.ceil(bytes / 65536))
-  return new Uint8Array(new WebAssembly.Memory({ initial: pages, maximum: pages }).buffer)
+  return new Uint8Array(alignedMemory(bytes))
 }
 
 /** The record bytes (header and payload, unpadded) of `ops`, written into `out` at `at`; returns the record's length. */
@@ -262,15 +259,6 @@ function allZero (buf: Uint8Array, from: number): boolean {
   return true
 }
 
-async function syncDir (dir: string): Promise<void> {
-  const d = await open(dir, 'r')
-  try { await d.sync() } finally { await d.close() }
-}
-
-/** Whether `err` is the kernel refusing direct I/O (unsupported file system, misaligned buffer). */
-function refusesDirect (err: unknown): boolean {
-  return (err as { code?: unknown })?.code === 'EINVAL'
-}
 
 export interface WalOptions {
   /** Use O_DIRECT where the file system allows it (default: on Linux). */

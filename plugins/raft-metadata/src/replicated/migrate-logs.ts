@@ -8,10 +8,10 @@
  * leaves the old logs as they were and the next start copies again from scratch; a crash after it
  * leaves old directories that the next start removes.
  */
-import { rename, rm, stat, open } from 'node:fs/promises'
+import { rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Level } from 'level'
-import type { Logger } from '@dfs/api'
+import { syncDir, type Logger } from '@dfs/api'
 import { DATA_GROUPS_MAX, SYSTEM_GROUP } from '../shards/index.js'
 import { LEGACY_SYSTEM_LOG_DIR, RAFT_LOG_DIR, groupPrefix, legacyDataLogDir } from './constants.js'
 
@@ -70,8 +70,7 @@ export async function migrateSeparateLogs (dir: string, log: Logger): Promise<nu
     await db.close()
   }
   await rename(temp, target)
-  const d = await open(dir, 'r')
-  try { await d.sync() } finally { await d.close() }
+  await syncDir(dir)
   for (const l of legacy) await rm(l.path, { recursive: true, force: true })
   log('moved the Raft logs of groups %o into %s', legacy.map((l) => l.group), target)
   return legacy.length
