@@ -16,8 +16,8 @@
 // names as dfs's empty-file puts; a get is a linearizable range (etcd's default, serializable=false)
 // of one key, beside dfs's stat. Before any row, as many warm-up puts as dfs gets (warmUp). Latency
 // rows: one client, --ops sequential puts then gets, after WARMUP_OPS unmeasured puts, through the
-// leader and through a follower. Rate rows: C clients, each
-// its own connection, spread round-robin over the members, each putting sequentially for --seconds.
+// leader and through a follower. Rate rows: C clients, each its own connection, spread round-robin
+// over the members, each putting sequentially for --seconds.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync, rmSync } from 'node:fs'

@@ -22,10 +22,13 @@ export function pct (xs: number[], p: number): number {
  * V8 compiles a process's hot paths only after thousands of calls: the p50 of successive windows of
  * 500 empty puts through one connection to a fresh three-node cluster went 2.97, 1.89, 1.69, 1.34,
  * 1.23, 1.16, 1.09, 1.07 ms, then 0.91–1.09 up to 8,000 (uncommitted script, 2026-12-04; node CPU per
- * put fell by about a third), and a node serves for days. A row measured
- * after a few hundred ops measured the compiler; the rows measure what a node that has run a while does.
+ * put fell by about a third), and a node serves for days. A row measured after a few hundred ops
+ * measured the compiler; the rows measure what a node that has run a while does.
  */
 export const WARMUP_OPS_DEFAULT = 4000
+
+/** Top-level directories the warm-up writes under (see warmPath). */
+const WARMUP_DIRS = 16
 
 /**
  * Where warm-up op `i` writes: spread over WARMUP_DIRS top-level directories, so that it lands in
@@ -36,11 +39,12 @@ export const WARMUP_OPS_DEFAULT = 4000
 export function warmPath (i: number): string {
   return `/warm-${i % WARMUP_DIRS}/${i}`
 }
-const WARMUP_DIRS = 16
 
 /** The p50 of the first and of the last `window` latencies of a warm-up (what it changed, for the notes). */
 export interface WarmUp {
   ops: number
+  /** Latencies in each of the two windows. */
+  window: number
   firstP50Ms: number
   lastP50Ms: number
 }
@@ -54,12 +58,12 @@ export async function warmUp (count: number, op: (i: number) => Promise<void>, w
     latencies.push(performance.now() - t)
   }
   const w = Math.min(window, latencies.length)
-  return { ops: count, firstP50Ms: pct(latencies.slice(0, w), 0.5), lastP50Ms: pct(latencies.slice(latencies.length - w), 0.5) }
+  return { ops: count, window: w, firstP50Ms: pct(latencies.slice(0, w), 0.5), lastP50Ms: pct(latencies.slice(latencies.length - w), 0.5) }
 }
 
 /** One line saying what a warm-up did. */
 export function warmUpNote (what: string, w: WarmUp): string {
-  return `warm-up: ${w.ops} ${what} before the latency rows; p50 of the first 500 ${fmt(w.firstP50Ms)} ms, of the last 500 ${fmt(w.lastP50Ms)} ms`
+  return `warm-up: ${w.ops} ${what} before the latency rows; p50 of the first ${w.window} ${fmt(w.firstP50Ms)} ms, of the last ${w.window} ${fmt(w.lastP50Ms)} ms`
 }
 
 /** Two decimals below 10, one above; `-` for NaN. */
