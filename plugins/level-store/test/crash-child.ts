@@ -1,7 +1,7 @@
 /**
  * Child of crash.test.ts: opens the store in argv[2] and puts extents (large ones, in files, mixed
  * with small ones) with up to 4 in flight, forever; prints `<id> <size> <seed>` once each put resolved
- * (and `del <id>` once a delete did, with DFS_CRASH_DELETES=1).
+ * (and, with DFS_CRASH_DELETES=1, `deleting <id>` before a delete and `del <id>` once it resolved).
  */
 import { randomUUID } from 'node:crypto'
 import type { Logger } from '@dfs/api'
@@ -25,8 +25,10 @@ async function worker (): Promise<void> {
     await store.put(id, patternBytes(size, s))
     process.stdout.write(`${id} ${size} ${s}\n`)
     // DFS_CRASH_DELETES=1: every other small extent is deleted once acknowledged (deletes of small
-    // extents are not fsync'd: a kill may undo them, never tear them)
+    // extents are not fsync'd: a kill may undo them, never tear them). `deleting` comes first: a
+    // kill between the delete and its `del` line may find it done or not
     if (process.env.DFS_CRASH_DELETES === '1' && size < 1024 * 1024 && s % 2 === 0) {
+      process.stdout.write(`deleting ${id}\n`)
       await store.delete(id)
       process.stdout.write(`del ${id}\n`)
     }
