@@ -85,7 +85,6 @@ function giveSlot (slot: Uint8Array): void {
   pool?.free.push(slot)
 }
 
-
 /**
  * Reads and writes extent files; `direct` turns false (for good) the first time the file system
  * refuses O_DIRECT.
@@ -106,10 +105,10 @@ export class ExtentFiles {
   }
 
   /**
-   * Creates `path` (it must not exist) holding `bytes` followed by zeros up to a multiple of DIRECT_IO_ALIGN,
-   * and fdatasyncs it. The directory entry is not synced here (see `syncDir`). On failure the file
-   * may be left behind, partly written: the caller removes it. Resolves to the CRC-32 of `bytes`
-   * (undefined on a Node without crc32).
+   * Creates `path` (it must not exist) holding `bytes` followed by zeros up to a multiple of
+   * DIRECT_IO_ALIGN, and fdatasyncs it. The directory entry is not synced here (see `syncDir`). On
+   * failure the file may be left behind, partly written: the caller removes it. Resolves to the
+   * CRC-32 of `bytes` (undefined on a Node without crc32).
    */
   async write (path: string, bytes: Uint8Array): Promise<number | undefined> {
     if (this.#direct && bytes.byteLength > 0) {

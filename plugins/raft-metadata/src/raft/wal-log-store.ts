@@ -57,7 +57,6 @@ import { DIRECT_IO_ALIGN, alignUp, alignedMemory, refusesDirect, syncDir } from 
 import { CorruptLogError } from './errors.js'
 import type { BatchOp, LogStore } from './level-storage.js'
 
-
 /** First 8 bytes of every segment: "dfswal" and format version 1. */
 const MAGIC = Uint8Array.from([0x64, 0x66, 0x73, 0x77, 0x61, 0x6c, 0x00, 0x01])
 /** First 8 bytes of every checkpoint: "dfsckp" and format version 1. */
@@ -93,7 +92,6 @@ const CHECKPOINT_SUFFIX = '.ckpt'
 const TEMP_SUFFIX = '.tmp'
 /** After a failed rotation, appends go on in the old segment and the next rotation is tried this much later. */
 const ROTATE_RETRY_MS = 10_000
-
 
 function segmentName (seq: bigint): string {
   return seq.toString(16).padStart(16, '0') + SEGMENT_SUFFIX
@@ -258,7 +256,6 @@ function allZero (buf: Uint8Array, from: number): boolean {
   for (let i = from; i < buf.byteLength; i++) if (buf[i] !== 0) return false
   return true
 }
-
 
 export interface WalOptions {
   /** Use O_DIRECT where the file system allows it (default: on Linux). */
