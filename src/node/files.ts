@@ -492,13 +492,19 @@ export class FileService {
         // A dropped stage can no longer commit, so then nothing of this put can: a PutFile of
         // unknown outcome either committed before the drop (which then finds no stage) or is
         // refused after it (NotFound). Dropping is safe whatever happened.
-        const freed = await this.#dropStage(path, stage.id)
+        const freed = await this.#dropStage(path, stage.id, proposed)
         if (freed !== undefined) {
           uncommitted = true
-          await this.#abandon(freed)
+          // A batch whose StageExtents has no known outcome (written[staged, offered)) and is not
+          // among what the drop freed never reached the stage before it: the put threw there, so
+          // no PutFile was proposed, and if that StageExtents is applied yet it makes a stage
+          // nothing can commit, which the stale stage check drops. Its copies go with the rest;
+          // left, nothing but the orphan sweep, hours later, would free them.
+          const gone = new Set(freed.map((e) => e.id))
+          await this.#abandon([...freed, ...written.slice(staged, offered).filter((e) => e.checksum !== '' && !gone.has(e.id))])
         }
       }
-      // extents in a batch of unknown outcome are left to the stale stage check and the sweeps
+      // without a drop, a batch of unknown outcome is left to the stale stage check and the sweeps
       if (uncommitted) await this.#abandon(written.slice(offered).filter((e) => e.checksum !== ''))
       throw err
     } finally {
@@ -684,15 +690,18 @@ export class FileService {
 
   /**
    * Drops the stage of a put that failed and returns the extents it held (freed), or undefined when
-   * it could not: it is gone (its file committed, or it was never made) or the drop's outcome is not
-   * known (then the stale stage check drops it later).
+   * it could not: it is gone after the put's commit was proposed (the file may have committed), or
+   * the drop's outcome is not known (then the stale stage check drops it later). Gone before any
+   * commit was proposed (`proposed` false), it was never made: nothing is freed, and nothing of the
+   * put can commit any more.
    */
-  async #dropStage (path: string, stage: string): Promise<ExtentRecord[] | undefined> {
+  async #dropStage (path: string, stage: string, proposed: boolean): Promise<ExtentRecord[] | undefined> {
     try {
       const result = await this.#metadata.propose({ type: 'DropStage', stage, path }, { signal: AbortSignal.timeout(DROP_STAGE_TIMEOUT_MS) })
       return result.freed ?? []
     } catch (err) {
-      if ((err as Error).name !== 'NotFound') log.error('put of %s failed and its stage %s was not dropped: %s', path, stage, (err as Error).message)
+      if ((err as Error).name === 'NotFound') return proposed ? undefined : []
+      log.error('put of %s failed and its stage %s was not dropped: %s', path, stage, (err as Error).message)
       return undefined
     }
   }

@@ -131,6 +131,31 @@ test('a put cancelled after staging drops its stage and frees its extents at onc
   assert.is((await ctx.store.usage()).extents, 0)
 })
 
+for (const cutAt of [1, 2]) {
+  test(`a put cut off while batch ${cutAt} was being staged (never applied) frees that batch too once its stage is dropped (or found never made)`, async () => {
+    const abort = new AbortController()
+    const real = ctx.metadata.propose.bind(ctx.metadata)
+    let stages = 0
+    ctx.metadata.propose = async (op, options) => {
+      if (op.type === 'StageExtents' && ++stages === cutAt) {
+        // the caller goes away while the proposal waits for its commit, which never comes: an
+        // outcome the put cannot know (no log index in the error)
+        ctx.ops.push(op)
+        abort.abort(new Error('client went away'))
+        throw Object.assign(new Error('the proposal was abandoned'), { name: 'Aborted' })
+      }
+      return await real(op, options)
+    }
+    async function * body (): AsyncGenerator<Uint8Array> {
+      yield * chunks(randomBytes((2 * STAGE_BATCH_MAX + 100) * EXTENT), 4096)
+    }
+    await ctx.files.put('/big/cut', body(), { signal: abort.signal }).then(() => assert.unreachable(), () => {})
+    assert.equal(ctx.ops.map((o) => o.type), [...Array(cutAt).fill('StageExtents'), 'DropStage'])
+    assert.equal(await ctx.metadata.read((v) => v.stages?.()), [])
+    assert.is((await ctx.store.usage()).extents, 0, 'the batch of unknown outcome is freed with the rest')
+  })
+}
+
 test('a commit refused after staging (a directory took the path) drops the stage and frees everything', async () => {
   const real = ctx.metadata.propose.bind(ctx.metadata)
   ctx.metadata.propose = async (op, options) => {
