@@ -44,6 +44,15 @@ export const SCRUB_BYTES_PER_SECOND_DEFAULT = 16 * 1024 * 1024
 
 /** Pause before remote copies of a dropped extent are deleted (readers elsewhere finish first). */
 export const RELEASE_GRACE_MS_DEFAULT = 10_000
+/**
+ * A delete of a released copy that failed (its node unreachable or overloaded, the call's deadline)
+ * is tried again after this long, four times as long after each further failure…
+ */
+export const RELEASE_RETRY_MS_FIRST = 1_000
+/** …up to this many tries in all (1 + 4 + 16 + 64 s of waits); then only the node's orphan sweep frees the copy. */
+export const RELEASE_DELETE_TRIES_MAX = 5
+/** Copies waiting to be tried again, over all peers; more are left to the orphan sweep (bounded memory). */
+export const RELEASE_RETRIES_MAX = 100_000
 
 // move executor (moves.ts)
 

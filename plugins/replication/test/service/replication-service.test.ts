@@ -10,6 +10,7 @@ import type {
 import { DefaultPlacement } from '../../src/policies/default-placement.js'
 import { DefaultRebalance } from '../../src/policies/default-rebalance.js'
 import { DefaultReplication, QUORUM_GRACE_MS_MIN } from '../../src/service/replication-service.js'
+import type { ReplicationTuning } from '../../src/service/context.js'
 
 /**
  * The replication service against in-memory doubles of the network and the cluster (the real
@@ -77,7 +78,7 @@ class FakePeers implements ExtentPeers {
   }
 }
 
-function service (nodes: ClusterNode[], peers: FakePeers, self = 'n1', draining: string[] = []): DefaultReplication {
+function service (nodes: ClusterNode[], peers: FakePeers, self = 'n1', draining: string[] = [], tuning: ReplicationTuning = {}): DefaultReplication {
   const members = nodes.map((n) => ({ id: n.id, name: n.id, region: n.region, addrs: [], ...(draining.includes(n.id) ? { draining: true } : {}) }))
   const view = { config: () => CLUSTER_CONFIG_DEFAULTS, members: () => members } as unknown as MetadataView
   const metadata = {
@@ -92,7 +93,8 @@ function service (nodes: ClusterNode[], peers: FakePeers, self = 'n1', draining:
     cluster: { nodes: () => nodes },
     peers,
     placement: () => new DefaultPlacement(),
-    rebalance: () => new DefaultRebalance()
+    rebalance: () => new DefaultRebalance(),
+    ...tuning
   })
 }
 
@@ -374,6 +376,25 @@ test('the scrub reads its copies deep: a copy stored under a checksum its bytes 
   assert.equal(events.find((e) => e.kind === 'scrub.error'), { kind: 'scrub.error', extent: ID, error: 'CorruptExtent', repaired: true })
   assert.ok(deep.length > 0 && deep.every((d) => d === true), `the scrub's reads were deep: ${JSON.stringify(deep)}`)
   assert.ok(peers.copies.get('n1')?.get(ID) === bytes, 'fetched again from another replica')
+})
+
+test('release deletes the other nodes\' copies after the grace, and tries again a delete that failed', async () => {
+  const peers = new FakePeers()
+  const nodes = ['n1', 'n2', 'n3'].map((id) => node(id))
+  const svc = service(nodes, peers, 'n1', [], { releaseGraceMs: 50 })
+  const w = await svc.write(ID, new TextEncoder().encode('released'))
+  assert.is(w.extent.replicas.length, 3)
+  peers.down.add('n3')
+  svc.release([w.extent])
+  assert.ok(peers.copies.get('n2')?.has(ID), 'nothing before the grace')
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  assert.not.ok(peers.copies.get('n2')?.has(ID), 'n2\'s copy deleted after the grace')
+  assert.ok(peers.copies.get('n1')?.has(ID), 'this node\'s own copy is the caller\'s to free')
+  assert.ok(peers.copies.get('n3')?.has(ID), 'n3 was down')
+  peers.down.delete('n3')
+  await new Promise((resolve) => setTimeout(resolve, 1200))
+  assert.not.ok(peers.copies.get('n3')?.has(ID), 'n3\'s copy deleted by the next try')
+  await svc.stop()
 })
 
 test('a move reports its start and its end; one whose target is gone reports it cancelled', async () => {
