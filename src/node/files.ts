@@ -7,7 +7,7 @@ import {
   type CallOptions, type ComposeResult, type CopyResult, type Consistency, type DirEntry, type DirResult, type ListDirPage, type ExtentPeers, type ExtentRecord, type ExtentStore,
   type FileMeta, type FileMetaFields, type FileRecord, type MetadataOp,
   type ListResult, type MetadataService, type MetadataView, type PutResult, type RemoveResult, type RenameResult, type ReplicationService, type StatResult,
-  type WriteSync
+  type PeerIdString, type WriteSync
 } from '@dfs/api'
 import { logger } from '@libp2p/logger'
 import type { ExtentGc } from './extent-gc.js'
@@ -670,21 +670,25 @@ export class FileService {
       await this.#free(extents)
       return
     }
-    const remote = extents.flatMap((e) => e.replicas.filter((p) => p !== this.#nodeId).map((p) => ({ p, id: e.id })))
+    const remote = extents.flatMap((e) => e.replicas.filter((p) => p !== this.#nodeId).map((p) => ({ p, e })))
     const signal = AbortSignal.timeout(Math.min(ABANDONED_DELETE_TIMEOUT_MS + remote.length * ABANDONED_DELETE_MS_PER_COPY, ABANDONED_DELETE_TIMEOUT_MS_MAX))
     // a bounded number at once: a big file has tens of thousands of copies
     let next = 0
-    let failed = 0
+    const failed: Array<{ p: PeerIdString, e: ExtentRecord }> = []
     const worker = async (): Promise<void> => {
       while (next < remote.length && !signal.aborted) {
-        const { p, id } = remote[next++]
-        await peers.delete(p, id, { signal }).catch(() => { failed++ })
+        const copy = remote[next++]
+        await peers.delete(copy.p, copy.e.id, { signal }).catch(() => { failed.push(copy) })
       }
     }
     await Promise.all(Array.from({ length: Math.min(ABANDONED_DELETES_IN_FLIGHT_MAX, remote.length) }, worker))
-    // a copy that could not be deleted now is unreferenced: the periodic sweep of its node frees it
-    failed += remote.length - next
-    if (failed > 0) log('put abandoned: %d of %d copies on other nodes not deleted yet', failed, remote.length)
+    failed.push(...remote.slice(next))
+    if (failed.length > 0) {
+      // unreferenced copies that could not be deleted now: replication's release tries them again
+      // (and the periodic sweep of their node frees whatever is left)
+      log('put abandoned: %d of %d copies on other nodes not deleted yet', failed.length, remote.length)
+      this.#replication.release(failed.map(({ p, e }) => ({ ...e, replicas: [p] })))
+    }
     await this.#gc.free(extents.map((e) => e.id))
   }
 

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { LocalMetadataService } from '@dfs/raft-metadata'
 import { MemoryExtentStore } from '@dfs/api/testing'
-import { STAGE_BATCH_MAX, STAT_EXTENTS_MAX, type MetadataOp } from '@dfs/api'
+import { STAGE_BATCH_MAX, STAT_EXTENTS_MAX, type ExtentRecord, type MetadataOp, type ReplicationService } from '@dfs/api'
 import { FileService } from '../../src/node/files.js'
 import { ExtentGc } from '../../src/node/extent-gc.js'
 
@@ -155,6 +155,31 @@ for (const cutAt of [1, 2]) {
     assert.is((await ctx.store.usage()).extents, 0, 'the batch of unknown outcome is freed with the rest')
   })
 }
+
+test('copies on other nodes an abandoned put could not delete are handed to release, which tries them again', async () => {
+  const OTHER = '12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq'
+  const released: ExtentRecord[] = []
+  const replication = {
+    encodedWritesReleaseBytes: false,
+    write: async (id: string, bytes: Uint8Array) => {
+      const info = await ctx.store.put(id, bytes)
+      return { extent: { id, size: info.size, checksum: info.checksum, replicas: [NODE, OTHER] }, missing: [] }
+    },
+    release: (extents: ExtentRecord[]) => { released.push(...extents) }
+  } as unknown as ReplicationService
+  let deletes = 0
+  const peers = { delete: async () => { if (++deletes % 2 === 0) throw Object.assign(new Error('overloaded'), { name: 'Unavailable' }) } }
+  const files = new FileService({ nodeId: NODE, store: ctx.store, metadata: ctx.metadata, gc: ctx.gc, extentSize: EXTENT, replication, peers })
+  async function * failing (): AsyncGenerator<Uint8Array> {
+    yield * chunks(randomBytes((STAGE_BATCH_MAX + 100) * EXTENT), 4096)
+    throw new Error('client went away')
+  }
+  await files.put('/big/abandoned', failing()).then(() => assert.unreachable(), () => {})
+  assert.is(deletes, STAGE_BATCH_MAX + 100, 'one delete per copy on the other node')
+  assert.is(released.length, (STAGE_BATCH_MAX + 100) / 2, 'the failed ones go to release')
+  assert.ok(released.every((e) => e.replicas.length === 1 && e.replicas[0] === OTHER))
+  assert.is((await ctx.store.usage()).extents, 0, 'this node\'s copies are freed here')
+})
 
 test('a commit refused after staging (a directory took the path) drops the stage and frees everything', async () => {
   const real = ctx.metadata.propose.bind(ctx.metadata)
