@@ -99,7 +99,7 @@ export class InlineExtents {
 
   /**
    * MetadataServiceInit.onInlineExtents: stores each extent whose replicas list this node, with its
-   * checksum verified by the store, fsync'd before the promise resolves. Waits one turn of the event
+   * checksum verified by the store. Waits one turn of the event
    * loop first and skips an extent the applied metadata no longer references by then (a restarted
    * node applying its log again would otherwise bring back copies of files removed since; the
    * start-up sweep would free them, but later). Storing an extent twice is harmless: the store

@@ -15,6 +15,12 @@ import type { ExtentStoreHarness } from '@dfs/api/testing'
 
 const MiB = 1024 * 1024
 
+async function collect<T> (iterable: AsyncIterable<T>): Promise<T[]> {
+  const all: T[] = []
+  for await (const x of iterable) all.push(x)
+  return all
+}
+
 /** A logger that keeps what the store reports as errors, so tests can look at it. */
 function testLogger (): Logger & { errors: string[] } {
   const errors: string[] = []
@@ -733,7 +739,7 @@ test('checksumTrusted: bytes are stored under the checksum given, unhashed and u
   await store.close()
 })
 
-test('sync moves what durable: false puts left in LevelDB\'s log into a synced table file', async (ctx) => {
+test('durable: false puts wait in memory, are written together within the write delay, and sync moves them into a synced table file', async (ctx) => {
   const dir = join(ctx.dir, 'extents')
   const store = await openStore(dir)
   const tables = async (): Promise<string[]> => (await readdir(dir)).filter((f) => f.endsWith('.ldb'))
@@ -746,7 +752,9 @@ test('sync moves what durable: false puts left in LevelDB\'s log into a synced t
     const before = await tables()
     const ids = Array.from({ length: 20 }, () => randomUUID())
     for (const [i, id] of ids.entries()) await store.put(id, patternBytes(8192, i), { durable: false })
-    // in the memtable and the log file only: no table holds them yet
+    for (const [i, id] of ids.entries()) assert.equal(await store.get(id), patternBytes(8192, i), 'read from memory at once')
+    // written in a batch shortly after, without any sync: in LevelDB's log file, no table yet
+    await new Promise((resolve) => setTimeout(resolve, 400))
     assert.equal(await tables(), before)
     assert.ok(await logBytes() >= 20 * 8192, 'the puts are in the log file')
     await store.sync()
@@ -755,6 +763,73 @@ test('sync moves what durable: false puts left in LevelDB\'s log into a synced t
     // the log now holds none of them (a new, empty log file was started)
     assert.ok(await logBytes() < 8192, `${await logBytes()} bytes left in log files`)
     for (const [i, id] of ids.entries()) assert.equal(await store.get(id), patternBytes(8192, i))
+  } finally {
+    await store.close()
+  }
+})
+
+test('a deferred put is read, stat\'d, listed and counted at once; one deleted before its batch is gone, after a reopen too', async (ctx) => {
+  const dir = join(ctx.dir, 'extents')
+  let store = await openStore(dir)
+  const ids = Array.from({ length: 6 }, () => randomUUID()).sort()
+  const bytes = ids.map((_, i) => patternBytes(3000 + i, i))
+  const text = new TextEncoder().encode('log line 17 of many\n'.repeat(300))
+  const encoded = encodeExtent('zstd', text)
+  const textId = randomUUID()
+  try {
+    for (const [i, id] of ids.entries()) await store.put(id, bytes[i], { durable: false })
+    await store.put(textId, encoded, { durable: false, codec: 'zstd', size: text.byteLength, checksum: sha256(text) })
+    assert.equal(await store.get(textId), text, 'an encoded one reads back decoded')
+    assert.equal((await store.getEncoded(textId)).bytes, encoded)
+    assert.equal(await store.stat(ids[1]), { id: ids[1], size: 3001, checksum: sha256(bytes[1]) })
+    assert.ok(await store.has(ids[2]))
+    // the copy read is the caller's: changing it changes nothing held
+    const read = await store.get(ids[0])
+    read.fill(0)
+    assert.equal(await store.get(ids[0]), bytes[0])
+    // a durable put of a held extent writes it at once (synced): it is still there, counted once
+    assert.equal(await store.put(ids[4], bytes[4]), { id: ids[4], size: bytes[4].byteLength, checksum: sha256(bytes[4]) })
+    await rejects(store.put(ids[4], bytes[5], { durable: false }), 'AlreadyExists')
+    await rejects(store.put(ids[5], bytes[4], { durable: false }), 'AlreadyExists')
+    assert.is(await store.delete(ids[3]), true, 'a held extent is deleted')
+    assert.is(await store.delete(ids[3]), false)
+    assert.not.ok(await store.has(ids[3]))
+    await rejects(store.get(ids[3]), 'NotFound')
+    const kept = ids.filter((_, i) => i !== 3)
+    const usage = await store.usage()
+    assert.equal(usage, { extents: 6, bytes: bytes.reduce((n, b, i) => i === 3 ? n : n + b.byteLength, 0) + encoded.byteLength })
+    assert.equal((await collect(store.list())).map((x) => x.id), [...kept, textId].sort(), 'listed (written first)')
+    await store.close()
+    store = await openStore(dir)
+    assert.equal(await store.usage(), usage, 'close wrote what waited')
+    for (const [i, id] of ids.entries()) {
+      if (i === 3) await rejects(store.get(id), 'NotFound')
+      else assert.equal(await store.get(id), bytes[i])
+    }
+    assert.equal(await store.get(textId), text)
+  } finally {
+    await store.close()
+  }
+})
+
+test('more durable: false puts than the store holds at once are written as they come; every one reads back', async (ctx) => {
+  const dir = join(ctx.dir, 'extents')
+  let store = await openStore(dir)
+  try {
+    // 4 × 2048 extents of 4 KiB (32 MiB) in flight together: past both limits many times over
+    const ids = Array.from({ length: 4 * 2048 }, () => randomUUID())
+    await Promise.all(ids.map(async (id, i) => await store.put(id, patternBytes(4096, i % 251), { durable: false })))
+    assert.equal(await store.usage(), { extents: ids.length, bytes: ids.length * 4096 })
+    for (const [i, id] of ids.entries()) {
+      if (i % 97 === 0) assert.equal(await store.get(id), patternBytes(4096, i % 251))
+    }
+    await store.sync()
+    await store.close()
+    store = await openStore(dir)
+    assert.equal(await store.usage(), { extents: ids.length, bytes: ids.length * 4096 })
+    for (const [i, id] of ids.entries()) {
+      if (i % 89 === 0) assert.equal(await store.get(id), patternBytes(4096, i % 251))
+    }
   } finally {
     await store.close()
   }
