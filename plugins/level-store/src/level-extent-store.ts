@@ -517,10 +517,7 @@ export class LevelExtentStore implements ExtentStore {
       return await this.#withLock(id, async () => {
         throwIfAborted(options.signal)
         this.#assertOpen()
-        // No other mutation of this id runs (the lock), so the two reads cannot be torn apart. Read
-        // synchronously: a new id (nearly every put) is answered by the memtable and the tables'
-        // bloom filters without touching the disk, and a trip through the thread pool cost a small
-        // put a tenth of its time on a busy node.
+        // held in memory, not yet written (see "Deferred writes")
         const held = this.#deferred.get(id)
         if (held !== undefined) {
           if (held.info.checksum !== checksum || held.info.size !== info.size) {
@@ -533,6 +530,10 @@ export class LevelExtentStore implements ExtentStore {
           this.#extents -= 1
           this.#bytes -= held.stored.byteLength
         }
+        // No other mutation of this id runs (the lock), so the two reads cannot be torn apart. Read
+        // synchronously: a new id (nearly every put) is answered by the memtable and the tables'
+        // bloom filters without touching the disk, and a trip through the thread pool cost a small
+        // put a tenth of its time on a busy node.
         const rawHeader = db.getSync(extentKeys.header(id))
         if (rawHeader !== undefined) {
           const header = parseHeader(rawHeader)
