@@ -77,22 +77,15 @@ export class DeferredWrites {
    * is new (neither held nor written) under its own lock for the id.
    */
   add (id: string, info: ExtentInfo, stored: Uint8Array): boolean {
-    const { bytesMax, extentsMax, writeAfterMs } = this.#init
+    const { bytesMax, extentsMax } = this.#init
     if (this.#stopped || this.#entries.size >= 2 * extentsMax || this.#bytes + stored.byteLength > 2 * bytesMax) return false
     const entry: Deferred = { id, info, stored: stored.slice() }
     this.#entries.set(id, entry)
     this.#waiting.push(entry)
     this.#waitingBytes += stored.byteLength
     this.#bytes += stored.byteLength
-    if (this.#waiting.length >= extentsMax || this.#waitingBytes >= bytesMax) {
-      this.#writeWaiting()
-    } else if (this.#timer === undefined) {
-      this.#timer = setTimeout(() => {
-        this.#timer = undefined
-        this.#writeWaiting()
-      }, writeAfterMs)
-      this.#timer.unref?.()
-    }
+    if (this.#waiting.length >= extentsMax || this.#waitingBytes >= bytesMax) this.#writeWaiting()
+    else this.#schedule()
     return true
   }
 
@@ -131,6 +124,16 @@ export class DeferredWrites {
     this.#timer = undefined
   }
 
+  /** Writes what waits once the delay has passed, unless a write is already due or writes were stopped. */
+  #schedule (): void {
+    if (this.#stopped || this.#timer !== undefined) return
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined
+      this.#writeWaiting()
+    }, this.#init.writeAfterMs)
+    this.#timer.unref?.()
+  }
+
   /** Starts the batch of every waiting entry, if there is one. */
   #writeWaiting (): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer)
@@ -151,13 +154,7 @@ export class DeferredWrites {
           this.#waitingBytes += e.stored.byteLength
         }
         this.#init.onError(err, batch.length)
-        if (!this.#stopped && this.#timer === undefined && this.#waiting.length > 0) {
-          this.#timer = setTimeout(() => {
-            this.#timer = undefined
-            this.#writeWaiting()
-          }, this.#init.writeAfterMs)
-          this.#timer.unref?.()
-        }
+        if (this.#waiting.length > 0) this.#schedule()
         throw err
       }
       for (const e of batch) {
