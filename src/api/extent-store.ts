@@ -125,6 +125,11 @@ export interface ExtentStore {
    * a store without it writes every put durably.
    */
   sync?: (options?: CallOptions) => Promise<void>
+  /**
+   * Of what `usage` counts, the copies of `durable: false` puts the store holds in memory and has not
+   * written yet (for metrics). Optional: a store that writes every put when it resolves has none.
+   */
+  held?: () => ExtentStoreUsage
 }
 
 /** What a store implementation is given when a node builds it. */

@@ -148,6 +148,10 @@ export class NodeMetrics implements RpcInterceptor {
       async collect () { this.set((await init.store.usage({ signal: AbortSignal.timeout(COLLECT_TIMEOUT_MS) })).extents) }
     })
     new Gauge({
+      name: 'dfs_store_held_bytes', help: 'Of dfs_store_bytes, small files\' copies held in memory, not yet written (0 for a store that writes every put at once)', registers,
+      collect () { this.set(init.store.held?.().bytes ?? 0) }
+    })
+    new Gauge({
       name: 'dfs_store_capacity_bytes', help: 'Capacity of this node\'s store (absent until known)', registers,
       collect () {
         const c = init.capacityBytes?.()

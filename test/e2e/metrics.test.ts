@@ -79,6 +79,8 @@ test('a put moves the RPC counters and the stored bytes of every node', async ()
   assert.ok((after[0].get('dfs_rpc_sent_bytes_total{method="fs.put.encoded"}') ?? 0) > 0, 'and sent its answer')
   for (let i = 0; i < 3; i++) {
     assert.ok((after[i].get('dfs_store_bytes') ?? 0) >= (before[i].get('dfs_store_bytes') ?? 0) + 3 * 256 * 1024, `n${i + 1} stores a copy`)
+    const held = after[i].get('dfs_store_held_bytes')
+    assert.ok(held !== undefined && held >= 0 && held <= 16 * 1024 * 1024, `n${i + 1} shows the copies its store holds (${String(held)})`)
     // the put's commit went through the Raft log of every node, fsync'd
     const fsyncs = (m: Map<string, number>): number => m.get('dfs_disk_log_fsync_duration_seconds_count') ?? 0
     assert.ok(fsyncs(after[i]) > fsyncs(before[i]), `n${i + 1} fsync'd its log`)

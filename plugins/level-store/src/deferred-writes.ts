@@ -71,6 +71,11 @@ export class DeferredWrites {
     return this.#entries.size
   }
 
+  /** Stored bytes of the extents held. */
+  get bytes (): number {
+    return this.#bytes
+  }
+
   /**
    * Holds a copy of `stored` as extent `id` for a later batch; false (nothing held) when the caller
    * must write it itself: too much is held, or writes were stopped. The caller checked that the id

@@ -848,6 +848,10 @@ export class LevelExtentStore implements ExtentStore {
     return { extents: this.#extents, bytes: this.#bytes }
   }
 
+  held (): ExtentStoreUsage {
+    return { extents: this.#deferred.size, bytes: this.#deferred.bytes }
+  }
+
   /** Common frame of every per-extent call: abort, state and id checks, in-flight tracking, error mapping. */
   async #call<T> (op: string, id: string, options: CallOptions, fn: (db: Level<string, Uint8Array>) => Promise<T>): Promise<T> {
     throwIfAborted(options.signal)

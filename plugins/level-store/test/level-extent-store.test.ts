@@ -779,6 +779,7 @@ test('a deferred put is read, stat\'d, listed and counted at once; one deleted b
   try {
     for (const [i, id] of ids.entries()) await store.put(id, bytes[i], { durable: false })
     await store.put(textId, encoded, { durable: false, codec: 'zstd', size: text.byteLength, checksum: sha256(text) })
+    assert.equal(store.held(), { extents: 7, bytes: bytes.reduce((n, b) => n + b.byteLength, 0) + encoded.byteLength }, 'held, not written yet')
     assert.equal(await store.get(textId), text, 'an encoded one reads back decoded')
     assert.equal((await store.getEncoded(textId)).bytes, encoded)
     assert.equal(await store.stat(ids[1]), { id: ids[1], size: 3001, checksum: sha256(bytes[1]) })
@@ -799,6 +800,7 @@ test('a deferred put is read, stat\'d, listed and counted at once; one deleted b
     const usage = await store.usage()
     assert.equal(usage, { extents: 6, bytes: bytes.reduce((n, b, i) => i === 3 ? n : n + b.byteLength, 0) + encoded.byteLength })
     assert.equal((await collect(store.list())).map((x) => x.id), [...kept, textId].sort(), 'listed (written first)')
+    assert.equal(store.held(), { extents: 0, bytes: 0 })
     await store.close()
     store = await openStore(dir)
     assert.equal(await store.usage(), usage, 'close wrote what waited')
