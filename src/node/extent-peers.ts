@@ -55,7 +55,9 @@ export class RpcExtentPeers implements ExtentPeers {
       throw new InvalidArgumentError(`extent ${extent.id} must be at most ${EXTENT_SIZE_MAX} bytes`, { extentId: extent.id, size: bytes?.byteLength, sizeMax: EXTENT_SIZE_MAX })
     }
     // the caller computed the checksum from these bytes (see ExtentPeers.put)
-    if (peer === this.#nodeId) return await this.#local.put(extent, bytes, { ...options, checksumTrusted: true })
+    if (peer === this.#nodeId) {
+      return await this.#local.putNew(extent.id, async () => { await this.#local.put(extent, bytes, { ...options, checksumTrusted: true }) })
+    }
     // the codec travels only with encoded bytes: a node built before codecs refuses the key
     const params = extent.codec === undefined
       ? { id: extent.id, size: extent.size, checksum: extent.checksum }

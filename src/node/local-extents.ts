@@ -1,11 +1,20 @@
 import { logger } from '@libp2p/logger'
 import {
-  CorruptExtentError, UnavailableError, decodeExtent, extentChecksum,
+  AbortedError, CorruptExtentError, UnavailableError, decodeExtent, extentChecksum,
   type CallOptions, type ExtentEncoding, type ExtentIdentity, type ExtentRecord, type ExtentReplicateResult, type ExtentStore, type PeerIdString
 } from '@dfs/api'
 import type { ExtentReader } from './extents.js'
 
 const log = logger('dfs:node:local-extents')
+
+/**
+ * How long a delete here keeps a coordinator's late copy of the same extent out (see `putNew`): a
+ * write that cut a copy off deletes it at once, and the copy's own call, on another connection or
+ * queued for a slot, can still be on its way.
+ */
+export const DELETED_REMEMBER_MS = 60_000
+/** Most deleted ids remembered at once (the oldest are forgotten first). */
+export const DELETED_REMEMBER_MAX = 100_000
 
 /** A local put's options: see `LocalExtents.put`. */
 export interface PutOptions extends CallOptions {
@@ -28,6 +37,10 @@ export class LocalExtents {
   readonly #nodeId: PeerIdString
   readonly #store: ExtentStore
   readonly #reader: ExtentReader
+  /** Ids deleted here lately, each with when it is forgotten (epoch ms), oldest first. */
+  readonly #deleted = new Map<string, number>()
+  /** New copies being received or stored (`putNew`), by id; a delete marks them. */
+  readonly #incoming = new Map<string, Set<{ deleted: boolean }>>()
 
   constructor (init: LocalExtentsInit) {
     this.#nodeId = init.nodeId
@@ -99,9 +112,55 @@ export class LocalExtents {
     await this.#storeChecked(extent, bytes, options)
   }
 
-  /** Deletes the local copy; a missing one is success. */
+  /**
+   * A coordinator's copy of a new extent (`extent.put`, or this node's own copy of a write): `run`
+   * receives the bytes and stores them (with `put`). The write that sent it may have cut it off and
+   * deleted it already, over another connection or while this call waited for a slot; so a copy
+   * whose id was deleted here within DELETED_REMEMBER_MS is refused, and one a delete came for
+   * while it ran is deleted once stored — either way Aborted, and nothing stays that no file
+   * references. A copy fetched by `replicate` (repair, moves) is not held back by this.
+   */
+  async putNew<T> (id: string, run: () => Promise<T>): Promise<T> {
+    if (this.#recentlyDeleted(id)) {
+      throw new AbortedError(`extent ${id} was deleted here moments ago: a late copy of a write that cut it off is not stored`, { extentId: id, node: this.#nodeId })
+    }
+    const mark = { deleted: false }
+    let marks = this.#incoming.get(id)
+    if (marks === undefined) this.#incoming.set(id, marks = new Set())
+    marks.add(mark)
+    try {
+      const result = await run()
+      if (mark.deleted) {
+        await this.#store.delete(id)
+        throw new AbortedError(`extent ${id} was deleted while its copy was being stored here; the copy is gone`, { extentId: id, node: this.#nodeId })
+      }
+      return result
+    } finally {
+      marks.delete(mark)
+      if (marks.size === 0 && this.#incoming.get(id) === marks) this.#incoming.delete(id)
+    }
+  }
+
+  /** Deletes the local copy; a missing one is success. A coordinator's copy of it still on its way is kept out (see `putNew`). */
   async delete (id: string, options: CallOptions = {}): Promise<void> {
+    for (const mark of this.#incoming.get(id) ?? []) mark.deleted = true
+    this.#remember(id)
     await this.#store.delete(id, options)
+  }
+
+  #remember (id: string): void {
+    const now = Date.now()
+    this.#deleted.delete(id)
+    this.#deleted.set(id, now + DELETED_REMEMBER_MS)
+    for (const [old, until] of this.#deleted) {
+      if (this.#deleted.size <= DELETED_REMEMBER_MAX && until > now) break
+      this.#deleted.delete(old)
+    }
+  }
+
+  #recentlyDeleted (id: string): boolean {
+    const until = this.#deleted.get(id)
+    return until !== undefined && until > Date.now()
   }
 
   async #storeChecked (extent: ExtentIdentity & ExtentEncoding, bytes: Uint8Array, options: PutOptions): Promise<void> {

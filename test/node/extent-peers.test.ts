@@ -62,11 +62,26 @@ async function openStore (node: { name: string, dir: string }): Promise<LevelExt
   return store
 }
 
-async function startNode (name: string): Promise<Node> {
+/** A real store whose puts wait at a gate while one is set (a slow disk, a busy node). */
+class GatedStore extends LevelExtentStore {
+  gate: Promise<void> | undefined
+  /** Called when a put reaches the gate. */
+  onGate: () => void = () => {}
+  override async put (...args: Parameters<LevelExtentStore['put']>): ReturnType<LevelExtentStore['put']> {
+    if (this.gate !== undefined) {
+      this.onGate()
+      await this.gate
+    }
+    return await super.put(...args)
+  }
+}
+
+async function startNode (name: string, gated = false): Promise<Node> {
   const host = await startHost()
   const id = host.peerId.toString()
   const dir = join(ctx.root, name)
-  const store = await openStore({ name, dir })
+  const store = gated ? new GatedStore({ dir, logger, node: name }) : await openStore({ name, dir })
+  if (gated) await store.open()
   const reader = new RemoteExtents({ host, nodeId: id, store, resolveAddrs: (p) => ctx.addrBook.get(p) ?? [], replicaIdleTimeoutMs: 3000 })
   const peers = new RpcExtentPeers({ nodeId: id, store, reader, callTimeoutMs: 20_000 })
   const security = new Security({ nodeId: id, metadata })
@@ -269,6 +284,43 @@ test('delete removes a peer\'s copy; a missing one is success', async () => {
   await ctx.b.store.put(x.id, bytes)
   await ctx.b.peers.delete(ctx.b.id, x.id)
   assert.is(await ctx.b.store.has(x.id), false)
+})
+
+test('a copy cut off and deleted before its store wrote it is deleted once written; a late one is refused; replicate is not held back', async () => {
+  const d = await startNode('D', true)
+  const store = d.store as GatedStore
+  try {
+    const bytes = randomBytes(5000)
+    const x = newExtent(bytes, [d])
+    // B's copy for D is received, but D's store is slow: the write that sent it gives up on it
+    // and deletes it (delete finds nothing yet); then the store writes it
+    let open!: () => void
+    store.gate = new Promise((resolve) => { open = resolve })
+    const reached = new Promise<void>((resolve) => { store.onGate = resolve })
+    const cut = new AbortController()
+    const putting = ctx.b.peers.put(d.id, x, bytes, { signal: cut.signal })
+    await reached
+    await ctx.b.peers.delete(d.id, x.id)
+    assert.is(await d.store.has(x.id), false)
+    store.gate = undefined
+    open()
+    cut.abort()
+    await failureOf(putting)
+    // the copy D's store wrote after the delete is deleted again (the put's handler saw the delete)
+    const { waitFor } = await import('../e2e/harness.js')
+    await waitFor(async () => (await d.store.has(x.id)) ? undefined : true, 5000, 'the late copy to be deleted')
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    assert.is(await d.store.has(x.id), false, 'no copy stays that no file references')
+    // a copy of it arriving after the delete (another connection, a queue) is refused
+    assert.is((await failureOf(ctx.b.peers.put(d.id, x, bytes))).name, 'Aborted')
+    assert.is(await d.store.has(x.id), false)
+    // repair's pull is not held back: metadata lists D as a replica, B has a good copy
+    await ctx.b.store.put(x.id, bytes)
+    await ctx.a.peers.replicate(d.id, x, [ctx.b.id])
+    assert.ok(Buffer.from(await d.store.get(x.id)).equals(bytes))
+  } finally {
+    await stopNode(d)
+  }
 })
 
 test('read falls back past a corrupt local copy and rewrites it from the good bytes', async () => {

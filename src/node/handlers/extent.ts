@@ -127,17 +127,20 @@ export function extentWriteMethods (local: LocalExtents, init: { writesInFlightM
       params: (raw) => encodedIdentity(record(raw, EXTENT_PUT_METHOD)),
       handle: async ({ params, body, signal }) => {
         const extent = params
-        const release = await slots.acquire(signal)
-        try {
-          // Only members may call extent.put (NODE_ACTIONS; no role grants extent.write), and Noise
-          // proved which one: the coordinator computed the checksum from these bytes (and checked
-          // that an encoding decodes to them), and the AEAD proves they are the bytes it sent, so
-          // they are not decoded nor hashed again here (reads verify)
-          await local.put(extent, await receive(extent, body), { signal, checksumTrusted: true })
-          return {}
-        } finally {
-          release()
-        }
+        // from the moment the call is here, a delete of the id wins over it (see LocalExtents.putNew)
+        return await local.putNew(extent.id, async () => {
+          const release = await slots.acquire(signal)
+          try {
+            // Only members may call extent.put (NODE_ACTIONS; no role grants extent.write), and Noise
+            // proved which one: the coordinator computed the checksum from these bytes (and checked
+            // that an encoding decodes to them), and the AEAD proves they are the bytes it sent, so
+            // they are not decoded nor hashed again here (reads verify)
+            await local.put(extent, await receive(extent, body), { signal, checksumTrusted: true })
+            return {}
+          } finally {
+            release()
+          }
+        })
       }
     }),
     defineMethod(EXTENT_REPLICATE_METHOD, {
