@@ -20,6 +20,7 @@
  * Shared helpers (the policies' view of the cluster, the coordinator pool) are in context.ts;
  * defaults and limits in constants.ts.
  */
+import { setMaxListeners } from 'node:events'
 import { REPAIR_DELAY_MS_DEFAULT, UnavailableError } from '@dfs/api'
 import type {
   CallOptions, DrainResult, ExtentRecord, Logger, MoveProgress, PeerIdString, RebalanceMove, RebalanceOptions,
@@ -78,6 +79,8 @@ export class DefaultReplication implements ReplicationService {
     for (const [k, v] of Object.entries(this.#tuning)) {
       if (!(Number.isFinite(v) && v >= 0)) throw new TypeError(`${k} must be a number ≥ 0, got ${v}`)
     }
+    // every background call (release's deletes, repair's copies, moves) listens to it, 16 or more at once
+    setMaxListeners(Infinity, this.#stopping.signal)
     const ctx: ReplicationContext = {
       init,
       tuning: this.#tuning,
