@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto'
+import { setMaxListeners } from 'node:events'
 import {
   AlreadyExistsError, BadDigestError, COMPOSE_PARTS_MAX, RENAME_FILES_MAX, Deadline, DeadlineExceededError, DfsError, EXTENT_SIZE_MAX, FailedPreconditionError, INLINE_FILE_BYTES_MAX, InvalidArgumentError,
   InvalidRangeError, IsADirectoryError, MalformedFrameError, NotADirectoryError, NotFoundError,
@@ -672,6 +673,7 @@ export class FileService {
     }
     const remote = extents.flatMap((e) => e.replicas.filter((p) => p !== this.#nodeId).map((p) => ({ p, e })))
     const signal = AbortSignal.timeout(Math.min(ABANDONED_DELETE_TIMEOUT_MS + remote.length * ABANDONED_DELETE_MS_PER_COPY, ABANDONED_DELETE_TIMEOUT_MS_MAX))
+    setMaxListeners(Infinity, signal) // one listener per delete in flight
     // a bounded number at once: a big file has tens of thousands of copies
     let next = 0
     const failed: Array<{ p: PeerIdString, e: ExtentRecord }> = []
