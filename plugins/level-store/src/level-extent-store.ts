@@ -525,7 +525,8 @@ export class LevelExtentStore implements ExtentStore {
               id, existingChecksum: held.info.checksum, existingSize: held.info.size, checksum, size: info.size
             })
           }
-          // a durable put of a held extent writes it now, synced, rather than leave it to the batch
+          // a durable put of a waiting extent writes it now, synced, rather than leave it to the
+          // batch; one already being written is then as any written unsynced copy (as before batching)
           if (options.durable === false || !await this.#deferred.remove(id)) return held.info
           this.#extents -= 1
           this.#bytes -= held.stored.byteLength
@@ -813,14 +814,13 @@ export class LevelExtentStore implements ExtentStore {
    * checksum like any read's (decoded first if encoded), and copies (the held ones are still to be written).
    */
   #readDeferred ({ id, info, stored }: Deferred): { info: ExtentInfo, stored: Uint8Array, logical: Uint8Array } {
-    const header = { size: info.size, checksum: info.checksum, codec: info.codec }
     const copy = stored.slice()
-    const logical = header.codec === undefined
+    const logical = info.codec === undefined
       ? copy
-      : decodeExtent({ id, size: header.size, checksum: header.checksum }, header.codec, copy, this.#details({ reason: 'deferred bytes do not decode' }))
+      : decodeExtent(info, info.codec, copy, this.#details({ reason: 'deferred bytes do not decode' }))
     const actual = sha256(logical)
-    if (actual !== header.checksum || logical.byteLength !== header.size) {
-      throw new CorruptExtentError(id, header.checksum, actual, this.#details({ expectedSize: header.size, actualSize: logical.byteLength, deferred: true }))
+    if (actual !== info.checksum || logical.byteLength !== info.size) {
+      throw new CorruptExtentError(id, info.checksum, actual, this.#details({ expectedSize: info.size, actualSize: logical.byteLength, deferred: true }))
     }
     return { info, stored: copy, logical }
   }
