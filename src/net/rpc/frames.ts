@@ -1,7 +1,5 @@
 import { decode as cborDecode, encode as cborEncode } from 'cborg'
-import { UnexpectedEOFError } from '@libp2p/utils'
-import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
-import { FrameTooLargeError, MalformedFrameError, type WireError } from '@dfs/api'
+import { LengthPrefixed, MalformedFrameError, type WireError } from '@dfs/api'
 import { DATA_CHUNK_BYTES_MAX, DATA_WINDOW_FRAMES, FRAME_BYTES_MAX } from '../constants.js'
 import type { AbortOptions, Stream } from '@libp2p/interface'
 import { Uint8ArrayList } from 'uint8arraylist'
@@ -172,31 +170,24 @@ export function decodeFrame (payload: Uint8ArrayList): Frame {
 /** A stream of frames: length-prefixed, size-limited, typed. */
 export class FramedStream {
   readonly stream: Stream
-  readonly #lp: LengthPrefixedStream<Stream>
+  readonly #lp: LengthPrefixed
 
   constructor (stream: Stream) {
     this.stream = stream
-    this.#lp = lpStream(stream, {
+    this.#lp = new LengthPrefixed(stream, {
       maxDataLength: FRAME_BYTES_MAX,
       // room for a full flow-control window of DATA frames plus control frames
       maxBufferSize: (DATA_WINDOW_FRAMES + 2) * FRAME_BYTES_MAX
     })
   }
 
-  /** The next frame, or null when the remote closed its side at a frame boundary. */
+  /**
+   * The next frame, or null when the stream ended (the remote closed its side; a frame cut off by
+   * the end is dropped). A frame over FRAME_BYTES_MAX is FrameTooLarge.
+   */
   async read (options?: AbortOptions): Promise<Frame | null> {
-    let payload: Uint8ArrayList
-    try {
-      payload = await this.#lp.read(options)
-    } catch (err) {
-      if (err instanceof UnexpectedEOFError || (err as Error)?.name === 'UnexpectedEOFError') return null
-      if ((err as Error)?.name === 'InvalidDataLengthError' || (err as Error)?.name === 'InvalidDataLengthLengthError') {
-        throw new FrameTooLargeError(`frame larger than ${FRAME_BYTES_MAX} bytes`, { limit: FRAME_BYTES_MAX })
-      }
-      if ((err as Error)?.name === 'InvalidMessageLengthError') throw new MalformedFrameError('invalid frame length')
-      throw err
-    }
-    return decodeFrame(payload)
+    const payload = await this.#lp.read(options)
+    return payload === null ? null : decodeFrame(payload)
   }
 
   /** Resolves to the size of the frame's body (without the length prefix and kind byte). */

@@ -32,8 +32,7 @@
  * on the first chunk). (A forwarded TransferLeader names the transferee in `from`, not the sender: it is
  * accepted only from a peer and for a transferee that the group itself vets; see RaftGroup.)
  */
-import { lpStream } from '@libp2p/utils'
-import { AbortedError, DeadlineExceededError, FrameTooLargeError, UnavailableError } from '@dfs/api'
+import { AbortedError, LengthPrefixed, DeadlineExceededError, FrameTooLargeError, UnavailableError } from '@dfs/api'
 import type { Logger, PeerIdString, PeerNetwork } from '@dfs/api'
 import type { Stream } from '@libp2p/interface'
 import { lazyDeadline, systemClock, timeoutSignal } from '../group/clock.js'
@@ -616,16 +615,22 @@ export function libp2pLink (network: PeerNetwork, log: Logger): FrameLink {
       return
     }
     inbound.add(stream)
-    const lp = lpStream(stream, { maxDataLength: FRAME_BYTES_MAX, maxBufferSize: FRAME_BYTES_MAX + 64 * 1024 })
+    const lp = new LengthPrefixed(stream, { maxDataLength: FRAME_BYTES_MAX, maxBufferSize: FRAME_BYTES_MAX + 64 * 1024 })
     try {
       for (;;) {
         let bytes: Uint8Array
         try {
-          bytes = (await lp.read()).subarray()
+          const frame = await lp.read()
+          if (frame === null) {
+            // the end of the stream: the peer closed it or went away
+            if (stream.status === 'open') stream.abort(new AbortedError('the peer ended its raft stream'))
+            return
+          }
+          bytes = frame.subarray()
         } catch (err) {
-          // The end of the stream (the peer closed or went away), or a frame over the size limit.
+          // a frame over the size limit, or the stream failed
           const name = (err as Error).name
-          if (name !== 'UnexpectedEOFError' && name !== 'StreamResetError' && name !== 'StreamAbortedError' && name !== 'AbortError') {
+          if (name !== 'StreamResetError' && name !== 'StreamAbortedError' && name !== 'AbortError') {
             receiver.failed(peer, err as Error)
           }
           if (stream.status === 'open') stream.abort(err as Error)
@@ -644,7 +649,7 @@ export function libp2pLink (network: PeerNetwork, log: Logger): FrameLink {
   return {
     open: async (peer, signal, kind = 'raft') => {
       const stream = await network.openStream(peer, kind === 'snapshot' ? RAFT_SNAPSHOT_PROTOCOL : RAFT_PROTOCOL, { signal })
-      const lp = lpStream(stream, { maxDataLength: FRAME_BYTES_MAX })
+      const lp = new LengthPrefixed(stream, { maxDataLength: FRAME_BYTES_MAX })
       return {
         write: async (frames, options) => { await lp.writeV(frames, options) },
         abort: (err) => { stream.abort(err) },
