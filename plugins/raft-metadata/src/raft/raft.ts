@@ -721,6 +721,13 @@ export class Raft {
       this.trk.progress.delete(id)
     }
     this.isLearner = learners.has(this.id)
+    if ((this.state === StateType.Candidate || this.state === StateType.PreCandidate) && !voters.has(this.id)) {
+      // Removed or demoted while campaigning (a refused vote told it how far the log is committed, see
+      // learnCommit): it may not win, whatever votes are still on their way (stack simulation, seed
+      // 9100585: a removed node won a term and failed the leader's own-membership invariant).
+      this.becomeFollower(this.term, '')
+      return
+    }
     if (this.state !== StateType.Leader) return
     if (!voters.has(this.id)) {
       // Thesis §4.2.2: a leader removed from the configuration steps down once the change is committed
@@ -942,6 +949,12 @@ function stepCandidate (r: Raft, m: Message): void {
     case myResp: {
       if (m.reject) r.learnCommit(m.commit, m.logTerm)
       const result = r.poll(m.from, !m.reject)
+      if (result === VoteResult.Won && (!r.promotable() || r.hasUnappliedConfChanges())) {
+        // hup's rule again: a refused vote may have told it of a committed conf change it has not
+        // applied, so its votes were counted in a configuration that may no longer be the group's
+        r.becomeFollower(r.term, '')
+        return
+      }
       if (result === VoteResult.Won) {
         if (r.state === StateType.PreCandidate) {
           r.campaign(CampaignType.Election)

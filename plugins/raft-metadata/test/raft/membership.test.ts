@@ -340,4 +340,54 @@ for (const preVote of [false, true]) {
   })
 }
 
+
+for (const applied of [true, false]) {
+  test(`a node that learns mid-campaign that its own removal committed cannot win, however the votes come (${applied ? 'applied' : 'not yet applied'})`, () => {
+    // Found by the stack simulation (seed 9100585): d, removed but never told that the removal
+    // committed, campaigned; a refused pre-vote told it the commit index (learnCommit), it applied its
+    // removal while a pre-candidate, and the pre-votes and votes granted after that made it leader of a
+    // configuration without it: the group stopped on the leader's own-membership invariant.
+    const n = new Network(['a', 'b', 'c', 'd'], { preVote: true })
+    n.elect('a')
+    n.propose('a', 'x')
+    const cc = n.raw('a').raft.log.lastIndex() + 1
+    n.dropIf = (m) => m.from === 'a' && m.to === 'd' && (m.commit >= cc || m.entries.some((e) => e.index > cc))
+    n.raw('a').proposeConfChange({ type: ConfChangeType.RemoveNode, node: 'd' })
+    n.deliver()
+    assert.equal(n.raw('a').status().confState.voters, ['a', 'b', 'c'])
+    const d = n.raw('d')
+    assert.ok(d.status().commit < cc && d.raft.log.lastIndex() >= cc, 'd holds its removal, not knowing it committed')
+    const term = d.status().term
+    d.campaign()
+    n.flushReadys()
+    n.queue = []
+    assert.is(d.status().state, StateType.PreCandidate)
+    // a refuses (its answer carries how far the log is committed); b and c grant
+    d.step({ type: MessageType.PreVoteResp, from: 'a', to: 'd', term, index: 0, logTerm: term, entries: [], commit: cc, reject: true, rejectHint: 0 })
+    assert.ok(d.status().commit >= cc, 'd learnt that its removal committed')
+    if (applied) {
+      n.flushReadys()
+      assert.equal(n.node('d').confState.voters, ['a', 'b', 'c'], 'd applied its removal')
+      assert.is(d.status().state, StateType.Follower, 'and stopped campaigning')
+    }
+    const grant = (type: MessageType, from: string, t: number): void => {
+      d.step({ type, from, to: 'd', term: t, index: 0, logTerm: 0, entries: [], commit: 0, reject: false, rejectHint: 0 })
+    }
+    grant(MessageType.PreVoteResp, 'b', term + 1)
+    grant(MessageType.PreVoteResp, 'c', term + 1)
+    grant(MessageType.VoteResp, 'b', term + 1)
+    grant(MessageType.VoteResp, 'c', term + 1)
+    // not even for a moment (unapplied, the removal would only make it step down when it applies it,
+    // after its term had taken the group's leadership)
+    assert.is(d.status().state, StateType.Follower)
+    n.flushReadys()
+    assert.is(d.status().state, StateType.Follower)
+    assert.equal(n.node('d').confState.voters, ['a', 'b', 'c'])
+    n.queue = []
+    n.recover()
+    n.tickAll(50)
+    assert.is(n.leader(), 'a', 'the group keeps its leader')
+  })
+}
+
 test.run()
