@@ -846,9 +846,15 @@ export class RaftGroup<R> {
     this.stats.entriesPersisted += rd.entries.length
   }
 
-  /** A Ready whose only durable change is the commit index (term and vote as already durable). */
+  /**
+   * A Ready whose only durable change is the commit index (term and vote as already durable), and
+   * which applies no conf change: a configuration is applied only once the commit index covering it
+   * is durable. Otherwise a node could show (and an operator act on) a configuration that a crash
+   * takes back — restarted with the older commit index, it counts a removed voter again and waits
+   * for a vote that never comes once that node is shut down (stack simulation, seed 31002061).
+   */
   #commitOnly (rd: Ready): boolean {
-    return rd.hardState !== undefined && !mustSync(rd, this.#durable)
+    return rd.hardState !== undefined && !mustSync(rd, this.#durable) && !rd.committedEntries.some((e) => e.type === EntryType.ConfChange)
   }
 
   /**

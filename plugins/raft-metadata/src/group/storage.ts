@@ -6,8 +6,12 @@ import { MemoryStorage } from '../raft/index.js'
 import type { ConfState, Entry, HardState, Snapshot, Storage } from '../raft/index.js'
 
 export interface DurableStorage extends Storage {
-  /** Persists a Ready's snapshot, entries and hard state, durably (one fsync'd batch for LevelStorage). */
-  saveReady: (rd: { hardState?: HardState, entries: Entry[], snapshot?: Snapshot }) => Promise<void>
+  /**
+   * Persists a Ready's snapshot, entries and hard state, durably (one fsync'd batch for LevelStorage).
+   * A hard state that only moves the commit index may be kept in memory until the next write, unless
+   * `committedEntries` (the entries the Ready applies) hold a conf change: then it is written too.
+   */
+  saveReady: (rd: { hardState?: HardState, entries: Entry[], snapshot?: Snapshot, committedEntries?: Entry[] }) => Promise<void>
   /** Records an application snapshot at an applied index. */
   createSnapshot: (index: number, confState: ConfState, data: Uint8Array) => Promise<Snapshot> | Snapshot
   /** Drops the entries up to `index` (covered by the snapshot). */

@@ -5,7 +5,7 @@
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { RaftGroup } from '../../src/group/index.js'
-import { MemoryStorage, MessageType, StateType } from '../../src/raft/index.js'
+import { ConfChangeType, EntryType, MemoryStorage, MessageType, StateType } from '../../src/raft/index.js'
 import type { NodeId } from '../../src/raft/index.js'
 import { Hub, gated } from './hub.js'
 import type { Gated } from './hub.js'
@@ -109,6 +109,23 @@ test('a write of nothing but the commit index does not hold up applying', async 
   await waitFor(() => f.sm.items.includes('commit-only'), 5000, 'the follower applies meanwhile')
   f.gate.release()
   await waitFor(() => f.gate.pending() === 0, 5000, 'the write ends')
+})
+
+test('a conf change is applied only once the commit index that covers it is durable', async (ctx) => {
+  // Stack simulation seed 31002061: a voter applied the removal of the other with that commit index
+  // still in memory; the removed node was shut down and, after a crash, the voter counted it again.
+  const hub = new Hub()
+  const { leader, followers } = await start(ctx, hub)
+  const [f] = followers
+  // hold the follower's write of the Ready that applies a conf change (its commit index only)
+  f.gate.hold((rd) => rd.entries.length === 0 && rd.committedEntries?.some((e) => e.type === EntryType.ConfChange) === true)
+  const cs = await leader.group.proposeConfChange({ type: ConfChangeType.AddLearner, node: 'node-d' })
+  assert.equal(cs.learners, ['node-d'])
+  await waitFor(() => f.gate.pending() === 1, 5000, "the follower's write of that commit index waits")
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  assert.equal(f.group.status().confState.learners, [], 'not applied while its commit index is not durable')
+  f.gate.release()
+  await waitFor(() => f.group.status().confState.learners.includes('node-d'), 5000, 'applied once it is')
 })
 
 test('a single voter never tells its learners a commit index its own fsync has not made durable', async (ctx) => {

@@ -173,6 +173,23 @@ test('LevelStorage: entries, snapshots, term and vote are written fsync\'d; a co
   await again.close()
 })
 
+test('LevelStorage: a commit-only hard state is written when the Ready applies a conf change, so a crash cannot take the configuration back', async () => {
+  // Stack simulation seed 31002061: the last voter applied the removal of the other (its commit index
+  // kept in memory), the removed node was shut down, and after a crash the survivor counted it again.
+  const dir = await tempDir()
+  const l = await LevelStorage.open(dir, { confState: CS })
+  const cc: Entry = { index: 3, term: 2, type: EntryType.ConfChange, data: bytes('remove c') }
+  await l.saveReady({ entries: [ent(2, 2), cc], hardState: { term: 2, vote: 'a', commit: 1 } })
+  await l.saveReady({ entries: [], hardState: { term: 2, vote: 'a', commit: 2 }, committedEntries: [ent(2, 2)] })
+  assert.equal(l.stats, { batches: 1, syncedBatches: 1, commitOnlyKept: 1 }, 'an ordinary entry: kept in memory')
+  await l.saveReady({ entries: [], hardState: { term: 2, vote: 'a', commit: 3 }, committedEntries: [cc] })
+  assert.equal(l.stats, { batches: 2, syncedBatches: 2, commitOnlyKept: 1 }, 'a conf change: written')
+  const crashed = await LevelStorage.open(await copyDir(dir))
+  assert.equal(crashed.initialState().hardState, { term: 2, vote: 'a', commit: 3 }, 'a crash keeps the commit index that covers it')
+  await crashed.close()
+  await l.close()
+})
+
 test('mustSync: entries, a snapshot, a new term or a new vote must be durable before messages; the commit index alone need not', () => {
   const hs: HardState = { term: 3, vote: 'a', commit: 5 }
   assert.is(mustSync({ entries: [], hardState: { ...hs, commit: 9 } }, hs), false)
