@@ -38,7 +38,7 @@ import {
   AbortedError, DeadlineExceededError, InvalidArgumentError, NoQuorumError, UnavailableError
 } from '@dfs/api'
 import type { Logger } from '@dfs/api'
-import { EntryType, MessageType, RawNode, StateType, decodeConfChange, mustSync } from '../raft/index.js'
+import { EntryType, MessageType, RawNode, StateType, decodeConfChange, holdsConfChange, mustSync } from '../raft/index.js'
 import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, ProgressStatus, Rand, Ready, Snapshot } from '../raft/index.js'
 import type { GroupTransport, RaftTransportHandler } from '../transport/index.js'
 import {
@@ -854,7 +854,7 @@ export class RaftGroup<R> {
    * for a vote that never comes once that node is shut down (stack simulation, seed 31002061).
    */
   #commitOnly (rd: Ready): boolean {
-    return rd.hardState !== undefined && !mustSync(rd, this.#durable) && !rd.committedEntries.some((e) => e.type === EntryType.ConfChange)
+    return rd.hardState !== undefined && !mustSync(rd, this.#durable) && !holdsConfChange(rd.committedEntries)
   }
 
   /**

@@ -9,7 +9,7 @@ export {
   SnapshotOutOfDateError, InvalidConfChangeError, CorruptLogError
 } from './errors.js'
 export { CAMPAIGN_TRANSFER_CONTEXT } from './constants.js'
-export { mustSync } from './util.js'
+export { holdsConfChange, mustSync } from './util.js'
 export { LevelStorage, RaftLogDb, levelLogStore } from './level-storage.js'
 export { WalLogStore, WAL_SEGMENT_BYTES_DEFAULT } from './wal-log-store.js'
 export type { WalOptions } from './wal-log-store.js'

@@ -26,7 +26,7 @@ import { CompactedError, CorruptLogError, SnapshotOutOfDateError } from './error
 import { MemoryStorage } from './memory-storage.js'
 import { EntryType } from './types.js'
 import type { ConfState, Entry, HardState, Snapshot, Storage } from './types.js'
-import { STRICT_CBOR_DECODE_OPTIONS, mustSync } from './util.js'
+import { STRICT_CBOR_DECODE_OPTIONS, holdsConfChange, mustSync } from './util.js'
 import { WalLogStore, type WalOptions } from './wal-log-store.js'
 import { mutations } from '../mutations.js'
 
@@ -471,7 +471,7 @@ export class LevelStorage implements Storage {
       // waited forever for the vote of the node it had seen removed).
       const prev = this.mem.hardStateNow()
       const hs = rd.hardState ?? prev
-      const appliesConfChange = rd.committedEntries?.some((e) => e.type === EntryType.ConfChange) === true
+      const appliesConfChange = holdsConfChange(rd.committedEntries ?? [])
       if (ops.length === 0 && !appliesConfChange && !mustSync({ hardState: hs, entries: [] }, prev)) {
         if (rd.hardState !== undefined) {
           this.mem.setHardState(rd.hardState)

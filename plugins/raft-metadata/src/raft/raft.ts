@@ -22,7 +22,7 @@ import type {
   ConfChange, ConfState, Entry, HardState, Message, ProgressStatus, RaftConfig, RaftStatus, ReadState, Snapshot,
   SoftState
 } from './types.js'
-import { bytesEqual, entrySize, isEmptyHardState, makeMessage, payloadSize } from './util.js'
+import { bytesEqual, entrySize, holdsConfChange, isEmptyHardState, makeMessage, payloadSize } from './util.js'
 
 type StepFn = (r: Raft, m: Message) => void
 type TickFn = (r: Raft) => void
@@ -402,7 +402,7 @@ export class Raft {
     const hi = this.log.committed + 1
     while (lo < hi) {
       const ents = this.log.slice(lo, hi, this.log.maxApplyingSize)
-      for (const e of ents) if (e.type === EntryType.ConfChange) return true
+      if (holdsConfChange(ents)) return true
       lo += ents.length
     }
     return false

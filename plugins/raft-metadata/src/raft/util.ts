@@ -1,5 +1,6 @@
 /** Small helpers shared by the core files. */
 import { ENTRY_OVERHEAD_BYTES } from './constants.js'
+import { EntryType } from './types.js'
 import type { Entry, HardState, Message, MessageType } from './types.js'
 
 /** Bytes an entry counts for in message and Ready size limits. */
@@ -30,6 +31,16 @@ export function limitSize (entries: Entry[], maxSize: number | undefined): Entry
 }
 
 export const EMPTY_HARD_STATE: HardState = Object.freeze({ term: 0, vote: '', commit: 0 })
+
+/**
+ * Whether `entries` hold a conf change. Committed ones change who votes once applied: a node does not
+ * campaign while any is unapplied, and applies them only after the commit index covering them is
+ * durable (LevelStorage.saveReady, RaftGroup).
+ */
+export function holdsConfChange (entries: Entry[]): boolean {
+  for (const e of entries) if (e.type === EntryType.ConfChange) return true
+  return false
+}
 
 export function isEmptyHardState (hs: HardState): boolean {
   return hs.term === 0 && hs.vote === '' && hs.commit === 0
