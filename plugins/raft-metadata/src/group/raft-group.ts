@@ -407,6 +407,14 @@ export class RaftGroup<R> {
     return this.#failure
   }
 
+  /**
+   * The term, vote and commit index as last written durably (what a crash now would restart with);
+   * `status()` shows the core's, which may be ahead while a write is in flight.
+   */
+  get durableHardState (): Readonly<HardState> {
+    return { ...this.#durable }
+  }
+
   status (): RaftGroupStatus {
     const node = this.#node
     const st = node?.status()

@@ -128,6 +128,25 @@ test('a conf change is applied only once the commit index that covers it is dura
   await waitFor(() => f.group.status().confState.learners.includes('node-d'), 5000, 'applied once it is')
 })
 
+test('durableHardState shows the term and vote a crash would keep, status() the core\'s', async (ctx) => {
+  // The stack simulator counts a leadership only once its term and vote are durable (seed 31000230)
+  const hub = new Hub()
+  const { leader, followers } = await start(ctx, hub)
+  const [f] = followers
+  const term = leader.group.status().term
+  assert.equal(f.group.durableHardState.term, term)
+  // hold the follower's write of its candidacy: a new term and a vote for itself
+  f.gate.hold((rd) => rd.hardState !== undefined && rd.hardState.term > term)
+  leader.group.transferLeadership(f.id)
+  await waitFor(() => f.gate.pending() === 1, 5000, "the follower's write of its new term waits")
+  assert.is(f.group.status().term, term + 1, 'the core campaigns in the next term')
+  assert.is(f.group.durableHardState.term, term, 'not durable yet')
+  assert.is.not(f.group.durableHardState.vote, f.id)
+  f.gate.release()
+  await waitFor(() => f.group.durableHardState.term === term + 1, 5000, 'the term durable once the write ends')
+  assert.is(f.group.durableHardState.vote, f.id)
+})
+
 test('a single voter never tells its learners a commit index its own fsync has not made durable', async (ctx) => {
   const hub = new Hub()
   const cs = { voters: ['node-a'], learners: ['node-b'] }

@@ -444,6 +444,11 @@ export class StackSimulation {
         if (group.failure !== undefined) this.#fail('restart', `${n.id} group ${g} stopped itself: ${group.failure.message}`)
         const st = group.status()
         if (st.state !== StateType.Leader) continue
+        // A leadership counts once its term and self-vote are durable: before that the node sends
+        // nothing of the term (RaftGroup #sendsEarly), so a crash erases it without trace and the
+        // node may rightly vote again in that term after restarting.
+        const durable = group.durableHardState
+        if (durable.term !== st.term || durable.vote !== n.id) continue
         const other = this.#leaderOfTerm[g].get(st.term)
         if (other !== undefined && other !== n.id) this.#fail('election-safety', `group ${g}: ${other} and ${n.id} both lead term ${st.term}`)
         if (other === undefined) {
