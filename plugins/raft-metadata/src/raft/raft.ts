@@ -473,6 +473,17 @@ export class Raft {
       } else if (m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snap) {
         // Paper §5.1: a higher term makes us a follower; only a leader sends these.
         this.becomeFollower(m.term, m.from)
+      } else if (m.type === MessageType.Vote && !this.log.isUpToDate(m.index, m.logTerm)) {
+        // Paper §5.2 (figure 2): the election timer restarts on a vote granted, not on one refused.
+        // A candidate whose log is behind ours moves us to its term but keeps our timer running;
+        // restarting it on every such request let a node with a stale log, campaigning again and
+        // again, keep the one whose log could win from ever timing out (core simulation, seed
+        // 9102767: no leader 200 ticks after the heal).
+        const elapsed = this.electionElapsed
+        const timeout = this.randomizedElectionTimeout
+        this.becomeFollower(m.term, '')
+        this.electionElapsed = elapsed
+        this.randomizedElectionTimeout = timeout
       } else {
         this.becomeFollower(m.term, '')
       }

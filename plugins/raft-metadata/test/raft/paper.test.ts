@@ -312,6 +312,31 @@ test('§5.4.1 a node denies its vote to a candidate whose log is less up-to-date
   }
 })
 
+test('§5.2 the election timer restarts on a vote granted, not on one refused to a candidate whose log is behind', () => {
+  // Core simulation seed 9102767: a node with a stale log campaigned again and again; each request
+  // restarted the timer of the node whose log could win, which then never timed out.
+  for (const upToDate of [false, true]) {
+    const s = storageWithLog(['a', 'b', 'c'], [2, 2], 2)
+    const n = newNode('a', s)
+    const timeout = n.raft.randomizedElectionTimeout
+    for (let i = 0; i < timeout - 1; i++) n.tick()
+    assert.is(n.raft.electionElapsed, timeout - 1)
+    n.step(msg({ type: MessageType.Vote, from: 'b', to: 'a', term: 5, index: upToDate ? 3 : 2, logTerm: 2 }))
+    const [r] = ofType(readMessages(n, s), MessageType.VoteResp)
+    assert.is(n.status().term, 5, 'the candidate\'s term is adopted either way')
+    assert.is(!r.reject, upToDate)
+    if (upToDate) {
+      assert.is(n.raft.electionElapsed, 0, 'granted: the timer restarts')
+      continue
+    }
+    assert.is(n.raft.electionElapsed, timeout - 1, 'refused: the timer runs on')
+    n.tick()
+    const votes = ofType(readMessages(n, s), MessageType.Vote)
+    assert.is(n.status().state, StateType.Candidate, 'a campaigns at its own timeout')
+    assert.equal(votes.map((v) => [v.to, v.term]), [['b', 6], ['c', 6]])
+  }
+})
+
 test('§5.4.2 a leader never commits a previous-term entry by counting replicas', () => {
   // Figure 8: S1 (leader, term 4) has an entry of term 2 at index 3 replicated on a majority;
   // it must not be committed until an entry of term 4 is.
