@@ -418,11 +418,13 @@ export class EtcdComparison {
   }
 
   /** One rate row: `count` clients, each its own connection, round-robin over the members, putting for `seconds`. */
-  async throughput (count: number, seconds: number): Promise<void> {
+  /** A throughput row: `warmupS` seconds unmeasured with the row's clients (as dfs gets), then `seconds` measured. */
+  async throughput (count: number, seconds: number, warmupS = 0): Promise<void> {
     const members = this.cluster.members
     const cs = Array.from({ length: count }, (_, j) => new EtcdClient(members[j % members.length].clientUrl))
     try {
       await Promise.all(cs.map(async (c, j) => { await c.put(`/bench/warm/c${count}/${j}`, this.#value) }))
+      if (warmupS > 0) await closedLoop(cs.length, warmupS, async (j, i) => { await cs[j].put(`/tw${j}/c${count}/${i}`, this.#value) }, [])
       const run = await closedLoop(cs.length, seconds, async (j, i) => { await cs[j].put(`/tp${j}/c${count}/${i}`, this.#value) }, members.map((m) => m.proc.pid))
       const { lat } = run
       const rate = run.done / run.elapsedS
