@@ -417,8 +417,10 @@ export class EtcdComparison {
     }
   }
 
-  /** One rate row: `count` clients, each its own connection, round-robin over the members, putting for `seconds`. */
-  /** A throughput row: `warmupS` seconds unmeasured with the row's clients (as dfs gets), then `seconds` measured. */
+  /**
+   * One rate row: `count` clients, each its own connection, round-robin over the members, putting
+   * for `warmupS` seconds unmeasured (as dfs's rows do) and then for `seconds`.
+   */
   async throughput (count: number, seconds: number, warmupS = 0): Promise<void> {
     const members = this.cluster.members
     const cs = Array.from({ length: count }, (_, j) => new EtcdClient(members[j % members.length].clientUrl))
