@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -74,19 +74,37 @@ export class Sandbox {
     return path
   }
 
-  /** Runs `dfs ARGS` to completion (with a deadline) and captures its output. */
+  /**
+   * Runs `dfs ARGS` to completion (with a deadline) and captures its output. A command still running
+   * at the deadline is asked for a Node diagnostic report (SIGUSR2) before it is killed, and its
+   * stderr then ends with where it was (JS stack, libuv handles still active); one that died of a
+   * signal says which: a test's failure message (which quotes stderr) tells a hang from a crash.
+   */
   async run (args: string[], options: { env?: NodeJS.ProcessEnv, timeoutMs?: number, stdin?: 'ignore' } = {}): Promise<RunResult> {
-    const child = spawn(process.execPath, [DFS, ...args], { cwd: this.dir, env: { ...this.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const reports = await mkdtemp(join(this.dir, 'report-'))
+    const child = spawn(process.execPath, ['--report-on-signal', `--report-directory=${reports}`, DFS, ...args],
+      { cwd: this.dir, env: { ...this.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] })
     this.#procs.add(child)
     const out: Buffer[] = []
     let stderr = ''
     child.stdout.on('data', (d: Buffer) => { out.push(d) })
     child.stderr.setEncoding('utf8').on('data', (d) => { stderr += d })
     const timeoutMs = options.timeoutMs ?? 60_000
-    const timer = setTimeout(() => { child.kill('SIGKILL') }, timeoutMs)
-    const code = await new Promise<number | null>((resolveExit) => child.on('close', (c) => { resolveExit(c) }))
+    const started = Date.now()
+    let timedOut = false
+    let kill: ReturnType<typeof setTimeout> | undefined
+    const timer = setTimeout(() => {
+      timedOut = true
+      child.kill('SIGUSR2')
+      kill = setTimeout(() => { child.kill('SIGKILL') }, 2000)
+    }, timeoutMs)
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolveExit) => child.on('close', (c, s) => { resolveExit([c, s]) }))
     clearTimeout(timer)
+    clearTimeout(kill)
     this.#procs.delete(child)
+    if (timedOut) stderr += `\n[harness: still running after ${timeoutMs} ms, killed]${await hangReport(reports)}`
+    else if (signal !== null) stderr += `\n[harness: died of ${signal} after ${Date.now() - started} ms]`
+    await rm(reports, { recursive: true, force: true })
     const stdoutBytes = Buffer.concat(out)
     const stdout = stdoutBytes.toString('utf8')
     let json: any
@@ -179,6 +197,21 @@ export function listenAddress (node: { addr: string }): string {
 
 export function sha256Hex (bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex')
+}
+
+/** What a Node diagnostic report in `dir` says a hung process was doing (empty without one). */
+async function hangReport (dir: string): Promise<string> {
+  try {
+    const [name] = (await readdir(dir)).filter((f) => f.endsWith('.json'))
+    if (name === undefined) return ' (no diagnostic report)'
+    const report = JSON.parse(await readFile(join(dir, name), 'utf8'))
+    const stack = (report.javascriptStack?.stack ?? []).slice(0, 12).join('\n  ')
+    const handles = (report.libuv ?? []).filter((h: any) => h.is_active === true)
+      .map((h: any) => [h.type, h.remoteEndpoint != null ? `to ${h.remoteEndpoint.host}:${h.remoteEndpoint.port}` : '', h.filename ?? '', h.firesInMsFromNow != null ? `fires in ${h.firesInMsFromNow} ms` : ''].filter(Boolean).join(' '))
+    return `\njs stack: ${report.javascriptStack?.message ?? ''}\n  ${stack}\nactive handles: ${handles.join('; ')}`
+  } catch (err) {
+    return ` (diagnostic report unreadable: ${(err as Error).message})`
+  }
 }
 
 /** Polls `probe` until it returns a value other than undefined, or fails after `timeoutMs`. */
