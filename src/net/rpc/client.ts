@@ -31,6 +31,9 @@ export interface RpcClientInit {
   reuseIdleMs?: number
 }
 
+/** Longest a client waits for an idle stream's graceful close before aborting it. */
+const STREAM_CLOSE_TIMEOUT_MS = 1000
+
 /**
  * Calls `/dfs/rpc/1.0.0` on one node, typed by the RPC contract (`RpcContract` in `@dfs/api`). Streams are reused for consecutive calls (a new stream costs a
  * protocol negotiation); at most RPC_IDLE_STREAMS_MAX idle streams are kept, each for at most
@@ -334,9 +337,15 @@ export class RpcClient {
     else void framed.stream.close().catch(() => {})
   }
 
+  /**
+   * Closes the idle streams; one whose close has not finished within STREAM_CLOSE_TIMEOUT_MS (a
+   * write that never drains) is aborted, so closing a client never hangs a CLI command that is done.
+   */
   async close (): Promise<void> {
     const idle = this.#idle.splice(0)
-    await Promise.all(idle.map(async ({ framed }) => { await framed.stream.close().catch(() => {}) }))
+    await Promise.all(idle.map(async ({ framed }) => {
+      await framed.stream.close({ signal: AbortSignal.timeout(STREAM_CLOSE_TIMEOUT_MS) }).catch((err: Error) => { framed.stream.abort(err) })
+    }))
   }
 }
 
